@@ -1,0 +1,225 @@
+"""Shared helpers: canned procfs trees, a fake NVML module, a fake powercap tree, and the real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import httpx
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+NOT_SUPPORTED = 3
+UNKNOWN_ERROR = 999
+
+
+# -- canned procfs --------------------------------------------------------------------------------------
+@pytest.fixture
+def proc_root(tmp_path) -> Path:
+    root = tmp_path / "proc"
+    shutil.copytree(FIXTURES / "proc", root)
+    return root
+
+
+def write_stat(root: Path, busy: int, idle: int, cpus: int = 4) -> None:
+    """An aggregate /proc/stat line with ``busy`` user ticks and ``idle`` idle ticks."""
+    lines = [f"cpu  {busy} 0 0 {idle} 0 0 0 0 0 0"]
+    lines += [f"cpu{i} 0 0 0 0 0 0 0 0 0 0" for i in range(cpus)]
+    (root / "stat").write_text("\n".join(lines) + "\n")
+
+
+# -- fake NVML ----------------------------------------------------------------------------------------
+class FakeNVMLError(Exception):
+    def __init__(self, value):
+        super().__init__(f"NVML error {value}")
+        self.value = value
+
+
+class FakeGpu:
+    def __init__(self, name="Fake GPU", util=50, mem_used=1 << 30, mem_total=8 << 30, power_mw=100_000,
+                 energy_mj=0, temperature=60, failing=False, unsupported=()):
+        self.name = name
+        self.util = util
+        self.mem_used = mem_used
+        self.mem_total = mem_total
+        self.power_mw = power_mw
+        self.energy_mj = energy_mj
+        self.temperature = temperature
+        self.failing = failing
+        self.unsupported = set(unsupported)
+        self.calls = {}
+
+    def value(self, field, value):
+        self.calls[field] = self.calls.get(field, 0) + 1
+        if self.failing:
+            raise FakeNVMLError(UNKNOWN_ERROR)
+        if field in self.unsupported:
+            raise FakeNVMLError(NOT_SUPPORTED)
+        return value
+
+
+def fake_nvml(gpus: list[FakeGpu] | None, init_fails: bool = False) -> types.SimpleNamespace:
+    """A stand-in for the pynvml module over ``gpus`` (None or init_fails: no driver)."""
+    gpus = gpus or []
+
+    def init():
+        if init_fails:
+            raise FakeNVMLError(9)  # NVML_ERROR_DRIVER_NOT_LOADED
+
+    return types.SimpleNamespace(
+        NVML_ERROR_NOT_SUPPORTED=NOT_SUPPORTED,
+        NVML_TEMPERATURE_GPU=0,
+        NVMLError=FakeNVMLError,
+        nvmlInit=init,
+        nvmlShutdown=lambda: None,
+        nvmlSystemGetDriverVersion=lambda: "999.99",
+        nvmlDeviceGetCount=lambda: len(gpus),
+        nvmlDeviceGetHandleByIndex=lambda i: gpus[i],
+        nvmlDeviceGetName=lambda g: g.name,
+        nvmlDeviceGetUtilizationRates=lambda g: types.SimpleNamespace(gpu=g.value("utilization", g.util), memory=0),
+        nvmlDeviceGetMemoryInfo=lambda g: g.value(
+            "memory", types.SimpleNamespace(used=g.mem_used, total=g.mem_total, free=g.mem_total - g.mem_used)),
+        nvmlDeviceGetPowerUsage=lambda g: g.value("power", g.power_mw),
+        nvmlDeviceGetTotalEnergyConsumption=lambda g: g.value("energy", g.energy_mj),
+        nvmlDeviceGetTemperature=lambda g, sensor: g.value("temperature", g.temperature),
+    )
+
+
+# -- fake powercap --------------------------------------------------------------------------------------
+class FakePowercap:
+    """A powercap tree: package domains with core/uncore/dram subdomains, counters set by the test."""
+
+    def __init__(self, root: Path, packages: int = 2, max_range_uj: int = 262143328850, dram: bool = True):
+        self.root = root
+        self.max_range_uj = max_range_uj
+        self.domains: dict[str, Path] = {}
+        for package in range(packages):
+            self._domain(f"intel-rapl:{package}", f"package-{package}")
+            self._domain(f"intel-rapl:{package}:0", "core")
+            self._domain(f"intel-rapl:{package}:1", "uncore")
+            if dram:
+                self._domain(f"intel-rapl:{package}:2", "dram")
+        self._domain("intel-rapl:9", "psys")
+        self._domain("intel-rapl-mmio:0", "package-0")
+
+    def _domain(self, entry: str, name: str) -> None:
+        path = self.root / entry
+        path.mkdir(parents=True)
+        (path / "name").write_text(name + "\n")
+        (path / "max_energy_range_uj").write_text(f"{self.max_range_uj}\n")
+        (path / "energy_uj").write_text("0\n")
+        self.domains[entry] = path
+
+    def set(self, entry: str, microjoules: int) -> None:
+        (self.domains[entry] / "energy_uj").write_text(f"{microjoules % self.max_range_uj}\n")
+
+    def get(self, entry: str) -> int:
+        return int((self.domains[entry] / "energy_uj").read_text())
+
+    def make_unreadable(self, entry: str) -> None:
+        """A counter that cannot be read, as for a non-root user since 2020 (a directory raises on open)."""
+        path = self.domains[entry] / "energy_uj"
+        path.unlink()
+        path.mkdir()
+
+
+# -- the real server ------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """``python -m tsstats serve`` on a free port with a real DuckDB file."""
+
+    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None):
+        self.db = db
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = ["--db", str(db), "--port", str(self.port), *args]
+        inherited = {key: value for key, value in os.environ.items() if not key.startswith("TSSTATS_")}
+        self.env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.process: subprocess.Popen | None = None
+        self.output = ""
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> "ServerProcess":
+        self.process = subprocess.Popen([sys.executable, "-m", "tsstats", "serve", *self.args], env=self.env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.output = self.process.stdout.read()
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.output}")
+            try:
+                response = httpx.get(self.url + "/api/dashboard/stats", timeout=1.0, headers=self.auth_headers())
+                if response.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not become ready")
+
+    def auth_headers(self) -> dict[str, str]:
+        token = self.env.get("TSSTATS_TOKEN")
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10.0, headers=self.auth_headers())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.output = self.process.stdout.read()
+        return self.process.returncode
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    started: list[ServerProcess] = []
+
+    def make(*args: str, db: Path | None = None, env: dict[str, str] | None = None, start: bool = True):
+        server = ServerProcess(db or tmp_path / "tsstats.duckdb", *args, env=env)
+        started.append(server)
+        return server.start() if start else server
+
+    yield make
+    for server in started:
+        server.stop(signal.SIGKILL)
+
+
+def error_of(response: httpx.Response) -> dict:
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert body["error"]["status"] == response.status_code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]
+
+
+def dumps(value) -> str:
+    return json.dumps(value)

@@ -1,0 +1,151 @@
+"""Command line: ``tsstats serve``, ``tsstats check``, ``tsstats synth``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Sequence
+
+from . import __version__
+from .config import SETTINGS, ConfigError, load_settings
+from .store import StoreError
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "settings", "each also as a TSSTATS_<NAME> environment variable and a key in the --config TOML file; "
+                    "flags win over the environment, which wins over the file")
+    for setting in SETTINGS:
+        text = f"{setting.help} (default: {setting.shown_default()}; env {setting.env_var})"
+        if setting.kind == "bool":
+            group.add_argument(setting.flag, dest=setting.name, action="store_const", const=True, default=None,
+                               help=text)
+        else:
+            group.add_argument(setting.flag, dest=setting.name, metavar=setting.name.upper(), default=None,
+                               help=text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tsstats", description="A small, fast metrics service for a workstation: samples CPU, memory, "
+                                    "network, GPUs and power into DuckDB and serves the dashboard's stats.")
+    parser.add_argument("--version", action="version", version=f"tsstats {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="sample and serve the HTTP API (the default)",
+                                description="Sample this machine and serve the HTTP API until SIGINT/SIGTERM.")
+    serve.add_argument("--config", metavar="FILE", help="TOML file of settings (env TSSTATS_CONFIG)")
+    add_setting_flags(serve)
+    check = commands.add_parser("check", help="print what this machine can measure and how",
+                                description="Print what this machine can measure and how, with the fix for "
+                                            "each thing that is missing.")
+    check.add_argument("--json", action="store_true", help="print JSON for scripts")
+    check.add_argument("--config", metavar="FILE", help="TOML file of settings (env TSSTATS_CONFIG)")
+    add_setting_flags(check)
+    return parser
+
+
+def _settings_from(args: argparse.Namespace):
+    flags = {setting.name: getattr(args, setting.name, None) for setting in SETTINGS}
+    return load_settings(flags, config_path=args.config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["serve", *argv]
+    args = parser.parse_args(argv)
+    try:
+        settings = _settings_from(args)
+    except ConfigError as error:
+        print(f"tsstats: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "check":
+        return run_check(settings, args.json)
+    return run_serve(settings)
+
+
+def run_check(settings, as_json: bool) -> int:
+    from .service import describe_machine
+
+    report = describe_machine(settings)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    cpu, rapl, nvml = report["cpu"], report["rapl"], report["nvml"]
+    lines = [
+        f"CPU          {cpu['model'] or 'unknown model'}, {cpu['logicalCpus']} logical CPUs",
+        f"CPU power    {rapl['cpuMethod']}"
+        + (f" ({', '.join(rapl['packages'])})" if rapl["packages"] else
+           f" (TDP {cpu['tdpW']:g} W, {cpu['tdpRule']}{': ' + cpu['tdpMatch'] if cpu['tdpMatch'] else ''})"),
+        f"memory power {rapl['memoryMethod']}"
+        + (f" ({', '.join(rapl['dram'])})" if rapl["dram"] else
+           f" ({report['memory']['modelW']:g} W for {report['memory']['dimms'] or 'an assumed 2'} DIMMs)"),
+    ]
+    for entry in rapl["unreadable"]:
+        lines.append(f"RAPL         {entry['domain']} unreadable: {entry['error']}")
+    if nvml["available"]:
+        lines.append(f"NVML         driver {nvml['driver']}, {len(nvml['gpus'])} GPU(s)")
+        for gpu in nvml["gpus"]:
+            lines.append(f"  GPU {gpu['index']}      {gpu['name']}: energy counter "
+                         f"{'yes' if gpu['energyCounter'] else 'no'}, power {'yes' if gpu['power'] else 'no'}")
+    else:
+        lines.append(f"NVML         none ({nvml['error']})")
+    latency = report["networkLatency"]
+    lines.append("latency      " + (f"TCP connect to {', '.join(latency['targets'])}" if latency["targets"] else
+                                    f"kernel TCP RTT {'readable' if latency['kernelRtt'] else 'unreadable'}"))
+    grid = report["grid"]
+    if "error" in grid:
+        lines.append(f"grid         {grid['error']}")
+    else:
+        lines.append(f"grid         {grid['region']} ({grid['year']}): {grid['gPerKwh']:g} g/kWh, "
+                     f"{grid['renewablePct']:g}% renewable — {grid['source']}")
+    lines.append(f"database     {report['database']}{'' if report['databaseExists'] else ' (not created yet)'}")
+    if report["fixes"]:
+        lines.append("")
+        lines.append("To measure more:")
+        lines.extend(f"- {fix}" for fix in report["fixes"])
+    print("\n".join(lines))
+    return 0
+
+
+def run_serve(settings) -> int:
+    from .server import create_app
+    from .service import StartupError, open_service
+
+    log = logging.getLogger("tsstats")
+    try:
+        service = open_service(settings)
+    except (StartupError, StoreError) as error:
+        print(f"tsstats: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    app = create_app(settings, service.store, service.sampler, service.requests)
+
+    @app.before_server_start
+    async def start_sampling(app):
+        service.start()
+        log.info("sampling at %g Hz into %s; serving on http://%s:%d", settings.sample_hz, settings.db,
+                 settings.host, settings.port)
+
+    @app.after_server_stop
+    async def stop_sampling(app):
+        service.stop()
+        log.info("stopped; samples flushed and checkpointed to %s", settings.db)
+
+    try:
+        app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,
+                debug=False, motd=False)
+    except OSError as error:
+        print(f"tsstats: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        service.stop()
+        return EXIT_FAILURE
+    finally:
+        if not service.store.closed:
+            service.stop()
+    return 0

@@ -1,0 +1,341 @@
+"""Comparisons and offsets: validation of request bodies, the state machine, and their SQL.
+
+Validation functions are pure and raise ``InputError`` naming the field. The SQL functions take a
+DuckDB connection: writes run on the sampler's writing connection, reads on a pool cursor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .timeparse import parse_time, rfc3339_ms
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+CREATE_STATUSES = ("queued", "running")
+TRANSITIONS = {
+    "queued": ("running", "cancelled"),
+    "running": ("completed", "failed", "cancelled"),
+}
+FINISHED = ("completed", "failed", "cancelled")
+MAX_MODELS = 32
+MAX_MODEL_NAME = 200
+MAX_NAME = 200
+MAX_ERROR = 4000
+MAX_METADATA_BYTES = 16 * 1024
+MAX_SPEED = 1e15
+MAX_OFFSET_KG = 1e9
+MAX_NOTE = 1000
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class InputError(ValueError):
+    """Bad input from a client: ``status`` is the HTTP status, ``field`` the offending field."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+
+def _require_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object")
+    return body
+
+
+def _reject_unknown(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in body:
+        if key not in allowed:
+            raise InputError(f"unknown field {key!r}; allowed: {', '.join(allowed)}", field=key)
+
+
+def _number(body: dict[str, Any], name: str, low: float, high: float, low_open: bool = False) -> float | None:
+    if name not in body or body[name] is None:
+        return None
+    value = body[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InputError(f"{name} must be a number", field=name)
+    value = float(value)
+    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
+        bound = f"greater than {low:g}" if low_open else f"at least {low:g}"
+        raise InputError(f"{name} must be {bound} and at most {high:g}", field=name)
+    return value
+
+
+def _text(body: dict[str, Any], name: str, maximum: int, default: str | None = None) -> str | None:
+    if name not in body or body[name] is None:
+        return default
+    value = body[name]
+    if not isinstance(value, str):
+        raise InputError(f"{name} must be a string", field=name)
+    if len(value) > maximum:
+        raise InputError(f"{name} must be at most {maximum} characters", field=name)
+    return value
+
+
+@dataclass(frozen=True)
+class NewComparison:
+    name: str
+    models: tuple[str, ...]
+    status: str
+    metadata: str
+
+
+def validate_new_comparison(body: Any) -> NewComparison:
+    body = _require_object(body)
+    _reject_unknown(body, ("models", "name", "status", "metadata"))
+    models = body.get("models")
+    if models is None:
+        raise InputError("models is required: a list of 1 to 32 model names", field="models")
+    if not isinstance(models, list):
+        raise InputError("models must be a list of model names", field="models")
+    if not 1 <= len(models) <= MAX_MODELS:
+        raise InputError(f"models must hold 1 to {MAX_MODELS} names, not {len(models)}", field="models")
+    for model in models:
+        if not isinstance(model, str) or not 1 <= len(model) <= MAX_MODEL_NAME:
+            raise InputError(f"each model name must be a string of 1 to {MAX_MODEL_NAME} characters",
+                             field="models")
+    name = _text(body, "name", MAX_NAME)
+    if name is None:
+        name = " vs ".join(models)[:MAX_NAME]
+    status = body.get("status", "queued")
+    if status not in CREATE_STATUSES:
+        raise InputError(f"status must be one of {', '.join(CREATE_STATUSES)}", field="status")
+    metadata = body.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise InputError("metadata must be a JSON object", field="metadata")
+    encoded = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise InputError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON", field="metadata")
+    return NewComparison(name=name, models=tuple(models), status=status, metadata=encoded)
+
+
+@dataclass(frozen=True)
+class ComparisonUpdate:
+    status: str
+    accuracy: float | None
+    speed: float | None
+    error: str | None
+
+
+def validate_update(body: Any) -> ComparisonUpdate:
+    body = _require_object(body)
+    _reject_unknown(body, ("status", "accuracy", "speed", "error"))
+    status = body.get("status")
+    if status is None:
+        raise InputError("status is required", field="status")
+    if status not in STATUSES:
+        raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")
+    return ComparisonUpdate(
+        status=status,
+        accuracy=_number(body, "accuracy", 0.0, 100.0),
+        speed=_number(body, "speed", 0.0, MAX_SPEED),
+        error=_text(body, "error", MAX_ERROR),
+    )
+
+
+def check_transition(current: str, wanted: str) -> None:
+    if wanted not in TRANSITIONS.get(current, ()):
+        allowed = TRANSITIONS.get(current)
+        hint = f"allowed from {current}: {', '.join(allowed)}" if allowed else f"{current} is final"
+        raise InputError(f"a {current} comparison cannot become {wanted}; {hint}", field="status", status=409)
+
+
+@dataclass(frozen=True)
+class NewOffset:
+    kg: float
+    note: str
+    at_ms: int
+
+
+def validate_offset(body: Any, now: float) -> NewOffset:
+    body = _require_object(body)
+    _reject_unknown(body, ("kg", "note", "at"))
+    if body.get("kg") is None:
+        raise InputError("kg is required: the offset in kg CO2e, greater than 0", field="kg")
+    kg = _number(body, "kg", 0.0, MAX_OFFSET_KG, low_open=True)
+    note = _text(body, "note", MAX_NOTE, default="")
+    at = body.get("at")
+    if at is None:
+        at_s = now
+    else:
+        if isinstance(at, bool) or not isinstance(at, (str, int, float)):
+            raise InputError("at must be a time: RFC 3339, Unix seconds, or relative like -1d", field="at")
+        try:
+            at_s = parse_time(str(at), now)
+        except ValueError as error:
+            raise InputError(f"at: {error}", field="at") from None
+    return NewOffset(kg=kg, note=note, at_ms=int(round(at_s * 1000)))
+
+
+def parse_comparison_id(text: str) -> int | None:
+    """The numeric id in a path, or None when it cannot name a comparison (answered with 404)."""
+    if not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    status: str | None
+    limit: int
+    before: int | None
+
+
+def validate_list_query(args: dict[str, list[str]]) -> ListQuery:
+    for key in args:
+        if key not in ("status", "limit", "before"):
+            raise InputError(f"unknown parameter {key!r}; allowed: status, limit, before", field=key)
+    status = _single(args, "status")
+    if status is not None and status not in STATUSES:
+        raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")
+    limit_text = _single(args, "limit")
+    limit = DEFAULT_LIMIT
+    if limit_text is not None:
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+            raise InputError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
+        limit = int(limit_text)
+    before_text = _single(args, "before")
+    before = None
+    if before_text is not None:
+        before = parse_comparison_id(before_text)
+        if before is None:
+            raise InputError("before must be the cursor from a previous page's next", field="before")
+    return ListQuery(status=status, limit=limit, before=before)
+
+
+def _single(args: dict[str, list[str]], name: str) -> str | None:
+    values = args.get(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InputError(f"{name} is given more than once", field=name)
+    return values[0]
+
+
+# -- SQL --------------------------------------------------------------------------------------------
+RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms, accuracy, speed, error, "
+                  "metadata, energy_kwh, carbon_kg")
+
+
+def record_from_row(row: tuple) -> dict[str, Any]:
+    (id_, name, models, status, created, started, finished, accuracy, speed, error, metadata, energy,
+     carbon) = row
+    return {
+        "id": id_,
+        "name": name,
+        "models": list(models),
+        "status": status,
+        "createdAt": rfc3339_ms(created),
+        "startedAt": rfc3339_ms(started),
+        "finishedAt": rfc3339_ms(finished),
+        "accuracy": accuracy,
+        "speed": speed,
+        "error": error,
+        "metadata": json.loads(metadata),
+        "energyKwh": energy,
+        "carbonKg": carbon,
+    }
+
+
+def insert_comparison(con, new: NewComparison, now_ms: int) -> dict[str, Any]:
+    started = now_ms if new.status == "running" else None
+    row = con.execute(
+        f"INSERT INTO comparisons (name, models, status, created_ms, started_ms, metadata) "
+        f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {RECORD_COLUMNS}",
+        [new.name, list(new.models), new.status, now_ms, started, new.metadata]).fetchone()
+    return record_from_row(row)
+
+
+def fetch_comparison(con, comparison_id: int) -> dict[str, Any] | None:
+    row = con.execute(f"SELECT {RECORD_COLUMNS} FROM comparisons WHERE id = ?", [comparison_id]).fetchone()
+    return record_from_row(row) if row else None
+
+
+def current_status(con, comparison_id: int) -> tuple[str, int | None] | None:
+    row = con.execute("SELECT status, started_ms FROM comparisons WHERE id = ?", [comparison_id]).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def apply_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int,
+                 energy_kwh: float | None = None, carbon_kg: float | None = None) -> dict[str, Any]:
+    started = now_ms if update.status == "running" else None
+    finished = now_ms if update.status in FINISHED else None
+    row = con.execute(
+        f"UPDATE comparisons SET status = ?, started_ms = coalesce(?, started_ms), "
+        f"finished_ms = coalesce(?, finished_ms), accuracy = coalesce(?, accuracy), "
+        f"speed = coalesce(?, speed), error = coalesce(?, error), energy_kwh = coalesce(?, energy_kwh), "
+        f"carbon_kg = coalesce(?, carbon_kg) WHERE id = ? RETURNING {RECORD_COLUMNS}",
+        [update.status, started, finished, update.accuracy, update.speed, update.error, energy_kwh, carbon_kg,
+         comparison_id]).fetchone()
+    return record_from_row(row)
+
+
+def list_comparisons(con, query: ListQuery) -> dict[str, Any]:
+    conditions, params = [], []
+    if query.status is not None:
+        conditions.append("status = ?")
+        params.append(query.status)
+    if query.before is not None:
+        conditions.append("id < ?")
+        params.append(query.before)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = con.execute(f"SELECT {RECORD_COLUMNS} FROM comparisons {where} ORDER BY id DESC LIMIT ?",
+                       params + [query.limit + 1]).fetchall()
+    items = [record_from_row(row) for row in rows[:query.limit]]
+    more = len(rows) > query.limit
+    return {"items": items, "next": str(items[-1]["id"]) if more and items else None}
+
+
+def running_intervals(con, start_ms: int, end_ms: int) -> list[tuple[int, int, int]]:
+    """(id, started, finished or end_ms) of comparisons that ran during [start_ms, end_ms]."""
+    return con.execute(
+        "SELECT id, started_ms, coalesce(finished_ms, ?) FROM comparisons "
+        "WHERE started_ms IS NOT NULL AND started_ms <= ? AND coalesce(finished_ms, ?) >= ?",
+        [end_ms, end_ms, end_ms, start_ms]).fetchall()
+
+
+def comparison_stats(con) -> dict[str, float]:
+    counts = dict(con.execute("SELECT status, count(*) FROM comparisons GROUP BY status").fetchall())
+    averages = con.execute(
+        "SELECT coalesce(avg(accuracy), 0), coalesce(avg(speed), 0) FROM comparisons "
+        "WHERE status = 'completed'").fetchone()
+    models = con.execute("SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons)"
+                         ).fetchone()[0]
+    return {
+        "activeComparisons": counts.get("running", 0),
+        "queueLength": counts.get("queued", 0),
+        "totalComparisons": counts.get("completed", 0),
+        "modelsCompared": models,
+        "averageAccuracy": float(averages[0]),
+        "averageSpeed": float(averages[1]),
+    }
+
+
+def insert_offset(con, offset: NewOffset, now_ms: int) -> dict[str, Any]:
+    row = con.execute("INSERT INTO offsets (kg, note, at_ms, created_ms) VALUES (?, ?, ?, ?) "
+                      "RETURNING id, kg, note, at_ms, created_ms",
+                      [offset.kg, offset.note, offset.at_ms, now_ms]).fetchone()
+    return offset_record(row)
+
+
+def offset_record(row: tuple) -> dict[str, Any]:
+    return {"id": row[0], "kg": row[1], "note": row[2], "at": rfc3339_ms(row[3]), "createdAt": rfc3339_ms(row[4])}
+
+
+def list_offsets(con) -> dict[str, Any]:
+    rows = con.execute("SELECT id, kg, note, at_ms, created_ms FROM offsets ORDER BY at_ms DESC, id DESC"
+                       ).fetchall()
+    total = sum(row[1] for row in rows)
+    return {"items": [offset_record(row) for row in rows], "totalKg": total}
+
+
+def offsets_total(con) -> float:
+    return float(con.execute("SELECT coalesce(sum(kg), 0) FROM offsets").fetchone()[0])

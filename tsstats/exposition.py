@@ -1,0 +1,97 @@
+"""Prometheus text exposition of the sampler's figures, through prometheus_client's collector API.
+
+A collector is built per scrape from the current snapshot; there is no global registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+STATUSES = ("queued", "running", "completed")
+
+
+class SnapshotCollector:
+    def __init__(self, sampler, requests):
+        self.sampler = sampler
+        self.requests = requests
+
+    def collect(self):
+        sampler = self.sampler
+        snapshot = sampler.snapshot
+        health = sampler.health
+        yield CounterMetricFamily("tsstats_http_requests", "API requests handled by this service.",
+                                  value=self.requests.total_requests)
+        yield CounterMetricFamily("tsstats_http_server_errors", "API responses with status 500 or above.",
+                                  value=self.requests.total_errors)
+        yield CounterMetricFamily("tsstats_http_request_handling_seconds",
+                                  "Time spent handling API requests.", value=self.requests.total_seconds)
+        yield CounterMetricFamily("tsstats_samples_lost", "Samples overwritten before they could be written.",
+                                  value=health.lost_rows)
+        energy = CounterMetricFamily("tsstats_energy_joules", "Energy used by this machine since the database "
+                                     "was created, PUE applied.", labels=["component"])
+        for component, joules in sampler.energy_totals().items():
+            energy.add_metric([component], joules * sampler.settings.pue)
+        yield energy
+        if snapshot is None:
+            return
+        data = snapshot.data
+        system, live = data["systemMetrics"], data["liveStats"]
+        unavailable = set(data["meta"]["unavailable"])
+        gauges = (
+            ("tsstats_cpu_usage_ratio", "Share of all logical CPUs busy.", system["cpuUsage"] / 100, "cpuUsage"),
+            ("tsstats_memory_usage_ratio", "(total - available) / total physical memory.",
+             system["memoryUsage"] / 100, "memoryUsage"),
+            ("tsstats_gpu_usage_ratio", "Mean NVML GPU utilization over all GPUs.", system["gpuUsage"] / 100,
+             "gpuUsage"),
+            ("tsstats_network_latency_seconds", "Median network round trip over the last 30 s.",
+             system["networkLatency"] / 1000, "networkLatency"),
+            ("tsstats_tcp_established_connections", "TCP connections in state ESTABLISHED.",
+             system["activeConnections"], "activeConnections"),
+            ("tsstats_system_load_ratio", "1-minute load average over logical CPUs.", live["systemLoad"] / 100,
+             "systemLoad"),
+            ("tsstats_uptime_ratio", "Share of the availability window covered by samples.",
+             live["uptime"] / 100, "uptime"),
+            ("tsstats_energy_window_joules", "Energy over the reporting window, PUE applied.",
+             live["energyConsumption"] * 3.6e6, "energyConsumption"),
+            ("tsstats_carbon_window_grams", "Emissions of the energy over the reporting window.",
+             live["carbonFootprint"] * 1000, "carbonFootprint"),
+            ("tsstats_last_sample_age_seconds", "Seconds since the sampler's last reading.",
+             _age(sampler), None),
+        )
+        for name, help_text, value, field in gauges:
+            if field in unavailable or value is None:
+                continue
+            yield GaugeMetricFamily(name, help_text, value=value)
+        comparisons = GaugeMetricFamily("tsstats_comparisons", "Comparisons by status (completed: ever).",
+                                        labels=["status"])
+        comparisons.add_metric(["queued"], live["queueLength"])
+        comparisons.add_metric(["running"], live["activeComparisons"])
+        comparisons.add_metric(["completed"], data["comparisonStats"]["totalComparisons"])
+        yield comparisons
+        gpus = data["meta"]["gpus"]
+        if gpus:
+            utilization = GaugeMetricFamily("tsstats_gpu_utilization_ratio", "NVML utilization per GPU.",
+                                            labels=["gpu", "name"])
+            power = GaugeMetricFamily("tsstats_gpu_power_watts", "NVML power per GPU.", labels=["gpu", "name"])
+            for gpu in gpus:
+                labels = [str(gpu["index"]), gpu["name"]]
+                if gpu["utilization"] is not None:
+                    utilization.add_metric(labels, gpu["utilization"] / 100)
+                if gpu["powerW"] is not None:
+                    power.add_metric(labels, gpu["powerW"])
+            yield utilization
+            yield power
+
+
+def _age(sampler) -> float | None:
+    last = sampler.health.last_tick_mono
+    return None if last is None else max(sampler.clocks.monotonic() - last, 0.0)
+
+
+def render_metrics(sampler, requests) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(sampler, requests))
+    return generate_latest(registry)

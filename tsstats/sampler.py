@@ -1,0 +1,418 @@
+"""The sampler thread: reads every tick into the ring, flushes batches, refreshes the figures and the
+served snapshot, and is the only writer to the database (API writes are handed to it as commands)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import comparisons as cmp
+from . import figures
+from .energy import EnergySums, EnergyWindow, memory_sums, stored_sums
+from .grid import Grid
+from .meter import PowerMeter, methods_text
+from .request_stats import RequestStats
+from .ring import Ring
+from .snapshot import SlowFigures, build_stats
+from .sources.host import HostReader, cpu_busy_pct
+from .sources.latency import LatencyMonitor
+from .sources.nvml import NvmlReader
+from .store import GPU_SAMPLE_COLUMNS, SAMPLE_COLUMNS, Store
+
+log = logging.getLogger("tsstats.sampler")
+
+RING_COLUMNS = ("ts_ms", "interval_s", "cpu_pct", "mem_pct", "load1", "logical_cpus", "tcp_estab", "rx_bytes",
+                "tx_bytes", "gpu_pct", "latency_ms", "cpu_w", "gpu_w", "mem_w", "cpu_j", "gpu_j", "gpu_idle_j",
+                "mem_j", "methods")
+GPU_RING_COLUMNS = ("ts_ms", "gpu", "util_pct", "mem_used_bytes", "power_w", "energy_j", "temp_c")
+FIGURES_INTERVAL_S = 5.0
+STALL_S = 5.0
+
+
+@dataclass
+class Clocks:
+    """The clocks the sampler reads: monotonic for intervals, wall for timestamps."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+
+
+@dataclass
+class Sources:
+    host: HostReader
+    gpu: NvmlReader
+    meter: PowerMeter
+    latency: LatencyMonitor
+    grid: Grid
+
+
+@dataclass
+class Snapshot:
+    body: bytes
+    data: dict[str, Any]
+    version: int
+    mono: float
+
+
+@dataclass
+class Health:
+    last_tick_mono: float | None = None
+    last_flush_ok: bool = True
+    last_flush_error: str = ""
+    lost_rows: int = 0
+    flushes: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Sampler:
+    def __init__(self, settings, store: Store, sources: Sources, requests: RequestStats,
+                 clocks: Clocks | None = None):
+        self.settings = settings
+        self.store = store
+        self.sources = sources
+        self.requests = requests
+        self.clocks = clocks or Clocks()
+        self.period_s = 1.0 / settings.sample_hz
+        capacity = max(int(settings.sample_hz * max(60.0, 4 * settings.flush_interval, settings.current_window)),
+                       64)
+        self.ring = Ring(RING_COLUMNS, capacity)
+        gpus = max(len(sources.gpu.gpus), 1)
+        self.gpu_ring = Ring(GPU_RING_COLUMNS, capacity * gpus)
+        self._commands: queue.Queue = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tsstats-sampler", daemon=True)
+        self.health = Health()
+        self.snapshot: Snapshot | None = None
+        self._snapshot_version = 0
+        self._listeners: list[Callable[[Snapshot], None]] = []
+        self._prev_cpu = None
+        self._prev_net = None
+        self._prev_mono: float | None = None
+        self._last_ts_ms: float | None = None
+        self._first_sample_ms: float | None = None
+        self._outages = np.empty((0, 2))
+        self._comparison_stats: dict[str, float] = {}
+        self._offsets_kg = 0.0
+        self._totals = {"cpu_j": 0.0, "gpu_j": 0.0, "mem_j": 0.0, "covered_s": 0.0}
+        self._energy = EnergyWindow(settings.report_window * 1000.0)
+        self._slow = SlowFigures()
+        self._last_gpu: list = []
+        self._logical_cpus = 1.0
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Load state, then start the latency monitor and the sampler thread."""
+        self.prepare()
+        self.sources.latency.start()
+        self._thread.start()
+
+    def prepare(self) -> None:
+        """Load what the figures need from the database and prime the readers (no thread started)."""
+        con = self.store.writer
+        now_ms = self.clocks.wall() * 1000.0
+        first = self.store.get_meta("first_sample_ms")
+        self._first_sample_ms = float(first) if first is not None else None
+        last = con.execute("SELECT max(ts_ms) FROM samples").fetchone()[0]
+        stored_last = self.store.get_meta("last_sample_ms")
+        candidates = [float(x) for x in (last, stored_last) if x is not None]
+        self._last_ts_ms = max(candidates) if candidates else None
+        window_start = now_ms - self.settings.availability_window * 1000.0
+        rows = con.execute("SELECT start_ms, end_ms FROM outages WHERE end_ms >= ? ORDER BY start_ms",
+                           [int(window_start)]).fetchall()
+        self._outages = np.array(rows, dtype=float).reshape(-1, 2)
+        for key in self._totals:
+            value = self.store.get_meta(f"total_{key}")
+            self._totals[key] = float(value) if value is not None else 0.0
+        self._energy.load(con, now_ms)
+        self._refresh_comparisons(con)
+        self._offsets_kg = cmp.offsets_total(con)
+        self._prime()
+
+    def stop(self) -> None:
+        """Stop the thread, flush what is buffered, checkpoint."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.sources.latency.stop()
+        try:
+            self.flush()
+            self.store.checkpoint()
+        except Exception as error:  # the file may be gone or full: say so, do not hang the shutdown
+            log.error("final flush failed: %s", error)
+        self.sources.gpu.stop()
+
+    def add_listener(self, callback: Callable[[Snapshot], None]) -> None:
+        self._listeners.append(callback)
+
+    def submit(self, work: Callable[[Any], Any]) -> Future:
+        """Run ``work(connection)`` on the sampler thread, the only writer; the future holds its result."""
+        future: Future = Future()
+        if self._stop.is_set():
+            future.set_exception(RuntimeError("the sampler is stopping"))
+            return future
+        self._commands.put((work, future))
+        return future
+
+    @property
+    def stalled(self) -> bool:
+        last = self.health.last_tick_mono
+        return last is None or self.clocks.monotonic() - last > STALL_S
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def _prime(self) -> None:
+        reading = self.sources.host.read()
+        self._prev_cpu = reading.cpu
+        self._prev_net = (reading.net_rx_bytes, reading.net_tx_bytes)
+        self._prev_mono = self.clocks.monotonic()
+
+    def _run(self) -> None:
+        settings = self.settings
+        mono = self.clocks.monotonic
+        next_tick = mono() + self.period_s
+        next_flush = mono() + settings.flush_interval
+        next_update = mono()
+        next_figures = mono() + FIGURES_INTERVAL_S
+        next_checkpoint = mono() + settings.checkpoint_interval
+        first = True
+        while not self._stop.is_set():
+            try:
+                work, future = self._commands.get(timeout=max(0.0, next_tick - mono()))
+            except queue.Empty:
+                pass
+            else:
+                self._run_command(work, future)
+                continue
+            now = mono()
+            try:
+                self.tick()
+            except Exception:
+                log.exception("sampler tick failed")
+            next_tick += self.period_s
+            if next_tick < now:  # fell behind (suspend, overload): skip, never burst
+                next_tick = now + self.period_s
+            if now >= next_flush:
+                next_flush = now + settings.flush_interval
+                self.flush()
+            if now >= next_figures:
+                next_figures = now + FIGURES_INTERVAL_S
+                self.refresh_figures()
+            if now >= next_update or first:
+                next_update = now + settings.update_interval
+                first = False
+                self.publish()
+            if now >= next_checkpoint:
+                next_checkpoint = now + settings.checkpoint_interval
+                try:
+                    self.store.checkpoint()
+                except Exception as error:
+                    log.error("checkpoint failed: %s", error)
+        # answer what is still queued so that no request waits forever
+        while True:
+            try:
+                work, future = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            self._run_command(work, future)
+
+    def _run_command(self, work, future: Future) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            result = work(self.store.writer)
+        except BaseException as error:
+            future.set_exception(error)
+            return
+        try:
+            self._refresh_comparisons(self.store.writer)
+            self._offsets_kg = cmp.offsets_total(self.store.writer)
+            self.publish()
+        except Exception:
+            log.exception("refresh after a write failed")
+        future.set_result(result)
+
+    def tick(self) -> None:
+        sources = self.sources
+        mono_now = self.clocks.monotonic()
+        wall_ms = self.clocks.wall() * 1000.0
+        interval = mono_now - self._prev_mono if self._prev_mono is not None else 0.0
+        self._prev_mono = mono_now
+        if self._last_ts_ms is not None and wall_ms <= self._last_ts_ms:
+            # the wall clock went backwards: keep rows in order, advance by the monotonic interval
+            wall_ms = self._last_ts_ms + max(interval * 1000.0, 1.0)
+        reading = sources.host.read()
+        cpu = cpu_busy_pct(self._prev_cpu, reading.cpu)
+        self._prev_cpu = reading.cpu
+        rx = max(reading.net_rx_bytes - self._prev_net[0], 0)
+        tx = max(reading.net_tx_bytes - self._prev_net[1], 0)
+        self._prev_net = (reading.net_rx_bytes, reading.net_tx_bytes)
+        self._logical_cpus = reading.logical_cpus
+        gpus = sources.gpu.read() if sources.gpu.gpus else []
+        power = sources.meter.measure(interval, cpu, gpus)
+        utilizations = [g.utilization_pct for g in gpus if g.ok and math.isfinite(g.utilization_pct)]
+        gpu_pct = float(np.mean(utilizations)) if utilizations else math.nan
+        row = np.array([
+            wall_ms, interval, cpu, reading.memory_used_pct, reading.load1, reading.logical_cpus,
+            reading.tcp_established, rx, tx, gpu_pct, sources.latency.take_fresh(),
+            power.cpu_w, power.gpu_w, power.mem_w, power.cpu_j, power.gpu_j, power.gpu_idle_j, power.mem_j,
+            power.methods,
+        ])
+        self.ring.append(row)
+        if gpus:
+            for reading_gpu, energy in zip(gpus, power.per_gpu_j):
+                self.gpu_ring.append(np.array([
+                    wall_ms, reading_gpu.index, reading_gpu.utilization_pct, reading_gpu.memory_used_bytes,
+                    reading_gpu.power_w, energy, reading_gpu.temperature_c]))
+        self._last_gpu = gpus
+        self._last_ts_ms = wall_ms
+        if self._first_sample_ms is None:
+            self._first_sample_ms = wall_ms
+        self.health.last_tick_mono = mono_now
+
+    # -- flush --------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write what is buffered in one transaction (sampler thread only)."""
+        rows, lost = self.ring.drain()
+        gpu_rows, _ = self.gpu_ring.drain()
+        if lost:
+            self.health.lost_rows += lost
+            log.warning("%d samples were overwritten before they could be written", lost)
+        if not len(rows):
+            return
+        columns = self.ring.columns_of(rows)
+        gpu_columns = self.gpu_ring.columns_of(gpu_rows)
+        previous = self.store.get_meta("last_sample_ms")
+        gaps = figures.find_gaps(columns["ts_ms"], float(previous) if previous is not None else None,
+                                 2 * self.period_s * 1000.0)
+        batch = memory_sums(columns)
+        interval_s = float(np.nansum(columns["interval_s"]))
+
+        def write(con) -> None:
+            self.store.insert_columns("samples", SAMPLE_COLUMNS, columns)
+            if len(gpu_rows):
+                self.store.insert_columns("gpu_samples", GPU_SAMPLE_COLUMNS, gpu_columns)
+            for start, end in gaps:
+                con.execute("INSERT INTO outages VALUES (?, ?)", [int(start), int(end)])
+            meta = {"last_sample_ms": repr(float(columns["ts_ms"][-1]))}
+            for key, value in self._batch_totals(batch, interval_s).items():
+                meta[f"total_{key}"] = repr(value)
+            if self.store.get_meta("first_sample_ms") is None:
+                meta["first_sample_ms"] = repr(float(columns["ts_ms"][0]))
+            for key, value in meta.items():
+                con.execute("INSERT OR REPLACE INTO schema_meta VALUES (?, ?)", [key, value])
+
+        try:
+            self.store.transaction(write)
+        except Exception as error:
+            self.ring.undrain(len(rows))
+            self.gpu_ring.undrain(len(gpu_rows))
+            self.health.last_flush_ok = False
+            self.health.last_flush_error = str(error)
+            log.error("writing %d samples failed (kept in memory for the next try): %s", len(rows), error)
+            return
+        self.health.last_flush_ok = True
+        self.health.last_flush_error = ""
+        self.health.flushes += 1
+        self._totals = self._batch_totals(batch, interval_s)
+        self._energy.add(columns)
+        if len(gaps):
+            self._outages = np.vstack((self._outages, gaps))
+
+    def _batch_totals(self, batch: EnergySums, interval_s: float) -> dict[str, float]:
+        totals = self._totals
+        return {"cpu_j": totals["cpu_j"] + batch.cpu_j, "gpu_j": totals["gpu_j"] + batch.gpu_j,
+                "mem_j": totals["mem_j"] + batch.mem_j, "covered_s": totals["covered_s"] + interval_s}
+
+    def energy_totals(self) -> dict[str, float]:
+        """Joules by component since the database was created, rows in memory included (before PUE)."""
+        pending = memory_sums(self.ring.columns_of(self.ring.pending()))
+        return {"cpu": self._totals["cpu_j"] + pending.cpu_j, "gpu": self._totals["gpu_j"] + pending.gpu_j,
+                "memory": self._totals["mem_j"] + pending.mem_j}
+
+    # -- figures ------------------------------------------------------------------------------------
+    def _refresh_comparisons(self, con) -> None:
+        self._comparison_stats = cmp.comparison_stats(con)
+
+    def refresh_figures(self) -> None:
+        now_ms = self.clocks.wall() * 1000.0
+        try:
+            self._energy.advance(self.store.writer, now_ms)
+        except Exception as error:
+            log.error("refreshing the energy window failed: %s", error)
+
+    def energy_between(self, con, from_ms: float, to_ms: float) -> EnergySums:
+        """Energy over [from_ms, to_ms) from stored rows and rows still in memory (any thread, own cursor)."""
+        pending = self.ring.columns_of(self.ring.pending())
+        first_pending = pending["ts_ms"][0] if len(pending["ts_ms"]) else math.inf
+        stored = stored_sums(con, from_ms, min(to_ms, first_pending))
+        return stored + memory_sums(pending, from_ms, to_ms)
+
+    def comparison_energy_j(self, con, comparison_id: int, start_ms: float, end_ms: float) -> float:
+        """This machine's energy over [start_ms, end_ms], shared equally among the comparisons running at
+        each sample; the comparison must still be running in the database (it is finished afterwards)."""
+        found = con.execute(
+            "SELECT ts_ms, (coalesce(cpu_mj, 0) + coalesce(gpu_mj, 0) + coalesce(mem_mj, 0)) / 1000.0 AS j "
+            "FROM samples WHERE ts_ms BETWEEN ? AND ? ORDER BY ts_ms", [int(start_ms), int(end_ms)]).fetchnumpy()
+        intervals = cmp.running_intervals(con, int(start_ms), int(end_ms))
+        starts = np.array([row[1] for row in intervals], dtype=float)
+        ends = np.array([row[2] for row in intervals], dtype=float)
+        return figures.attributed_energy_j(np.asarray(found["ts_ms"], dtype=float),
+                                           np.asarray(found["j"], dtype=float), start_ms, end_ms, starts, ends)
+
+    def _slow_figures(self, now_ms: float) -> SlowFigures:
+        pending = memory_sums(self.ring.columns_of(self.ring.pending()), self._energy.lower_ms or -np.inf)
+        window = self._energy.sums + pending
+        uptime = figures.uptime_pct(now_ms, self._first_sample_ms, self.settings.availability_window * 1000.0,
+                                    self._outages)
+        return SlowFigures(window=window, uptime_pct=uptime, offsets_kg=self._offsets_kg,
+                           total_energy_j=sum(self.energy_totals().values()),
+                           total_covered_s=self._totals["covered_s"])
+
+    def publish(self) -> None:
+        now_wall = self.clocks.wall()
+        window = self.ring.since(now_wall * 1000.0 - self.settings.current_window * 1000.0)
+        if not len(window):
+            window = self.ring.latest(1)
+        if not len(window):
+            return
+        columns = self.ring.columns_of(window)
+        data = build_stats(
+            settings=self.settings,
+            now_s=now_wall,
+            current=columns,
+            latency_ms=self.sources.latency.median_ms(),
+            latency_source=self.sources.latency.reader.name,
+            slow=self._slow_figures(now_wall * 1000.0),
+            comparisons=self._comparison_stats,
+            requests=self.requests.summary(),
+            grid=self.sources.grid,
+            meter=self.sources.meter,
+            gpu=self.sources.gpu,
+            gpu_readings=self._last_gpu,
+        )
+        self._snapshot_version += 1
+        body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
+        snapshot = Snapshot(body=body, data=data, version=self._snapshot_version, mono=self.clocks.monotonic())
+        self.snapshot = snapshot
+        for listener in self._listeners:
+            try:
+                listener(snapshot)
+            except Exception:
+                log.exception("snapshot listener failed")
+
+    def methods(self) -> dict[str, str]:
+        meter = self.sources.meter
+        return {"cpu": meter.cpu_method, "memory": meter.memory_method,
+                "gpu": methods_text(self._gpu_methods(), bool(self.sources.gpu.gpus))["gpu"]}
+
+    def _gpu_methods(self) -> int:
+        latest = self.ring.latest(1)
+        return int(latest[0, self.ring.index["methods"]]) if len(latest) else 0

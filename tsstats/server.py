@@ -1,0 +1,299 @@
+"""The Sanic application: routes, JSON errors, bearer token, CORS, request accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
+from sanic.response import HTTPResponse, json as json_response, raw
+
+from . import comparisons as cmp
+from .comparisons import InputError
+from .exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE, render_metrics
+from .figures import carbon_kg, kwh
+from .meter import methods_text
+from .timeparse import parse_time
+
+log = logging.getLogger("tsstats.server")
+MAX_BODY_BYTES = 1024 * 1024
+WRITE_TIMEOUT_S = 10.0
+STREAM_HEARTBEAT_S = 15.0
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"status": status, "message": message}
+    if field is not None:
+        error["field"] = field
+    return {"error": error}
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json_body(request: Request) -> Any:
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise InputError("the body must be JSON sent with Content-Type: application/json", status=415)
+    if not request.body:
+        raise InputError("the body is empty; send a JSON object")
+    try:
+        return json.loads(request.body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InputError(f"the body is not valid JSON: {error}") from None
+
+
+def _query(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    args = request.get_args(keep_blank_values=True)
+    values = {}
+    for key, items in args.items():
+        if key not in allowed:
+            raise InputError(f"unknown parameter {key!r}; allowed: {', '.join(allowed)}", field=key)
+        if len(items) > 1:
+            raise InputError(f"{key} is given more than once", field=key)
+        values[key] = items[0]
+    return values
+
+
+def create_app(settings, store, sampler, requests, *, name: str = "tsstats", extra_routes=None) -> Sanic:
+    """The application over a started store and sampler (both owned by the caller)."""
+    app = Sanic(name)
+    app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.KEEP_ALIVE_TIMEOUT = 75
+    app.config.MOTD = False
+    app.ctx.settings = settings
+    origins = set(settings.cors_origins)
+    token = settings.token.encode() if settings.token else None
+
+    async def write(work):
+        """Hand ``work(connection)`` to the sampler thread, the only writer, and wait for its commit."""
+        future = sampler.submit(work)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), WRITE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise SanicException("the database writer did not answer in time", status_code=503) from None
+
+    def route(path: str, methods: tuple[str, ...]):
+        return app.route(path, methods=list(methods) + ["OPTIONS"], name=None)
+
+    # -- middleware ---------------------------------------------------------------------------------
+    @app.on_request(priority=100)
+    async def begin(request: Request):
+        request.ctx.started = time.perf_counter()
+        if request.method == "OPTIONS":
+            return preflight(request)
+        if token is not None and request.path != "/healthz":
+            supplied = request.headers.get("authorization") or ""
+            scheme, _, value = supplied.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token):
+                return json_response(error_body(401, "missing or wrong bearer token"), status=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="tsstats"'})
+        return None
+
+    def preflight(request: Request) -> HTTPResponse:
+        methods = sorted(set(request.route.methods) | {"OPTIONS"}) if request.route else ["OPTIONS"]
+        headers = {"Allow": ", ".join(methods)}
+        origin = request.headers.get("origin")
+        if origin in origins:
+            headers.update({
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Allow-Methods": ", ".join(methods),
+                "Access-Control-Allow-Headers": "Authorization, Content-Type",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            })
+        return HTTPResponse(status=204, headers=headers)
+
+    @app.on_response
+    async def finish(request: Request, response: HTTPResponse):
+        origin = request.headers.get("origin")
+        if origin in origins and "Access-Control-Allow-Origin" not in response.headers:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+        started = getattr(request.ctx, "started", None)
+        if started is not None and request.path.startswith("/api/"):
+            requests.record(time.perf_counter() - started, response.status)
+
+    # -- errors -------------------------------------------------------------------------------------
+    @app.exception(InputError)
+    async def input_error(request: Request, error: InputError):
+        return json_response(error_body(error.status, error.message, error.field), status=error.status)
+
+    @app.exception(NotFound)
+    async def not_found(request: Request, error: NotFound):
+        return json_response(error_body(404, f"no route {request.method} {request.path}"), status=404)
+
+    @app.exception(MethodNotAllowed)
+    async def wrong_method(request: Request, error: MethodNotAllowed):
+        allowed = sorted(getattr(error, "allowed_methods", None) or [])
+        headers = {"Allow": ", ".join(allowed)} if allowed else {}
+        message = f"{request.method} is not allowed on {request.path}"
+        if allowed:
+            message += f"; allowed: {', '.join(allowed)}"
+        return json_response(error_body(405, message), status=405, headers=headers)
+
+    @app.exception(SanicException)
+    async def sanic_error(request: Request, error: SanicException):
+        status = getattr(error, "status_code", 500) or 500
+        if status == 413:
+            message = f"the body is larger than {MAX_BODY_BYTES} bytes"
+        elif status >= 500:
+            log.error("%s %s failed: %s", request.method, request.path, error)
+            message = str(error) or "internal error"
+        else:
+            message = str(error) or "bad request"
+        return json_response(error_body(status, message), status=status)
+
+    @app.exception(Exception)
+    async def unexpected(request: Request, error: Exception):
+        log.exception("%s %s failed", request.method, request.path)
+        return json_response(error_body(500, "internal error; see the server log"), status=500)
+
+    # -- dashboard ----------------------------------------------------------------------------------
+    @route("/api/dashboard/stats", ("GET",))
+    async def stats(request: Request):
+        snapshot = sampler.snapshot
+        if snapshot is None:
+            return json_response(error_body(503, "the first samples are not in yet; retry in a second"),
+                                 status=503, headers={**NO_STORE, "Retry-After": "1"})
+        return raw(snapshot.body, content_type="application/json", headers=NO_STORE)
+
+    @route("/api/dashboard/stream", ("GET",))
+    async def stream(request: Request):
+        response = await request.respond(content_type="text/event-stream",
+                                         headers={**NO_STORE, "X-Accel-Buffering": "no"})
+        last_version = None
+        last_sent = time.monotonic()
+        poll = min(0.25, settings.update_interval / 2)
+        while True:
+            snapshot = sampler.snapshot
+            now = time.monotonic()
+            if snapshot is not None and snapshot.version != last_version:
+                last_version = snapshot.version
+                await response.send(b"event: stats\ndata: " + snapshot.body + b"\n\n")
+                last_sent = now
+            elif now - last_sent >= STREAM_HEARTBEAT_S:
+                await response.send(b": heartbeat\n\n")
+                last_sent = now
+            await asyncio.sleep(poll)
+
+    # -- comparisons --------------------------------------------------------------------------------
+    @route("/api/comparisons", ("GET", "POST"))
+    async def comparisons(request: Request):
+        if request.method == "POST":
+            new = cmp.validate_new_comparison(parse_json_body(request))
+            record = await write(lambda con: store.transaction(
+                lambda c: cmp.insert_comparison(c, new, int(time.time() * 1000))))
+            return json_response(record, status=201, headers=NO_STORE)
+        query = cmp.validate_list_query(request.get_args(keep_blank_values=True))
+        return json_response(await store.read(cmp.list_comparisons, query), headers=NO_STORE)
+
+    @route("/api/comparisons/<comparison_id:str>", ("GET", "PATCH"))
+    async def comparison(request: Request, comparison_id: str):
+        number = cmp.parse_comparison_id(comparison_id)
+        if request.method == "PATCH":
+            update = cmp.validate_update(parse_json_body(request))
+            if number is None:
+                raise InputError(f"no comparison {comparison_id}", status=404)
+            record = await write(lambda con: finish_update(con, number, update))
+            return json_response(record, headers=NO_STORE)
+        record = await store.read(cmp.fetch_comparison, number) if number is not None else None
+        if record is None:
+            raise InputError(f"no comparison {comparison_id}", status=404)
+        return json_response(record, headers=NO_STORE)
+
+    def finish_update(con, number: int, update: cmp.ComparisonUpdate) -> dict[str, Any]:
+        """On the writer thread: check the transition, attribute energy to a finished run, commit."""
+        current = cmp.current_status(con, number)
+        if current is None:
+            raise InputError(f"no comparison {number}", status=404)
+        status, started_ms = current
+        cmp.check_transition(status, update.status)
+        now_ms = int(time.time() * 1000)
+        energy = carbon = None
+        if update.status in cmp.FINISHED and started_ms is not None:
+            sampler.flush()
+            joules = sampler.comparison_energy_j(con, number, started_ms, now_ms)
+            energy = kwh(joules * settings.pue)
+            carbon = carbon_kg(energy, sampler.sources.grid.g_per_kwh)
+        elif update.status in cmp.FINISHED:
+            energy, carbon = 0.0, 0.0
+        return store.transaction(lambda c: cmp.apply_update(c, number, update, now_ms, energy, carbon))
+
+    # -- offsets ------------------------------------------------------------------------------------
+    @route("/api/offsets", ("GET", "POST"))
+    async def offsets(request: Request):
+        if request.method == "POST":
+            offset = cmp.validate_offset(parse_json_body(request), time.time())
+            record = await write(lambda con: store.transaction(
+                lambda c: cmp.insert_offset(c, offset, int(time.time() * 1000))))
+            return json_response(record, status=201, headers=NO_STORE)
+        _query(request, ())
+        return json_response(await store.read(cmp.list_offsets), headers=NO_STORE)
+
+    # -- energy -------------------------------------------------------------------------------------
+    @route("/api/energy", ("GET",))
+    async def energy(request: Request):
+        args = _query(request, ("from", "to"))
+        now = time.time()
+        bounds = {}
+        for key, default in (("from", "-24h"), ("to", "now")):
+            try:
+                bounds[key] = parse_time(args.get(key, default), now)
+            except ValueError as error:
+                raise InputError(f"{key}: {error}", field=key) from None
+        if bounds["from"] > bounds["to"]:
+            raise InputError("from is after to", field="from")
+        from_ms, to_ms = int(bounds["from"] * 1000), int(bounds["to"] * 1000)
+        sums = await store.read(sampler.energy_between, from_ms, to_ms)
+        pue = settings.pue
+        grid = sampler.sources.grid
+        total = kwh(sums.total_j * pue)
+        methods = methods_text(sums.methods(), bool(sampler.sources.gpu.gpus)) if sums.rows else sampler.methods()
+        return json_response({
+            "from": from_ms, "to": to_ms,
+            "energyKwh": {"cpu": kwh(sums.cpu_j * pue), "gpu": kwh(sums.gpu_j * pue),
+                          "memory": kwh(sums.mem_j * pue), "total": total},
+            "carbonKg": carbon_kg(total, grid.g_per_kwh),
+            "gPerKwh": grid.g_per_kwh,
+            "pue": pue,
+            "samples": sums.rows,
+            "methods": methods,
+        }, headers=NO_STORE)
+
+    # -- operations ---------------------------------------------------------------------------------
+    @route("/metrics", ("GET",))
+    async def metrics(request: Request):
+        return raw(render_metrics(sampler, requests), content_type=METRICS_CONTENT_TYPE, headers=NO_STORE)
+
+    @route("/healthz", ("GET",))
+    async def healthz(request: Request):
+        health = sampler.health
+        last = health.last_tick_mono
+        age = None if last is None else round(time.monotonic() - last, 3)
+        problems = []
+        if sampler.stalled:
+            problems.append("the sampler has not sampled for more than 5 s")
+        if not health.last_flush_ok:
+            problems.append(f"the database cannot be written: {health.last_flush_error}")
+        body = {
+            "status": "ok" if not problems else "unhealthy",
+            "lastSampleAgeS": age,
+            "database": {"path": store.path, "writable": health.last_flush_ok,
+                         "lastError": health.last_flush_error or None, "flushes": health.flushes},
+            "samplesLost": health.lost_rows,
+            "problems": problems,
+        }
+        return json_response(body, status=200 if not problems else 503, headers=NO_STORE)
+
+    for register in extra_routes or ():
+        register(app, route, store, sampler)
+    return app

@@ -1,0 +1,163 @@
+"""Assembly: settings -> readers, store, sampler and app; and the description of what can be measured."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .grid import Grid, resolve_grid
+from .meter import PowerMeter
+from .request_stats import RequestStats
+from .sampler import Clocks, Sampler, Sources
+from .sources.host import HostReader
+from .sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
+from .sources.nvml import NvmlReader
+from .sources.power import RAPL_FIX, RaplReader, count_dimms, match_tdp
+from .store import Store
+
+log = logging.getLogger("tsstats")
+
+
+class StartupError(RuntimeError):
+    """The service cannot start with these settings; the message says why and what to do."""
+
+
+def is_loopback_host(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings) -> None:
+    if not is_loopback_host(settings.host) and not settings.token and not settings.allow_remote:
+        raise StartupError(
+            f"refusing to listen on {settings.host} without a token: anyone who can reach it could read and "
+            f"change this service. Set TSSTATS_TOKEN (or --token), or pass --allow-remote to accept that.")
+
+
+def build_sources(settings, nvml: Any = None, sys_root: str = "/sys") -> Sources:
+    """The readers this machine offers, with the roots and modules from settings (or passed in)."""
+    grid = load_grid(settings)
+    host = HostReader(settings.proc_root)
+    first = host.read()
+    gpu = NvmlReader(nvml)
+    if not gpu.start():
+        log.info("no GPU readings: %s", gpu.error)
+    rapl = RaplReader(settings.powercap_root).discover()
+    if rapl.unreadable:
+        log.warning("RAPL counters %s cannot be read (%s). %s",
+                    ", ".join(d.name for d in rapl.unreadable), rapl.unreadable[0].error, RAPL_FIX)
+    tdp = match_tdp(host.cpu_model(), first.logical_cpus)
+    dimms = settings.dimm_count if settings.dimm_count is not None else count_dimms(sys_root)
+    meter = PowerMeter(rapl, tdp, dimms, has_gpu=bool(gpu.gpus))
+    reader = ConnectProbe(settings.latency_targets) if settings.latency_targets else KernelRttReader()
+    return Sources(host=host, gpu=gpu, meter=meter, latency=LatencyMonitor(reader), grid=grid)
+
+
+def load_grid(settings) -> Grid:
+    try:
+        return resolve_grid(settings.grid_region, settings.grid_intensity, settings.renewable_share)
+    except ValueError as error:
+        raise StartupError(str(error)) from None
+
+
+@dataclass
+class Service:
+    settings: Any
+    store: Store
+    sampler: Sampler
+    requests: RequestStats
+
+    def start(self) -> None:
+        self.sampler.start()
+
+    def stop(self) -> None:
+        if self.store.closed:
+            return
+        try:
+            self.sampler.stop()
+        finally:
+            self.store.close()
+
+
+def open_service(settings, nvml: Any = None, clocks: Clocks | None = None) -> Service:
+    """Open the database and build the sampler; raises StoreLocked/StoreError/StartupError."""
+    check_exposure(settings)
+    load_grid(settings)
+    store = Store(settings.db, memory_limit=settings.db_memory_limit)
+    requests = RequestStats()
+    try:
+        sources = build_sources(settings, nvml=nvml)
+        sampler = Sampler(settings, store, sources, requests, clocks=clocks)
+    except Exception:
+        store.close()
+        raise
+    return Service(settings=settings, store=store, sampler=sampler, requests=requests)
+
+
+def describe_machine(settings, nvml: Any = None, sys_root: str = "/sys") -> dict[str, Any]:
+    """What this machine can measure and how, with the fix for each thing that is missing."""
+    host = HostReader(settings.proc_root)
+    reading = host.read()
+    model = host.cpu_model()
+    tdp = match_tdp(model, reading.logical_cpus)
+    rapl = RaplReader(settings.powercap_root).discover()
+    gpu = NvmlReader(nvml)
+    has_gpu = gpu.start()
+    gpus = []
+    if has_gpu:
+        readings = gpu.read()
+        for info, gpu_reading in zip(gpu.gpus, readings):
+            gpus.append({"index": info.index, "name": info.name, "ok": gpu_reading.ok,
+                         "energyCounter": "energy" not in info.unsupported,
+                         "power": "power" not in info.unsupported,
+                         "unsupported": sorted(info.unsupported)})
+    gpu.stop()
+    dimms = settings.dimm_count if settings.dimm_count is not None else count_dimms(sys_root)
+    fixes = []
+    if rapl.unreadable:
+        fixes.append(RAPL_FIX)
+    if not rapl.packages and not rapl.unreadable:
+        fixes.append(f"no RAPL package domain under {settings.powercap_root}: CPU power is modelled from the "
+                     f"TDP table. In a container, mount the host's /sys/class/powercap and set powercap_root.")
+    if not has_gpu:
+        fixes.append(f"no NVIDIA GPU readings ({gpu.error}); GPU figures read 0. With an NVIDIA GPU, install "
+                     f"its driver; nvidia-ml-py is installed with tsstats.")
+    for entry in gpus:
+        if not entry["energyCounter"]:
+            fixes.append(f"GPU {entry['index']} has no NVML energy counter (older than Volta): its power is "
+                         f"integrated over time instead.")
+    if dimms is None:
+        fixes.append("the number of memory modules is unknown (no EDAC data): memory power assumes 2 DIMMs; "
+                     "set dimm_count to the real number.")
+    try:
+        grid = load_grid(settings).meta()
+    except StartupError as error:
+        grid = {"error": str(error)}
+        fixes.append(str(error))
+    latency = KernelRttReader()
+    return {
+        "cpu": {"model": model, "logicalCpus": reading.logical_cpus, "tdpW": tdp.tdp_w, "tdpMatch": tdp.matched,
+                "tdpRule": tdp.rule},
+        "rapl": {
+            "root": settings.powercap_root,
+            "packages": [d.name for d in rapl.packages],
+            "dram": [d.name for d in rapl.drams],
+            "unreadable": [{"domain": d.name, "error": d.error} for d in rapl.unreadable],
+            "cpuMethod": "rapl" if rapl.cpu_available else "tdp_model",
+            "memoryMethod": "rapl_dram" if rapl.dram_available else "dimm_model",
+        },
+        "memory": {"dimms": dimms, "modelW": 5.0 * max(dimms or 2, 2)},
+        "nvml": {"available": has_gpu, "driver": gpu.driver_version, "error": gpu.error or None, "gpus": gpus},
+        "networkLatency": {"kernelRtt": latency.available(), "targets": list(settings.latency_targets)},
+        "grid": grid,
+        "database": settings.db,
+        "databaseExists": os.path.exists(settings.db),
+        "fixes": fixes,
+    }

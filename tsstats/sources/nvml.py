@@ -1,0 +1,156 @@
+"""NVIDIA GPUs through NVML (``nvidia-ml-py``, imported as ``pynvml``); every NVML quirk is kept here.
+
+- A missing library or driver means "no GPU", not an error.
+- A field a card does not support (NVML_ERROR_NOT_SUPPORTED) is unavailable for that card and is not
+  asked again; any other error on one card marks that card failed for the tick and leaves the others.
+- Energy: ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the driver loaded, Volta and newer) where
+  supported; otherwise power (mW) integrated over the monotonic interval by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+NAN = float("nan")
+FIELDS = ("utilization", "memory", "power", "energy", "temperature")
+
+
+@dataclass
+class GpuReading:
+    index: int
+    ok: bool = True
+    utilization_pct: float = NAN
+    memory_used_bytes: float = NAN
+    memory_total_bytes: float = NAN
+    power_w: float = NAN
+    energy_counter_j: float = NAN  # NVML's cumulative counter, in joules
+    temperature_c: float = NAN
+
+
+@dataclass
+class GpuInfo:
+    index: int
+    name: str
+    unsupported: set[str] = field(default_factory=set)
+
+
+def _import_pynvml() -> Any:
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    return pynvml
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class NvmlReader:
+    """Per-GPU readings; ``nvml`` is the pynvml module or a stand-in with the same functions."""
+
+    def __init__(self, nvml: Any = None):
+        self._nvml = nvml if nvml is not None else _import_pynvml()
+        self.gpus: list[GpuInfo] = []
+        self._handles: list[Any] = []
+        self.driver_version = ""
+        self.error = ""
+        self.started = False
+
+    def start(self) -> bool:
+        """Initialise NVML; False (with ``error`` set) when there is no library, driver or GPU."""
+        nvml = self._nvml
+        if nvml is None:
+            self.error = "nvidia-ml-py is not installed"
+            return False
+        try:
+            nvml.nvmlInit()
+        except Exception as error:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+            self.error = f"NVML unavailable: {error}"
+            return False
+        self.started = True
+        try:
+            self.driver_version = _text(nvml.nvmlSystemGetDriverVersion())
+        except Exception:
+            self.driver_version = ""
+        try:
+            count = nvml.nvmlDeviceGetCount()
+        except Exception as error:
+            self.error = f"NVML cannot count GPUs: {error}"
+            return False
+        for index in range(count):
+            try:
+                handle = nvml.nvmlDeviceGetHandleByIndex(index)
+                name = _text(nvml.nvmlDeviceGetName(handle))
+            except Exception as error:
+                handle, name = None, f"unavailable ({error})"
+            self._handles.append(handle)
+            self.gpus.append(GpuInfo(index=index, name=name))
+        if not self.gpus:
+            self.error = "NVML found no GPU"
+        return bool(self.gpus)
+
+    def stop(self) -> None:
+        if self.started:
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception:
+                pass
+            self.started = False
+
+    def _not_supported(self, error: Exception) -> bool:
+        code = getattr(self._nvml, "NVML_ERROR_NOT_SUPPORTED", 3)
+        return getattr(error, "value", None) == code
+
+    def _field(self, info: GpuInfo, reading: GpuReading, name: str, call) -> Any:
+        if name in info.unsupported:
+            return None
+        try:
+            return call()
+        except Exception as error:
+            if self._not_supported(error):
+                info.unsupported.add(name)
+            else:
+                reading.ok = False
+            return None
+
+    def energy_supported(self, index: int) -> bool:
+        return "energy" not in self.gpus[index].unsupported
+
+    def read(self) -> list[GpuReading]:
+        nvml = self._nvml
+        readings = []
+        for info, handle in zip(self.gpus, self._handles):
+            reading = GpuReading(index=info.index)
+            if handle is None:
+                reading.ok = False
+                readings.append(reading)
+                continue
+            utilization = self._field(info, reading, "utilization",
+                                      lambda: nvml.nvmlDeviceGetUtilizationRates(handle))
+            if utilization is not None:
+                reading.utilization_pct = float(utilization.gpu)
+            memory = self._field(info, reading, "memory", lambda: nvml.nvmlDeviceGetMemoryInfo(handle))
+            if memory is not None:
+                reading.memory_used_bytes = float(memory.used)
+                reading.memory_total_bytes = float(memory.total)
+            power = self._field(info, reading, "power", lambda: nvml.nvmlDeviceGetPowerUsage(handle))
+            if power is not None:
+                reading.power_w = power / 1000.0
+            energy = self._field(info, reading, "energy",
+                                 lambda: nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+            if energy is not None:
+                reading.energy_counter_j = energy / 1000.0
+            temperature = self._field(
+                info, reading, "temperature",
+                lambda: nvml.nvmlDeviceGetTemperature(handle, getattr(nvml, "NVML_TEMPERATURE_GPU", 0)))
+            if temperature is not None:
+                reading.temperature_c = float(temperature)
+            readings.append(reading)
+        return readings
+
+
+def finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None

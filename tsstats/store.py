@@ -1,0 +1,206 @@
+"""The DuckDB file: open and lock, apply ``schema.sql``, batch writes, and reads on a small thread pool.
+
+One connection is opened; the sampler thread is its only writer. Reads run on a pool whose threads each
+hold their own cursor (DuckDB connections are not shared across threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import Any, Callable
+
+import duckdb
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+# ring column -> (table column, SQL turning the float64 ring value into the stored integer)
+SAMPLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ts_ms", "CAST(ts_ms AS BIGINT)"),
+    ("interval_ms", "CAST(round(interval_s * 1000) AS INTEGER)"),
+    ("cpu_pm", "CAST(round(cpu_pct * 10) AS SMALLINT)"),
+    ("mem_pm", "CAST(round(mem_pct * 10) AS SMALLINT)"),
+    ("load1_c", "CAST(round(load1 * 100) AS INTEGER)"),
+    ("logical_cpus", "CAST(logical_cpus AS SMALLINT)"),
+    ("tcp_estab", "CAST(tcp_estab AS INTEGER)"),
+    ("rx_bytes", "CAST(rx_bytes AS BIGINT)"),
+    ("tx_bytes", "CAST(tx_bytes AS BIGINT)"),
+    ("gpu_pm", "CAST(round(gpu_pct * 10) AS SMALLINT)"),
+    ("latency_us", "CAST(round(latency_ms * 1000) AS INTEGER)"),
+    ("cpu_mw", "CAST(round(cpu_w * 1000) AS INTEGER)"),
+    ("gpu_mw", "CAST(round(gpu_w * 1000) AS INTEGER)"),
+    ("mem_mw", "CAST(round(mem_w * 1000) AS INTEGER)"),
+    ("cpu_mj", "CAST(round(cpu_j * 1000) AS INTEGER)"),
+    ("gpu_mj", "CAST(round(gpu_j * 1000) AS INTEGER)"),
+    ("gpu_idle_mj", "CAST(round(gpu_idle_j * 1000) AS INTEGER)"),
+    ("mem_mj", "CAST(round(mem_j * 1000) AS INTEGER)"),
+    ("methods", "CAST(methods AS UTINYINT)"),
+)
+GPU_SAMPLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("ts_ms", "CAST(ts_ms AS BIGINT)"),
+    ("gpu", "CAST(gpu AS UTINYINT)"),
+    ("util_pm", "CAST(round(util_pct * 10) AS SMALLINT)"),
+    ("mem_used_mb", "CAST(round(mem_used_bytes / 1048576) AS INTEGER)"),
+    ("power_mw", "CAST(round(power_w * 1000) AS INTEGER)"),
+    ("energy_mj", "CAST(round(energy_j * 1000) AS INTEGER)"),
+    ("temp_c", "CAST(round(temp_c) AS SMALLINT)"),
+)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or used; the message says which file and why."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the database file."""
+
+
+def schema_text() -> str:
+    return resources.files("tsstats").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def _lock_message(path: str, error: Exception) -> str:
+    text = str(error)
+    holder = re.search(r"Conflicting lock is held in (.+?)(?:\.\s|$)", text)
+    who = f" by {holder.group(1).strip()}" if holder else ""
+    return (f"database file {path} is in use{who}; another tsstats may be serving it. "
+            f"Stop it, or pass --db with another file.")
+
+
+class Store:
+    """Owns the connection to one DuckDB file."""
+
+    def __init__(self, path: str, memory_limit: str = "256MB", threads: int = 2, read_workers: int = 2):
+        self.path = path
+        if path != ":memory:":
+            directory = os.path.dirname(os.path.abspath(path))
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as error:
+                raise StoreError(f"cannot create the directory {directory} for {path}: {error}") from None
+        try:
+            self._con = duckdb.connect(path, config={"memory_limit": memory_limit, "threads": threads})
+        except duckdb.IOException as error:
+            if "lock" in str(error).lower():
+                raise StoreLocked(_lock_message(path, error)) from None
+            raise StoreError(f"cannot open database file {path}: {error}") from None
+        except duckdb.Error as error:
+            raise StoreError(f"cannot open database file {path}: {error}") from None
+        try:
+            self._apply_schema()
+        except Exception:
+            self._con.close()
+            raise
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._cursors_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=read_workers, thread_name_prefix="tsstats-read")
+        self._closed = False
+
+    # -- schema -----------------------------------------------------------------------------------
+    def _apply_schema(self) -> None:
+        con = self._con
+        try:
+            row = con.execute("SELECT value FROM schema_meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            row = None
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            raise StoreError(f"database file {self.path} has schema version {row[0]}, newer than this "
+                             f"tsstats understands ({SCHEMA_VERSION}); upgrade tsstats")
+        con.execute("BEGIN")
+        try:
+            con.execute(schema_text())
+            con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+    @property
+    def writer(self) -> duckdb.DuckDBPyConnection:
+        """The writing connection; used by the sampler thread only."""
+        return self._con
+
+    # -- key/value --------------------------------------------------------------------------------
+    def get_meta(self, key: str, con: duckdb.DuckDBPyConnection | None = None) -> str | None:
+        row = (con or self._con).execute("SELECT value FROM schema_meta WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._con.execute("INSERT OR REPLACE INTO schema_meta VALUES (?, ?)", [key, value])
+
+    # -- writes (sampler thread) --------------------------------------------------------------------
+    def insert_columns(self, table: str, mapping: tuple[tuple[str, str], ...], columns: dict[str, np.ndarray]) -> None:
+        """Insert one batch of float64 columns into ``table`` with one INSERT ... SELECT (no transaction)."""
+        name = f"batch_{table}"
+        self._con.register(name, columns)
+        try:
+            targets = ", ".join(column for column, _ in mapping)
+            expressions = ", ".join(expression for _, expression in mapping)
+            self._con.execute(f"INSERT INTO {table} ({targets}) SELECT {expressions} FROM {name}")
+        finally:
+            self._con.unregister(name)
+
+    def transaction(self, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """Run ``work(connection)`` in one transaction on the writing connection."""
+        con = self._con
+        con.execute("BEGIN")
+        try:
+            result = work(con)
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        return result
+
+    def checkpoint(self) -> None:
+        self._con.execute("CHECKPOINT")
+
+    # -- reads (pool threads) -------------------------------------------------------------------------
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._con.cursor()
+            self._local.cursor = cursor
+            with self._cursors_lock:
+                self._cursors.append(cursor)
+        return cursor
+
+    async def read(self, work: Callable[..., Any], *args: Any) -> Any:
+        """Run ``work(cursor, *args)`` on the read pool and return its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: work(self._cursor(), *args))
+
+    def read_now(self, work: Callable[..., Any], *args: Any) -> Any:
+        """Run a read in the calling thread on its own cursor (for the CLI and tests)."""
+        return work(self._cursor(), *args)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.shutdown(wait=True)
+        with self._cursors_lock:
+            for cursor in self._cursors:
+                try:
+                    cursor.close()
+                except duckdb.Error:
+                    pass
+        self._con.close()
+
+
+def dumps_metadata(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
