@@ -151,7 +151,7 @@ class ServerProcess:
         self.process: subprocess.Popen | None = None
         self.output = ""
 
-    def start(self, wait: bool = True, timeout: float = 30.0) -> "ServerProcess":
+    def start(self, wait: bool = True, timeout: float = 30.0) -> ServerProcess:
         self.process = subprocess.Popen([sys.executable, "-m", "tsstats", "serve", *self.args], env=self.env,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if wait:
@@ -165,7 +165,7 @@ class ServerProcess:
                 self.output = self.process.stdout.read()
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.output}")
             try:
-                response = httpx.get(self.url + "/api/dashboard/stats", timeout=1.0, headers=self.auth_headers())
+                response = httpx.get(self.url + "/healthz", timeout=1.0)
                 if response.status_code == 200:
                     return
             except httpx.HTTPError:
@@ -192,7 +192,7 @@ class ServerProcess:
         self.output = self.process.stdout.read()
         return self.process.returncode
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start() if self.process is None else self
 
     def __exit__(self, *exc) -> None:

@@ -6,8 +6,8 @@ import math
 import socket
 
 import pytest
-
 from conftest import FakeGpu, fake_nvml, write_stat
+
 from tsstats.sources.host import CpuTimes, HostReader, cpu_busy_pct, parse_snmp_curr_estab
 from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
 from tsstats.sources.nvml import NvmlReader

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import __version__
 from .config import SETTINGS, ConfigError, load_settings
@@ -21,7 +21,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         "settings", "each also as a TSSTATS_<NAME> environment variable and a key in the --config TOML file; "
                     "flags win over the environment, which wins over the file")
     for setting in SETTINGS:
-        text = f"{setting.help} (default: {setting.shown_default()}; env {setting.env_var})"
+        text = f"{setting.help} (default: {setting.shown_default()}; env {setting.env_var})".replace("%", "%%")
         if setting.kind == "bool":
             group.add_argument(setting.flag, dest=setting.name, action="store_const", const=True, default=None,
                                help=text)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import os
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .timeparse import parse_duration
 
@@ -192,7 +193,7 @@ class Settings:
     def as_dict(self) -> dict[str, Any]:
         return dict(self._values)
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         values = dict(self._values)
         sources = dict(self._sources)
         for name, value in changes.items():

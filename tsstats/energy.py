@@ -39,14 +39,14 @@ class EnergySums:
         metered = self.methods_all & (METHOD_CPU_RAPL | METHOD_MEM_RAPL)
         return metered | (self.methods_any & (METHOD_GPU_ENERGY | METHOD_GPU_POWER))
 
-    def __add__(self, other: "EnergySums") -> "EnergySums":
+    def __add__(self, other: EnergySums) -> EnergySums:
         return EnergySums(self.cpu_j + other.cpu_j, self.cpu_active_j + other.cpu_active_j,
                           self.gpu_j + other.gpu_j, self.gpu_idle_j + other.gpu_idle_j, self.mem_j + other.mem_j,
                           self.rows + other.rows,
                           (self.methods_all & other.methods_all) if other.rows else self.methods_all,
                           self.methods_any | other.methods_any)
 
-    def __sub__(self, other: "EnergySums") -> "EnergySums":
+    def __sub__(self, other: EnergySums) -> EnergySums:
         return EnergySums(self.cpu_j - other.cpu_j, self.cpu_active_j - other.cpu_active_j,
                           self.gpu_j - other.gpu_j, self.gpu_idle_j - other.gpu_idle_j, self.mem_j - other.mem_j,
                           self.rows - other.rows, self.methods_all, self.methods_any)

@@ -9,9 +9,10 @@ import math
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -267,7 +268,7 @@ class Sampler:
         ])
         self.ring.append(row)
         if gpus:
-            for reading_gpu, energy in zip(gpus, power.per_gpu_j):
+            for reading_gpu, energy in zip(gpus, power.per_gpu_j, strict=False):
                 self.gpu_ring.append(np.array([
                     wall_ms, reading_gpu.index, reading_gpu.utilization_pct, reading_gpu.memory_used_bytes,
                     reading_gpu.power_w, energy, reading_gpu.temperature_c]))
@@ -303,7 +304,7 @@ class Sampler:
                 con.execute("INSERT INTO outages VALUES (?, ?)", [int(start), int(end)])
             meta = {"last_sample_ms": repr(float(columns["ts_ms"][-1]))}
             for key, value in self._batch_totals(batch, interval_s).items():
-                meta[f"total_{key}"] = repr(value)
+                meta[f"total_{key}"] = repr(float(value))
             if self.store.get_meta("first_sample_ms") is None:
                 meta["first_sample_ms"] = repr(float(columns["ts_ms"][0]))
             for key, value in meta.items():

@@ -11,11 +11,13 @@ from typing import Any
 
 from sanic import Request, Sanic
 from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
-from sanic.response import HTTPResponse, json as json_response, raw
+from sanic.response import HTTPResponse, raw
+from sanic.response import json as json_response
 
 from . import comparisons as cmp
 from .comparisons import InputError
-from .exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE, render_metrics
+from .exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .exposition import render_metrics
 from .figures import carbon_kg, kwh
 from .meter import methods_text
 from .timeparse import parse_time
@@ -50,10 +52,14 @@ def parse_json_body(request: Request) -> Any:
         raise InputError(f"the body is not valid JSON: {error}") from None
 
 
+def query_lists(request: Request) -> dict[str, list[str]]:
+    """Every query parameter with all its values (Sanic's ``get`` would give only the first)."""
+    return {key: list(values) for key, values in request.get_args(keep_blank_values=True).items()}
+
+
 def _query(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
-    args = request.get_args(keep_blank_values=True)
     values = {}
-    for key, items in args.items():
+    for key, items in query_lists(request).items():
         if key not in allowed:
             raise InputError(f"unknown parameter {key!r}; allowed: {', '.join(allowed)}", field=key)
         if len(items) > 1:
@@ -78,7 +84,7 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
         future = sampler.submit(work)
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), WRITE_TIMEOUT_S)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise SanicException("the database writer did not answer in time", status_code=503) from None
 
     def route(path: str, methods: tuple[str, ...]):
@@ -193,7 +199,7 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
             record = await write(lambda con: store.transaction(
                 lambda c: cmp.insert_comparison(c, new, int(time.time() * 1000))))
             return json_response(record, status=201, headers=NO_STORE)
-        query = cmp.validate_list_query(request.get_args(keep_blank_values=True))
+        query = cmp.validate_list_query(query_lists(request))
         return json_response(await store.read(cmp.list_comparisons, query), headers=NO_STORE)
 
     @route("/api/comparisons/<comparison_id:str>", ("GET", "PATCH"))
@@ -282,6 +288,8 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
         problems = []
         if sampler.stalled:
             problems.append("the sampler has not sampled for more than 5 s")
+        if sampler.snapshot is None:
+            problems.append("the first stats are not ready yet")
         if not health.last_flush_ok:
             problems.append(f"the database cannot be written: {health.last_flush_error}")
         body = {

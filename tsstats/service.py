@@ -113,7 +113,7 @@ def describe_machine(settings, nvml: Any = None, sys_root: str = "/sys") -> dict
     gpus = []
     if has_gpu:
         readings = gpu.read()
-        for info, gpu_reading in zip(gpu.gpus, readings):
+        for info, gpu_reading in zip(gpu.gpus, readings, strict=False):
             gpus.append({"index": info.index, "name": info.name, "ok": gpu_reading.ok,
                          "energyCounter": "energy" not in info.unsupported,
                          "power": "power" not in info.unsupported,

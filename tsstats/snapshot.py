@@ -26,10 +26,13 @@ class SlowFigures:
 
 
 def _number(value: float, unavailable: list[str], name: str, digits: int = 2) -> float:
-    """A finite JSON number: NaN (not measured) becomes 0 and the field is listed as unavailable."""
+    """A finite JSON number rounded to ``digits`` decimals (negative: that many significant digits);
+    NaN (not measured) becomes 0 and the field is listed as unavailable."""
     if value is None or not math.isfinite(value):
         unavailable.append(name)
         return 0
+    if digits < 0:
+        return float(f"{float(value):.{-digits}g}")
     return round(float(value), digits)
 
 
@@ -72,19 +75,19 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
             "activeComparisons": int(comparisons.get("activeComparisons", 0)),
             "queueLength": int(comparisons.get("queueLength", 0)),
             "systemLoad": _number(figures.system_load_pct(last_load, logical), unavailable, "systemLoad"),
-            "carbonFootprint": _number(carbon, unavailable, "carbonFootprint", 6),
-            "energyConsumption": _number(energy_kwh, unavailable, "energyConsumption", 6),
+            "carbonFootprint": _number(carbon, unavailable, "carbonFootprint", -6),
+            "energyConsumption": _number(energy_kwh, unavailable, "energyConsumption", -6),
             "uptime": _number(slow.uptime_pct, unavailable, "uptime", 3),
             "responseTime": _number(response_ms, unavailable, "responseTime", 3),
             "errorRate": _number(error_pct, unavailable, "errorRate", 3),
         },
         "sustainability": {
             "totalCarbonSaved": _number(saved if saved is not None else math.nan, unavailable,
-                                        "totalCarbonSaved", 6),
+                                        "totalCarbonSaved", -6),
             "greenScore": _number(green, unavailable, "greenScore", 0),
             "energyEfficiency": _number(efficiency, unavailable, "energyEfficiency"),
             "renewableEnergyUsage": _number(renewable, unavailable, "renewableEnergyUsage"),
-            "carbonOffset": _number(slow.offsets_kg, unavailable, "carbonOffset", 6),
+            "carbonOffset": _number(slow.offsets_kg, unavailable, "carbonOffset", -6),
         },
         "comparisonStats": {
             "totalComparisons": int(comparisons.get("totalComparisons", 0)),

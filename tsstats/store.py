@@ -11,9 +11,10 @@ import json
 import os
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import numpy as np

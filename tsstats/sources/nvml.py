@@ -104,11 +104,11 @@ class NvmlReader:
         code = getattr(self._nvml, "NVML_ERROR_NOT_SUPPORTED", 3)
         return getattr(error, "value", None) == code
 
-    def _field(self, info: GpuInfo, reading: GpuReading, name: str, call) -> Any:
+    def _field(self, info: GpuInfo, reading: GpuReading, name: str, call, *args) -> Any:
         if name in info.unsupported:
             return None
         try:
-            return call()
+            return call(*args)
         except Exception as error:
             if self._not_supported(error):
                 info.unsupported.add(name)
@@ -122,30 +122,27 @@ class NvmlReader:
     def read(self) -> list[GpuReading]:
         nvml = self._nvml
         readings = []
-        for info, handle in zip(self.gpus, self._handles):
+        for info, handle in zip(self.gpus, self._handles, strict=False):
             reading = GpuReading(index=info.index)
             if handle is None:
                 reading.ok = False
                 readings.append(reading)
                 continue
-            utilization = self._field(info, reading, "utilization",
-                                      lambda: nvml.nvmlDeviceGetUtilizationRates(handle))
+            utilization = self._field(info, reading, "utilization", nvml.nvmlDeviceGetUtilizationRates, handle)
             if utilization is not None:
                 reading.utilization_pct = float(utilization.gpu)
-            memory = self._field(info, reading, "memory", lambda: nvml.nvmlDeviceGetMemoryInfo(handle))
+            memory = self._field(info, reading, "memory", nvml.nvmlDeviceGetMemoryInfo, handle)
             if memory is not None:
                 reading.memory_used_bytes = float(memory.used)
                 reading.memory_total_bytes = float(memory.total)
-            power = self._field(info, reading, "power", lambda: nvml.nvmlDeviceGetPowerUsage(handle))
+            power = self._field(info, reading, "power", nvml.nvmlDeviceGetPowerUsage, handle)
             if power is not None:
                 reading.power_w = power / 1000.0
-            energy = self._field(info, reading, "energy",
-                                 lambda: nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+            energy = self._field(info, reading, "energy", nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
             if energy is not None:
                 reading.energy_counter_j = energy / 1000.0
-            temperature = self._field(
-                info, reading, "temperature",
-                lambda: nvml.nvmlDeviceGetTemperature(handle, getattr(nvml, "NVML_TEMPERATURE_GPU", 0)))
+            temperature = self._field(info, reading, "temperature", nvml.nvmlDeviceGetTemperature, handle,
+                                      getattr(nvml, "NVML_TEMPERATURE_GPU", 0))
             if temperature is not None:
                 reading.temperature_c = float(temperature)
             readings.append(reading)

@@ -65,7 +65,7 @@ class RaplReader:
     drams: list[RaplDomain] = field(default_factory=list)
     unreadable: list[RaplDomain] = field(default_factory=list)
 
-    def discover(self) -> "RaplReader":
+    def discover(self) -> RaplReader:
         try:
             entries = sorted(os.listdir(self.powercap_root))
         except OSError:

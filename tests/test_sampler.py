@@ -1,0 +1,212 @@
+"""The sampler in-process on canned procfs, a fake NVML and a fake powercap tree, with a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import FakeGpu, FakePowercap, fake_nvml, write_stat
+
+from tsstats.config import load_settings
+from tsstats.request_stats import RequestStats
+from tsstats.sampler import Clocks, Sampler
+from tsstats.service import build_sources
+from tsstats.store import Store
+
+START_WALL = 1_800_000_000.0
+
+
+class FakeClock:
+    def __init__(self):
+        self.mono = 1000.0
+        self.wall = START_WALL
+
+    def advance(self, seconds: float, wall: float | None = None) -> None:
+        self.mono += seconds
+        self.wall = self.wall + seconds if wall is None else wall
+
+    def clocks(self) -> Clocks:
+        return Clocks(monotonic=lambda: self.mono, wall=lambda: self.wall)
+
+
+class Rig:
+    """A sampler over fakes that the test drives tick by tick."""
+
+    def __init__(self, tmp_path, proc_root, nvml=None, powercap=None, **settings):
+        self.proc_root = proc_root
+        self.clock = FakeClock()
+        flags = {"proc_root": str(proc_root), "db": str(tmp_path / "rig.duckdb"),
+                 "powercap_root": str(powercap or tmp_path / "no-powercap")}
+        flags.update({key: str(value) for key, value in settings.items()})
+        self.settings = load_settings(flags, env={"HOME": str(tmp_path)})
+        self.busy = 0
+        self.idle = 0
+        write_stat(proc_root, 0, 0)
+        self.nvml = nvml if nvml is not None else fake_nvml(None, init_fails=True)
+        self.open()
+
+    def open(self):
+        self.store = Store(self.settings.db)
+        self.sources = build_sources(self.settings, nvml=self.nvml)
+        self.sampler = Sampler(self.settings, self.store, self.sources, RequestStats(), clocks=self.clock.clocks())
+        self.sampler.prepare()
+
+    def close(self):
+        self.sampler.flush()
+        self.store.close()
+
+    def tick(self, cpu_pct: float = 0.0, seconds: float = 0.1, wall: float | None = None):
+        self.clock.advance(seconds, wall)
+        busy = int(round(cpu_pct))
+        self.busy += busy
+        self.idle += 100 - busy
+        write_stat(self.proc_root, self.busy, self.idle)
+        self.sampler.tick()
+
+    def stats(self) -> dict:
+        self.sampler.publish()
+        return json.loads(self.sampler.snapshot.body)
+
+
+def test_snapshot_from_canned_procfs(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(10):
+        rig.tick(cpu_pct=25)
+    stats = rig.stats()
+    system, live = stats["systemMetrics"], stats["liveStats"]
+    assert system["cpuUsage"] == pytest.approx(25.0)
+    assert system["memoryUsage"] == pytest.approx(75.0)
+    assert system["activeConnections"] == 7
+    assert live["systemLoad"] == pytest.approx(50.0)  # load 2.00 over 4 CPUs
+    assert system["gpuUsage"] == 0 and "gpuUsage" in stats["meta"]["unavailable"]
+    assert stats["meta"]["sources"]["gpu"] == "absent"
+    rig.close()
+
+
+def test_contract_shape_every_field_finite(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    rig.tick(10)
+    stats = rig.stats()
+    expected = {
+        "systemMetrics": {"cpuUsage", "gpuUsage", "memoryUsage", "networkLatency", "activeConnections"},
+        "liveStats": {"activeComparisons", "queueLength", "systemLoad", "carbonFootprint", "energyConsumption",
+                      "uptime", "responseTime", "errorRate"},
+        "sustainability": {"totalCarbonSaved", "greenScore", "energyEfficiency", "renewableEnergyUsage",
+                           "carbonOffset"},
+        "comparisonStats": {"totalComparisons", "modelsCompared", "averageAccuracy", "averageSpeed"},
+    }
+    assert set(stats) == set(expected) | {"meta"}
+    for group, fields in expected.items():
+        assert set(stats[group]) == fields
+        for name, value in stats[group].items():
+            assert isinstance(value, (int, float)) and not isinstance(value, bool), name
+            assert np.isfinite(value), name
+    assert sum(len(fields) for fields in expected.values()) == 22
+    rig.close()
+
+
+def test_two_gpus_one_failing(tmp_path, proc_root):
+    good, bad = FakeGpu(util=60, power_mw=100_000), FakeGpu(util=10, failing=True)
+    rig = Rig(tmp_path, proc_root, nvml=fake_nvml([good, bad]))
+    for _ in range(5):
+        rig.tick(10)
+    stats = rig.stats()
+    assert stats["systemMetrics"]["gpuUsage"] == pytest.approx(60.0)
+    assert stats["meta"]["sources"]["gpu"] == "nvml"
+    assert [gpu["index"] for gpu in stats["meta"]["gpus"]] == [0, 1]
+    assert stats["meta"]["gpus"][1]["utilization"] is None
+    assert "gpuUsage" not in stats["meta"]["unavailable"]
+    rig.close()
+    rows = Store(rig.settings.db).read_now(
+        lambda con: con.execute("SELECT gpu, count(*), avg(util_pm) FROM gpu_samples GROUP BY gpu ORDER BY gpu"
+                                ).fetchall())
+    assert rows[0] == (0, 5, 600.0) and rows[1][2] is None
+
+
+def test_this_machine_has_estimates_flagged(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(20):
+        rig.tick(50)
+    rig.sampler.flush()
+    stats = rig.stats()
+    live, meta = stats["liveStats"], stats["meta"]
+    assert live["energyConsumption"] > 0 and live["carbonFootprint"] > 0
+    assert meta["sources"]["cpuPower"] == "tdp_model" and meta["sources"]["memoryPower"] == "dimm_model"
+    assert {"energyConsumption", "carbonFootprint", "energyEfficiency"} <= set(meta["estimated"])
+    # TDP 150 W (Xeon Gold 6248) at 50%: 150 * (0.1 + 0.9 * 0.125) W, plus 2 DIMMs x 5 W, for 2 s
+    expected_j = (150 * (0.1 + 0.9 * 0.125) + 10.0) * 2.0
+    assert live["energyConsumption"] == pytest.approx(expected_j / 3.6e6, rel=0.01)
+    assert live["carbonFootprint"] == pytest.approx(expected_j / 3.6e6 * 473 / 1000, rel=0.01)
+    rig.close()
+
+
+def test_energy_from_rapl_at_known_wattage(tmp_path, proc_root):
+    tree = FakePowercap(tmp_path / "powercap", packages=2)
+    rig = Rig(tmp_path, proc_root, powercap=tmp_path / "powercap", pue=1.5, grid_region="FRA")
+    counters = {"intel-rapl:0": 0, "intel-rapl:1": 0, "intel-rapl:0:2": 0, "intel-rapl:1:2": 0}
+    watts = {"intel-rapl:0": 40.0, "intel-rapl:1": 20.0, "intel-rapl:0:2": 3.0, "intel-rapl:1:2": 2.0}
+    for _ in range(100):  # 10 s
+        for entry, power in watts.items():
+            counters[entry] += int(power * 0.1 * 1e6)
+            tree.set(entry, counters[entry])
+        rig.tick(30)
+    rig.sampler.flush()
+    stats = rig.stats()
+    expected_kwh = (60.0 + 5.0) * 10.0 * 1.5 / 3.6e6
+    assert stats["liveStats"]["energyConsumption"] == pytest.approx(expected_kwh, rel=0.02)
+    assert stats["meta"]["sources"]["cpuPower"] == "rapl"
+    assert stats["meta"]["estimated"] == []
+    assert stats["meta"]["sources"]["grid"]["region"] == "FRA"
+    # CPU at 30% of 600 J active, no GPU: efficiency 30%
+    assert stats["sustainability"]["energyEfficiency"] == pytest.approx(30.0, abs=0.5)
+    rig.close()
+
+
+def test_outages_lower_uptime_and_survive_restart(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(10):
+        rig.tick(5)  # 1 s of samples
+    rig.tick(5, seconds=1.0)  # a 1 s gap: down time
+    for _ in range(9):
+        rig.tick(5)
+    rig.sampler.flush()
+    uptime = rig.stats()["liveStats"]["uptime"]
+    span = 0.1 * 18 + 1.0  # from the first tick to the last
+    assert uptime == pytest.approx(100 * (span - 1.0) / span, abs=0.5)
+    rig.close()
+    rig.clock.advance(7.0)  # the service was stopped for 7 s
+    rig.open()
+    rig.tick(5)
+    rig.sampler.flush()
+    span += 7.1
+    assert rig.stats()["liveStats"]["uptime"] == pytest.approx(100 * (span - 8.1) / span, abs=1.0)
+    rig.close()
+
+
+def test_wall_clock_backwards_keeps_order_and_energy_positive(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(5):
+        rig.tick(20)
+    rig.tick(20, wall=START_WALL - 3600)  # the wall clock jumps back an hour
+    for _ in range(5):
+        rig.tick(20)
+    rig.close()
+    ts, energy = Store(rig.settings.db).read_now(
+        lambda con: con.execute("SELECT list(ts_ms ORDER BY rowid), min(cpu_mj) FROM samples").fetchone())
+    assert ts == sorted(ts) and len(set(ts)) == len(ts)
+    assert energy >= 0
+
+
+def test_restart_keeps_totals(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(20):
+        rig.tick(50)
+    rig.close()
+    before = rig.sampler.energy_totals()
+    rig.open()
+    assert rig.sampler.energy_totals() == pytest.approx(before)
+    rig.tick(0, seconds=0.0)
+    window = rig.stats()["liveStats"]["energyConsumption"]
+    assert window == pytest.approx(sum(before.values()) / 3.6e6, rel=1e-3)
+    rig.close()
