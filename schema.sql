@@ -75,3 +75,77 @@ CREATE TABLE IF NOT EXISTS offsets (
     at_ms      BIGINT NOT NULL,
     created_ms BIGINT NOT NULL
 );
+
+-- Rollups: one row per closed bucket, written by the sampler when the bucket closes (1-minute rows from
+-- samples, 1-hour rows from 1-minute rows) and rebuilt from the finer tier after a restart or a crash.
+-- Per metric: min, max, sum and count of the non-missing values, and the last value.
+
+-- 1m buckets of samples
+CREATE TABLE IF NOT EXISTS rollup_1m (
+    bucket_ms BIGINT NOT NULL,
+    samples INTEGER NOT NULL,
+    cpu_j DOUBLE,
+    cpu_active_j DOUBLE,
+    gpu_j DOUBLE,
+    gpu_idle_j DOUBLE,
+    mem_j DOUBLE,
+    covered_s DOUBLE,
+    cpu_min REAL, cpu_max REAL, cpu_sum DOUBLE, cpu_n INTEGER, cpu_last REAL,  -- cpuUsage
+    mem_min REAL, mem_max REAL, mem_sum DOUBLE, mem_n INTEGER, mem_last REAL,  -- memoryUsage
+    load_min REAL, load_max REAL, load_sum DOUBLE, load_n INTEGER, load_last REAL,  -- systemLoad
+    tcp_min REAL, tcp_max REAL, tcp_sum DOUBLE, tcp_n INTEGER, tcp_last REAL,  -- activeConnections
+    lat_min REAL, lat_max REAL, lat_sum DOUBLE, lat_n INTEGER, lat_last REAL,  -- networkLatency
+    rx_min REAL, rx_max REAL, rx_sum DOUBLE, rx_n INTEGER, rx_last REAL,  -- networkReceive
+    tx_min REAL, tx_max REAL, tx_sum DOUBLE, tx_n INTEGER, tx_last REAL,  -- networkTransmit
+    gpu_min REAL, gpu_max REAL, gpu_sum DOUBLE, gpu_n INTEGER, gpu_last REAL,  -- gpuUsage
+    pcpu_min REAL, pcpu_max REAL, pcpu_sum DOUBLE, pcpu_n INTEGER, pcpu_last REAL,  -- cpuPower
+    pgpu_min REAL, pgpu_max REAL, pgpu_sum DOUBLE, pgpu_n INTEGER, pgpu_last REAL,  -- gpuPower
+    pmem_min REAL, pmem_max REAL, pmem_sum DOUBLE, pmem_n INTEGER, pmem_last REAL,  -- memoryPower
+    ptot_min REAL, ptot_max REAL, ptot_sum DOUBLE, ptot_n INTEGER, ptot_last REAL   -- power
+);
+
+-- 1h buckets of samples
+CREATE TABLE IF NOT EXISTS rollup_1h (
+    bucket_ms BIGINT NOT NULL,
+    samples INTEGER NOT NULL,
+    cpu_j DOUBLE,
+    cpu_active_j DOUBLE,
+    gpu_j DOUBLE,
+    gpu_idle_j DOUBLE,
+    mem_j DOUBLE,
+    covered_s DOUBLE,
+    cpu_min REAL, cpu_max REAL, cpu_sum DOUBLE, cpu_n INTEGER, cpu_last REAL,  -- cpuUsage
+    mem_min REAL, mem_max REAL, mem_sum DOUBLE, mem_n INTEGER, mem_last REAL,  -- memoryUsage
+    load_min REAL, load_max REAL, load_sum DOUBLE, load_n INTEGER, load_last REAL,  -- systemLoad
+    tcp_min REAL, tcp_max REAL, tcp_sum DOUBLE, tcp_n INTEGER, tcp_last REAL,  -- activeConnections
+    lat_min REAL, lat_max REAL, lat_sum DOUBLE, lat_n INTEGER, lat_last REAL,  -- networkLatency
+    rx_min REAL, rx_max REAL, rx_sum DOUBLE, rx_n INTEGER, rx_last REAL,  -- networkReceive
+    tx_min REAL, tx_max REAL, tx_sum DOUBLE, tx_n INTEGER, tx_last REAL,  -- networkTransmit
+    gpu_min REAL, gpu_max REAL, gpu_sum DOUBLE, gpu_n INTEGER, gpu_last REAL,  -- gpuUsage
+    pcpu_min REAL, pcpu_max REAL, pcpu_sum DOUBLE, pcpu_n INTEGER, pcpu_last REAL,  -- cpuPower
+    pgpu_min REAL, pgpu_max REAL, pgpu_sum DOUBLE, pgpu_n INTEGER, pgpu_last REAL,  -- gpuPower
+    pmem_min REAL, pmem_max REAL, pmem_sum DOUBLE, pmem_n INTEGER, pmem_last REAL,  -- memoryPower
+    ptot_min REAL, ptot_max REAL, ptot_sum DOUBLE, ptot_n INTEGER, ptot_last REAL   -- power
+);
+
+-- 1m buckets of gpu_samples
+CREATE TABLE IF NOT EXISTS gpu_rollup_1m (
+    bucket_ms BIGINT NOT NULL,
+    gpu UTINYINT NOT NULL,
+    samples INTEGER NOT NULL,
+    util_min REAL, util_max REAL, util_sum DOUBLE, util_n INTEGER, util_last REAL,  -- gpuNUsage
+    memused_min REAL, memused_max REAL, memused_sum DOUBLE, memused_n INTEGER, memused_last REAL,  -- gpuNMemoryUsed
+    power_min REAL, power_max REAL, power_sum DOUBLE, power_n INTEGER, power_last REAL,  -- gpuNPower
+    temp_min REAL, temp_max REAL, temp_sum DOUBLE, temp_n INTEGER, temp_last REAL   -- gpuNTemperature
+);
+
+-- 1h buckets of gpu_samples
+CREATE TABLE IF NOT EXISTS gpu_rollup_1h (
+    bucket_ms BIGINT NOT NULL,
+    gpu UTINYINT NOT NULL,
+    samples INTEGER NOT NULL,
+    util_min REAL, util_max REAL, util_sum DOUBLE, util_n INTEGER, util_last REAL,  -- gpuNUsage
+    memused_min REAL, memused_max REAL, memused_sum DOUBLE, memused_n INTEGER, memused_last REAL,  -- gpuNMemoryUsed
+    power_min REAL, power_max REAL, power_sum DOUBLE, power_n INTEGER, power_last REAL,  -- gpuNPower
+    temp_min REAL, temp_max REAL, temp_sum DOUBLE, temp_n INTEGER, temp_last REAL   -- gpuNTemperature
+);

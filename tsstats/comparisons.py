@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .store import first
 from .timeparse import parse_time, rfc3339_ms
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -247,20 +248,20 @@ def record_from_row(row: tuple) -> dict[str, Any]:
 
 def insert_comparison(con, new: NewComparison, now_ms: int) -> dict[str, Any]:
     started = now_ms if new.status == "running" else None
-    row = con.execute(
+    row = first(con.execute(
         f"INSERT INTO comparisons (name, models, status, created_ms, started_ms, metadata) "
         f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {RECORD_COLUMNS}",
-        [new.name, list(new.models), new.status, now_ms, started, new.metadata]).fetchone()
+        [new.name, list(new.models), new.status, now_ms, started, new.metadata]).fetchall())
     return record_from_row(row)
 
 
 def fetch_comparison(con, comparison_id: int) -> dict[str, Any] | None:
-    row = con.execute(f"SELECT {RECORD_COLUMNS} FROM comparisons WHERE id = ?", [comparison_id]).fetchone()
+    row = first(con.execute(f"SELECT {RECORD_COLUMNS} FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
     return record_from_row(row) if row else None
 
 
 def current_status(con, comparison_id: int) -> tuple[str, int | None] | None:
-    row = con.execute("SELECT status, started_ms FROM comparisons WHERE id = ?", [comparison_id]).fetchone()
+    row = first(con.execute("SELECT status, started_ms FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
     return (row[0], row[1]) if row else None
 
 
@@ -268,13 +269,13 @@ def apply_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int,
                  energy_kwh: float | None = None, carbon_kg: float | None = None) -> dict[str, Any]:
     started = now_ms if update.status == "running" else None
     finished = now_ms if update.status in FINISHED else None
-    row = con.execute(
+    row = first(con.execute(
         f"UPDATE comparisons SET status = ?, started_ms = coalesce(?, started_ms), "
         f"finished_ms = coalesce(?, finished_ms), accuracy = coalesce(?, accuracy), "
         f"speed = coalesce(?, speed), error = coalesce(?, error), energy_kwh = coalesce(?, energy_kwh), "
         f"carbon_kg = coalesce(?, carbon_kg) WHERE id = ? RETURNING {RECORD_COLUMNS}",
         [update.status, started, finished, update.accuracy, update.speed, update.error, energy_kwh, carbon_kg,
-         comparison_id]).fetchone()
+         comparison_id]).fetchall())
     return record_from_row(row)
 
 
@@ -304,11 +305,11 @@ def running_intervals(con, start_ms: int, end_ms: int) -> list[tuple[int, int, i
 
 def comparison_stats(con) -> dict[str, float]:
     counts = dict(con.execute("SELECT status, count(*) FROM comparisons GROUP BY status").fetchall())
-    averages = con.execute(
+    averages = first(con.execute(
         "SELECT coalesce(avg(accuracy), 0), coalesce(avg(speed), 0) FROM comparisons "
-        "WHERE status = 'completed'").fetchone()
-    models = con.execute("SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons)"
-                         ).fetchone()[0]
+        "WHERE status = 'completed'").fetchall())
+    models = first(con.execute("SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons)"
+                         ).fetchall())[0]
     return {
         "activeComparisons": counts.get("running", 0),
         "queueLength": counts.get("queued", 0),
@@ -320,9 +321,9 @@ def comparison_stats(con) -> dict[str, float]:
 
 
 def insert_offset(con, offset: NewOffset, now_ms: int) -> dict[str, Any]:
-    row = con.execute("INSERT INTO offsets (kg, note, at_ms, created_ms) VALUES (?, ?, ?, ?) "
+    row = first(con.execute("INSERT INTO offsets (kg, note, at_ms, created_ms) VALUES (?, ?, ?, ?) "
                       "RETURNING id, kg, note, at_ms, created_ms",
-                      [offset.kg, offset.note, offset.at_ms, now_ms]).fetchone()
+                      [offset.kg, offset.note, offset.at_ms, now_ms]).fetchall())
     return offset_record(row)
 
 
@@ -338,4 +339,4 @@ def list_offsets(con) -> dict[str, Any]:
 
 
 def offsets_total(con) -> float:
-    return float(con.execute("SELECT coalesce(sum(kg), 0) FROM offsets").fetchone()[0])
+    return float(first(con.execute("SELECT coalesce(sum(kg), 0) FROM offsets").fetchall())[0])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .meter import METHOD_CPU_RAPL, METHOD_GPU_ENERGY, METHOD_GPU_POWER, METHOD_MEM_RAPL
+from .store import first
 
 _SUMS_SQL = (
     "SELECT coalesce(sum(cpu_mj), 0), coalesce(sum(cpu_mj * cpu_pm / 1000.0), 0), coalesce(sum(gpu_mj), 0), "
@@ -53,7 +54,7 @@ class EnergySums:
 
 
 def stored_sums(con, from_ms: float, to_ms: float) -> EnergySums:
-    row = con.execute(_SUMS_SQL, [int(from_ms), int(to_ms)]).fetchone()
+    row = first(con.execute(_SUMS_SQL, [int(from_ms), int(to_ms)]).fetchall())
     cpu, active, gpu, idle, mem, rows, methods_all, methods_any = row
     return EnergySums(cpu / 1000.0, float(active) / 1000.0, gpu / 1000.0, idle / 1000.0, mem / 1000.0, rows,
                       int(methods_all) if rows else 0xFF, int(methods_any))
@@ -97,8 +98,10 @@ class EnergyWindow:
         self.lower_ms = now_ms - self.span_ms
         self.sums = stored_sums(con, self.lower_ms, 2 ** 62)
 
-    def add(self, batch: dict[str, np.ndarray]) -> None:
-        self.sums = self.sums + memory_sums(batch, self.lower_ms if self.lower_ms is not None else -np.inf)
+    def add_sums(self, sums: EnergySums, ts_ms: np.ndarray) -> None:
+        """Add the sums of a flushed batch (rows are recent: inside the window but for a restart's first)."""
+        if self.lower_ms is None or len(ts_ms) == 0 or ts_ms[0] >= self.lower_ms:
+            self.sums = self.sums + sums
 
     def advance(self, con, now_ms: float) -> None:
         new_lower = now_ms - self.span_ms

@@ -23,11 +23,12 @@ from .grid import Grid
 from .meter import PowerMeter, methods_text
 from .request_stats import RequestStats
 from .ring import Ring
+from .rollups import Rollups, enforce_retention, stored_totals
 from .snapshot import SlowFigures, build_stats
 from .sources.host import HostReader, cpu_busy_pct
 from .sources.latency import LatencyMonitor
 from .sources.nvml import NvmlReader
-from .store import GPU_SAMPLE_COLUMNS, SAMPLE_COLUMNS, Store
+from .store import GPU_SAMPLE_COLUMNS, SAMPLE_COLUMNS, Store, first
 
 log = logging.getLogger("tsstats.sampler")
 
@@ -36,6 +37,9 @@ RING_COLUMNS = ("ts_ms", "interval_s", "cpu_pct", "mem_pct", "load1", "logical_c
                 "mem_j", "methods")
 GPU_RING_COLUMNS = ("ts_ms", "gpu", "util_pct", "mem_used_bytes", "power_w", "energy_j", "temp_c")
 FIGURES_INTERVAL_S = 5.0
+RETENTION_INTERVAL_S = 60.0
+SLOW_READ_S = 1.0  # memory, load and TCP counts: read once a second, carried to the ticks between
+RETENTION_BACKLOG_S = 5.0
 STALL_S = 5.0
 
 
@@ -105,8 +109,11 @@ class Sampler:
         self._offsets_kg = 0.0
         self._totals = {"cpu_j": 0.0, "gpu_j": 0.0, "mem_j": 0.0, "covered_s": 0.0}
         self._energy = EnergyWindow(settings.report_window * 1000.0)
-        self._slow = SlowFigures()
         self._last_gpu: list = []
+        self.rollups = Rollups()
+        self._last_flushed_ms: float | None = None
+        self._first_written = False
+        self._retention_dirty = False
         self._logical_cpus = 1.0
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -117,22 +124,25 @@ class Sampler:
         self._thread.start()
 
     def prepare(self) -> None:
-        """Load what the figures need from the database and prime the readers (no thread started)."""
+        """Load what the figures need from the database, close buckets a crash left open, prime the readers
+        (no thread started)."""
         con = self.store.writer
         now_ms = self.clocks.wall() * 1000.0
-        first = self.store.get_meta("first_sample_ms")
-        self._first_sample_ms = float(first) if first is not None else None
-        last = con.execute("SELECT max(ts_ms) FROM samples").fetchone()[0]
-        stored_last = self.store.get_meta("last_sample_ms")
-        candidates = [float(x) for x in (last, stored_last) if x is not None]
-        self._last_ts_ms = max(candidates) if candidates else None
+        stored_first = self.store.get_meta("first_sample_ms")
+        self._first_sample_ms = float(stored_first) if stored_first is not None else None
+        self._first_written = stored_first is not None
+        self.rollups.load(con)
+        last = first(con.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
+        if last is None and self.rollups.minutes_until is not None:
+            last = self.rollups.minutes_until
+        self._last_ts_ms = self._last_flushed_ms = float(last) if last is not None else None
+        if self._last_ts_ms is not None:
+            self.store.transaction(lambda c: self.rollups.close_buckets(c, max(now_ms, self._last_ts_ms)))
         window_start = now_ms - self.settings.availability_window * 1000.0
         rows = con.execute("SELECT start_ms, end_ms FROM outages WHERE end_ms >= ? ORDER BY start_ms",
                            [int(window_start)]).fetchall()
         self._outages = np.array(rows, dtype=float).reshape(-1, 2)
-        for key in self._totals:
-            value = self.store.get_meta(f"total_{key}")
-            self._totals[key] = float(value) if value is not None else 0.0
+        self._totals = stored_totals(con, self.rollups.hours_until, self.rollups.minutes_until)
         self._energy.load(con, now_ms)
         self._refresh_comparisons(con)
         self._offsets_kg = cmp.offsets_total(con)
@@ -150,6 +160,7 @@ class Sampler:
         except Exception as error:  # the file may be gone or full: say so, do not hang the shutdown
             log.error("final flush failed: %s", error)
         self.sources.gpu.stop()
+        self.sources.host.close()
 
     def add_listener(self, callback: Callable[[Snapshot], None]) -> None:
         self._listeners.append(callback)
@@ -170,10 +181,12 @@ class Sampler:
 
     # -- the loop -----------------------------------------------------------------------------------
     def _prime(self) -> None:
-        reading = self.sources.host.read()
+        reading = self.sources.host.read_fast()
         self._prev_cpu = reading.cpu
         self._prev_net = (reading.net_rx_bytes, reading.net_tx_bytes)
         self._prev_mono = self.clocks.monotonic()
+        self._slow_reading = self.sources.host.read_slow()
+        self._slow_mono = self._prev_mono
 
     def _run(self) -> None:
         settings = self.settings
@@ -183,7 +196,8 @@ class Sampler:
         next_update = mono()
         next_figures = mono() + FIGURES_INTERVAL_S
         next_checkpoint = mono() + settings.checkpoint_interval
-        first = True
+        next_retention = mono() + RETENTION_INTERVAL_S
+        publish_now = True
         while not self._stop.is_set():
             try:
                 work, future = self._commands.get(timeout=max(0.0, next_tick - mono()))
@@ -206,10 +220,20 @@ class Sampler:
             if now >= next_figures:
                 next_figures = now + FIGURES_INTERVAL_S
                 self.refresh_figures()
-            if now >= next_update or first:
+            if now >= next_update or publish_now:
                 next_update = now + settings.update_interval
-                first = False
+                publish_now = False
                 self.publish()
+            if now >= next_retention:
+                try:
+                    busy = self.enforce_retention() > 0
+                except Exception as error:
+                    busy = False
+                    log.error("retention failed: %s", error)
+                next_retention = now + (RETENTION_BACKLOG_S if busy else RETENTION_INTERVAL_S)
+                if not busy and self._retention_dirty:
+                    next_checkpoint = now  # give the freed blocks back now that the backlog is done
+                    self._retention_dirty = False
             if now >= next_checkpoint:
                 next_checkpoint = now + settings.checkpoint_interval
                 try:
@@ -249,7 +273,11 @@ class Sampler:
         if self._last_ts_ms is not None and wall_ms <= self._last_ts_ms:
             # the wall clock went backwards: keep rows in order, advance by the monotonic interval
             wall_ms = self._last_ts_ms + max(interval * 1000.0, 1.0)
-        reading = sources.host.read()
+        reading = sources.host.read_fast()
+        if mono_now - self._slow_mono >= SLOW_READ_S:
+            self._slow_reading = sources.host.read_slow()
+            self._slow_mono = mono_now
+        slow = self._slow_reading
         cpu = cpu_busy_pct(self._prev_cpu, reading.cpu)
         self._prev_cpu = reading.cpu
         rx = max(reading.net_rx_bytes - self._prev_net[0], 0)
@@ -260,12 +288,12 @@ class Sampler:
         power = sources.meter.measure(interval, cpu, gpus)
         utilizations = [g.utilization_pct for g in gpus if g.ok and math.isfinite(g.utilization_pct)]
         gpu_pct = float(np.mean(utilizations)) if utilizations else math.nan
-        row = np.array([
-            wall_ms, interval, cpu, reading.memory_used_pct, reading.load1, reading.logical_cpus,
-            reading.tcp_established, rx, tx, gpu_pct, sources.latency.take_fresh(),
+        row = [
+            wall_ms, interval, cpu, slow.memory_used_pct, slow.load1, reading.logical_cpus,
+            slow.tcp_established, rx, tx, gpu_pct, sources.latency.take_fresh(),
             power.cpu_w, power.gpu_w, power.mem_w, power.cpu_j, power.gpu_j, power.gpu_idle_j, power.mem_j,
             power.methods,
-        ])
+        ]
         self.ring.append(row)
         if gpus:
             for reading_gpu, energy in zip(gpus, power.per_gpu_j, strict=False):
@@ -280,7 +308,7 @@ class Sampler:
 
     # -- flush --------------------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write what is buffered in one transaction (sampler thread only)."""
+        """Write what is buffered in one transaction, with the buckets that closed (sampler thread only)."""
         rows, lost = self.ring.drain()
         gpu_rows, _ = self.gpu_ring.drain()
         if lost:
@@ -290,11 +318,11 @@ class Sampler:
             return
         columns = self.ring.columns_of(rows)
         gpu_columns = self.gpu_ring.columns_of(gpu_rows)
-        previous = self.store.get_meta("last_sample_ms")
-        gaps = figures.find_gaps(columns["ts_ms"], float(previous) if previous is not None else None,
-                                 2 * self.period_s * 1000.0)
+        gaps = figures.find_gaps(columns["ts_ms"], self._last_flushed_ms, 2 * self.period_s * 1000.0)
         batch = memory_sums(columns)
         interval_s = float(np.nansum(columns["interval_s"]))
+        last_ts = float(columns["ts_ms"][-1])
+        first_needed = self._first_sample_ms is not None and self._first_written is False
 
         def write(con) -> None:
             self.store.insert_columns("samples", SAMPLE_COLUMNS, columns)
@@ -302,30 +330,44 @@ class Sampler:
                 self.store.insert_columns("gpu_samples", GPU_SAMPLE_COLUMNS, gpu_columns)
             for start, end in gaps:
                 con.execute("INSERT INTO outages VALUES (?, ?)", [int(start), int(end)])
-            meta = {"last_sample_ms": repr(float(columns["ts_ms"][-1]))}
-            for key, value in self._batch_totals(batch, interval_s).items():
-                meta[f"total_{key}"] = repr(float(value))
-            if self.store.get_meta("first_sample_ms") is None:
-                meta["first_sample_ms"] = repr(float(columns["ts_ms"][0]))
-            for key, value in meta.items():
-                con.execute("INSERT OR REPLACE INTO schema_meta VALUES (?, ?)", [key, value])
+            if first_needed:
+                con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('first_sample_ms', ?)",
+                            [repr(float(self._first_sample_ms))])
+            self.rollups.close_buckets(con, last_ts)
 
+        rollup_state = (self.rollups.minutes_until, self.rollups.hours_until)
+        single_statement = not (len(gaps) or len(gpu_rows) or first_needed or self.rollups.due(last_ts))
         try:
-            self.store.transaction(write)
+            if single_statement:  # one appender flush commits on its own: the same transaction, cheaper
+                self.store.insert_columns("samples", SAMPLE_COLUMNS, columns)
+            else:
+                self.store.transaction(write)
         except Exception as error:
+            self.rollups.minutes_until, self.rollups.hours_until = rollup_state
             self.ring.undrain(len(rows))
             self.gpu_ring.undrain(len(gpu_rows))
             self.health.last_flush_ok = False
             self.health.last_flush_error = str(error)
             log.error("writing %d samples failed (kept in memory for the next try): %s", len(rows), error)
             return
+        self._first_written = self._first_written or first_needed
+        self._last_flushed_ms = last_ts
         self.health.last_flush_ok = True
         self.health.last_flush_error = ""
         self.health.flushes += 1
         self._totals = self._batch_totals(batch, interval_s)
-        self._energy.add(columns)
+        self._energy.add_sums(batch, columns["ts_ms"])
         if len(gaps):
             self._outages = np.vstack((self._outages, gaps))
+
+    def enforce_retention(self) -> int:
+        """One bounded pass of retention (sampler thread only); returns the rows deleted."""
+        now_ms = self.clocks.wall() * 1000.0
+        deleted = self.store.transaction(
+            lambda con: enforce_retention(con, self.settings, now_ms, self.rollups.minutes_until))
+        if deleted:
+            self._retention_dirty = True
+        return deleted
 
     def _batch_totals(self, batch: EnergySums, interval_s: float) -> dict[str, float]:
         totals = self._totals

@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import time
+from time import perf_counter
 from typing import Any
 
 from sanic import Request, Sanic
@@ -77,6 +78,7 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
     app.config.MOTD = False
     app.ctx.settings = settings
     origins = set(settings.cors_origins)
+    record = requests.record
     token = settings.token.encode() if settings.token else None
 
     async def write(work):
@@ -93,7 +95,7 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
     # -- middleware ---------------------------------------------------------------------------------
     @app.on_request(priority=100)
     async def begin(request: Request):
-        request.ctx.started = time.perf_counter()
+        request.ctx.started = perf_counter()
         if request.method == "OPTIONS":
             return preflight(request)
         if token is not None and request.path != "/healthz":
@@ -121,12 +123,12 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
     @app.on_response
     async def finish(request: Request, response: HTTPResponse):
         origin = request.headers.get("origin")
-        if origin in origins and "Access-Control-Allow-Origin" not in response.headers:
+        if origin is not None and origin in origins and "Access-Control-Allow-Origin" not in response.headers:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
         started = getattr(request.ctx, "started", None)
         if started is not None and request.path.startswith("/api/"):
-            requests.record(time.perf_counter() - started, response.status)
+            record(perf_counter() - started, response.status)
 
     # -- errors -------------------------------------------------------------------------------------
     @app.exception(InputError)

@@ -84,7 +84,7 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
         "sustainability": {
             "totalCarbonSaved": _number(saved if saved is not None else math.nan, unavailable,
                                         "totalCarbonSaved", -6),
-            "greenScore": _number(green, unavailable, "greenScore", 0),
+            "greenScore": int(_number(green, unavailable, "greenScore", 0)),
             "energyEfficiency": _number(efficiency, unavailable, "energyEfficiency"),
             "renewableEnergyUsage": _number(renewable, unavailable, "renewableEnergyUsage"),
             "carbonOffset": _number(slow.offsets_kg, unavailable, "carbonOffset", -6),

@@ -21,37 +21,55 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 
-# ring column -> (table column, SQL turning the float64 ring value into the stored integer)
-SAMPLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("ts_ms", "CAST(ts_ms AS BIGINT)"),
-    ("interval_ms", "CAST(round(interval_s * 1000) AS INTEGER)"),
-    ("cpu_pm", "CAST(round(cpu_pct * 10) AS SMALLINT)"),
-    ("mem_pm", "CAST(round(mem_pct * 10) AS SMALLINT)"),
-    ("load1_c", "CAST(round(load1 * 100) AS INTEGER)"),
-    ("logical_cpus", "CAST(logical_cpus AS SMALLINT)"),
-    ("tcp_estab", "CAST(tcp_estab AS INTEGER)"),
-    ("rx_bytes", "CAST(rx_bytes AS BIGINT)"),
-    ("tx_bytes", "CAST(tx_bytes AS BIGINT)"),
-    ("gpu_pm", "CAST(round(gpu_pct * 10) AS SMALLINT)"),
-    ("latency_us", "CAST(round(latency_ms * 1000) AS INTEGER)"),
-    ("cpu_mw", "CAST(round(cpu_w * 1000) AS INTEGER)"),
-    ("gpu_mw", "CAST(round(gpu_w * 1000) AS INTEGER)"),
-    ("mem_mw", "CAST(round(mem_w * 1000) AS INTEGER)"),
-    ("cpu_mj", "CAST(round(cpu_j * 1000) AS INTEGER)"),
-    ("gpu_mj", "CAST(round(gpu_j * 1000) AS INTEGER)"),
-    ("gpu_idle_mj", "CAST(round(gpu_idle_j * 1000) AS INTEGER)"),
-    ("mem_mj", "CAST(round(mem_j * 1000) AS INTEGER)"),
-    ("methods", "CAST(methods AS UTINYINT)"),
+# table column, ring column, scale: the stored integer is round(ring value x scale), NULL for NaN
+SAMPLE_COLUMNS: tuple[tuple[str, str, float], ...] = (
+    ("ts_ms", "ts_ms", 1.0),
+    ("interval_ms", "interval_s", 1000.0),
+    ("cpu_pm", "cpu_pct", 10.0),
+    ("mem_pm", "mem_pct", 10.0),
+    ("load1_c", "load1", 100.0),
+    ("logical_cpus", "logical_cpus", 1.0),
+    ("tcp_estab", "tcp_estab", 1.0),
+    ("rx_bytes", "rx_bytes", 1.0),
+    ("tx_bytes", "tx_bytes", 1.0),
+    ("gpu_pm", "gpu_pct", 10.0),
+    ("latency_us", "latency_ms", 1000.0),
+    ("cpu_mw", "cpu_w", 1000.0),
+    ("gpu_mw", "gpu_w", 1000.0),
+    ("mem_mw", "mem_w", 1000.0),
+    ("cpu_mj", "cpu_j", 1000.0),
+    ("gpu_mj", "gpu_j", 1000.0),
+    ("gpu_idle_mj", "gpu_idle_j", 1000.0),
+    ("mem_mj", "mem_j", 1000.0),
+    ("methods", "methods", 1.0),
 )
-GPU_SAMPLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("ts_ms", "CAST(ts_ms AS BIGINT)"),
-    ("gpu", "CAST(gpu AS UTINYINT)"),
-    ("util_pm", "CAST(round(util_pct * 10) AS SMALLINT)"),
-    ("mem_used_mb", "CAST(round(mem_used_bytes / 1048576) AS INTEGER)"),
-    ("power_mw", "CAST(round(power_w * 1000) AS INTEGER)"),
-    ("energy_mj", "CAST(round(energy_j * 1000) AS INTEGER)"),
-    ("temp_c", "CAST(round(temp_c) AS SMALLINT)"),
+GPU_SAMPLE_COLUMNS: tuple[tuple[str, str, float], ...] = (
+    ("ts_ms", "ts_ms", 1.0),
+    ("gpu", "gpu", 1.0),
+    ("util_pm", "util_pct", 10.0),
+    ("mem_used_mb", "mem_used_bytes", 1.0 / 1048576),
+    ("power_mw", "power_w", 1000.0),
+    ("energy_mj", "energy_j", 1000.0),
+    ("temp_c", "temp_c", 1.0),
 )
+APPENDER_MAX_ROWS = 2000
+
+
+def scaled_columns(columns: dict[str, np.ndarray], spec) -> dict[str, np.ndarray]:
+    """The integers a table stores for float64 ring columns, as float64 with NaN for NULL."""
+    return {table: np.round(columns[ring] * scale) for table, ring, scale in spec}
+
+
+def _python_rows(scaled: dict[str, np.ndarray]) -> list[tuple]:
+    """Rows of Python ints (None for NULL) for the appender."""
+    columns = []
+    for array in scaled.values():
+        missing = np.isnan(array)
+        values = np.where(missing, 0, array).astype(np.int64).tolist()
+        if missing.any():
+            values = [None if gap else value for value, gap in zip(values, missing.tolist(), strict=True)]
+        columns.append(values)
+    return list(zip(*columns, strict=True))
 
 
 class StoreError(RuntimeError):
@@ -98,6 +116,7 @@ class Store:
         except Exception:
             self._con.close()
             raise
+        self._appenders: dict[str, Any] = {}
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
@@ -108,7 +127,7 @@ class Store:
     def _apply_schema(self) -> None:
         con = self._con
         try:
-            row = con.execute("SELECT value FROM schema_meta WHERE key = 'schema_version'").fetchone()
+            row = first(con.execute("SELECT value FROM schema_meta WHERE key = 'schema_version'").fetchall())
         except duckdb.CatalogException:
             row = None
         if row is not None and int(row[0]) > SCHEMA_VERSION:
@@ -130,21 +149,37 @@ class Store:
 
     # -- key/value --------------------------------------------------------------------------------
     def get_meta(self, key: str, con: duckdb.DuckDBPyConnection | None = None) -> str | None:
-        row = (con or self._con).execute("SELECT value FROM schema_meta WHERE key = ?", [key]).fetchone()
+        row = first((con or self._con).execute("SELECT value FROM schema_meta WHERE key = ?", [key]).fetchall())
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
         self._con.execute("INSERT OR REPLACE INTO schema_meta VALUES (?, ?)", [key, value])
 
     # -- writes (sampler thread) --------------------------------------------------------------------
-    def insert_columns(self, table: str, mapping: tuple[tuple[str, str], ...], columns: dict[str, np.ndarray]) -> None:
-        """Insert one batch of float64 columns into ``table`` with one INSERT ... SELECT (no transaction)."""
+    def insert_columns(self, table: str, spec, columns: dict[str, np.ndarray]) -> None:
+        """Insert a batch of float64 ring columns into ``table`` as its scaled integers, in one statement
+        (call inside a transaction). Small batches go through a kept appender, large ones through a scan
+        of the numpy arrays."""
+        scaled = scaled_columns(columns, spec)
+        rows = len(next(iter(scaled.values())))
+        if not rows:
+            return
+        if rows <= APPENDER_MAX_ROWS:
+            appender = self._appenders.get(table)
+            if appender is None:
+                appender = self._appenders[table] = self._con.appender(table, columns=list(scaled))
+            try:
+                appender.append_rows(_python_rows(scaled))
+                appender.flush()
+            except Exception:
+                appender.clear()
+                raise
+            return
         name = f"batch_{table}"
-        self._con.register(name, columns)
+        self._con.register(name, scaled)
         try:
-            targets = ", ".join(column for column, _ in mapping)
-            expressions = ", ".join(expression for _, expression in mapping)
-            self._con.execute(f"INSERT INTO {table} ({targets}) SELECT {expressions} FROM {name}")
+            targets = ", ".join(scaled)
+            self._con.execute(f"INSERT INTO {table} ({targets}) SELECT {targets} FROM {name}")
         finally:
             self._con.unregister(name)
 
@@ -205,3 +240,9 @@ class Store:
 
 def dumps_metadata(metadata: dict[str, Any]) -> str:
     return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+
+
+def first(rows: list[tuple]) -> tuple | None:
+    """The first of fetched rows, or None. Results are always fetched whole: in DuckDB 2.0 a result left
+    unfinished keeps its connection busy."""
+    return rows[0] if rows else None

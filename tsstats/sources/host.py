@@ -13,6 +13,25 @@ class CpuTimes:
 
 
 @dataclass(frozen=True)
+class FastReading:
+    """Read every tick: counters whose deltas make the tick's values."""
+
+    cpu: CpuTimes
+    logical_cpus: int
+    net_rx_bytes: int
+    net_tx_bytes: int
+
+
+@dataclass(frozen=True)
+class SlowReading:
+    """Read about once a second: levels that change slowly (the kernel updates loadavg every 5 s)."""
+
+    memory_used_pct: float
+    load1: float
+    tcp_established: int
+
+
+@dataclass(frozen=True)
 class HostReading:
     cpu: CpuTimes
     logical_cpus: int
@@ -33,22 +52,16 @@ def cpu_busy_pct(previous: CpuTimes, current: CpuTimes) -> float:
 
 
 def parse_stat(text: str) -> tuple[CpuTimes, int]:
-    """Aggregate CPU times and the number of logical CPUs from /proc/stat."""
-    times = None
-    logical = 0
-    for line in text.splitlines():
-        if line.startswith("cpu "):
-            fields = [int(x) for x in line.split()[1:]]
-            # user nice system idle iowait irq softirq steal (guest is already in user)
-            fields = (fields + [0] * 8)[:8]
-            idle = fields[3] + fields[4]
-            total = sum(fields)
-            times = CpuTimes(busy=total - idle, total=total)
-        elif line.startswith("cpu") and line[3:4].isdigit():
-            logical += 1
-    if times is None:
-        raise ValueError("no aggregate cpu line in /proc/stat")
-    return times, max(logical, 1)
+    """Aggregate CPU times and the number of logical CPUs (online) from /proc/stat."""
+    if not text.startswith("cpu "):
+        raise ValueError("no aggregate cpu line at the start of /proc/stat")
+    first = text[:text.index("\n")] if "\n" in text else text
+    # user nice system idle iowait irq softirq steal (guest is already in user)
+    fields = ([int(x) for x in first.split()[1:9]] + [0] * 8)[:8]
+    idle = fields[3] + fields[4]
+    total = sum(fields)
+    logical = text.count("\ncpu")
+    return CpuTimes(busy=total - idle, total=total), max(logical, 1)
 
 
 def parse_meminfo(text: str) -> float:
@@ -58,6 +71,8 @@ def parse_meminfo(text: str) -> float:
         key, _, rest = line.partition(":")
         if key in ("MemTotal", "MemAvailable", "MemFree", "Buffers", "Cached"):
             values[key] = int(rest.split()[0])
+            if key == "Cached" or "MemAvailable" in values and "MemTotal" in values:
+                break
     total = values["MemTotal"]
     available = values.get("MemAvailable")
     if available is None:  # kernels before 3.14
@@ -105,30 +120,58 @@ def parse_cpu_model(text: str) -> str:
 
 
 class HostReader:
-    """Reads the host's counters from procfs; every path is under ``proc_root``."""
+    """Reads the host's counters from procfs; every path is under ``proc_root``.
+
+    The files read every tick are opened once and re-read with ``pread`` from offset 0, which procfs
+    answers with fresh contents; that saves an open and a close per file per tick.
+    """
+
+    TICK_FILES = ("stat", "net/dev", "meminfo", "loadavg", "net/snmp")
 
     def __init__(self, proc_root: str = "/proc"):
         self.proc_root = proc_root
+        self._fds: dict[str, int] = {}
 
     def _read(self, relative: str) -> str:
-        with open(os.path.join(self.proc_root, relative), encoding="ascii", errors="replace") as handle:
-            return handle.read()
+        fd = self._fds.get(relative)
+        if fd is None:
+            fd = self._fds[relative] = os.open(os.path.join(self.proc_root, relative), os.O_RDONLY)
+        chunks = []
+        offset = 0
+        while True:
+            chunk = os.pread(fd, 65536, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+            if len(chunk) < 65536:
+                break
+        return b"".join(chunks).decode("ascii", "replace")
 
-    def read(self) -> HostReading:
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def read_fast(self) -> FastReading:
         cpu, logical = parse_stat(self._read("stat"))
         rx, tx = parse_net_dev(self._read("net/dev"))
-        return HostReading(
-            cpu=cpu,
-            logical_cpus=logical,
-            memory_used_pct=parse_meminfo(self._read("meminfo")),
-            load1=parse_loadavg(self._read("loadavg")),
-            tcp_established=parse_snmp_curr_estab(self._read("net/snmp")),
-            net_rx_bytes=rx,
-            net_tx_bytes=tx,
-        )
+        return FastReading(cpu=cpu, logical_cpus=logical, net_rx_bytes=rx, net_tx_bytes=tx)
+
+    def read_slow(self) -> SlowReading:
+        return SlowReading(memory_used_pct=parse_meminfo(self._read("meminfo")),
+                           load1=parse_loadavg(self._read("loadavg")),
+                           tcp_established=parse_snmp_curr_estab(self._read("net/snmp")))
+
+    def read(self) -> HostReading:
+        fast, slow = self.read_fast(), self.read_slow()
+        return HostReading(cpu=fast.cpu, logical_cpus=fast.logical_cpus, memory_used_pct=slow.memory_used_pct,
+                           load1=slow.load1, tcp_established=slow.tcp_established, net_rx_bytes=fast.net_rx_bytes,
+                           net_tx_bytes=fast.net_tx_bytes)
 
     def cpu_model(self) -> str:
         try:
-            return parse_cpu_model(self._read("cpuinfo"))
+            with open(os.path.join(self.proc_root, "cpuinfo"), encoding="ascii", errors="replace") as handle:
+                return parse_cpu_model(handle.read())
         except OSError:
             return ""

@@ -1,0 +1,119 @@
+"""The metrics kept for history: names, units, and how each is computed from a stored sample row.
+
+Each metric has a short column stem used in the rollup tables of ``schema.sql`` (``<stem>_min``,
+``<stem>_max``, ``<stem>_sum``, ``<stem>_n``, ``<stem>_last``) and a SQL expression over ``samples``
+(or ``gpu_samples`` for per-GPU metrics).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+AGGREGATES = ("avg", "min", "max", "last")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    stem: str
+    unit: str
+    description: str
+    expression: str
+    kind: str = "gauge"
+
+
+HOST_METRICS: tuple[Metric, ...] = (
+    Metric("cpuUsage", "cpu", "%", "share of all logical CPUs busy", "cpu_pm / 10.0"),
+    Metric("memoryUsage", "mem", "%", "(total - available) / total physical memory", "mem_pm / 10.0"),
+    Metric("systemLoad", "load", "%", "1-minute load average / logical CPUs x 100",
+           "load1_c / nullif(logical_cpus, 0)"),
+    Metric("activeConnections", "tcp", "count", "TCP connections ESTABLISHED", "tcp_estab"),
+    Metric("networkLatency", "lat", "ms", "median network round trip of the latest probe", "latency_us / 1000.0"),
+    Metric("networkReceive", "rx", "B/s", "bytes received per second, loopback excluded",
+           "rx_bytes * 1000.0 / nullif(interval_ms, 0)"),
+    Metric("networkTransmit", "tx", "B/s", "bytes sent per second, loopback excluded",
+           "tx_bytes * 1000.0 / nullif(interval_ms, 0)"),
+    Metric("gpuUsage", "gpu", "%", "NVML GPU utilization, mean over all GPUs", "gpu_pm / 10.0"),
+    Metric("cpuPower", "pcpu", "W", "CPU package power (RAPL, or the TDP model)", "cpu_mw / 1000.0"),
+    Metric("gpuPower", "pgpu", "W", "power of all GPUs (NVML)", "gpu_mw / 1000.0"),
+    Metric("memoryPower", "pmem", "W", "memory power (RAPL dram, or the DIMM model)", "mem_mw / 1000.0"),
+    Metric("power", "ptot", "W", "CPU + GPU + memory power, before PUE",
+           "(cpu_mw + coalesce(gpu_mw, 0) + coalesce(mem_mw, 0)) / 1000.0"),
+)
+GPU_METRICS: tuple[Metric, ...] = (
+    Metric("Usage", "util", "%", "NVML utilization of GPU {i}", "util_pm / 10.0"),
+    Metric("MemoryUsed", "memused", "MiB", "memory used on GPU {i}", "mem_used_mb"),
+    Metric("Power", "power", "W", "power of GPU {i}", "power_mw / 1000.0"),
+    Metric("Temperature", "temp", "°C", "temperature of GPU {i}", "temp_c"),
+)
+# Energy per bucket, summed (joules), kept beside the metrics in the rollups.
+ENERGY_SUMS: tuple[tuple[str, str], ...] = (
+    ("cpu_j", "cpu_mj / 1000.0"),
+    ("cpu_active_j", "cpu_mj * cpu_pm / 1.0e6"),
+    ("gpu_j", "gpu_mj / 1000.0"),
+    ("gpu_idle_j", "gpu_idle_mj / 1000.0"),
+    ("mem_j", "mem_mj / 1000.0"),
+    ("covered_s", "interval_ms / 1000.0"),
+)
+ENERGY_METRICS: tuple[Metric, ...] = (
+    Metric("cpuEnergy", "cpu_j", "J", "CPU energy since the oldest retained hour, before PUE", "", "counter"),
+    Metric("gpuEnergy", "gpu_j", "J", "GPU energy since the oldest retained hour, before PUE", "", "counter"),
+    Metric("memoryEnergy", "mem_j", "J", "memory energy since the oldest retained hour, before PUE", "", "counter"),
+    Metric("energy", "total_j", "J", "CPU + GPU + memory energy since the oldest retained hour, before PUE", "",
+           "counter"),
+)
+_GPU_NAME = re.compile(r"^gpu(\d{1,2})(Usage|MemoryUsed|Power|Temperature)$")
+
+
+def gpu_metric(name: str) -> tuple[int, Metric] | None:
+    """(GPU index, metric) for a per-GPU name such as ``gpu0Usage``."""
+    match = _GPU_NAME.match(name)
+    if not match:
+        return None
+    for metric in GPU_METRICS:
+        if metric.name == match.group(2):
+            return int(match.group(1)), metric
+    return None
+
+
+def catalog(gpu_indexes: list[int]) -> list[dict[str, str]]:
+    entries = [{"name": m.name, "unit": m.unit, "description": m.description, "kind": m.kind}
+               for m in HOST_METRICS + ENERGY_METRICS]
+    for index in gpu_indexes:
+        for metric in GPU_METRICS:
+            entries.append({"name": f"gpu{index}{metric.name}", "unit": metric.unit,
+                            "description": metric.description.format(i=index), "kind": "gauge"})
+    return entries
+
+
+HOST_BY_NAME = {metric.name: metric for metric in HOST_METRICS}
+ENERGY_BY_NAME = {metric.name: metric for metric in ENERGY_METRICS}
+
+
+def rollup_columns(metrics: tuple[Metric, ...]) -> list[str]:
+    columns = []
+    for metric in metrics:
+        columns += [f"{metric.stem}_min", f"{metric.stem}_max", f"{metric.stem}_sum", f"{metric.stem}_n",
+                    f"{metric.stem}_last"]
+    return columns
+
+
+def raw_aggregates(metrics: tuple[Metric, ...]) -> list[str]:
+    """SELECT list turning raw rows into one rollup row per group, in ``rollup_columns`` order."""
+    parts = []
+    for metric in metrics:
+        e = f"({metric.expression})"
+        parts += [f"min({e})", f"max({e})", f"sum({e})", f"count({e})",
+                  f"arg_max({e}, ts_ms) FILTER (WHERE {e} IS NOT NULL)"]
+    return parts
+
+
+def merge_aggregates(metrics: tuple[Metric, ...]) -> list[str]:
+    """SELECT list merging finer rollup rows into one coarser row, in ``rollup_columns`` order."""
+    parts = []
+    for metric in metrics:
+        s = metric.stem
+        parts += [f"min({s}_min)", f"max({s}_max)", f"sum({s}_sum)", f"sum({s}_n)",
+                  f"arg_max({s}_last, bucket_ms) FILTER (WHERE {s}_last IS NOT NULL)"]
+    return parts

@@ -1,0 +1,147 @@
+"""Rollup tiers and retention, on the writing connection.
+
+A bucket is written once, when it has closed: 1-minute rows from the samples of that minute, 1-hour rows
+from the 1-minute rows of that hour. The sampler calls ``close_buckets`` in each flush's transaction, so
+only the minutes (and hours) that just ended are read; after a restart or a crash the same call closes
+every bucket still missing, from the finer tier, so the tiers always agree with the samples they came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .catalog import ENERGY_SUMS, GPU_METRICS, HOST_METRICS, merge_aggregates, raw_aggregates, rollup_columns
+from .store import first
+
+MINUTE_MS = 60_000
+HOUR_MS = 3_600_000
+RETENTION_CHUNK_MS = 6 * HOUR_MS  # the most one retention pass deletes from a table
+
+
+def _insert_from_samples(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool) -> str:
+    key = "gpu, " if gpu else ""
+    energy_columns = [column for column, _ in ENERGY_SUMS] if energy else []
+    energy_values = [f"sum({expression})" for _, expression in ENERGY_SUMS] if energy else []
+    columns = ["bucket_ms", *(["gpu"] if gpu else []), "samples", *energy_columns, *rollup_columns(metrics)]
+    values = [f"(ts_ms // {step_ms}) * {step_ms}", *(["gpu"] if gpu else []), "count(*)", *energy_values,
+              *raw_aggregates(metrics)]
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source} "
+            f"WHERE ts_ms >= ? AND ts_ms < ? GROUP BY {key}(ts_ms // {step_ms}) ORDER BY 1")
+
+
+def _insert_from_rollup(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool) -> str:
+    key = "gpu, " if gpu else ""
+    energy_columns = [column for column, _ in ENERGY_SUMS] if energy else []
+    energy_values = [f"sum({column})" for column in energy_columns]
+    columns = ["bucket_ms", *(["gpu"] if gpu else []), "samples", *energy_columns, *rollup_columns(metrics)]
+    values = [f"(bucket_ms // {step_ms}) * {step_ms}", *(["gpu"] if gpu else []), "sum(samples)",
+              *energy_values, *merge_aggregates(metrics)]
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source} "
+            f"WHERE bucket_ms >= ? AND bucket_ms < ? GROUP BY {key}(bucket_ms // {step_ms}) ORDER BY 1")
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    step_ms: int
+    table: str
+    gpu_table: str
+
+
+TIERS = (Tier("1m", MINUTE_MS, "rollup_1m", "gpu_rollup_1m"), Tier("1h", HOUR_MS, "rollup_1h", "gpu_rollup_1h"))
+MINUTE_SQL = (_insert_from_samples(MINUTE_MS, "rollup_1m", "samples", HOST_METRICS, True, False),
+              _insert_from_samples(MINUTE_MS, "gpu_rollup_1m", "gpu_samples", GPU_METRICS, False, True))
+HOUR_SQL = (_insert_from_rollup(HOUR_MS, "rollup_1h", "rollup_1m", HOST_METRICS, True, False),
+            _insert_from_rollup(HOUR_MS, "gpu_rollup_1h", "gpu_rollup_1m", GPU_METRICS, False, True))
+
+
+class Rollups:
+    """Knows how far each tier is complete and closes the buckets that ended since."""
+
+    def __init__(self) -> None:
+        self.minutes_until: int | None = None  # every minute before this is in rollup_1m
+        self.hours_until: int | None = None
+
+    def load(self, con) -> None:
+        minute = first(con.execute("SELECT max(bucket_ms) FROM rollup_1m").fetchall())[0]
+        hour = first(con.execute("SELECT max(bucket_ms) FROM rollup_1h").fetchall())[0]
+        oldest_sample = first(con.execute("SELECT min(ts_ms) FROM samples").fetchall())[0]
+        if minute is not None:
+            self.minutes_until = int(minute) + MINUTE_MS
+        elif oldest_sample is not None:
+            self.minutes_until = int(oldest_sample) // MINUTE_MS * MINUTE_MS
+        if hour is not None:
+            self.hours_until = int(hour) + HOUR_MS
+        elif self.minutes_until is not None:
+            first_minute = first(con.execute("SELECT min(bucket_ms) FROM rollup_1m").fetchall())[0]
+            start = int(first_minute) if first_minute is not None else self.minutes_until
+            self.hours_until = start // HOUR_MS * HOUR_MS
+
+    def due(self, latest_ts_ms: float) -> bool:
+        """Whether a sample at ``latest_ts_ms`` closes a bucket."""
+        return self.minutes_until is None or int(latest_ts_ms) // MINUTE_MS * MINUTE_MS > self.minutes_until
+
+    def close_buckets(self, con, latest_ts_ms: float) -> int:
+        """Write every bucket that ended before the minute of ``latest_ts_ms``; returns minutes written."""
+        minute_start = int(latest_ts_ms) // MINUTE_MS * MINUTE_MS
+        if self.minutes_until is None:
+            self.minutes_until = minute_start
+            self.hours_until = minute_start // HOUR_MS * HOUR_MS
+            return 0
+        written = 0
+        if minute_start > self.minutes_until:
+            for statement in MINUTE_SQL:
+                con.execute(statement, [self.minutes_until, minute_start])
+            written = (minute_start - self.minutes_until) // MINUTE_MS
+            self.minutes_until = minute_start
+        hour_start = self.minutes_until // HOUR_MS * HOUR_MS
+        if hour_start > self.hours_until:
+            for statement in HOUR_SQL:
+                con.execute(statement, [self.hours_until, hour_start])
+            self.hours_until = hour_start
+        return written
+
+
+def retention_deletes(settings, now_ms: float, minutes_until: int | None) -> list[tuple[str, str, int]]:
+    """(table, time column, cut-off) for every table, older rows to delete. Raw samples go only once
+    they are rolled up."""
+    raw_cut = int(now_ms - settings.retention_raw * 1000)
+    if minutes_until is not None:
+        raw_cut = min(raw_cut, minutes_until)
+    minute_cut = int(now_ms - settings.retention_1m * 1000)
+    hour_cut = int(now_ms - settings.retention_1h * 1000)
+    return [("samples", "ts_ms", raw_cut), ("gpu_samples", "ts_ms", raw_cut),
+            ("rollup_1m", "bucket_ms", minute_cut), ("gpu_rollup_1m", "bucket_ms", minute_cut),
+            ("rollup_1h", "bucket_ms", hour_cut), ("gpu_rollup_1h", "bucket_ms", hour_cut),
+            ("outages", "end_ms", hour_cut)]
+
+
+def enforce_retention(con, settings, now_ms: float, minutes_until: int | None) -> int:
+    """Delete rows past their tier's retention, at most ``RETENTION_CHUNK_MS`` of each table per call so
+    that the writer never stalls for long; returns the rows deleted (0: nothing left to do)."""
+    deleted = 0
+    for table, column, cut in retention_deletes(settings, now_ms, minutes_until):
+        oldest = first(con.execute(f"SELECT min({column}) FROM {table}").fetchall())[0]
+        if oldest is None or oldest >= cut:
+            continue
+        bound = min(cut, int(oldest) + RETENTION_CHUNK_MS)
+        deleted += first(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall())[0]
+    return deleted
+
+
+def stored_totals(con, hours_until: int | None, minutes_until: int | None) -> dict[str, float]:
+    """Joules by component and seconds covered over everything retained: closed hours, then closed
+    minutes after them, then raw samples after those."""
+    hours = hours_until if hours_until is not None else -(2 ** 62)
+    minutes = minutes_until if minutes_until is not None else -(2 ** 62)
+    sums = "coalesce(sum(cpu_j), 0), coalesce(sum(gpu_j), 0), coalesce(sum(mem_j), 0), coalesce(sum(covered_s), 0)"
+    raw = ", ".join(f"coalesce(sum({expression}), 0)" for column, expression in ENERGY_SUMS
+                    if column in ("cpu_j", "gpu_j", "mem_j", "covered_s"))
+    parts = [
+        first(con.execute(f"SELECT {sums} FROM rollup_1h WHERE bucket_ms < ?", [hours]).fetchall()),
+        first(con.execute(f"SELECT {sums} FROM rollup_1m WHERE bucket_ms >= ? AND bucket_ms < ?",
+                    [hours, minutes]).fetchall()),
+        first(con.execute(f"SELECT {raw} FROM samples WHERE ts_ms >= ?", [minutes]).fetchall()),
+    ]
+    keys = ("cpu_j", "gpu_j", "mem_j", "covered_s")
+    return {key: float(sum(part[i] for part in parts)) for i, key in enumerate(keys)}
