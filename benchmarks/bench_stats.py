@@ -4,8 +4,8 @@ the contract's example JSON, measured in the same run; then the service's idle C
     python benchmarks/bench_stats.py [--rounds 3] [--seconds 5] [--connections 32] [--idle-seconds 60]
 
 Load comes from wrk when it is installed, else from a keep-alive load generator in this script. The two
-servers are driven alternately, round after round, with the same load. Targets: throughput ratio >= 0.90,
-p99 ratio <= 1.25, idle CPU <= 0.5% of one core at 10 Hz, RSS <= 100 MB.
+servers are driven alternately, round after round (5 by default), with the same load; medians are
+compared. Targets: throughput ratio >= 0.90, p99 ratio <= 1.25, idle CPU <= 0.5% of one core at 10 Hz, RSS <= 100 MB.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def rss_mb(pid: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--idle-seconds", type=float, default=60.0)

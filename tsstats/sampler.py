@@ -36,7 +36,6 @@ RING_COLUMNS = ("ts_ms", "interval_s", "cpu_pct", "mem_pct", "load1", "logical_c
                 "tx_bytes", "gpu_pct", "latency_ms", "cpu_w", "gpu_w", "mem_w", "cpu_j", "gpu_j", "gpu_idle_j",
                 "mem_j", "methods")
 GPU_RING_COLUMNS = ("ts_ms", "gpu", "util_pct", "mem_used_bytes", "power_w", "energy_j", "temp_c")
-FIGURES_INTERVAL_S = 5.0
 RETENTION_INTERVAL_S = 60.0
 SLOW_READ_S = 1.0  # memory, load and TCP counts: read once a second, carried to the ticks between
 RETENTION_BACKLOG_S = 5.0
@@ -87,6 +86,8 @@ class Sampler:
         self.requests = requests
         self.clocks = clocks or Clocks()
         self.period_s = 1.0 / settings.sample_hz
+        # the energy window's lower edge moves in steps of at most 1/2000 of the window (5 s to 60 s)
+        self.figures_interval_s = min(max(settings.report_window / 2000.0, 5.0), 60.0)
         capacity = max(int(settings.sample_hz * max(60.0, 4 * settings.flush_interval, settings.current_window)),
                        64)
         self.ring = Ring(RING_COLUMNS, capacity)
@@ -161,6 +162,7 @@ class Sampler:
             log.error("final flush failed: %s", error)
         self.sources.gpu.stop()
         self.sources.host.close()
+        self.sources.meter.rapl.close()
 
     def add_listener(self, callback: Callable[[Snapshot], None]) -> None:
         self._listeners.append(callback)
@@ -194,7 +196,7 @@ class Sampler:
         next_tick = mono() + self.period_s
         next_flush = mono() + settings.flush_interval
         next_update = mono()
-        next_figures = mono() + FIGURES_INTERVAL_S
+        next_figures = mono() + self.figures_interval_s
         next_checkpoint = mono() + settings.checkpoint_interval
         next_retention = mono() + RETENTION_INTERVAL_S
         publish_now = True
@@ -218,7 +220,7 @@ class Sampler:
                 next_flush = now + settings.flush_interval
                 self.flush()
             if now >= next_figures:
-                next_figures = now + FIGURES_INTERVAL_S
+                next_figures = now + self.figures_interval_s
                 self.refresh_figures()
             if now >= next_update or publish_now:
                 next_update = now + settings.update_interval

@@ -42,10 +42,18 @@ class RaplDomain:
     readable: bool = True
     error: str = ""
     last_uj: int | None = None
+    _fd: int | None = None
 
     def read_uj(self) -> int:
-        with open(os.path.join(self.path, "energy_uj"), encoding="ascii") as handle:
-            return int(handle.read())
+        """The counter, re-read with pread from a descriptor kept open (sysfs answers fresh contents)."""
+        if self._fd is None:
+            self._fd = os.open(os.path.join(self.path, "energy_uj"), os.O_RDONLY)
+        return int(os.pread(self._fd, 64, 0))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def advance(self) -> float:
         """Joules since the previous call (0 on the first)."""
@@ -107,6 +115,10 @@ class RaplReader:
     @property
     def dram_available(self) -> bool:
         return bool(self.drams) and not any("dram" in d.name for d in self.unreadable)
+
+    def close(self) -> None:
+        for domain in self.packages + self.drams:
+            domain.close()
 
     def cpu_joules(self) -> float:
         return sum(domain.advance() for domain in self.packages)
