@@ -90,18 +90,18 @@ CREATE TABLE IF NOT EXISTS rollup_1m (
     gpu_idle_j DOUBLE,
     mem_j DOUBLE,
     covered_s DOUBLE,
-    cpu_min REAL, cpu_max REAL, cpu_sum DOUBLE, cpu_n INTEGER, cpu_last REAL,  -- cpuUsage
-    mem_min REAL, mem_max REAL, mem_sum DOUBLE, mem_n INTEGER, mem_last REAL,  -- memoryUsage
-    load_min REAL, load_max REAL, load_sum DOUBLE, load_n INTEGER, load_last REAL,  -- systemLoad
-    tcp_min REAL, tcp_max REAL, tcp_sum DOUBLE, tcp_n INTEGER, tcp_last REAL,  -- activeConnections
-    lat_min REAL, lat_max REAL, lat_sum DOUBLE, lat_n INTEGER, lat_last REAL,  -- networkLatency
-    rx_min REAL, rx_max REAL, rx_sum DOUBLE, rx_n INTEGER, rx_last REAL,  -- networkReceive
-    tx_min REAL, tx_max REAL, tx_sum DOUBLE, tx_n INTEGER, tx_last REAL,  -- networkTransmit
-    gpu_min REAL, gpu_max REAL, gpu_sum DOUBLE, gpu_n INTEGER, gpu_last REAL,  -- gpuUsage
-    pcpu_min REAL, pcpu_max REAL, pcpu_sum DOUBLE, pcpu_n INTEGER, pcpu_last REAL,  -- cpuPower
-    pgpu_min REAL, pgpu_max REAL, pgpu_sum DOUBLE, pgpu_n INTEGER, pgpu_last REAL,  -- gpuPower
-    pmem_min REAL, pmem_max REAL, pmem_sum DOUBLE, pmem_n INTEGER, pmem_last REAL,  -- memoryPower
-    ptot_min REAL, ptot_max REAL, ptot_sum DOUBLE, ptot_n INTEGER, ptot_last REAL   -- power
+    cpu_min DOUBLE, cpu_max DOUBLE, cpu_sum DOUBLE, cpu_n INTEGER, cpu_last DOUBLE,  -- cpuUsage
+    mem_min DOUBLE, mem_max DOUBLE, mem_sum DOUBLE, mem_n INTEGER, mem_last DOUBLE,  -- memoryUsage
+    load_min DOUBLE, load_max DOUBLE, load_sum DOUBLE, load_n INTEGER, load_last DOUBLE,  -- systemLoad
+    tcp_min DOUBLE, tcp_max DOUBLE, tcp_sum DOUBLE, tcp_n INTEGER, tcp_last DOUBLE,  -- activeConnections
+    lat_min DOUBLE, lat_max DOUBLE, lat_sum DOUBLE, lat_n INTEGER, lat_last DOUBLE,  -- networkLatency
+    rx_min DOUBLE, rx_max DOUBLE, rx_sum DOUBLE, rx_n INTEGER, rx_last DOUBLE,  -- networkReceive
+    tx_min DOUBLE, tx_max DOUBLE, tx_sum DOUBLE, tx_n INTEGER, tx_last DOUBLE,  -- networkTransmit
+    gpu_min DOUBLE, gpu_max DOUBLE, gpu_sum DOUBLE, gpu_n INTEGER, gpu_last DOUBLE,  -- gpuUsage
+    pcpu_min DOUBLE, pcpu_max DOUBLE, pcpu_sum DOUBLE, pcpu_n INTEGER, pcpu_last DOUBLE,  -- cpuPower
+    pgpu_min DOUBLE, pgpu_max DOUBLE, pgpu_sum DOUBLE, pgpu_n INTEGER, pgpu_last DOUBLE,  -- gpuPower
+    pmem_min DOUBLE, pmem_max DOUBLE, pmem_sum DOUBLE, pmem_n INTEGER, pmem_last DOUBLE,  -- memoryPower
+    ptot_min DOUBLE, ptot_max DOUBLE, ptot_sum DOUBLE, ptot_n INTEGER, ptot_last DOUBLE   -- power
 );
 
 -- 1h buckets of samples
@@ -114,18 +114,18 @@ CREATE TABLE IF NOT EXISTS rollup_1h (
     gpu_idle_j DOUBLE,
     mem_j DOUBLE,
     covered_s DOUBLE,
-    cpu_min REAL, cpu_max REAL, cpu_sum DOUBLE, cpu_n INTEGER, cpu_last REAL,  -- cpuUsage
-    mem_min REAL, mem_max REAL, mem_sum DOUBLE, mem_n INTEGER, mem_last REAL,  -- memoryUsage
-    load_min REAL, load_max REAL, load_sum DOUBLE, load_n INTEGER, load_last REAL,  -- systemLoad
-    tcp_min REAL, tcp_max REAL, tcp_sum DOUBLE, tcp_n INTEGER, tcp_last REAL,  -- activeConnections
-    lat_min REAL, lat_max REAL, lat_sum DOUBLE, lat_n INTEGER, lat_last REAL,  -- networkLatency
-    rx_min REAL, rx_max REAL, rx_sum DOUBLE, rx_n INTEGER, rx_last REAL,  -- networkReceive
-    tx_min REAL, tx_max REAL, tx_sum DOUBLE, tx_n INTEGER, tx_last REAL,  -- networkTransmit
-    gpu_min REAL, gpu_max REAL, gpu_sum DOUBLE, gpu_n INTEGER, gpu_last REAL,  -- gpuUsage
-    pcpu_min REAL, pcpu_max REAL, pcpu_sum DOUBLE, pcpu_n INTEGER, pcpu_last REAL,  -- cpuPower
-    pgpu_min REAL, pgpu_max REAL, pgpu_sum DOUBLE, pgpu_n INTEGER, pgpu_last REAL,  -- gpuPower
-    pmem_min REAL, pmem_max REAL, pmem_sum DOUBLE, pmem_n INTEGER, pmem_last REAL,  -- memoryPower
-    ptot_min REAL, ptot_max REAL, ptot_sum DOUBLE, ptot_n INTEGER, ptot_last REAL   -- power
+    cpu_min DOUBLE, cpu_max DOUBLE, cpu_sum DOUBLE, cpu_n INTEGER, cpu_last DOUBLE,  -- cpuUsage
+    mem_min DOUBLE, mem_max DOUBLE, mem_sum DOUBLE, mem_n INTEGER, mem_last DOUBLE,  -- memoryUsage
+    load_min DOUBLE, load_max DOUBLE, load_sum DOUBLE, load_n INTEGER, load_last DOUBLE,  -- systemLoad
+    tcp_min DOUBLE, tcp_max DOUBLE, tcp_sum DOUBLE, tcp_n INTEGER, tcp_last DOUBLE,  -- activeConnections
+    lat_min DOUBLE, lat_max DOUBLE, lat_sum DOUBLE, lat_n INTEGER, lat_last DOUBLE,  -- networkLatency
+    rx_min DOUBLE, rx_max DOUBLE, rx_sum DOUBLE, rx_n INTEGER, rx_last DOUBLE,  -- networkReceive
+    tx_min DOUBLE, tx_max DOUBLE, tx_sum DOUBLE, tx_n INTEGER, tx_last DOUBLE,  -- networkTransmit
+    gpu_min DOUBLE, gpu_max DOUBLE, gpu_sum DOUBLE, gpu_n INTEGER, gpu_last DOUBLE,  -- gpuUsage
+    pcpu_min DOUBLE, pcpu_max DOUBLE, pcpu_sum DOUBLE, pcpu_n INTEGER, pcpu_last DOUBLE,  -- cpuPower
+    pgpu_min DOUBLE, pgpu_max DOUBLE, pgpu_sum DOUBLE, pgpu_n INTEGER, pgpu_last DOUBLE,  -- gpuPower
+    pmem_min DOUBLE, pmem_max DOUBLE, pmem_sum DOUBLE, pmem_n INTEGER, pmem_last DOUBLE,  -- memoryPower
+    ptot_min DOUBLE, ptot_max DOUBLE, ptot_sum DOUBLE, ptot_n INTEGER, ptot_last DOUBLE   -- power
 );
 
 -- 1m buckets of gpu_samples
@@ -133,10 +133,10 @@ CREATE TABLE IF NOT EXISTS gpu_rollup_1m (
     bucket_ms BIGINT NOT NULL,
     gpu UTINYINT NOT NULL,
     samples INTEGER NOT NULL,
-    util_min REAL, util_max REAL, util_sum DOUBLE, util_n INTEGER, util_last REAL,  -- gpuNUsage
-    memused_min REAL, memused_max REAL, memused_sum DOUBLE, memused_n INTEGER, memused_last REAL,  -- gpuNMemoryUsed
-    power_min REAL, power_max REAL, power_sum DOUBLE, power_n INTEGER, power_last REAL,  -- gpuNPower
-    temp_min REAL, temp_max REAL, temp_sum DOUBLE, temp_n INTEGER, temp_last REAL   -- gpuNTemperature
+    util_min DOUBLE, util_max DOUBLE, util_sum DOUBLE, util_n INTEGER, util_last DOUBLE,  -- gpuNUsage
+    memused_min DOUBLE, memused_max DOUBLE, memused_sum DOUBLE, memused_n INTEGER, memused_last DOUBLE,  -- gpuNMemoryUsed
+    power_min DOUBLE, power_max DOUBLE, power_sum DOUBLE, power_n INTEGER, power_last DOUBLE,  -- gpuNPower
+    temp_min DOUBLE, temp_max DOUBLE, temp_sum DOUBLE, temp_n INTEGER, temp_last DOUBLE   -- gpuNTemperature
 );
 
 -- 1h buckets of gpu_samples
@@ -144,8 +144,8 @@ CREATE TABLE IF NOT EXISTS gpu_rollup_1h (
     bucket_ms BIGINT NOT NULL,
     gpu UTINYINT NOT NULL,
     samples INTEGER NOT NULL,
-    util_min REAL, util_max REAL, util_sum DOUBLE, util_n INTEGER, util_last REAL,  -- gpuNUsage
-    memused_min REAL, memused_max REAL, memused_sum DOUBLE, memused_n INTEGER, memused_last REAL,  -- gpuNMemoryUsed
-    power_min REAL, power_max REAL, power_sum DOUBLE, power_n INTEGER, power_last REAL,  -- gpuNPower
-    temp_min REAL, temp_max REAL, temp_sum DOUBLE, temp_n INTEGER, temp_last REAL   -- gpuNTemperature
+    util_min DOUBLE, util_max DOUBLE, util_sum DOUBLE, util_n INTEGER, util_last DOUBLE,  -- gpuNUsage
+    memused_min DOUBLE, memused_max DOUBLE, memused_sum DOUBLE, memused_n INTEGER, memused_last DOUBLE,  -- gpuNMemoryUsed
+    power_min DOUBLE, power_max DOUBLE, power_sum DOUBLE, power_n INTEGER, power_last DOUBLE,  -- gpuNPower
+    temp_min DOUBLE, temp_max DOUBLE, temp_sum DOUBLE, temp_n INTEGER, temp_last DOUBLE   -- gpuNTemperature
 );

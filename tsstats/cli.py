@@ -46,7 +46,51 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print JSON for scripts")
     check.add_argument("--config", metavar="FILE", help="TOML file of settings (env TSSTATS_CONFIG)")
     add_setting_flags(check)
+    synth = commands.add_parser(
+        "synth", help="write realistic synthetic history into a database file",
+        description="Write realistic synthetic history (daily cycles, bursts, idle nights, GPU jobs or none) "
+                    "through the sampler's write path and rollups, ending now, into an empty or older database.")
+    synth.add_argument("--days", type=_positive("days", 3650), required=True, help="days of history (up to 3650)")
+    synth.add_argument("--hz", type=_positive("hz", 100), default=10.0, help="samples per second (default: 10)")
+    synth.add_argument("--db", required=True, help="DuckDB file to write (not one a server is using)")
+    synth.add_argument("--gpus", type=int, choices=range(0, 9), default=0, metavar="N",
+                       help="synthetic GPUs, 0 to 8 (default: 0)")
+    synth.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     return parser
+
+
+def _positive(name: str, maximum: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, not {text!r}") from None
+        if not 0 < value <= maximum or value != value:
+            raise argparse.ArgumentTypeError(f"{name} must be greater than 0 and at most {maximum:g}")
+        return value
+
+    return parse
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from .store import Store
+    from .synth import ProgressBar, synthesize
+
+    try:
+        store = Store(args.db)
+    except StoreError as error:
+        print(f"tsstats: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        written = synthesize(store, args.days, args.hz, gpus=args.gpus, seed=args.seed,
+                             progress=ProgressBar(f"synth {args.days:g} d at {args.hz:g} Hz"))
+    except ValueError as error:
+        print(f"tsstats: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        store.close()
+    print(f"wrote {written:,} samples ({args.days:g} days at {args.hz:g} Hz, {args.gpus} GPUs) to {args.db}")
+    return 0
 
 
 def _settings_from(args: argparse.Namespace):
@@ -60,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["serve", *argv]
     args = parser.parse_args(argv)
+    if args.command == "synth":
+        return run_synth(args)
     try:
         settings = _settings_from(args)
     except ConfigError as error:

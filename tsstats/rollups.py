@@ -81,13 +81,14 @@ class Rollups:
         """Whether a sample at ``latest_ts_ms`` closes a bucket."""
         return self.minutes_until is None or int(latest_ts_ms) // MINUTE_MS * MINUTE_MS > self.minutes_until
 
-    def close_buckets(self, con, latest_ts_ms: float) -> int:
-        """Write every bucket that ended before the minute of ``latest_ts_ms``; returns minutes written."""
+    def close_buckets(self, con, latest_ts_ms: float, earliest_ts_ms: float | None = None) -> int:
+        """Write every bucket that ended before the minute of ``latest_ts_ms``; returns minutes written.
+        ``earliest_ts_ms`` is the oldest sample just written, which starts the tiers of an empty database."""
         minute_start = int(latest_ts_ms) // MINUTE_MS * MINUTE_MS
         if self.minutes_until is None:
-            self.minutes_until = minute_start
-            self.hours_until = minute_start // HOUR_MS * HOUR_MS
-            return 0
+            origin = int(earliest_ts_ms if earliest_ts_ms is not None else latest_ts_ms)
+            self.minutes_until = origin // MINUTE_MS * MINUTE_MS
+            self.hours_until = origin // HOUR_MS * HOUR_MS
         written = 0
         if minute_start > self.minutes_until:
             for statement in MINUTE_SQL:
@@ -145,3 +146,32 @@ def stored_totals(con, hours_until: int | None, minutes_until: int | None) -> di
     ]
     keys = ("cpu_j", "gpu_j", "mem_j", "covered_s")
     return {key: float(sum(part[i] for part in parts)) for i, key in enumerate(keys)}
+
+
+def used_bytes(con) -> int:
+    """Bytes of the database file in use (blocks holding data; freed blocks count once checkpointed)."""
+    _, _, block_size, _, used_blocks, _, _, _, _ = con.execute("SELECT * FROM pragma_database_size()").fetchall()[0]
+    return int(block_size) * int(used_blocks)
+
+
+def enforce_size_cap(con, cap_bytes: float, minutes_until: int | None) -> int:
+    """Over the cap, delete the oldest hour of raw samples already rolled up, else the oldest day of 1-minute
+    rows, else the oldest 30 days of 1-hour rows; returns the rows deleted (checkpoint before measuring again)."""
+    if used_bytes(con) <= cap_bytes:
+        return 0
+    steps = (("samples", "ts_ms", HOUR_MS, ("gpu_samples",)), ("rollup_1m", "bucket_ms", 24 * HOUR_MS,
+             ("gpu_rollup_1m",)), ("rollup_1h", "bucket_ms", 30 * 24 * HOUR_MS, ("gpu_rollup_1h",)))
+    for table, column, span, companions in steps:
+        oldest = con.execute(f"SELECT min({column}) FROM {table}").fetchall()[0][0]
+        if oldest is None:
+            continue
+        bound = int(oldest) + span
+        if table == "samples" and minutes_until is not None:
+            bound = min(bound, minutes_until)
+            if bound <= oldest:
+                continue
+        deleted = con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall()[0][0]
+        for companion in companions:
+            deleted += con.execute(f"DELETE FROM {companion} WHERE {column} < ?", [bound]).fetchall()[0][0]
+        return deleted
+    return 0

@@ -23,7 +23,7 @@ from .grid import Grid
 from .meter import PowerMeter, methods_text
 from .request_stats import RequestStats
 from .ring import Ring
-from .rollups import Rollups, enforce_retention, stored_totals
+from .rollups import Rollups, enforce_retention, enforce_size_cap, stored_totals
 from .snapshot import SlowFigures, build_stats
 from .sources.host import HostReader, cpu_busy_pct
 from .sources.latency import LatencyMonitor
@@ -75,6 +75,33 @@ class Health:
     lost_rows: int = 0
     flushes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write_batch(store: Store, rollups: Rollups, columns: dict[str, np.ndarray],
+                gpu_columns: dict[str, np.ndarray] | None = None, gaps: np.ndarray | None = None,
+                first_sample_ms: float | None = None) -> None:
+    """The one write path of samples (the sampler's flushes and ``tsstats synth``): one transaction with the
+    samples, per-GPU samples, outages, the first sample's time, and the rollup buckets that closed. When
+    only samples are due, their single appender flush commits on its own (the same transaction, cheaper)."""
+    gpu_rows = len(gpu_columns["ts_ms"]) if gpu_columns else 0
+    gaps = gaps if gaps is not None else np.empty((0, 2))
+    last_ts = float(columns["ts_ms"][-1])
+    if not (len(gaps) or gpu_rows or first_sample_ms is not None or rollups.due(last_ts)):
+        store.insert_columns("samples", SAMPLE_COLUMNS, columns)
+        return
+
+    def write(con) -> None:
+        store.insert_columns("samples", SAMPLE_COLUMNS, columns)
+        if gpu_rows:
+            store.insert_columns("gpu_samples", GPU_SAMPLE_COLUMNS, gpu_columns)
+        for start, end in gaps:
+            con.execute("INSERT INTO outages VALUES (?, ?)", [int(start), int(end)])
+        if first_sample_ms is not None:
+            con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('first_sample_ms', ?)",
+                        [repr(float(first_sample_ms))])
+        rollups.close_buckets(con, last_ts, float(columns["ts_ms"][0]))
+
+    store.transaction(write)
 
 
 class Sampler:
@@ -325,25 +352,10 @@ class Sampler:
         interval_s = float(np.nansum(columns["interval_s"]))
         last_ts = float(columns["ts_ms"][-1])
         first_needed = self._first_sample_ms is not None and self._first_written is False
-
-        def write(con) -> None:
-            self.store.insert_columns("samples", SAMPLE_COLUMNS, columns)
-            if len(gpu_rows):
-                self.store.insert_columns("gpu_samples", GPU_SAMPLE_COLUMNS, gpu_columns)
-            for start, end in gaps:
-                con.execute("INSERT INTO outages VALUES (?, ?)", [int(start), int(end)])
-            if first_needed:
-                con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('first_sample_ms', ?)",
-                            [repr(float(self._first_sample_ms))])
-            self.rollups.close_buckets(con, last_ts)
-
         rollup_state = (self.rollups.minutes_until, self.rollups.hours_until)
-        single_statement = not (len(gaps) or len(gpu_rows) or first_needed or self.rollups.due(last_ts))
         try:
-            if single_statement:  # one appender flush commits on its own: the same transaction, cheaper
-                self.store.insert_columns("samples", SAMPLE_COLUMNS, columns)
-            else:
-                self.store.transaction(write)
+            write_batch(self.store, self.rollups, columns, gpu_columns, gaps,
+                        self._first_sample_ms if first_needed else None)
         except Exception as error:
             self.rollups.minutes_until, self.rollups.hours_until = rollup_state
             self.ring.undrain(len(rows))
@@ -363,10 +375,17 @@ class Sampler:
             self._outages = np.vstack((self._outages, gaps))
 
     def enforce_retention(self) -> int:
-        """One bounded pass of retention (sampler thread only); returns the rows deleted."""
+        """One bounded pass of retention, then of the size cap (sampler thread only); returns rows deleted."""
         now_ms = self.clocks.wall() * 1000.0
         deleted = self.store.transaction(
             lambda con: enforce_retention(con, self.settings, now_ms, self.rollups.minutes_until))
+        if self.settings.max_db_mb is not None:
+            capped = self.store.transaction(
+                lambda con: enforce_size_cap(con, self.settings.max_db_mb * 1e6, self.rollups.minutes_until))
+            if capped:
+                self.store.checkpoint()  # freed blocks count only once checkpointed: measure after that
+                log.info("database over %g MB: deleted the %d oldest rows", self.settings.max_db_mb, capped)
+            deleted += capped
         if deleted:
             self._retention_dirty = True
         return deleted

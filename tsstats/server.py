@@ -16,6 +16,8 @@ from sanic.response import HTTPResponse, raw
 from sanic.response import json as json_response
 
 from . import comparisons as cmp
+from . import history
+from .catalog import catalog
 from .comparisons import InputError
 from .exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .exposition import render_metrics
@@ -296,6 +298,27 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
             "samples": sums.rows,
             "methods": methods,
         }, headers=NO_STORE)
+
+    # -- history ------------------------------------------------------------------------------------
+    @route("/api/metrics", ("GET",))
+    async def metrics_catalog(request: Request):
+        _query(request, ())
+        indexes = set(await store.read(history.gpu_indexes)) | {info.index for info in sampler.sources.gpu.gpus}
+        return json_response(catalog(sorted(indexes)), headers=NO_STORE)
+
+    @route("/api/history", ("GET",))
+    async def history_route(request: Request):
+        args = query_lists(request)
+        known = None
+        if "gpu" in "".join(args.get("metrics", [])):
+            known = set(await store.read(history.gpu_indexes)) | {info.index for info in sampler.sources.gpu.gpus}
+        query = history.parse_history_query(args, time.time(), known)
+        rollups = sampler.rollups
+        answer = await store.read(history.run_history, query, rollups.minutes_until, rollups.hours_until)
+        if query.format == "csv":
+            return raw(history.to_csv(answer, query.aggregates).encode(), content_type="text/csv; charset=utf-8",
+                       headers=NO_STORE)
+        return json_response(answer, headers=NO_STORE)
 
     # -- operations ---------------------------------------------------------------------------------
     @route("/metrics", ("GET",))
