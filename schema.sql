@@ -2,6 +2,7 @@
 -- Readings are stored at their sensors' precision as scaled integers (bit-packed by DuckDB):
 --   *_pm   per mille (0.1 %)            *_c    hundredths          *_mw   milliwatts
 --   *_mj   millijoules in the interval  *_us   microseconds        *_ms   milliseconds / epoch ms
+-- Host power is not stored apart from energy: it is the interval's energy over its length (mJ / ms = W).
 -- Samples have no primary key or index; they are inserted in time order so zone maps prune ranges.
 
 CREATE TABLE IF NOT EXISTS schema_meta (
@@ -22,10 +23,7 @@ CREATE TABLE IF NOT EXISTS samples (
     tx_bytes     BIGINT,             -- bytes sent in the interval, loopback excluded
     gpu_pm       SMALLINT,           -- mean GPU utilization over all GPUs; NULL without GPU
     latency_us   INTEGER,            -- median round trip of the latest network probe
-    cpu_mw       INTEGER,            -- CPU package power
-    gpu_mw       INTEGER,            -- all GPUs' power
-    mem_mw       INTEGER,            -- memory power
-    cpu_mj       INTEGER,            -- CPU energy in the interval
+    cpu_mj       INTEGER,            -- CPU energy in the interval (power is energy / interval)
     gpu_mj       INTEGER,            -- GPU energy in the interval
     gpu_idle_mj  INTEGER,            -- GPU energy in the interval at the GPUs' idle floor
     mem_mj       INTEGER,            -- memory energy in the interval
@@ -39,8 +37,7 @@ CREATE TABLE IF NOT EXISTS gpu_samples (
     gpu         UTINYINT NOT NULL,
     util_pm     SMALLINT,
     mem_used_mb INTEGER,
-    power_mw    INTEGER,
-    energy_mj   INTEGER,
+    power_mw    INTEGER,             -- NVML power reading
     temp_c      SMALLINT
 );
 

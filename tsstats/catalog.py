@@ -35,11 +35,13 @@ HOST_METRICS: tuple[Metric, ...] = (
     Metric("networkTransmit", "tx", "B/s", "bytes sent per second, loopback excluded",
            "tx_bytes * 1000.0 / nullif(interval_ms, 0)"),
     Metric("gpuUsage", "gpu", "%", "NVML GPU utilization, mean over all GPUs", "gpu_pm / 10.0"),
-    Metric("cpuPower", "pcpu", "W", "CPU package power (RAPL, or the TDP model)", "cpu_mw / 1000.0"),
-    Metric("gpuPower", "pgpu", "W", "power of all GPUs (NVML)", "gpu_mw / 1000.0"),
-    Metric("memoryPower", "pmem", "W", "memory power (RAPL dram, or the DIMM model)", "mem_mw / 1000.0"),
+    Metric("cpuPower", "pcpu", "W", "CPU package power (RAPL, or the TDP model)",
+           "cpu_mj * 1.0 / nullif(interval_ms, 0)"),
+    Metric("gpuPower", "pgpu", "W", "power of all GPUs (NVML)", "gpu_mj * 1.0 / nullif(interval_ms, 0)"),
+    Metric("memoryPower", "pmem", "W", "memory power (RAPL dram, or the DIMM model)",
+           "mem_mj * 1.0 / nullif(interval_ms, 0)"),
     Metric("power", "ptot", "W", "CPU + GPU + memory power, before PUE",
-           "(cpu_mw + coalesce(gpu_mw, 0) + coalesce(mem_mw, 0)) / 1000.0"),
+           "(cpu_mj + coalesce(gpu_mj, 0) + coalesce(mem_mj, 0)) * 1.0 / nullif(interval_ms, 0)"),
 )
 GPU_METRICS: tuple[Metric, ...] = (
     Metric("Usage", "util", "%", "NVML utilization of GPU {i}", "util_pm / 10.0"),

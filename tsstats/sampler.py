@@ -35,7 +35,7 @@ log = logging.getLogger("tsstats.sampler")
 RING_COLUMNS = ("ts_ms", "interval_s", "cpu_pct", "mem_pct", "load1", "logical_cpus", "tcp_estab", "rx_bytes",
                 "tx_bytes", "gpu_pct", "latency_ms", "cpu_w", "gpu_w", "mem_w", "cpu_j", "gpu_j", "gpu_idle_j",
                 "mem_j", "methods")
-GPU_RING_COLUMNS = ("ts_ms", "gpu", "util_pct", "mem_used_bytes", "power_w", "energy_j", "temp_c")
+GPU_RING_COLUMNS = ("ts_ms", "gpu", "util_pct", "mem_used_bytes", "power_w", "temp_c")
 RETENTION_INTERVAL_S = 60.0
 SLOW_READ_S = 1.0  # memory, load and TCP counts: read once a second, carried to the ticks between
 RETENTION_BACKLOG_S = 5.0
@@ -325,10 +325,9 @@ class Sampler:
         ]
         self.ring.append(row)
         if gpus:
-            for reading_gpu, energy in zip(gpus, power.per_gpu_j, strict=False):
-                self.gpu_ring.append(np.array([
-                    wall_ms, reading_gpu.index, reading_gpu.utilization_pct, reading_gpu.memory_used_bytes,
-                    reading_gpu.power_w, energy, reading_gpu.temperature_c]))
+            for reading_gpu in gpus:
+                self.gpu_ring.append([wall_ms, reading_gpu.index, reading_gpu.utilization_pct,
+                                      reading_gpu.memory_used_bytes, reading_gpu.power_w, reading_gpu.temperature_c])
         self._last_gpu = gpus
         self._last_ts_ms = wall_ms
         if self._first_sample_ms is None:

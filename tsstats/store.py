@@ -34,9 +34,6 @@ SAMPLE_COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("tx_bytes", "tx_bytes", 1.0),
     ("gpu_pm", "gpu_pct", 10.0),
     ("latency_us", "latency_ms", 1000.0),
-    ("cpu_mw", "cpu_w", 1000.0),
-    ("gpu_mw", "gpu_w", 1000.0),
-    ("mem_mw", "mem_w", 1000.0),
     ("cpu_mj", "cpu_j", 1000.0),
     ("gpu_mj", "gpu_j", 1000.0),
     ("gpu_idle_mj", "gpu_idle_j", 1000.0),
@@ -49,7 +46,6 @@ GPU_SAMPLE_COLUMNS: tuple[tuple[str, str, float], ...] = (
     ("util_pm", "util_pct", 10.0),
     ("mem_used_mb", "mem_used_bytes", 1.0 / 1048576),
     ("power_mw", "power_w", 1000.0),
-    ("energy_mj", "energy_j", 1000.0),
     ("temp_c", "temp_c", 1.0),
 )
 APPENDER_MAX_ROWS = 2000

@@ -94,8 +94,7 @@ def synth_chunk(rng: np.random.Generator, ts_ms: np.ndarray, hz: float, gpus: in
             power = machine.gpu_idle_w + (machine.gpu_max_w - machine.gpu_idle_w) * utilization / 100.0
             memory_used = np.where(jobs > 0, 0.7, 0.03) * machine.gpu_memory_bytes
             temperature = np.round(35 + 45 * utilization / 100.0)
-            rows.append(np.column_stack((ts_ms, np.full(n, index), utilization, memory_used, power, power * interval,
-                                         temperature)))
+            rows.append(np.column_stack((ts_ms, np.full(n, index), utilization, memory_used, power, temperature)))
             total_w += power
             utilization_sum += utilization
         stacked = np.vstack(rows)
