@@ -210,3 +210,29 @@ def test_restart_keeps_totals(tmp_path, proc_root):
     window = rig.stats()["liveStats"]["energyConsumption"]
     assert window == pytest.approx(sum(before.values()) / 3.6e6, rel=1e-3)
     rig.close()
+
+
+def test_carbon_saved_against_a_declared_baseline(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root, baseline_power_w=500, grid_region="FRA")
+    for _ in range(50):
+        rig.tick(50)
+    rig.sampler.flush()
+    stats = rig.stats()
+    # 5 s: the baseline drew 500 W; the machine (TDP model, 150 W TDP at 50%, plus 10 W of DIMMs) far less
+    machine_j = (150 * (0.1 + 0.9 * 0.125) + 10.0) * 5.0
+    intensity = stats["meta"]["sources"]["grid"]["gPerKwh"]
+    expected = (500 * 5.0 - machine_j) / 3.6e6 * intensity / 1000
+    assert stats["sustainability"]["totalCarbonSaved"] == pytest.approx(expected, rel=0.02)
+    assert "totalCarbonSaved" not in stats["meta"]["unavailable"]
+    assert "totalCarbonSaved" in stats["meta"]["estimated"]
+    rig.close()
+
+
+def test_stalled_sampler_is_reported(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    assert rig.sampler.stalled  # nothing sampled yet
+    rig.tick(5)
+    assert not rig.sampler.stalled
+    rig.clock.advance(6.0)
+    assert rig.sampler.stalled
+    rig.close()

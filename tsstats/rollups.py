@@ -15,7 +15,10 @@ from .store import first
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
-RETENTION_CHUNK_MS = 6 * HOUR_MS  # the most one retention pass deletes from a table
+# the most one retention pass deletes from each table: about 36,000 rows each (tens of ms)
+RETENTION_CHUNK_MS = {"samples": HOUR_MS, "gpu_samples": HOUR_MS, "rollup_1m": 24 * HOUR_MS,
+                      "gpu_rollup_1m": 24 * HOUR_MS, "rollup_1h": 720 * HOUR_MS, "gpu_rollup_1h": 720 * HOUR_MS,
+                      "outages": 720 * HOUR_MS}
 
 
 def _insert_from_samples(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool) -> str:
@@ -119,13 +122,14 @@ def retention_deletes(settings, now_ms: float, minutes_until: int | None) -> lis
 
 def enforce_retention(con, settings, now_ms: float, minutes_until: int | None) -> int:
     """Delete rows past their tier's retention, at most ``RETENTION_CHUNK_MS`` of each table per call so
-    that the writer never stalls for long; returns the rows deleted (0: nothing left to do)."""
+    that the writer never stalls for long (an hour of raw samples, a day of 1-minute rows, 30 days of 1-hour
+    rows); returns the rows deleted (0: nothing left to do)."""
     deleted = 0
     for table, column, cut in retention_deletes(settings, now_ms, minutes_until):
         oldest = first(con.execute(f"SELECT min({column}) FROM {table}").fetchall())[0]
         if oldest is None or oldest >= cut:
             continue
-        bound = min(cut, int(oldest) + RETENTION_CHUNK_MS)
+        bound = min(cut, int(oldest) + RETENTION_CHUNK_MS[table])
         deleted += first(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall())[0]
     return deleted
 

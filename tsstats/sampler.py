@@ -38,7 +38,7 @@ RING_COLUMNS = ("ts_ms", "interval_s", "cpu_pct", "mem_pct", "load1", "logical_c
 GPU_RING_COLUMNS = ("ts_ms", "gpu", "util_pct", "mem_used_bytes", "power_w", "temp_c")
 RETENTION_INTERVAL_S = 60.0
 SLOW_READ_S = 1.0  # memory, load and TCP counts: read once a second, carried to the ticks between
-RETENTION_BACKLOG_S = 5.0
+RETENTION_BACKLOG_S = 1.0  # while a backlog lasts: an hour of each table a second
 STALL_S = 5.0
 
 
