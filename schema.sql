@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS schema_meta (
     value VARCHAR NOT NULL
 );
 
--- One row per sampler tick.
+-- One row per sampler tick. Memory, load, TCP and network are read once a second; the ticks between carry
+-- the latest reading.
 CREATE TABLE IF NOT EXISTS samples (
     ts_ms        BIGINT NOT NULL,    -- wall clock, epoch ms, never decreasing
     interval_ms  INTEGER NOT NULL,   -- monotonic time since the previous tick
@@ -19,8 +20,8 @@ CREATE TABLE IF NOT EXISTS samples (
     load1_c      INTEGER,            -- 1-minute load average x 100
     logical_cpus SMALLINT,
     tcp_estab    INTEGER,            -- TCP connections ESTABLISHED
-    rx_bytes     BIGINT,             -- bytes received in the interval, loopback excluded
-    tx_bytes     BIGINT,             -- bytes sent in the interval, loopback excluded
+    rx_bps       BIGINT,             -- bytes received per second over the last second, loopback excluded
+    tx_bps       BIGINT,             -- bytes sent per second over the last second, loopback excluded
     gpu_pm       SMALLINT,           -- mean GPU utilization over all GPUs; NULL without GPU
     latency_us   INTEGER,            -- median round trip of the latest network probe
     cpu_mj       INTEGER,            -- CPU energy in the interval (power is energy / interval)

@@ -24,8 +24,8 @@ def make_columns(ts: np.ndarray, rng: np.random.Generator) -> tuple[dict, dict]:
     cpu = np.round(rng.uniform(0, 100, n), 1)
     columns.update(ts_ms=ts, interval_s=np.full(n, 0.1), cpu_pct=cpu, mem_pct=np.round(rng.uniform(20, 80, n), 1),
                    load1=np.round(rng.uniform(0, 8, n), 2), logical_cpus=np.full(n, 4.0),
-                   tcp_estab=rng.integers(0, 50, n).astype(float), rx_bytes=rng.integers(0, 10_000, n).astype(float),
-                   tx_bytes=rng.integers(0, 10_000, n).astype(float), cpu_w=np.round(10 + cpu / 2, 3),
+                   tcp_estab=rng.integers(0, 50, n).astype(float), rx_bps=rng.integers(0, 10_000, n).astype(float),
+                   tx_bps=rng.integers(0, 10_000, n).astype(float), cpu_w=np.round(10 + cpu / 2, 3),
                    cpu_j=np.round((10 + cpu / 2) * 0.1, 3), mem_w=np.full(n, 10.0), mem_j=np.full(n, 1.0),
                    methods=np.zeros(n))
     # latency only every 20th sample, as the probe reports every 2 s
@@ -91,7 +91,7 @@ def assert_series(got, want):
 @pytest.mark.parametrize("step, tier", [("15s", "raw"), ("1m", "1m"), ("5m", "1m"), ("1h", "1h"), ("7s", "raw")])
 @pytest.mark.parametrize("name, expression", [
     ("cpuUsage", "cpu_pm / 10.0"), ("systemLoad", "load1_c / logical_cpus"),
-    ("networkLatency", "latency_us / 1000.0"), ("networkReceive", "rx_bytes * 1000.0 / interval_ms"),
+    ("networkLatency", "latency_us / 1000.0"), ("networkReceive", "rx_bps"),
     ("power", "(cpu_mj + coalesce(gpu_mj, 0) + mem_mj) * 1.0 / interval_ms"),
 ])
 def test_every_aggregate_matches_numpy(history_store, step, tier, name, expression):

@@ -32,8 +32,8 @@ from .store import GPU_SAMPLE_COLUMNS, SAMPLE_COLUMNS, Store, first
 
 log = logging.getLogger("tsstats.sampler")
 
-RING_COLUMNS = ("ts_ms", "interval_s", "cpu_pct", "mem_pct", "load1", "logical_cpus", "tcp_estab", "rx_bytes",
-                "tx_bytes", "gpu_pct", "latency_ms", "cpu_w", "gpu_w", "mem_w", "cpu_j", "gpu_j", "gpu_idle_j",
+RING_COLUMNS = ("ts_ms", "interval_s", "cpu_pct", "mem_pct", "load1", "logical_cpus", "tcp_estab", "rx_bps",
+                "tx_bps", "gpu_pct", "latency_ms", "cpu_w", "gpu_w", "mem_w", "cpu_j", "gpu_j", "gpu_idle_j",
                 "mem_j", "methods")
 GPU_RING_COLUMNS = ("ts_ms", "gpu", "util_pct", "mem_used_bytes", "power_w", "temp_c")
 RETENTION_INTERVAL_S = 60.0
@@ -128,7 +128,6 @@ class Sampler:
         self._snapshot_version = 0
         self._listeners: list[Callable[[Snapshot], None]] = []
         self._prev_cpu = None
-        self._prev_net = None
         self._prev_mono: float | None = None
         self._last_ts_ms: float | None = None
         self._first_sample_ms: float | None = None
@@ -212,10 +211,10 @@ class Sampler:
     def _prime(self) -> None:
         reading = self.sources.host.read_fast()
         self._prev_cpu = reading.cpu
-        self._prev_net = (reading.net_rx_bytes, reading.net_tx_bytes)
         self._prev_mono = self.clocks.monotonic()
         self._slow_reading = self.sources.host.read_slow()
         self._slow_mono = self._prev_mono
+        self._net_rates = (math.nan, math.nan)  # no rate before the second reading
 
     def _run(self) -> None:
         settings = self.settings
@@ -303,23 +302,27 @@ class Sampler:
             # the wall clock went backwards: keep rows in order, advance by the monotonic interval
             wall_ms = self._last_ts_ms + max(interval * 1000.0, 1.0)
         reading = sources.host.read_fast()
+        # levels and network counters are read once a second; the ticks between carry the latest reading
+        # (repeated values cost next to nothing in DuckDB's run-length encoding, NULLs would not)
         if mono_now - self._slow_mono >= SLOW_READ_S:
-            self._slow_reading = sources.host.read_slow()
+            previous, elapsed = self._slow_reading, mono_now - self._slow_mono
+            slow = self._slow_reading = sources.host.read_slow()
             self._slow_mono = mono_now
+            self._net_rates = (max(slow.net_rx_bytes - previous.net_rx_bytes, 0) / elapsed,
+                               max(slow.net_tx_bytes - previous.net_tx_bytes, 0) / elapsed)
         slow = self._slow_reading
+        mem, load1, tcp = slow.memory_used_pct, slow.load1, slow.tcp_established
+        rx_bps, tx_bps = self._net_rates
         cpu = cpu_busy_pct(self._prev_cpu, reading.cpu)
         self._prev_cpu = reading.cpu
-        rx = max(reading.net_rx_bytes - self._prev_net[0], 0)
-        tx = max(reading.net_tx_bytes - self._prev_net[1], 0)
-        self._prev_net = (reading.net_rx_bytes, reading.net_tx_bytes)
         self._logical_cpus = reading.logical_cpus
         gpus = sources.gpu.read() if sources.gpu.gpus else []
         power = sources.meter.measure(interval, cpu, gpus)
         utilizations = [g.utilization_pct for g in gpus if g.ok and math.isfinite(g.utilization_pct)]
         gpu_pct = float(np.mean(utilizations)) if utilizations else math.nan
         row = [
-            wall_ms, interval, cpu, slow.memory_used_pct, slow.load1, reading.logical_cpus,
-            slow.tcp_established, rx, tx, gpu_pct, sources.latency.take_fresh(),
+            wall_ms, interval, cpu, mem, load1, reading.logical_cpus, tcp, rx_bps, tx_bps, gpu_pct,
+            sources.latency.take_fresh(),
             power.cpu_w, power.gpu_w, power.mem_w, power.cpu_j, power.gpu_j, power.gpu_idle_j, power.mem_j,
             power.methods,
         ]

@@ -151,7 +151,8 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
                 if response is not None:  # None: a stream that answered by itself
                     allow_origin(request, response)
                     if accounted:
-                        account(perf_counter() - started, response.status)
+                        finished = perf_counter()
+                        account(finished - started, response.status, finished)
                 return response
 
             wrapped.__name__ = handler.__name__

@@ -72,14 +72,17 @@ def synth_chunk(rng: np.random.Generator, ts_ms: np.ndarray, hz: float, gpus: in
     load = exponential_average(cpu / 100.0 * machine.logical_cpus, alpha, state["load"])
     state["load"] = float(load[-1])
     tcp = np.round(12 + 25 * activity + rng.normal(0, 2, n)).clip(0)
-    rx = rng.lognormal(7.0 + 3.0 * activity, 1.0) * interval * 10
-    tx = rng.lognormal(6.0 + 2.5 * activity, 1.0) * interval * 10
+    rx = rng.lognormal(7.0 + 3.0 * activity, 1.0)  # bytes per second
+    tx = rng.lognormal(6.0 + 2.5 * activity, 1.0)
     latency = np.where(np.arange(n) % max(int(2 * hz), 1) == 0, rng.normal(22.0, 4.0, n).clip(1.0), np.nan)
     cpu_w = machine.tdp_w * (0.1 + 0.9 * (cpu / 100.0) ** 3)  # the TDP model, vectorized
+    # levels and network are read once a second; the ticks between carry the latest reading
+    read = np.maximum.accumulate(np.where((np.round(ts_ms) % 1000.0) < (1000.0 / hz), np.arange(n), 0))
+    memory, load, tcp, rx, tx = (values[read] for values in (memory, load, tcp, rx, tx))
     columns = {name: np.full(n, np.nan) for name in RING_COLUMNS}
     columns.update(ts_ms=ts_ms, interval_s=np.full(n, interval), cpu_pct=np.round(cpu, 1), mem_pct=np.round(memory, 1),
                    load1=np.round(load, 2), logical_cpus=np.full(n, machine.logical_cpus), tcp_estab=tcp,
-                   rx_bytes=np.round(rx), tx_bytes=np.round(tx), latency_ms=latency, cpu_w=cpu_w,
+                   rx_bps=np.round(rx), tx_bps=np.round(tx), latency_ms=latency, cpu_w=cpu_w,
                    cpu_j=cpu_w * interval, mem_w=np.full(n, machine.memory_w),
                    mem_j=np.full(n, machine.memory_w * interval), methods=np.zeros(n))
     gpu_columns = {name: np.empty(0) for name in GPU_RING_COLUMNS}

@@ -14,21 +14,22 @@ class CpuTimes:
 
 @dataclass(frozen=True)
 class FastReading:
-    """Read every tick: counters whose deltas make the tick's values."""
+    """Read every tick: the CPU time counters."""
 
     cpu: CpuTimes
     logical_cpus: int
-    net_rx_bytes: int
-    net_tx_bytes: int
 
 
 @dataclass(frozen=True)
 class SlowReading:
-    """Read about once a second: levels that change slowly (the kernel updates loadavg every 5 s)."""
+    """Read about once a second: levels that change slowly (the kernel updates loadavg every 5 s) and the
+    network byte counters."""
 
     memory_used_pct: float
     load1: float
     tcp_established: int
+    net_rx_bytes: int
+    net_tx_bytes: int
 
 
 @dataclass(frozen=True)
@@ -155,19 +156,20 @@ class HostReader:
 
     def read_fast(self) -> FastReading:
         cpu, logical = parse_stat(self._read("stat"))
-        rx, tx = parse_net_dev(self._read("net/dev"))
-        return FastReading(cpu=cpu, logical_cpus=logical, net_rx_bytes=rx, net_tx_bytes=tx)
+        return FastReading(cpu=cpu, logical_cpus=logical)
 
     def read_slow(self) -> SlowReading:
+        rx, tx = parse_net_dev(self._read("net/dev"))
         return SlowReading(memory_used_pct=parse_meminfo(self._read("meminfo")),
                            load1=parse_loadavg(self._read("loadavg")),
-                           tcp_established=parse_snmp_curr_estab(self._read("net/snmp")))
+                           tcp_established=parse_snmp_curr_estab(self._read("net/snmp")), net_rx_bytes=rx,
+                           net_tx_bytes=tx)
 
     def read(self) -> HostReading:
         fast, slow = self.read_fast(), self.read_slow()
         return HostReading(cpu=fast.cpu, logical_cpus=fast.logical_cpus, memory_used_pct=slow.memory_used_pct,
-                           load1=slow.load1, tcp_established=slow.tcp_established, net_rx_bytes=fast.net_rx_bytes,
-                           net_tx_bytes=fast.net_tx_bytes)
+                           load1=slow.load1, tcp_established=slow.tcp_established, net_rx_bytes=slow.net_rx_bytes,
+                           net_tx_bytes=slow.net_tx_bytes)
 
     def cpu_model(self) -> str:
         try:
