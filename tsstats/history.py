@@ -186,30 +186,47 @@ def _energy_expression(column: str, from_raw: bool) -> str:
     return " + ".join(f"coalesce({part}, 0)" for part in parts)
 
 
-def _read_piece(con, query: HistoryQuery, table: str, time_column: str, from_raw: bool, group: list[Series],
-                begin: int, end: int, partials: dict[str, Partial], energy: dict[str, np.ndarray],
-                energy_rows: dict[str, np.ndarray]) -> None:
-    """Aggregate rows of ``table`` in [begin, end) into the query's buckets and merge them."""
-    if begin >= end or not group:
-        return
+def _piece_select(query: HistoryQuery, table: str, from_raw: bool, gauges: list[Series], counters: list[Series],
+                  gpu: int | None) -> str:
+    """One table's rows in [?, ?) aggregated into the query's buckets, as named partial columns."""
+    time_column = "ts_ms" if from_raw else "bucket_ms"
     step = query.step_ms
     items = [f"({time_column} // {step}) * {step} AS b"]
+    for i, series in enumerate(gauges):
+        names = (f"s{i}", f"n{i}", f"lo{i}", f"hi{i}", f"last{i}", f"lt{i}")
+        items += [f"{part} AS {name}" for part, name in zip(_value_parts(series, from_raw), names, strict=True)]
+    for j, series in enumerate(counters):
+        items.append(f"sum({_energy_expression(series.energy, from_raw)}) AS e{j}")
+    items.append("count(*) AS rows")
+    where = f"{time_column} >= ? AND {time_column} < ?" + (f" AND gpu = {int(gpu)}" if gpu is not None else "")
+    return f"SELECT {', '.join(items)} FROM {table} WHERE {where} GROUP BY b"
+
+
+def _read_group(con, query: HistoryQuery, pieces: list[tuple[str, bool, int, int]], group: list[Series],
+                partials: dict[str, Partial], energy: dict[str, np.ndarray],
+                energy_rows: dict[str, np.ndarray]) -> None:
+    """Read every piece (table, raw or not, [low, high)) of one group of series in a single statement: the
+    pieces' partial aggregates are merged per bucket by the outer query."""
+    pieces = [piece for piece in pieces if piece[2] < piece[3]]
+    if not pieces or not group:
+        return
     gauges = [s for s in group if s.energy is None]
     counters = [s for s in group if s.energy is not None]
-    for series in gauges:
-        items += _value_parts(series, from_raw)
-    for series in counters:
-        items.append(f"sum({_energy_expression(series.energy, from_raw)})")
-    items.append("count(*)")
     gpu = group[0].gpu
-    where = f"{time_column} >= ? AND {time_column} < ?" + (" AND gpu = ?" if gpu is not None else "")
-    params = [begin, end] + ([gpu] if gpu is not None else [])
-    rows = con.execute(f"SELECT {', '.join(items)} FROM {table} WHERE {where} GROUP BY b ORDER BY b",
-                       params).fetchnumpy()
+    union = " UNION ALL ".join(_piece_select(query, table, from_raw, gauges, counters, gpu)
+                               for table, from_raw, _, _ in pieces)
+    outer = ["b"]
+    for i in range(len(gauges)):
+        outer += [f"sum(s{i})", f"sum(n{i})", f"min(lo{i})", f"max(hi{i})",
+                  f"arg_max(last{i}, lt{i}) FILTER (WHERE last{i} IS NOT NULL)", f"max(lt{i})"]
+    outer += [f"sum(e{j})" for j in range(len(counters))]
+    outer.append("sum(rows)")
+    params = [bound for _, _, low, high in pieces for bound in (low, high)]
+    rows = con.execute(f"SELECT {', '.join(outer)} FROM ({union}) GROUP BY b ORDER BY b", params).fetchnumpy()
     if not len(rows["b"]):
         return
     columns = [np.asarray(np.ma.filled(np.ma.asarray(rows[key]).astype(float), np.nan)) for key in rows]
-    index = ((columns[0] - query.start_ms) // step).astype(np.int64)
+    index = ((columns[0] - query.start_ms) // query.step_ms).astype(np.int64)
     position = 1
     for series in gauges:
         partials[series.name].merge(index, *columns[position:position + 6])
@@ -269,10 +286,9 @@ def run_history(con, query: HistoryQuery, minutes_until: int | None, hours_until
                for g in gpus]
     for group, raw_table, minute_table, hour_table in groups:
         tables = {"1h": hour_table, "1m": minute_table, "raw": raw_table}
-        for level, low, high in tier_plan(query.tier, begin, end, minutes, hours):
-            raw = level == "raw"
-            _read_piece(con, query, tables[level], "ts_ms" if raw else "bucket_ms", raw, group, low, high, partials,
-                        energy, rows)
+        pieces = [(tables[level], level == "raw", low, high)
+                  for level, low, high in tier_plan(query.tier, begin, end, minutes, hours)]
+        _read_group(con, query, pieces, group, partials, energy, rows)
     series_out: dict[str, dict[str, list]] = {}
     for series in query.series:
         if series.energy is None:
