@@ -86,7 +86,7 @@ def main() -> int:
 
     host = HostReader()
     tick_us = per_call_us(host.read_fast, args.repeat)
-    print(f"tick without power readers (procfs CPU and network): {tick_us:8.1f} us")
+    print(f"tick without power readers (procfs CPU counters): {tick_us:8.1f} us")
 
     model = PowerMeter(RaplReader(os.path.join(tmp, "none")).discover(), match_tdp("AMD EPYC 7763", 128), None,
                        has_gpu=False)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tsstats import figures
-from tsstats.comparisons import InputError, check_transition
+from tsstats.comparisons import check_transition
+from tsstats.params import InputError
 
 
 def test_uptime_counts_gaps_inside_the_window():

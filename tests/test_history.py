@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from tsstats.comparisons import InputError
 from tsstats.config import load_settings
 from tsstats.history import MAX_POINTS, nice_step, parse_history_query, run_history, tier_plan, to_csv
+from tsstats.params import InputError
 from tsstats.rollups import HOUR_MS, MINUTE_MS, Rollups, enforce_retention
 from tsstats.sampler import GPU_RING_COLUMNS, RING_COLUMNS, write_batch
 from tsstats.store import SAMPLE_COLUMNS, Store
@@ -40,9 +40,7 @@ def make_columns(ts: np.ndarray, rng: np.random.Generator) -> tuple[dict, dict]:
 @pytest.fixture(scope="module")
 def history_store(tmp_path_factory):
     """Three hours and ten minutes of 10 Hz samples with a gap, written flush by flush."""
-    store = Store(str(tmp_path_factory.mktemp("history") / "history.duckdb"))
-    rollups = Rollups()
-    rollups.load(store.writer)
+    store, rollups = fresh_store(tmp_path_factory.mktemp("history") / "history.duckdb")
     rng = np.random.default_rng(7)
     ts = np.arange(HOUR0, HOUR0 + 190 * MINUTE_MS, 100.0)
     ts = ts[(ts < GAP[0]) | (ts >= GAP[1])]
@@ -51,6 +49,13 @@ def history_store(tmp_path_factory):
         write_batch(store, rollups, columns, gpu)
     yield store, rollups
     store.close()
+
+
+def fresh_store(path) -> tuple[Store, Rollups]:
+    store = Store(str(path))
+    rollups = Rollups()
+    rollups.load(store.writer)
+    return store, rollups
 
 
 def stored(store: Store, expression: str, table: str = "samples") -> tuple[np.ndarray, np.ndarray]:
@@ -205,9 +210,7 @@ def test_csv_matches_json(history_store):
 
 def test_rollups_rebuild_after_a_crash(tmp_path):
     """Samples written but buckets not closed (a crash): the next load closes exactly the missing ones."""
-    store = Store(str(tmp_path / "crash.duckdb"))
-    rollups = Rollups()
-    rollups.load(store.writer)
+    store, rollups = fresh_store(tmp_path / "crash.duckdb")
     rng = np.random.default_rng(3)
     ts = np.arange(HOUR0, HOUR0 + 30 * MINUTE_MS, 100.0)
     columns, _ = make_columns(ts, rng)
@@ -231,9 +234,7 @@ def test_rollups_rebuild_after_a_crash(tmp_path):
 
 
 def test_retention_removes_exactly_what_it_should(tmp_path):
-    store = Store(str(tmp_path / "retention.duckdb"))
-    rollups = Rollups()
-    rollups.load(store.writer)
+    store, rollups = fresh_store(tmp_path / "retention.duckdb")
     rng = np.random.default_rng(5)
     day = 86_400_000
     now = HOUR0 + 10 * day
@@ -260,9 +261,7 @@ def test_retention_removes_exactly_what_it_should(tmp_path):
 def test_size_cap_deletes_the_oldest_first(tmp_path):
     from tsstats.rollups import enforce_size_cap, used_bytes
 
-    store = Store(str(tmp_path / "cap.duckdb"))
-    rollups = Rollups()
-    rollups.load(store.writer)
+    store, rollups = fresh_store(tmp_path / "cap.duckdb")
     rng = np.random.default_rng(9)
     ts = np.arange(HOUR0, HOUR0 + 24 * HOUR_MS, 100.0)  # a day: row groups (whose blocks are freed) are 3.4 h
     for start in range(0, len(ts), 36_000):

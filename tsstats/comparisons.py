@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .params import InputError, single_values
 from .store import first
 from .timeparse import parse_time, rfc3339_ms
 
@@ -31,16 +32,6 @@ MAX_OFFSET_KG = 1e9
 MAX_NOTE = 1000
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-
-
-class InputError(ValueError):
-    """Bad input from a client: ``status`` is the HTTP status, ``field`` the offending field."""
-
-    def __init__(self, message: str, field: str | None = None, status: int = 400):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.status = status
 
 
 def _require_object(body: Any) -> dict[str, Any]:
@@ -191,34 +182,21 @@ class ListQuery:
 
 
 def validate_list_query(args: dict[str, list[str]]) -> ListQuery:
-    for key in args:
-        if key not in ("status", "limit", "before"):
-            raise InputError(f"unknown parameter {key!r}; allowed: status, limit, before", field=key)
-    status = _single(args, "status")
+    values = single_values(args, ("status", "limit", "before"))
+    status = values.get("status")
     if status is not None and status not in STATUSES:
         raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")
-    limit_text = _single(args, "limit")
     limit = DEFAULT_LIMIT
-    if limit_text is not None:
-        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+    if "limit" in values:
+        if not values["limit"].isdigit() or not 1 <= int(values["limit"]) <= MAX_LIMIT:
             raise InputError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
-        limit = int(limit_text)
-    before_text = _single(args, "before")
+        limit = int(values["limit"])
     before = None
-    if before_text is not None:
-        before = parse_comparison_id(before_text)
+    if "before" in values:
+        before = parse_comparison_id(values["before"])
         if before is None:
             raise InputError("before must be the cursor from a previous page's next", field="before")
     return ListQuery(status=status, limit=limit, before=before)
-
-
-def _single(args: dict[str, list[str]], name: str) -> str | None:
-    values = args.get(name)
-    if not values:
-        return None
-    if len(values) > 1:
-        raise InputError(f"{name} is given more than once", field=name)
-    return values[0]
 
 
 # -- SQL --------------------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .catalog import AGGREGATES, ENERGY_BY_NAME, ENERGY_SUMS, HOST_BY_NAME, Metric, gpu_metric
-from .comparisons import InputError
+from .params import InputError, single_values, time_range
 from .rollups import HOUR_MS, MINUTE_MS
-from .timeparse import parse_duration, parse_time
+from .timeparse import parse_duration
 
 MAX_POINTS = 11_000
 DEFAULT_POINTS = 300
@@ -83,12 +83,7 @@ def resolve_series(name: str, known_gpus: set[int] | None = None) -> Series:
 def parse_history_query(args: dict[str, list[str]], now_s: float, known_gpus: set[int] | None = None
                         ) -> HistoryQuery:
     """Check every parameter; ``known_gpus`` (when given) are the GPU indexes that per-GPU names may use."""
-    for key, values in args.items():
-        if key not in PARAMETERS:
-            raise InputError(f"unknown parameter {key!r}; allowed: {', '.join(PARAMETERS)}", field=key)
-        if len(values) > 1:
-            raise InputError(f"{key} is given more than once", field=key)
-    single = {key: values[0] for key, values in args.items()}
+    single = single_values(args, PARAMETERS)
     names = [name.strip() for name in single.get("metrics", "").split(",") if name.strip()]
     if not names:
         raise InputError("metrics is required: comma-separated names from GET /api/metrics", field="metrics")
@@ -101,15 +96,7 @@ def parse_history_query(args: dict[str, list[str]], now_s: float, known_gpus: se
     for aggregate in aggregates:
         if aggregate not in AGGREGATES:
             raise InputError(f"unknown aggregate {aggregate!r}; allowed: {', '.join(AGGREGATES)}", field="agg")
-    bounds = {}
-    for key, default in (("from", "-1h"), ("to", "now")):
-        try:
-            bounds[key] = parse_time(single.get(key, default), now_s)
-        except ValueError as error:
-            raise InputError(f"{key}: {error}", field=key) from None
-    from_ms, to_ms = int(math.floor(bounds["from"] * 1000)), int(math.ceil(bounds["to"] * 1000))
-    if from_ms > to_ms:
-        raise InputError("from is after to", field="from")
+    from_ms, to_ms = time_range(single, "-1h", now_s)
     output = single.get("format", "json")
     if output not in ("json", "csv"):
         raise InputError("format must be json or csv", field="format")

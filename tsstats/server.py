@@ -18,12 +18,11 @@ from sanic.response import json as json_response
 from . import comparisons as cmp
 from . import history
 from .catalog import catalog
-from .comparisons import InputError
 from .exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .exposition import render_metrics
 from .figures import carbon_kg, kwh
 from .meter import methods_text
-from .timeparse import parse_time
+from .params import InputError, single_values, time_range
 
 log = logging.getLogger("tsstats.server")
 MAX_BODY_BYTES = 1024 * 1024
@@ -61,14 +60,7 @@ def query_lists(request: Request) -> dict[str, list[str]]:
 
 
 def _query(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
-    values = {}
-    for key, items in query_lists(request).items():
-        if key not in allowed:
-            raise InputError(f"unknown parameter {key!r}; allowed: {', '.join(allowed)}", field=key)
-        if len(items) > 1:
-            raise InputError(f"{key} is given more than once", field=key)
-        values[key] = items[0]
-    return values
+    return single_values(query_lists(request), allowed)
 
 
 def create_app(settings, store, sampler, requests, *, name: str = "tsstats", extra_routes=None) -> Sanic:
@@ -273,17 +265,7 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
     # -- energy -------------------------------------------------------------------------------------
     @route("/api/energy", ("GET",))
     async def energy(request: Request):
-        args = _query(request, ("from", "to"))
-        now = time.time()
-        bounds = {}
-        for key, default in (("from", "-24h"), ("to", "now")):
-            try:
-                bounds[key] = parse_time(args.get(key, default), now)
-            except ValueError as error:
-                raise InputError(f"{key}: {error}", field=key) from None
-        if bounds["from"] > bounds["to"]:
-            raise InputError("from is after to", field="from")
-        from_ms, to_ms = int(bounds["from"] * 1000), int(bounds["to"] * 1000)
+        from_ms, to_ms = time_range(_query(request, ("from", "to")), "-24h", time.time())
         sums = await store.read(sampler.energy_between, from_ms, to_ms)
         pue = settings.pue
         grid = sampler.sources.grid

@@ -1,0 +1,42 @@
+"""Request input: the error every bad input raises, and the checks that query parameters share."""
+
+from __future__ import annotations
+
+import math
+
+from .timeparse import parse_time
+
+
+class InputError(ValueError):
+    """Bad input from a client: ``status`` is the HTTP status, ``field`` the offending field."""
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+
+def single_values(args: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, str]:
+    """Each query parameter's one value; an unknown parameter or one given twice is a 400 naming it."""
+    values = {}
+    for key, items in args.items():
+        if key not in allowed:
+            raise InputError(f"unknown parameter {key!r}; allowed: {', '.join(allowed) or 'none'}", field=key)
+        if len(items) > 1:
+            raise InputError(f"{key} is given more than once", field=key)
+        values[key] = items[0]
+    return values
+
+
+def time_range(values: dict[str, str], default_from: str, now_s: float) -> tuple[int, int]:
+    """``from`` and ``to`` (default ``default_from`` and ``now``) in epoch ms, ``from`` not after ``to``."""
+    bounds = {}
+    for key, default in (("from", default_from), ("to", "now")):
+        try:
+            bounds[key] = parse_time(values.get(key, default), now_s)
+        except ValueError as error:
+            raise InputError(f"{key}: {error}", field=key) from None
+    if bounds["from"] > bounds["to"]:
+        raise InputError("from is after to", field="from")
+    return int(math.floor(bounds["from"] * 1000)), int(math.ceil(bounds["to"] * 1000))
