@@ -190,9 +190,6 @@ class Settings:
     def source(self, name: str) -> str:
         return self._sources[name]
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._values)
-
     def replace(self, **changes: Any) -> Settings:
         values = dict(self._values)
         sources = dict(self._sources)

@@ -17,12 +17,6 @@ def finite_mean(values: np.ndarray) -> float:
     return float(finite.mean()) if finite.size else float("nan")
 
 
-def finite_median(values: np.ndarray) -> float:
-    values = np.asarray(values, dtype=float)
-    finite = values[np.isfinite(values)]
-    return float(np.median(finite)) if finite.size else float("nan")
-
-
 def last_finite(values: np.ndarray) -> float:
     values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]

@@ -25,7 +25,6 @@ class PowerSample:
     mem_w: float
     mem_j: float
     methods: int
-    per_gpu_j: list[float]
 
 
 def methods_text(methods: int, has_gpu: bool) -> dict[str, str]:
@@ -122,9 +121,8 @@ class PowerMeter:
                 mem_j = NAN
         if not math.isfinite(mem_j):
             mem_j = self.memory_model_w * interval_s
-        gpu_w, gpu_j, gpu_idle_j, per_gpu, gpu_methods = self.gpu.measure(gpus, interval_s)
+        gpu_w, gpu_j, gpu_idle_j, _, gpu_methods = self.gpu.measure(gpus, interval_s)
         methods |= gpu_methods
         if interval_s <= 0:
-            return PowerSample(NAN, 0.0, gpu_w, 0.0, 0.0, NAN, 0.0, methods, per_gpu)
-        return PowerSample(cpu_j / interval_s, cpu_j, gpu_w, gpu_j, gpu_idle_j, mem_j / interval_s, mem_j, methods,
-                           per_gpu)
+            return PowerSample(NAN, 0.0, gpu_w, 0.0, 0.0, NAN, 0.0, methods)
+        return PowerSample(cpu_j / interval_s, cpu_j, gpu_w, gpu_j, gpu_idle_j, mem_j / interval_s, mem_j, methods)

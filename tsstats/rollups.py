@@ -8,8 +8,6 @@ every bucket still missing, from the finer tier, so the tiers always agree with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from .catalog import ENERGY_SUMS, GPU_METRICS, HOST_METRICS, merge_aggregates, raw_aggregates, rollup_columns
 from .store import first
 
@@ -43,15 +41,6 @@ def _insert_from_rollup(step_ms: int, table: str, source: str, metrics, energy: 
             f"WHERE bucket_ms >= ? AND bucket_ms < ? GROUP BY {key}(bucket_ms // {step_ms}) ORDER BY 1")
 
 
-@dataclass(frozen=True)
-class Tier:
-    name: str
-    step_ms: int
-    table: str
-    gpu_table: str
-
-
-TIERS = (Tier("1m", MINUTE_MS, "rollup_1m", "gpu_rollup_1m"), Tier("1h", HOUR_MS, "rollup_1h", "gpu_rollup_1h"))
 MINUTE_SQL = (_insert_from_samples(MINUTE_MS, "rollup_1m", "samples", HOST_METRICS, True, False),
               _insert_from_samples(MINUTE_MS, "gpu_rollup_1m", "gpu_samples", GPU_METRICS, False, True))
 HOUR_SQL = (_insert_from_rollup(HOUR_MS, "rollup_1h", "rollup_1m", HOST_METRICS, True, False),

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -74,7 +74,6 @@ class Health:
     last_flush_error: str = ""
     lost_rows: int = 0
     flushes: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def write_batch(store: Store, rollups: Rollups, columns: dict[str, np.ndarray],
@@ -126,7 +125,6 @@ class Sampler:
         self.health = Health()
         self.snapshot: Snapshot | None = None
         self._snapshot_version = 0
-        self._listeners: list[Callable[[Snapshot], None]] = []
         self._prev_cpu = None
         self._prev_mono: float | None = None
         self._last_ts_ms: float | None = None
@@ -141,7 +139,6 @@ class Sampler:
         self._last_flushed_ms: float | None = None
         self._first_written = False
         self._retention_dirty = False
-        self._logical_cpus = 1.0
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -189,9 +186,6 @@ class Sampler:
         self.sources.gpu.stop()
         self.sources.host.close()
         self.sources.meter.rapl.close()
-
-    def add_listener(self, callback: Callable[[Snapshot], None]) -> None:
-        self._listeners.append(callback)
 
     def submit(self, work: Callable[[Any], Any]) -> Future:
         """Run ``work(connection)`` on the sampler thread, the only writer; the future holds its result."""
@@ -315,7 +309,6 @@ class Sampler:
         rx_bps, tx_bps = self._net_rates
         cpu = cpu_busy_pct(self._prev_cpu, reading.cpu)
         self._prev_cpu = reading.cpu
-        self._logical_cpus = reading.logical_cpus
         gpus = sources.gpu.read() if sources.gpu.gpus else []
         power = sources.meter.measure(interval, cpu, gpus)
         utilizations = [g.utilization_pct for g in gpus if g.ok and math.isfinite(g.utilization_pct)]
@@ -468,11 +461,6 @@ class Sampler:
         body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
         snapshot = Snapshot(body=body, data=data, version=self._snapshot_version, mono=self.clocks.monotonic())
         self.snapshot = snapshot
-        for listener in self._listeners:
-            try:
-                listener(snapshot)
-            except Exception:
-                log.exception("snapshot listener failed")
 
     def methods(self) -> dict[str, str]:
         meter = self.sources.meter

@@ -7,7 +7,6 @@ hold their own cursor (DuckDB connections are not shared across threads).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import threading
@@ -148,9 +147,6 @@ class Store:
         row = first((con or self._con).execute("SELECT value FROM schema_meta WHERE key = ?", [key]).fetchall())
         return row[0] if row else None
 
-    def set_meta(self, key: str, value: str) -> None:
-        self._con.execute("INSERT OR REPLACE INTO schema_meta VALUES (?, ?)", [key, value])
-
     # -- writes (sampler thread) --------------------------------------------------------------------
     def insert_columns(self, table: str, spec, columns: dict[str, np.ndarray]) -> None:
         """Insert a batch of float64 ring columns into ``table`` as its scaled integers, in one statement
@@ -232,10 +228,6 @@ class Store:
                 except duckdb.Error:
                     pass
         self._con.close()
-
-
-def dumps_metadata(metadata: dict[str, Any]) -> str:
-    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
 
 
 def first(rows: list[tuple]) -> tuple | None:

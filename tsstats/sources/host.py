@@ -127,8 +127,6 @@ class HostReader:
     answers with fresh contents; that saves an open and a close per file per tick.
     """
 
-    TICK_FILES = ("stat", "net/dev", "meminfo", "loadavg", "net/snmp")
-
     def __init__(self, proc_root: str = "/proc"):
         self.proc_root = proc_root
         self._fds: dict[str, int] = {}

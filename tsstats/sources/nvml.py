@@ -9,12 +9,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 NAN = float("nan")
-FIELDS = ("utilization", "memory", "power", "energy", "temperature")
 
 
 @dataclass
@@ -147,7 +145,3 @@ class NvmlReader:
                 reading.temperature_c = float(temperature)
             readings.append(reading)
         return readings
-
-
-def finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None

@@ -39,7 +39,6 @@ class RaplDomain:
     path: str
     name: str
     max_range_uj: int
-    readable: bool = True
     error: str = ""
     last_uj: int | None = None
     _fd: int | None = None
@@ -100,7 +99,6 @@ class RaplReader:
             try:
                 domain.last_uj = domain.read_uj()
             except (OSError, ValueError) as error:
-                domain.readable = False
                 domain.error = str(error)
                 self.unreadable.append(domain)
                 continue
