@@ -276,6 +276,9 @@ def test_raw_bad_requests(client):
     assert form.status_code == 415
     latin = client.post("/api/comparisons", content=b'{"models": ["\xff"]}', headers=headers)
     assert latin.status_code == 400
+    deep = client.post("/api/comparisons", content=b'{"models": ["a"], "metadata": {"x": ' + b"[" * 100_000
+                       + b"]" * 100_000 + b"}}", headers=headers)
+    assert deep.status_code == 400 and "deeply" in error_of(deep)["message"]
     huge = client.post("/api/comparisons", content=b'{"models": ["' + b"a" * (1024 * 1024 + 10) + b'"]}',
                        headers=headers)
     assert huge.status_code == 413

@@ -52,6 +52,8 @@ def parse_json_body(request: Request) -> Any:
         return json.loads(request.body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as error:
         raise InputError(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InputError("the body nests JSON too deeply") from None
 
 
 def query_lists(request: Request) -> dict[str, list[str]]:
