@@ -94,28 +94,26 @@ ENERGY_BY_NAME = {metric.name: metric for metric in ENERGY_METRICS}
 
 
 def rollup_columns(metrics: tuple[Metric, ...]) -> list[str]:
-    columns = []
-    for metric in metrics:
-        columns += [f"{metric.stem}_min", f"{metric.stem}_max", f"{metric.stem}_sum", f"{metric.stem}_n",
-                    f"{metric.stem}_last"]
-    return columns
+    return [f"{metric.stem}_{part}" for metric in metrics for part in ("min", "max", "sum", "n", "last")]
 
 
-def raw_aggregates(metrics: tuple[Metric, ...]) -> list[str]:
-    """SELECT list turning raw rows into one rollup row per group, in ``rollup_columns`` order."""
-    parts = []
-    for metric in metrics:
+def aggregate_parts(metric: Metric, from_raw: bool) -> dict[str, str]:
+    """SQL aggregates of one metric per group: min, max, sum, n (count), last and last_time, from raw rows
+    (``samples``/``gpu_samples``) or by merging finer rollup rows."""
+    if from_raw:
         e = f"({metric.expression})"
-        parts += [f"min({e})", f"max({e})", f"sum({e})", f"count({e})",
-                  f"arg_max({e}, ts_ms) FILTER (WHERE {e} IS NOT NULL)"]
-    return parts
+        return {"min": f"min({e})", "max": f"max({e})", "sum": f"sum({e})", "n": f"count({e})",
+                "last": f"arg_max({e}, ts_ms) FILTER (WHERE {e} IS NOT NULL)",
+                "last_time": f"max(ts_ms) FILTER (WHERE {e} IS NOT NULL)"}
+    s = metric.stem
+    return {"min": f"min({s}_min)", "max": f"max({s}_max)", "sum": f"sum({s}_sum)", "n": f"sum({s}_n)",
+            "last": f"arg_max({s}_last, bucket_ms) FILTER (WHERE {s}_last IS NOT NULL)",
+            "last_time": f"max(bucket_ms) FILTER (WHERE {s}_last IS NOT NULL)"}
 
 
-def merge_aggregates(metrics: tuple[Metric, ...]) -> list[str]:
-    """SELECT list merging finer rollup rows into one coarser row, in ``rollup_columns`` order."""
-    parts = []
-    for metric in metrics:
-        s = metric.stem
-        parts += [f"min({s}_min)", f"max({s}_max)", f"sum({s}_sum)", f"sum({s}_n)",
-                  f"arg_max({s}_last, bucket_ms) FILTER (WHERE {s}_last IS NOT NULL)"]
-    return parts
+ROLLUP_PARTS = ("min", "max", "sum", "n", "last")  # the order of ``rollup_columns``
+
+
+def rollup_aggregates(metrics: tuple[Metric, ...], from_raw: bool) -> list[str]:
+    """SELECT list making one rollup row per group, in ``rollup_columns`` order."""
+    return [aggregate_parts(metric, from_raw)[part] for metric in metrics for part in ROLLUP_PARTS]

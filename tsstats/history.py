@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import AGGREGATES, ENERGY_BY_NAME, ENERGY_SUMS, HOST_BY_NAME, Metric, gpu_metric
+from .catalog import AGGREGATES, ENERGY_BY_NAME, ENERGY_SUMS, HOST_BY_NAME, Metric, aggregate_parts, gpu_metric
 from .params import InputError, single_values, time_range
-from .rollups import HOUR_MS, MINUTE_MS
+from .rollups import HOUR_MS, MINUTE_MS, retained_energy
 from .timeparse import parse_duration
 
 MAX_POINTS = 11_000
@@ -153,15 +153,8 @@ class Partial:
 
 def _value_parts(series: Series, from_raw: bool) -> list[str]:
     """SELECT items giving sum, count, min, max, last and the last's time for one series."""
-    if from_raw:
-        e = f"({series.metric.expression})"
-        return [f"sum({e})", f"count({e})", f"min({e})", f"max({e})",
-                f"arg_max({e}, ts_ms) FILTER (WHERE {e} IS NOT NULL)",
-                f"max(ts_ms) FILTER (WHERE {e} IS NOT NULL)"]
-    s = series.metric.stem
-    return [f"sum({s}_sum)", f"sum({s}_n)", f"min({s}_min)", f"max({s}_max)",
-            f"arg_max({s}_last, bucket_ms) FILTER (WHERE {s}_last IS NOT NULL)",
-            f"max(bucket_ms) FILTER (WHERE {s}_last IS NOT NULL)"]
+    parts = aggregate_parts(series.metric, from_raw)
+    return [parts[name] for name in ("sum", "n", "min", "max", "last", "last_time")]
 
 
 def _energy_expression(column: str, from_raw: bool) -> str:
@@ -223,21 +216,6 @@ def _read_group(con, query: HistoryQuery, pieces: list[tuple[str, bool, int, int
         position += 1
 
 
-def _energy_before(con, column: str, before_ms: int, hours_until: int, minutes_until: int) -> float:
-    """Joules of ``column`` in everything retained before ``before_ms`` (closed hours, minutes, raw)."""
-    rollup = _energy_expression(column, False)
-    raw = _energy_expression(column, True)
-    hours_end = min(before_ms, hours_until)
-    minutes_end = min(before_ms, minutes_until)
-    total = con.execute(f"SELECT coalesce(sum({rollup}), 0) FROM rollup_1h WHERE bucket_ms < ?",
-                        [hours_end]).fetchall()[0][0]
-    total += con.execute(f"SELECT coalesce(sum({rollup}), 0) FROM rollup_1m WHERE bucket_ms >= ? AND bucket_ms < ?",
-                         [hours_end, minutes_end]).fetchall()[0][0]
-    total += con.execute(f"SELECT coalesce(sum({raw}), 0) FROM samples WHERE ts_ms >= ? AND ts_ms < ?",
-                         [minutes_end, before_ms]).fetchall()[0][0]
-    return float(total)
-
-
 def tier_plan(tier: str, begin: int, end: int, minutes_until: int, hours_until: int) -> list[tuple[str, int, int]]:
     """Which table answers which part of [begin, end): the query's tier where it is complete, then each finer
     tier up to where it is complete, then raw samples."""
@@ -280,7 +258,9 @@ def run_history(con, query: HistoryQuery, minutes_until: int | None, hours_until
         if series.energy is None:
             series_out[series.name] = finish_gauge(partials[series.name], query.aggregates)
         else:
-            base = _energy_before(con, series.energy, begin, hours, minutes)
+            retained = retained_energy(con, hours, minutes, before_ms=begin)
+            parts = ("cpu_j", "gpu_j", "mem_j") if series.energy == "total_j" else (series.energy,)
+            base = sum(retained[part] for part in parts)
             series_out[series.name] = finish_counter(energy[series.name], rows[series.name] > 0, base,
                                                      query.aggregates)
     return {"from": query.from_ms, "to": query.to_ms, "step": query.step_ms, "tier": query.tier,

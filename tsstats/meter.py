@@ -42,6 +42,14 @@ def methods_text(methods: int, has_gpu: bool) -> dict[str, str]:
     }
 
 
+def current_methods(meter: PowerMeter, gpu) -> dict[str, str]:
+    """How each component is measured now: the API's method names, from the meter and the NVML reader."""
+    gpu_method = "absent"
+    if gpu.gpus:
+        gpu_method = "nvml_energy" if all(gpu.energy_supported(info.index) for info in gpu.gpus) else "nvml_power"
+    return {"cpu": meter.cpu_method, "gpu": gpu_method, "memory": meter.memory_method}
+
+
 class GpuEnergy:
     """Per-GPU energy between ticks: NVML's energy counter where supported, else power x interval."""
 

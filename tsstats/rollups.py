@@ -8,7 +8,7 @@ every bucket still missing, from the finer tier, so the tiers always agree with 
 
 from __future__ import annotations
 
-from .catalog import ENERGY_SUMS, GPU_METRICS, HOST_METRICS, merge_aggregates, raw_aggregates, rollup_columns
+from .catalog import ENERGY_SUMS, GPU_METRICS, HOST_METRICS, rollup_aggregates, rollup_columns
 from .store import first
 
 MINUTE_MS = 60_000
@@ -19,32 +19,26 @@ RETENTION_CHUNK_MS = {"samples": HOUR_MS, "gpu_samples": HOUR_MS, "rollup_1m": 2
                       "outages": 720 * HOUR_MS}
 
 
-def _insert_from_samples(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool) -> str:
-    key = "gpu, " if gpu else ""
+def _insert_buckets(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool,
+                    from_raw: bool) -> str:
+    """INSERT of the closed buckets of [?, ?) into ``table``, from raw samples or from the finer tier."""
+    time_column = "ts_ms" if from_raw else "bucket_ms"
+    key = ["gpu"] if gpu else []
     energy_columns = [column for column, _ in ENERGY_SUMS] if energy else []
-    energy_values = [f"sum({expression})" for _, expression in ENERGY_SUMS] if energy else []
-    columns = ["bucket_ms", *(["gpu"] if gpu else []), "samples", *energy_columns, *rollup_columns(metrics)]
-    values = [f"(ts_ms // {step_ms}) * {step_ms}", *(["gpu"] if gpu else []), "count(*)", *energy_values,
-              *raw_aggregates(metrics)]
+    energy_values = [f"sum({expression if from_raw else column})" for column, expression in ENERGY_SUMS] \
+        if energy else []
+    columns = ["bucket_ms", *key, "samples", *energy_columns, *rollup_columns(metrics)]
+    values = [f"({time_column} // {step_ms}) * {step_ms}", *key, "count(*)" if from_raw else "sum(samples)",
+              *energy_values, *rollup_aggregates(metrics, from_raw)]
     return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source} "
-            f"WHERE ts_ms >= ? AND ts_ms < ? GROUP BY {key}(ts_ms // {step_ms}) ORDER BY 1")
+            f"WHERE {time_column} >= ? AND {time_column} < ? GROUP BY {''.join(k + ', ' for k in key)}"
+            f"({time_column} // {step_ms}) ORDER BY 1")
 
 
-def _insert_from_rollup(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool) -> str:
-    key = "gpu, " if gpu else ""
-    energy_columns = [column for column, _ in ENERGY_SUMS] if energy else []
-    energy_values = [f"sum({column})" for column in energy_columns]
-    columns = ["bucket_ms", *(["gpu"] if gpu else []), "samples", *energy_columns, *rollup_columns(metrics)]
-    values = [f"(bucket_ms // {step_ms}) * {step_ms}", *(["gpu"] if gpu else []), "sum(samples)",
-              *energy_values, *merge_aggregates(metrics)]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source} "
-            f"WHERE bucket_ms >= ? AND bucket_ms < ? GROUP BY {key}(bucket_ms // {step_ms}) ORDER BY 1")
-
-
-MINUTE_SQL = (_insert_from_samples(MINUTE_MS, "rollup_1m", "samples", HOST_METRICS, True, False),
-              _insert_from_samples(MINUTE_MS, "gpu_rollup_1m", "gpu_samples", GPU_METRICS, False, True))
-HOUR_SQL = (_insert_from_rollup(HOUR_MS, "rollup_1h", "rollup_1m", HOST_METRICS, True, False),
-            _insert_from_rollup(HOUR_MS, "gpu_rollup_1h", "gpu_rollup_1m", GPU_METRICS, False, True))
+MINUTE_SQL = (_insert_buckets(MINUTE_MS, "rollup_1m", "samples", HOST_METRICS, True, False, True),
+              _insert_buckets(MINUTE_MS, "gpu_rollup_1m", "gpu_samples", GPU_METRICS, False, True, True))
+HOUR_SQL = (_insert_buckets(HOUR_MS, "rollup_1h", "rollup_1m", HOST_METRICS, True, False, False),
+            _insert_buckets(HOUR_MS, "gpu_rollup_1h", "gpu_rollup_1m", GPU_METRICS, False, True, False))
 
 
 class Rollups:
@@ -123,21 +117,22 @@ def enforce_retention(con, settings, now_ms: float, minutes_until: int | None) -
     return deleted
 
 
-def stored_totals(con, hours_until: int | None, minutes_until: int | None) -> dict[str, float]:
-    """Joules by component and seconds covered over everything retained: closed hours, then closed
-    minutes after them, then raw samples after those."""
-    hours = hours_until if hours_until is not None else -(2 ** 62)
-    minutes = minutes_until if minutes_until is not None else -(2 ** 62)
-    sums = "coalesce(sum(cpu_j), 0), coalesce(sum(gpu_j), 0), coalesce(sum(mem_j), 0), coalesce(sum(covered_s), 0)"
-    raw = ", ".join(f"coalesce(sum({expression}), 0)" for column, expression in ENERGY_SUMS
-                    if column in ("cpu_j", "gpu_j", "mem_j", "covered_s"))
-    parts = [
-        first(con.execute(f"SELECT {sums} FROM rollup_1h WHERE bucket_ms < ?", [hours]).fetchall()),
-        first(con.execute(f"SELECT {sums} FROM rollup_1m WHERE bucket_ms >= ? AND bucket_ms < ?",
-                    [hours, minutes]).fetchall()),
-        first(con.execute(f"SELECT {raw} FROM samples WHERE ts_ms >= ?", [minutes]).fetchall()),
-    ]
+def retained_energy(con, hours_until: int | None, minutes_until: int | None,
+                    before_ms: int = 2 ** 62) -> dict[str, float]:
+    """Joules by component and seconds covered in everything retained before ``before_ms``: closed hours,
+    then closed minutes after them, then raw samples after those."""
     keys = ("cpu_j", "gpu_j", "mem_j", "covered_s")
+    hours = min(hours_until if hours_until is not None else -(2 ** 62), before_ms)
+    minutes = max(min(minutes_until if minutes_until is not None else -(2 ** 62), before_ms), hours)
+    rollup = ", ".join(f"coalesce(sum({key}), 0)" for key in keys)
+    raw = ", ".join(f"coalesce(sum({dict(ENERGY_SUMS)[key]}), 0)" for key in keys)
+    parts = [
+        first(con.execute(f"SELECT {rollup} FROM rollup_1h WHERE bucket_ms < ?", [hours]).fetchall()),
+        first(con.execute(f"SELECT {rollup} FROM rollup_1m WHERE bucket_ms >= ? AND bucket_ms < ?",
+                          [hours, minutes]).fetchall()),
+        first(con.execute(f"SELECT {raw} FROM samples WHERE ts_ms >= ? AND ts_ms < ?",
+                          [minutes, before_ms]).fetchall()),
+    ]
     return {key: float(sum(part[i] for part in parts)) for i, key in enumerate(keys)}
 
 

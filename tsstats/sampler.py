@@ -20,10 +20,10 @@ from . import comparisons as cmp
 from . import figures
 from .energy import EnergySums, EnergyWindow, memory_sums, stored_sums
 from .grid import Grid
-from .meter import PowerMeter, methods_text
+from .meter import PowerMeter
 from .request_stats import RequestStats
 from .ring import Ring
-from .rollups import Rollups, enforce_retention, enforce_size_cap, stored_totals
+from .rollups import Rollups, enforce_retention, enforce_size_cap, retained_energy
 from .snapshot import SlowFigures, build_stats
 from .sources.host import HostReader, cpu_busy_pct
 from .sources.latency import LatencyMonitor
@@ -64,7 +64,6 @@ class Snapshot:
     body: bytes
     data: dict[str, Any]
     version: int
-    mono: float
 
 
 @dataclass
@@ -166,7 +165,7 @@ class Sampler:
         rows = con.execute("SELECT start_ms, end_ms FROM outages WHERE end_ms >= ? ORDER BY start_ms",
                            [int(window_start)]).fetchall()
         self._outages = np.array(rows, dtype=float).reshape(-1, 2)
-        self._totals = stored_totals(con, self.rollups.hours_until, self.rollups.minutes_until)
+        self._totals = retained_energy(con, self.rollups.hours_until, self.rollups.minutes_until)
         self._energy.load(con, now_ms)
         self._refresh_comparisons(con)
         self._offsets_kg = cmp.offsets_total(con)
@@ -320,10 +319,9 @@ class Sampler:
             power.methods,
         ]
         self.ring.append(row)
-        if gpus:
-            for reading_gpu in gpus:
-                self.gpu_ring.append([wall_ms, reading_gpu.index, reading_gpu.utilization_pct,
-                                      reading_gpu.memory_used_bytes, reading_gpu.power_w, reading_gpu.temperature_c])
+        for reading_gpu in gpus:
+            self.gpu_ring.append([wall_ms, reading_gpu.index, reading_gpu.utilization_pct,
+                                  reading_gpu.memory_used_bytes, reading_gpu.power_w, reading_gpu.temperature_c])
         self._last_gpu = gpus
         self._last_ts_ms = wall_ms
         if self._first_sample_ms is None:
@@ -390,9 +388,10 @@ class Sampler:
         return {"cpu_j": totals["cpu_j"] + batch.cpu_j, "gpu_j": totals["gpu_j"] + batch.gpu_j,
                 "mem_j": totals["mem_j"] + batch.mem_j, "covered_s": totals["covered_s"] + interval_s}
 
-    def energy_totals(self) -> dict[str, float]:
-        """Joules by component since the database was created, rows in memory included (before PUE)."""
-        pending = memory_sums(self.ring.columns_of(self.ring.pending()))
+    def energy_totals(self, pending: EnergySums | None = None) -> dict[str, float]:
+        """Joules by component over everything retained, rows in memory (``pending``) included, before PUE."""
+        if pending is None:
+            pending = memory_sums(self.ring.columns_of(self.ring.pending()))
         return {"cpu": self._totals["cpu_j"] + pending.cpu_j, "gpu": self._totals["gpu_j"] + pending.gpu_j,
                 "memory": self._totals["mem_j"] + pending.mem_j}
 
@@ -427,12 +426,12 @@ class Sampler:
                                            np.asarray(found["j"], dtype=float), start_ms, end_ms, starts, ends)
 
     def _slow_figures(self, now_ms: float) -> SlowFigures:
-        pending = memory_sums(self.ring.columns_of(self.ring.pending()), self._energy.lower_ms or -np.inf)
+        pending = memory_sums(self.ring.columns_of(self.ring.pending()))  # recent: inside the window
         window = self._energy.sums + pending
         uptime = figures.uptime_pct(now_ms, self._first_sample_ms, self.settings.availability_window * 1000.0,
                                     self._outages)
         return SlowFigures(window=window, uptime_pct=uptime, offsets_kg=self._offsets_kg,
-                           total_energy_j=sum(self.energy_totals().values()),
+                           total_energy_j=sum(self.energy_totals(pending).values()),
                            total_covered_s=self._totals["covered_s"])
 
     def publish(self) -> None:
@@ -459,14 +458,4 @@ class Sampler:
         )
         self._snapshot_version += 1
         body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
-        snapshot = Snapshot(body=body, data=data, version=self._snapshot_version, mono=self.clocks.monotonic())
-        self.snapshot = snapshot
-
-    def methods(self) -> dict[str, str]:
-        meter = self.sources.meter
-        return {"cpu": meter.cpu_method, "memory": meter.memory_method,
-                "gpu": methods_text(self._gpu_methods(), bool(self.sources.gpu.gpus))["gpu"]}
-
-    def _gpu_methods(self) -> int:
-        latest = self.ring.latest(1)
-        return int(latest[0, self.ring.index["methods"]]) if len(latest) else 0
+        self.snapshot = Snapshot(body=body, data=data, version=self._snapshot_version)

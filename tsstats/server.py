@@ -21,7 +21,7 @@ from .catalog import catalog
 from .exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .exposition import render_metrics
 from .figures import carbon_kg, kwh
-from .meter import methods_text
+from .meter import current_methods, methods_text
 from .params import InputError, single_values, time_range
 
 log = logging.getLogger("tsstats.server")
@@ -272,7 +272,8 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
         pue = settings.pue
         grid = sampler.sources.grid
         total = kwh(sums.total_j * pue)
-        methods = methods_text(sums.methods(), bool(sampler.sources.gpu.gpus)) if sums.rows else sampler.methods()
+        methods = methods_text(sums.methods(), bool(sampler.sources.gpu.gpus)) if sums.rows else \
+            current_methods(sampler.sources.meter, sampler.sources.gpu)
         return json_response({
             "from": from_ms, "to": to_ms,
             "energyKwh": {"cpu": kwh(sums.cpu_j * pue), "gpu": kwh(sums.gpu_j * pue),
