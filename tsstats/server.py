@@ -65,14 +65,13 @@ def _query(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
     return single_values(query_lists(request), allowed)
 
 
-def create_app(settings, store, sampler, requests, *, name: str = "tsstats", extra_routes=None) -> Sanic:
+def create_app(settings, store, sampler, requests, *, name: str = "tsstats") -> Sanic:
     """The application over a started store and sampler (both owned by the caller)."""
     app = Sanic(name)
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.KEEP_ALIVE_TIMEOUT = 75
     app.config.MOTD = False
-    app.ctx.settings = settings
     origins = set(settings.cors_origins)
     account = requests.record
     token = settings.token.encode() if settings.token else None
@@ -112,11 +111,15 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
             status, message = 500, "internal error; see the server log"
         return json_response(error_body(status, message, field), status=status, headers=headers)
 
-    def allow_origin(request: Request, response: HTTPResponse) -> None:
+    def cors_headers(request: Request) -> dict[str, str]:
+        """The CORS headers of an answer to an allowed origin (none for other origins)."""
         origin = request.headers.get("origin")
         if origin is not None and origin in origins:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Vary"] = "Origin"
+            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {}
+
+    def allow_origin(request: Request, response: HTTPResponse) -> None:
+        response.headers.update(cors_headers(request))
 
     def authorized(request: Request) -> bool:
         supplied = request.headers.get("authorization") or ""
@@ -158,15 +161,11 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
     def preflight(request: Request) -> HTTPResponse:
         methods = sorted(set(request.route.methods) | {"OPTIONS"}) if request.route else ["OPTIONS"]
         headers = {"Allow": ", ".join(methods)}
-        origin = request.headers.get("origin")
-        if origin in origins:
-            headers.update({
-                "Access-Control-Allow-Origin": origin,
-                "Access-Control-Allow-Methods": ", ".join(methods),
-                "Access-Control-Allow-Headers": "Authorization, Content-Type",
-                "Access-Control-Max-Age": "600",
-                "Vary": "Origin",
-            })
+        cors = cors_headers(request)
+        if cors:
+            headers.update(cors, **{"Access-Control-Allow-Methods": ", ".join(methods),
+                                    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+                                    "Access-Control-Max-Age": "600"})
         return HTTPResponse(status=204, headers=headers)
 
     @app.exception(Exception)
@@ -190,10 +189,7 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
 
     @route("/api/dashboard/stream", ("GET",), accounted=False)
     async def stream(request: Request):
-        headers = {**NO_STORE, "X-Accel-Buffering": "no"}
-        origin = request.headers.get("origin")
-        if origin is not None and origin in origins:
-            headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
+        headers = {**NO_STORE, "X-Accel-Buffering": "no", **cors_headers(request)}
         response = await request.respond(content_type="text/event-stream", headers=headers)
         last_version = None
         last_sent = time.monotonic()
@@ -286,18 +282,21 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
         }, headers=NO_STORE)
 
     # -- history ------------------------------------------------------------------------------------
+    async def known_gpus() -> set[int]:
+        """GPUs the database has rows of, and those present now."""
+        return set(await store.read(history.gpu_indexes)) | {info.index for info in sampler.sources.gpu.gpus}
+
     @route("/api/metrics", ("GET",))
     async def metrics_catalog(request: Request):
         _query(request, ())
-        indexes = set(await store.read(history.gpu_indexes)) | {info.index for info in sampler.sources.gpu.gpus}
-        return json_response(catalog(sorted(indexes)), headers=NO_STORE)
+        return json_response(catalog(sorted(await known_gpus())), headers=NO_STORE)
 
     @route("/api/history", ("GET",))
     async def history_route(request: Request):
         args = query_lists(request)
         known = None
         if "gpu" in "".join(args.get("metrics", [])):
-            known = set(await store.read(history.gpu_indexes)) | {info.index for info in sampler.sources.gpu.gpus}
+            known = await known_gpus()
         query = history.parse_history_query(args, time.time(), known)
         rollups = sampler.rollups
         answer = await store.read(history.run_history, query, rollups.minutes_until, rollups.hours_until)
@@ -315,7 +314,7 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
     async def healthz(request: Request):
         health = sampler.health
         last = health.last_tick_mono
-        age = None if last is None else round(time.monotonic() - last, 3)
+        age = None if last is None else round(sampler.clocks.monotonic() - last, 3)
         problems = []
         if sampler.stalled:
             problems.append("the sampler has not sampled for more than 5 s")
@@ -333,6 +332,4 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats", ext
         }
         return json_response(body, status=200 if not problems else 503, headers=NO_STORE)
 
-    for register in extra_routes or ():
-        register(app, route, store, sampler)
     return app
