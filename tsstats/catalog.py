@@ -58,6 +58,17 @@ ENERGY_SUMS: tuple[tuple[str, str], ...] = (
     ("mem_j", "mem_mj / 1000.0"),
     ("covered_s", "interval_ms / 1000.0"),
 )
+ENERGY_COMPONENTS = ("cpu_j", "gpu_j", "mem_j")
+
+
+def energy_expression(column: str, from_raw: bool) -> str:
+    """SQL for the joules of one ENERGY_SUMS column per row (``total_j``: CPU + GPU + memory), from raw
+    samples or from rollup rows."""
+    expressions = dict(ENERGY_SUMS)
+    parts = ENERGY_COMPONENTS if column == "total_j" else (column,)
+    return " + ".join(f"coalesce({expressions[part] if from_raw else part}, 0)" for part in parts)
+
+
 ENERGY_METRICS: tuple[Metric, ...] = (
     Metric("cpuEnergy", "cpu_j", "J", "CPU energy since the oldest retained hour, before PUE", "", "counter"),
     Metric("gpuEnergy", "gpu_j", "J", "GPU energy since the oldest retained hour, before PUE", "", "counter"),

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .catalog import ENERGY_SUMS
 from .meter import METHOD_CPU_RAPL, METHOD_GPU_ENERGY, METHOD_GPU_POWER, METHOD_MEM_RAPL
 from .store import first
 
+_SUMMED = ("cpu_j", "cpu_active_j", "gpu_j", "gpu_idle_j", "mem_j")  # EnergySums' fields, in order
 _SUMS_SQL = (
-    "SELECT coalesce(sum(cpu_mj), 0), coalesce(sum(cpu_mj * cpu_pm / 1000.0), 0), coalesce(sum(gpu_mj), 0), "
-    "coalesce(sum(gpu_idle_mj), 0), coalesce(sum(mem_mj), 0), count(*), coalesce(bit_and(methods), 0), "
-    "coalesce(bit_or(methods), 0) FROM samples WHERE ts_ms >= ? AND ts_ms < ?"
+    "SELECT " + ", ".join(f"coalesce(sum({dict(ENERGY_SUMS)[name]}), 0)" for name in _SUMMED)
+    + ", count(*), coalesce(bit_and(methods), 0), coalesce(bit_or(methods), 0) "
+    "FROM samples WHERE ts_ms >= ? AND ts_ms < ?"
 )
 
 
@@ -55,9 +57,9 @@ class EnergySums:
 
 def stored_sums(con, from_ms: float, to_ms: float) -> EnergySums:
     row = first(con.execute(_SUMS_SQL, [int(from_ms), int(to_ms)]).fetchall())
-    cpu, active, gpu, idle, mem, rows, methods_all, methods_any = row
-    return EnergySums(cpu / 1000.0, float(active) / 1000.0, gpu / 1000.0, idle / 1000.0, mem / 1000.0, rows,
-                      int(methods_all) if rows else 0xFF, int(methods_any))
+    *joules, rows, methods_all, methods_any = row
+    return EnergySums(*(float(value) for value in joules), rows, int(methods_all) if rows else 0xFF,
+                      int(methods_any))
 
 
 def _stored_mj(values: np.ndarray) -> np.ndarray:

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import AGGREGATES, ENERGY_BY_NAME, ENERGY_SUMS, HOST_BY_NAME, Metric, aggregate_parts, gpu_metric
+from .catalog import (
+    AGGREGATES,
+    ENERGY_BY_NAME,
+    ENERGY_COMPONENTS,
+    HOST_BY_NAME,
+    Metric,
+    aggregate_parts,
+    energy_expression,
+    gpu_metric,
+)
 from .params import InputError, single_values, time_range
 from .rollups import HOUR_MS, MINUTE_MS, retained_energy
 from .timeparse import parse_duration
@@ -157,14 +166,6 @@ def _value_parts(series: Series, from_raw: bool) -> list[str]:
     return [parts[name] for name in ("sum", "n", "min", "max", "last", "last_time")]
 
 
-def _energy_expression(column: str, from_raw: bool) -> str:
-    raw = dict(ENERGY_SUMS)
-    parts = ("cpu_j", "gpu_j", "mem_j") if column == "total_j" else (column,)
-    if from_raw:
-        return " + ".join(f"coalesce({raw[part]}, 0)" for part in parts)
-    return " + ".join(f"coalesce({part}, 0)" for part in parts)
-
-
 def _piece_select(query: HistoryQuery, table: str, from_raw: bool, gauges: list[Series], counters: list[Series],
                   gpu: int | None) -> str:
     """One table's rows in [?, ?) aggregated into the query's buckets, as named partial columns."""
@@ -175,7 +176,7 @@ def _piece_select(query: HistoryQuery, table: str, from_raw: bool, gauges: list[
         names = (f"s{i}", f"n{i}", f"lo{i}", f"hi{i}", f"last{i}", f"lt{i}")
         items += [f"{part} AS {name}" for part, name in zip(_value_parts(series, from_raw), names, strict=True)]
     for j, series in enumerate(counters):
-        items.append(f"sum({_energy_expression(series.energy, from_raw)}) AS e{j}")
+        items.append(f"sum({energy_expression(series.energy, from_raw)}) AS e{j}")
     items.append("count(*) AS rows")
     where = f"{time_column} >= ? AND {time_column} < ?" + (f" AND gpu = {int(gpu)}" if gpu is not None else "")
     return f"SELECT {', '.join(items)} FROM {table} WHERE {where} GROUP BY b"
@@ -259,7 +260,7 @@ def run_history(con, query: HistoryQuery, minutes_until: int | None, hours_until
             series_out[series.name] = finish_gauge(partials[series.name], query.aggregates)
         else:
             retained = retained_energy(con, hours, minutes, before_ms=begin)
-            parts = ("cpu_j", "gpu_j", "mem_j") if series.energy == "total_j" else (series.energy,)
+            parts = ENERGY_COMPONENTS if series.energy == "total_j" else (series.energy,)
             base = sum(retained[part] for part in parts)
             series_out[series.name] = finish_counter(energy[series.name], rows[series.name] > 0, base,
                                                      query.aggregates)

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import comparisons as cmp
 from . import figures
+from .catalog import energy_expression
 from .energy import EnergySums, EnergyWindow, memory_sums, stored_sums
 from .grid import Grid
 from .meter import PowerMeter
@@ -417,7 +418,7 @@ class Sampler:
         """This machine's energy over [start_ms, end_ms], shared equally among the comparisons running at
         each sample; the comparison must still be running in the database (it is finished afterwards)."""
         found = con.execute(
-            "SELECT ts_ms, (coalesce(cpu_mj, 0) + coalesce(gpu_mj, 0) + coalesce(mem_mj, 0)) / 1000.0 AS j "
+            f"SELECT ts_ms, {energy_expression('total_j', True)} AS j "
             "FROM samples WHERE ts_ms BETWEEN ? AND ? ORDER BY ts_ms", [int(start_ms), int(end_ms)]).fetchnumpy()
         intervals = cmp.running_intervals(con, int(start_ms), int(end_ms))
         starts = np.array([row[1] for row in intervals], dtype=float)
