@@ -194,9 +194,7 @@ def run_serve(settings) -> int:
                 debug=False, motd=False)
     except OSError as error:
         print(f"tsstats: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
-        service.stop()
         return EXIT_FAILURE
     finally:
-        if not service.store.closed:
-            service.stop()
+        service.stop()  # idempotent: after_server_stop has usually done it
     return 0

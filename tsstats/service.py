@@ -41,23 +41,42 @@ def check_exposure(settings) -> None:
             f"change this service. Set TSSTATS_TOKEN (or --token), or pass --allow-remote to accept that.")
 
 
-def build_sources(settings, nvml: Any = None, sys_root: str = "/sys") -> Sources:
-    """The readers this machine offers, with the roots and modules from settings (or passed in)."""
-    grid = load_grid(settings)
+@dataclass
+class Readers:
+    """The host, GPU and power readers with the roots and modules from settings (or passed in)."""
+
+    host: HostReader
+    logical_cpus: int
+    gpu: NvmlReader
+    meter: PowerMeter
+    dimms_known: bool
+
+
+def open_readers(settings, nvml: Any = None, sys_root: str = "/sys") -> Readers:
     host = HostReader(settings.proc_root)
-    first = host.read()
+    logical_cpus = host.read_fast().logical_cpus
     gpu = NvmlReader(nvml)
-    if not gpu.start():
-        log.info("no GPU readings: %s", gpu.error)
+    gpu.start()
     rapl = RaplReader(settings.powercap_root).discover()
-    if rapl.unreadable:
-        log.warning("RAPL counters %s cannot be read (%s). %s",
-                    ", ".join(d.name for d in rapl.unreadable), rapl.unreadable[0].error, RAPL_FIX)
-    tdp = match_tdp(host.cpu_model(), first.logical_cpus)
+    tdp = match_tdp(host.cpu_model(), logical_cpus)
     dimms = settings.dimm_count if settings.dimm_count is not None else count_dimms(sys_root)
     meter = PowerMeter(rapl, tdp, dimms, has_gpu=bool(gpu.gpus))
+    return Readers(host, logical_cpus, gpu, meter, dimms is not None)
+
+
+def build_sources(settings, nvml: Any = None, sys_root: str = "/sys") -> Sources:
+    """The readers this machine offers, ready for the sampler."""
+    grid = load_grid(settings)
+    readers = open_readers(settings, nvml, sys_root)
+    if not readers.gpu.gpus:
+        log.info("no GPU readings: %s", readers.gpu.error)
+    unreadable = readers.meter.rapl.unreadable
+    if unreadable:
+        log.warning("RAPL counters %s cannot be read (%s). %s", ", ".join(d.name for d in unreadable),
+                    unreadable[0].error, RAPL_FIX)
     reader = ConnectProbe(settings.latency_targets) if settings.latency_targets else KernelRttReader()
-    return Sources(host=host, gpu=gpu, meter=meter, latency=LatencyMonitor(reader), grid=grid)
+    return Sources(host=readers.host, gpu=readers.gpu, meter=readers.meter, latency=LatencyMonitor(reader),
+                   grid=grid)
 
 
 def load_grid(settings) -> Grid:
@@ -103,13 +122,9 @@ def open_service(settings, nvml: Any = None, clocks: Clocks | None = None) -> Se
 
 def describe_machine(settings, nvml: Any = None, sys_root: str = "/sys") -> dict[str, Any]:
     """What this machine can measure and how, with the fix for each thing that is missing."""
-    host = HostReader(settings.proc_root)
-    reading = host.read()
-    model = host.cpu_model()
-    tdp = match_tdp(model, reading.logical_cpus)
-    rapl = RaplReader(settings.powercap_root).discover()
-    gpu = NvmlReader(nvml)
-    has_gpu = gpu.start()
+    readers = open_readers(settings, nvml, sys_root)
+    meter, gpu, rapl, tdp = readers.meter, readers.gpu, readers.meter.rapl, readers.meter.tdp
+    has_gpu = bool(gpu.gpus)
     gpus = []
     if has_gpu:
         readings = gpu.read()
@@ -119,7 +134,8 @@ def describe_machine(settings, nvml: Any = None, sys_root: str = "/sys") -> dict
                          "power": "power" not in info.unsupported,
                          "unsupported": sorted(info.unsupported)})
     gpu.stop()
-    dimms = settings.dimm_count if settings.dimm_count is not None else count_dimms(sys_root)
+    rapl.close()
+    readers.host.close()
     fixes = []
     if rapl.unreadable:
         fixes.append(RAPL_FIX)
@@ -133,7 +149,7 @@ def describe_machine(settings, nvml: Any = None, sys_root: str = "/sys") -> dict
         if not entry["energyCounter"]:
             fixes.append(f"GPU {entry['index']} has no NVML energy counter (older than Volta): its power is "
                          f"integrated over time instead.")
-    if dimms is None:
+    if not readers.dimms_known:
         fixes.append("the number of memory modules is unknown (no EDAC data): memory power assumes 2 DIMMs; "
                      "set dimm_count to the real number.")
     try:
@@ -143,17 +159,17 @@ def describe_machine(settings, nvml: Any = None, sys_root: str = "/sys") -> dict
         fixes.append(str(error))
     latency = KernelRttReader()
     return {
-        "cpu": {"model": model, "logicalCpus": reading.logical_cpus, "tdpW": tdp.tdp_w, "tdpMatch": tdp.matched,
-                "tdpRule": tdp.rule},
+        "cpu": {"model": tdp.model, "logicalCpus": readers.logical_cpus, "tdpW": tdp.tdp_w,
+                "tdpMatch": tdp.matched, "tdpRule": tdp.rule},
         "rapl": {
             "root": settings.powercap_root,
             "packages": [d.name for d in rapl.packages],
             "dram": [d.name for d in rapl.drams],
             "unreadable": [{"domain": d.name, "error": d.error} for d in rapl.unreadable],
-            "cpuMethod": "rapl" if rapl.cpu_available else "tdp_model",
-            "memoryMethod": "rapl_dram" if rapl.dram_available else "dimm_model",
+            "cpuMethod": meter.cpu_method,
+            "memoryMethod": meter.memory_method,
         },
-        "memory": {"dimms": dimms, "modelW": 5.0 * max(dimms or 2, 2)},
+        "memory": {"dimms": meter.dimms if readers.dimms_known else None, "modelW": meter.memory_model_w},
         "nvml": {"available": has_gpu, "driver": gpu.driver_version, "error": gpu.error or None, "gpus": gpus},
         "networkLatency": {"kernelRtt": latency.available(), "targets": list(settings.latency_targets)},
         "grid": grid,
