@@ -6,6 +6,7 @@ import argparse
 import gc
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -114,7 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "check":
-        return run_check(settings, args.json)
+        try:
+            return run_check(settings, args.json)
+        except BrokenPipeError:  # `tsstats check | head`: the reader left, which is fine
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     return run_serve(settings)
 
 
