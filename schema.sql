@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS comparisons (
     energy_kwh  DOUBLE,
     carbon_kg   DOUBLE
 );
+-- schema version 2: the mean model response time the comparison runner measured, in ms
+ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS latency_ms DOUBLE;
 
 CREATE SEQUENCE IF NOT EXISTS offset_ids START 1;
 CREATE TABLE IF NOT EXISTS offsets (

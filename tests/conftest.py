@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+FAKE_MODULES = Path(__file__).parent / "fakes"  # a pynvml driven by FAKE_NVML_GPUS, for processes
 NOT_SUPPORTED = 3
 UNKNOWN_ERROR = 999
 
@@ -138,16 +139,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class ServerProcess:
-    """``python -m tsstats serve`` on a free port with a real DuckDB file."""
+def fake_hardware_env(gpus: list[dict] | None = None) -> dict[str, str]:
+    """Environment for a process that must see the fake pynvml (``gpus``, default none) instead of the host's."""
+    path = os.pathsep.join(filter(None, [str(FAKE_MODULES), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path, "FAKE_NVML_GPUS": json.dumps(gpus or [])}
 
-    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None):
+
+class ServerProcess:
+    """``python -m tsstats serve`` on a free port with a real DuckDB file.
+
+    By default it sees fake hardware, so that tests hold on any host: no GPU (the fake pynvml, or the GPUs in
+    ``gpus``) and no RAPL counters (an empty powercap root). ``host_hardware=True`` lets it read the host's."""
+
+    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None,
+                 gpus: list[dict] | None = None, host_hardware: bool = False):
         self.db = db
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = ["--db", str(db), "--port", str(self.port), *args]
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("TSSTATS_")}
-        self.env = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
+        hardware = {}
+        if not host_hardware:
+            hardware = fake_hardware_env(gpus)
+            if "--powercap-root" not in args:
+                self.args += ["--powercap-root", str(db.parent / "no-powercap")]
+        self.env = {**inherited, "PYTHONUNBUFFERED": "1", **hardware, **(env or {})}
         self.process: subprocess.Popen | None = None
         self.output = ""
 
@@ -203,8 +219,9 @@ class ServerProcess:
 def server_factory(tmp_path):
     started: list[ServerProcess] = []
 
-    def make(*args: str, db: Path | None = None, env: dict[str, str] | None = None, start: bool = True):
-        server = ServerProcess(db or tmp_path / "tsstats.duckdb", *args, env=env)
+    def make(*args: str, db: Path | None = None, env: dict[str, str] | None = None, start: bool = True,
+             **options):
+        server = ServerProcess(db or tmp_path / "tsstats.duckdb", *args, env=env, **options)
         started.append(server)
         return server.start() if start else server
 

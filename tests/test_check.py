@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
-from conftest import FakePowercap
+from conftest import FakePowercap, fake_hardware_env
 
 
-def check(*args: str) -> subprocess.CompletedProcess:
+def check(*args: str, gpus: list[dict] | None = None, host_hardware: bool = False) -> subprocess.CompletedProcess:
+    """``tsstats check`` as a process; it sees the fake pynvml (``gpus``, default none) unless ``host_hardware``."""
+    env = {**os.environ, **({} if host_hardware else fake_hardware_env(gpus))}
     return subprocess.run([sys.executable, "-m", "tsstats", "check", *args], capture_output=True, text=True,
-                          timeout=60)
+                          timeout=60, env=env)
 
 
-def test_check_json_on_this_machine(tmp_path):
+def test_check_json_without_gpu_or_rapl(tmp_path):
     result = check("--json", "--db", str(tmp_path / "x.duckdb"), "--powercap-root", str(tmp_path / "none"))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -24,6 +27,25 @@ def test_check_json_on_this_machine(tmp_path):
     assert report["grid"]["region"] == "WORLD" and report["grid"]["gPerKwh"] == 473.0
     assert any("no RAPL package domain" in fix for fix in report["fixes"])
     assert any("NVIDIA" in fix for fix in report["fixes"])
+
+
+def test_check_with_gpus(tmp_path):
+    gpus = [{"name": "Fake H200", "energy_mj": 5}, {"name": "Fake T4"}]
+    result = check("--powercap-root", str(tmp_path / "none"), gpus=gpus)
+    assert result.returncode == 0, result.stderr
+    assert "NVML         driver 999.99, 2 GPU(s)" in result.stdout
+    assert "GPU 0      Fake H200: energy counter yes, power yes" in result.stdout
+    assert "GPU 1      Fake T4: energy counter no, power yes" in result.stdout
+    assert "GPU 1 has no NVML energy counter" in result.stdout
+
+
+def test_check_on_this_host_runs(tmp_path):
+    """On the host's own hardware, whatever it is: the report is whole and agrees with itself."""
+    result = check("--json", "--db", str(tmp_path / "x.duckdb"), host_hardware=True)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rapl"]["cpuMethod"] == ("rapl" if report["rapl"]["packages"] else "tdp_model")
+    assert report["nvml"]["available"] == bool(report["nvml"]["gpus"])
 
 
 def test_check_tells_how_to_grant_rapl_access(tmp_path):

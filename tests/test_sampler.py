@@ -48,7 +48,7 @@ class Rig:
 
     def open(self):
         self.store = Store(self.settings.db)
-        self.sources = build_sources(self.settings, nvml=self.nvml)
+        self.sources = build_sources(self.settings, nvml=self.nvml, sys_root=str(self.proc_root.parent / "sys"))
         self.sampler = Sampler(self.settings, self.store, self.sources, RequestStats(), clocks=self.clock.clocks())
         self.sampler.prepare()
 
@@ -65,8 +65,7 @@ class Rig:
         self.sampler.tick()
 
     def stats(self) -> dict:
-        self.sampler.publish()
-        return json.loads(self.sampler.snapshot.body)
+        return json.loads(self.sampler.build_snapshot().body)
 
 
 def test_snapshot_from_canned_procfs(tmp_path, proc_root):
@@ -124,7 +123,7 @@ def test_two_gpus_one_failing(tmp_path, proc_root):
     assert rows[0] == (0, 5, 600.0) and rows[1][2] is None
 
 
-def test_this_machine_has_estimates_flagged(tmp_path, proc_root):
+def test_without_counters_estimates_are_flagged(tmp_path, proc_root):
     rig = Rig(tmp_path, proc_root)
     for _ in range(20):
         rig.tick(50)
@@ -137,7 +136,7 @@ def test_this_machine_has_estimates_flagged(tmp_path, proc_root):
     # TDP 150 W (Xeon Gold 6248) at 50%: 150 * (0.1 + 0.9 * 0.125) W, plus 2 DIMMs x 5 W, for 2 s
     expected_j = (150 * (0.1 + 0.9 * 0.125) + 10.0) * 2.0
     assert live["energyConsumption"] == pytest.approx(expected_j / 3.6e6, rel=0.01)
-    assert live["carbonFootprint"] == pytest.approx(expected_j / 3.6e6 * 473 / 1000, rel=0.01)
+    assert live["carbonFootprint"] == pytest.approx(expected_j / 3.6e6 * 473, rel=0.01)  # grams
     rig.close()
 
 
@@ -235,4 +234,20 @@ def test_stalled_sampler_is_reported(tmp_path, proc_root):
     assert not rig.sampler.stalled
     rig.clock.advance(6.0)
     assert rig.sampler.stalled
+    rig.close()
+
+
+def test_stats_are_built_on_demand_not_on_a_timer(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root, update_interval="1s")
+    sampler = rig.sampler
+    assert sampler.snapshot_due()  # nothing built yet
+    rig.tick(10)
+    first = sampler.build_snapshot()
+    for _ in range(5):
+        rig.tick(10)  # ticks alone build nothing
+    assert sampler.snapshot is first and not sampler.snapshot_due()
+    rig.clock.advance(0.6)
+    assert sampler.snapshot is first and sampler.snapshot_due()  # older than update_interval: due when asked
+    second = sampler.build_snapshot()
+    assert second.version == first.version + 1 and not sampler.snapshot_due()
     rig.close()

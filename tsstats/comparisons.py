@@ -11,7 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .params import InputError, single_values
+from .figures import FinishedComparison
+from .params import InputError, NonFiniteNumber, single_values
 from .store import first
 from .timeparse import parse_time, rfc3339_ms
 
@@ -28,6 +29,7 @@ MAX_NAME = 200
 MAX_ERROR = 4000
 MAX_METADATA_BYTES = 16 * 1024
 MAX_SPEED = 1e15
+MAX_LATENCY_MS = 1e12
 MAX_OFFSET_KG = 1e9
 MAX_NOTE = 1000
 DEFAULT_LIMIT = 50
@@ -50,9 +52,14 @@ def _number(body: dict[str, Any], name: str, low: float, high: float, low_open: 
     if name not in body or body[name] is None:
         return None
     value = body[name]
+    if isinstance(value, NonFiniteNumber):
+        raise InputError(f"{name} must be a finite number, not {value.text}", field=name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(f"{name} must be a number", field=name)
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        value = math.inf
     if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
         bound = f"greater than {low:g}" if low_open else f"at least {low:g}"
         raise InputError(f"{name} must be {bound} and at most {high:g}", field=name)
@@ -103,7 +110,10 @@ def validate_new_comparison(body: Any) -> NewComparison:
         metadata = {}
     if not isinstance(metadata, dict):
         raise InputError("metadata must be a JSON object", field="metadata")
-    encoded = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+    try:
+        encoded = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:  # a NaN or Infinity inside
+        raise InputError("metadata must hold only finite numbers", field="metadata") from None
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InputError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON", field="metadata")
     return NewComparison(name=name, models=tuple(models), status=status, metadata=encoded)
@@ -114,21 +124,27 @@ class ComparisonUpdate:
     status: str
     accuracy: float | None
     speed: float | None
+    latency_ms: float | None
     error: str | None
 
 
 def validate_update(body: Any) -> ComparisonUpdate:
     body = _require_object(body)
-    _reject_unknown(body, ("status", "accuracy", "speed", "error"))
+    _reject_unknown(body, ("status", "accuracy", "speed", "latencyMs", "error"))
     status = body.get("status")
     if status is None:
         raise InputError("status is required", field="status")
     if status not in STATUSES:
         raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")
+    latency_ms = _number(body, "latencyMs", 0.0, MAX_LATENCY_MS)
+    if latency_ms is not None and status not in FINISHED:
+        raise InputError(f"latencyMs is reported with a final status ({', '.join(FINISHED)}), not {status}",
+                         field="latencyMs")
     return ComparisonUpdate(
         status=status,
         accuracy=_number(body, "accuracy", 0.0, 100.0),
         speed=_number(body, "speed", 0.0, MAX_SPEED),
+        latency_ms=latency_ms,
         error=_text(body, "error", MAX_ERROR),
     )
 
@@ -200,12 +216,12 @@ def validate_list_query(args: dict[str, list[str]]) -> ListQuery:
 
 
 # -- SQL --------------------------------------------------------------------------------------------
-RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms, accuracy, speed, error, "
-                  "metadata, energy_kwh, carbon_kg")
+RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms, accuracy, speed, latency_ms, "
+                  "error, metadata, energy_kwh, carbon_kg")
 
 
 def record_from_row(row: tuple) -> dict[str, Any]:
-    (id_, name, models, status, created, started, finished, accuracy, speed, error, metadata, energy,
+    (id_, name, models, status, created, started, finished, accuracy, speed, latency_ms, error, metadata, energy,
      carbon) = row
     return {
         "id": id_,
@@ -217,6 +233,7 @@ def record_from_row(row: tuple) -> dict[str, Any]:
         "finishedAt": rfc3339_ms(finished),
         "accuracy": accuracy,
         "speed": speed,
+        "latencyMs": latency_ms,
         "error": error,
         "metadata": json.loads(metadata),
         "energyKwh": energy,
@@ -250,10 +267,11 @@ def apply_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int,
     row = first(con.execute(
         f"UPDATE comparisons SET status = ?, started_ms = coalesce(?, started_ms), "
         f"finished_ms = coalesce(?, finished_ms), accuracy = coalesce(?, accuracy), "
-        f"speed = coalesce(?, speed), error = coalesce(?, error), energy_kwh = coalesce(?, energy_kwh), "
-        f"carbon_kg = coalesce(?, carbon_kg) WHERE id = ? RETURNING {RECORD_COLUMNS}",
-        [update.status, started, finished, update.accuracy, update.speed, update.error, energy_kwh, carbon_kg,
-         comparison_id]).fetchall())
+        f"speed = coalesce(?, speed), latency_ms = coalesce(?, latency_ms), error = coalesce(?, error), "
+        f"energy_kwh = coalesce(?, energy_kwh), carbon_kg = coalesce(?, carbon_kg) WHERE id = ? "
+        f"RETURNING {RECORD_COLUMNS}",
+        [update.status, started, finished, update.accuracy, update.speed, update.latency_ms, update.error,
+         energy_kwh, carbon_kg, comparison_id]).fetchall())
     return record_from_row(row)
 
 
@@ -296,6 +314,13 @@ def comparison_stats(con) -> dict[str, float]:
         "averageAccuracy": float(averages[0]),
         "averageSpeed": float(averages[1]),
     }
+
+
+def finished_since(con, since_ms: float) -> list[FinishedComparison]:
+    """Comparisons that reached a final status at or after ``since_ms``, oldest first."""
+    rows = con.execute("SELECT finished_ms, status, latency_ms FROM comparisons WHERE finished_ms >= ? "
+                       "ORDER BY finished_ms", [int(since_ms)]).fetchall()
+    return [FinishedComparison(float(finished), status, latency) for finished, status, latency in rows]
 
 
 def insert_offset(con, offset: NewOffset, now_ms: int) -> dict[str, Any]:

@@ -130,16 +130,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("db", None, "DuckDB file that holds samples, comparisons and offsets", "str",
             default_text="$XDG_DATA_HOME/tsstats/tsstats.duckdb"),
     Setting("sample_hz", 10.0, "samples per second taken by the sampler", "float", 0.1, 100),
-    Setting("flush_interval", 1.0, "seconds between writes of buffered samples to the database", "duration",
-            0.1, 60),
-    Setting("update_interval", 1.0, "seconds between refreshes of the served stats and the live stream",
-            "duration", 0.1, 60),
+    Setting("flush_interval", 5.0, "seconds between writes of buffered samples to the database; a crash loses "
+            "at most this much", "duration", 0.1, 60),
+    Setting("update_interval", 1.0, "the served stats and the live stream are rebuilt, on demand, when older than "
+            "this", "duration", 0.1, 60),
     Setting("current_window", 1.0, "seconds of samples averaged for cpuUsage and gpuUsage", "duration", 0.1, 300),
     Setting("checkpoint_interval", 300.0, "seconds between database checkpoints", "duration", 10, 86400),
     Setting("availability_window", 30 * 86400.0, "window of the uptime figure (30d by default)", "duration",
             60, 10 * 365 * 86400),
     Setting("report_window", 86400.0, "window of energyConsumption and carbonFootprint (24h by default)",
             "duration", 60, 366 * 86400),
+    Setting("activity_window", 3600.0, "window of responseTime and errorRate over finished comparisons (1h by "
+            "default)", "duration", 60, 366 * 86400),
     Setting("token", "", "bearer token required on every route but /healthz; empty: no token"),
     Setting("allow_remote", False, "allow a non-loopback --host without a token", "bool"),
     Setting("cors_origins", ("http://localhost:3000",), "comma-separated origins allowed by CORS", "list"),

@@ -7,27 +7,30 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format 0.0.4 of the contract
 STATUSES = ("queued", "running", "completed")
 
 
 class SnapshotCollector:
-    def __init__(self, sampler, requests):
+    def __init__(self, sampler, requests, snapshot):
         self.sampler = sampler
         self.requests = requests
+        self.snapshot = snapshot
 
     def collect(self):
         sampler = self.sampler
-        snapshot = sampler.snapshot
+        snapshot = self.snapshot
         health = sampler.health
-        yield CounterMetricFamily("tsstats_http_requests", "API requests handled by this service.",
-                                  value=self.requests.total_requests)
-        yield CounterMetricFamily("tsstats_http_server_errors", "API responses with status 500 or above.",
-                                  value=self.requests.total_errors)
-        yield CounterMetricFamily("tsstats_http_request_handling_seconds",
-                                  "Time spent handling API requests.", value=self.requests.total_seconds)
+        requests = CounterMetricFamily("tsstats_http_requests", "API requests answered by this service, by status "
+                                       "class.", labels=["code"])
+        for status_class, count in self.requests.by_class.items():
+            requests.add_metric([status_class], count)
+        yield requests
+        yield HistogramMetricFamily("tsstats_http_request_duration_seconds",
+                                    "Time this service took to answer API requests.",
+                                    buckets=self.requests.cumulative_buckets(), sum_value=self.requests.total_seconds)
         yield CounterMetricFamily("tsstats_samples_lost", "Samples overwritten before they could be written.",
                                   value=health.lost_rows)
         energy = CounterMetricFamily("tsstats_energy_joules", "Energy used by this machine since the database "
@@ -57,7 +60,7 @@ class SnapshotCollector:
             ("tsstats_energy_window_joules", "Energy over the reporting window, PUE applied.",
              live["energyConsumption"] * 3.6e6, "energyConsumption"),
             ("tsstats_carbon_window_grams", "Emissions of the energy over the reporting window.",
-             live["carbonFootprint"] * 1000, "carbonFootprint"),
+             live["carbonFootprint"], "carbonFootprint"),
             ("tsstats_last_sample_age_seconds", "Seconds since the sampler's last reading.",
              _age(sampler), None),
         )
@@ -91,7 +94,7 @@ def _age(sampler) -> float | None:
     return None if last is None else max(sampler.clocks.monotonic() - last, 0.0)
 
 
-def render_metrics(sampler, requests) -> bytes:
+def render_metrics(sampler, requests, snapshot) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(sampler, requests))
+    registry.register(SnapshotCollector(sampler, requests, snapshot))
     return generate_latest(registry)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,6 +68,39 @@ def kwh(joules: float) -> float:
 def carbon_kg(energy_kwh: float, g_per_kwh: float) -> float:
     """Emissions of ``energy_kwh`` at ``g_per_kwh``, in kg CO2e."""
     return energy_kwh * g_per_kwh / 1000.0
+
+
+def carbon_g(energy_kwh: float, g_per_kwh: float) -> float:
+    """Emissions of ``energy_kwh`` at ``g_per_kwh``, in g CO2e (the dashboard's "Current Carbon")."""
+    return energy_kwh * g_per_kwh
+
+
+@dataclass(frozen=True)
+class FinishedComparison:
+    finished_ms: float
+    status: str  # completed, failed or cancelled
+    latency_ms: float | None  # the mean model response time the runner reported, if it did
+
+
+@dataclass(frozen=True)
+class Activity:
+    """responseTime and errorRate over the comparisons finished within the activity window."""
+
+    response_ms: float  # mean reported latencyMs; NaN when none reported one
+    error_pct: float  # failed / (completed + failed) in %; NaN when none completed or failed
+    finished: int  # comparisons finished in the window, cancelled ones included
+    with_latency: int  # of those, how many reported latencyMs
+
+
+def comparison_activity(finished: Sequence[FinishedComparison], now_ms: float, window_ms: float) -> Activity:
+    """The dashboard's responseTime and errorRate from the comparisons finished in (now - window, now]."""
+    recent = [item for item in finished if now_ms - window_ms < item.finished_ms]
+    latencies = [item.latency_ms for item in recent if item.latency_ms is not None]
+    failed = sum(1 for item in recent if item.status == "failed")
+    judged = failed + sum(1 for item in recent if item.status == "completed")
+    return Activity(response_ms=float(np.mean(latencies)) if latencies else math.nan,
+                    error_pct=100.0 * failed / judged if judged else math.nan,
+                    finished=len(recent), with_latency=len(latencies))
 
 
 def energy_efficiency_pct(cpu_j: float, cpu_active_j: float, gpu_j: float, gpu_idle_j: float) -> float:

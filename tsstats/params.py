@@ -17,6 +17,17 @@ class InputError(ValueError):
         self.status = status
 
 
+class NonFiniteNumber:
+    """What a body's ``NaN``, ``Infinity`` or ``-Infinity`` parses to, so that the field holding it is named in
+    the 400 (JSON has no such numbers)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def single_values(args: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, str]:
     """Each query parameter's one value; an unknown parameter or one given twice is a 400 naming it."""
     values = {}

@@ -1,5 +1,7 @@
-"""Handling time and server errors of this service's own API requests, over a sliding window.
+"""This service's own API requests: handling time and status, over a sliding window and since start.
 
+The dashboard's responseTime and errorRate describe the comparison work, not this service; these figures go
+to ``/metrics`` (a request-duration histogram and a request counter by status class) and ``meta.service``.
 Requests are counted into one-second buckets (plain lists: this runs on every request), so memory stays
 fixed however heavy the load. One thread records (the server's event loop) and needs no lock; readers copy
 the lists, and at worst see one request's counts a bucket late.
@@ -7,8 +9,25 @@ the lists, and at worst see one request's counts a bucket late.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+# upper bounds of the duration histogram, in seconds (Prometheus' ``le``)
+DURATION_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                      2.5, 5.0, 10.0)
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """The window's requests: count, mean handling time and share of 5xx answers."""
+
+    window_s: int
+    requests: int
+    mean_ms: float
+    server_error_pct: float
 
 
 class RequestStats:
@@ -19,9 +38,13 @@ class RequestStats:
         self._count = [0] * window_s
         self._errors = [0] * window_s
         self._total_s = [0.0] * window_s
-        self.total_requests = 0
-        self.total_errors = 0
+        self.by_class = dict.fromkeys(STATUS_CLASSES, 0)  # since start
+        self.duration_counts = [0] * (len(DURATION_BUCKETS_S) + 1)  # per bucket, the last one +Inf
         self.total_seconds = 0.0
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.by_class.values())
 
     def record(self, duration_s: float, status: int, now: float | None = None) -> None:
         """Count one response; ``now`` is the clock's reading if the caller has it already."""
@@ -36,12 +59,24 @@ class RequestStats:
         self._count[slot] += 1
         self._errors[slot] += error
         self._total_s[slot] += duration_s
-        self.total_requests += 1
-        self.total_errors += error
+        status_class = STATUS_CLASSES[min(max(status // 100, 1), 5) - 1]
+        self.by_class[status_class] += 1
+        self.duration_counts[bisect.bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
         self.total_seconds += duration_s
 
-    def summary(self) -> tuple[float, float, int]:
-        """(mean handling time in ms, % of responses >= 500, requests) over the window."""
+    def cumulative_buckets(self) -> list[tuple[str, int]]:
+        """(le, requests at most that long) for every bound and +Inf, as Prometheus' histogram wants them."""
+        counts = list(self.duration_counts)
+        bounds = [f"{bound:g}" for bound in DURATION_BUCKETS_S] + ["+Inf"]
+        running = 0
+        buckets = []
+        for bound, count in zip(bounds, counts, strict=True):
+            running += count
+            buckets.append((bound, running))
+        return buckets
+
+    def summary(self) -> RequestSummary:
+        """Mean handling time and 5xx share over the window."""
         oldest = int(self._clock()) - self.window_s
         seconds, counts, errors_by, totals = (list(self._second), list(self._count), list(self._errors),
                                               list(self._total_s))
@@ -53,5 +88,5 @@ class RequestStats:
                 errors += errors_by[slot]
                 total += totals[slot]
         if count == 0:
-            return 0.0, 0.0, 0
-        return 1000.0 * total / count, 100.0 * errors / count, count
+            return RequestSummary(self.window_s, 0, 0.0, 0.0)
+        return RequestSummary(self.window_s, count, 1000.0 * total / count, 100.0 * errors / count)

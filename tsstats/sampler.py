@@ -41,6 +41,7 @@ RETENTION_INTERVAL_S = 60.0
 SLOW_READ_S = 1.0  # memory, load and TCP counts: read once a second, carried to the ticks between
 RETENTION_BACKLOG_S = 1.0  # while a backlog lasts: an hour of each table a second
 STALL_S = 5.0
+FIRST_TICK_S = 0.1  # the first sample waits this long (at most) after priming: CPU use needs two readings
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Clocks:
 
     monotonic: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
 
 
 @dataclass
@@ -60,11 +62,12 @@ class Sources:
     grid: Grid
 
 
-@dataclass
+@dataclass(frozen=True)
 class Snapshot:
     body: bytes
     data: dict[str, Any]
     version: int
+    built_mono: float  # when it was built, on the monotonic clock
 
 
 @dataclass
@@ -119,18 +122,23 @@ class Sampler:
         self.ring = Ring(RING_COLUMNS, capacity)
         gpus = max(len(sources.gpu.gpus), 1)
         self.gpu_ring = Ring(GPU_RING_COLUMNS, capacity * gpus)
-        self._commands: queue.Queue = queue.Queue()
+        self._commands: queue.Queue = queue.Queue()  # (work, future); work None: build the stats snapshot
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tsstats-sampler", daemon=True)
         self.health = Health()
         self.snapshot: Snapshot | None = None
         self._snapshot_version = 0
+        self.snapshot_expires = 0.0  # monotonic time after which the snapshot is due; 0 after a write
+        self._update_interval = settings.update_interval
+        self._build_lock = threading.Lock()
+        self._build_future: Future | None = None
         self._prev_cpu = None
         self._prev_mono: float | None = None
         self._last_ts_ms: float | None = None
         self._first_sample_ms: float | None = None
         self._outages = np.empty((0, 2))
         self._comparison_stats: dict[str, float] = {}
+        self._finished: list[figures.FinishedComparison] = []
         self._offsets_kg = 0.0
         self._totals = {"cpu_j": 0.0, "gpu_j": 0.0, "mem_j": 0.0, "covered_s": 0.0}
         self._energy = EnergyWindow(settings.report_window * 1000.0)
@@ -142,8 +150,12 @@ class Sampler:
 
     # -- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        """Load state, then start the latency monitor and the sampler thread."""
+        """Load state, take the first sample and build the first stats, then start the latency monitor and the
+        sampler thread: once this returns, the stats route has a body to answer with."""
         self.prepare()
+        self.clocks.sleep(min(self.period_s, FIRST_TICK_S))
+        self.tick()
+        self.build_snapshot()
         self.sources.latency.start()
         self._thread.start()
 
@@ -196,6 +208,25 @@ class Sampler:
         self._commands.put((work, future))
         return future
 
+    def snapshot_due(self) -> bool:
+        """Whether the served stats need building: none yet, changed by a write, or older than update_interval
+        (the request path reads ``snapshot_expires`` itself: it is cheaper)."""
+        return self.snapshot is None or self.clocks.monotonic() >= self.snapshot_expires
+
+    def fresh_snapshot(self) -> Future:
+        """A future of stats no older than update_interval, built on the sampler thread if due. Callers at the
+        same time share one build; nobody asking means no build at all."""
+        with self._build_lock:
+            if self._build_future is not None:
+                return self._build_future
+            if not self.snapshot_due() or self._stop.is_set() or not self._thread.is_alive():
+                done: Future = Future()
+                done.set_result(self.snapshot)
+                return done
+            future = self._build_future = Future()
+        self._commands.put((None, future))
+        return future
+
     @property
     def stalled(self) -> bool:
         last = self.health.last_tick_mono
@@ -215,11 +246,9 @@ class Sampler:
         mono = self.clocks.monotonic
         next_tick = mono() + self.period_s
         next_flush = mono() + settings.flush_interval
-        next_update = mono()
         next_figures = mono() + self.figures_interval_s
         next_checkpoint = mono() + settings.checkpoint_interval
         next_retention = mono() + RETENTION_INTERVAL_S
-        publish_now = True
         while not self._stop.is_set():
             try:
                 work, future = self._commands.get(timeout=max(0.0, next_tick - mono()))
@@ -242,10 +271,6 @@ class Sampler:
             if now >= next_figures:
                 next_figures = now + self.figures_interval_s
                 self.refresh_figures()
-            if now >= next_update or publish_now:
-                next_update = now + settings.update_interval
-                publish_now = False
-                self.publish()
             if now >= next_retention:
                 try:
                     busy = self.enforce_retention() > 0
@@ -271,6 +296,9 @@ class Sampler:
             self._run_command(work, future)
 
     def _run_command(self, work, future: Future) -> None:
+        if work is None:
+            self._run_build(future)
+            return
         if not future.set_running_or_notify_cancel():
             return
         try:
@@ -281,10 +309,22 @@ class Sampler:
         try:
             self._refresh_comparisons(self.store.writer)
             self._offsets_kg = cmp.offsets_total(self.store.writer)
-            self.publish()
         except Exception:
             log.exception("refresh after a write failed")
+        self.snapshot_expires = 0.0
         future.set_result(result)
+
+    def _run_build(self, future: Future) -> None:
+        try:
+            snapshot = self.build_snapshot() if self.snapshot_due() else self.snapshot
+        except Exception:
+            log.exception("building the stats failed")
+            snapshot = self.snapshot
+        with self._build_lock:
+            if self._build_future is future:
+                self._build_future = None
+        if future.set_running_or_notify_cancel():
+            future.set_result(snapshot)
 
     def tick(self) -> None:
         sources = self.sources
@@ -399,6 +439,8 @@ class Sampler:
     # -- figures ------------------------------------------------------------------------------------
     def _refresh_comparisons(self, con) -> None:
         self._comparison_stats = cmp.comparison_stats(con)
+        since_ms = self.clocks.wall() * 1000.0 - self.settings.activity_window * 1000.0
+        self._finished = cmp.finished_since(con, since_ms)
 
     def refresh_figures(self) -> None:
         now_ms = self.clocks.wall() * 1000.0
@@ -406,6 +448,8 @@ class Sampler:
             self._energy.advance(self.store.writer, now_ms)
         except Exception as error:
             log.error("refreshing the energy window failed: %s", error)
+        cutoff = now_ms - self.settings.activity_window * 1000.0
+        self._finished = [item for item in self._finished if item.finished_ms > cutoff]
 
     def energy_between(self, con, from_ms: float, to_ms: float) -> EnergySums:
         """Energy over [from_ms, to_ms) from stored rows and rows still in memory (any thread, own cursor)."""
@@ -435,13 +479,14 @@ class Sampler:
                            total_energy_j=sum(self.energy_totals(pending).values()),
                            total_covered_s=self._totals["covered_s"])
 
-    def publish(self) -> None:
+    def build_snapshot(self) -> Snapshot | None:
+        """Build the stats body from the ring and the slow figures (sampler thread, or before it starts)."""
         now_wall = self.clocks.wall()
         window = self.ring.since(now_wall * 1000.0 - self.settings.current_window * 1000.0)
         if not len(window):
             window = self.ring.latest(1)
         if not len(window):
-            return
+            return self.snapshot
         columns = self.ring.columns_of(window)
         data = build_stats(
             settings=self.settings,
@@ -451,7 +496,9 @@ class Sampler:
             latency_source=self.sources.latency.reader.name,
             slow=self._slow_figures(now_wall * 1000.0),
             comparisons=self._comparison_stats,
-            requests=self.requests.summary(),
+            activity=figures.comparison_activity(self._finished, now_wall * 1000.0,
+                                                 self.settings.activity_window * 1000.0),
+            service=self.requests.summary(),
             grid=self.sources.grid,
             meter=self.sources.meter,
             gpu=self.sources.gpu,
@@ -459,4 +506,7 @@ class Sampler:
         )
         self._snapshot_version += 1
         body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
-        self.snapshot = Snapshot(body=body, data=data, version=self._snapshot_version)
+        built = self.clocks.monotonic()
+        self.snapshot = Snapshot(body=body, data=data, version=self._snapshot_version, built_mono=built)
+        self.snapshot_expires = built + self._update_interval
+        return self.snapshot

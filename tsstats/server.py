@@ -22,12 +22,13 @@ from .exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .exposition import render_metrics
 from .figures import carbon_kg, kwh
 from .meter import current_methods, methods_text
-from .params import InputError, single_values, time_range
+from .params import InputError, NonFiniteNumber, single_values, time_range
 
 log = logging.getLogger("tsstats.server")
 MAX_BODY_BYTES = 1024 * 1024
 WRITE_TIMEOUT_S = 10.0
 STREAM_HEARTBEAT_S = 15.0
+BUILD_WAIT_S = 1.0  # how long a request waits for fresh stats before it is answered with the previous ones
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -38,10 +39,6 @@ def error_body(status: int, message: str, field: str | None = None) -> dict[str,
     return {"error": error}
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def parse_json_body(request: Request) -> Any:
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
@@ -49,7 +46,7 @@ def parse_json_body(request: Request) -> Any:
     if not request.body:
         raise InputError("the body is empty; send a JSON object")
     try:
-        return json.loads(request.body, parse_constant=_reject_constant)
+        return json.loads(request.body, parse_constant=NonFiniteNumber)
     except (ValueError, UnicodeDecodeError) as error:
         raise InputError(f"the body is not valid JSON: {error}") from None
     except RecursionError:
@@ -178,10 +175,30 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats") -> 
             account(perf_counter() - started if started else 0.0, response.status)
         return response
 
+    monotonic = sampler.clocks.monotonic
+
+    async def rebuilt_snapshot():
+        """Stats built afresh on the sampler thread (one build for all who ask at once); the previous ones if
+        the sampler is busy for longer than BUILD_WAIT_S (their generatedAt says how old they are)."""
+        building = asyncio.wrap_future(sampler.fresh_snapshot())
+        try:
+            return await asyncio.wait_for(asyncio.shield(building), BUILD_WAIT_S)
+        except TimeoutError:
+            return sampler.snapshot
+
+    async def current_snapshot():
+        """The stats, no older than update_interval: built on demand, so nobody asking means no work."""
+        snapshot = sampler.snapshot
+        if snapshot is None or monotonic() >= sampler.snapshot_expires:
+            return await rebuilt_snapshot()
+        return snapshot
+
     # -- dashboard ----------------------------------------------------------------------------------
     @route("/api/dashboard/stats", ("GET",))
     async def stats(request: Request):
         snapshot = sampler.snapshot
+        if snapshot is None or monotonic() >= sampler.snapshot_expires:  # current_snapshot(), inlined: hot path
+            snapshot = await rebuilt_snapshot()
         if snapshot is None:
             return json_response(error_body(503, "the first samples are not in yet; retry in a second"),
                                  status=503, headers={**NO_STORE, "Retry-After": "1"})
@@ -193,9 +210,8 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats") -> 
         response = await request.respond(content_type="text/event-stream", headers=headers)
         last_version = None
         last_sent = time.monotonic()
-        poll = min(0.25, settings.update_interval / 2)
         while True:
-            snapshot = sampler.snapshot
+            snapshot = await current_snapshot()
             now = time.monotonic()
             if snapshot is not None and snapshot.version != last_version:
                 last_version = snapshot.version
@@ -204,7 +220,7 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats") -> 
             elif now - last_sent >= STREAM_HEARTBEAT_S:
                 await response.send(b": heartbeat\n\n")
                 last_sent = now
-            await asyncio.sleep(poll)
+            await asyncio.sleep(settings.update_interval)
 
     # -- comparisons --------------------------------------------------------------------------------
     @route("/api/comparisons", ("GET", "POST"))
@@ -308,7 +324,9 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats") -> 
     # -- operations ---------------------------------------------------------------------------------
     @route("/metrics", ("GET",))
     async def metrics(request: Request):
-        return raw(render_metrics(sampler, requests), content_type=METRICS_CONTENT_TYPE, headers=NO_STORE)
+        snapshot = await current_snapshot()
+        return raw(render_metrics(sampler, requests, snapshot), content_type=METRICS_CONTENT_TYPE,
+                   headers=NO_STORE)
 
     @route("/healthz", ("GET",), public=True)
     async def healthz(request: Request):
@@ -318,7 +336,8 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats") -> 
         problems = []
         if sampler.stalled:
             problems.append("the sampler has not sampled for more than 5 s")
-        if sampler.snapshot is None:
+        snapshot = sampler.snapshot
+        if snapshot is None:
             problems.append("the first stats are not ready yet")
         if not health.last_flush_ok:
             problems.append(f"the database cannot be written: {health.last_flush_error}")
@@ -328,6 +347,8 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats") -> 
             "database": {"path": store.path, "writable": health.last_flush_ok,
                          "lastError": health.last_flush_error or None, "flushes": health.flushes},
             "samplesLost": health.lost_rows,
+            "stats": None if snapshot is None else {
+                "builds": snapshot.version, "ageS": round(sampler.clocks.monotonic() - snapshot.built_mono, 3)},
             "problems": problems,
         }
         return json_response(body, status=200 if not problems else 503, headers=NO_STORE)

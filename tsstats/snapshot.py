@@ -11,10 +11,22 @@ import numpy as np
 from . import figures
 from .energy import EnergySums
 from .meter import current_methods
+from .request_stats import RequestSummary
 from .timeparse import rfc3339_ms
 
 LATENCY_WINDOW_S = 30
-REQUEST_WINDOW_S = 300
+# every field of the four objects -> its unit (``meta.units``); the dashboard draws these units
+UNITS: dict[str, dict[str, str]] = {
+    "systemMetrics": {"cpuUsage": "%", "gpuUsage": "%", "memoryUsage": "%", "networkLatency": "ms",
+                      "activeConnections": "count"},
+    "liveStats": {"activeComparisons": "count", "queueLength": "count", "systemLoad": "%",
+                  "carbonFootprint": "g CO2e", "energyConsumption": "kWh", "uptime": "%", "responseTime": "ms",
+                  "errorRate": "%"},
+    "sustainability": {"totalCarbonSaved": "kg CO2e", "greenScore": "score 0-100", "energyEfficiency": "%",
+                       "renewableEnergyUsage": "%", "carbonOffset": "kg CO2e"},
+    "comparisonStats": {"totalComparisons": "count", "modelsCompared": "count", "averageAccuracy": "%",
+                        "averageSpeed": "as reported"},
+}
 
 
 @dataclass
@@ -38,8 +50,8 @@ def _number(value: float, unavailable: list[str], name: str, digits: int = 2) ->
 
 
 def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], latency_ms: float,
-                latency_source: str, slow: SlowFigures, comparisons: dict[str, float],
-                requests: tuple[float, float, int], grid, meter, gpu, gpu_readings) -> dict[str, Any]:
+                latency_source: str, slow: SlowFigures, comparisons: dict[str, float], activity: figures.Activity,
+                service: RequestSummary, grid, meter, gpu, gpu_readings) -> dict[str, Any]:
     unavailable: list[str] = []
     estimated: list[str] = []
     has_gpu = bool(gpu.gpus)
@@ -49,7 +61,7 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
     pue = settings.pue
     window = slow.window
     energy_kwh = figures.kwh(window.total_j * pue)
-    carbon = figures.carbon_kg(energy_kwh, grid.g_per_kwh)
+    carbon_g = figures.carbon_g(energy_kwh, grid.g_per_kwh)
     efficiency = figures.energy_efficiency_pct(window.cpu_j, window.cpu_active_j, window.gpu_j, window.gpu_idle_j)
     renewable = grid.renewable_pct
     green = figures.green_score(grid.g_per_kwh, efficiency, renewable)
@@ -60,7 +72,6 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
         estimated += ["energyConsumption", "carbonFootprint", "energyEfficiency", "greenScore"]
         if saved is not None:
             estimated.append("totalCarbonSaved")
-    response_ms, error_pct, _count = requests
 
     stats = {
         "systemMetrics": {
@@ -76,11 +87,11 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
             "activeComparisons": int(comparisons.get("activeComparisons", 0)),
             "queueLength": int(comparisons.get("queueLength", 0)),
             "systemLoad": _number(figures.system_load_pct(last_load, logical), unavailable, "systemLoad"),
-            "carbonFootprint": _number(carbon, unavailable, "carbonFootprint", -6),
+            "carbonFootprint": _number(carbon_g, unavailable, "carbonFootprint", -6),
             "energyConsumption": _number(energy_kwh, unavailable, "energyConsumption", -6),
             "uptime": _number(slow.uptime_pct, unavailable, "uptime", 3),
-            "responseTime": _number(response_ms, unavailable, "responseTime", 3),
-            "errorRate": _number(error_pct, unavailable, "errorRate", 3),
+            "responseTime": _number(activity.response_ms, unavailable, "responseTime", 3),
+            "errorRate": _number(activity.error_pct, unavailable, "errorRate", 3),
         },
         "sustainability": {
             "totalCarbonSaved": _number(saved if saved is not None else math.nan, unavailable,
@@ -106,7 +117,7 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
             "networkLatencyS": LATENCY_WINDOW_S,
             "reportS": settings.report_window,
             "availabilityS": settings.availability_window,
-            "requestsS": REQUEST_WINDOW_S,
+            "activityS": settings.activity_window,
         },
         "sources": {
             "system": "procfs",
@@ -120,7 +131,13 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
             "grid": grid.meta(),
             "pue": pue,
             "baseline": {"powerW": settings.baseline_power_w, "gPerKwh": settings.baseline_intensity},
+            "responseTime": "latencyMs of finished comparisons",
+            "errorRate": "failed / (completed + failed) comparisons",
         },
+        "activity": {"finished": activity.finished, "withLatency": activity.with_latency},
+        "service": {"windowS": service.window_s, "requests": service.requests,
+                    "meanResponseMs": round(service.mean_ms, 3),
+                    "serverErrorPct": round(service.server_error_pct, 3)},
         "gpus": [
             {"index": info.index, "name": info.name, "unsupported": sorted(info.unsupported),
              "utilization": _gpu_value(gpu_readings, info.index, "utilization_pct"),
@@ -129,6 +146,7 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
         ],
         "unavailable": unavailable,
         "estimated": estimated,
+        "units": UNITS,
     }
     return stats
 

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # table column, ring column, scale: the stored integer is round(ring value x scale), NULL for NaN
 SAMPLE_COLUMNS: tuple[tuple[str, str, float], ...] = (

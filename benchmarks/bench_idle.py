@@ -1,0 +1,170 @@
+"""Idle cost, polled like the dashboard: tsstats at 10 Hz, tsstats at 1 Hz and Glances, side by side.
+
+    python benchmarks/bench_idle.py [--seconds 60] [--poll 3] [--glances-venv DIR]
+
+All three run at once over the same window, each answered one GET every ``--poll`` seconds (the dashboard polls
+every 3 s): tsstats' ``/api/dashboard/stats``, Glances' ``/api/4/all`` (Glances 4 as a REST server,
+``glances -w --disable-webui -t 1``, pip-installed by this script into a temporary virtual environment unless
+``--glances-venv`` names one that has it). Printed per process: CPU as % of one core over the window, and
+memory from ``/proc/PID/smaps_rollup`` at its end: USS (private pages), PSS and RSS. Targets: tsstats at 1 Hz
+uses no more CPU than Glances at 1 s; tsstats at 10 Hz at most 0.6 % of a core (0.5 % is the goal); tsstats'
+USS at most Glances'. RSS has no target: most of it is shared library pages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass
+class Subject:
+    name: str
+    process: subprocess.Popen
+    url: str
+    polls: int = 0
+    failures: int = 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time of a process, all its threads included."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """USS (private clean + dirty), PSS and RSS in MB from smaps_rollup."""
+    values: dict[str, int] = {}
+    with open(f"/proc/{pid}/smaps_rollup") as handle:
+        for line in handle:
+            key, _, rest = line.partition(":")
+            if key in ("Rss", "Pss", "Private_Clean", "Private_Dirty"):
+                values[key] = int(rest.split()[0])
+    return {"uss": (values["Private_Clean"] + values["Private_Dirty"]) / 1024, "pss": values["Pss"] / 1024,
+            "rss": values["Rss"] / 1024}
+
+
+def wait_ready(subject: Subject, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if subject.process.poll() is not None:
+            raise RuntimeError(f"{subject.name} exited with {subject.process.returncode}")
+        try:
+            if httpx.get(subject.url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{subject.name} did not answer {subject.url}")
+
+
+def glances_binary(venv: str | None, tmp: str) -> str:
+    if venv and os.path.exists(os.path.join(venv, "bin", "glances")):
+        return os.path.join(venv, "bin", "glances")
+    venv = venv or os.path.join(tmp, "glances-venv")
+    print(f"installing Glances into {venv} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check",
+                    "glances[web]"], check=True)
+    return os.path.join(venv, "bin", "glances")
+
+
+def poll(subjects: list[Subject], every_s: float, stop: threading.Event) -> None:
+    """One GET to each subject every ``every_s`` seconds, as the dashboard does."""
+    with httpx.Client(timeout=10) as client:
+        while not stop.is_set():
+            for subject in subjects:
+                try:
+                    ok = client.get(subject.url).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                subject.polls += 1
+                subject.failures += 0 if ok else 1
+            stop.wait(every_s)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured window (default 60)")
+    parser.add_argument("--poll", type=float, default=3.0, help="seconds between GETs to each (default 3)")
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds after start-up before measuring")
+    parser.add_argument("--glances-venv", help="a virtual environment with glances[web] (else a temporary one)")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="bench-idle-")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TSSTATS_")}
+    subjects: list[Subject] = []
+    try:
+        glances = glances_binary(args.glances_venv, tmp)
+        for name, hz in (("tsstats 10 Hz", "10"), ("tsstats 1 Hz", "1")):
+            port = free_port()
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tsstats", "serve", "--port", str(port), "--sample-hz", hz,
+                 "--db", os.path.join(tmp, f"{hz}hz.duckdb"), "--log-level", "warning"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subjects.append(Subject(name, process, f"http://127.0.0.1:{port}/api/dashboard/stats"))
+        port = free_port()
+        process = subprocess.Popen([glances, "-w", "--disable-webui", "-t", "1", "--bind", "127.0.0.1", "--port",
+                                    str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   cwd=tmp, env={**env, "HOME": tmp})
+        subjects.append(Subject("Glances -t 1", process, f"http://127.0.0.1:{port}/api/4/all"))
+        for subject in subjects:
+            wait_ready(subject)
+        stop = threading.Event()
+        poller = threading.Thread(target=poll, args=(subjects, args.poll, stop), daemon=True)
+        poller.start()
+        time.sleep(args.settle)
+        print(f"measuring {args.seconds:g} s, each polled every {args.poll:g} s ...", flush=True)
+        start = {subject.name: cpu_seconds(subject.process.pid) for subject in subjects}
+        started = time.monotonic()
+        time.sleep(args.seconds)
+        elapsed = time.monotonic() - started
+        used = {subject.name: cpu_seconds(subject.process.pid) - start[subject.name] for subject in subjects}
+        memory = {subject.name: memory_mb(subject.process.pid) for subject in subjects}
+        stop.set()
+        poller.join(15)
+
+        print(f"{'':14s} {'CPU % of a core':>16s} {'USS MB':>8s} {'PSS MB':>8s} {'RSS MB':>8s} {'polls':>6s}")
+        cpu = {}
+        for subject in subjects:
+            cpu[subject.name] = 100.0 * used[subject.name] / elapsed
+            m = memory[subject.name]
+            print(f"{subject.name:14s} {cpu[subject.name]:16.3f} {m['uss']:8.1f} {m['pss']:8.1f} {m['rss']:8.1f} "
+                  f"{subject.polls - subject.failures:3d}/{subject.polls}")
+        ten, one, reference = cpu["tsstats 10 Hz"], cpu["tsstats 1 Hz"], cpu["Glances -t 1"]
+        uss_ten, uss_reference = memory["tsstats 10 Hz"]["uss"], memory["Glances -t 1"]["uss"]
+        print(f"tsstats 1 Hz / Glances CPU: {one / reference if reference else float('inf'):.2f} "
+              f"(target <= 1): {'met' if one <= reference else 'missed'}")
+        print(f"tsstats 10 Hz CPU: {ten:.3f}% (target <= 0.6%, goal 0.5%): {'met' if ten <= 0.6 else 'missed'}")
+        print(f"tsstats 10 Hz USS / Glances USS: {uss_ten / uss_reference:.2f} (target <= 1): "
+              f"{'met' if uss_ten <= uss_reference else 'missed'}")
+    finally:
+        for subject in subjects:
+            subject.process.terminate()
+            try:
+                subject.process.wait(10)
+            except subprocess.TimeoutExpired:
+                subject.process.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
