@@ -38,29 +38,33 @@ class RequestStats:
         self._count = [0] * window_s
         self._errors = [0] * window_s
         self._total_s = [0.0] * window_s
-        self.by_class = dict.fromkeys(STATUS_CLASSES, 0)  # since start
+        self._by_hundreds = [0] * 10  # since start, by status // 100
         self.duration_counts = [0] * (len(DURATION_BUCKETS_S) + 1)  # per bucket, the last one +Inf
         self.total_seconds = 0.0
 
     @property
+    def by_class(self) -> dict[str, int]:
+        """Requests since start by status class, ``1xx`` to ``5xx``."""
+        return {name: self._by_hundreds[i + 1] for i, name in enumerate(STATUS_CLASSES)}
+
+    @property
     def total_requests(self) -> int:
-        return sum(self.by_class.values())
+        return sum(self._by_hundreds)
 
     def record(self, duration_s: float, status: int, now: float | None = None) -> None:
         """Count one response; ``now`` is the clock's reading if the caller has it already."""
         second = int(self._clock() if now is None else now)
         slot = second % self.window_s
-        error = 1 if status >= 500 else 0
         if self._second[slot] != second:
             self._count[slot] = 0
             self._errors[slot] = 0
             self._total_s[slot] = 0.0
             self._second[slot] = second
         self._count[slot] += 1
-        self._errors[slot] += error
         self._total_s[slot] += duration_s
-        status_class = STATUS_CLASSES[min(max(status // 100, 1), 5) - 1]
-        self.by_class[status_class] += 1
+        if status >= 500:
+            self._errors[slot] += 1
+        self._by_hundreds[status // 100] += 1  # HTTP statuses are 100 to 599
         self.duration_counts[bisect.bisect_left(DURATION_BUCKETS_S, duration_s)] += 1
         self.total_seconds += duration_s
 
