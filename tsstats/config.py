@@ -7,11 +7,12 @@ key ``grid_region``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -124,83 +125,84 @@ def _convert_float(value: Any) -> float:
         raise ValueError(f"expected a number, got {value!r}") from None
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("host", "127.0.0.1", "address to listen on; a non-loopback address needs a token or --allow-remote"),
-    Setting("port", 8000, "TCP port to listen on", "int", 1, 65535),
-    Setting("db", None, "DuckDB file that holds samples, comparisons and offsets", "str",
-            default_text="$XDG_DATA_HOME/tsstats/tsstats.duckdb"),
-    Setting("sample_hz", 10.0, "samples per second taken by the sampler", "float", 0.1, 100),
-    Setting("flush_interval", 5.0, "seconds between writes of buffered samples to the database; a crash loses "
-            "at most this much", "duration", 0.1, 60),
-    Setting("update_interval", 1.0, "the served stats and the live stream are rebuilt, on demand, when older than "
-            "this", "duration", 0.1, 60),
-    Setting("current_window", 1.0, "seconds of samples averaged for cpuUsage and gpuUsage", "duration", 0.1, 300),
-    Setting("checkpoint_interval", 300.0, "seconds between database checkpoints", "duration", 10, 86400),
-    Setting("availability_window", 30 * 86400.0, "window of the uptime figure (30d by default)", "duration",
-            60, 10 * 365 * 86400),
-    Setting("report_window", 86400.0, "window of energyConsumption and carbonFootprint (24h by default)",
-            "duration", 60, 366 * 86400),
-    Setting("activity_window", 3600.0, "window of responseTime and errorRate over finished comparisons (1h by "
-            "default)", "duration", 60, 366 * 86400),
-    Setting("token", "", "bearer token required on every route but /healthz; empty: no token"),
-    Setting("allow_remote", False, "allow a non-loopback --host without a token", "bool"),
-    Setting("cors_origins", ("http://localhost:3000",), "comma-separated origins allowed by CORS", "list"),
-    Setting("latency_targets", (), "comma-separated host:port probed by TCP connect for networkLatency; "
-            "empty: the kernel's smoothed RTT of established connections", "list"),
-    Setting("proc_root", "/proc", "procfs root read for CPU, memory, load and network"),
-    Setting("powercap_root", "/sys/class/powercap", "sysfs powercap root read for RAPL energy counters"),
-    Setting("grid_region", "WORLD", "grid region, ISO 3166-1 alpha-3 code or WORLD"),
-    Setting("grid_intensity", None, "override of the grid carbon intensity in g CO2e/kWh", "float", 0, 5000,
-            optional=True),
-    Setting("renewable_share", None, "override of the renewable share in % (green tariff, on-site solar)",
-            "float", 0, 100, optional=True),
-    Setting("pue", 1.0, "power usage effectiveness multiplied into energy", "float", 1.0, 5.0),
-    Setting("baseline_power_w", None, "declared baseline power in W for totalCarbonSaved", "float", 0, 1e6,
-            optional=True),
-    Setting("baseline_intensity", None, "declared baseline grid intensity in g/kWh for totalCarbonSaved",
-            "float", 0, 5000, optional=True),
-    Setting("dimm_count", None, "memory modules for the memory power model; unset: read from the system",
-            "int", 1, 256, optional=True),
-    Setting("retention_raw", 7 * 86400.0, "how long raw samples are kept", "duration", 3600, 10 * 365 * 86400),
-    Setting("retention_1m", 90 * 86400.0, "how long 1-minute rollups are kept", "duration", 86400,
-            20 * 365 * 86400),
-    Setting("retention_1h", 5 * 365 * 86400.0, "how long 1-hour rollups are kept", "duration", 86400,
-            50 * 365 * 86400),
-    Setting("max_db_mb", None, "size cap of the database file in MB: oldest raw samples go first", "float",
-            16, 1e7, optional=True),
-    Setting("db_memory_limit", "256MB", "DuckDB memory_limit"),
-    Setting("log_level", "info", "log level: debug, info, warning or error"),
-)
-
-SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
-LOG_LEVELS = ("debug", "info", "warning", "error")
+def setting(default: Any, help: str, kind: str = "str", minimum: float | None = None,
+            maximum: float | None = None, *, optional: bool = False, default_text: str | None = None) -> Any:
+    """One row of the settings table: a field of ``Settings`` with its help, type and bounds."""
+    return field(default=default, metadata={"setting": (help, kind, minimum, maximum, optional, default_text)})
 
 
+@dataclass(frozen=True)
 class Settings:
-    """Resolved settings, read as attributes; ``source(name)`` says where each value came from."""
+    """Every setting, typed, in the order ``--help`` and the README list them: this class is the table.
+    A misspelt name is an AttributeError on a frozen dataclass (and a type checker's error), and
+    ``origin(name)`` says where each value came from."""
 
-    def __init__(self, values: dict[str, Any], sources: dict[str, str]):
-        self._values = dict(values)
-        self._sources = dict(sources)
+    host: str = setting("127.0.0.1", "address to listen on; a non-loopback address needs a token or --allow-remote")
+    port: int = setting(8000, "TCP port to listen on", "int", 1, 65535)
+    db: str = setting(None, "DuckDB file that holds samples, comparisons and offsets", "str",
+                      default_text="$XDG_DATA_HOME/tsstats/tsstats.duckdb")
+    sample_hz: float = setting(10.0, "samples per second taken by the sampler", "float", 0.1, 100)
+    flush_interval: float = setting(5.0, "seconds between writes of buffered samples to the database; a crash "
+                                    "loses at most this much", "duration", 0.1, 60)
+    update_interval: float = setting(1.0, "the served stats and the live stream are rebuilt, on demand, when "
+                                     "older than this", "duration", 0.1, 60)
+    current_window: float = setting(1.0, "seconds of samples averaged for cpuUsage and gpuUsage", "duration", 0.1,
+                                    300)
+    checkpoint_interval: float = setting(300.0, "seconds between database checkpoints", "duration", 10, 86400)
+    availability_window: float = setting(30 * 86400.0, "window of the uptime figure (30d by default)", "duration",
+                                         60, 10 * 365 * 86400)
+    report_window: float = setting(86400.0, "window of energyConsumption and carbonFootprint (24h by default)",
+                                   "duration", 60, 366 * 86400)
+    activity_window: float = setting(3600.0, "window of responseTime and errorRate over finished comparisons (1h "
+                                     "by default)", "duration", 60, 366 * 86400)
+    token: str = setting("", "bearer token required on every route but /healthz; empty: no token")
+    allow_remote: bool = setting(False, "allow a non-loopback --host without a token", "bool")
+    cors_origins: tuple[str, ...] = setting(("http://localhost:3000",), "comma-separated origins allowed by CORS",
+                                            "list")
+    latency_targets: tuple[str, ...] = setting((), "comma-separated host:port probed by TCP connect for "
+                                               "networkLatency; empty: the kernel's smoothed RTT of established "
+                                               "connections", "list")
+    proc_root: str = setting("/proc", "procfs root read for CPU, memory, load and network")
+    powercap_root: str = setting("/sys/class/powercap", "sysfs powercap root read for RAPL energy counters")
+    grid_region: str = setting("WORLD", "grid region, ISO 3166-1 alpha-3 code or WORLD")
+    grid_intensity: float | None = setting(None, "override of the grid carbon intensity in g CO2e/kWh", "float", 0,
+                                           5000, optional=True)
+    renewable_share: float | None = setting(None, "override of the renewable share in % (green tariff, on-site "
+                                            "solar)", "float", 0, 100, optional=True)
+    pue: float = setting(1.0, "power usage effectiveness multiplied into energy", "float", 1.0, 5.0)
+    baseline_power_w: float | None = setting(None, "declared baseline power in W for totalCarbonSaved", "float", 0,
+                                             1e6, optional=True)
+    baseline_intensity: float | None = setting(None, "declared baseline grid intensity in g/kWh for "
+                                               "totalCarbonSaved", "float", 0, 5000, optional=True)
+    dimm_count: int | None = setting(None, "memory modules for the memory power model; unset: read from the "
+                                     "system", "int", 1, 256, optional=True)
+    retention_raw: float = setting(7 * 86400.0, "how long raw samples are kept", "duration", 3600,
+                                   10 * 365 * 86400)
+    retention_1m: float = setting(90 * 86400.0, "how long 1-minute rollups are kept", "duration", 86400,
+                                  20 * 365 * 86400)
+    retention_1h: float = setting(5 * 365 * 86400.0, "how long 1-hour rollups are kept", "duration", 86400,
+                                  50 * 365 * 86400)
+    max_db_mb: float | None = setting(None, "size cap of the database file in MB: oldest raw samples go first",
+                                      "float", 16, 1e7, optional=True)
+    db_memory_limit: str = setting("256MB", "DuckDB memory_limit")
+    log_level: str = setting("info", "log level: debug, info, warning or error")
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def source(self, name: str) -> str:
-        return self._sources[name]
+    def origin(self, name: str) -> str:
+        """Where a setting's value came from: a flag, the environment, the config file, the default or code."""
+        return self.origins.get(name, "default")
 
     def replace(self, **changes: Any) -> Settings:
-        values = dict(self._values)
-        sources = dict(self._sources)
-        for name, value in changes.items():
-            if name not in SETTINGS_BY_NAME:
-                raise KeyError(name)
-            values[name] = value
-            sources[name] = "code"
-        return Settings(values, sources)
+        """These settings with ``changes`` (by code, for tests and tools)."""
+        origins = {**self.origins, **dict.fromkeys(changes, "code")}
+        return dataclasses.replace(self, **changes, origins=origins)
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(item.name, item.default, *item.metadata["setting"]) for item in fields(Settings)
+    if "setting" in item.metadata)
+SETTINGS_BY_NAME = {item.name: item for item in SETTINGS}
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def read_toml(path: str) -> dict[str, Any]:
@@ -257,4 +259,4 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
         host, _, port = target.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"{sources['latency_targets']}: {target!r} is not host:port")
-    return Settings(values, sources)
+    return Settings(**values, origins=sources)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 
 from .sources.nvml import GpuReading
 from .sources.power import RaplReader, TdpMatch, cpu_model_power_w, dimm_model_power_w
@@ -27,27 +28,54 @@ class PowerSample:
     methods: int
 
 
-def methods_text(methods: int, has_gpu: bool) -> dict[str, str]:
-    """The method names of the API for a ``methods`` bit set."""
-    if methods & METHOD_GPU_POWER:
-        gpu = "nvml_power"
-    elif methods & METHOD_GPU_ENERGY:
-        gpu = "nvml_energy"
+class Method(StrEnum):
+    """How a component's energy is obtained; the values are the API's method names."""
+
+    RAPL = "rapl"
+    TDP_MODEL = "tdp_model"
+    RAPL_DRAM = "rapl_dram"
+    DIMM_MODEL = "dimm_model"
+    NVML_ENERGY = "nvml_energy"
+    NVML_POWER = "nvml_power"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class Methods:
+    """The method of each component."""
+
+    cpu: Method
+    gpu: Method
+    memory: Method
+
+    @property
+    def metered(self) -> bool:
+        """CPU and memory from counters (GPUs, when present, always are: NVML energy or power)."""
+        return self.cpu is Method.RAPL and self.memory is Method.RAPL_DRAM
+
+    def as_dict(self) -> dict[str, str]:
+        return {"cpu": self.cpu.value, "gpu": self.gpu.value, "memory": self.memory.value}
+
+
+def methods_of(bits: int, has_gpu: bool) -> Methods:
+    """The methods recorded in a sample's ``methods`` bit set."""
+    if bits & METHOD_GPU_POWER:
+        gpu = Method.NVML_POWER
+    elif bits & METHOD_GPU_ENERGY:
+        gpu = Method.NVML_ENERGY
     else:
-        gpu = "nvml_power" if has_gpu else "absent"
-    return {
-        "cpu": "rapl" if methods & METHOD_CPU_RAPL else "tdp_model",
-        "gpu": gpu,
-        "memory": "rapl_dram" if methods & METHOD_MEM_RAPL else "dimm_model",
-    }
+        gpu = Method.NVML_POWER if has_gpu else Method.ABSENT
+    return Methods(cpu=Method.RAPL if bits & METHOD_CPU_RAPL else Method.TDP_MODEL, gpu=gpu,
+                   memory=Method.RAPL_DRAM if bits & METHOD_MEM_RAPL else Method.DIMM_MODEL)
 
 
-def current_methods(meter: PowerMeter, gpu) -> dict[str, str]:
-    """How each component is measured now: the API's method names, from the meter and the NVML reader."""
-    gpu_method = "absent"
+def current_methods(meter: PowerMeter, gpu) -> Methods:
+    """How each component is measured now, from the meter and the NVML reader."""
+    gpu_method = Method.ABSENT
     if gpu.gpus:
-        gpu_method = "nvml_energy" if all(gpu.energy_supported(info.index) for info in gpu.gpus) else "nvml_power"
-    return {"cpu": meter.cpu_method, "gpu": gpu_method, "memory": meter.memory_method}
+        every = all(gpu.energy_supported(info.index) for info in gpu.gpus)
+        gpu_method = Method.NVML_ENERGY if every else Method.NVML_POWER
+    return Methods(cpu=meter.cpu_method, gpu=gpu_method, memory=meter.memory_method)
 
 
 class GpuEnergy:
@@ -101,12 +129,12 @@ class PowerMeter:
         self.gpu = GpuEnergy()
 
     @property
-    def cpu_method(self) -> str:
-        return "rapl" if self.rapl.cpu_available else "tdp_model"
+    def cpu_method(self) -> Method:
+        return Method.RAPL if self.rapl.cpu_available else Method.TDP_MODEL
 
     @property
-    def memory_method(self) -> str:
-        return "rapl_dram" if self.rapl.dram_available else "dimm_model"
+    def memory_method(self) -> Method:
+        return Method.RAPL_DRAM if self.rapl.dram_available else Method.DIMM_MODEL
 
     def measure(self, interval_s: float, cpu_pct: float, gpus: list[GpuReading]) -> PowerSample:
         methods = 0

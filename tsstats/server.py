@@ -21,7 +21,7 @@ from .catalog import catalog
 from .exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .exposition import render_metrics
 from .figures import carbon_kg, kwh
-from .meter import current_methods, methods_text
+from .meter import current_methods, methods_of
 from .params import InputError, NonFiniteNumber, single_values, time_range
 
 log = logging.getLogger("tsstats.server")
@@ -284,7 +284,7 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats") -> 
         pue = settings.pue
         grid = sampler.sources.grid
         total = kwh(sums.total_j * pue)
-        methods = methods_text(sums.methods(), bool(sampler.sources.gpu.gpus)) if sums.rows else \
+        methods = methods_of(sums.methods(), bool(sampler.sources.gpu.gpus)) if sums.rows else \
             current_methods(sampler.sources.meter, sampler.sources.gpu)
         return json_response({
             "from": from_ms, "to": to_ms,
@@ -294,7 +294,7 @@ def create_app(settings, store, sampler, requests, *, name: str = "tsstats") -> 
             "gPerKwh": grid.g_per_kwh,
             "pue": pue,
             "samples": sums.rows,
-            "methods": methods,
+            "methods": methods.as_dict(),
         }, headers=NO_STORE)
 
     # -- history ------------------------------------------------------------------------------------

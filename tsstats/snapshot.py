@@ -67,7 +67,8 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
     green = figures.green_score(grid.g_per_kwh, efficiency, renewable)
     saved = figures.carbon_saved_kg(slow.total_energy_j * pue, slow.total_covered_s, grid.g_per_kwh,
                                     settings.baseline_power_w, settings.baseline_intensity)
-    modelled = meter.cpu_method != "rapl" or meter.memory_method != "rapl_dram"  # GPUs always have a meter
+    methods = current_methods(meter, gpu)
+    modelled = not methods.metered
     if modelled:
         estimated += ["energyConsumption", "carbonFootprint", "energyEfficiency", "greenScore"]
         if saved is not None:
@@ -108,7 +109,6 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
             "averageSpeed": _number(comparisons.get("averageSpeed", 0.0), unavailable, "averageSpeed"),
         },
     }
-    methods = current_methods(meter, gpu)
     stats["meta"] = {
         "generatedAt": rfc3339_ms(int(now_s * 1000)),
         "sampleIntervalMs": round(1000.0 / settings.sample_hz, 3),
@@ -123,9 +123,9 @@ def build_stats(*, settings, now_s: float, current: dict[str, np.ndarray], laten
             "system": "procfs",
             "networkLatency": latency_source,
             "gpu": "nvml" if has_gpu else "absent",
-            "cpuPower": methods["cpu"],
-            "memoryPower": methods["memory"],
-            "gpuPower": methods["gpu"],
+            "cpuPower": methods.cpu,
+            "memoryPower": methods.memory,
+            "gpuPower": methods.gpu,
             "cpuModel": {"name": meter.tdp.model, "tdpW": meter.tdp.tdp_w, "matched": meter.tdp.matched,
                          "rule": meter.tdp.rule},
             "grid": grid.meta(),
