@@ -22,10 +22,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from tsstats.energy import EnergyWindow  # noqa: E402
 from tsstats.meter import PowerMeter  # noqa: E402
+from tsstats.rows import HOST_ROW, empty_columns  # noqa: E402
 from tsstats.sources.host import HostReader  # noqa: E402
 from tsstats.sources.nvml import NvmlReader  # noqa: E402
 from tsstats.sources.power import RaplReader, match_tdp  # noqa: E402
-from tsstats.store import SAMPLE_COLUMNS, Store  # noqa: E402
+from tsstats.store import Store  # noqa: E402
 
 
 def per_call_us(function, repeat: int) -> float:
@@ -66,14 +67,14 @@ def stored_day(store: Store, hours: float, hz: float = 10.0) -> int:
     ts = now_ms - (rows - np.arange(rows)) * (1000.0 / hz)
     rng = np.random.default_rng(1)
     cpu = np.clip(rng.normal(30, 10, rows), 0, 100)
-    columns = {name: np.full(rows, np.nan) for _, name, _ in SAMPLE_COLUMNS}
-    columns.update(ts_ms=ts, interval_s=np.full(rows, 1 / hz), cpu_pct=cpu, cpu_w=20 + cpu, cpu_j=(20 + cpu) / hz,
-                   mem_w=np.full(rows, 10.0), mem_j=np.full(rows, 1.0), gpu_j=np.full(rows, 15.0),
+    columns = empty_columns(HOST_ROW, rows)
+    columns.update(ts_ms=ts, interval_s=np.full(rows, 1 / hz), cpu_pct=cpu, cpu_j=(20 + cpu) / hz,
+                   mem_j=np.full(rows, 1.0), gpu_j=np.full(rows, 15.0),
                    gpu_idle_j=np.full(rows, 5.0), methods=np.ones(rows))
     chunk = 200_000
     for start in range(0, rows, chunk):
         part = {name: values[start:start + chunk] for name, values in columns.items()}
-        store.transaction(lambda con, part=part: store.insert_columns("samples", SAMPLE_COLUMNS, part))
+        store.transaction(lambda con, part=part: store.insert_rows(HOST_ROW, part))
     return rows
 
 

@@ -11,8 +11,9 @@ from tsstats.config import load_settings
 from tsstats.history import MAX_POINTS, nice_step, parse_history_query, run_history, tier_plan, to_csv
 from tsstats.params import InputError
 from tsstats.rollups import HOUR_MS, MINUTE_MS, Rollups, enforce_retention
-from tsstats.sampler import GPU_RING_COLUMNS, RING_COLUMNS, write_batch
-from tsstats.store import SAMPLE_COLUMNS, Store
+from tsstats.rows import GPU_ROW, HOST_ROW, empty_columns
+from tsstats.sampler import write_batch
+from tsstats.store import Store
 
 HOUR0 = 1_800_000_000_000 // HOUR_MS * HOUR_MS  # an hour boundary
 GAP = (HOUR0 + 75 * MINUTE_MS, HOUR0 + 95 * MINUTE_MS)  # twenty minutes without samples
@@ -20,13 +21,13 @@ GAP = (HOUR0 + 75 * MINUTE_MS, HOUR0 + 95 * MINUTE_MS)  # twenty minutes without
 
 def make_columns(ts: np.ndarray, rng: np.random.Generator) -> tuple[dict, dict]:
     n = len(ts)
-    columns = {name: np.full(n, np.nan) for name in RING_COLUMNS}
+    columns = empty_columns(HOST_ROW, n)
     cpu = np.round(rng.uniform(0, 100, n), 1)
     columns.update(ts_ms=ts, interval_s=np.full(n, 0.1), cpu_pct=cpu, mem_pct=np.round(rng.uniform(20, 80, n), 1),
                    load1=np.round(rng.uniform(0, 8, n), 2), logical_cpus=np.full(n, 4.0),
                    tcp_estab=rng.integers(0, 50, n).astype(float), rx_bps=rng.integers(0, 10_000, n).astype(float),
-                   tx_bps=rng.integers(0, 10_000, n).astype(float), cpu_w=np.round(10 + cpu / 2, 3),
-                   cpu_j=np.round((10 + cpu / 2) * 0.1, 3), mem_w=np.full(n, 10.0), mem_j=np.full(n, 1.0),
+                   tx_bps=rng.integers(0, 10_000, n).astype(float),
+                   cpu_j=np.round((10 + cpu / 2) * 0.1, 3), mem_j=np.full(n, 1.0),
                    methods=np.zeros(n))
     # latency only every 20th sample, as the probe reports every 2 s
     columns["latency_ms"] = np.where(np.arange(n) % 20 == 0, np.round(rng.uniform(1, 50, n), 3), np.nan)
@@ -34,7 +35,7 @@ def make_columns(ts: np.ndarray, rng: np.random.Generator) -> tuple[dict, dict]:
     gpu = {"ts_ms": ts, "gpu": np.zeros(n), "util_pct": util, "mem_used_bytes": np.full(n, 2.0**30),
            "power_w": np.round(50 + util, 3), "temp_c": np.full(n, 60.0)}
     columns["gpu_pct"] = util
-    return columns, {name: gpu[name] for name in GPU_RING_COLUMNS}
+    return columns, {name: gpu[name] for name in GPU_ROW.names}
 
 
 @pytest.fixture(scope="module")
@@ -215,8 +216,7 @@ def test_rollups_rebuild_after_a_crash(tmp_path):
     ts = np.arange(HOUR0, HOUR0 + 30 * MINUTE_MS, 100.0)
     columns, _ = make_columns(ts, rng)
     write_batch(store, rollups, {k: v[:6000] for k, v in columns.items()})  # ten minutes, then closing
-    store.transaction(lambda con: store.insert_columns("samples", SAMPLE_COLUMNS,
-                                                       {k: v[6000:] for k, v in columns.items()}))
+    store.transaction(lambda con: store.insert_rows(HOST_ROW, {k: v[6000:] for k, v in columns.items()}))
     minutes_before = store.read_now(lambda con: con.execute("SELECT count(*) FROM rollup_1m").fetchall()[0][0])
     assert minutes_before == 9  # minute 10 was open when the rest arrived without a close
     again = Rollups()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .rows import GPU_ROW, HOST_ROW
+
 AGGREGATES = ("avg", "min", "max", "last")
 
 
@@ -23,40 +25,43 @@ class Metric:
     kind: str = "gauge"
 
 
+def _power(*energies: str) -> str:
+    """Watts from the interval's stored energy: joules over seconds."""
+    joules = " + ".join(f"coalesce({HOST_ROW.sql(name)}, 0)" if i else HOST_ROW.sql(name)
+                        for i, name in enumerate(energies))
+    return f"({joules}) / nullif({HOST_ROW.sql('interval_s')}, 0)"
+
+
 HOST_METRICS: tuple[Metric, ...] = (
-    Metric("cpuUsage", "cpu", "%", "share of all logical CPUs busy", "cpu_pm / 10.0"),
-    Metric("memoryUsage", "mem", "%", "(total - available) / total physical memory", "mem_pm / 10.0"),
+    Metric("cpuUsage", "cpu", "%", "share of all logical CPUs busy", HOST_ROW.sql("cpu_pct")),
+    Metric("memoryUsage", "mem", "%", "(total - available) / total physical memory", HOST_ROW.sql("mem_pct")),
     Metric("systemLoad", "load", "%", "1-minute load average / logical CPUs x 100",
-           "load1_c / nullif(logical_cpus, 0)"),
-    Metric("activeConnections", "tcp", "count", "TCP connections ESTABLISHED", "tcp_estab"),
-    Metric("networkLatency", "lat", "ms", "median network round trip of the latest probe", "latency_us / 1000.0"),
-    Metric("networkReceive", "rx", "B/s", "bytes received per second, loopback excluded",
-           "rx_bps"),
-    Metric("networkTransmit", "tx", "B/s", "bytes sent per second, loopback excluded",
-           "tx_bps"),
-    Metric("gpuUsage", "gpu", "%", "NVML GPU utilization, mean over all GPUs", "gpu_pm / 10.0"),
-    Metric("cpuPower", "pcpu", "W", "CPU package power (RAPL, or the TDP model)",
-           "cpu_mj * 1.0 / nullif(interval_ms, 0)"),
-    Metric("gpuPower", "pgpu", "W", "power of all GPUs (NVML)", "gpu_mj * 1.0 / nullif(interval_ms, 0)"),
-    Metric("memoryPower", "pmem", "W", "memory power (RAPL dram, or the DIMM model)",
-           "mem_mj * 1.0 / nullif(interval_ms, 0)"),
-    Metric("power", "ptot", "W", "CPU + GPU + memory power, before PUE",
-           "(cpu_mj + coalesce(gpu_mj, 0) + coalesce(mem_mj, 0)) * 1.0 / nullif(interval_ms, 0)"),
+           f"100.0 * {HOST_ROW.sql('load1')} / nullif({HOST_ROW.sql('logical_cpus')}, 0)"),
+    Metric("activeConnections", "tcp", "count", "TCP connections ESTABLISHED", HOST_ROW.sql("tcp_estab")),
+    Metric("networkLatency", "lat", "ms", "median network round trip of the latest probe",
+           HOST_ROW.sql("latency_ms")),
+    Metric("networkReceive", "rx", "B/s", "bytes received per second, loopback excluded", HOST_ROW.sql("rx_bps")),
+    Metric("networkTransmit", "tx", "B/s", "bytes sent per second, loopback excluded", HOST_ROW.sql("tx_bps")),
+    Metric("gpuUsage", "gpu", "%", "NVML GPU utilization, mean over all GPUs", HOST_ROW.sql("gpu_pct")),
+    Metric("cpuPower", "pcpu", "W", "CPU package power (RAPL, or the TDP model)", _power("cpu_j")),
+    Metric("gpuPower", "pgpu", "W", "power of all GPUs (NVML)", _power("gpu_j")),
+    Metric("memoryPower", "pmem", "W", "memory power (RAPL dram, or the DIMM model)", _power("mem_j")),
+    Metric("power", "ptot", "W", "CPU + GPU + memory power, before PUE", _power("cpu_j", "gpu_j", "mem_j")),
 )
 GPU_METRICS: tuple[Metric, ...] = (
-    Metric("Usage", "util", "%", "NVML utilization of GPU {i}", "util_pm / 10.0"),
-    Metric("MemoryUsed", "memused", "MiB", "memory used on GPU {i}", "mem_used_mb"),
-    Metric("Power", "power", "W", "power of GPU {i}", "power_mw / 1000.0"),
-    Metric("Temperature", "temp", "°C", "temperature of GPU {i}", "temp_c"),
+    Metric("Usage", "util", "%", "NVML utilization of GPU {i}", GPU_ROW.sql("util_pct")),
+    Metric("MemoryUsed", "memused", "MiB", "memory used on GPU {i}", GPU_ROW.field("mem_used_bytes").stored),
+    Metric("Power", "power", "W", "power of GPU {i}", GPU_ROW.sql("power_w")),
+    Metric("Temperature", "temp", "°C", "temperature of GPU {i}", GPU_ROW.sql("temp_c")),
 )
 # Energy per bucket, summed (joules), kept beside the metrics in the rollups.
 ENERGY_SUMS: tuple[tuple[str, str], ...] = (
-    ("cpu_j", "cpu_mj / 1000.0"),
-    ("cpu_active_j", "cpu_mj * cpu_pm / 1.0e6"),
-    ("gpu_j", "gpu_mj / 1000.0"),
-    ("gpu_idle_j", "gpu_idle_mj / 1000.0"),
-    ("mem_j", "mem_mj / 1000.0"),
-    ("covered_s", "interval_ms / 1000.0"),
+    ("cpu_j", HOST_ROW.sql("cpu_j")),
+    ("cpu_active_j", f"{HOST_ROW.sql('cpu_j')} * {HOST_ROW.sql('cpu_pct')} / 100.0"),
+    ("gpu_j", HOST_ROW.sql("gpu_j")),
+    ("gpu_idle_j", HOST_ROW.sql("gpu_idle_j")),
+    ("mem_j", HOST_ROW.sql("mem_j")),
+    ("covered_s", HOST_ROW.sql("interval_s")),
 )
 ENERGY_COMPONENTS = ("cpu_j", "gpu_j", "mem_j")
 

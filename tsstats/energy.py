@@ -8,6 +8,7 @@ import numpy as np
 
 from .catalog import ENERGY_SUMS
 from .meter import METHOD_CPU_RAPL, METHOD_GPU_ENERGY, METHOD_GPU_POWER, METHOD_MEM_RAPL
+from .rows import HOST_ROW
 from .store import first
 
 _SUMMED = ("cpu_j", "cpu_active_j", "gpu_j", "gpu_idle_j", "mem_j")  # EnergySums' fields, in order
@@ -62,25 +63,21 @@ def stored_sums(con, from_ms: float, to_ms: float) -> EnergySums:
                       int(methods_any))
 
 
-def _stored_mj(values: np.ndarray) -> np.ndarray:
-    """Joules as the database keeps them: whole millijoules, missing as 0."""
-    return np.nan_to_num(np.round(values * 1000.0), nan=0.0)
-
-
 def memory_sums(columns: dict[str, np.ndarray], from_ms: float = -np.inf, to_ms: float = np.inf) -> EnergySums:
     """The same sums over ring rows (float64 columns) in [from_ms, to_ms), rounded as they will be stored."""
     ts = columns["ts_ms"]
     inside = (ts >= from_ms) & (ts < to_ms)
     if not inside.any():
         return EnergySums()
-    cpu = _stored_mj(columns["cpu_j"][inside])
-    cpu_pm = np.nan_to_num(np.round(columns["cpu_pct"][inside] * 10.0), nan=0.0)
+
+    def stored(name: str) -> np.ndarray:  # what the database will hold, missing as 0
+        return np.nan_to_num(HOST_ROW.as_stored(name, columns[name][inside]), nan=0.0)
+
+    cpu = stored("cpu_j")
     methods = columns["methods"][inside].astype(np.int64)
     return EnergySums(
-        cpu.sum() / 1000.0, float((cpu * cpu_pm / 1000.0).sum()) / 1000.0,
-        _stored_mj(columns["gpu_j"][inside]).sum() / 1000.0,
-        _stored_mj(columns["gpu_idle_j"][inside]).sum() / 1000.0,
-        _stored_mj(columns["mem_j"][inside]).sum() / 1000.0,
+        float(cpu.sum()), float((cpu * stored("cpu_pct") / 100.0).sum()), float(stored("gpu_j").sum()),
+        float(stored("gpu_idle_j").sum()), float(stored("mem_j").sum()),
         int(inside.sum()), int(np.bitwise_and.reduce(methods)), int(np.bitwise_or.reduce(methods)))
 
 

@@ -19,15 +19,23 @@ RETENTION_CHUNK_MS = {"samples": HOUR_MS, "gpu_samples": HOUR_MS, "rollup_1m": 2
                       "outages": 720 * HOUR_MS}
 
 
+def tier_columns(gpu: bool) -> list[tuple[str, str]]:
+    """(column, type) of a rollup table, host (``rollup_1m``, ``rollup_1h``) or per-GPU, as schema.sql declares
+    them: the bucket, its sample count, the energy sums (host tables), and five aggregates per metric."""
+    metrics = GPU_METRICS if gpu else HOST_METRICS
+    head = [("bucket_ms", "BIGINT"), *([("gpu", "UTINYINT")] if gpu else []), ("samples", "INTEGER")]
+    energy = [] if gpu else [(column, "DOUBLE") for column, _ in ENERGY_SUMS]
+    return head + energy + [(name, "INTEGER" if name.endswith("_n") else "DOUBLE") for name in rollup_columns(metrics)]
+
+
 def _insert_buckets(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool,
                     from_raw: bool) -> str:
     """INSERT of the closed buckets of [?, ?) into ``table``, from raw samples or from the finer tier."""
     time_column = "ts_ms" if from_raw else "bucket_ms"
     key = ["gpu"] if gpu else []
-    energy_columns = [column for column, _ in ENERGY_SUMS] if energy else []
     energy_values = [f"sum({expression if from_raw else column})" for column, expression in ENERGY_SUMS] \
         if energy else []
-    columns = ["bucket_ms", *key, "samples", *energy_columns, *rollup_columns(metrics)]
+    columns = [name for name, _ in tier_columns(gpu)]
     values = [f"({time_column} // {step_ms}) * {step_ms}", *key, "count(*)" if from_raw else "sum(samples)",
               *energy_values, *rollup_aggregates(metrics, from_raw)]
     return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source} "

@@ -25,18 +25,15 @@ from .meter import PowerMeter
 from .request_stats import RequestStats
 from .ring import Ring
 from .rollups import Rollups, enforce_retention, enforce_size_cap, retained_energy
+from .rows import GPU_ROW, HOST_ROW
 from .snapshot import SlowFigures, build_stats
 from .sources.host import HostReader, cpu_busy_pct
 from .sources.latency import LatencyMonitor
 from .sources.nvml import NvmlReader
-from .store import GPU_SAMPLE_COLUMNS, SAMPLE_COLUMNS, Store, first
+from .store import Store, first
 
 log = logging.getLogger("tsstats.sampler")
 
-RING_COLUMNS = ("ts_ms", "interval_s", "cpu_pct", "mem_pct", "load1", "logical_cpus", "tcp_estab", "rx_bps",
-                "tx_bps", "gpu_pct", "latency_ms", "cpu_w", "gpu_w", "mem_w", "cpu_j", "gpu_j", "gpu_idle_j",
-                "mem_j", "methods")
-GPU_RING_COLUMNS = ("ts_ms", "gpu", "util_pct", "mem_used_bytes", "power_w", "temp_c")
 RETENTION_INTERVAL_S = 60.0
 SLOW_READ_S = 1.0  # memory, load and TCP counts: read once a second, carried to the ticks between
 RETENTION_BACKLOG_S = 1.0  # while a backlog lasts: an hour of each table a second
@@ -89,13 +86,13 @@ def write_batch(store: Store, rollups: Rollups, columns: dict[str, np.ndarray],
     gaps = gaps if gaps is not None else np.empty((0, 2))
     last_ts = float(columns["ts_ms"][-1])
     if not (len(gaps) or gpu_rows or first_sample_ms is not None or rollups.due(last_ts)):
-        store.insert_columns("samples", SAMPLE_COLUMNS, columns)
+        store.insert_rows(HOST_ROW, columns)
         return
 
     def write(con) -> None:
-        store.insert_columns("samples", SAMPLE_COLUMNS, columns)
+        store.insert_rows(HOST_ROW, columns)
         if gpu_rows:
-            store.insert_columns("gpu_samples", GPU_SAMPLE_COLUMNS, gpu_columns)
+            store.insert_rows(GPU_ROW, gpu_columns)
         for start, end in gaps:
             con.execute("INSERT INTO outages VALUES (?, ?)", [int(start), int(end)])
         if first_sample_ms is not None:
@@ -119,9 +116,9 @@ class Sampler:
         self.figures_interval_s = min(max(settings.report_window / 2000.0, 5.0), 60.0)
         capacity = max(int(settings.sample_hz * max(60.0, 4 * settings.flush_interval, settings.current_window)),
                        64)
-        self.ring = Ring(RING_COLUMNS, capacity)
+        self.ring = Ring(HOST_ROW.names, capacity)
         gpus = max(len(sources.gpu.gpus), 1)
-        self.gpu_ring = Ring(GPU_RING_COLUMNS, capacity * gpus)
+        self.gpu_ring = Ring(GPU_ROW.names, capacity * gpus)
         self._commands: queue.Queue = queue.Queue()  # (work, future); work None: build the stats snapshot
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tsstats-sampler", daemon=True)
@@ -353,16 +350,17 @@ class Sampler:
         power = sources.meter.measure(interval, cpu, gpus)
         utilizations = [g.utilization_pct for g in gpus if g.ok and math.isfinite(g.utilization_pct)]
         gpu_pct = float(np.mean(utilizations)) if utilizations else math.nan
-        row = [
-            wall_ms, interval, cpu, mem, load1, reading.logical_cpus, tcp, rx_bps, tx_bps, gpu_pct,
-            sources.latency.take_fresh(),
-            power.cpu_w, power.gpu_w, power.mem_w, power.cpu_j, power.gpu_j, power.gpu_idle_j, power.mem_j,
-            power.methods,
-        ]
-        self.ring.append(row)
+        self.ring.append(HOST_ROW.row({
+            "ts_ms": wall_ms, "interval_s": interval, "cpu_pct": cpu, "mem_pct": mem, "load1": load1,
+            "logical_cpus": reading.logical_cpus, "tcp_estab": tcp, "rx_bps": rx_bps, "tx_bps": tx_bps,
+            "gpu_pct": gpu_pct, "latency_ms": sources.latency.take_fresh(), "cpu_j": power.cpu_j,
+            "gpu_j": power.gpu_j, "gpu_idle_j": power.gpu_idle_j, "mem_j": power.mem_j, "methods": power.methods,
+        }))
         for reading_gpu in gpus:
-            self.gpu_ring.append([wall_ms, reading_gpu.index, reading_gpu.utilization_pct,
-                                  reading_gpu.memory_used_bytes, reading_gpu.power_w, reading_gpu.temperature_c])
+            self.gpu_ring.append(GPU_ROW.row({
+                "ts_ms": wall_ms, "gpu": reading_gpu.index, "util_pct": reading_gpu.utilization_pct,
+                "mem_used_bytes": reading_gpu.memory_used_bytes, "power_w": reading_gpu.power_w,
+                "temp_c": reading_gpu.temperature_c}))
         self._last_gpu = gpus
         self._last_ts_ms = wall_ms
         if self._first_sample_ms is None:

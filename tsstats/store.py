@@ -18,41 +18,11 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from .rows import RowSpec
+
 SCHEMA_VERSION = 2
 
-# table column, ring column, scale: the stored integer is round(ring value x scale), NULL for NaN
-SAMPLE_COLUMNS: tuple[tuple[str, str, float], ...] = (
-    ("ts_ms", "ts_ms", 1.0),
-    ("interval_ms", "interval_s", 1000.0),
-    ("cpu_pm", "cpu_pct", 10.0),
-    ("mem_pm", "mem_pct", 10.0),
-    ("load1_c", "load1", 100.0),
-    ("logical_cpus", "logical_cpus", 1.0),
-    ("tcp_estab", "tcp_estab", 1.0),
-    ("rx_bps", "rx_bps", 1.0),
-    ("tx_bps", "tx_bps", 1.0),
-    ("gpu_pm", "gpu_pct", 10.0),
-    ("latency_us", "latency_ms", 1000.0),
-    ("cpu_mj", "cpu_j", 1000.0),
-    ("gpu_mj", "gpu_j", 1000.0),
-    ("gpu_idle_mj", "gpu_idle_j", 1000.0),
-    ("mem_mj", "mem_j", 1000.0),
-    ("methods", "methods", 1.0),
-)
-GPU_SAMPLE_COLUMNS: tuple[tuple[str, str, float], ...] = (
-    ("ts_ms", "ts_ms", 1.0),
-    ("gpu", "gpu", 1.0),
-    ("util_pm", "util_pct", 10.0),
-    ("mem_used_mb", "mem_used_bytes", 1.0 / 1048576),
-    ("power_mw", "power_w", 1000.0),
-    ("temp_c", "temp_c", 1.0),
-)
 APPENDER_MAX_ROWS = 2000
-
-
-def scaled_columns(columns: dict[str, np.ndarray], spec) -> dict[str, np.ndarray]:
-    """The integers a table stores for float64 ring columns, as float64 with NaN for NULL."""
-    return {table: np.round(columns[ring] * scale) for table, ring, scale in spec}
 
 
 def _python_rows(scaled: dict[str, np.ndarray]) -> list[tuple]:
@@ -148,11 +118,12 @@ class Store:
         return row[0] if row else None
 
     # -- writes (sampler thread) --------------------------------------------------------------------
-    def insert_columns(self, table: str, spec, columns: dict[str, np.ndarray]) -> None:
-        """Insert a batch of float64 ring columns into ``table`` as its scaled integers, in one statement
-        (call inside a transaction). Small batches go through a kept appender, large ones through a scan
-        of the numpy arrays."""
-        scaled = scaled_columns(columns, spec)
+    def insert_rows(self, spec: RowSpec, columns: dict[str, np.ndarray]) -> None:
+        """Insert a batch of float64 ring columns into the spec's table as its scaled integers, in one
+        statement (call inside a transaction). Small batches go through a kept appender, large ones through
+        a scan of the numpy arrays."""
+        table = spec.table
+        scaled = spec.to_stored(columns)
         rows = len(next(iter(scaled.values())))
         if not rows:
             return

@@ -13,7 +13,9 @@ import numpy as np
 
 from .meter import METHOD_GPU_POWER
 from .rollups import Rollups
-from .sampler import GPU_RING_COLUMNS, RING_COLUMNS, write_batch
+from .rows import GPU_ROW, HOST_ROW, empty_columns
+from .sampler import write_batch
+from .sources.power import cpu_model_power_w, dimm_model_power_w
 from .store import Store, first
 
 CHUNK_S = 3600.0  # one transaction per synthetic hour
@@ -25,7 +27,7 @@ class Machine:
 
     logical_cpus: int = 16
     tdp_w: float = 105.0
-    memory_w: float = 20.0
+    dimms: int = 4
     gpu_idle_w: float = 30.0
     gpu_max_w: float = 300.0
     gpu_memory_bytes: float = 24 * 2**30
@@ -75,17 +77,17 @@ def synth_chunk(rng: np.random.Generator, ts_ms: np.ndarray, hz: float, gpus: in
     rx = rng.lognormal(7.0 + 3.0 * activity, 1.0)  # bytes per second
     tx = rng.lognormal(6.0 + 2.5 * activity, 1.0)
     latency = np.where(np.arange(n) % max(int(2 * hz), 1) == 0, rng.normal(22.0, 4.0, n).clip(1.0), np.nan)
-    cpu_w = machine.tdp_w * (0.1 + 0.9 * (cpu / 100.0) ** 3)  # the TDP model, vectorized
+    cpu_w = cpu_model_power_w(machine.tdp_w, cpu / 100.0)  # the sampler's own models
+    memory_w, _ = dimm_model_power_w(machine.dimms)
     # levels and network are read once a second; the ticks between carry the latest reading
     read = np.maximum.accumulate(np.where((np.round(ts_ms) % 1000.0) < (1000.0 / hz), np.arange(n), 0))
     memory, load, tcp, rx, tx = (values[read] for values in (memory, load, tcp, rx, tx))
-    columns = {name: np.full(n, np.nan) for name in RING_COLUMNS}
+    columns = empty_columns(HOST_ROW, n)
     columns.update(ts_ms=ts_ms, interval_s=np.full(n, interval), cpu_pct=np.round(cpu, 1), mem_pct=np.round(memory, 1),
                    load1=np.round(load, 2), logical_cpus=np.full(n, machine.logical_cpus), tcp_estab=tcp,
-                   rx_bps=np.round(rx), tx_bps=np.round(tx), latency_ms=latency, cpu_w=cpu_w,
-                   cpu_j=cpu_w * interval, mem_w=np.full(n, machine.memory_w),
-                   mem_j=np.full(n, machine.memory_w * interval), methods=np.zeros(n))
-    gpu_columns = {name: np.empty(0) for name in GPU_RING_COLUMNS}
+                   rx_bps=np.round(rx), tx_bps=np.round(tx), latency_ms=latency, cpu_j=cpu_w * interval,
+                   mem_j=np.full(n, memory_w * interval), methods=np.zeros(n))
+    gpu_columns = empty_columns(GPU_ROW, 0)
     if gpus:
         jobs = _segments(rng, n, 1.0 / (4 * 3600 * hz), int(600 * hz), int(3 * 3600 * hz))
         rows = []
@@ -97,13 +99,15 @@ def synth_chunk(rng: np.random.Generator, ts_ms: np.ndarray, hz: float, gpus: in
             power = machine.gpu_idle_w + (machine.gpu_max_w - machine.gpu_idle_w) * utilization / 100.0
             memory_used = np.where(jobs > 0, 0.7, 0.03) * machine.gpu_memory_bytes
             temperature = np.round(35 + 45 * utilization / 100.0)
-            rows.append(np.column_stack((ts_ms, np.full(n, index), utilization, memory_used, power, temperature)))
+            rows.append(np.column_stack([{"ts_ms": ts_ms, "gpu": np.full(n, index), "util_pct": utilization,
+                                          "mem_used_bytes": memory_used, "power_w": power,
+                                          "temp_c": temperature}[name] for name in GPU_ROW.names]))
             total_w += power
             utilization_sum += utilization
         stacked = np.vstack(rows)
         stacked = stacked[np.argsort(stacked[:, 0], kind="stable")]
-        gpu_columns = {name: stacked[:, i] for i, name in enumerate(GPU_RING_COLUMNS)}
-        columns.update(gpu_pct=utilization_sum / gpus, gpu_w=total_w, gpu_j=total_w * interval,
+        gpu_columns = {name: stacked[:, i] for i, name in enumerate(GPU_ROW.names)}
+        columns.update(gpu_pct=utilization_sum / gpus, gpu_j=total_w * interval,
                        gpu_idle_j=np.full(n, machine.gpu_idle_w * gpus * interval),
                        methods=np.full(n, float(METHOD_GPU_POWER)))
     return columns, gpu_columns

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 
+import numpy as np
+
 UNKNOWN_CPU_TDP_W = 85.0
 WATTS_PER_THREAD = 4.0
 WATTS_PER_DIMM = 5.0
@@ -177,9 +179,12 @@ def match_tdp(model: str, threads: int, table: list[tuple[list[str], str, float]
     return TdpMatch(model, WATTS_PER_THREAD * max(threads, 1), "", "per_thread")
 
 
-def cpu_model_power_w(tdp_w: float, utilization: float) -> float:
-    """Modelled CPU power: TDP x (0.1 + 0.9 u^3), u the utilization in 0..1."""
-    u = min(max(utilization, 0.0), 1.0)
+def cpu_model_power_w(tdp_w: float, utilization: float | np.ndarray) -> float | np.ndarray:
+    """Modelled CPU power: TDP x (0.1 + 0.9 u^3), u the utilization in 0..1 (a number, or an array of them)."""
+    if isinstance(utilization, np.ndarray):
+        u = np.clip(utilization, 0.0, 1.0)
+    else:
+        u = min(max(utilization, 0.0), 1.0)
     return tdp_w * (0.1 + 0.9 * u ** 3)
 
 

@@ -1,0 +1,94 @@
+"""The one definition of a sample row: each field's ring column, stored column, scale and unit.
+
+The sampler's ring holds float64 values in the field's unit (NaN for no reading); the database stores
+``round(value x scale)`` as an integer of ``sql_type`` (NULL for NaN), bit-packed by DuckDB. Everything that
+touches a row goes through these tables: the ring's columns, the appender, the rounding of figures computed
+from rows still in memory (so they equal what will be stored), and the SQL that reads stored values back in
+the field's unit. ``schema.sql`` declares the same columns; a test checks it against these tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # ring column, and the key of a tick's row
+    stored: str  # column of the table
+    scale: float  # stored integer = round(value x scale)
+    unit: str  # unit of the ring value
+    sql_type: str  # type of the stored column
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    table: str
+    fields: tuple[Field, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(field.name for field in self.fields)
+
+    @property
+    def stored_names(self) -> tuple[str, ...]:
+        return tuple(field.stored for field in self.fields)
+
+    def field(self, name: str) -> Field:
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(name)
+
+    def row(self, values: dict[str, float]) -> list[float]:
+        """A ring row from values by field name; a field not given is NaN (no reading)."""
+        return [values.get(name, np.nan) for name in self.names]
+
+    def to_stored(self, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The integers the table stores for ring columns, as float64 with NaN for NULL, by stored name."""
+        return {field.stored: np.round(columns[field.name] * field.scale) for field in self.fields}
+
+    def as_stored(self, name: str, values: np.ndarray) -> np.ndarray:
+        """Ring values rounded as the table will keep them, in the field's unit; NaN stays NaN."""
+        field = self.field(name)
+        return np.round(np.asarray(values, dtype=float) * field.scale) / field.scale
+
+    def sql(self, name: str) -> str:
+        """SQL giving a stored column back in the field's unit."""
+        field = self.field(name)
+        return field.stored if field.scale == 1 else f"({field.stored} / {float(field.scale)!r})"
+
+
+HOST_ROW = RowSpec("samples", (
+    Field("ts_ms", "ts_ms", 1, "epoch ms", "BIGINT"),
+    Field("interval_s", "interval_ms", 1000, "s", "INTEGER"),
+    Field("cpu_pct", "cpu_pm", 10, "%", "SMALLINT"),
+    Field("mem_pct", "mem_pm", 10, "%", "SMALLINT"),
+    Field("load1", "load1_c", 100, "load", "INTEGER"),
+    Field("logical_cpus", "logical_cpus", 1, "count", "SMALLINT"),
+    Field("tcp_estab", "tcp_estab", 1, "count", "INTEGER"),
+    Field("rx_bps", "rx_bps", 1, "B/s", "BIGINT"),
+    Field("tx_bps", "tx_bps", 1, "B/s", "BIGINT"),
+    Field("gpu_pct", "gpu_pm", 10, "%", "SMALLINT"),
+    Field("latency_ms", "latency_us", 1000, "ms", "INTEGER"),
+    Field("cpu_j", "cpu_mj", 1000, "J", "INTEGER"),
+    Field("gpu_j", "gpu_mj", 1000, "J", "INTEGER"),
+    Field("gpu_idle_j", "gpu_idle_mj", 1000, "J", "INTEGER"),
+    Field("mem_j", "mem_mj", 1000, "J", "INTEGER"),
+    Field("methods", "methods", 1, "bits", "UTINYINT"),
+))
+GPU_ROW = RowSpec("gpu_samples", (
+    Field("ts_ms", "ts_ms", 1, "epoch ms", "BIGINT"),
+    Field("gpu", "gpu", 1, "index", "UTINYINT"),
+    Field("util_pct", "util_pm", 10, "%", "SMALLINT"),
+    Field("mem_used_bytes", "mem_used_mb", 1 / 1048576, "B", "INTEGER"),
+    Field("power_w", "power_mw", 1000, "W", "INTEGER"),
+    Field("temp_c", "temp_c", 1, "°C", "SMALLINT"),
+))
+
+
+def empty_columns(spec: RowSpec, rows: int) -> dict[str, np.ndarray]:
+    """Ring columns of ``rows`` rows with no readings (NaN), to be filled by field name."""
+    return {name: np.full(rows, np.nan) for name in spec.names}
