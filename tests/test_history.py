@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from tsstats.config import load_settings
+from tsstats.flushing import write_batch
 from tsstats.history import MAX_POINTS, nice_step, parse_history_query, run_history, tier_plan, to_csv
 from tsstats.params import InputError
-from tsstats.rollups import HOUR_MS, MINUTE_MS, Rollups, enforce_retention
+from tsstats.retention import enforce_retention
+from tsstats.rollups import HOUR_MS, MINUTE_MS, Rollups
 from tsstats.rows import GPU_ROW, HOST_ROW, empty_columns
-from tsstats.sampler import write_batch
 from tsstats.store import Store
 
 HOUR0 = 1_800_000_000_000 // HOUR_MS * HOUR_MS  # an hour boundary
@@ -221,7 +222,7 @@ def test_rollups_rebuild_after_a_crash(tmp_path):
     assert minutes_before == 9  # minute 10 was open when the rest arrived without a close
     again = Rollups()
     again.load(store.writer)
-    store.transaction(lambda con: again.close_buckets(con, HOUR0 + 90 * MINUTE_MS))
+    again.close(store, HOUR0 + 90 * MINUTE_MS)
     rows = store.read_now(lambda con: con.execute("SELECT bucket_ms, samples, cpu_sum FROM rollup_1m ORDER BY 1"
                                                   ).fetchall())
     assert [r[0] for r in rows] == [HOUR0 + i * MINUTE_MS for i in range(30)]
@@ -242,7 +243,7 @@ def test_retention_removes_exactly_what_it_should(tmp_path):
     ts = np.arange(HOUR0, now, MINUTE_MS, dtype=float)
     columns, gpu = make_columns(ts, rng)
     write_batch(store, rollups, columns, gpu)
-    store.transaction(lambda con: rollups.close_buckets(con, now))
+    rollups.close(store, now)
     settings = load_settings({"retention_raw": "3d", "retention_1m": "5d", "retention_1h": "8d"}, env={"HOME": "/h"})
     while store.transaction(lambda con: enforce_retention(con, settings, now, rollups.minutes_until)):
         pass
@@ -259,7 +260,7 @@ def test_retention_removes_exactly_what_it_should(tmp_path):
 
 
 def test_size_cap_deletes_the_oldest_first(tmp_path):
-    from tsstats.rollups import enforce_size_cap, used_bytes
+    from tsstats.retention import enforce_size_cap, used_bytes
 
     store, rollups = fresh_store(tmp_path / "cap.duckdb")
     rng = np.random.default_rng(9)

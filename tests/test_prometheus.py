@@ -62,7 +62,7 @@ scrape_configs:
                 if answer.get("data", {}).get("result"):
                     result = answer["data"]["result"]
                     break
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):  # not listening yet, or a plain-text "not ready" answer
                 pass
             time.sleep(0.5)
         assert result, "Prometheus never stored a sample of tsstats_cpu_usage_ratio"

@@ -11,7 +11,7 @@ from conftest import FakeGpu, FakePowercap, fake_nvml, write_stat
 from tsstats.config import load_settings
 from tsstats.request_stats import RequestStats
 from tsstats.sampler import Clocks, Sampler
-from tsstats.service import build_sources
+from tsstats.service import build_sources, close_sources, load_grid
 from tsstats.store import Store
 
 START_WALL = 1_800_000_000.0
@@ -49,11 +49,13 @@ class Rig:
     def open(self):
         self.store = Store(self.settings.db)
         self.sources = build_sources(self.settings, nvml=self.nvml, sys_root=str(self.proc_root.parent / "sys"))
-        self.sampler = Sampler(self.settings, self.store, self.sources, RequestStats(), clocks=self.clock.clocks())
+        self.sampler = Sampler(self.settings, self.store, self.sources, load_grid(self.settings), RequestStats(),
+                               clocks=self.clock.clocks())
         self.sampler.prepare()
 
     def close(self):
-        self.sampler.flush()
+        self.sampler.flusher.flush()
+        close_sources(self.sources)
         self.store.close()
 
     def tick(self, cpu_pct: float = 0.0, seconds: float = 0.1, wall: float | None = None):
@@ -65,7 +67,7 @@ class Rig:
         self.sampler.tick()
 
     def stats(self) -> dict:
-        return json.loads(self.sampler.build_snapshot().body)
+        return json.loads(self.sampler.publisher.build().body)
 
 
 def test_snapshot_from_canned_procfs(tmp_path, proc_root):
@@ -127,7 +129,7 @@ def test_without_counters_estimates_are_flagged(tmp_path, proc_root):
     rig = Rig(tmp_path, proc_root)
     for _ in range(20):
         rig.tick(50)
-    rig.sampler.flush()
+    rig.sampler.flusher.flush()
     stats = rig.stats()
     live, meta = stats["liveStats"], stats["meta"]
     assert live["energyConsumption"] > 0 and live["carbonFootprint"] > 0
@@ -150,7 +152,7 @@ def test_energy_from_rapl_at_known_wattage(tmp_path, proc_root):
             counters[entry] += int(power * 0.1 * 1e6)
             tree.set(entry, counters[entry])
         rig.tick(30)
-    rig.sampler.flush()
+    rig.sampler.flusher.flush()
     stats = rig.stats()
     expected_kwh = (60.0 + 5.0) * 10.0 * 1.5 / 3.6e6
     assert stats["liveStats"]["energyConsumption"] == pytest.approx(expected_kwh, rel=0.02)
@@ -169,7 +171,7 @@ def test_outages_lower_uptime_and_survive_restart(tmp_path, proc_root):
     rig.tick(5, seconds=1.0)  # a 1 s gap: down time
     for _ in range(9):
         rig.tick(5)
-    rig.sampler.flush()
+    rig.sampler.flusher.flush()
     uptime = rig.stats()["liveStats"]["uptime"]
     span = 0.1 * 18 + 1.0  # from the first tick to the last
     assert uptime == pytest.approx(100 * (span - 1.0) / span, abs=0.5)
@@ -177,7 +179,7 @@ def test_outages_lower_uptime_and_survive_restart(tmp_path, proc_root):
     rig.clock.advance(7.0)  # the service was stopped for 7 s
     rig.open()
     rig.tick(5)
-    rig.sampler.flush()
+    rig.sampler.flusher.flush()
     span += 7.1
     assert rig.stats()["liveStats"]["uptime"] == pytest.approx(100 * (span - 8.1) / span, abs=1.0)
     rig.close()
@@ -202,12 +204,14 @@ def test_restart_keeps_totals(tmp_path, proc_root):
     for _ in range(20):
         rig.tick(50)
     rig.close()
-    before = rig.sampler.energy_totals()
+    before = rig.sampler.ledger.view().totals
     rig.open()
-    assert rig.sampler.energy_totals() == pytest.approx(before)
+    after = rig.sampler.ledger.view().totals
+    assert (after.cpu_j, after.gpu_j, after.mem_j, after.covered_s) == pytest.approx(
+        (before.cpu_j, before.gpu_j, before.mem_j, before.covered_s))
     rig.tick(0, seconds=0.0)
     window = rig.stats()["liveStats"]["energyConsumption"]
-    assert window == pytest.approx(sum(before.values()) / 3.6e6, rel=1e-3)
+    assert window == pytest.approx(before.total_j / 3.6e6, rel=1e-3)
     rig.close()
 
 
@@ -215,7 +219,7 @@ def test_carbon_saved_against_a_declared_baseline(tmp_path, proc_root):
     rig = Rig(tmp_path, proc_root, baseline_power_w=500, grid_region="FRA")
     for _ in range(50):
         rig.tick(50)
-    rig.sampler.flush()
+    rig.sampler.flusher.flush()
     stats = rig.stats()
     # 5 s: the baseline drew 500 W; the machine (TDP model, 150 W TDP at 50%, plus 10 W of DIMMs) far less
     machine_j = (150 * (0.1 + 0.9 * 0.125) + 10.0) * 5.0
@@ -239,15 +243,17 @@ def test_stalled_sampler_is_reported(tmp_path, proc_root):
 
 def test_stats_are_built_on_demand_not_on_a_timer(tmp_path, proc_root):
     rig = Rig(tmp_path, proc_root, update_interval="1s")
-    sampler = rig.sampler
-    assert sampler.snapshot_due()  # nothing built yet
+    publisher = rig.sampler.publisher
+    assert publisher.due()  # nothing built yet
     rig.tick(10)
-    first = sampler.build_snapshot()
+    first = publisher.build()
     for _ in range(5):
         rig.tick(10)  # ticks alone build nothing
-    assert sampler.snapshot is first and not sampler.snapshot_due()
+    assert publisher.snapshot is first and not publisher.due()
     rig.clock.advance(0.6)
-    assert sampler.snapshot is first and sampler.snapshot_due()  # older than update_interval: due when asked
-    second = sampler.build_snapshot()
-    assert second.version == first.version + 1 and not sampler.snapshot_due()
+    assert publisher.snapshot is first and publisher.due()  # older than update_interval: due when asked
+    second = publisher.build()
+    assert second.version == first.version + 1 and not publisher.due()
+    publisher.invalidate()  # a write changed what the stats show
+    assert publisher.due()
     rig.close()

@@ -177,7 +177,7 @@ def run_serve(settings) -> int:
     except (StartupError, StoreError) as error:
         print(f"tsstats: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    app = create_app(settings, service.store, service.sampler, service.requests)
+    app = create_app(service.view())
 
     @app.before_server_start
     async def start_sampling(app):

@@ -11,8 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from . import energy, figures
 from .figures import FinishedComparison
 from .params import InputError, NonFiniteNumber, single_values
+from .snapshot import Comparisons
 from .store import first
 from .timeparse import parse_time, rfc3339_ms
 
@@ -275,6 +277,24 @@ def apply_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int,
     return record_from_row(row)
 
 
+def finish_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int, pending, pue: float,
+                  g_per_kwh: float) -> dict[str, Any]:
+    """Apply an update (writer thread, inside its transaction): check the transition, and give a comparison
+    that ran and now finishes its energy and carbon (``pending``: the sample rows not yet stored)."""
+    current = current_status(con, comparison_id)
+    if current is None:
+        raise InputError(f"no comparison {comparison_id}", status=404)
+    status, started_ms = current
+    check_transition(status, update.status)
+    energy_kwh = carbon_kg = None
+    if update.status in FINISHED:
+        energy_kwh, carbon_kg = 0.0, 0.0
+        if started_ms is not None:
+            energy_kwh, carbon_kg = energy.comparison_energy(
+                con, pending, started_ms, now_ms, running_intervals(con, started_ms, now_ms), pue, g_per_kwh)
+    return apply_update(con, comparison_id, update, now_ms, energy_kwh, carbon_kg)
+
+
 def list_comparisons(con, query: ListQuery) -> dict[str, Any]:
     conditions, params = [], []
     if query.status is not None:
@@ -299,21 +319,38 @@ def running_intervals(con, start_ms: int, end_ms: int) -> list[tuple[int, int, i
         [end_ms, end_ms, end_ms, start_ms]).fetchall()
 
 
-def comparison_stats(con) -> dict[str, float]:
+def comparison_stats(con) -> Comparisons:
     counts = dict(con.execute("SELECT status, count(*) FROM comparisons GROUP BY status").fetchall())
     averages = first(con.execute(
         "SELECT coalesce(avg(accuracy), 0), coalesce(avg(speed), 0) FROM comparisons "
         "WHERE status = 'completed'").fetchall())
     models = first(con.execute("SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons)"
                          ).fetchall())[0]
-    return {
-        "activeComparisons": counts.get("running", 0),
-        "queueLength": counts.get("queued", 0),
-        "totalComparisons": counts.get("completed", 0),
-        "modelsCompared": models,
-        "averageAccuracy": float(averages[0]),
-        "averageSpeed": float(averages[1]),
-    }
+    return Comparisons(running=counts.get("running", 0), queued=counts.get("queued", 0),
+                       completed=counts.get("completed", 0), models=models, accuracy_pct=float(averages[0]),
+                       speed=float(averages[1]))
+
+
+class ComparisonTracker:
+    """What the stats show of comparisons and offsets, reloaded after each write (writer thread)."""
+
+    def __init__(self, activity_window_s: float):
+        self.window_ms = activity_window_s * 1000.0
+        self.counts = Comparisons()
+        self.finished: list[FinishedComparison] = []
+        self.offsets_kg = 0.0
+
+    def reload(self, con, now_ms: float) -> None:
+        self.counts = comparison_stats(con)
+        self.finished = finished_since(con, now_ms - self.window_ms)
+        self.offsets_kg = offsets_total(con)
+
+    def trim(self, now_ms: float) -> None:
+        """Forget comparisons finished before the activity window."""
+        self.finished = [item for item in self.finished if item.finished_ms > now_ms - self.window_ms]
+
+    def activity(self, now_ms: float) -> figures.Activity:
+        return figures.comparison_activity(self.finished, now_ms, self.window_ms)
 
 
 def finished_since(con, since_ms: float) -> list[FinishedComparison]:

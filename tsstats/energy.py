@@ -1,13 +1,24 @@
-"""Energy sums over stored samples and the rows still in memory, with the methods that measured them."""
+"""Energy accounting, in one place: sums over stored samples and over rows still in memory, the sliding
+report window, the retained totals behind the Prometheus counters, the PUE and carbon step, and the
+attribution of energy to comparisons.
+
+The ``EnergyLedger`` hands a flushed batch from "in memory" to "stored" under one lock, at the same moment
+the ring marks it flushed, so a reader never sees the batch in neither place (a dip, which Prometheus reads as
+a counter reset) nor in both.
+"""
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import ENERGY_SUMS
+from . import figures
+from .catalog import ENERGY_SUMS, energy_expression
 from .meter import METHOD_CPU_RAPL, METHOD_GPU_ENERGY, METHOD_GPU_POWER, METHOD_MEM_RAPL
+from .ring import Ring
 from .rows import HOST_ROW
 from .store import first
 
@@ -17,9 +28,10 @@ _SUMS_SQL = (
     + ", count(*), coalesce(bit_and(methods), 0), coalesce(bit_or(methods), 0) "
     "FROM samples WHERE ts_ms >= ? AND ts_ms < ?"
 )
+COMPONENTS = ("cpu", "gpu", "memory")
 
 
-@dataclass
+@dataclass(frozen=True)
 class EnergySums:
     """Energy in joules by component, as stored (before PUE), and the method bits seen."""
 
@@ -56,6 +68,55 @@ class EnergySums:
                           self.rows - other.rows, self.methods_all, self.methods_any)
 
 
+@dataclass(frozen=True)
+class Totals:
+    """Joules by component and seconds covered over everything retained, before PUE."""
+
+    cpu_j: float = 0.0
+    gpu_j: float = 0.0
+    mem_j: float = 0.0
+    covered_s: float = 0.0
+
+    @property
+    def total_j(self) -> float:
+        return self.cpu_j + self.gpu_j + self.mem_j
+
+    def plus(self, sums: EnergySums, covered_s: float) -> Totals:
+        return Totals(self.cpu_j + sums.cpu_j, self.gpu_j + sums.gpu_j, self.mem_j + sums.mem_j,
+                      self.covered_s + covered_s)
+
+    def by_component(self) -> dict[str, float]:
+        return {"cpu": self.cpu_j, "gpu": self.gpu_j, "memory": self.mem_j}
+
+
+@dataclass(frozen=True)
+class EnergyReport:
+    """Energy after PUE and its emissions: what the API reports for an interval."""
+
+    cpu_kwh: float
+    gpu_kwh: float
+    memory_kwh: float
+    g_per_kwh: float
+
+    @property
+    def total_kwh(self) -> float:
+        return self.cpu_kwh + self.gpu_kwh + self.memory_kwh
+
+    @property
+    def carbon_kg(self) -> float:
+        return figures.carbon_kg(self.total_kwh, self.g_per_kwh)
+
+    @property
+    def carbon_g(self) -> float:
+        return figures.carbon_g(self.total_kwh, self.g_per_kwh)
+
+
+def report(sums: EnergySums | Totals, pue: float, g_per_kwh: float) -> EnergyReport:
+    """The PUE and carbon step: joules before PUE -> kWh after PUE, with the grid's intensity."""
+    return EnergyReport(figures.kwh(sums.cpu_j * pue), figures.kwh(sums.gpu_j * pue), figures.kwh(sums.mem_j * pue),
+                        g_per_kwh)
+
+
 def stored_sums(con, from_ms: float, to_ms: float) -> EnergySums:
     row = first(con.execute(_SUMS_SQL, [int(from_ms), int(to_ms)]).fetchall())
     *joules, rows, methods_all, methods_any = row
@@ -81,8 +142,44 @@ def memory_sums(columns: dict[str, np.ndarray], from_ms: float = -np.inf, to_ms:
         int(inside.sum()), int(np.bitwise_and.reduce(methods)), int(np.bitwise_or.reduce(methods)))
 
 
+def covered_s(columns: dict[str, np.ndarray]) -> float:
+    """Seconds the rows cover (their intervals)."""
+    return float(np.nansum(columns["interval_s"]))
+
+
+def energy_between(con, pending: dict[str, np.ndarray], from_ms: float, to_ms: float) -> EnergySums:
+    """Energy over [from_ms, to_ms) from stored rows and the rows still in memory (``pending``, not stored)."""
+    first_pending = pending["ts_ms"][0] if len(pending["ts_ms"]) else math.inf
+    return stored_sums(con, from_ms, min(to_ms, first_pending)) + memory_sums(pending, from_ms, to_ms)
+
+
+def comparison_energy_j(con, pending: dict[str, np.ndarray], start_ms: float, end_ms: float,
+                        running: list[tuple[int, int, int]]) -> float:
+    """This machine's energy over [start_ms, end_ms] (before PUE), each sample's energy shared equally among
+    the comparisons running then (``running``: their (id, started, finished or end) intervals, this one's
+    included); from stored samples and the rows still in memory."""
+    found = con.execute(f"SELECT ts_ms, {energy_expression('total_j', True)} AS j FROM samples "
+                        "WHERE ts_ms BETWEEN ? AND ? ORDER BY ts_ms", [int(start_ms), int(end_ms)]).fetchnumpy()
+    ts = np.asarray(found["ts_ms"], dtype=float)
+    joules = np.asarray(found["j"], dtype=float)
+    if len(pending["ts_ms"]):
+        memory_j = sum(np.nan_to_num(HOST_ROW.as_stored(name, pending[name]), nan=0.0)
+                       for name in ("cpu_j", "gpu_j", "mem_j"))
+        ts, joules = np.concatenate((ts, pending["ts_ms"])), np.concatenate((joules, memory_j))
+    starts = np.array([row[1] for row in running], dtype=float)
+    ends = np.array([row[2] for row in running], dtype=float)
+    return figures.attributed_energy_j(ts, joules, start_ms, end_ms, starts, ends)
+
+
+def comparison_energy(con, pending: dict[str, np.ndarray], start_ms: float, end_ms: float,
+                      running: list[tuple[int, int, int]], pue: float, g_per_kwh: float) -> tuple[float, float]:
+    """(kWh after PUE, kg CO2e) attributed to a comparison that ran over [start_ms, end_ms]."""
+    energy_kwh = figures.kwh(comparison_energy_j(con, pending, start_ms, end_ms, running) * pue)
+    return energy_kwh, figures.carbon_kg(energy_kwh, g_per_kwh)
+
+
 class EnergyWindow:
-    """Sums over a sliding window [now - span, now), kept up to date without rescanning history.
+    """Stored sums over a sliding window [now - span, now), kept up to date without rescanning history.
 
     New batches are added as they are flushed; rows that slide out of the window are subtracted with a
     range query over just those rows (zone maps keep it to the few row groups concerned).
@@ -102,11 +199,60 @@ class EnergyWindow:
         if self.lower_ms is None or len(ts_ms) == 0 or ts_ms[0] >= self.lower_ms:
             self.sums = self.sums + sums
 
-    def advance(self, con, now_ms: float) -> None:
+    def slid_out(self, con, now_ms: float) -> tuple[EnergySums, float] | None:
+        """The stored sums that slide out when the window ends at ``now_ms``, and the new lower edge."""
         new_lower = now_ms - self.span_ms
-        if self.lower_ms is None:
-            self.load(con, now_ms)
-            return
-        if new_lower > self.lower_ms:
-            self.sums = self.sums - stored_sums(con, self.lower_ms, new_lower)
-            self.lower_ms = new_lower
+        if self.lower_ms is None or new_lower <= self.lower_ms:
+            return None
+        return stored_sums(con, self.lower_ms, new_lower), new_lower
+
+    def slide(self, slid: EnergySums, new_lower: float) -> None:
+        self.sums = self.sums - slid
+        self.lower_ms = new_lower
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    """The ledger read at one moment: stored and in-memory energy together."""
+
+    window: EnergySums  # the report window
+    totals: Totals  # everything retained
+
+
+class EnergyLedger:
+    """The report window and the retained totals, each stored part plus the ring's unflushed rows."""
+
+    def __init__(self, ring: Ring, window_ms: float):
+        self.ring = ring
+        self.window = EnergyWindow(window_ms)
+        self.totals = Totals()
+        self._lock = threading.Lock()
+
+    def load(self, con, now_ms: float, totals: Totals) -> None:
+        with self._lock:
+            self.totals = totals
+            self.window.load(con, now_ms)
+
+    def stored(self, columns: dict[str, np.ndarray], flushed_upto: int) -> None:
+        """A batch of ring rows has been committed: move it from memory to the stored sums, and mark it
+        flushed in the ring, in one step for readers."""
+        batch = memory_sums(columns)
+        with self._lock:
+            self.totals = self.totals.plus(batch, covered_s(columns))
+            self.window.add_sums(batch, columns["ts_ms"])
+            self.ring.mark_flushed(flushed_upto)
+
+    def advance(self, con, now_ms: float) -> None:
+        """Slide the window's lower edge to ``now - span`` (a query over the rows that slid out, outside the
+        lock: only the writer thread stores rows)."""
+        slid = self.window.slid_out(con, now_ms)
+        if slid is not None:
+            with self._lock:
+                self.window.slide(*slid)
+
+    def view(self) -> LedgerView:
+        with self._lock:
+            pending_columns = self.ring.columns_of(self.ring.pending())
+            pending = memory_sums(pending_columns)
+            return LedgerView(window=self.window.sums + pending,
+                              totals=self.totals.plus(pending, covered_s(pending_columns)))

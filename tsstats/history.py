@@ -261,7 +261,7 @@ def run_history(con, query: HistoryQuery, minutes_until: int | None, hours_until
         else:
             retained = retained_energy(con, hours, minutes, before_ms=begin)
             parts = ENERGY_COMPONENTS if series.energy == "total_j" else (series.energy,)
-            base = sum(retained[part] for part in parts)
+            base = sum(getattr(retained, part) for part in parts)
             series_out[series.name] = finish_counter(energy[series.name], rows[series.name] > 0, base,
                                                      query.aggregates)
     return {"from": query.from_ms, "to": query.to_ms, "step": query.step_ms, "tier": query.tier,

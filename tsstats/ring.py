@@ -1,4 +1,7 @@
-"""A fixed-size ring of samples in numpy: one row a tick, one float64 column a metric, NaN for no reading."""
+"""A fixed-size ring of samples in numpy: one row a tick, one float64 column a metric, NaN for no reading.
+
+Rows stay pending until the writer marks them flushed, after they are committed: a failed write leaves them
+pending for the next try, and readers see every row either pending or stored."""
 
 from __future__ import annotations
 
@@ -56,24 +59,25 @@ class Ring:
         column = held[:, self.index[ts_column]]
         return held[np.searchsorted(column, ts_ms, side="left"):]
 
-    def drain(self) -> tuple[np.ndarray, int]:
-        """Rows appended since the last drain, and how many were overwritten before they could be drained."""
+    def unflushed(self) -> tuple[np.ndarray, int, int]:
+        """The rows not yet marked flushed (still held), the row number to pass to ``mark_flushed`` once they
+        are stored, and how many were overwritten before they could be stored (counted once)."""
         with self._lock:
             oldest = self._count - len(self)
             lost = max(0, oldest - self._flushed)
-            rows = self._ordered(max(self._flushed, oldest), self._count)
-            self._flushed = self._count
-        return rows, lost
+            if lost:
+                self._flushed = oldest
+            return self._ordered(self._flushed, self._count), self._count, lost
+
+    def mark_flushed(self, upto: int) -> None:
+        """Rows before row number ``upto`` are stored: they are no longer pending."""
+        with self._lock:
+            self._flushed = max(self._flushed, upto)
 
     def pending(self) -> np.ndarray:
-        """Copy of the rows not yet drained (still held), oldest first."""
+        """Copy of the rows not yet stored (still held), oldest first."""
         with self._lock:
             return self._ordered(max(self._flushed, self._count - len(self)), self._count)
-
-    def undrain(self, rows: int) -> None:
-        """Give back the last ``rows`` drained rows after a failed write, so that the next drain retries them."""
-        with self._lock:
-            self._flushed = max(self._flushed - rows, self._count - len(self))
 
     def columns_of(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {name: rows[:, i] for i, name in enumerate(self.columns)}

@@ -8,15 +8,14 @@ every bucket still missing, from the finer tier, so the tiers always agree with 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .catalog import ENERGY_SUMS, GPU_METRICS, HOST_METRICS, rollup_aggregates, rollup_columns
+from .energy import Totals
 from .store import first
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
-# the most one retention pass deletes from each table: about 36,000 rows each (tens of ms)
-RETENTION_CHUNK_MS = {"samples": HOUR_MS, "gpu_samples": HOUR_MS, "rollup_1m": 24 * HOUR_MS,
-                      "gpu_rollup_1m": 24 * HOUR_MS, "rollup_1h": 720 * HOUR_MS, "gpu_rollup_1h": 720 * HOUR_MS,
-                      "outages": 720 * HOUR_MS}
 
 
 def tier_columns(gpu: bool) -> list[tuple[str, str]]:
@@ -49,84 +48,83 @@ HOUR_SQL = (_insert_buckets(HOUR_MS, "rollup_1h", "rollup_1m", HOST_METRICS, Tru
             _insert_buckets(HOUR_MS, "gpu_rollup_1h", "gpu_rollup_1m", GPU_METRICS, False, True, False))
 
 
+@dataclass(frozen=True)
+class TierState:
+    """How far each tier is complete: every bucket before these times is written."""
+
+    minutes_until: int | None = None
+    hours_until: int | None = None
+
+
 class Rollups:
-    """Knows how far each tier is complete and closes the buckets that ended since."""
+    """Knows how far each tier is complete and closes the buckets that ended since. ``close_buckets`` writes
+    inside the caller's transaction and returns the new state; ``commit`` takes it once that transaction
+    has committed, so a failed write leaves the state as it was."""
 
     def __init__(self) -> None:
-        self.minutes_until: int | None = None  # every minute before this is in rollup_1m
-        self.hours_until: int | None = None
+        self.state = TierState()
+
+    @property
+    def minutes_until(self) -> int | None:
+        return self.state.minutes_until
+
+    @property
+    def hours_until(self) -> int | None:
+        return self.state.hours_until
 
     def load(self, con) -> None:
         minute = first(con.execute("SELECT max(bucket_ms) FROM rollup_1m").fetchall())[0]
         hour = first(con.execute("SELECT max(bucket_ms) FROM rollup_1h").fetchall())[0]
         oldest_sample = first(con.execute("SELECT min(ts_ms) FROM samples").fetchall())[0]
+        minutes_until = hours_until = None
         if minute is not None:
-            self.minutes_until = int(minute) + MINUTE_MS
+            minutes_until = int(minute) + MINUTE_MS
         elif oldest_sample is not None:
-            self.minutes_until = int(oldest_sample) // MINUTE_MS * MINUTE_MS
+            minutes_until = int(oldest_sample) // MINUTE_MS * MINUTE_MS
         if hour is not None:
-            self.hours_until = int(hour) + HOUR_MS
-        elif self.minutes_until is not None:
+            hours_until = int(hour) + HOUR_MS
+        elif minutes_until is not None:
             first_minute = first(con.execute("SELECT min(bucket_ms) FROM rollup_1m").fetchall())[0]
-            start = int(first_minute) if first_minute is not None else self.minutes_until
-            self.hours_until = start // HOUR_MS * HOUR_MS
+            start = int(first_minute) if first_minute is not None else minutes_until
+            hours_until = start // HOUR_MS * HOUR_MS
+        self.state = TierState(minutes_until, hours_until)
 
     def due(self, latest_ts_ms: float) -> bool:
         """Whether a sample at ``latest_ts_ms`` closes a bucket."""
-        return self.minutes_until is None or int(latest_ts_ms) // MINUTE_MS * MINUTE_MS > self.minutes_until
+        until = self.state.minutes_until
+        return until is None or int(latest_ts_ms) // MINUTE_MS * MINUTE_MS > until
 
-    def close_buckets(self, con, latest_ts_ms: float, earliest_ts_ms: float | None = None) -> int:
-        """Write every bucket that ended before the minute of ``latest_ts_ms``; returns minutes written.
-        ``earliest_ts_ms`` is the oldest sample just written, which starts the tiers of an empty database."""
+    def close_buckets(self, con, latest_ts_ms: float, earliest_ts_ms: float | None = None) -> TierState:
+        """Write every bucket that ended before the minute of ``latest_ts_ms`` (inside the caller's
+        transaction) and return the state to ``commit`` after it. ``earliest_ts_ms`` is the oldest sample just
+        written, which starts the tiers of an empty database."""
         minute_start = int(latest_ts_ms) // MINUTE_MS * MINUTE_MS
-        if self.minutes_until is None:
+        minutes_until, hours_until = self.state.minutes_until, self.state.hours_until
+        if minutes_until is None:
             origin = int(earliest_ts_ms if earliest_ts_ms is not None else latest_ts_ms)
-            self.minutes_until = origin // MINUTE_MS * MINUTE_MS
-            self.hours_until = origin // HOUR_MS * HOUR_MS
-        written = 0
-        if minute_start > self.minutes_until:
+            minutes_until = origin // MINUTE_MS * MINUTE_MS
+            hours_until = origin // HOUR_MS * HOUR_MS
+        if minute_start > minutes_until:
             for statement in MINUTE_SQL:
-                con.execute(statement, [self.minutes_until, minute_start])
-            written = (minute_start - self.minutes_until) // MINUTE_MS
-            self.minutes_until = minute_start
-        hour_start = self.minutes_until // HOUR_MS * HOUR_MS
-        if hour_start > self.hours_until:
+                con.execute(statement, [minutes_until, minute_start])
+            minutes_until = minute_start
+        hour_start = minutes_until // HOUR_MS * HOUR_MS
+        if hour_start > hours_until:
             for statement in HOUR_SQL:
-                con.execute(statement, [self.hours_until, hour_start])
-            self.hours_until = hour_start
-        return written
+                con.execute(statement, [hours_until, hour_start])
+            hours_until = hour_start
+        return TierState(minutes_until, hours_until)
 
+    def commit(self, state: TierState) -> None:
+        self.state = state
 
-def retention_deletes(settings, now_ms: float, minutes_until: int | None) -> list[tuple[str, str, int]]:
-    """(table, time column, cut-off) for every table, older rows to delete. Raw samples go only once
-    they are rolled up."""
-    raw_cut = int(now_ms - settings.retention_raw * 1000)
-    if minutes_until is not None:
-        raw_cut = min(raw_cut, minutes_until)
-    minute_cut = int(now_ms - settings.retention_1m * 1000)
-    hour_cut = int(now_ms - settings.retention_1h * 1000)
-    return [("samples", "ts_ms", raw_cut), ("gpu_samples", "ts_ms", raw_cut),
-            ("rollup_1m", "bucket_ms", minute_cut), ("gpu_rollup_1m", "bucket_ms", minute_cut),
-            ("rollup_1h", "bucket_ms", hour_cut), ("gpu_rollup_1h", "bucket_ms", hour_cut),
-            ("outages", "end_ms", hour_cut)]
-
-
-def enforce_retention(con, settings, now_ms: float, minutes_until: int | None) -> int:
-    """Delete rows past their tier's retention, at most ``RETENTION_CHUNK_MS`` of each table per call so
-    that the writer never stalls for long (an hour of raw samples, a day of 1-minute rows, 30 days of 1-hour
-    rows); returns the rows deleted (0: nothing left to do)."""
-    deleted = 0
-    for table, column, cut in retention_deletes(settings, now_ms, minutes_until):
-        oldest = first(con.execute(f"SELECT min({column}) FROM {table}").fetchall())[0]
-        if oldest is None or oldest >= cut:
-            continue
-        bound = min(cut, int(oldest) + RETENTION_CHUNK_MS[table])
-        deleted += first(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall())[0]
-    return deleted
+    def close(self, store, latest_ts_ms: float) -> None:
+        """Close the buckets due at ``latest_ts_ms`` in a transaction of their own."""
+        self.commit(store.transaction(lambda con: self.close_buckets(con, latest_ts_ms)))
 
 
 def retained_energy(con, hours_until: int | None, minutes_until: int | None,
-                    before_ms: int = 2 ** 62) -> dict[str, float]:
+                    before_ms: int = 2 ** 62) -> Totals:
     """Joules by component and seconds covered in everything retained before ``before_ms``: closed hours,
     then closed minutes after them, then raw samples after those."""
     keys = ("cpu_j", "gpu_j", "mem_j", "covered_s")
@@ -141,33 +139,4 @@ def retained_energy(con, hours_until: int | None, minutes_until: int | None,
         first(con.execute(f"SELECT {raw} FROM samples WHERE ts_ms >= ? AND ts_ms < ?",
                           [minutes, before_ms]).fetchall()),
     ]
-    return {key: float(sum(part[i] for part in parts)) for i, key in enumerate(keys)}
-
-
-def used_bytes(con) -> int:
-    """Bytes of the database file in use (blocks holding data; freed blocks count once checkpointed)."""
-    _, _, block_size, _, used_blocks, _, _, _, _ = con.execute("SELECT * FROM pragma_database_size()").fetchall()[0]
-    return int(block_size) * int(used_blocks)
-
-
-def enforce_size_cap(con, cap_bytes: float, minutes_until: int | None) -> int:
-    """Over the cap, delete the oldest hour of raw samples already rolled up, else the oldest day of 1-minute
-    rows, else the oldest 30 days of 1-hour rows; returns the rows deleted (checkpoint before measuring again)."""
-    if used_bytes(con) <= cap_bytes:
-        return 0
-    steps = (("samples", "ts_ms", HOUR_MS, ("gpu_samples",)), ("rollup_1m", "bucket_ms", 24 * HOUR_MS,
-             ("gpu_rollup_1m",)), ("rollup_1h", "bucket_ms", 30 * 24 * HOUR_MS, ("gpu_rollup_1h",)))
-    for table, column, span, companions in steps:
-        oldest = con.execute(f"SELECT min({column}) FROM {table}").fetchall()[0][0]
-        if oldest is None:
-            continue
-        bound = int(oldest) + span
-        if table == "samples" and minutes_until is not None:
-            bound = min(bound, minutes_until)
-            if bound <= oldest:
-                continue
-        deleted = con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall()[0][0]
-        for companion in companions:
-            deleted += con.execute(f"DELETE FROM {companion} WHERE {column} < ?", [bound]).fetchall()[0][0]
-        return deleted
-    return 0
+    return Totals(*(float(sum(part[i] for part in parts)) for i in range(len(keys))))

@@ -5,13 +5,21 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from . import comparisons as cmp
+from .energy import EnergySums, energy_between
+from .exposition import Scrape
 from .grid import Grid, resolve_grid
-from .meter import PowerMeter
+from .meter import Methods, PowerMeter, current_methods
+from .publishing import Snapshot
+from .reading import Clocks, Sources
 from .request_stats import RequestStats
-from .sampler import Clocks, Sampler, Sources
+from .rollups import TierState
+from .sampler import Sampler
 from .sources.host import HostReader
 from .sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
 from .sources.nvml import NvmlReader
@@ -65,8 +73,7 @@ def open_readers(settings, nvml: Any = None, sys_root: str = "/sys") -> Readers:
 
 
 def build_sources(settings, nvml: Any = None, sys_root: str = "/sys") -> Sources:
-    """The readers this machine offers, ready for the sampler."""
-    grid = load_grid(settings)
+    """The readers this machine offers, ready for the sampler; ``close_sources`` closes them."""
     readers = open_readers(settings, nvml, sys_root)
     if not readers.gpu.gpus:
         log.info("no GPU readings: %s", readers.gpu.error)
@@ -75,8 +82,14 @@ def build_sources(settings, nvml: Any = None, sys_root: str = "/sys") -> Sources
         log.warning("RAPL counters %s cannot be read (%s). %s", ", ".join(d.name for d in unreadable),
                     unreadable[0].error, RAPL_FIX)
     reader = ConnectProbe(settings.latency_targets) if settings.latency_targets else KernelRttReader()
-    return Sources(host=readers.host, gpu=readers.gpu, meter=readers.meter, latency=LatencyMonitor(reader),
-                   grid=grid)
+    return Sources(host=readers.host, gpu=readers.gpu, meter=readers.meter, latency=LatencyMonitor(reader))
+
+
+def close_sources(sources: Sources) -> None:
+    sources.latency.stop()
+    sources.gpu.stop()
+    sources.host.close()
+    sources.meter.rapl.close()
 
 
 def load_grid(settings) -> Grid:
@@ -86,38 +99,133 @@ def load_grid(settings) -> Grid:
         raise StartupError(str(error)) from None
 
 
+@dataclass(frozen=True)
+class HealthReport:
+    last_sample_age_s: float | None
+    stalled: bool
+    database_path: str
+    writable: bool
+    last_error: str
+    flushes: int
+    samples_lost: int
+    snapshot: Snapshot | None
+    snapshot_age_s: float | None
+
+
+class ServiceView:
+    """What the HTTP server sees of the service: the stats, health, the grid, the GPUs, the tiers, energy
+    over an interval, and the one write path; nothing of the sampler's insides."""
+
+    def __init__(self, settings, store: Store, sampler: Sampler, requests: RequestStats):
+        self.settings = settings
+        self.requests = requests
+        self.grid: Grid = sampler.grid
+        self._store = store
+        self._sampler = sampler
+        self._publisher = sampler.publisher
+        self.monotonic = sampler.clocks.monotonic
+
+    # stats
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._publisher.snapshot
+
+    @property
+    def snapshot_expires(self) -> float:
+        """Monotonic time after which the snapshot is due for a rebuild."""
+        return self._publisher.expires
+
+    def request_snapshot(self) -> Future:
+        return self._publisher.request()
+
+    def scrape(self, snapshot: Snapshot) -> Scrape:
+        sampler = self._sampler
+        return Scrape(figures=snapshot.figures, totals=sampler.ledger.view().totals, pue=self.settings.pue,
+                      requests=self.requests, samples_lost=sampler.flusher.health.lost_rows,
+                      last_sample_age_s=self.health().last_sample_age_s)
+
+    def health(self) -> HealthReport:
+        sampler, now = self._sampler, self.monotonic()
+        flush, snapshot = sampler.flusher.health, self._publisher.snapshot
+        last = sampler.last_tick_mono
+        return HealthReport(
+            last_sample_age_s=None if last is None else max(now - last, 0.0), stalled=sampler.stalled,
+            database_path=self._store.path, writable=flush.ok, last_error=flush.error, flushes=flush.flushes,
+            samples_lost=flush.lost_rows, snapshot=snapshot,
+            snapshot_age_s=None if snapshot is None else now - snapshot.built_mono)
+
+    # what is measured
+    def gpus_present(self) -> set[int]:
+        return {info.index for info in self._sampler.sources.gpu.gpus}
+
+    def current_methods(self) -> Methods:
+        sources = self._sampler.sources
+        return current_methods(sources.meter, sources.gpu)
+
+    def tiers(self) -> TierState:
+        return self._sampler.rollups.state
+
+    # reads and writes
+    async def read(self, work, *args):
+        return await self._store.read(work, *args)
+
+    def energy_between(self, con, from_ms: float, to_ms: float) -> EnergySums:
+        """Energy over [from_ms, to_ms) from stored rows and those still in memory (a read, any thread)."""
+        return energy_between(con, self._sampler.pending_columns(), from_ms, to_ms)
+
+    def write(self, work) -> Future:
+        """Run ``work(connection)`` in one transaction on the writer thread; resolves once committed."""
+        return self._store.write(work)
+
+    def finish_update(self, con, comparison_id: int, update: cmp.ComparisonUpdate, now_ms: int):
+        """A comparison's update with its energy (as a write's work: on the writer thread)."""
+        return cmp.finish_update(con, comparison_id, update, now_ms, self._sampler.pending_columns(),
+                                 self.settings.pue, self.grid.g_per_kwh)
+
+
 @dataclass
 class Service:
     settings: Any
     store: Store
+    sources: Sources
     sampler: Sampler
     requests: RequestStats
+
+    def view(self) -> ServiceView:
+        return ServiceView(self.settings, self.store, self.sampler, self.requests)
 
     def start(self) -> None:
         self.sampler.start()
 
     def stop(self) -> None:
+        """Stop sampling, flush and checkpoint, close the readers this service opened and the database."""
         if self.store.closed:
             return
         try:
             self.sampler.stop()
         finally:
+            close_sources(self.sources)
             self.store.close()
 
 
 def open_service(settings, nvml: Any = None, clocks: Clocks | None = None) -> Service:
-    """Open the database and build the sampler; raises StoreLocked/StoreError/StartupError."""
+    """Open the database and the readers and build the sampler; raises StoreLocked/StoreError/StartupError."""
     check_exposure(settings)
-    load_grid(settings)
-    store = Store(settings.db, memory_limit=settings.db_memory_limit)
+    grid = load_grid(settings)
+    wake = threading.Event()  # the store rings it when a write is queued; the sampler thread answers
+    store = Store(settings.db, memory_limit=settings.db_memory_limit, notify=wake.set)
     requests = RequestStats()
     try:
         sources = build_sources(settings, nvml=nvml)
-        sampler = Sampler(settings, store, sources, requests, clocks=clocks)
+        try:
+            sampler = Sampler(settings, store, sources, grid, requests, clocks=clocks, wake=wake)
+        except Exception:
+            close_sources(sources)
+            raise
     except Exception:
         store.close()
         raise
-    return Service(settings=settings, store=store, sampler=sampler, requests=requests)
+    return Service(settings=settings, store=store, sources=sources, sampler=sampler, requests=requests)
 
 
 def describe_machine(settings, nvml: Any = None, sys_root: str = "/sys") -> dict[str, Any]:

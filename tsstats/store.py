@@ -1,17 +1,21 @@
-"""The DuckDB file: open and lock, apply ``schema.sql``, batch writes, and reads on a small thread pool.
+"""The DuckDB file: open and lock, apply ``schema.sql``, the one write path, and reads on a small pool.
 
-One connection is opened; the sampler thread is its only writer. Reads run on a pool whose threads each
-hold their own cursor (DuckDB connections are not shared across threads).
+One connection is opened and one thread writes through it (the sampler's: it runs queued writes between its
+ticks). Anyone may ``write(work)``: the work is queued, run by the writer thread in one transaction, and the
+future resolves once it has committed (as datasette's ``execute_write_fn``). Reads run on a pool whose
+threads each hold their own cursor (DuckDB connections are not shared across threads).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import queue
 import re
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import resources
 from typing import Any
 
@@ -60,8 +64,13 @@ def _lock_message(path: str, error: Exception) -> str:
 class Store:
     """Owns the connection to one DuckDB file."""
 
-    def __init__(self, path: str, memory_limit: str = "256MB", threads: int = 2, read_workers: int = 2):
+    def __init__(self, path: str, memory_limit: str = "256MB", threads: int = 2, read_workers: int = 2,
+                 notify: Callable[[], None] | None = None):
+        """``notify`` is called when a write is queued, to wake the writer thread."""
         self.path = path
+        self._writes: queue.SimpleQueue = queue.SimpleQueue()
+        self._notify = notify or (lambda: None)
+        self._accepting = True
         if path != ":memory:":
             directory = os.path.dirname(os.path.abspath(path))
             try:
@@ -146,8 +155,48 @@ class Store:
         finally:
             self._con.unregister(name)
 
+    def write(self, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Future:
+        """Queue ``work(connection)`` to run in one transaction on the writer thread; the future holds its
+        result once committed, or its exception (nothing of it is then written)."""
+        future: Future = Future()
+        if not self._accepting:
+            future.set_exception(StoreError("the database is closing; the write was not made"))
+            return future
+        self._writes.put((work, future))
+        self._notify()
+        return future
+
+    def run_writes(self, budget_s: float | None = None,
+                   committed: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> int:
+        """Run queued writes, each in its own transaction, until none is left or ``budget_s`` has passed
+        (writer thread only); returns how many ran. ``committed(connection)`` runs after each commit, before its
+        writer hears of it, so that whatever the writer asks next already sees the write."""
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        done = 0
+        while deadline is None or time.monotonic() < deadline or done == 0:
+            try:
+                work, future = self._writes.get_nowait()
+            except queue.Empty:
+                break
+            done += 1
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = self.transaction(work)
+            except BaseException as error:
+                future.set_exception(error)
+                continue
+            if committed is not None:
+                committed(self._con)
+            future.set_result(result)
+        return done
+
+    def stop_writes(self) -> None:
+        """Refuse new writes (on shutdown); those already queued still run with the next ``run_writes``."""
+        self._accepting = False
+
     def transaction(self, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-        """Run ``work(connection)`` in one transaction on the writing connection."""
+        """Run ``work(connection)`` in one transaction on the writing connection (writer thread only)."""
         con = self._con
         con.execute("BEGIN")
         try:

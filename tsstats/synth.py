@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .flushing import write_batch
 from .meter import METHOD_GPU_POWER
 from .rollups import Rollups
 from .rows import GPU_ROW, HOST_ROW, empty_columns
-from .sampler import write_batch
 from .sources.power import cpu_model_power_w, dimm_model_power_w
 from .store import Store, first
 
@@ -144,7 +144,7 @@ def synthesize(store: Store, days: float, hz: float, gpus: int = 0, end_s: float
         chunk_start = chunk_end
         if progress is not None:
             progress((chunk_start - start_ms) / (end_ms - start_ms), written)
-    store.transaction(lambda con: rollups.close_buckets(con, end_ms))
+    rollups.close(store, end_ms)
     store.checkpoint()
     return written
 

@@ -1,0 +1,123 @@
+"""Flushing: the ring's pending rows to the database in one transaction with the rollup buckets that closed,
+the sampling gaps found and the first sample's time; then, once committed, the energy ledger, the rollup
+state and the availability record. A failed write changes none of them and keeps the rows for the next try.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import figures
+from .energy import EnergyLedger
+from .ring import Ring
+from .rollups import Rollups
+from .rows import GPU_ROW, HOST_ROW
+from .store import Store
+
+log = logging.getLogger("tsstats.flushing")
+
+
+def write_batch(store: Store, rollups: Rollups, columns: dict[str, np.ndarray],
+                gpu_columns: dict[str, np.ndarray] | None = None, gaps: np.ndarray | None = None,
+                first_sample_ms: float | None = None) -> None:
+    """The one write path of samples (the sampler's flushes and ``tsstats synth``): one transaction with the
+    samples, per-GPU samples, outages, the first sample's time, and the rollup buckets that closed; the rollup
+    state advances once it has committed. When only samples are due, their single appender flush commits on
+    its own (the same transaction, cheaper)."""
+    gpu_rows = len(gpu_columns["ts_ms"]) if gpu_columns else 0
+    gaps = gaps if gaps is not None else np.empty((0, 2))
+    last_ts = float(columns["ts_ms"][-1])
+    if not (len(gaps) or gpu_rows or first_sample_ms is not None or rollups.due(last_ts)):
+        store.insert_rows(HOST_ROW, columns)
+        return
+
+    def write(con):
+        store.insert_rows(HOST_ROW, columns)
+        if gpu_rows:
+            store.insert_rows(GPU_ROW, gpu_columns)
+        for start, end in gaps:
+            con.execute("INSERT INTO outages VALUES (?, ?)", [int(start), int(end)])
+        if first_sample_ms is not None:
+            con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('first_sample_ms', ?)",
+                        [repr(float(first_sample_ms))])
+        return rollups.close_buckets(con, last_ts, float(columns["ts_ms"][0]))
+
+    rollups.commit(store.transaction(write))
+
+
+@dataclass
+class Availability:
+    """When sampling began and the gaps since: the uptime figure's inputs."""
+
+    first_sample_ms: float | None = None
+    first_stored: bool = False
+    outages: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+
+    def load(self, store: Store, now_ms: float, window_s: float) -> None:
+        stored = store.get_meta("first_sample_ms")
+        self.first_sample_ms = float(stored) if stored is not None else None
+        self.first_stored = stored is not None
+        rows = store.writer.execute("SELECT start_ms, end_ms FROM outages WHERE end_ms >= ? ORDER BY start_ms",
+                                    [int(now_ms - window_s * 1000.0)]).fetchall()
+        self.outages = np.array(rows, dtype=float).reshape(-1, 2)
+
+    def sampled(self, ts_ms: float) -> None:
+        if self.first_sample_ms is None:
+            self.first_sample_ms = ts_ms
+
+    def uptime_pct(self, now_ms: float, window_s: float) -> float:
+        return figures.uptime_pct(now_ms, self.first_sample_ms, window_s * 1000.0, self.outages)
+
+
+@dataclass
+class FlushHealth:
+    ok: bool = True
+    error: str = ""
+    lost_rows: int = 0
+    flushes: int = 0
+
+
+class Flusher:
+    """Writes the ring's pending rows (writer thread only)."""
+
+    def __init__(self, store: Store, rollups: Rollups, ring: Ring, gpu_ring: Ring, ledger: EnergyLedger,
+                 availability: Availability, max_gap_ms: float):
+        self.store = store
+        self.rollups = rollups
+        self.ring = ring
+        self.gpu_ring = gpu_ring
+        self.ledger = ledger
+        self.availability = availability
+        self.max_gap_ms = max_gap_ms  # a longer gap between samples is an outage
+        self.last_flushed_ms: float | None = None
+        self.health = FlushHealth()
+
+    def flush(self) -> None:
+        rows, upto, lost = self.ring.unflushed()
+        gpu_rows, gpu_upto, _ = self.gpu_ring.unflushed()
+        if lost:
+            self.health.lost_rows += lost
+            log.warning("%d samples were overwritten before they could be written", lost)
+        if not len(rows):
+            return
+        columns = self.ring.columns_of(rows)
+        gaps = figures.find_gaps(columns["ts_ms"], self.last_flushed_ms, self.max_gap_ms)
+        availability = self.availability
+        first_due = availability.first_sample_ms if not availability.first_stored else None
+        try:
+            write_batch(self.store, self.rollups, columns, self.gpu_ring.columns_of(gpu_rows), gaps, first_due)
+        except Exception as error:
+            self.health.ok, self.health.error = False, str(error)
+            log.error("writing %d samples failed (kept in memory for the next try): %s", len(rows), error)
+            return
+        self.ledger.stored(columns, upto)
+        self.gpu_ring.mark_flushed(gpu_upto)
+        availability.first_stored = availability.first_stored or first_due is not None
+        if len(gaps):
+            availability.outages = np.vstack((availability.outages, gaps))
+        self.last_flushed_ms = float(columns["ts_ms"][-1])
+        self.health.ok, self.health.error = True, ""
+        self.health.flushes += 1

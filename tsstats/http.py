@@ -1,0 +1,159 @@
+"""What every route shares: JSON errors, the body and query parsers, the bearer token, CORS, preflight and the
+accounting of this service's own requests, wrapped around each handler (a wrapper costs less per request
+than Sanic middleware)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from time import perf_counter
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
+from sanic.response import HTTPResponse
+from sanic.response import json as json_response
+
+from .params import InputError, NonFiniteNumber, single_values
+from .request_stats import RequestStats
+
+log = logging.getLogger("tsstats.server")
+MAX_BODY_BYTES = 1024 * 1024
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"status": status, "message": message}
+    if field is not None:
+        error["field"] = field
+    return {"error": error}
+
+
+def parse_json_body(request: Request) -> Any:
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise InputError("the body must be JSON sent with Content-Type: application/json", status=415)
+    if not request.body:
+        raise InputError("the body is empty; send a JSON object")
+    try:
+        return json.loads(request.body, parse_constant=NonFiniteNumber)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InputError(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InputError("the body nests JSON too deeply") from None
+
+
+def query_lists(request: Request) -> dict[str, list[str]]:
+    """Every query parameter with all its values (Sanic's ``get`` would give only the first)."""
+    return {key: list(values) for key, values in request.get_args(keep_blank_values=True).items()}
+
+
+def query_values(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    return single_values(query_lists(request), allowed)
+
+
+Handler = Callable[..., Awaitable[HTTPResponse | None]]
+
+
+class Router:
+    """Registers handlers on ``app`` with preflight, the token, CORS, JSON errors and request accounting."""
+
+    def __init__(self, app: Sanic, token: str, cors_origins: tuple[str, ...], requests: RequestStats):
+        self.app = app
+        self.token = token.encode() if token else None
+        self.origins = set(cors_origins)
+        self.account = requests.record
+        app.exception(Exception)(self._outside_handlers)
+
+    def cors_headers(self, request: Request) -> dict[str, str]:
+        """The CORS headers of an answer to an allowed origin (none for other origins)."""
+        origin = request.headers.get("origin")
+        if origin is not None and origin in self.origins:
+            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {}
+
+    def _authorized(self, request: Request) -> bool:
+        supplied = request.headers.get("authorization") or ""
+        scheme, _, value = supplied.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), self.token)
+
+    def route(self, path: str, methods: tuple[str, ...], *, public: bool = False, accounted: bool = True):
+        accounted = accounted and path.startswith("/api/")
+        guarded = self.token is not None and not public
+        account, authorized, error_response, preflight = (self.account, self._authorized, self.error_response,
+                                                          self._preflight)
+        cors_headers = self.cors_headers
+
+        def register(handler: Handler) -> Handler:
+            async def wrapped(request: Request, **kwargs):
+                started = perf_counter()
+                if request.method == "OPTIONS":
+                    return preflight(request)
+                if guarded and not authorized(request):
+                    response = json_response(error_body(401, "missing or wrong bearer token"), status=401,
+                                             headers={"WWW-Authenticate": 'Bearer realm="tsstats"'})
+                else:
+                    try:
+                        response = await handler(request, **kwargs)
+                    except Exception as error:
+                        response = error_response(request, error)
+                if response is not None:  # None: a stream that answered by itself
+                    response.headers.update(cors_headers(request))
+                    if accounted:
+                        finished = perf_counter()
+                        account(finished - started, response.status, finished)
+                return response
+
+            wrapped.__name__ = handler.__name__
+            self.app.route(path, methods=list(methods) + ["OPTIONS"], name=handler.__name__)(wrapped)
+            return handler
+
+        return register
+
+    def _preflight(self, request: Request) -> HTTPResponse:
+        methods = sorted(set(request.route.methods) | {"OPTIONS"}) if request.route else ["OPTIONS"]
+        headers = {"Allow": ", ".join(methods)}
+        cors = self.cors_headers(request)
+        if cors:
+            headers.update(cors, **{"Access-Control-Allow-Methods": ", ".join(methods),
+                                    "Access-Control-Allow-Headers": "Authorization, Content-Type",
+                                    "Access-Control-Max-Age": "600"})
+        return HTTPResponse(status=204, headers=headers)
+
+    def error_response(self, request: Request, error: Exception) -> HTTPResponse:
+        """The JSON error for any exception, from a handler or from Sanic's routing and body limits."""
+        headers: dict[str, str] = {}
+        field = None
+        if isinstance(error, InputError):
+            status, message, field = error.status, error.message, error.field
+        elif isinstance(error, NotFound):
+            status, message = 404, f"no route {request.method} {request.path}"
+        elif isinstance(error, MethodNotAllowed):
+            allowed = sorted(getattr(error, "allowed_methods", None) or [])
+            status, message = 405, f"{request.method} is not allowed on {request.path}"
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+                message += f"; allowed: {', '.join(allowed)}"
+        elif isinstance(error, SanicException):
+            status = getattr(error, "status_code", 500) or 500
+            if status == 413:
+                message = f"the body is larger than {MAX_BODY_BYTES} bytes"
+            else:
+                message = str(error) or ("internal error" if status >= 500 else "bad request")
+            if status >= 500:
+                log.error("%s %s failed: %s", request.method, request.path, error)
+        else:
+            log.error("%s %s failed", request.method, request.path, exc_info=error)
+            status, message = 500, "internal error; see the server log"
+        return json_response(error_body(status, message, field), status=status, headers=headers)
+
+    async def _outside_handlers(self, request: Request, error: Exception) -> HTTPResponse:
+        """Errors Sanic raises before a handler runs: unknown route, wrong method, body too large."""
+        response = self.error_response(request, error)
+        response.headers.update(self.cors_headers(request))
+        started = getattr(getattr(request, "stream", None), "perft0", None)
+        if request.path.startswith("/api/"):
+            self.account(perf_counter() - started if started else 0.0, response.status)
+        return response

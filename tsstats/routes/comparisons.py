@@ -1,0 +1,61 @@
+"""Comparisons and offsets: created, updated and listed; every write through the one write path."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sanic import Request
+from sanic.exceptions import SanicException
+from sanic.response import json as json_response
+
+from .. import comparisons as cmp
+from ..http import NO_STORE, Router, parse_json_body, query_lists, query_values
+from ..params import InputError
+from ..service import ServiceView
+
+WRITE_TIMEOUT_S = 10.0
+
+
+def add_routes(router: Router, view: ServiceView) -> None:
+    async def write(work):
+        """Hand ``work(connection)`` to the writer thread and wait for its commit."""
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(view.write(work)), WRITE_TIMEOUT_S)
+        except TimeoutError:
+            raise SanicException("the database writer did not answer in time", status_code=503) from None
+
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    @router.route("/api/comparisons", ("GET", "POST"))
+    async def comparisons(request: Request):
+        if request.method == "POST":
+            new = cmp.validate_new_comparison(parse_json_body(request))
+            record = await write(lambda con: cmp.insert_comparison(con, new, now_ms()))
+            return json_response(record, status=201, headers=NO_STORE)
+        query = cmp.validate_list_query(query_lists(request))
+        return json_response(await view.read(cmp.list_comparisons, query), headers=NO_STORE)
+
+    @router.route("/api/comparisons/<comparison_id:str>", ("GET", "PATCH"))
+    async def comparison(request: Request, comparison_id: str):
+        number = cmp.parse_comparison_id(comparison_id)
+        if request.method == "PATCH":
+            update = cmp.validate_update(parse_json_body(request))
+            if number is None:
+                raise InputError(f"no comparison {comparison_id}", status=404)
+            record = await write(lambda con: view.finish_update(con, number, update, now_ms()))
+            return json_response(record, headers=NO_STORE)
+        record = await view.read(cmp.fetch_comparison, number) if number is not None else None
+        if record is None:
+            raise InputError(f"no comparison {comparison_id}", status=404)
+        return json_response(record, headers=NO_STORE)
+
+    @router.route("/api/offsets", ("GET", "POST"))
+    async def offsets(request: Request):
+        if request.method == "POST":
+            offset = cmp.validate_offset(parse_json_body(request), time.time())
+            record = await write(lambda con: cmp.insert_offset(con, offset, now_ms()))
+            return json_response(record, status=201, headers=NO_STORE)
+        query_values(request, ())
+        return json_response(await view.read(cmp.list_offsets), headers=NO_STORE)

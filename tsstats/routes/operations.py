@@ -1,0 +1,46 @@
+"""Operations: the Prometheus exposition and health."""
+
+from __future__ import annotations
+
+from sanic import Request
+from sanic.response import json as json_response
+from sanic.response import raw
+
+from ..exposition import CONTENT_TYPE, render_metrics
+from ..http import NO_STORE, Router
+from ..service import ServiceView
+from .dashboard import snapshot_source
+
+
+def add_routes(router: Router, view: ServiceView) -> None:
+    _, current_snapshot = snapshot_source(view)
+
+    @router.route("/metrics", ("GET",))
+    async def metrics(request: Request):
+        snapshot = await current_snapshot()
+        if snapshot is None:
+            return raw(b"", content_type=CONTENT_TYPE, status=503, headers=NO_STORE)
+        return raw(render_metrics(view.scrape(snapshot)), content_type=CONTENT_TYPE, headers=NO_STORE)
+
+    @router.route("/healthz", ("GET",), public=True)
+    async def healthz(request: Request):
+        health = view.health()
+        problems = []
+        if health.stalled:
+            problems.append("the sampler has not sampled for more than 5 s")
+        if health.snapshot is None:
+            problems.append("the first stats are not ready yet")
+        if not health.writable:
+            problems.append(f"the database cannot be written: {health.last_error}")
+        age = None if health.last_sample_age_s is None else round(health.last_sample_age_s, 3)
+        body = {
+            "status": "ok" if not problems else "unhealthy",
+            "lastSampleAgeS": age,
+            "database": {"path": health.database_path, "writable": health.writable,
+                         "lastError": health.last_error or None, "flushes": health.flushes},
+            "samplesLost": health.samples_lost,
+            "stats": None if health.snapshot is None else {
+                "builds": health.snapshot.version, "ageS": round(health.snapshot_age_s, 3)},
+            "problems": problems,
+        }
+        return json_response(body, status=200 if not problems else 503, headers=NO_STORE)
