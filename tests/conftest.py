@@ -240,3 +240,107 @@ def error_of(response: httpx.Response) -> dict:
 
 def dumps(value) -> str:
     return json.dumps(value)
+
+
+# -- the app in process -------------------------------------------------------------------------------------
+class Answer:
+    """A response of the in-process client, read as an httpx.Response is."""
+
+    def __init__(self, response):
+        self.status_code = response.status_code
+        self.headers = response.headers
+        self.content = response.content
+        self.text = response.text
+
+    def json(self):
+        return json.loads(self.content)
+
+
+class InProcessClient:
+    """The real Sanic app over a real service (DuckDB file, sampler thread) on fake hardware, called in process
+    through sanic-testing's ASGI client; its calls are httpx.Client's."""
+
+    def __init__(self, app, headers: dict[str, str] | None = None):
+        self.app = app
+        self.headers = headers or {}
+
+    def request(self, method: str, path: str, **kwargs) -> Answer:
+        import asyncio
+
+        headers = {**self.headers, **(kwargs.pop("headers", None) or {})}
+        call = getattr(self.app.asgi_client, method.lower())
+        _, response = asyncio.run(call(path, headers=headers, **kwargs))
+        return Answer(response)
+
+    def get(self, path: str, **kwargs) -> Answer:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> Answer:
+        return self.request("POST", path, **kwargs)
+
+    def patch(self, path: str, **kwargs) -> Answer:
+        return self.request("PATCH", path, **kwargs)
+
+    def put(self, path: str, **kwargs) -> Answer:
+        return self.request("PUT", path, **kwargs)
+
+    def delete(self, path: str, **kwargs) -> Answer:
+        return self.request("DELETE", path, **kwargs)
+
+    def options(self, path: str, **kwargs) -> Answer:
+        return self.request("OPTIONS", path, **kwargs)
+
+
+class InProcessService:
+    """A started service on canned procfs, a fake NVML and a fake (or no) powercap tree, with its app."""
+
+    def __init__(self, root: Path, gpus: list[FakeGpu] | None = None, powercap: Path | None = None,
+                 **settings: str):
+        from sanic import Sanic
+
+        from tsstats.config import load_settings
+        from tsstats.server import create_app
+        from tsstats.service import open_service
+
+        Sanic.test_mode = True
+        proc = root / "proc"
+        if not proc.exists():
+            shutil.copytree(FIXTURES / "proc", proc)
+        flags = {"db": str(root / "service.duckdb"), "proc_root": str(proc),
+                 "powercap_root": str(powercap or root / "no-powercap"), **settings}
+        self.settings = load_settings(flags, env={"HOME": str(root)})
+        self.service = open_service(self.settings, nvml=fake_nvml(gpus, init_fails=not gpus))
+        self.service.start()
+        InProcessService.apps += 1
+        self.app = create_app(self.service.view(), name=f"inprocess{InProcessService.apps}")
+
+    apps = 0
+
+    def client(self, token: str | None = None) -> InProcessClient:
+        return InProcessClient(self.app, {"Authorization": f"Bearer {token}"} if token else None)
+
+    def close(self) -> None:
+        self.service.stop()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    """A module's in-process service without GPU or RAPL, and a client for it."""
+    running = InProcessService(tmp_path_factory.mktemp("api"))
+    yield running.client()
+    running.close()
+
+
+@pytest.fixture
+def inprocess(tmp_path):
+    """Start in-process services with the fakes a test chooses; all are stopped after it."""
+    started: list[InProcessService] = []
+
+    def make(**options) -> InProcessService:
+        service = InProcessService(tmp_path / f"service{len(started)}", **options)
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        service.close()

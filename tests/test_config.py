@@ -98,9 +98,28 @@ def test_serve_help_documents_every_setting_with_its_default():
 
 
 def test_parser_accepts_every_flag():
-    parser = build_parser()
-    args = parser.parse_args(["serve", "--grid-region", "DEU", "--allow-remote", "--port", "1"])
-    assert args.grid_region == "DEU" and args.allow_remote is True and args.port == "1"
+    """Every setting's flag reaches its setting through the parser and load_settings, with a value of its type."""
+    samples = {"str": "x", "int": "7", "float": "7.5", "duration": "90s", "list": "a:1,b:2", "bool": None}
+    special = {"db": "/tmp/t.duckdb", "grid_region": "DEU", "log_level": "debug", "cors_origins": "http://a,http://b",
+               "latency_targets": "example.org:443,10.0.0.1:22", "db_memory_limit": "1GB", "port": "7",
+               "sample_hz": "7.5", "pue": "1.5", "renewable_share": "50", "grid_intensity": "100",
+               "max_db_mb": "100", "retention_raw": "2h", "retention_1m": "2d", "retention_1h": "30d"}
+    for setting in SETTINGS:
+        if setting.kind == "duration" and setting.name not in special:
+            special[setting.name] = f"{setting.minimum * 2:g}s"  # within every duration's bounds
+    argv = ["serve"]
+    for setting in SETTINGS:
+        value = special.get(setting.name, samples[setting.kind])
+        argv += [setting.flag] if value is None else [setting.flag, value]
+    args = build_parser().parse_args(argv)
+    settings = load_settings({s.name: getattr(args, s.name) for s in SETTINGS}, env={"HOME": "/h"})
+    for setting in SETTINGS:
+        assert settings.origin(setting.name) == f"flag {setting.flag}", setting.name
+        value = special.get(setting.name, samples[setting.kind])
+        expected = True if value is None else setting.convert(value)
+        if setting.name == "grid_region":
+            expected = "DEU"
+        assert getattr(settings, setting.name) == expected, setting.name
 
 
 def test_durations_and_times():

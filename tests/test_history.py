@@ -172,12 +172,15 @@ def test_point_limit_and_points():
     assert exact.buckets == MAX_POINTS
 
 
-@pytest.mark.parametrize("value", ["now", "-30s", "-15m", "-1h", "-7d", "1800000000", "1800000000.25",
-                                   "2027-01-15T08:00:00Z", "2027-01-15T09:00:00+01:00", "2027-01-15T08:00:00.5Z"])
-def test_every_time_form(value):
+@pytest.mark.parametrize("value, expected_ms", [
+    ("now", 1_800_000_000_500), ("-30s", 1_799_999_970_500), ("-15m", 1_799_999_100_500),
+    ("-1h", 1_799_996_400_500), ("-7d", 1_799_395_200_500), ("1800000000", 1_800_000_000_000),
+    ("1800000000.25", 1_800_000_000_250), ("2027-01-15T08:00:00Z", 1_800_000_000_000),
+    ("2027-01-15T09:00:00+01:00", 1_800_000_000_000), ("2027-01-15T08:00:00.5Z", 1_800_000_000_500)])
+def test_every_time_form(value, expected_ms):
     now = 1_800_000_000.5
     parsed = parse_history_query({"metrics": ["cpuUsage"], "from": [value], "to": ["2099-01-01T00:00:00Z"]}, now)
-    assert parsed.from_ms > 0
+    assert parsed.from_ms == expected_ms
 
 
 @pytest.mark.parametrize("args, field", [
