@@ -1,16 +1,19 @@
-"""Readers: canned procfs files, the real procfs of this machine, netlink RTTs, and a fake NVML."""
+"""Readers: canned procfs files, the real procfs of this machine, psutil against it, netlink RTTs, and a fake
+NVML."""
 
 from __future__ import annotations
 
 import math
 import socket
+import time
 
 import pytest
 from conftest import FakeGpu, fake_nvml, write_stat
 
-from tsstats.sources.host import CpuTimes, HostReader, cpu_busy_pct, parse_snmp_curr_estab
+from tsstats.sources.host import CpuTimes, HostReader, cpu_busy_pct, open_host_reader, parse_snmp_curr_estab
 from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
 from tsstats.sources.nvml import NvmlReader
+from tsstats.sources.psutil_host import PsutilHostReader
 
 
 def test_host_reader_on_canned_files(proc_root):
@@ -179,3 +182,35 @@ def test_nvml_one_failing_gpu_does_not_hide_the_other():
     assert not second.ok and math.isnan(second.utilization_pct)
     bad.failing = False  # a transient failure: the card comes back
     assert reader.read()[1].ok
+
+
+def test_psutil_reader_agrees_with_procfs():
+    """Both readers on this machine over the same second: CPU within 5 points, memory within 1 point,
+    connections within 10 % (or 2)."""
+    procfs, portable = HostReader("/proc"), PsutilHostReader()
+    first_procfs, first_portable = procfs.read_fast(), portable.read_fast()
+    time.sleep(1.0)
+    second_procfs, second_portable = procfs.read_fast(), portable.read_fast()
+    cpu_procfs = cpu_busy_pct(first_procfs.cpu, second_procfs.cpu)
+    cpu_portable = cpu_busy_pct(first_portable.cpu, second_portable.cpu)
+    assert cpu_portable == pytest.approx(cpu_procfs, abs=5.0)
+    assert portable.read_fast().logical_cpus == procfs.read_fast().logical_cpus
+    slow_procfs, slow_portable = procfs.read_slow(), portable.read_slow()
+    assert slow_portable.memory_used_pct == pytest.approx(slow_procfs.memory_used_pct, abs=1.0)
+    assert abs(slow_portable.tcp_established - slow_procfs.tcp_established) <= max(2, 0.1 * slow_procfs.tcp_established)
+    assert slow_portable.load1 == pytest.approx(slow_procfs.load1, abs=0.5)
+    assert slow_portable.net_rx_bytes >= 0 and slow_portable.net_tx_bytes >= 0
+    procfs.close()
+
+
+def test_host_reader_is_chosen_by_what_the_machine_has(tmp_path, proc_root):
+    assert open_host_reader(str(proc_root)).name == "procfs"
+    assert open_host_reader(str(tmp_path / "no-proc")).name == "psutil"  # as on macOS or Windows
+
+
+def test_the_service_samples_through_psutil_without_procfs(inprocess, tmp_path):
+    service = inprocess(proc_root=str(tmp_path / "no-proc"))
+    stats = service.client().get("/api/dashboard/stats").json()
+    assert stats["meta"]["sources"]["system"] == "psutil"
+    assert 0 < stats["systemMetrics"]["memoryUsage"] < 100
+    assert "memoryUsage" not in stats["meta"]["unavailable"] and "systemLoad" not in stats["meta"]["unavailable"]

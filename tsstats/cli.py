@@ -132,7 +132,8 @@ def run_check(settings, as_json: bool) -> int:
         return 0
     cpu, rapl, nvml = report["cpu"], report["rapl"], report["nvml"]
     lines = [
-        f"CPU          {cpu['model'] or 'unknown model'}, {cpu['logicalCpus']} logical CPUs",
+        f"CPU          {cpu['model'] or 'unknown model'}, {cpu['logicalCpus']} logical CPUs (read through "
+        f"{report['system']})",
         f"CPU power    {rapl['cpuMethod']}"
         + (f" ({', '.join(rapl['packages'])})" if rapl["packages"] else
            f" (TDP {cpu['tdpW']:g} W, {cpu['tdpRule']}{': ' + cpu['tdpMatch'] if cpu['tdpMatch'] else ''})"),

@@ -86,7 +86,7 @@ def render_dashboard(f: Figures, settings) -> dict[str, Any]:
             "activityS": settings.activity_window,
         },
         "sources": {
-            "system": "procfs",
+            "system": f.system_source,
             "networkLatency": f.latency_source,
             "gpu": "nvml" if f.gpus else "absent",
             "cpuPower": f.methods.cpu.value,

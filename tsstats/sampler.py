@@ -208,6 +208,7 @@ class Sampler:
         return compute_figures(
             settings=settings, now_s=now_s, current=self.ring.columns_of(window),
             latency_ms=self.sources.latency.median_ms(), latency_source=self.sources.latency.reader.name,
+            system_source=self.sources.host.name,
             ledger=self.ledger.view(), uptime_pct=self.availability.uptime_pct(now_ms, settings.availability_window),
             offsets_kg=self.comparisons.offsets_kg, comparisons=self.comparisons.counts,
             activity=self.comparisons.activity(now_ms), service=self.requests.summary(), grid=self.grid,

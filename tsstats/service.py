@@ -20,7 +20,7 @@ from .reading import Clocks, Sources
 from .request_stats import RequestStats
 from .rollups import TierState
 from .sampler import Sampler
-from .sources.host import HostReader
+from .sources.host import open_host_reader
 from .sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
 from .sources.nvml import NvmlReader
 from .sources.power import RAPL_FIX, RaplReader, count_dimms, match_tdp
@@ -53,7 +53,7 @@ def check_exposure(settings) -> None:
 class Readers:
     """The host, GPU and power readers with the roots and modules from settings (or passed in)."""
 
-    host: HostReader
+    host: Any  # sources.host.HostReader (procfs) or sources.psutil_host.PsutilHostReader
     logical_cpus: int
     gpu: NvmlReader
     meter: PowerMeter
@@ -61,7 +61,7 @@ class Readers:
 
 
 def open_readers(settings, nvml: Any = None, sys_root: str = "/sys") -> Readers:
-    host = HostReader(settings.proc_root)
+    host = open_host_reader(settings.proc_root)
     logical_cpus = host.read_fast().logical_cpus
     gpu = NvmlReader(nvml)
     gpu.start()
@@ -267,6 +267,7 @@ def describe_machine(settings, nvml: Any = None, sys_root: str = "/sys") -> dict
         fixes.append(str(error))
     latency = KernelRttReader()
     return {
+        "system": readers.host.name,
         "cpu": {"model": tdp.model, "logicalCpus": readers.logical_cpus, "tdpW": tdp.tdp_w,
                 "tdpMatch": tdp.matched, "tdpRule": tdp.rule},
         "rapl": {

@@ -68,6 +68,7 @@ class Figures:
     metered: bool
     gpus: tuple[GpuFigure, ...]
     latency_source: str
+    system_source: str  # procfs or psutil
     service: RequestSummary
     grid: Any  # grid.Grid
     tdp: Any  # sources.power.TdpMatch
@@ -82,7 +83,7 @@ class Figures:
 
 
 def compute_figures(*, settings, now_s: float, current: dict[str, np.ndarray], latency_ms: float,
-                    latency_source: str, ledger: LedgerView, uptime_pct: float, offsets_kg: float,
+                    latency_source: str, system_source: str, ledger: LedgerView, uptime_pct: float, offsets_kg: float,
                     comparisons: Comparisons, activity: figures.Activity, service: RequestSummary, grid, meter, gpu,
                     gpu_readings) -> Figures:
     """Every figure of the stats body from in-memory state: no I/O."""
@@ -119,6 +120,7 @@ def compute_figures(*, settings, now_s: float, current: dict[str, np.ndarray], l
         metered=methods.metered,
         gpus=gpus,
         latency_source=latency_source,
+        system_source=system_source,
         service=service,
         grid=grid,
         tdp=meter.tdp,

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class CpuTimes:
-    busy: int
-    total: int
+    busy: float  # jiffies (procfs) or seconds (psutil): only ratios of differences are used
+    total: float
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class SlowReading:
 
     memory_used_pct: float
     load1: float
-    tcp_established: int
+    tcp_established: float  # NaN where it cannot be read
     net_rx_bytes: int
     net_tx_bytes: int
 
@@ -121,11 +121,14 @@ def parse_cpu_model(text: str) -> str:
 
 
 class HostReader:
-    """Reads the host's counters from procfs; every path is under ``proc_root``.
+    """Reads the host's counters from procfs; every path is under ``proc_root``. The fast path on Linux;
+    ``open_host_reader`` falls back to psutil where there is no procfs.
 
     The files read every tick are opened once and re-read with ``pread`` from offset 0, which procfs
     answers with fresh contents; that saves an open and a close per file per tick.
     """
+
+    name = "procfs"
 
     def __init__(self, proc_root: str = "/proc"):
         self.proc_root = proc_root
@@ -175,3 +178,12 @@ class HostReader:
                 return parse_cpu_model(handle.read())
         except OSError:
             return ""
+
+
+def open_host_reader(proc_root: str = "/proc", psutil_module=None):
+    """The procfs reader where ``proc_root`` has ``stat`` (Linux), else the psutil reader."""
+    if os.path.exists(os.path.join(proc_root, "stat")):
+        return HostReader(proc_root)
+    from .psutil_host import PsutilHostReader
+
+    return PsutilHostReader(psutil_module)
