@@ -20,8 +20,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tsstats.energy import EnergyWindow  # noqa: E402
+from tsstats.energy import EnergyLedger, Totals  # noqa: E402
 from tsstats.meter import PowerMeter  # noqa: E402
+from tsstats.ring import Ring  # noqa: E402
 from tsstats.rows import HOST_ROW, empty_columns  # noqa: E402
 from tsstats.sources.host import HostReader  # noqa: E402
 from tsstats.sources.nvml import NvmlReader  # noqa: E402
@@ -111,10 +112,10 @@ def main() -> int:
     started = time.perf_counter()
     rows = stored_day(store, args.hours)
     print(f"stored {rows:,} samples ({args.hours:g} h at 10 Hz) in {time.perf_counter() - started:.1f} s")
-    window = EnergyWindow(args.hours * 3600 * 1000)
+    ledger = EnergyLedger(Ring(HOST_ROW.names, 64), args.hours * 3600 * 1000)
     con = store.writer
     now_ms = time.time() * 1000.0
-    load_us = per_call_us(lambda: window.load(con, now_ms), 5)
+    load_us = per_call_us(lambda: ledger.load(con, now_ms, Totals()), 5)
     print(f"energy window, full scan at start-up:      {load_us / 1000:8.2f} ms  "
           f"({load_us / tick_us:8.0f} x the tick)")
     cadence_s = min(max(args.hours * 3600 / 2000, 5.0), 60.0)  # as the sampler refreshes
@@ -122,9 +123,9 @@ def main() -> int:
 
     def advance() -> None:
         step[0] += cadence_s * 1000.0
-        window.advance(con, now_ms + step[0])
+        ledger.advance(con, now_ms + step[0])
 
-    window.load(con, now_ms)
+    ledger.load(con, now_ms, Totals())
     advance_us = per_call_us(advance, 50)
     print(f"energy window, refresh (every {cadence_s:g} s):     {advance_us / 1000:8.2f} ms  "
           f"({advance_us / tick_us:8.0f} x the tick)")

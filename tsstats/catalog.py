@@ -26,17 +26,22 @@ class Metric:
 
 
 def _power(*energies: str) -> str:
-    """Watts from the interval's stored energy: joules over seconds."""
-    joules = " + ".join(f"coalesce({HOST_ROW.sql(name)}, 0)" if i else HOST_ROW.sql(name)
+    """Watts from the interval's stored energy: joules over seconds, as one factor on the stored integers (a
+    simpler expression plans and runs faster: it stands six times in each history query)."""
+    interval = HOST_ROW.field("interval_s")
+    scale = HOST_ROW.field(energies[0]).scale
+    assert all(HOST_ROW.field(name).scale == scale for name in energies)
+    stored = " + ".join(f"coalesce({HOST_ROW.field(name).stored}, 0)" if i else HOST_ROW.field(name).stored
                         for i, name in enumerate(energies))
-    return f"({joules}) / nullif({HOST_ROW.sql('interval_s')}, 0)"
+    return f"({stored}) * {interval.scale / scale!r} / nullif({interval.stored}, 0)"
 
 
 HOST_METRICS: tuple[Metric, ...] = (
     Metric("cpuUsage", "cpu", "%", "share of all logical CPUs busy", HOST_ROW.sql("cpu_pct")),
     Metric("memoryUsage", "mem", "%", "(total - available) / total physical memory", HOST_ROW.sql("mem_pct")),
     Metric("systemLoad", "load", "%", "1-minute load average / logical CPUs x 100",
-           f"100.0 * {HOST_ROW.sql('load1')} / nullif({HOST_ROW.sql('logical_cpus')}, 0)"),
+           f"{HOST_ROW.field('load1').stored} * {100.0 / HOST_ROW.field('load1').scale!r} "
+           f"/ nullif({HOST_ROW.sql('logical_cpus')}, 0)"),
     Metric("activeConnections", "tcp", "count", "TCP connections ESTABLISHED", HOST_ROW.sql("tcp_estab")),
     Metric("networkLatency", "lat", "ms", "median network round trip of the latest probe",
            HOST_ROW.sql("latency_ms")),
