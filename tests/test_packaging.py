@@ -1,0 +1,21 @@
+"""The package as users install it (not the editable checkout): every module, the schema and the data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_the_wheel_carries_every_module_and_data_file(tmp_path):
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    wheel = next(tmp_path.glob("tsstats-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    source = {str(path.relative_to(ROOT)) for path in (ROOT / "tsstats").rglob("*")
+              if path.is_file() and path.suffix in (".py", ".csv", ".sql") and "__pycache__" not in path.parts}
+    assert source and source <= names, sorted(source - names)
