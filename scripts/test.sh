@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need (Debian packages, a virtual environment with the test extras) and run them.
+# Install what the tests need (Debian packages, a virtual environment with the test extras) and run them,
+# the build of the one-file executable (scripts/build-binary.sh) included.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k comparisons`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks the unit of install-service
+command -v objdump >/dev/null 2>&1 || need+=(binutils)          # PyInstaller, for the one-file build
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -1,4 +1,5 @@
-"""Command line: ``tsstats serve``, ``tsstats check``, ``tsstats synth``."""
+"""Command line: ``tsstats serve``, ``check``, ``synth``, ``export``, ``backup``, ``install-service`` and
+``uninstall-service``."""
 
 from __future__ import annotations
 
@@ -18,11 +19,17 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 
 
-def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+SERVICE_SETTINGS = ("db", "host", "port", "token")  # what export and backup need to find the data
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings (env TSSTATS_CONFIG)")
     group = parser.add_argument_group(
         "settings", "each also as a TSSTATS_<NAME> environment variable and a key in the --config TOML file; "
                     "flags win over the environment, which wins over the file")
     for setting in SETTINGS:
+        if names is not None and setting.name not in names:
+            continue
         text = f"{setting.help} (default: {setting.shown_default()}; env {setting.env_var})".replace("%", "%%")
         if setting.kind == "bool":
             group.add_argument(setting.flag, dest=setting.name, action="store_const", const=True, default=None,
@@ -40,13 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="sample and serve the HTTP API (the default)",
                                 description="Sample this machine and serve the HTTP API until SIGINT/SIGTERM.")
-    serve.add_argument("--config", metavar="FILE", help="TOML file of settings (env TSSTATS_CONFIG)")
     add_setting_flags(serve)
     check = commands.add_parser("check", help="print what this machine can measure and how",
                                 description="Print what this machine can measure and how, with the fix for "
                                             "each thing that is missing.")
     check.add_argument("--json", action="store_true", help="print JSON for scripts")
-    check.add_argument("--config", metavar="FILE", help="TOML file of settings (env TSSTATS_CONFIG)")
     add_setting_flags(check)
     synth = commands.add_parser(
         "synth", help="write realistic synthetic history into a database file",
@@ -58,6 +63,45 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--gpus", type=int, choices=range(0, 9), default=0, metavar="N",
                        help="synthetic GPUs, 0 to 8 (default: 0)")
     synth.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    export = commands.add_parser(
+        "export", help="write samples or rollups to Parquet or CSV",
+        description="Write samples (tier raw) or 1-minute/1-hour rollups to Parquet or CSV, units in the column "
+                    "names, from the database file, or through the running service when it holds the file. The "
+                    "file appears only once complete.")
+    export.add_argument("--from", dest="from_", metavar="TIME", help="start: RFC 3339, Unix seconds or -7d "
+                                                                    "(default: -24h)")
+    export.add_argument("--to", metavar="TIME", help="end (default: now)")
+    export.add_argument("--metrics", metavar="NAMES", help="comma-separated names from GET /api/metrics "
+                                                          "(default: every host metric and energy)")
+    export.add_argument("--tier", choices=("raw", "1m", "1h"), default="raw", help="raw samples or a rollup tier "
+                                                                                   "(default: raw)")
+    export.add_argument("--format", choices=("parquet", "csv"), required=True, help="file format")
+    export.add_argument("--out", required=True, metavar="PATH", help="file to write")
+    export.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    export.add_argument("--url", help="a running service to export through (default: the one on --host/--port "
+                                      "when it holds the database)")
+    add_setting_flags(export, SERVICE_SETTINGS)
+    backup = commands.add_parser(
+        "backup", help="make a consistent copy of the database",
+        description="Copy the database consistently, from the file when no service holds it, else through the "
+                    "running service while it keeps sampling. `tsstats serve --db PATH` serves the copy.")
+    backup.add_argument("--out", required=True, metavar="PATH", help="file to write")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    backup.add_argument("--url", help="a running service to back up through (default: the one on --host/--port "
+                                      "when it holds the database)")
+    add_setting_flags(backup, SERVICE_SETTINGS)
+    for name, verb in (("install-service", "write"), ("uninstall-service", "remove")):
+        unit = commands.add_parser(name, help=f"{verb} a systemd unit that runs tsstats",
+                                   description=f"{verb.capitalize()} a systemd unit (tsstats.service) that runs this "
+                                               "tsstats with its database under the state directory, restarted "
+                                               "on failure and hardened.")
+        where = unit.add_mutually_exclusive_group()
+        where.add_argument("--user", action="store_true", help="for your user: ~/.config/systemd/user (the "
+                                                              "default)")
+        where.add_argument("--system", action="store_true", help="for the system: /etc/systemd/system (needs "
+                                                                "root)")
+        if name == "install-service":
+            unit.add_argument("--print", action="store_true", help="print the unit instead of writing it")
     return parser
 
 
@@ -95,6 +139,17 @@ def run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _attach_relative_times(argv: list[str]) -> list[str]:
+    """``--from -7d`` as ``--from=-7d``: argparse would take a relative time for an option of its own."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in ("--from", "--to") and arg.startswith("-"):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined
+
+
 def _settings_from(args: argparse.Namespace):
     flags = {setting.name: getattr(args, setting.name, None) for setting in SETTINGS}
     return load_settings(flags, config_path=args.config)
@@ -105,9 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["serve", *argv]
+    argv = _attach_relative_times(argv)
     args = parser.parse_args(argv)
     if args.command == "synth":
         return run_synth(args)
+    if args.command in ("install-service", "uninstall-service"):
+        return run_unit(args)
     try:
         settings = _settings_from(args)
     except ConfigError as error:
@@ -120,7 +178,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BrokenPipeError:  # `tsstats check | head`: the reader left, which is fine
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
+    if args.command == "export":
+        from .data_commands import run_export
+
+        return run_export(settings, args)
+    if args.command == "backup":
+        from .data_commands import run_backup
+
+        return run_backup(settings, args)
     return run_serve(settings)
+
+
+def run_unit(args: argparse.Namespace) -> int:
+    from .systemd import ServiceInstallError, executable, install, scope_of, uninstall, unit_text
+
+    scope = scope_of(system=args.system)
+    try:
+        if args.command == "uninstall-service":
+            removed = uninstall(scope)
+            if removed is None:
+                print(f"no {scope.name} unit at {scope.unit_dir / 'tsstats.service'}; nothing removed")
+            else:
+                print(f"removed {removed}; now run: {scope.systemctl} disable --now tsstats; "
+                      f"{scope.systemctl} daemon-reload")
+            return 0
+        text = unit_text(executable(), scope)
+        if args.print:
+            print(text, end="")
+            return 0
+        path = install(scope, text)
+    except ServiceInstallError as error:
+        print(f"tsstats: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"wrote {path}; now run: {scope.systemctl} daemon-reload && {scope.systemctl} enable --now tsstats")
+    if scope.name == "user":
+        print("to keep it running after you log out: loginctl enable-linger $USER")
+    return 0
 
 
 def run_check(settings, as_json: bool) -> int:

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import sys
+
 from sanic import Sanic
 
 from .http import MAX_BODY_BYTES, Router
-from .routes import comparisons, dashboard, history, operations
+from .routes import comparisons, dashboard, data, history, operations
 from .service import ServiceView
 
-ROUTE_GROUPS = (dashboard, comparisons, history, operations)
+ROUTE_GROUPS = (dashboard, comparisons, history, data, operations)
 
 
 def create_app(view: ServiceView, *, name: str = "tsstats") -> Sanic:
@@ -20,6 +22,8 @@ def create_app(view: ServiceView, *, name: str = "tsstats") -> Sanic:
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.KEEP_ALIVE_TIMEOUT = 75
     app.config.MOTD = False
+    # Sanic's touch-up rewrites its own handlers from their source, which a one-file executable does not carry
+    app.config.TOUCHUP = not getattr(sys, "frozen", False)
     router = Router(app, settings.token, settings.cors_origins, view.requests)
     for group in ROUTE_GROUPS:
         group.add_routes(router, view)

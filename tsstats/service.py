@@ -122,6 +122,7 @@ class ServiceView:
         self.grid: Grid = sampler.grid
         self._store = store
         self._sampler = sampler
+        self.database_directory = os.path.dirname(os.path.abspath(store.path))
         self._publisher = sampler.publisher
         self.monotonic = sampler.clocks.monotonic
 

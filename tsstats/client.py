@@ -1,0 +1,81 @@
+"""The command line's client of a running service (it owns the database file): downloads of exports and
+backups into a destination that appears only once complete. Standard library only."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+CHUNK_BYTES = 256 * 1024
+
+
+class ServiceError(RuntimeError):
+    """The service refused or could not be reached; the message says which and why."""
+
+
+def service_url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else shown}:{port}"
+
+
+def download(url: str, token: str, destination: str, progress=None) -> int:
+    """GET ``url`` into ``destination`` (a temporary path); returns the bytes written. ``progress(done,
+    total)`` is called as chunks arrive."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=600) as answer, open(destination, "wb") as out:
+            total = int(answer.headers.get("Content-Length") or 0)
+            done = 0
+            while chunk := answer.read(CHUNK_BYTES):
+                out.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+    except urllib.error.HTTPError as error:
+        raise ServiceError(f"the service answered {error.code}: {_message(error)}") from None
+    except urllib.error.URLError as error:
+        raise ServiceError(f"cannot reach the service at {url}: {error.reason}") from None
+    if total and done != total:
+        raise ServiceError(f"the service sent {done} of {total} bytes")
+    return done
+
+
+def _message(error: urllib.error.HTTPError) -> str:
+    try:
+        return json.loads(error.read())["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return error.reason
+
+
+def with_query(url: str, path: str, values: dict[str, str]) -> str:
+    query = urllib.parse.urlencode({key: value for key, value in values.items() if value is not None})
+    return f"{url}{path}" + (f"?{query}" if query else "")
+
+
+class ByteProgress:
+    """A byte counter redrawn in place on a terminal; silent on a pipe."""
+
+    def __init__(self, label: str, stream=None):
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.active = self.stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.active:
+            return
+        if total:
+            width = 30
+            filled = int(width * done / total)
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'-' * (width - filled)}] {done / 1e6:8.1f} of "
+                              f"{total / 1e6:.1f} MB")
+        else:
+            self.stream.write(f"\r{self.label} {done / 1e6:8.1f} MB")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.active:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,113 @@
+"""``tsstats export`` and ``tsstats backup``: from the database file when no service holds it, else through
+the running service (``GET /api/export``, ``GET /api/backup``), which owns the file. Either way the
+destination appears only once complete."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import duckdb
+
+from .backup import copy_database
+from .client import ByteProgress, ServiceError, download, service_url, with_query
+from .export import OutputError, atomic_output, parse_export_query, write_export
+from .history import gpu_indexes
+from .params import InputError
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class HeldByService(Exception):
+    """A running service holds the database file."""
+
+
+def open_read_only(path: str) -> duckdb.DuckDBPyConnection:
+    import os
+
+    if not os.path.exists(path):
+        raise OutputError(f"no database at {path}; pass --db, or start tsstats serve first")
+    try:
+        return duckdb.connect(path, read_only=True)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            raise HeldByService() from None
+        raise OutputError(f"cannot open {path}: {error}") from None
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> int:
+    print(f"tsstats: {message}", file=sys.stderr)
+    return code
+
+
+def run_export(settings, args) -> int:
+    values = {"from": args.from_, "to": args.to, "metrics": args.metrics, "tier": args.tier, "format": args.format}
+    values = {key: value for key, value in values.items() if value is not None}
+    try:
+        if args.url:
+            return _export_through(args.url, settings.token, values, args)
+        try:
+            con = open_read_only(settings.db)
+        except HeldByService:
+            return _export_through(service_url(settings.host, settings.port), settings.token, values, args)
+        try:
+            query = parse_export_query(values, time.time(), set(gpu_indexes(con)))
+            with atomic_output(args.out, args.force) as temporary:
+                if sys.stdout.isatty():  # DuckDB draws its own progress bar on the terminal
+                    con.execute("SET enable_progress_bar = true")
+                    con.execute("SET progress_bar_time = 500")
+                rows = write_export(con, query, temporary)
+        finally:
+            con.close()
+    except InputError as error:
+        return _fail(f"{error.field}: {error.message}" if error.field else error.message, EXIT_USAGE)
+    except OutputError as error:
+        return _fail(str(error), EXIT_USAGE)
+    except (duckdb.Error, OSError) as error:
+        return _fail(f"the export to {args.out} failed, nothing written: {error}")
+    except ServiceError as error:
+        return _fail(str(error))
+    print(f"wrote {rows:,} rows ({query.tier}, {query.format}) to {args.out}")
+    return 0
+
+
+def _export_through(url: str, token: str, values: dict[str, str], args) -> int:
+    progress = ByteProgress("export")
+    with atomic_output(args.out, args.force) as temporary:
+        size = download(with_query(url, "/api/export", values), token, temporary, progress)
+    progress.finish()
+    print(f"wrote {size:,} bytes to {args.out} through the service at {url}")
+    return 0
+
+
+def run_backup(settings, args) -> int:
+    try:
+        if args.url:
+            return _backup_through(args.url, settings.token, args)
+        try:
+            con = open_read_only(settings.db)
+        except HeldByService:
+            return _backup_through(service_url(settings.host, settings.port), settings.token, args)
+        try:
+            with atomic_output(args.out, args.force) as temporary:
+                copy_database(con, temporary)
+        finally:
+            con.close()
+    except OutputError as error:
+        return _fail(str(error), EXIT_USAGE)
+    except (duckdb.Error, OSError) as error:
+        return _fail(f"the backup to {args.out} failed, nothing written: {error}")
+    except ServiceError as error:
+        return _fail(str(error))
+    print(f"backed up {settings.db} to {args.out}")
+    return 0
+
+
+def _backup_through(url: str, token: str, args) -> int:
+    progress = ByteProgress("backup")
+    with atomic_output(args.out, args.force) as temporary:
+        size = download(with_query(url, "/api/backup", {}), token, temporary, progress)
+    progress.finish()
+    print(f"backed up the running service's database ({size:,} bytes) to {args.out} through {url}")
+    return 0
