@@ -8,12 +8,18 @@ from sanic.response import raw
 
 from ..exposition import CONTENT_TYPE, render_metrics
 from ..http import NO_STORE, Router
+from ..openapi import openapi_document
 from ..service import ServiceView
 from .dashboard import snapshot_source
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
     _, current_snapshot = snapshot_source(view)
+    document = openapi_document()
+
+    @router.route("/openapi.json", ("GET",))
+    async def openapi(request: Request):
+        return json_response(document)
 
     @router.route("/metrics", ("GET",))
     async def metrics(request: Request):
