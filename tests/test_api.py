@@ -414,3 +414,42 @@ def test_token_guards_every_route_but_healthz(inprocess):
                                                               "Access-Control-Request-Method": "GET"})
     assert preflight.status_code == 204
     assert service.client("s3cret").get("/api/comparisons").json()["items"] == []  # the refused POST wrote nothing
+
+
+# -- hostile input ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path, params, field", [
+    ("/api/comparisons", {"limit": "\u00b2"}, "limit"),
+    ("/api/comparisons", {"before": "\u00b2"}, "before"),
+    ("/api/history", {"metrics": "cpuUsage", "points": "\u00b2"}, "points"),
+    ("/api/history", {"metrics": "cpuUsage", "from": "-99999999999999999999d"}, "from"),
+    ("/api/energy", {"from": "-99999999999999999999d"}, "from"),
+    ("/api/history", {"metrics": "cpuUsage", "step": "\u0663s"}, "step"),
+])
+def test_hostile_parameters_are_400s(client, path, params, field):
+    response = client.get(path, params=params)
+    assert response.status_code == 400, response.text
+    assert error_of(response)["field"] == field
+
+
+@pytest.mark.parametrize("path, body, field", [
+    ("/api/comparisons", '{"models": ["\\ud800"]}', "models"),
+    ("/api/comparisons", '{"models": ["a"], "metadata": {"\\ud800": 1}}', "metadata"),
+    ("/api/comparisons", '{"models": ["a"], "name": "\\udfff"}', "name"),
+    ("/api/offsets", '{"kg": 1' + "0" * 400 + "}", "kg"),
+    ("/api/offsets", '{"kg": 1, "at": "-99999999999999999999d"}', "at"),
+])
+def test_hostile_bodies_are_400s(client, path, body, field):
+    before = client.get(path).json()
+    response = client.post(path, content=body.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert error_of(response)["field"] == field
+    assert client.get(path).json() == before
+
+
+def test_huge_numbers_in_an_update_are_400s(client):
+    record = client.post("/api/comparisons", json={"models": ["a"], "status": "running"}).json()
+    for name in ("accuracy", "speed", "latencyMs"):
+        response = client.patch(f"/api/comparisons/{record['id']}", headers={"content-type": "application/json"},
+                                content=f'{{"status": "completed", "{name}": 9{"9" * 400}}}'.encode())
+        assert response.status_code == 400 and error_of(response)["field"] == name
+    assert client.get(f"/api/comparisons/{record['id']}").json() == record

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import energy, figures
 from .figures import FinishedComparison
-from .params import InputError, NonFiniteNumber, single_values
+from .params import InputError, NonFiniteNumber, check_text, is_ascii_digits, single_values
 from .snapshot import Comparisons
 from .store import first
 from .timeparse import parse_time, rfc3339_ms
@@ -76,7 +76,7 @@ def _text(body: dict[str, Any], name: str, maximum: int, default: str | None = N
         raise InputError(f"{name} must be a string", field=name)
     if len(value) > maximum:
         raise InputError(f"{name} must be at most {maximum} characters", field=name)
-    return value
+    return check_text(value, name)
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ def validate_new_comparison(body: Any) -> NewComparison:
         if not isinstance(model, str) or not 1 <= len(model) <= MAX_MODEL_NAME:
             raise InputError(f"each model name must be a string of 1 to {MAX_MODEL_NAME} characters",
                              field="models")
+        check_text(model, "models")
     name = _text(body, "name", MAX_NAME)
     if name is None:
         name = " vs ".join(models)[:MAX_NAME]
@@ -116,6 +117,7 @@ def validate_new_comparison(body: Any) -> NewComparison:
         encoded = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
     except TypeError:  # a NaN or Infinity inside
         raise InputError("metadata must hold only finite numbers", field="metadata") from None
+    check_text(encoded, "metadata")
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InputError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON", field="metadata")
     return NewComparison(name=name, models=tuple(models), status=status, metadata=encoded)
@@ -187,7 +189,7 @@ def validate_offset(body: Any, now: float) -> NewOffset:
 
 def parse_comparison_id(text: str) -> int | None:
     """The numeric id in a path, or None when it cannot name a comparison (answered with 404)."""
-    if not text.isdigit() or len(text) > 18:
+    if not is_ascii_digits(text) or len(text) > 18:
         return None
     return int(text)
 
@@ -206,7 +208,7 @@ def validate_list_query(args: dict[str, list[str]]) -> ListQuery:
         raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")
     limit = DEFAULT_LIMIT
     if "limit" in values:
-        if not values["limit"].isdigit() or not 1 <= int(values["limit"]) <= MAX_LIMIT:
+        if not is_ascii_digits(values["limit"]) or not 1 <= int(values["limit"]) <= MAX_LIMIT:
             raise InputError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
         limit = int(values["limit"])
     before = None

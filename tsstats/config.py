@@ -257,6 +257,6 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
             raise ConfigError(f"{sources['cors_origins']}: a wildcard origin is not allowed; list the origins")
     for target in values["latency_targets"]:
         host, _, port = target.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ConfigError(f"{sources['latency_targets']}: {target!r} is not host:port")
     return Settings(**values, origins=sources)

@@ -24,7 +24,7 @@ from .catalog import (
     energy_expression,
     gpu_metric,
 )
-from .params import InputError, single_values, time_range
+from .params import InputError, is_ascii_digits, single_values, time_range
 from .rollups import HOUR_MS, MINUTE_MS, retained_energy
 from .timeparse import parse_duration
 
@@ -121,7 +121,7 @@ def parse_history_query(args: dict[str, list[str]], now_s: float, known_gpus: se
         limit_field = "step"
     else:
         text = single.get("points", str(DEFAULT_POINTS))
-        if not text.isdigit() or not 1 <= int(text) <= MAX_POINTS:
+        if not is_ascii_digits(text) or not 1 <= int(text) <= MAX_POINTS:
             raise InputError(f"points must be an integer from 1 to {MAX_POINTS}", field="points")
         step_ms = nice_step(max(to_ms - from_ms, 1), int(text))
         limit_field = "points"

@@ -28,6 +28,20 @@ class NonFiniteNumber:
         return self.text
 
 
+def is_ascii_digits(text: str) -> bool:
+    """Only 0-9: ``str.isdigit`` also accepts superscripts and other digits that ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
+def check_text(value: str, field: str) -> str:
+    """A string that can be stored: a lone surrogate (``"\\ud800"`` in JSON) has no UTF-8 form."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{field} holds an unpaired surrogate, which is not valid text", field=field) from None
+    return value
+
+
 def single_values(args: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, str]:
     """Each query parameter's one value; an unknown parameter or one given twice is a 400 naming it."""
     values = {}

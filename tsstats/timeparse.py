@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime
 
 UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0, "y": 365 * 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?\s*$", re.ASCII)
 # Unix seconds from 1970 to 9999 fit below this bound.
 LATEST_UNIX_SECONDS = 253402300799.0
 
@@ -31,7 +31,10 @@ def parse_time(text: str, now: float) -> float:
     if value == "now":
         return now
     if value[0] == "-" and value[-1:].isalpha():
-        return now - parse_duration(value[1:])
+        moment = now - parse_duration(value[1:])
+        if moment < 0:
+            raise ValueError(f"{text!r} reaches before 1970")
+        return moment
     try:
         seconds = float(value)
     except ValueError:
