@@ -286,7 +286,7 @@ def test_raw_bad_requests(client):
 def test_unknown_routes_ids_and_methods(client):
     missing = client.get("/api/nothing")
     assert missing.status_code == 404 and error_of(missing)
-    assert client.get("/").status_code == 404
+    assert client.get("/nothing/here").status_code == 404
     for path in ("/api/comparisons/999999", "/api/comparisons/abc", "/api/comparisons/-1"):
         response = client.get(path)
         assert response.status_code == 404, path
@@ -453,3 +453,29 @@ def test_huge_numbers_in_an_update_are_400s(client):
                                 content=f'{{"status": "completed", "{name}": 9{"9" * 400}}}'.encode())
         assert response.status_code == 400 and error_of(response)["field"] == name
     assert client.get(f"/api/comparisons/{record['id']}").json() == record
+
+
+# -- the page -----------------------------------------------------------------------------------------------
+def test_the_page_and_its_assets_have_etags(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/assets/app.js" in page.text and "/assets/uPlot.iife.min.js" in page.text
+    for path in ["/", "/assets/app.js", "/assets/app.css", "/assets/uPlot.iife.min.js", "/assets/uPlot.min.css"]:
+        first = client.get(path)
+        assert first.status_code == 200 and first.headers["etag"] and first.headers["vary"] == "Accept-Encoding"
+        again = client.get(path, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+    assert client.get("/assets/nothing.js").status_code == 404
+    assert client.get("/assets/index.html").status_code == 404
+
+
+def test_the_page_needs_no_token_but_its_data_does(inprocess):
+    bare = inprocess(token="s3cret").client()
+    assert bare.get("/").status_code == 200 and bare.get("/assets/app.js").status_code == 200
+    assert bare.get("/api/check").status_code == 401
+
+
+def test_check_gives_reasons(client):
+    check = client.get("/api/check").json()
+    assert "NVML" in check["reasons"]["gpuUsage"] and check["system"] == "procfs"
+    assert check["methods"] == {"cpu": "tdp_model", "gpu": "absent", "memory": "dimm_model"}

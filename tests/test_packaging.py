@@ -22,5 +22,6 @@ def test_the_wheel_carries_every_module_and_data_file(tmp_path):
     wheel = next(tmp_path.glob("tsstats-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
     source = {str(path.relative_to(ROOT)) for path in (ROOT / "tsstats").rglob("*")
-              if path.is_file() and path.suffix in (".py", ".csv", ".sql") and "__pycache__" not in path.parts}
+              if path.is_file() and path.suffix in (".py", ".csv", ".sql", ".js", ".css", ".html")
+              and "__pycache__" not in path.parts}
     assert source and source <= names, sorted(source - names)

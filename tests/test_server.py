@@ -118,6 +118,24 @@ def test_body_over_1_mib_is_a_413(client):
     assert client.get("/api/comparisons", params={"limit": 500}).json()["items"] == before
 
 
+def test_the_whole_page_weighs_under_150_kb_compressed(server):
+    """Over a real connection, as a browser fetches it: every asset gzip-encoded, summed on the wire."""
+    import re as regex
+
+    page = httpx.get(server.url + "/", headers={"Accept-Encoding": "gzip"})
+    assets = regex.findall(r'(?:src|href)="(/assets/[^"]+)"', page.text)
+    assert len(assets) == 4
+    total = 0
+    for path in ["/", *assets]:
+        with httpx.stream("GET", server.url + path, headers={"Accept-Encoding": "gzip"}) as response:
+            assert response.status_code == 200 and response.headers["content-encoding"] == "gzip"
+            wire = b"".join(response.iter_raw())
+            assert len(wire) == int(response.headers["content-length"])
+            total += len(wire)
+    print(f"page weight, compressed: {total} bytes")
+    assert total < 150_000, total
+
+
 def test_stream_sends_stats_events(server):
     with httpx.stream("GET", server.url + "/api/dashboard/stream", timeout=10.0) as response:
         assert response.status_code == 200

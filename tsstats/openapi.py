@@ -200,6 +200,24 @@ def openapi_document() -> dict[str, Any]:
         "/healthz": {"get": {
             "summary": "Sampler and database health (no token needed)", "operationId": "health", "security": [],
             "responses": {"200": _json(_ref("Health"), "healthy"), "503": _json(_ref("Health"), "unhealthy")}}},
+        "/": {"get": {
+            "summary": "The page: live figures, history charts, comparisons, energy", "operationId": "page",
+            "security": [], "responses": {"200": {"description": "HTML (gzip when accepted, with an ETag)",
+                                                  "content": {"text/html": {"schema": {"type": "string"}}}},
+                                          "304": {"description": "not modified (If-None-Match)"}}}},
+        "/assets/{name}": {"get": {
+            "summary": "The page's scripts and styles", "operationId": "asset", "security": [],
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the asset (gzip when accepted, with an ETag)", "content": {
+                "text/javascript": {"schema": {"type": "string"}}, "text/css": {"schema": {"type": "string"}},
+                "text/plain": {"schema": {"type": "string"}}}},
+                "304": {"description": "not modified (If-None-Match)"}, **_errors(404)}}},
+        "/api/check": {"get": {
+            "summary": "Why a figure may read 'not measured' here, and what would measure more",
+            "operationId": "check", "responses": {"200": _json({"type": "object", "required": ["reasons", "fixes"],
+                                                                "properties": {"reasons": {"type": "object"},
+                                                                               "fixes": {"type": "array"}}},
+                                                               "reasons by field, fixes"), **_errors(401)}}},
         "/openapi.json": {"get": {
             "summary": "This document", "operationId": "openapi",
             "responses": {"200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {"type": "object"}}}},

@@ -163,6 +163,26 @@ class ServiceView:
         sources = self._sampler.sources
         return current_methods(sources.meter, sources.gpu)
 
+    def check(self) -> dict[str, Any]:
+        """Why a figure may read "not measured" here, and what would measure more, from the open readers."""
+        sources, settings = self._sampler.sources, self.settings
+        gpu_reason = sources.gpu.error or "no GPU answered"
+        reasons = {
+            "gpuUsage": f"no NVIDIA GPU readings ({gpu_reason})",
+            "networkLatency": "no round trip in the last 30 s: no established TCP connection to another host"
+                              + ("" if settings.latency_targets else " (set latency_targets to probe one)"),
+            "responseTime": "no comparison finished within the activity window reported latencyMs",
+            "errorRate": "no comparison completed or failed within the activity window",
+            "totalCarbonSaved": "no baseline declared: set baseline_power_w or baseline_intensity",
+        }
+        fixes = []
+        if sources.meter.rapl.unreadable:
+            fixes.append(RAPL_FIX)
+        if not sources.gpu.gpus:
+            fixes.append(f"no NVIDIA GPU readings ({gpu_reason}); with an NVIDIA GPU, install its driver")
+        methods = self.current_methods()
+        return {"reasons": reasons, "fixes": fixes, "methods": methods.as_dict(), "system": sources.host.name}
+
     def tiers(self) -> TierState:
         return self._sampler.rollups.state
 

@@ -37,8 +37,9 @@ def add_routes(router: Router, view: ServiceView) -> None:
         query = cmp.validate_list_query(query_lists(request))
         return json_response(await view.read(cmp.list_comparisons, query), headers=NO_STORE)
 
-    @router.route("/api/comparisons/<comparison_id:str>", ("GET", "PATCH"))
-    async def comparison(request: Request, comparison_id: str):
+    @router.route("/api/comparisons/<id:str>", ("GET", "PATCH"))
+    async def comparison(request: Request, id: str):  # noqa: A002 (the path's own name)
+        comparison_id = id
         number = cmp.parse_comparison_id(comparison_id)
         if request.method == "PATCH":
             update = cmp.validate_update(parse_json_body(request))
