@@ -10,6 +10,7 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks the unit of install-service
 command -v objdump >/dev/null 2>&1 || need+=(binutils)          # PyInstaller, for the one-file build
+command -v chromium >/dev/null 2>&1 || need+=(chromium)         # the page's tests, driven by Playwright
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -183,11 +183,15 @@
     loadHistory();
   }
 
+  let historyRound = 0;
+
   async function loadHistory() {
     const palette = colors();
+    const round = ++historyRound;
+    const range = state.range;
     await Promise.all(state.charts.map(async (chart) => {
       const metrics = chartMetrics(chart.spec);
-      const query = new URLSearchParams({metrics: metrics.join(","), from: state.range, points: "300"});
+      const query = new URLSearchParams({metrics: metrics.join(","), from: range, points: "300"});
       let answer;
       try {
         answer = await api("/api/history?" + query);
@@ -195,21 +199,22 @@
         if (error instanceof Unauthorized) { askToken(true); }
         return;
       }
+      if (round !== historyRound) return;  // a newer request (another range) is on its way
       const xs = answer.timestamps.map((ms) => ms / 1000);
       const data = [xs].concat(metrics.map((name) => answer.series[name].avg));
       const hasData = data.slice(1).some((values) => values.some((value) => value !== null));
       chart.box.querySelector(".empty").hidden = hasData;
       chart.box.dataset.points = String(data.slice(1).reduce(
         (sum, values) => sum + values.filter((value) => value !== null).length, 0));
-      chart.box.dataset.range = state.range;
+      chart.box.dataset.range = range;
       const width = Math.max(chart.box.clientWidth - 10, 300);
       if (chart.plot) chart.plot.destroy();
       chart.plot = new uPlot({
         width, height: 180,
         series: [{}].concat(metrics.map((name, i) => ({label: name, stroke: palette[i % palette.length],
-          width: 1.5, spanGaps: false}))),
+          width: 1.5, spanGaps: false, points: {show: (u, si, i0, i1) => i1 - i0 < 60 || undefined}}))),
         axes: [{stroke: palette.length ? getComputedStyle(document.body).color : undefined},
-          {stroke: getComputedStyle(document.body).color}],
+          {stroke: getComputedStyle(document.body).color, size: 64}],
       }, data, chart.box.querySelector(".plot"));
     }));
   }
