@@ -479,3 +479,10 @@ def test_check_gives_reasons(client):
     check = client.get("/api/check").json()
     assert "NVML" in check["reasons"]["gpuUsage"] and check["system"] == "procfs"
     assert check["methods"] == {"cpu": "tdp_model", "gpu": "absent", "memory": "dimm_model"}
+
+
+def test_serving_the_page_costs_the_sampler_nothing(client):
+    builds = client.get("/healthz").json()["stats"]["builds"]
+    for path in ("/", "/assets/app.js", "/assets/app.css", "/assets/uPlot.iife.min.js", "/assets/uPlot.min.css"):
+        assert client.get(path).status_code == 200
+    assert client.get("/healthz").json()["stats"]["builds"] == builds  # served from memory: no stats built

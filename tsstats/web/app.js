@@ -21,7 +21,7 @@
     {title: "Network B/s", metrics: ["networkReceive", "networkTransmit"]},
   ];
   const state = {token: sessionStorage.getItem(TOKEN_KEY) || "", range: "-15m", charts: [], reasons: {},
-    gpus: [], lastCounts: "", stream: null};
+    gpus: [], lastCounts: "", reportS: 86400};
   const $ = (id) => document.getElementById(id);
 
   class Unauthorized extends Error {}
@@ -110,6 +110,7 @@
       container.appendChild(card);
     }
     $("generated").textContent = "as of " + new Date(meta.generatedAt).toLocaleTimeString();
+    state.reportS = meta.windows.reportS;
     const gpus = meta.gpus.map((gpu) => gpu.index);
     if (gpus.join() !== state.gpus.join()) {
       state.gpus = gpus;
@@ -250,8 +251,9 @@
 
   async function loadEnergy() {
     let energy;
-    try { energy = await api("/api/energy?from=-24h"); } catch (error) { return; }
-    $("energy-window").textContent = "(last 24 h, " + energy.methods.cpu + ")";
+    try { energy = await api("/api/energy?from=-" + state.reportS + "s"); } catch (error) { return; }
+    const hours = state.reportS / 3600;
+    $("energy-window").textContent = "(report window: last " + (hours >= 1 ? hours + " h" : state.reportS + " s") + ")";
     const body = $("energy").querySelector("tbody");
     body.textContent = "";
     const rows = [["CPU", energy.energyKwh.cpu, energy.methods.cpu], ["GPU", energy.energyKwh.gpu, energy.methods.gpu],
