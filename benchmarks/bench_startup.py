@@ -13,22 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-import httpx
+from servers import start_timed, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def tree_size_mb(path: str) -> float:
@@ -64,32 +57,11 @@ def memory_mb(pid: int) -> tuple[float, float, float]:
     return uss / 1024, pss / 1024, rss / 1024
 
 
-def start(command: list[str], env: dict[str, str], work: str) -> tuple[subprocess.Popen, int, float]:
-    port = free_port()
-    started = time.perf_counter()
-    process = subprocess.Popen([*command, "serve", "--port", str(port), "--db", os.path.join(work, f"{port}.duckdb")],
-                               env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with httpx.Client(timeout=30) as client:
-        while process.poll() is None:
-            try:
-                status = client.get(f"http://127.0.0.1:{port}/api/dashboard/stats").status_code
-            except httpx.TransportError:
-                time.sleep(0.002)
-                continue
-            if status != 200:
-                raise RuntimeError(f"{command[0]} answered {status} first")
-            return process, port, time.perf_counter() - started
-    raise RuntimeError(f"{command[0]} exited with {process.returncode}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    time.sleep(0.5)
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def start(command: list[str], env: dict[str, str], work: str) -> tuple[subprocess.Popen, float]:
+    process, seconds, status = start_timed(command, os.path.join(work, f"{time.monotonic_ns()}.duckdb"), env, work)
+    if status != 200:
+        raise RuntimeError(f"{command[0]} answered {status} first")
+    return process, seconds
 
 
 def main() -> int:
@@ -114,7 +86,7 @@ def main() -> int:
         times: dict[str, list[float]] = {name: [] for name in subjects}
         for _ in range(args.starts):  # alternate, so drifts of the machine hit all alike
             for name, (command, _) in subjects.items():
-                process, _, seconds = start(command, env, work)
+                process, seconds = start(command, env, work)
                 times[name].append(seconds * 1000)
                 stop(process)
         running = {name: start(command, env, work)[0] for name, (command, _) in subjects.items()}

@@ -18,7 +18,6 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ import tempfile
 import time
 
 import httpx
+from servers import free_port, start_timed, stop
 
 EXAMPLE = (b'{"systemMetrics":{"cpuUsage":74.79,"gpuUsage":86.42,"memoryUsage":79.38,"networkLatency":35.22,'
            b'"activeConnections":14},"liveStats":{"activeComparisons":12,"queueLength":5,"systemLoad":67,'
@@ -49,12 +49,6 @@ def run_baseline(port: int) -> None:
         return raw(EXAMPLE, content_type="application/json", headers={"Cache-Control": "no-store"})
 
     app.run(host="127.0.0.1", port=port, single_process=True, access_log=False, motd=False)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_ready(url: str, timeout: float = 30.0) -> None:
@@ -109,30 +103,10 @@ def load(url: str, port: int, seconds: float, connections: int, use_wrk: bool) -
 
 def time_to_first_answer(env: dict[str, str], tmp: str, number: int) -> tuple[float, int]:
     """Seconds from exec to the first answer of the stats route on a fresh database, and that answer's status."""
-    port = free_port()
-    started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "tsstats", "serve", "--port", str(port), "--db",
-                                os.path.join(tmp, f"start-{number}.duckdb"), "--log-level", "warning"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with httpx.Client(timeout=30) as client:
-            while process.poll() is None:
-                try:
-                    status = client.get(f"http://127.0.0.1:{port}{PATH}").status_code
-                except httpx.TransportError:
-                    time.sleep(0.002)
-                    continue
-                return time.perf_counter() - started, status
-        raise RuntimeError(f"tsstats exited with {process.returncode} before answering")
-    finally:
-        time.sleep(0.5)  # a SIGTERM in the instant after the first answer can be lost (see docs/operations.md)
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            print(f"  start {number}: SIGTERM not handled within 20 s; killed")
-            process.kill()
-            process.wait()
+    db = os.path.join(tmp, f"start-{number}.duckdb")
+    process, seconds, status = start_timed([sys.executable, "-m", "tsstats"], db, env, extra=("--log-level", "warning"))
+    stop(process, f"start {number}")
+    return seconds, status
 
 
 def main() -> int:

@@ -141,7 +141,7 @@ def test_backup_of_a_running_service_serves_the_same_data(history_db, server_fac
     out = tmp_path / "copy.duckdb"
     result = tsstats("backup", "--db", str(db), "--port", str(server.port), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "through http://127.0.0.1" in result.stdout
+    assert "through the service at http://127.0.0.1" in result.stdout
     copy = server_factory(db=out)
     with copy.client() as client:
         assert client.get("/api/comparisons").json() == comparisons

@@ -44,70 +44,55 @@ def _fail(message: str, code: int = EXIT_FAILURE) -> int:
 def run_export(settings, args) -> int:
     values = {"from": args.from_, "to": args.to, "metrics": args.metrics, "tier": args.tier, "format": args.format}
     values = {key: value for key, value in values.items() if value is not None}
+
+    def from_file(con, temporary: str) -> str:
+        query = parse_export_query(values, time.time(), set(gpu_indexes(con)))
+        if sys.stdout.isatty():  # DuckDB draws its own progress bar on the terminal
+            con.execute("SET enable_progress_bar = true")
+            con.execute("SET progress_bar_time = 500")
+        rows = write_export(con, query, temporary)
+        return f"wrote {rows:,} rows ({query.tier}, {query.format}) to {args.out}"
+
+    return _write_out("export", settings, args, from_file, "/api/export", values)
+
+
+def run_backup(settings, args) -> int:
+    def from_file(con, temporary: str) -> str:
+        copy_database(con, temporary)
+        return f"backed up {settings.db} to {args.out}"
+
+    return _write_out("backup", settings, args, from_file, "/api/backup", {})
+
+
+def _write_out(what: str, settings, args, from_file, path: str, values: dict[str, str]) -> int:
+    """Write ``args.out`` from the database file, or through the service when one holds the file (or ``--url``
+    names it); every failure is one clear line and a non-zero exit, with nothing left under the name."""
     try:
-        if args.url:
-            return _export_through(args.url, settings.token, values, args)
-        try:
-            con = open_read_only(settings.db)
-        except HeldByService:
-            return _export_through(service_url(settings.host, settings.port), settings.token, values, args)
-        try:
-            query = parse_export_query(values, time.time(), set(gpu_indexes(con)))
+        url, con = args.url, None
+        if not url:
+            try:
+                con = open_read_only(settings.db)
+            except HeldByService:
+                url = service_url(settings.host, settings.port)
+        if url:
+            progress = ByteProgress(what)
             with atomic_output(args.out, args.force) as temporary:
-                if sys.stdout.isatty():  # DuckDB draws its own progress bar on the terminal
-                    con.execute("SET enable_progress_bar = true")
-                    con.execute("SET progress_bar_time = 500")
-                rows = write_export(con, query, temporary)
-        finally:
-            con.close()
+                size = download(with_query(url, path, values), settings.token, temporary, progress)
+            progress.finish()
+            message = f"{what}: wrote {size:,} bytes to {args.out} through the service at {url}"
+        else:
+            try:
+                with atomic_output(args.out, args.force) as temporary:
+                    message = from_file(con, temporary)
+            finally:
+                con.close()
     except InputError as error:
         return _fail(f"{error.field}: {error.message}" if error.field else error.message, EXIT_USAGE)
     except OutputError as error:
         return _fail(str(error), EXIT_USAGE)
     except (duckdb.Error, OSError) as error:
-        return _fail(f"the export to {args.out} failed, nothing written: {error}")
+        return _fail(f"the {what} to {args.out} failed, nothing written: {error}")
     except ServiceError as error:
         return _fail(str(error))
-    print(f"wrote {rows:,} rows ({query.tier}, {query.format}) to {args.out}")
-    return 0
-
-
-def _export_through(url: str, token: str, values: dict[str, str], args) -> int:
-    progress = ByteProgress("export")
-    with atomic_output(args.out, args.force) as temporary:
-        size = download(with_query(url, "/api/export", values), token, temporary, progress)
-    progress.finish()
-    print(f"wrote {size:,} bytes to {args.out} through the service at {url}")
-    return 0
-
-
-def run_backup(settings, args) -> int:
-    try:
-        if args.url:
-            return _backup_through(args.url, settings.token, args)
-        try:
-            con = open_read_only(settings.db)
-        except HeldByService:
-            return _backup_through(service_url(settings.host, settings.port), settings.token, args)
-        try:
-            with atomic_output(args.out, args.force) as temporary:
-                copy_database(con, temporary)
-        finally:
-            con.close()
-    except OutputError as error:
-        return _fail(str(error), EXIT_USAGE)
-    except (duckdb.Error, OSError) as error:
-        return _fail(f"the backup to {args.out} failed, nothing written: {error}")
-    except ServiceError as error:
-        return _fail(str(error))
-    print(f"backed up {settings.db} to {args.out}")
-    return 0
-
-
-def _backup_through(url: str, token: str, args) -> int:
-    progress = ByteProgress("backup")
-    with atomic_output(args.out, args.force) as temporary:
-        size = download(with_query(url, "/api/backup", {}), token, temporary, progress)
-    progress.finish()
-    print(f"backed up the running service's database ({size:,} bytes) to {args.out} through {url}")
+    print(message)
     return 0

@@ -1,0 +1,49 @@
+"""What the benchmarks share: a free port, a tsstats started and timed to its first answer, a graceful stop."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import httpx
+
+STATS = "/api/dashboard/stats"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_timed(command: list[str], db: str, env: dict[str, str], cwd: str | None = None,
+                extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, float, int]:
+    """``command serve`` on a free port; (process, seconds from exec to the first answer of the stats route,
+    that answer's status)."""
+    port = free_port()
+    started = time.perf_counter()
+    process = subprocess.Popen([*command, "serve", "--port", str(port), "--db", db, *extra], env=env, cwd=cwd,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with httpx.Client(timeout=30) as client:
+        while process.poll() is None:
+            try:
+                status = client.get(f"http://127.0.0.1:{port}{STATS}").status_code
+            except httpx.TransportError:
+                time.sleep(0.002)
+                continue
+            return process, time.perf_counter() - started, status
+    raise RuntimeError(f"{command[0]} exited with {process.returncode} before answering")
+
+
+def stop(process: subprocess.Popen, label: str = "tsstats") -> None:
+    """SIGTERM after half a second (a signal in the instant after the first answers can be lost, see
+    docs/operations.md), SIGKILL if it is not handled within 20 s."""
+    time.sleep(0.5)
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        print(f"  {label}: SIGTERM not handled within 20 s; killed")
+        process.kill()
+        process.wait()
