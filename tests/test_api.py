@@ -486,3 +486,14 @@ def test_serving_the_page_costs_the_sampler_nothing(client):
     for path in ("/", "/assets/app.js", "/assets/app.css", "/assets/uPlot.iife.min.js", "/assets/uPlot.min.css"):
         assert client.get(path).status_code == 200
     assert client.get("/healthz").json()["stats"]["builds"] == builds  # served from memory: no stats built
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("post", "/api/comparisons?dry=1", {"models": ["a"]}),
+    ("post", "/api/offsets?dry=1", {"kg": 1}),
+])
+def test_writes_refuse_query_parameters(client, method, path, body):
+    before = client.get(path.split("?")[0]).json()
+    response = getattr(client, method)(path, json=body)
+    assert response.status_code == 400 and error_of(response)["field"] == "dry"
+    assert client.get(path.split("?")[0]).json() == before

@@ -136,6 +136,47 @@ def test_the_whole_page_weighs_under_150_kb_compressed(server):
     assert total < 150_000, total
 
 
+def test_a_url_over_8_kb_is_a_413_that_says_so(client):
+    response = client.get("/api/comparisons", params={"x": "a" * 9000})
+    assert response.status_code == 413
+    assert "request line and headers are larger than 8192 bytes" in error_of(response)["message"]
+
+
+def test_two_writers_at_once_do_not_stop_sampling(server_factory):
+    """Two clients POST comparisons back to back for 4 s: sampling keeps its rate, health stays ok."""
+    import threading
+
+    server = server_factory("--flush-interval", "0.5s")
+    stop = threading.Event()
+    written = []
+
+    def writer() -> None:
+        with server.client() as client:
+            while not stop.is_set():
+                written.append(client.post("/api/comparisons", json={"models": ["a", "b"]}).status_code)
+
+    started = time.time()
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(4.0)
+    with server.client() as client:
+        health = client.get("/healthz")
+    stop.set()
+    for thread in threads:
+        thread.join(15)
+    ended = time.time()
+    time.sleep(1.5)  # flushed
+    with server.client() as client:
+        history = client.get("/api/history", params={"metrics": "cpuUsage", "from": f"{started + 0.5:.3f}",
+                                                     "to": f"{ended - 0.5:.3f}", "step": "100ms"}).json()
+    samples = sum(1 for value in history["series"]["cpuUsage"]["avg"] if value is not None)
+    expected = (ended - started - 1.0) * 10
+    assert len(written) > 100 and set(written) == {201}
+    assert health.status_code == 200, health.text
+    assert samples >= 0.9 * expected, (samples, expected)
+
+
 def test_stream_sends_stats_events(server):
     with httpx.stream("GET", server.url + "/api/dashboard/stream", timeout=10.0) as response:
         assert response.status_code == 200
@@ -187,7 +228,7 @@ def test_second_server_on_the_same_file_exits_at_once(server_factory, tmp_path):
     assert httpx.get(first.url + "/healthz").status_code == 200
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_restart_keeps_every_comparison(server_factory, tmp_path, sig):
     db = tmp_path / f"restart-{sig}.duckdb"
     server = server_factory(db=db)
@@ -197,6 +238,9 @@ def test_restart_keeps_every_comparison(server_factory, tmp_path, sig):
         client.post("/api/offsets", json={"kg": 1.25})
         before = client.get("/api/comparisons", params={"limit": 500}).json()
     assert server.stop(sig) == 0, server.output
+    assert "samples flushed and checkpointed" in server.output
+    if sig == signal.SIGHUP:
+        assert "SIGHUP: stopping as on SIGTERM" in server.output
     again = server_factory(db=db)
     with again.client() as client:
         after = client.get("/api/comparisons", params={"limit": 500}).json()

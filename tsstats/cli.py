@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -282,6 +284,16 @@ def run_serve(settings) -> int:
         gc.freeze()
         log.info("sampling at %g Hz into %s; serving on http://%s:%d", settings.sample_hz, settings.db,
                  settings.host, settings.port)
+
+    @app.after_server_start
+    async def stop_on_sighup(app):
+        """SIGHUP (a closed terminal, a reload request) stops the service as SIGTERM does: flushed and
+        checkpointed, exit 0; a reload would have nothing to reread that a restart does not."""
+        def hang_up() -> None:
+            log.warning("SIGHUP: stopping as on SIGTERM (flush, checkpoint, exit 0); restart to apply new settings")
+            app.stop(terminate=False)
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hang_up)
 
     @app.after_server_stop
     async def stop_sampling(app):

@@ -138,7 +138,10 @@ class Router:
                 message += f"; allowed: {', '.join(allowed)}"
         elif isinstance(error, SanicException):
             status = getattr(error, "status_code", 500) or 500
-            if status == 413:
+            if status == 413 and "header" in str(error).lower():
+                message = (f"the request line and headers are larger than {request.app.config.REQUEST_MAX_HEADER_SIZE}"
+                           " bytes")
+            elif status == 413:
                 message = f"the body is larger than {MAX_BODY_BYTES} bytes"
             else:
                 message = str(error) or ("internal error" if status >= 500 else "bad request")

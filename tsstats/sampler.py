@@ -28,7 +28,7 @@ from .snapshot import Figures, compute_figures
 from .store import Store, first
 
 log = logging.getLogger("tsstats.sampler")
-STALL_S = 5.0
+STALL_S = 5.0  # longer without a sample: the sampler has stalled (health), and the gap is an outage (uptime)
 FIRST_TICK_S = 0.1  # the first sample waits this long (at most) after priming: CPU use needs two readings
 
 
@@ -64,7 +64,7 @@ class Sampler:
         self.ledger = EnergyLedger(self.ring, settings.report_window * 1000.0)
         self.availability = Availability()
         self.flusher = Flusher(store, self.rollups, self.ring, self.gpu_ring, self.ledger, self.availability,
-                               max_gap_ms=2 * self.period_s * 1000.0)
+                               max_gap_ms=max(2 * self.period_s, STALL_S) * 1000.0)
         self.retention = Retention(settings, store, lambda: self.rollups.minutes_until)
         self.comparisons = ComparisonTracker(settings.activity_window)
         self.reader = TickReader(sources, self.clocks)

@@ -31,6 +31,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
     @router.route("/api/comparisons", ("GET", "POST"))
     async def comparisons(request: Request):
         if request.method == "POST":
+            query_values(request, ())  # a write takes no query parameters: an unknown one is a 400
             new = cmp.validate_new_comparison(parse_json_body(request))
             record = await write(lambda con: cmp.insert_comparison(con, new, now_ms()))
             return json_response(record, status=201, headers=NO_STORE)
@@ -42,6 +43,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
         comparison_id = id
         number = cmp.parse_comparison_id(comparison_id)
         if request.method == "PATCH":
+            query_values(request, ())
             update = cmp.validate_update(parse_json_body(request))
             if number is None:
                 raise InputError(f"no comparison {comparison_id}", status=404)
@@ -55,6 +57,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
     @router.route("/api/offsets", ("GET", "POST"))
     async def offsets(request: Request):
         if request.method == "POST":
+            query_values(request, ())
             offset = cmp.validate_offset(parse_json_body(request), time.time())
             record = await write(lambda con: cmp.insert_offset(con, offset, now_ms()))
             return json_response(record, status=201, headers=NO_STORE)
