@@ -25,11 +25,14 @@ def test_uptime_counts_gaps_inside_the_window():
     assert np.isnan(figures.uptime_pct(now, None, day, np.empty((0, 2))))
 
 
-def test_find_gaps_longer_than_two_intervals():
-    ts = np.array([1000.0, 1100.0, 1200.0, 1600.0, 1700.0])
-    assert figures.find_gaps(ts, 900.0, 200.0).tolist() == [[1200.0, 1600.0]]
-    assert figures.find_gaps(ts, 500.0, 200.0).tolist() == [[500.0, 1000.0], [1200.0, 1600.0]]
-    assert figures.find_gaps(np.array([5.0]), None, 200.0).shape == (0, 2)
+def test_outages_come_from_monotonic_intervals_and_restarts():
+    ts = np.array([1000.0, 1100.0, 4700.0, 4800.0, 14800.0])
+    intervals = np.array([0.1, 0.1, 0.1, 0.1, 10.0])  # the wall clock stepped 3.5 s; then 10 s without sampling
+    assert figures.find_outages(ts, intervals, None, 5000.0).tolist() == [[4800.0, 14800.0]]
+    # after a restart, the wall-clock gap to the newest stored sample is the outage
+    assert figures.find_outages(ts, intervals, -9000.0, 5000.0).tolist() == [[-9000.0, 1000.0], [4800.0, 14800.0]]
+    assert figures.find_outages(ts, intervals, 0.0, 5000.0).tolist() == [[4800.0, 14800.0]]  # 1 s: no outage
+    assert figures.find_outages(np.array([5.0]), np.array([np.nan]), None, 200.0).shape == (0, 2)
 
 
 def test_carbon_is_energy_times_intensity():

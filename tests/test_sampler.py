@@ -285,3 +285,17 @@ def test_energy_counters_never_dip_across_flushes(tmp_path, proc_root):
     dips = sum(1 for before, after in zip(readings, readings[1:], strict=False) if after < before)
     assert sampler.flusher.health.flushes >= 10 and len(readings) > 1000
     assert dips == 0 and readings[-1] > readings[0]
+
+
+def test_a_wall_clock_step_forward_is_not_an_outage(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(10):
+        rig.tick(5)
+    rig.tick(5, wall=rig.clock.wall + 3600.1)  # the wall clock jumps an hour ahead; sampling never stopped
+    for _ in range(10):
+        rig.tick(5)
+    rig.sampler.flusher.flush()
+    stats = rig.stats()
+    assert stats["liveStats"]["uptime"] == 100.0
+    assert rig.store.read_now(lambda con: con.execute("SELECT count(*) FROM outages").fetchall()[0][0]) == 0
+    rig.close()

@@ -49,16 +49,21 @@ def uptime_pct(now_ms: float, first_sample_ms: float | None, window_ms: float, o
     return float(100.0 * max(span - overlap, 0.0) / span)
 
 
-def find_gaps(ts_ms: np.ndarray, previous_ms: float | None, max_gap_ms: float) -> np.ndarray:
-    """(start, end) of every gap between consecutive timestamps longer than ``max_gap_ms``."""
+def find_outages(ts_ms: np.ndarray, interval_s: np.ndarray, restarted_after_ms: float | None,
+                 max_gap_ms: float) -> np.ndarray:
+    """(start, end) of every time the sampler was not sampling for longer than ``max_gap_ms``.
+
+    Within a run, a sample whose interval (from the monotonic clock, which counts suspend where the system
+    has one that does) is that long ends an outage: a step of the wall clock is none. Across a restart
+    (``restarted_after_ms``: the newest sample stored before it), the wall-clock gap to the first new sample
+    is the only measure there is."""
     ts = np.asarray(ts_ms, dtype=float)
-    if previous_ms is not None:
-        ts = np.concatenate(([previous_ms], ts))
-    if ts.size < 2:
-        return np.empty((0, 2))
-    gaps = np.diff(ts)
-    where = np.nonzero(gaps > max_gap_ms)[0]
-    return np.column_stack((ts[where], ts[where + 1]))
+    interval_ms = np.nan_to_num(np.asarray(interval_s, dtype=float) * 1000.0, nan=0.0)
+    long = interval_ms > max_gap_ms
+    outages = np.column_stack((ts[long] - interval_ms[long], ts[long]))
+    if restarted_after_ms is not None and ts.size and ts[0] - restarted_after_ms > max_gap_ms:
+        outages = np.vstack(([[restarted_after_ms, ts[0]]], outages))
+    return outages.reshape(-1, 2)
 
 
 def kwh(joules: float) -> float:

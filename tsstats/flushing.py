@@ -93,6 +93,7 @@ class Flusher:
         self.availability = availability
         self.max_gap_ms = max_gap_ms  # a longer gap between samples is an outage
         self.last_flushed_ms: float | None = None
+        self.restarted = True  # the first flush of a run: the gap since the last stored sample was a restart
         self.health = FlushHealth()
 
     def flush(self) -> None:
@@ -104,7 +105,8 @@ class Flusher:
         if not len(rows):
             return
         columns = self.ring.columns_of(rows)
-        gaps = figures.find_gaps(columns["ts_ms"], self.last_flushed_ms, self.max_gap_ms)
+        gaps = figures.find_outages(columns["ts_ms"], columns["interval_s"],
+                                    self.last_flushed_ms if self.restarted else None, self.max_gap_ms)
         availability = self.availability
         first_due = availability.first_sample_ms if not availability.first_stored else None
         try:
@@ -119,5 +121,6 @@ class Flusher:
         if len(gaps):
             availability.outages = np.vstack((availability.outages, gaps))
         self.last_flushed_ms = float(columns["ts_ms"][-1])
+        self.restarted = False
         self.health.ok, self.health.error = True, ""
         self.health.flushes += 1

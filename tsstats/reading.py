@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,11 +23,20 @@ from .sources.nvml import GpuReading, NvmlReader
 SLOW_READ_S = 1.0  # memory, load, TCP and network: read once a second
 
 
+def boot_clock() -> Callable[[], float]:
+    """A monotonic clock that also counts time suspended (Linux's CLOCK_BOOTTIME), else Python's monotonic:
+    a machine asleep is an outage, a step of the wall clock is none."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        return time.monotonic
+    return lambda: time.clock_gettime(boottime)
+
+
 @dataclass
 class Clocks:
     """The clocks the sampler reads: monotonic for intervals, wall for timestamps."""
 
-    monotonic: Callable[[], float] = time.monotonic
+    monotonic: Callable[[], float] = field(default_factory=boot_clock)
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
