@@ -97,20 +97,12 @@ def test_transitions(current, wanted, ok):
         assert raised.value.status == 409
 
 
-def test_comparison_activity_over_the_window():
-    now, hour = 10_000_000.0, 3_600_000.0
-    finished = [
-        figures.FinishedComparison(now - hour - 1, "failed", 900.0),  # just outside the window
-        figures.FinishedComparison(now - hour + 1, "completed", 100.0),
-        figures.FinishedComparison(now - 60_000, "failed", None),
-        figures.FinishedComparison(now - 1_000, "completed", 300.0),
-        figures.FinishedComparison(now - 500, "cancelled", 200.0),  # counts for latency, not for the error rate
-    ]
-    activity = figures.comparison_activity(finished, now, hour)
-    assert activity.response_ms == pytest.approx(200.0)
-    assert activity.error_pct == pytest.approx(100.0 / 3)
+def test_comparison_activity_from_outcomes():
+    activity = figures.comparison_activity(figures.Outcomes(finished=4, with_latency=3, latency_sum_ms=600.0,
+                                                            completed=2, failed=1))
+    assert activity.response_ms == pytest.approx(200.0) and activity.error_pct == pytest.approx(100.0 / 3)
     assert (activity.finished, activity.with_latency) == (4, 3)
-    later = figures.comparison_activity(finished, now + hour, hour)
-    assert later.finished == 0 and math.isnan(later.response_ms) and math.isnan(later.error_pct)
-    only_cancelled = figures.comparison_activity([figures.FinishedComparison(now, "cancelled", None)], now, hour)
+    none = figures.comparison_activity(figures.Outcomes())
+    assert none.finished == 0 and math.isnan(none.response_ms) and math.isnan(none.error_pct)
+    only_cancelled = figures.comparison_activity(figures.Outcomes(finished=1))
     assert math.isnan(only_cancelled.error_pct) and math.isnan(only_cancelled.response_ms)

@@ -299,3 +299,28 @@ def test_a_wall_clock_step_forward_is_not_an_outage(tmp_path, proc_root):
     assert stats["liveStats"]["uptime"] == 100.0
     assert rig.store.read_now(lambda con: con.execute("SELECT count(*) FROM outages").fetchall()[0][0]) == 0
     rig.close()
+
+
+def test_response_time_and_error_rate_follow_the_activity_window(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    rig.tick(5)
+    now_ms = int(rig.clock.wall * 1000)
+    rows = [(now_ms - 3_601_000, "failed", 900.0), (now_ms - 3_590_000, "completed", 100.0),
+            (now_ms - 60_000, "failed", None), (now_ms - 1_000, "completed", 300.0),
+            (now_ms - 500, "cancelled", 200.0)]
+
+    def insert(con):
+        for finished, status, latency in rows:
+            con.execute("INSERT INTO comparisons (name, models, status, created_ms, started_ms, finished_ms, "
+                        "latency_ms) VALUES ('x', ['m'], ?, ?, ?, ?, ?)",
+                        [status, finished - 5000, finished - 5000, finished, latency])
+
+    rig.store.write(insert)
+    rig.store.run_writes(committed=rig.sampler._written)
+    live = rig.stats()["liveStats"]
+    assert live["responseTime"] == pytest.approx(200.0)  # 100, 300 and 200: the first is outside the hour
+    assert live["errorRate"] == pytest.approx(100.0 / 3, abs=1e-3)  # 1 failed of 2 completed and 1 failed
+    rig.tick(5, seconds=15.0)  # the window slides past the comparison finished 3,590 s ago
+    live = rig.stats()["liveStats"]
+    assert live["responseTime"] == pytest.approx(250.0) and live["errorRate"] == pytest.approx(50.0)
+    rig.close()

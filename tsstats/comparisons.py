@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import energy, figures
-from .figures import FinishedComparison
 from .params import InputError, NonFiniteNumber, check_text, is_ascii_digits, single_values
 from .snapshot import Comparisons
 from .store import first
@@ -334,32 +333,40 @@ def comparison_stats(con) -> Comparisons:
 
 
 class ComparisonTracker:
-    """What the stats show of comparisons and offsets, reloaded after each write (writer thread)."""
+    """What the stats show of comparisons and offsets (writer thread). Reloaded when a build needs it after a
+    write, or when the last load is older than REFRESH_MS (the activity window slides): a burst of writes costs
+    one reload per build, not one per write, and nothing is held per comparison."""
+
+    REFRESH_MS = 10_000
 
     def __init__(self, activity_window_s: float):
         self.window_ms = activity_window_s * 1000.0
         self.counts = Comparisons()
-        self.finished: list[FinishedComparison] = []
+        self.activity = figures.comparison_activity(figures.Outcomes())
         self.offsets_kg = 0.0
+        self.dirty = True
+        self.loaded_ms: float | None = None
 
-    def reload(self, con, now_ms: float) -> None:
+    def changed(self) -> None:
+        """A write happened: reload before the next build."""
+        self.dirty = True
+
+    def refresh(self, con, now_ms: float) -> None:
+        if not self.dirty and self.loaded_ms is not None and now_ms - self.loaded_ms < self.REFRESH_MS:
+            return
         self.counts = comparison_stats(con)
-        self.finished = finished_since(con, now_ms - self.window_ms)
+        self.activity = figures.comparison_activity(outcomes_since(con, now_ms - self.window_ms))
         self.offsets_kg = offsets_total(con)
-
-    def trim(self, now_ms: float) -> None:
-        """Forget comparisons finished before the activity window."""
-        self.finished = [item for item in self.finished if item.finished_ms > now_ms - self.window_ms]
-
-    def activity(self, now_ms: float) -> figures.Activity:
-        return figures.comparison_activity(self.finished, now_ms, self.window_ms)
+        self.dirty, self.loaded_ms = False, now_ms
 
 
-def finished_since(con, since_ms: float) -> list[FinishedComparison]:
-    """Comparisons that reached a final status at or after ``since_ms``, oldest first."""
-    rows = con.execute("SELECT finished_ms, status, latency_ms FROM comparisons WHERE finished_ms >= ? "
-                       "ORDER BY finished_ms", [int(since_ms)]).fetchall()
-    return [FinishedComparison(float(finished), status, latency) for finished, status, latency in rows]
+def outcomes_since(con, since_ms: float) -> figures.Outcomes:
+    """Counts of the comparisons finished after ``since_ms``."""
+    row = first(con.execute(
+        "SELECT count(*), count(latency_ms), coalesce(sum(latency_ms), 0), "
+        "count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed') "
+        "FROM comparisons WHERE finished_ms > ?", [int(since_ms)]).fetchall())
+    return figures.Outcomes(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4]))
 
 
 def insert_offset(con, offset: NewOffset, now_ms: int) -> dict[str, Any]:

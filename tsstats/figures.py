@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,13 +80,6 @@ def carbon_g(energy_kwh: float, g_per_kwh: float) -> float:
 
 
 @dataclass(frozen=True)
-class FinishedComparison:
-    finished_ms: float
-    status: str  # completed, failed or cancelled
-    latency_ms: float | None  # the mean model response time the runner reported, if it did
-
-
-@dataclass(frozen=True)
 class Activity:
     """responseTime and errorRate over the comparisons finished within the activity window."""
 
@@ -97,15 +89,24 @@ class Activity:
     with_latency: int  # of those, how many reported latencyMs
 
 
-def comparison_activity(finished: Sequence[FinishedComparison], now_ms: float, window_ms: float) -> Activity:
-    """The dashboard's responseTime and errorRate from the comparisons finished in (now - window, now]."""
-    recent = [item for item in finished if now_ms - window_ms < item.finished_ms]
-    latencies = [item.latency_ms for item in recent if item.latency_ms is not None]
-    failed = sum(1 for item in recent if item.status == "failed")
-    judged = failed + sum(1 for item in recent if item.status == "completed")
-    return Activity(response_ms=float(np.mean(latencies)) if latencies else math.nan,
-                    error_pct=100.0 * failed / judged if judged else math.nan,
-                    finished=len(recent), with_latency=len(latencies))
+@dataclass(frozen=True)
+class Outcomes:
+    """Counts of the comparisons finished within the activity window (cancelled ones included in ``finished``)."""
+
+    finished: int = 0
+    with_latency: int = 0
+    latency_sum_ms: float = 0.0
+    completed: int = 0
+    failed: int = 0
+
+
+def comparison_activity(outcomes: Outcomes) -> Activity:
+    """The dashboard's responseTime (mean reported latencyMs) and errorRate (failed / (completed + failed))."""
+    judged = outcomes.completed + outcomes.failed
+    return Activity(
+        response_ms=outcomes.latency_sum_ms / outcomes.with_latency if outcomes.with_latency else math.nan,
+        error_pct=100.0 * outcomes.failed / judged if judged else math.nan,
+        finished=outcomes.finished, with_latency=outcomes.with_latency)
 
 
 def energy_efficiency_pct(cpu_j: float, cpu_active_j: float, gpu_j: float, gpu_idle_j: float) -> float:

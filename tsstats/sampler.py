@@ -93,7 +93,7 @@ class Sampler:
         if last is not None:
             self.rollups.close(store, max(now_ms, last))
         self.ledger.load(con, now_ms, retained_energy(con, self.rollups.hours_until, self.rollups.minutes_until))
-        self.comparisons.reload(con, now_ms)
+        self.comparisons.refresh(con, now_ms)
         self.reader.prime(last)
 
     def start(self) -> None:
@@ -183,16 +183,12 @@ class Sampler:
         self.store.run_writes(budget_s, committed=self._written)
 
     def _written(self, con) -> None:
-        try:
-            self.comparisons.reload(con, self.clocks.wall() * 1000.0)
-        except Exception:
-            log.exception("reloading comparisons after a write failed")
+        self.comparisons.changed()
         self.publisher.invalidate()
 
     def refresh_figures(self) -> None:
         now_ms = self.clocks.wall() * 1000.0
         self.ledger.advance(self.store.writer, now_ms)
-        self.comparisons.trim(now_ms)
 
     def pending_columns(self):
         """The sample rows not yet stored, by ring column (any thread)."""
@@ -205,11 +201,15 @@ class Sampler:
         window = self.ring.since(now_ms - settings.current_window * 1000.0)
         if not len(window):
             window = self.ring.latest(1)
+        try:
+            self.comparisons.refresh(self.store.writer, now_ms)
+        except Exception:
+            log.exception("reloading comparisons failed; the stats show the last ones loaded")
         return compute_figures(
             settings=settings, now_s=now_s, current=self.ring.columns_of(window),
             latency_ms=self.sources.latency.median_ms(), latency_source=self.sources.latency.reader.name,
             system_source=self.sources.host.name,
             ledger=self.ledger.view(), uptime_pct=self.availability.uptime_pct(now_ms, settings.availability_window),
             offsets_kg=self.comparisons.offsets_kg, comparisons=self.comparisons.counts,
-            activity=self.comparisons.activity(now_ms), service=self.requests.summary(), grid=self.grid,
+            activity=self.comparisons.activity, service=self.requests.summary(), grid=self.grid,
             meter=self.sources.meter, gpu=self.sources.gpu, gpu_readings=self.last_gpu)
