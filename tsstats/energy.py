@@ -28,7 +28,6 @@ _SUMS_SQL = (
     + ", count(*), coalesce(bit_and(methods), 0), coalesce(bit_or(methods), 0) "
     "FROM samples WHERE ts_ms >= ? AND ts_ms < ?"
 )
-COMPONENTS = ("cpu", "gpu", "memory")
 
 
 @dataclass(frozen=True)

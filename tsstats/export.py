@@ -22,7 +22,6 @@ from .params import InputError, single_values, time_range
 TIERS = ("raw", "1m", "1h")
 FORMATS = ("parquet", "csv")
 PARAMETERS = ("metrics", "from", "to", "tier", "format")
-TIER_AGGREGATES = ("avg", "min", "max")
 UNIT_SUFFIX = {"%": "pct", "count": "count", "ms": "ms", "B/s": "Bps", "W": "W", "MiB": "MiB", "°C": "degC",
                "J": "J"}
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
@@ -137,7 +136,12 @@ def atomic_output(path: str, force: bool = False) -> Iterator[str]:
         yield temporary
         os.replace(temporary, path)
     except BaseException:
-        for leftover in (temporary, temporary + ".wal"):  # a database being written has a WAL beside it
-            if os.path.exists(leftover):
-                os.unlink(leftover)
+        remove_partial(temporary)
         raise
+
+
+def remove_partial(path: str) -> None:
+    """Remove a file being written, and the WAL beside it if it was a database."""
+    for leftover in (path, path + ".wal"):
+        if os.path.exists(leftover):
+            os.unlink(leftover)

@@ -49,6 +49,7 @@ class Sources:
     gpu: NvmlReader
     meter: PowerMeter
     latency: LatencyMonitor
+    dimms_known: bool = True  # the DIMM count came from the system or a setting, not the model's assumption
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,6 @@ class RequestStats:
         """Requests since start by status class, ``1xx`` to ``5xx``."""
         return {name: self._by_hundreds[i + 1] for i, name in enumerate(STATUS_CLASSES)}
 
-    @property
-    def total_requests(self) -> int:
-        return sum(self._by_hundreds)
-
     def record(self, duration_s: float, status: int, now: float | None = None) -> None:
         """Count one response; ``now`` is the clock's reading if the caller has it already."""
         second = int(self._clock() if now is None else now)

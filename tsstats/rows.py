@@ -32,10 +32,6 @@ class RowSpec:
     def names(self) -> tuple[str, ...]:
         return tuple(field.name for field in self.fields)
 
-    @property
-    def stored_names(self) -> tuple[str, ...]:
-        return tuple(field.stored for field in self.fields)
-
     def field(self, name: str) -> Field:
         for field in self.fields:
             if field.name == name:

@@ -82,7 +82,8 @@ def build_sources(settings, nvml: Any = None, sys_root: str = "/sys") -> Sources
         log.warning("RAPL counters %s cannot be read (%s). %s", ", ".join(d.name for d in unreadable),
                     unreadable[0].error, RAPL_FIX)
     reader = ConnectProbe(settings.latency_targets) if settings.latency_targets else KernelRttReader()
-    return Sources(host=readers.host, gpu=readers.gpu, meter=readers.meter, latency=LatencyMonitor(reader))
+    return Sources(host=readers.host, gpu=readers.gpu, meter=readers.meter, latency=LatencyMonitor(reader),
+                   dimms_known=readers.dimms_known)
 
 
 def close_sources(sources: Sources) -> None:
@@ -175,11 +176,7 @@ class ServiceView:
             "errorRate": "no comparison completed or failed within the activity window",
             "totalCarbonSaved": "no baseline declared: set baseline_power_w or baseline_intensity",
         }
-        fixes = []
-        if sources.meter.rapl.unreadable:
-            fixes.append(RAPL_FIX)
-        if not sources.gpu.gpus:
-            fixes.append(f"no NVIDIA GPU readings ({gpu_reason}); with an NVIDIA GPU, install its driver")
+        fixes = hardware_fixes(settings, sources.meter.rapl, sources.gpu, sources.dimms_known)
         methods = self.current_methods()
         return {"reasons": reasons, "fixes": fixes, "methods": methods.as_dict(), "system": sources.host.name}
 
@@ -249,6 +246,27 @@ def open_service(settings, nvml: Any = None, clocks: Clocks | None = None) -> Se
     return Service(settings=settings, store=store, sources=sources, sampler=sampler, requests=requests)
 
 
+def hardware_fixes(settings, rapl: RaplReader, gpu: NvmlReader, dimms_known: bool) -> list[str]:
+    """What would let this machine measure more, for `tsstats check` and the page (GET /api/check)."""
+    fixes = []
+    if rapl.unreadable:
+        fixes.append(RAPL_FIX)
+    if not rapl.packages and not rapl.unreadable:
+        fixes.append(f"no RAPL package domain under {settings.powercap_root}: CPU power is modelled from the "
+                     f"TDP table. In a container, mount the host's /sys/class/powercap and set powercap_root.")
+    if not gpu.gpus:
+        fixes.append(f"no NVIDIA GPU readings ({gpu.error}); GPU figures read 0. With an NVIDIA GPU, install "
+                     f"its driver; nvidia-ml-py is installed with tsstats.")
+    for info in gpu.gpus:
+        if "energy" in info.unsupported:
+            fixes.append(f"GPU {info.index} has no NVML energy counter (older than Volta): its power is "
+                         f"integrated over time instead.")
+    if not dimms_known:
+        fixes.append("the number of memory modules is unknown (no EDAC data): memory power assumes 2 DIMMs; "
+                     "set dimm_count to the real number.")
+    return fixes
+
+
 def describe_machine(settings, nvml: Any = None, sys_root: str = "/sys") -> dict[str, Any]:
     """What this machine can measure and how, with the fix for each thing that is missing."""
     readers = open_readers(settings, nvml, sys_root)
@@ -265,22 +283,7 @@ def describe_machine(settings, nvml: Any = None, sys_root: str = "/sys") -> dict
     gpu.stop()
     rapl.close()
     readers.host.close()
-    fixes = []
-    if rapl.unreadable:
-        fixes.append(RAPL_FIX)
-    if not rapl.packages and not rapl.unreadable:
-        fixes.append(f"no RAPL package domain under {settings.powercap_root}: CPU power is modelled from the "
-                     f"TDP table. In a container, mount the host's /sys/class/powercap and set powercap_root.")
-    if not has_gpu:
-        fixes.append(f"no NVIDIA GPU readings ({gpu.error}); GPU figures read 0. With an NVIDIA GPU, install "
-                     f"its driver; nvidia-ml-py is installed with tsstats.")
-    for entry in gpus:
-        if not entry["energyCounter"]:
-            fixes.append(f"GPU {entry['index']} has no NVML energy counter (older than Volta): its power is "
-                         f"integrated over time instead.")
-    if not readers.dimms_known:
-        fixes.append("the number of memory modules is unknown (no EDAC data): memory power assumes 2 DIMMs; "
-                     "set dimm_count to the real number.")
+    fixes = hardware_fixes(settings, rapl, gpu, readers.dimms_known)
     try:
         grid = load_grid(settings).meta()
     except StartupError as error:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import figures
-from .energy import LedgerView, report
+from .energy import EnergyReport, LedgerView, report
 from .meter import Methods, current_methods
 from .request_stats import RequestSummary
 
@@ -54,7 +54,7 @@ class Figures:
     # liveStats
     comparisons: Comparisons
     system_load_pct: float
-    energy: Any  # EnergyReport over the report window, PUE applied
+    energy: EnergyReport  # over the report window, PUE applied
     uptime_pct: float
     activity: figures.Activity
     # sustainability

@@ -12,7 +12,7 @@ from sanic import Request
 from sanic.exceptions import SanicException
 
 from ..backup import copy_database
-from ..export import CONTENT_TYPES, parse_export_query, write_export
+from ..export import CONTENT_TYPES, parse_export_query, remove_partial, write_export
 from ..history import gpu_indexes
 from ..http import NO_STORE, Router, query_values
 from ..service import ServiceView
@@ -39,16 +39,11 @@ def add_routes(router: Router, view: ServiceView) -> None:
                 await response.send(chunk)
         await response.eof()
 
-    def remove(path: str) -> None:
-        for leftover in (path, path + ".wal"):
-            if os.path.exists(leftover):
-                os.unlink(leftover)
-
     async def made(work, path: str, what: str) -> None:
         try:
             await view.read(work, path)
         except Exception as error:
-            remove(path)
+            remove_partial(path)
             raise SanicException(f"the {what} could not be written: {error}", status_code=503) from None
 
     @router.route("/api/export", ("GET",), accounted=False)
@@ -61,7 +56,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
         try:
             await stream_file(request, path, CONTENT_TYPES[query.format], f"tsstats-{query.tier}.{query.format}")
         finally:
-            remove(path)
+            remove_partial(path)
 
     @router.route("/api/backup", ("GET",), accounted=False)
     async def backup(request: Request):
@@ -71,4 +66,4 @@ def add_routes(router: Router, view: ServiceView) -> None:
         try:
             await stream_file(request, path, "application/vnd.duckdb", "tsstats-backup.duckdb")
         finally:
-            remove(path)
+            remove_partial(path)
