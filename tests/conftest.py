@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -228,6 +229,33 @@ def server_factory(tmp_path):
     yield make
     for server in started:
         server.stop(signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, size: str):
+    """A tmpfs of ``size`` mounted at ``mount`` (needs root, as CI runs; skips otherwise)."""
+    mount.mkdir(exist_ok=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill_up(directory: Path) -> Path:
+    """Write zeros into ``directory`` until its file system is full; returns the file (remove it to free)."""
+    filler = directory / "filler"
+    with open(filler, "wb") as out:
+        block = bytes(1 << 16)
+        try:
+            while True:
+                out.write(block)
+                out.flush()
+        except OSError:
+            pass
+    return filler
 
 
 def error_of(response: httpx.Response) -> dict:

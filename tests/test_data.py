@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import fake_hardware_env
+from conftest import fake_hardware_env, small_tmpfs
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
@@ -110,13 +110,8 @@ def test_export_and_backup_refuse_bad_destinations(history_db, tmp_path):
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 256 KiB tmpfs (needs root, as CI runs)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    with small_tmpfs(tmp_path / "tiny", "256k") as mount:
+        yield mount
 
 
 def test_a_full_disk_fails_cleanly(history_db, tiny_disk):

@@ -297,8 +297,11 @@ def run_serve(settings) -> int:
 
     @app.after_server_stop
     async def stop_sampling(app):
-        service.stop()
-        log.info("stopped; samples flushed and checkpointed to %s", settings.db)
+        if service.stop():
+            log.error("stopped; %d samples could not be written to %s (see the errors above)", service.unwritten,
+                      settings.db)
+        else:
+            log.info("stopped; samples flushed and checkpointed to %s", settings.db)
 
     try:
         app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,
@@ -308,4 +311,4 @@ def run_serve(settings) -> int:
         return EXIT_FAILURE
     finally:
         service.stop()  # idempotent: after_server_stop has usually done it
-    return 0
+    return EXIT_FAILURE if service.unwritten else 0

@@ -31,7 +31,7 @@ def write_batch(store: Store, rollups: Rollups, columns: dict[str, np.ndarray],
     gaps = gaps if gaps is not None else np.empty((0, 2))
     last_ts = float(columns["ts_ms"][-1])
     if not (len(gaps) or gpu_rows or first_sample_ms is not None or rollups.due(last_ts)):
-        store.insert_rows(HOST_ROW, columns)
+        store.append_rows(HOST_ROW, columns)
         return
 
     def write(con):
@@ -112,8 +112,9 @@ class Flusher:
         try:
             write_batch(self.store, self.rollups, columns, self.gpu_ring.columns_of(gpu_rows), gaps, first_due)
         except Exception as error:
+            if self.health.error != str(error):
+                log.error("writing %d samples failed (kept in memory and tried again): %s", len(rows), error)
             self.health.ok, self.health.error = False, str(error)
-            log.error("writing %d samples failed (kept in memory for the next try): %s", len(rows), error)
             return
         self.ledger.stored(columns, upto)
         self.gpu_ring.mark_flushed(gpu_upto)
@@ -122,5 +123,7 @@ class Flusher:
             availability.outages = np.vstack((availability.outages, gaps))
         self.last_flushed_ms = float(columns["ts_ms"][-1])
         self.restarted = False
+        if not self.health.ok:
+            log.warning("wrote %d samples held in memory", len(rows))
         self.health.ok, self.health.error = True, ""
         self.health.flushes += 1

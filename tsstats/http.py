@@ -18,6 +18,7 @@ from sanic.response import json as json_response
 
 from .params import InputError, NonFiniteNumber, single_values
 from .request_stats import RequestStats
+from .store import StoreUnavailable
 
 log = logging.getLogger("tsstats.server")
 MAX_BODY_BYTES = 1024 * 1024
@@ -128,6 +129,9 @@ class Router:
         field = None
         if isinstance(error, InputError):
             status, message, field = error.status, error.message, error.field
+        elif isinstance(error, StoreUnavailable):
+            status, message = 503, f"the database cannot be used for now: {error.reason}; nothing was written"
+            headers["Retry-After"] = str(error.retry_after_s)
         elif isinstance(error, NotFound):
             status, message = 404, f"no route {request.method} {request.path}"
         elif isinstance(error, MethodNotAllowed):

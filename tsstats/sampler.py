@@ -30,6 +30,8 @@ from .store import Store, first
 log = logging.getLogger("tsstats.sampler")
 STALL_S = 5.0  # longer without a sample: the sampler has stalled (health), and the gap is an outage (uptime)
 FIRST_TICK_S = 0.1  # the first sample waits this long (at most) after priming: CPU use needs two readings
+HOLD_S = 600.0  # samples the database cannot take (a full disk) are held in memory this long, then dropped
+RETRY_EVERY_S = 2.0  # while the database cannot be written: how often to reopen it (if invalidated) and flush
 
 
 @dataclass
@@ -56,7 +58,7 @@ class Sampler:
         self.requests = requests
         self.clocks = clocks or Clocks()
         self.period_s = 1.0 / settings.sample_hz
-        capacity = max(int(settings.sample_hz * max(60.0, 4 * settings.flush_interval, settings.current_window)),
+        capacity = max(int(settings.sample_hz * max(HOLD_S, 4 * settings.flush_interval, settings.current_window)),
                        64)
         self.ring = Ring(HOST_ROW.names, capacity)
         self.gpu_ring = Ring(GPU_ROW.names, capacity * max(len(sources.gpu.gpus), 1))
@@ -107,8 +109,9 @@ class Sampler:
         self.publisher.serving = True
         self._thread.start()
 
-    def stop(self) -> None:
-        """Refuse new writes, stop the thread (it runs those already queued), flush, checkpoint."""
+    def stop(self) -> int:
+        """Refuse new writes, stop the thread (it runs those already queued), flush, checkpoint. Returns how
+        many samples could not be written (0: everything taken is stored)."""
         self.store.stop_writes()
         self._stop.set()
         self._wake.set()
@@ -116,10 +119,12 @@ class Sampler:
             self._thread.join(timeout=10)
         self.publisher.stop()
         try:
+            self.store.reopen()  # only when a failure invalidated it
             self.flusher.flush()
             self.store.checkpoint()
         except Exception as error:  # the file may be gone or full: say so, do not hang the shutdown
             log.error("final flush failed: %s", error)
+        return len(self.ring.pending())
 
     @property
     def stalled(self) -> bool:
@@ -135,6 +140,7 @@ class Sampler:
         energy = Every(self.figures_interval_s, now + self.figures_interval_s)
         retention = Every(RETENTION_INTERVAL_S, now + RETENTION_INTERVAL_S)
         checkpoint = Every(settings.checkpoint_interval, now + settings.checkpoint_interval)
+        retry = Every(RETRY_EVERY_S, now)
         while not self._stop.is_set():
             self._wake.wait(max(0.0, next_tick - mono()))
             self._wake.clear()
@@ -147,7 +153,8 @@ class Sampler:
             next_tick += self.period_s
             if next_tick < now:  # fell behind (suspend, overload): skip, never burst
                 next_tick = now + self.period_s
-            if flush.due(now):
+            if flush.due(now) or (self.store.failure is not None and retry.due(now)):
+                self._guarded(self.store.reopen, "reopening the database")  # only when a failure invalidated it
                 self.flusher.flush()
             if energy.due(now):
                 self._guarded(self.refresh_figures, "refreshing the energy window")
@@ -160,12 +167,14 @@ class Sampler:
                 self._guarded(self.store.checkpoint, "checkpoint")
         self.run_writes()  # answer what is still queued so that no request waits forever
 
-    @staticmethod
-    def _guarded(job: Callable[[], None], what: str) -> None:
+    def _guarded(self, job: Callable[[], None], what: str) -> None:
         try:
             job()
-        except Exception:
-            log.exception("%s failed", what)
+        except Exception as error:
+            if self.store.failure is not None:  # the store has said why; the job runs again once it recovers
+                log.warning("%s failed while the database cannot be used: %s", what, str(error).splitlines()[0])
+            else:
+                log.exception("%s failed", what)
 
     # -- the rooms' entry points -------------------------------------------------------------------
     def tick(self) -> None:
@@ -201,10 +210,8 @@ class Sampler:
         window = self.ring.since(now_ms - settings.current_window * 1000.0)
         if not len(window):
             window = self.ring.latest(1)
-        try:
-            self.comparisons.refresh(self.store.writer, now_ms)
-        except Exception:
-            log.exception("reloading comparisons failed; the stats show the last ones loaded")
+        self._guarded(lambda: self.comparisons.refresh(self.store.writer, now_ms),
+                      "reloading comparisons (the stats show the last ones loaded)")
         return compute_figures(
             settings=settings, now_s=now_s, current=self.ring.columns_of(window),
             latency_ms=self.sources.latency.median_ms(), latency_source=self.sources.latency.reader.name,

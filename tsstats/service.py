@@ -108,6 +108,8 @@ class HealthReport:
     writable: bool
     last_error: str
     flushes: int
+    reopens: int
+    samples_held: int  # taken, not yet written
     samples_lost: int
     snapshot: Snapshot | None
     snapshot_age_s: float | None
@@ -152,8 +154,9 @@ class ServiceView:
         last = sampler.last_tick_mono
         return HealthReport(
             last_sample_age_s=None if last is None else max(now - last, 0.0), stalled=sampler.stalled,
-            database_path=self._store.path, writable=flush.ok, last_error=flush.error, flushes=flush.flushes,
-            samples_lost=flush.lost_rows, snapshot=snapshot,
+            database_path=self._store.path, writable=flush.ok and self._store.failure is None,
+            last_error=self._store.failure or flush.error, flushes=flush.flushes, reopens=self._store.reopens,
+            samples_held=len(sampler.ring.pending()), samples_lost=flush.lost_rows, snapshot=snapshot,
             snapshot_age_s=None if snapshot is None else now - snapshot.built_mono)
 
     # what is measured
@@ -208,6 +211,7 @@ class Service:
     sources: Sources
     sampler: Sampler
     requests: RequestStats
+    unwritten: int = 0  # samples the final flush could not write
 
     def view(self) -> ServiceView:
         return ServiceView(self.settings, self.store, self.sampler, self.requests)
@@ -215,15 +219,17 @@ class Service:
     def start(self) -> None:
         self.sampler.start()
 
-    def stop(self) -> None:
-        """Stop sampling, flush and checkpoint, close the readers this service opened and the database."""
+    def stop(self) -> int:
+        """Stop sampling, flush and checkpoint, close the readers this service opened and the database.
+        Returns how many samples could not be written (again on a second call: 0 after a clean stop)."""
         if self.store.closed:
-            return
+            return self.unwritten
         try:
-            self.sampler.stop()
+            self.unwritten = self.sampler.stop()
         finally:
             close_sources(self.sources)
             self.store.close()
+        return self.unwritten
 
 
 def open_service(settings, nvml: Any = None, clocks: Clocks | None = None) -> Service:

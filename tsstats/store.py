@@ -9,6 +9,7 @@ threads each hold their own cursor (DuckDB connections are not shared across thr
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
 import re
@@ -23,6 +24,8 @@ import duckdb
 import numpy as np
 
 from .rows import RowSpec
+
+log = logging.getLogger("tsstats.store")
 
 SCHEMA_VERSION = 2
 
@@ -49,6 +52,39 @@ class StoreLocked(StoreError):
     """Another process holds the database file."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be written for now (a full disk, or a failure that invalidated it and is being
+    repaired by reopening it); nothing of the refused work was written. Retry after ``retry_after_s``."""
+
+    def __init__(self, reason: str, retry_after_s: int = 10):
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+_FULL_DISK = ("no space left on device", "disk quota exceeded", "file too large")
+
+
+def storage_failure(path: str, error: BaseException) -> tuple[str, bool] | None:
+    """What ``error`` says of the storage under ``path``: (the reason writes fail, whether DuckDB has
+    invalidated the database so that it must be reopened), or None for an error of the work itself."""
+    text = str(error)
+    lowered = text.lower()
+    invalidated = isinstance(error, duckdb.FatalException) or "database has been invalidated" in lowered
+    directory = os.path.dirname(os.path.abspath(path))
+    if any(words in lowered for words in _FULL_DISK):
+        return f"the file system holding {directory} is full ({_first_line(text)})", invalidated
+    if invalidated:
+        return f"the database failed and is being reopened ({_first_line(text)})", True
+    if isinstance(error, duckdb.IOException) or "could not write" in lowered or "read-only file system" in lowered:
+        return f"the database file {path} cannot be written ({_first_line(text)})", False
+    return None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:300] if text.strip() else "no detail"
+
+
 def schema_text() -> str:
     return resources.files("tsstats").joinpath("schema.sql").read_text(encoding="utf-8")
 
@@ -71,20 +107,17 @@ class Store:
         self._writes: queue.SimpleQueue = queue.SimpleQueue()
         self._notify = notify or (lambda: None)
         self._accepting = True
+        self.memory_limit, self.threads = memory_limit, threads
+        self.failure: str | None = None  # why writes fail for now (a full disk, a reopen due); None when they work
+        self.invalidated = False  # DuckDB refuses every statement until the file is reopened
+        self.reopens = 0
         if path != ":memory:":
             directory = os.path.dirname(os.path.abspath(path))
             try:
                 os.makedirs(directory, exist_ok=True)
             except OSError as error:
                 raise StoreError(f"cannot create the directory {directory} for {path}: {error}") from None
-        try:
-            self._con = duckdb.connect(path, config={"memory_limit": memory_limit, "threads": threads})
-        except duckdb.IOException as error:
-            if "lock" in str(error).lower():
-                raise StoreLocked(_lock_message(path, error)) from None
-            raise StoreError(f"cannot open database file {path}: {error}") from None
-        except duckdb.Error as error:
-            raise StoreError(f"cannot open database file {path}: {error}") from None
+        self._con = self._connect()
         try:
             self._apply_schema()
         except Exception:
@@ -94,8 +127,22 @@ class Store:
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
+        self._generation = 0  # bumped by a reopen: cursors of an older connection are dropped
+        self._reads = threading.Condition()
+        self._reads_running = 0
         self._pool = ThreadPoolExecutor(max_workers=read_workers, thread_name_prefix="tsstats-read")
         self._closed = False
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        path = self.path
+        try:
+            return duckdb.connect(path, config={"memory_limit": self.memory_limit, "threads": self.threads})
+        except duckdb.IOException as error:
+            if "lock" in str(error).lower():
+                raise StoreLocked(_lock_message(path, error)) from None
+            raise StoreError(f"cannot open database file {path}: {error}") from None
+        except duckdb.Error as error:
+            raise StoreError(f"cannot open database file {path}: {error}") from None
 
     # -- schema -----------------------------------------------------------------------------------
     def _apply_schema(self) -> None:
@@ -155,12 +202,20 @@ class Store:
         finally:
             self._con.unregister(name)
 
+    def append_rows(self, spec: RowSpec, columns: dict[str, np.ndarray]) -> None:
+        """``insert_rows`` committed on its own (the appender's flush is one transaction; writer thread only)."""
+        self._attempt(lambda: self.insert_rows(spec, columns))
+
     def write(self, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Future:
         """Queue ``work(connection)`` to run in one transaction on the writer thread; the future holds its
-        result once committed, or its exception (nothing of it is then written)."""
+        result once committed, or its exception (nothing of it is then written). While the storage fails
+        (``failure``), the write is refused at once with ``StoreUnavailable``."""
         future: Future = Future()
         if not self._accepting:
             future.set_exception(StoreError("the database is closing; the write was not made"))
+            return future
+        if self.failure is not None:
+            future.set_exception(StoreUnavailable(self.failure))
             return future
         self._writes.put((work, future))
         self._notify()
@@ -196,29 +251,100 @@ class Store:
         self._accepting = False
 
     def transaction(self, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-        """Run ``work(connection)`` in one transaction on the writing connection (writer thread only)."""
-        con = self._con
-        con.execute("BEGIN")
-        try:
-            result = work(con)
-            con.execute("COMMIT")
-        except BaseException:
+        """Run ``work(connection)`` in one transaction on the writing connection (writer thread only). A failure
+        of the storage raises ``StoreUnavailable`` and sets ``failure``; the next success clears it."""
+        def run() -> Any:
+            con = self._con
+            con.execute("BEGIN")
             try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
+                result = work(con)
+                con.execute("COMMIT")
+            except BaseException:
+                try:
+                    con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+                raise
+            return result
+
+        return self._attempt(run)
+
+    def _attempt(self, run: Callable[[], Any]) -> Any:
+        if self.invalidated:
+            raise StoreUnavailable(self.failure or "the database is being reopened")
+        try:
+            result = run()
+        except Exception as error:
+            self._classify(error)
             raise
+        if self.failure is not None:
+            log.warning("the database can be written again")
+            self.failure = None
         return result
 
+    def _classify(self, error: BaseException) -> None:
+        """Record a failure of the storage (and raise it as ``StoreUnavailable``); other errors pass."""
+        found = storage_failure(self.path, error)
+        if found is None:
+            return
+        reason, invalidated = found
+        if self.failure != reason:
+            log.error("database writes fail: %s", reason)
+        self.failure = reason
+        self.invalidated = self.invalidated or invalidated
+        self._appenders.clear()  # an appender of a failed write may hold its rows
+        raise StoreUnavailable(reason) from error
+
     def checkpoint(self) -> None:
-        self._con.execute("CHECKPOINT")
+        """Checkpoint the WAL into the file (skipped while the storage fails: a failed checkpoint invalidates
+        the database, and the next due one runs once writes work again)."""
+        if self.failure is None:
+            self._attempt(lambda: self._con.execute("CHECKPOINT"))
+
+    def reopen(self) -> bool:
+        """Close and reopen the file after DuckDB invalidated it (writer thread only): committed work is in the
+        WAL and is replayed. Reads are let finish first and refused meanwhile. Writes stay refused until the
+        writer's next try succeeds. Returns whether it reopened."""
+        if not self.invalidated or self._closed:
+            return False
+        with self._reads:
+            self._generation += 1  # new reads wait for the new connection; running ones finish on the old
+            if not self._reads.wait_for(lambda: self._reads_running == 0, timeout=10.0):
+                log.warning("reads still running after 10 s; reopening anyway")
+            self._close_connections()
+            try:
+                self._con = self._connect()
+            except StoreError as error:
+                log.error("reopening the database failed (tried again in a few seconds): %s", error)
+                self._con = None
+                return False
+        self.invalidated = False  # ``failure`` stays until a write succeeds: the disk may still be full
+        self.reopens += 1
+        log.warning("reopened the database %s after it was invalidated", self.path)
+        return True
+
+    def _close_connections(self) -> None:
+        self._appenders.clear()
+        with self._cursors_lock:
+            for cursor in self._cursors:
+                try:
+                    cursor.close()
+                except duckdb.Error:
+                    pass
+            self._cursors.clear()
+        if self._con is not None:
+            try:
+                self._con.close()
+            except duckdb.Error:
+                pass
 
     # -- reads (pool threads) -------------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
-        cursor = getattr(self._local, "cursor", None)
-        if cursor is None:
+        local = self._local
+        cursor = getattr(local, "cursor", None)
+        if cursor is None or local.generation != self._generation:
             cursor = self._con.cursor()
-            self._local.cursor = cursor
+            local.cursor, local.generation = cursor, self._generation
             with self._cursors_lock:
                 self._cursors.append(cursor)
         return cursor
@@ -226,11 +352,27 @@ class Store:
     async def read(self, work: Callable[..., Any], *args: Any) -> Any:
         """Run ``work(cursor, *args)`` on the read pool and return its result."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: work(self._cursor(), *args))
+        return await loop.run_in_executor(self._pool, lambda: self.read_now(work, *args))
 
     def read_now(self, work: Callable[..., Any], *args: Any) -> Any:
-        """Run a read in the calling thread on its own cursor (for the CLI and tests)."""
-        return work(self._cursor(), *args)
+        """Run a read in the calling thread on its own cursor. While the database is invalidated, or being
+        reopened, it raises ``StoreUnavailable``."""
+        with self._reads:
+            if self.invalidated or self._con is None:
+                raise StoreUnavailable(self.failure or "the database is being reopened", retry_after_s=5)
+            self._reads_running += 1
+        try:
+            return work(self._cursor(), *args)
+        except duckdb.Error as error:
+            found = storage_failure(self.path, error)
+            if found is not None and found[1]:
+                self.failure, self.invalidated = found[0], True
+                raise StoreUnavailable(found[0], retry_after_s=5) from error
+            raise
+        finally:
+            with self._reads:
+                self._reads_running -= 1
+                self._reads.notify_all()
 
     @property
     def closed(self) -> bool:
@@ -241,13 +383,7 @@ class Store:
             return
         self._closed = True
         self._pool.shutdown(wait=True)
-        with self._cursors_lock:
-            for cursor in self._cursors:
-                try:
-                    cursor.close()
-                except duckdb.Error:
-                    pass
-        self._con.close()
+        self._close_connections()
 
 
 def first(rows: list[tuple]) -> tuple | None:

@@ -9,6 +9,7 @@ from sanic.response import raw
 from ..exposition import CONTENT_TYPE, render_metrics
 from ..http import NO_STORE, Router
 from ..openapi import openapi_document
+from ..sampler import HOLD_S
 from ..service import ServiceView
 from .dashboard import snapshot_source
 
@@ -37,13 +38,16 @@ def add_routes(router: Router, view: ServiceView) -> None:
         if health.snapshot is None:
             problems.append("the first stats are not ready yet")
         if not health.writable:
-            problems.append(f"the database cannot be written: {health.last_error}")
+            problems.append(f"the database cannot be written: {health.last_error}; {health.samples_held} samples "
+                            f"are held in memory (up to {HOLD_S:g} s of them) and written once it can")
         age = None if health.last_sample_age_s is None else round(health.last_sample_age_s, 3)
         body = {
             "status": "ok" if not problems else "unhealthy",
             "lastSampleAgeS": age,
             "database": {"path": health.database_path, "writable": health.writable,
-                         "lastError": health.last_error or None, "flushes": health.flushes},
+                         "lastError": health.last_error or None, "flushes": health.flushes,
+                         "reopens": health.reopens},
+            "samplesHeld": health.samples_held,
             "samplesLost": health.samples_lost,
             "stats": None if health.snapshot is None else {
                 "builds": health.snapshot.version, "ageS": round(health.snapshot_age_s, 3)},
