@@ -11,6 +11,7 @@ python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # checks the unit of install-service
 command -v objdump >/dev/null 2>&1 || need+=(binutils)          # PyInstaller, for the one-file build
 command -v chromium >/dev/null 2>&1 || need+=(chromium)         # the page's tests, driven by Playwright
+command -v faketime >/dev/null 2>&1 || need+=(faketime)         # wall-clock steps (tests/test_faults.py)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -188,18 +188,79 @@ def test_outages_lower_uptime_and_survive_restart(tmp_path, proc_root):
     rig.close()
 
 
-def test_wall_clock_backwards_keeps_order_and_energy_positive(tmp_path, proc_root):
+def stored_times(store: Store) -> list[int]:
+    return store.read_now(lambda con: con.execute("SELECT list(ts_ms ORDER BY rowid) FROM samples").fetchall()[0][0])
+
+
+def rollups_agree(store: Store) -> bool:
+    """Every closed minute bucket counts exactly the samples of its minute."""
+    def check(con):
+        return con.execute("SELECT count(*) FROM rollup_1m r LEFT JOIN (SELECT ts_ms // 60000 * 60000 AS b, "
+                           "count(*) AS n FROM samples GROUP BY b) s ON s.b = r.bucket_ms "
+                           "WHERE s.n IS DISTINCT FROM r.samples").fetchall()[0][0] == 0
+    return store.read_now(check)
+
+
+def test_a_wall_clock_step_back_moves_what_was_stamped_ahead(tmp_path, proc_root):
+    """Stepped an hour ahead for 100 s, then back: the rows stamped ahead move back onto the times they were taken,
+    the next sample follows the wall clock, rows stay in order with no duplicate, and the rollups agree."""
+    rig = Rig(tmp_path, proc_root, flush_interval="1s")
+    for _ in range(600):  # a minute at 10 Hz
+        rig.tick(20)
+    rig.tick(20, wall=rig.clock.wall + 3600.1)  # an hour ahead
+    for _ in range(1000):
+        rig.tick(20)
+        if rig.clock.mono % 1 < 0.05:
+            rig.sampler.flusher.flush()
+    rig.sampler.flusher.flush()
+    true_wall = START_WALL + rig.clock.mono - 1000.0
+    rig.tick(20, wall=true_wall + 0.1)  # back to the true time
+    rig.sampler.flusher.flush()
+    times = stored_times(rig.store)
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert abs(times[-1] / 1000.0 - rig.clock.wall) < 1.0  # follows the wall clock at once
+    steps = np.diff(times)
+    assert steps.max() < 200  # the hour is gone: every row sits where it was taken (100 ms apart)
+    for _ in range(700):
+        rig.tick(20)
+    rig.sampler.flusher.flush()
+    times = stored_times(rig.store)
+    assert times == sorted(times) and len(set(times)) == len(times) and np.diff(times).max() < 200
+    assert rig.store.read_now(lambda con: con.execute("SELECT count(*) FROM outages").fetchall()[0][0]) == 0
+    assert rollups_agree(rig.store)
+    assert rig.stats()["liveStats"]["uptime"] == 100.0
+    rig.close()
+
+
+def test_a_small_step_back_keeps_order(tmp_path, proc_root):
     rig = Rig(tmp_path, proc_root)
     for _ in range(5):
         rig.tick(20)
-    rig.tick(20, wall=START_WALL - 3600)  # the wall clock jumps back an hour
+    rig.tick(20, wall=rig.clock.wall - 0.5)  # half a second back: absorbed
     for _ in range(5):
         rig.tick(20)
     rig.close()
-    ts, energy = Store(rig.settings.db).read_now(
-        lambda con: con.execute("SELECT list(ts_ms ORDER BY rowid), min(cpu_mj) FROM samples").fetchone())
-    assert ts == sorted(ts) and len(set(ts)) == len(ts)
-    assert energy >= 0
+    times = stored_times(Store(rig.settings.db))
+    assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_a_step_back_while_stopped_is_undone_at_start(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(20):
+        rig.tick(20)
+    rig.tick(20, wall=rig.clock.wall + 3600.1)
+    for _ in range(50):
+        rig.tick(20)
+    rig.close()
+    rig.clock.advance(5.0, wall=START_WALL + rig.clock.mono + 5.0 - 1000.0)  # stopped 5 s; the clock is set right
+    rig.open()
+    rig.tick(20)
+    rig.sampler.flusher.flush()
+    times = stored_times(rig.store)
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert abs(times[-1] / 1000.0 - rig.clock.wall) < 1.0
+    assert np.diff(times).max() < 5300  # the 5 s stop is the one gap left
+    rig.close()
 
 
 def test_restart_keeps_totals(tmp_path, proc_root):

@@ -263,10 +263,32 @@ def current_status(con, comparison_id: int) -> tuple[str, int | None] | None:
     return (row[0], row[1]) if row else None
 
 
+class RunClock:
+    """When comparisons started running, on the monotonic clock (writer thread): a duration is the monotonic time
+    between start and finish, whatever the wall clock did meanwhile. A comparison started before a restart has
+    no monotonic start: its finish is the wall clock's, never before its start."""
+
+    def __init__(self, monotonic):
+        self._monotonic = monotonic
+        self._started: dict[int, float] = {}
+
+    def started(self, comparison_id: int) -> None:
+        self._started[comparison_id] = self._monotonic()
+
+    def finished_ms(self, comparison_id: int, started_ms: int | None, now_ms: int) -> int:
+        mono = self._started.pop(comparison_id, None)
+        if started_ms is None:
+            return now_ms
+        if mono is None:
+            return max(now_ms, started_ms)
+        return started_ms + round((self._monotonic() - mono) * 1000.0)
+
+
 def apply_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int,
-                 energy_kwh: float | None = None, carbon_kg: float | None = None) -> dict[str, Any]:
+                 energy_kwh: float | None = None, carbon_kg: float | None = None,
+                 finished_ms: int | None = None) -> dict[str, Any]:
     started = now_ms if update.status == "running" else None
-    finished = now_ms if update.status in FINISHED else None
+    finished = (finished_ms if finished_ms is not None else now_ms) if update.status in FINISHED else None
     row = first(con.execute(
         f"UPDATE comparisons SET status = ?, started_ms = coalesce(?, started_ms), "
         f"finished_ms = coalesce(?, finished_ms), accuracy = coalesce(?, accuracy), "
@@ -279,21 +301,26 @@ def apply_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int,
 
 
 def finish_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int, pending, pue: float,
-                  g_per_kwh: float) -> dict[str, Any]:
+                  g_per_kwh: float, run_clock: RunClock) -> dict[str, Any]:
     """Apply an update (writer thread, inside its transaction): check the transition, and give a comparison
-    that ran and now finishes its energy and carbon (``pending``: the sample rows not yet stored)."""
+    that ran and now finishes its duration (monotonic), energy and carbon (of the samples stamped from its start
+    to now; ``pending``: the sample rows not yet stored)."""
     current = current_status(con, comparison_id)
     if current is None:
         raise InputError(f"no comparison {comparison_id}", status=404)
     status, started_ms = current
     check_transition(status, update.status)
-    energy_kwh = carbon_kg = None
+    energy_kwh = carbon_kg = finished_ms = None
+    if update.status == "running":
+        run_clock.started(comparison_id)
     if update.status in FINISHED:
         energy_kwh, carbon_kg = 0.0, 0.0
+        finished_ms = run_clock.finished_ms(comparison_id, started_ms, now_ms)
         if started_ms is not None:
+            until_ms = max(now_ms, started_ms)
             energy_kwh, carbon_kg = energy.comparison_energy(
-                con, pending, started_ms, now_ms, running_intervals(con, started_ms, now_ms), pue, g_per_kwh)
-    return apply_update(con, comparison_id, update, now_ms, energy_kwh, carbon_kg)
+                con, pending, started_ms, until_ms, running_intervals(con, started_ms, until_ms), pue, g_per_kwh)
+    return apply_update(con, comparison_id, update, now_ms, energy_kwh, carbon_kg, finished_ms)
 
 
 def list_comparisons(con, query: ListQuery) -> dict[str, Any]:

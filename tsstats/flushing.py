@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import figures
+from .clocksteps import ClockWatch
 from .energy import EnergyLedger
 from .ring import Ring
 from .rollups import Rollups
@@ -22,15 +23,15 @@ log = logging.getLogger("tsstats.flushing")
 
 def write_batch(store: Store, rollups: Rollups, columns: dict[str, np.ndarray],
                 gpu_columns: dict[str, np.ndarray] | None = None, gaps: np.ndarray | None = None,
-                first_sample_ms: float | None = None) -> None:
+                meta: dict[str, str] | None = None) -> None:
     """The one write path of samples (the sampler's flushes and ``tsstats synth``): one transaction with the
-    samples, per-GPU samples, outages, the first sample's time, and the rollup buckets that closed; the rollup
-    state advances once it has committed. When only samples are due, their single appender flush commits on
-    its own (the same transaction, cheaper)."""
+    samples, per-GPU samples, outages, ``schema_meta`` rows (the first sample's time, the clock segment), and
+    the rollup buckets that closed; the rollup state advances once it has committed. When only samples are
+    due, their single appender flush commits on its own (the same transaction, cheaper)."""
     gpu_rows = len(gpu_columns["ts_ms"]) if gpu_columns else 0
     gaps = gaps if gaps is not None else np.empty((0, 2))
     last_ts = float(columns["ts_ms"][-1])
-    if not (len(gaps) or gpu_rows or first_sample_ms is not None or rollups.due(last_ts)):
+    if not (len(gaps) or gpu_rows or meta or rollups.due(last_ts)):
         store.append_rows(HOST_ROW, columns)
         return
 
@@ -40,9 +41,8 @@ def write_batch(store: Store, rollups: Rollups, columns: dict[str, np.ndarray],
             store.insert_rows(GPU_ROW, gpu_columns)
         for start, end in gaps:
             con.execute("INSERT INTO outages VALUES (?, ?)", [int(start), int(end)])
-        if first_sample_ms is not None:
-            con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('first_sample_ms', ?)",
-                        [repr(float(first_sample_ms))])
+        for key, value in (meta or {}).items():
+            con.execute("INSERT OR REPLACE INTO schema_meta VALUES (?, ?)", [key, value])
         return rollups.close_buckets(con, last_ts, float(columns["ts_ms"][0]))
 
     rollups.commit(store.transaction(write))
@@ -84,13 +84,14 @@ class Flusher:
     """Writes the ring's pending rows (writer thread only)."""
 
     def __init__(self, store: Store, rollups: Rollups, ring: Ring, gpu_ring: Ring, ledger: EnergyLedger,
-                 availability: Availability, max_gap_ms: float):
+                 availability: Availability, max_gap_ms: float, clock_watch: ClockWatch | None = None):
         self.store = store
         self.rollups = rollups
         self.ring = ring
         self.gpu_ring = gpu_ring
         self.ledger = ledger
         self.availability = availability
+        self.clock_watch = clock_watch  # its segment is saved with the samples
         self.max_gap_ms = max_gap_ms  # a longer gap between samples is an outage
         self.last_flushed_ms: float | None = None
         self.restarted = True  # the first flush of a run: the gap since the last stored sample was a restart
@@ -109,8 +110,12 @@ class Flusher:
                                     self.last_flushed_ms if self.restarted else None, self.max_gap_ms)
         availability = self.availability
         first_due = availability.first_sample_ms if not availability.first_stored else None
+        meta = {"first_sample_ms": repr(float(first_due))} if first_due is not None else {}
+        segment = self.clock_watch.unsaved() if self.clock_watch is not None else None
+        if segment is not None:
+            meta[segment[0]] = segment[1]
         try:
-            write_batch(self.store, self.rollups, columns, self.gpu_ring.columns_of(gpu_rows), gaps, first_due)
+            write_batch(self.store, self.rollups, columns, self.gpu_ring.columns_of(gpu_rows), gaps, meta)
         except Exception as error:
             if self.health.error != str(error):
                 log.error("writing %d samples failed (kept in memory and tried again): %s", len(rows), error)
@@ -119,6 +124,8 @@ class Flusher:
         self.ledger.stored(columns, upto)
         self.gpu_ring.mark_flushed(gpu_upto)
         availability.first_stored = availability.first_stored or first_due is not None
+        if segment is not None:
+            self.clock_watch.saved(segment)
         if len(gaps):
             availability.outages = np.vstack((availability.outages, gaps))
         self.last_flushed_ms = float(columns["ts_ms"][-1])

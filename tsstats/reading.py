@@ -3,7 +3,8 @@
 CPU, GPU and power are read every tick; memory, the load average (which the kernel updates every 5 s), the
 TCP count and the network counters once a second, carried to the ticks between (repeated values cost next to
 nothing in DuckDB's run-length encoding, NULLs would not), the network as bytes per second over that second.
-Intervals come from the monotonic clock, timestamps from the wall clock, never decreasing.
+Intervals come from the monotonic clock, timestamps from the wall clock, never decreasing (``clocksteps``: a
+step back moves what was stamped ahead).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .clocksteps import ClockWatch, StepBack
 from .meter import PowerMeter
 from .sources.host import cpu_busy_pct
 from .sources.latency import LatencyMonitor
@@ -60,16 +62,23 @@ class Tick:
 
 
 class TickReader:
-    def __init__(self, sources: Sources, clocks: Clocks):
+    """Reads a tick. ``step_back(step)`` is called when the wall clock has stepped back, before the tick is
+    stamped, to move what was stamped ahead; it returns whether it did (else timestamps hold still until it
+    can: they never decrease)."""
+
+    def __init__(self, sources: Sources, clocks: Clocks, watch: ClockWatch | None = None,
+                 step_back: Callable[[StepBack], bool] = lambda step: False):
         self.sources = sources
         self.clocks = clocks
+        self.watch = watch or ClockWatch()
+        self.step_back = step_back
         self._prev_mono: float | None = None
         self._last_ts_ms: float | None = None
         self._net_rates = (math.nan, math.nan)
 
     def prime(self, last_ts_ms: float | None) -> None:
         """Take the first counter readings (the next tick's differences start here); ``last_ts_ms`` is the
-        newest stored timestamp, which new ones never go below."""
+        newest stored timestamp."""
         self._last_ts_ms = last_ts_ms
         self._prev_cpu = self.sources.host.read_fast().cpu
         self._prev_mono = self._slow_mono = self.clocks.monotonic()
@@ -82,8 +91,12 @@ class TickReader:
         wall_ms = self.clocks.wall() * 1000.0
         interval = mono_now - self._prev_mono if self._prev_mono is not None else 0.0
         self._prev_mono = mono_now
+        step = self.watch.observe(wall_ms, mono_now, self._last_ts_ms)
+        if step is not None and self.step_back(step):
+            self._last_ts_ms += step.shift_ms
+            self.watch.moved(step, wall_ms - mono_now * 1000.0)
         if self._last_ts_ms is not None and wall_ms <= self._last_ts_ms:
-            # the wall clock went backwards: keep rows in order, advance by the monotonic interval
+            # a small step back (or one not yet undone): keep rows in order, advance by the monotonic interval
             wall_ms = self._last_ts_ms + max(interval * 1000.0, 1.0)
         self._last_ts_ms = wall_ms
         fast = sources.host.read_fast()

@@ -79,5 +79,11 @@ class Ring:
         with self._lock:
             return self._ordered(max(self._flushed, self._count - len(self)), self._count)
 
+    def shift_times(self, since_ms: float, shift_ms: float, column: str = "ts_ms") -> None:
+        """Move the held rows stamped at or after ``since_ms`` by ``shift_ms`` (a step of the wall clock)."""
+        with self._lock:
+            held = self._data[:len(self), self.index[column]]
+            held[held >= since_ms] += shift_ms
+
     def columns_of(self, rows: np.ndarray) -> dict[str, np.ndarray]:
         return {name: rows[:, i] for i, name in enumerate(self.columns)}

@@ -11,7 +11,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from . import clocksteps
+from .clocksteps import ClockWatch
 from .comparisons import ComparisonTracker
 from .dashboard import dashboard_body
 from .energy import EnergyLedger
@@ -65,11 +68,12 @@ class Sampler:
         self.rollups = Rollups()
         self.ledger = EnergyLedger(self.ring, settings.report_window * 1000.0)
         self.availability = Availability()
+        self.clock_watch = ClockWatch()
         self.flusher = Flusher(store, self.rollups, self.ring, self.gpu_ring, self.ledger, self.availability,
-                               max_gap_ms=max(2 * self.period_s, STALL_S) * 1000.0)
+                               max_gap_ms=max(2 * self.period_s, STALL_S) * 1000.0, clock_watch=self.clock_watch)
         self.retention = Retention(settings, store, lambda: self.rollups.minutes_until)
         self.comparisons = ComparisonTracker(settings.activity_window)
-        self.reader = TickReader(sources, self.clocks)
+        self.reader = TickReader(sources, self.clocks, self.clock_watch, self._step_back)
         self._wake = wake or threading.Event()  # set by the store when a write is queued, and for builds
         self.publisher = StatsPublisher(settings.update_interval, self.clocks.monotonic, self.compute_figures,
                                         lambda figures: dashboard_body(figures, settings), self._wake.set)
@@ -85,8 +89,9 @@ class Sampler:
         """Load what the figures need, close buckets a crash left open, prime the readers (no thread)."""
         store, con = self.store, self.store.writer
         now_ms = self.clocks.wall() * 1000.0
-        self.availability.load(store, now_ms, self.settings.availability_window)
         self.rollups.load(con)
+        self._undo_step_while_stopped(con, now_ms)
+        self.availability.load(store, now_ms, self.settings.availability_window)
         last = first(con.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
         if last is None:
             last = self.rollups.minutes_until
@@ -187,6 +192,51 @@ class Sampler:
         self.availability.sampled(tick.host["ts_ms"])
         self.last_tick_mono = tick.mono
 
+    def _undo_step_while_stopped(self, con, now_ms: float) -> None:
+        """Rows stamped ahead of the wall clock (it stepped back while the service was stopped) are moved back;
+        else the saved clock segment carries on if this is the same boot."""
+        saved = clocksteps.load_segment(con)
+        newest = first(con.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
+        mono = self.clocks.monotonic()
+        step = clocksteps.step_at_start(None if newest is None else float(newest), now_ms, mono, saved,
+                                        self.clock_watch.boot, self.period_s * 1000.0)
+        if step is None:
+            self.clock_watch.resume(saved)
+        elif self._move_rows(step, reload=False):
+            self.clock_watch.moved(step, now_ms - mono * 1000.0)
+
+    def _step_back(self, step: clocksteps.StepBack) -> bool:
+        """The wall clock stepped back while sampling: move what was stamped ahead (a tick's callback)."""
+        availability = self.availability
+        unstored_first = None if availability.first_stored else availability.first_sample_ms
+        if not self._move_rows(step, reload=True):
+            return False
+        last = self.flusher.last_flushed_ms
+        if last is not None and last >= step.since_ms:
+            self.flusher.last_flushed_ms = last + step.shift_ms
+        if unstored_first is not None:
+            availability.first_sample_ms = unstored_first + (step.shift_ms if unstored_first >= step.since_ms else 0)
+        return True
+
+    def _move_rows(self, step: clocksteps.StepBack, reload: bool) -> bool:
+        log.warning("the wall clock stepped back %.3f s: moving the rows stamped since %s by that much",
+                    -step.shift_ms / 1000.0, _iso(step.since_ms))
+        try:
+            tiers = self.store.transaction(lambda con: clocksteps.move_rows(con, step, self.rollups.state))
+        except Exception as error:
+            log.error("moving the rows stamped ahead failed (tried again next tick): %s", error)
+            return False
+        self.rollups.commit(tiers)
+        self.ring.shift_times(step.since_ms, step.shift_ms)
+        self.gpu_ring.shift_times(step.since_ms, step.shift_ms)
+        if reload:
+            con, now_ms = self.store.writer, self.clocks.wall() * 1000.0
+            self.availability.load(self.store, now_ms, self.settings.availability_window)
+            self.ledger.load(con, now_ms, retained_energy(con, self.rollups.hours_until, self.rollups.minutes_until))
+            self.comparisons.changed()
+            self.publisher.invalidate()
+        return True
+
     def run_writes(self, budget_s: float | None = None) -> None:
         """Run the writes queued on the store; after each, what the stats show of comparisons is reloaded."""
         self.store.run_writes(budget_s, committed=self._written)
@@ -220,3 +270,7 @@ class Sampler:
             offsets_kg=self.comparisons.offsets_kg, comparisons=self.comparisons.counts,
             activity=self.comparisons.activity, service=self.requests.summary(), grid=self.grid,
             meter=self.sources.meter, gpu=self.sources.gpu, gpu_readings=self.last_gpu)
+
+
+def _iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC).isoformat(timespec="milliseconds")

@@ -128,6 +128,7 @@ class ServiceView:
         self.database_directory = os.path.dirname(os.path.abspath(store.path))
         self._publisher = sampler.publisher
         self.monotonic = sampler.clocks.monotonic
+        self._run_clock = cmp.RunClock(sampler.clocks.monotonic)
 
     # stats
     @property
@@ -201,7 +202,7 @@ class ServiceView:
     def finish_update(self, con, comparison_id: int, update: cmp.ComparisonUpdate, now_ms: int):
         """A comparison's update with its energy (as a write's work: on the writer thread)."""
         return cmp.finish_update(con, comparison_id, update, now_ms, self._sampler.pending_columns(),
-                                 self.settings.pue, self.grid.g_per_kwh)
+                                 self.settings.pue, self.grid.g_per_kwh, self._run_clock)
 
 
 @dataclass

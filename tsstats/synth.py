@@ -138,7 +138,8 @@ def synthesize(store: Store, days: float, hz: float, gpus: int = 0, end_s: float
         ts = np.round(ts)
         if len(ts):
             columns, gpu_columns = synth_chunk(rng, ts, hz, gpus, machine, state)
-            write_batch(store, rollups, columns, gpu_columns if gpus else None, None, first_ms)
+            write_batch(store, rollups, columns, gpu_columns if gpus else None, None,
+                        {"first_sample_ms": repr(float(first_ms))} if first_ms is not None else None)
             first_ms = None
             written += len(ts)
         chunk_start = chunk_end
