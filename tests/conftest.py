@@ -372,3 +372,12 @@ def inprocess(tmp_path):
     yield make
     for service in started:
         service.close()
+
+
+# hypothesis: the default profile in the test command; `pytest --hypothesis-profile=deep` for a longer search
+try:
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("deep", max_examples=3000, deadline=None)
+except ImportError:  # pragma: no cover - hypothesis comes with the test extras
+    pass
