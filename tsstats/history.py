@@ -30,6 +30,7 @@ from .timeparse import parse_duration
 
 MAX_POINTS = 11_000
 DEFAULT_POINTS = 300
+SERIES_PER_STATEMENT = 2  # series read by one statement: more at once raises its peak memory about in proportion
 NICE_STEPS_MS = (100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000,
                  900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000,
                  172_800_000, 604_800_000, 2_592_000_000)
@@ -253,7 +254,9 @@ def run_history(con, query: HistoryQuery, minutes_until: int | None, hours_until
         tables = {"1h": hour_table, "1m": minute_table, "raw": raw_table}
         pieces = [(tables[level], level == "raw", low, high)
                   for level, low, high in tier_plan(query.tier, begin, end, minutes, hours)]
-        _read_group(con, query, pieces, group, partials, energy, rows)
+        for first_series in range(0, len(group), SERIES_PER_STATEMENT):
+            _read_group(con, query, pieces, group[first_series:first_series + SERIES_PER_STATEMENT], partials,
+                        energy, rows)
     series_out: dict[str, dict[str, list]] = {}
     for series in query.series:
         if series.energy is None:

@@ -136,7 +136,10 @@ class Store:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         path = self.path
         try:
-            return duckdb.connect(path, config={"memory_limit": self.memory_limit, "threads": self.threads})
+            # background threads give the allocator's freed pages back to the system within a second or so;
+            # without them a heavy query's working memory stays resident (measured: +82 MB against +23 MB)
+            return duckdb.connect(path, config={"memory_limit": self.memory_limit, "threads": self.threads,
+                                                "allocator_background_threads": True})
         except duckdb.IOException as error:
             if "lock" in str(error).lower():
                 raise StoreLocked(_lock_message(path, error)) from None
