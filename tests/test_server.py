@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -301,3 +302,22 @@ def test_kill_9_loses_at_most_the_last_flush(server_factory, tmp_path):
     last = con.execute("SELECT max(ts_ms) FROM samples WHERE ts_ms < ?", [killed_at]).fetchone()[0]
     con.close()
     assert killed_at - last < 5000 + 500  # flush every 5 s: at most the last flush (and a tick) is lost
+
+
+def test_a_sigterm_right_after_start_is_never_lost(tmp_path):
+    """SIGTERM sent the moment the port first accepts a connection (when the server installs its signal
+    handlers), and just after: each run flushes, checkpoints and exits 0."""
+    for attempt in range(8):
+        server = ServerProcess(tmp_path / f"early{attempt}.duckdb")
+        server.start(wait=False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=0.05).close()
+                break
+            except OSError:
+                time.sleep(0.0005)
+        time.sleep(attempt * 0.002)  # 0 to 14 ms after the port opened
+        code = server.stop(signal.SIGTERM, timeout=20)
+        assert code == 0, f"attempt {attempt}: exit {code}\n{server.output[-2000:]}"
+        assert "samples flushed and checkpointed" in server.output, server.output[-2000:]

@@ -9,11 +9,10 @@ import gc
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, runtime  # noqa: F401  (runtime first: before numpy)
 from .config import SETTINGS, ConfigError, load_settings
 from .store import StoreError
 
@@ -263,11 +262,17 @@ def run_check(settings, as_json: bool) -> int:
     return 0
 
 
+EARLY_STOP_DELAY_S = 0.1
+
+
 def run_serve(settings) -> int:
     from .server import create_app
     from .service import StartupError, open_service
+    from .stopping import StopSignals
 
     log = logging.getLogger("tsstats")
+    signals = StopSignals()
+    signals.hold()  # first: every thread started from here on leaves the stop signals to the signal thread
     try:
         service = open_service(settings)
     except (StartupError, StoreError) as error:
@@ -286,14 +291,20 @@ def run_serve(settings) -> int:
                  settings.host, settings.port)
 
     @app.after_server_start
-    async def stop_on_sighup(app):
-        """SIGHUP (a closed terminal, a reload request) stops the service as SIGTERM does: flushed and
+    async def stop_on_signals(app):
+        """SIGTERM, SIGINT and SIGHUP (a closed terminal, a reload request) stop the service: flushed and
         checkpointed, exit 0; a reload would have nothing to reread that a restart does not."""
-        def hang_up() -> None:
-            log.warning("SIGHUP: stopping as on SIGTERM (flush, checkpoint, exit 0); restart to apply new settings")
-            app.stop(terminate=False)
+        loop = asyncio.get_running_loop()
 
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hang_up)
+        def stop() -> None:
+            try:
+                loop.call_soon_threadsafe(app.stop, False)
+            except RuntimeError:  # the loop has already closed: it is stopping anyway
+                pass
+
+        # a signal that came during start-up stops the server once it runs (a stop from inside this hook would
+        # end the hook's own run of the loop, not the server's)
+        signals.serving(stop, early=lambda: loop.call_later(EARLY_STOP_DELAY_S, app.stop, False))
 
     @app.after_server_stop
     async def stop_sampling(app):
