@@ -60,3 +60,15 @@ def test_openapi_document_describes_every_route_and_no_other(inprocess):
             assert "200" in operation["responses"] or "201" in operation["responses"], (method, path)
             if path not in ("/healthz", "/", "/assets/{name}"):  # public
                 assert "401" in operation["responses"], (method, path)  # the token's answer is described too
+
+
+def test_operations_guide_names_only_tests_that_exist():
+    """Every test docs/operations.md cites as proof is a test of the suite (a ``test_x_*`` names a family)."""
+    guide = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    defined = set(re.findall(r"^def (test_\w+)", "\n".join(path.read_text(encoding="utf-8")
+                                                             for path in (ROOT / "tests").glob("test_*.py")), re.M))
+    cited = set(re.findall(r"`(test_\w+?)(\*?)`", guide))
+    assert cited, "the guide cites no test"
+    for name, family in cited:
+        found = any(test.startswith(name) for test in defined) if family else name in defined
+        assert found, f"docs/operations.md cites {name}{family}, which no test defines"

@@ -321,3 +321,20 @@ def test_a_sigterm_right_after_start_is_never_lost(tmp_path):
         code = server.stop(signal.SIGTERM, timeout=20)
         assert code == 0, f"attempt {attempt}: exit {code}\n{server.output[-2000:]}"
         assert "samples flushed and checkpointed" in server.output, server.output[-2000:]
+
+
+def test_busy_port_is_a_clear_error(tmp_path):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        server = ServerProcess(tmp_path / "busy.duckdb", port=port)
+        server.start(wait=False)
+        code = server.process.wait(30)
+        output = server.process.stdout.read()
+    finally:
+        holder.close()
+    assert code != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in output, output[-2000:]
+    assert "Traceback" not in output, output[-2000:]
