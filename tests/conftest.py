@@ -47,7 +47,9 @@ class FakeNVMLError(Exception):
 
 class FakeGpu:
     def __init__(self, name="Fake GPU", util=50, mem_used=1 << 30, mem_total=8 << 30, power_mw=100_000,
-                 energy_mj=0, temperature=60, failing=False, unsupported=()):
+                 energy_mj=0, temperature=60, failing=False, unsupported=(), processes=None):
+        """``processes``: {pid: (SM utilization %, GPU memory bytes)} running on this GPU."""
+        self.processes = dict(processes or {})
         self.name = name
         self.util = util
         self.mem_used = mem_used
@@ -92,6 +94,13 @@ def fake_nvml(gpus: list[FakeGpu] | None, init_fails: bool = False) -> types.Sim
         nvmlDeviceGetPowerUsage=lambda g: g.value("power", g.power_mw),
         nvmlDeviceGetTotalEnergyConsumption=lambda g: g.value("energy", g.energy_mj),
         nvmlDeviceGetTemperature=lambda g, sensor: g.value("temperature", g.temperature),
+        NVML_ERROR_NOT_FOUND=6,
+        nvmlDeviceGetProcessUtilization=lambda g, since: g.value("process_utilization", [
+            types.SimpleNamespace(pid=pid, smUtil=sm, memUtil=0, timeStamp=since + 1)
+            for pid, (sm, _) in g.processes.items()]),
+        nvmlDeviceGetComputeRunningProcesses=lambda g: [
+            types.SimpleNamespace(pid=pid, usedGpuMemory=memory) for pid, (_, memory) in g.processes.items()],
+        nvmlDeviceGetGraphicsRunningProcesses=lambda g: [],
     )
 
 

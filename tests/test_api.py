@@ -120,7 +120,8 @@ def test_comparison_flow(client):
     assert created.status_code == 201
     record = created.json()
     assert list(record) == ["id", "name", "models", "status", "createdAt", "startedAt", "finishedAt", "accuracy",
-                            "speed", "latencyMs", "error", "metadata", "energyKwh", "carbonKg"]
+                            "speed", "latencyMs", "error", "metadata", "energyKwh", "carbonKg", "pids", "attribution",
+                            "gpuShare", "machineEnergyKwh", "energyByComponentKwh"]
     assert record["status"] == "queued" and record["startedAt"] is None and record["metadata"] == {"suite": "mmlu"}
     cid = record["id"]
     assert client.get(f"/api/comparisons/{cid}").json() == record

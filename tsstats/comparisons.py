@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import energy, figures
+from .attribution import Attributed
 from .params import InputError, NonFiniteNumber, check_text, is_ascii_digits, single_values
 from .snapshot import Comparisons
 from .store import first
@@ -35,6 +36,8 @@ MAX_OFFSET_KG = 1e9
 MAX_NOTE = 1000
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_PIDS = 256
+MAX_PID = 2 ** 22  # Linux's pid_max limit
 
 
 def _require_object(body: Any) -> dict[str, Any]:
@@ -78,17 +81,40 @@ def _text(body: dict[str, Any], name: str, maximum: int, default: str | None = N
     return check_text(value, name)
 
 
+def validate_pids(body: dict[str, Any]) -> tuple[int, ...] | None:
+    """``pids``: the processes doing a comparison's work (their children count too), 1 to 256 positive
+    integers; whether they exist is checked by the caller."""
+    pids = body.get("pids")
+    if pids is None:
+        return None
+    if not isinstance(pids, list) or not pids:
+        raise InputError(f"pids must be a list of 1 to {MAX_PIDS} process ids", field="pids")
+    if len(pids) > MAX_PIDS:
+        raise InputError(f"pids must hold at most {MAX_PIDS} process ids, not {len(pids)}", field="pids")
+    for pid in pids:
+        if isinstance(pid, bool) or not isinstance(pid, int) or not 1 <= pid <= MAX_PID:
+            raise InputError(f"each pid must be a positive integer up to {MAX_PID}, not {json_text(pid)}",
+                             field="pids")
+    return tuple(dict.fromkeys(pids))
+
+
+def json_text(value: Any) -> str:
+    text = repr(value) if isinstance(value, NonFiniteNumber) else json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 @dataclass(frozen=True)
 class NewComparison:
     name: str
     models: tuple[str, ...]
     status: str
     metadata: str
+    pids: tuple[int, ...] | None = None
 
 
 def validate_new_comparison(body: Any) -> NewComparison:
     body = _require_object(body)
-    _reject_unknown(body, ("models", "name", "status", "metadata"))
+    _reject_unknown(body, ("models", "name", "status", "metadata", "pids"))
     models = body.get("models")
     if models is None:
         raise InputError("models is required: a list of 1 to 32 model names", field="models")
@@ -119,7 +145,7 @@ def validate_new_comparison(body: Any) -> NewComparison:
     check_text(encoded, "metadata")
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InputError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON", field="metadata")
-    return NewComparison(name=name, models=tuple(models), status=status, metadata=encoded)
+    return NewComparison(name=name, models=tuple(models), status=status, metadata=encoded, pids=validate_pids(body))
 
 
 @dataclass(frozen=True)
@@ -129,11 +155,12 @@ class ComparisonUpdate:
     speed: float | None
     latency_ms: float | None
     error: str | None
+    pids: tuple[int, ...] | None = None
 
 
 def validate_update(body: Any) -> ComparisonUpdate:
     body = _require_object(body)
-    _reject_unknown(body, ("status", "accuracy", "speed", "latencyMs", "error"))
+    _reject_unknown(body, ("status", "accuracy", "speed", "latencyMs", "error", "pids"))
     status = body.get("status")
     if status is None:
         raise InputError("status is required", field="status")
@@ -149,6 +176,7 @@ def validate_update(body: Any) -> ComparisonUpdate:
         speed=_number(body, "speed", 0.0, MAX_SPEED),
         latency_ms=latency_ms,
         error=_text(body, "error", MAX_ERROR),
+        pids=validate_pids(body),
     )
 
 
@@ -220,12 +248,18 @@ def validate_list_query(args: dict[str, list[str]]) -> ListQuery:
 
 # -- SQL --------------------------------------------------------------------------------------------
 RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms, accuracy, speed, latency_ms, "
-                  "error, metadata, energy_kwh, carbon_kg")
+                  "error, metadata, energy_kwh, carbon_kg, pids, attribution, gpu_share, machine_kwh, "
+                  "attributed_cpu_j, attributed_gpu_j, attributed_mem_j")
 
 
 def record_from_row(row: tuple) -> dict[str, Any]:
     (id_, name, models, status, created, started, finished, accuracy, speed, latency_ms, error, metadata, energy,
-     carbon) = row
+     carbon, pids, attribution, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j) = row
+    by_component = None
+    if pids and energy is not None and status in FINISHED:
+        given = (cpu_j or 0.0) + (gpu_j or 0.0) + (mem_j or 0.0)
+        scale = energy / given if given > 0 else 0.0  # kWh after PUE per joule given
+        by_component = {"cpu": (cpu_j or 0.0) * scale, "gpu": (gpu_j or 0.0) * scale, "memory": (mem_j or 0.0) * scale}
     return {
         "id": id_,
         "name": name,
@@ -241,15 +275,22 @@ def record_from_row(row: tuple) -> dict[str, Any]:
         "metadata": json.loads(metadata),
         "energyKwh": energy,
         "carbonKg": carbon,
+        "pids": list(pids) if pids is not None else None,
+        "attribution": attribution or ("process" if pids else "time_share"),
+        "gpuShare": gpu_share,
+        "machineEnergyKwh": machine_kwh,
+        "energyByComponentKwh": by_component,
     }
 
 
 def insert_comparison(con, new: NewComparison, now_ms: int) -> dict[str, Any]:
     started = now_ms if new.status == "running" else None
+    pids = list(new.pids) if new.pids else None
     row = first(con.execute(
-        f"INSERT INTO comparisons (name, models, status, created_ms, started_ms, metadata) "
-        f"VALUES (?, ?, ?, ?, ?, ?) RETURNING {RECORD_COLUMNS}",
-        [new.name, list(new.models), new.status, now_ms, started, new.metadata]).fetchall())
+        f"INSERT INTO comparisons (name, models, status, created_ms, started_ms, metadata, pids, attribution) "
+        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {RECORD_COLUMNS}",
+        [new.name, list(new.models), new.status, now_ms, started, new.metadata, pids,
+         "process" if pids else "time_share"]).fetchall())
     return record_from_row(row)
 
 
@@ -258,9 +299,10 @@ def fetch_comparison(con, comparison_id: int) -> dict[str, Any] | None:
     return record_from_row(row) if row else None
 
 
-def current_status(con, comparison_id: int) -> tuple[str, int | None] | None:
-    row = first(con.execute("SELECT status, started_ms FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
-    return (row[0], row[1]) if row else None
+def current_status(con, comparison_id: int) -> tuple[str, int | None, tuple[int, ...] | None] | None:
+    row = first(con.execute("SELECT status, started_ms, pids FROM comparisons WHERE id = ?",
+                            [comparison_id]).fetchall())
+    return (row[0], row[1], tuple(row[2]) if row[2] else None) if row else None
 
 
 class RunClock:
@@ -284,43 +326,101 @@ class RunClock:
         return started_ms + round((self._monotonic() - mono) * 1000.0)
 
 
+@dataclass(frozen=True)
+class Finish:
+    """What a comparison's end records besides its status: energy (kWh after PUE), carbon (kg), how the energy
+    was attributed, and for per-process attribution the machine's energy over the same run."""
+
+    energy_kwh: float | None = None
+    carbon_kg: float | None = None
+    finished_ms: int | None = None
+    gpu_share: str | None = None
+    machine_kwh: float | None = None
+    attributed: Attributed | None = None
+
+
 def apply_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int,
-                 energy_kwh: float | None = None, carbon_kg: float | None = None,
-                 finished_ms: int | None = None) -> dict[str, Any]:
+                 finish: Finish = Finish()) -> dict[str, Any]:
     started = now_ms if update.status == "running" else None
-    finished = (finished_ms if finished_ms is not None else now_ms) if update.status in FINISHED else None
+    finished = (finish.finished_ms if finish.finished_ms is not None else now_ms) \
+        if update.status in FINISHED else None
+    pids = list(update.pids) if update.pids else None
     row = first(con.execute(
         f"UPDATE comparisons SET status = ?, started_ms = coalesce(?, started_ms), "
         f"finished_ms = coalesce(?, finished_ms), accuracy = coalesce(?, accuracy), "
         f"speed = coalesce(?, speed), latency_ms = coalesce(?, latency_ms), error = coalesce(?, error), "
-        f"energy_kwh = coalesce(?, energy_kwh), carbon_kg = coalesce(?, carbon_kg) WHERE id = ? "
+        f"energy_kwh = coalesce(?, energy_kwh), carbon_kg = coalesce(?, carbon_kg), pids = coalesce(?, pids), "
+        f"attribution = CASE WHEN coalesce(?, pids) IS NULL THEN 'time_share' ELSE 'process' END, "
+        f"gpu_share = coalesce(?, gpu_share), machine_kwh = coalesce(?, machine_kwh), "
+        f"attributed_cpu_j = coalesce(?, attributed_cpu_j), attributed_gpu_j = coalesce(?, attributed_gpu_j), "
+        f"attributed_mem_j = coalesce(?, attributed_mem_j), attributed_jg = coalesce(?, attributed_jg) WHERE id = ? "
         f"RETURNING {RECORD_COLUMNS}",
         [update.status, started, finished, update.accuracy, update.speed, update.latency_ms, update.error,
-         energy_kwh, carbon_kg, comparison_id]).fetchall())
+         finish.energy_kwh, finish.carbon_kg, pids, pids, finish.gpu_share, finish.machine_kwh,
+         *((given.cpu_j, given.gpu_j, given.mem_j, given.joule_g_per_kwh) if (given := finish.attributed)
+           else (None,) * 4), comparison_id]).fetchall())
     return record_from_row(row)
 
 
 def finish_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int, pending, pue: float,
-                  g_per_kwh: float, run_clock: RunClock) -> dict[str, Any]:
-    """Apply an update (writer thread, inside its transaction): check the transition, and give a comparison
-    that ran and now finishes its duration (monotonic), energy and carbon (of the samples stamped from its start
-    to now; ``pending``: the sample rows not yet stored)."""
+                  g_per_kwh: float, run_clock: RunClock, attributor) -> dict[str, Any]:
+    """Apply an update (writer thread, inside its transaction): check the transition, follow the processes a
+    running comparison names, and give one that ran and now finishes its duration (monotonic), energy and carbon
+    (``pending``: the sample rows not yet stored). With ``pids``, its energy is what the ``attributor`` gave
+    its processes; without, the machine's energy while it ran, shared equally among the comparisons running."""
     current = current_status(con, comparison_id)
     if current is None:
         raise InputError(f"no comparison {comparison_id}", status=404)
-    status, started_ms = current
+    status, started_ms, pids = current
     check_transition(status, update.status)
-    energy_kwh = carbon_kg = finished_ms = None
+    pids = update.pids or pids
+    finish = Finish()
     if update.status == "running":
         run_clock.started(comparison_id)
+        if pids:
+            attributor.track(comparison_id, pids)
     if update.status in FINISHED:
-        energy_kwh, carbon_kg = 0.0, 0.0
         finished_ms = run_clock.finished_ms(comparison_id, started_ms, now_ms)
+        attributed = attributor.untrack(comparison_id)
+        finish = Finish(0.0, 0.0, finished_ms)
         if started_ms is not None:
             until_ms = max(now_ms, started_ms)
-            energy_kwh, carbon_kg = energy.comparison_energy(
-                con, pending, started_ms, until_ms, running_intervals(con, started_ms, until_ms), pue, g_per_kwh)
-    return apply_update(con, comparison_id, update, now_ms, energy_kwh, carbon_kg, finished_ms)
+            if pids:
+                machine_kwh, _ = energy.comparison_energy(con, pending, started_ms, until_ms,
+                                                          [(comparison_id, started_ms, until_ms)], pue, g_per_kwh)
+                attributed = attributed or attribution_loaded(con, comparison_id)
+                finish = Finish(figures.kwh(attributed.total_j * pue), attributed.carbon_kg(pue), finished_ms,
+                                attributed.gpu_method, machine_kwh, attributed)
+            else:
+                energy_kwh, carbon_kg = energy.comparison_energy(
+                    con, pending, started_ms, until_ms, running_intervals(con, started_ms, until_ms), pue,
+                    g_per_kwh)
+                finish = Finish(energy_kwh, carbon_kg, finished_ms)
+    return apply_update(con, comparison_id, update, now_ms, finish)
+
+
+def attribution_loaded(con, comparison_id: int) -> Attributed:
+    """What was saved of a comparison's per-process attribution (after a restart)."""
+    row = first(con.execute("SELECT attributed_cpu_j, attributed_gpu_j, attributed_mem_j, attributed_jg, gpu_share "
+                            "FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
+    if row is None:
+        return Attributed()
+    return Attributed(*(float(value or 0.0) for value in row[:4]), gpu_method=row[4])
+
+
+def save_attribution(con, attributed: dict[int, Attributed]) -> None:
+    """Keep what running comparisons have been given so far (a restart carries on from it)."""
+    for comparison_id, given in attributed.items():
+        con.execute("UPDATE comparisons SET attributed_cpu_j = ?, attributed_gpu_j = ?, attributed_mem_j = ?, "
+                    "attributed_jg = ?, gpu_share = coalesce(?, gpu_share) WHERE id = ?",
+                    [given.cpu_j, given.gpu_j, given.mem_j, given.joule_g_per_kwh, given.gpu_method, comparison_id])
+
+
+def running_with_pids(con) -> dict[int, tuple[tuple[int, ...], Attributed]]:
+    rows = con.execute("SELECT id, pids, attributed_cpu_j, attributed_gpu_j, attributed_mem_j, attributed_jg, "
+                       "gpu_share FROM comparisons WHERE status = 'running' AND pids IS NOT NULL").fetchall()
+    return {row[0]: (tuple(row[1]), Attributed(*(float(value or 0.0) for value in row[2:6]), gpu_method=row[6]))
+            for row in rows}
 
 
 def list_comparisons(con, query: ListQuery) -> dict[str, Any]:

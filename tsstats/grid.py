@@ -26,6 +26,10 @@ class Grid:
     intensity_overridden: bool = False
     renewable_overridden: bool = False
 
+    def intensity_at(self, ts_ms: float) -> float:
+        """g CO2e/kWh in force at ``ts_ms``."""
+        return self.g_per_kwh
+
     def meta(self) -> dict:
         return {"region": self.region, "year": self.year, "gPerKwh": round(self.g_per_kwh, 3),
                 "renewablePct": round(self.renewable_pct, 2), "source": self.source,

@@ -7,7 +7,7 @@ from typing import Any
 
 from . import __version__
 from .catalog import AGGREGATES
-from .comparisons import CREATE_STATUSES, MAX_LIMIT, MAX_MODEL_NAME, MAX_MODELS, MAX_NAME, STATUSES
+from .comparisons import CREATE_STATUSES, MAX_LIMIT, MAX_MODEL_NAME, MAX_MODELS, MAX_NAME, MAX_PID, MAX_PIDS, STATUSES
 from .dashboard import UNITS
 from .export import FORMATS, TIERS
 from .history import MAX_POINTS
@@ -57,14 +57,26 @@ def _stats_schema() -> dict[str, Any]:
 def _comparison_schema() -> dict[str, Any]:
     return {"type": "object", "required": ["id", "name", "models", "status", "createdAt", "startedAt",
                                             "finishedAt", "accuracy", "speed", "latencyMs", "error", "metadata",
-                                            "energyKwh", "carbonKg"],
+                                            "energyKwh", "carbonKg", "pids", "attribution", "gpuShare",
+                                            "machineEnergyKwh", "energyByComponentKwh"],
             "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
                            "models": {"type": "array", "items": {"type": "string"}},
                            "status": {"enum": list(STATUSES)}, "createdAt": {"type": "string"},
                            "startedAt": NULLABLE_TEXT, "finishedAt": NULLABLE_TEXT, "accuracy": NULLABLE_NUMBER,
                            "speed": NULLABLE_NUMBER, "latencyMs": NULLABLE_NUMBER, "error": NULLABLE_TEXT,
                            "metadata": {"type": "object"}, "energyKwh": NULLABLE_NUMBER,
-                           "carbonKg": NULLABLE_NUMBER}}
+                           "carbonKg": NULLABLE_NUMBER,
+                           "pids": {"type": ["array", "null"], "items": {"type": "integer"}},
+                           "attribution": {"enum": ["process", "time_share"]},
+                           "gpuShare": {"enum": ["utilization", "memory", None]},
+                           "machineEnergyKwh": NULLABLE_NUMBER,
+                           "energyByComponentKwh": {"type": ["object", "null"], "properties": {
+                               "cpu": NUMBER, "gpu": NUMBER, "memory": NUMBER}}}}
+
+
+PIDS = {"type": "array", "minItems": 1, "maxItems": MAX_PIDS, "items": {"type": "integer", "minimum": 1,
+                                                                        "maximum": MAX_PID},
+        "description": "the processes doing the comparison's work (their children count too); they must exist"}
 
 
 SCHEMAS: dict[str, Any] = {
@@ -79,13 +91,13 @@ SCHEMAS: dict[str, Any] = {
         "models": {"type": "array", "minItems": 1, "maxItems": MAX_MODELS,
                    "items": {"type": "string", "minLength": 1, "maxLength": MAX_MODEL_NAME}},
         "name": {"type": "string", "maxLength": MAX_NAME}, "status": {"enum": list(CREATE_STATUSES)},
-        "metadata": {"type": "object", "description": "at most 16 KiB as JSON"}}},
+        "metadata": {"type": "object", "description": "at most 16 KiB as JSON"}, "pids": PIDS}},
     "ComparisonUpdate": {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
         "status": {"enum": list(STATUSES)}, "accuracy": {"type": "number", "minimum": 0, "maximum": 100},
         "speed": {"type": "number", "minimum": 0, "maximum": 1e15},
         "latencyMs": {"type": "number", "minimum": 0, "maximum": 1e12,
                       "description": "with a final status only"},
-        "error": {"type": "string", "maxLength": 4000}}},
+        "error": {"type": "string", "maxLength": 4000}, "pids": PIDS}},
     "Offset": {"type": "object", "required": ["id", "kg", "note", "at", "createdAt"], "properties": {
         "id": {"type": "integer"}, "kg": NUMBER, "note": {"type": "string"}, "at": {"type": "string"},
         "createdAt": {"type": "string"}}},

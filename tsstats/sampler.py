@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from . import clocksteps
+from .attribution import ATTRIBUTE_EVERY_S, Attributor
 from .clocksteps import ClockWatch
-from .comparisons import ComparisonTracker
+from .comparisons import ComparisonTracker, running_with_pids, save_attribution
 from .dashboard import dashboard_body
 from .energy import EnergyLedger
 from .flushing import Availability, Flusher
@@ -28,6 +29,7 @@ from .ring import Ring
 from .rollups import Rollups, retained_energy
 from .rows import GPU_ROW, HOST_ROW
 from .snapshot import Figures, compute_figures
+from .sources.processes import open_trees
 from .store import Store, first
 
 log = logging.getLogger("tsstats.sampler")
@@ -73,6 +75,7 @@ class Sampler:
                                max_gap_ms=max(2 * self.period_s, STALL_S) * 1000.0, clock_watch=self.clock_watch)
         self.retention = Retention(settings, store, lambda: self.rollups.minutes_until)
         self.comparisons = ComparisonTracker(settings.activity_window)
+        self.attributor = Attributor(open_trees(settings.proc_root), sources.gpu, grid.intensity_at)
         self.reader = TickReader(sources, self.clocks, self.clock_watch, self._step_back)
         self._wake = wake or threading.Event()  # set by the store when a write is queued, and for builds
         self.publisher = StatsPublisher(settings.update_interval, self.clocks.monotonic, self.compute_figures,
@@ -101,6 +104,8 @@ class Sampler:
             self.rollups.close(store, max(now_ms, last))
         self.ledger.load(con, now_ms, retained_energy(con, self.rollups.hours_until, self.rollups.minutes_until))
         self.comparisons.refresh(con, now_ms)
+        for comparison_id, (pids, given) in running_with_pids(con).items():
+            self.attributor.track(comparison_id, pids, given)
         self.reader.prime(last)
 
     def start(self) -> None:
@@ -146,6 +151,7 @@ class Sampler:
         retention = Every(RETENTION_INTERVAL_S, now + RETENTION_INTERVAL_S)
         checkpoint = Every(settings.checkpoint_interval, now + settings.checkpoint_interval)
         retry = Every(RETRY_EVERY_S, now)
+        attribution = Every(ATTRIBUTE_EVERY_S, now + ATTRIBUTE_EVERY_S)
         while not self._stop.is_set():
             self._wake.wait(max(0.0, next_tick - mono()))
             self._wake.clear()
@@ -158,9 +164,14 @@ class Sampler:
             next_tick += self.period_s
             if next_tick < now:  # fell behind (suspend, overload): skip, never burst
                 next_tick = now + self.period_s
+            if attribution.due(now) and self.attributor.tracked:
+                self._guarded(lambda: self.attributor.attribute(self.clocks.wall() * 1000.0),
+                              "attributing energy to processes")
             if flush.due(now) or (self.store.failure is not None and retry.due(now)):
                 self._guarded(self.store.reopen, "reopening the database")  # only when a failure invalidated it
                 self.flusher.flush()
+                if self.attributor.tracked:
+                    self._guarded(self._save_attribution, "saving the energy attributed to processes")
             if energy.due(now):
                 self._guarded(self.refresh_figures, "refreshing the energy window")
             if retention.due(now):
@@ -189,6 +200,7 @@ class Sampler:
         for row in gpu_rows(tick):
             self.gpu_ring.append(GPU_ROW.row(row))
         self.last_gpu = tick.gpus
+        self.attributor.add_tick(tick.host, tick.gpus)
         self.availability.sampled(tick.host["ts_ms"])
         self.last_tick_mono = tick.mono
 
@@ -236,6 +248,10 @@ class Sampler:
             self.comparisons.changed()
             self.publisher.invalidate()
         return True
+
+    def _save_attribution(self) -> None:
+        given = {comparison_id: tracked.attributed for comparison_id, tracked in self.attributor.tracked.items()}
+        self.store.transaction(lambda con: save_attribution(con, given))
 
     def run_writes(self, budget_s: float | None = None) -> None:
         """Run the writes queued on the store; after each, what the stats show of comparisons is reloaded."""

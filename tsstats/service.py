@@ -202,7 +202,19 @@ class ServiceView:
     def finish_update(self, con, comparison_id: int, update: cmp.ComparisonUpdate, now_ms: int):
         """A comparison's update with its energy (as a write's work: on the writer thread)."""
         return cmp.finish_update(con, comparison_id, update, now_ms, self._sampler.pending_columns(),
-                                 self.settings.pue, self.grid.g_per_kwh, self._run_clock)
+                                 self.settings.pue, self.grid.g_per_kwh, self._run_clock, self._sampler.attributor)
+
+    def insert_comparison(self, con, new: cmp.NewComparison, now_ms: int):
+        """A new comparison (as a write's work); one created running with ``pids`` is followed at once."""
+        record = cmp.insert_comparison(con, new, now_ms)
+        if new.status == "running":
+            self._run_clock.started(record["id"])
+            if new.pids:
+                self._sampler.attributor.track(record["id"], new.pids)
+        return record
+
+    def process_exists(self, pid: int) -> bool:
+        return self._sampler.attributor.exists(pid)
 
 
 @dataclass

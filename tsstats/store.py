@@ -27,7 +27,7 @@ from .rows import RowSpec
 
 log = logging.getLogger("tsstats.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 APPENDER_MAX_ROWS = 2000
 

@@ -2,7 +2,9 @@
 
 Tests put this folder first on PYTHONPATH, so such a process sees the GPUs described by the environment
 variable ``FAKE_NVML_GPUS`` (a JSON list of objects with ``name``, ``util``, ``power_mw``, ``energy_mj``,
-``mem_used``, ``mem_total``, ``temperature``), whatever the host has. Unset or empty: no driver.
+``mem_used``, ``mem_total``, ``temperature``, and ``processes``: a list of {``pid``, ``sm``, ``memory``},
+with ``process_utilization: false`` for a driver that gives no per-process samples), whatever the host has.
+Unset or empty: no driver.
 """
 
 import json
@@ -10,6 +12,7 @@ import os
 import types
 
 NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_TEMPERATURE_GPU = 0
 
@@ -70,3 +73,21 @@ def nvmlDeviceGetTotalEnergyConsumption(gpu):
 
 def nvmlDeviceGetTemperature(gpu, sensor):
     return gpu.get("temperature", 60)
+
+
+def nvmlDeviceGetProcessUtilization(gpu, since):
+    if gpu.get("process_utilization", True) is False:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    samples = [types.SimpleNamespace(pid=p["pid"], smUtil=p.get("sm", 0), memUtil=0, timeStamp=since + 1)
+               for p in gpu.get("processes", [])]
+    if not samples:
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+    return samples
+
+
+def nvmlDeviceGetComputeRunningProcesses(gpu):
+    return [types.SimpleNamespace(pid=p["pid"], usedGpuMemory=p.get("memory", 0)) for p in gpu.get("processes", [])]
+
+
+def nvmlDeviceGetGraphicsRunningProcesses(gpu):
+    return []

@@ -28,12 +28,20 @@ def add_routes(router: Router, view: ServiceView) -> None:
     def now_ms() -> int:
         return int(time.time() * 1000)
 
+    def check_processes(pids: tuple[int, ...] | None) -> None:
+        missing = [pid for pid in pids or () if not view.process_exists(pid)]
+        if missing:
+            listed = ", ".join(str(pid) for pid in missing[:10]) + (", ..." if len(missing) > 10 else "")
+            raise InputError(f"no running process {listed} on this machine: pids names processes that exist",
+                             field="pids")
+
     @router.route("/api/comparisons", ("GET", "POST"))
     async def comparisons(request: Request):
         if request.method == "POST":
             query_values(request, ())  # a write takes no query parameters: an unknown one is a 400
             new = cmp.validate_new_comparison(parse_json_body(request))
-            record = await write(lambda con: cmp.insert_comparison(con, new, now_ms()))
+            check_processes(new.pids)
+            record = await write(lambda con: view.insert_comparison(con, new, now_ms()))
             return json_response(record, status=201, headers=NO_STORE)
         query = cmp.validate_list_query(query_lists(request))
         return json_response(await view.read(cmp.list_comparisons, query), headers=NO_STORE)
@@ -47,6 +55,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
             update = cmp.validate_update(parse_json_body(request))
             if number is None:
                 raise InputError(f"no comparison {comparison_id}", status=404)
+            check_processes(update.pids)
             record = await write(lambda con: view.finish_update(con, number, update, now_ms()))
             return json_response(record, headers=NO_STORE)
         record = await view.read(cmp.fetch_comparison, number) if number is not None else None

@@ -5,6 +5,9 @@
   asked again; any other error on one card marks that card failed for the tick and leaves the others.
 - Energy: ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since the driver loaded, Volta and newer) where
   supported; otherwise power (mW) integrated over the monotonic interval by the caller.
+- Per process: ``nvmlDeviceGetProcessUtilization`` gives SM utilization samples by PID since a timestamp
+  (NVML_ERROR_NOT_FOUND: no sample since, which is no use, not an error); where the driver does not give
+  them, the GPU memory each process holds (compute and graphics processes), flagged as such.
 """
 
 from __future__ import annotations
@@ -25,6 +28,15 @@ class GpuReading:
     power_w: float = NAN
     energy_counter_j: float = NAN  # NVML's cumulative counter, in joules
     temperature_c: float = NAN
+
+
+@dataclass(frozen=True)
+class ProcessGpuUse:
+    """What each process used of one GPU: SM utilization summed over NVML's samples ("utilization"), or bytes
+    of GPU memory held ("memory")."""
+
+    by_pid: dict[int, float]
+    method: str
 
 
 @dataclass
@@ -56,6 +68,7 @@ class NvmlReader:
         self.driver_version = ""
         self.error = ""
         self.started = False
+        self._process_seen_us: dict[int, int] = {}  # newest process-utilization sample taken, per GPU
 
     def start(self) -> bool:
         """Initialise NVML; False (with ``error`` set) when there is no library, driver or GPU."""
@@ -145,3 +158,36 @@ class NvmlReader:
                 reading.temperature_c = float(temperature)
             readings.append(reading)
         return readings
+
+    def process_use(self, index: int) -> ProcessGpuUse | None:
+        """Per-process use of GPU ``index`` since the last call; None when NVML gives neither measure."""
+        nvml, info, handle = self._nvml, self.gpus[index], self._handles[index]
+        if handle is None:
+            return None
+        if "process_utilization" not in info.unsupported:
+            try:
+                samples = nvml.nvmlDeviceGetProcessUtilization(handle, self._process_seen_us.get(index, 0))
+            except Exception as error:
+                if getattr(error, "value", None) == getattr(nvml, "NVML_ERROR_NOT_FOUND", 6):
+                    return ProcessGpuUse({}, "utilization")  # no process ran a kernel since the last call
+                if not self._not_supported(error):
+                    return None
+                info.unsupported.add("process_utilization")
+            else:
+                by_pid: dict[int, float] = {}
+                newest = self._process_seen_us.get(index, 0)
+                for sample in samples:
+                    by_pid[int(sample.pid)] = by_pid.get(int(sample.pid), 0.0) + float(sample.smUtil)
+                    newest = max(newest, int(sample.timeStamp))
+                self._process_seen_us[index] = newest
+                return ProcessGpuUse(by_pid, "utilization")
+        held: dict[int, float] = {}
+        for call in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
+            try:
+                processes = getattr(nvml, call)(handle)
+            except Exception:
+                continue
+            for process in processes:
+                memory = getattr(process, "usedGpuMemory", None)
+                held[int(process.pid)] = held.get(int(process.pid), 0.0) + float(memory or 0)
+        return ProcessGpuUse(held, "memory")

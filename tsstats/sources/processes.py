@@ -1,0 +1,152 @@
+"""Process trees named by comparisons: CPU time and resident memory of a process and all its descendants, and
+the machine's busy CPU time and used memory to share them against.
+
+On Linux from procfs under ``proc_root`` (children from ``/proc/PID/task/*/children``, times from
+``/proc/PID/stat``); elsewhere through psutil. Only the named trees are read.
+
+A tree's CPU time counts its live processes' own time and the time of children they have reaped
+(``cutime``/``cstime``): when a child exits and its parent reaps it, the child's time moves into the parent's,
+so the tree's total carries on without a jump.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+MAX_TREE = 4096  # processes read per tree at most (a fork bomb is not measured in full)
+
+
+@dataclass(frozen=True)
+class TreeUsage:
+    cpu_ticks: float  # user + system time of the live processes and the children they reaped, in clock ticks
+    rss_bytes: float
+    members: frozenset[int]
+
+
+@dataclass(frozen=True)
+class MachineUsage:
+    busy_ticks: float  # CPU time of all CPUs not idle, in clock ticks
+    used_bytes: float  # total - available memory
+
+
+class ProcfsTrees:
+    """Process trees from procfs."""
+
+    def __init__(self, proc_root: str = "/proc"):
+        self.root = proc_root
+        self.page_size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def exists(self, pid: int) -> bool:
+        try:
+            with open(f"{self.root}/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            return fields[0] != b"Z"  # a zombie has exited
+        except (OSError, IndexError):
+            return False
+
+    def _stat(self, pid: int) -> tuple[float, float] | None:
+        try:
+            with open(f"{self.root}/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            return None
+        # after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14) ... rss(21)
+        ticks = float(int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14]))
+        return ticks, float(int(fields[21])) * self.page_size
+
+    def _children(self, pid: int) -> list[int]:
+        children: list[int] = []
+        try:
+            tasks = os.listdir(f"{self.root}/{pid}/task")
+        except OSError:
+            return children
+        for task in tasks:
+            try:
+                with open(f"{self.root}/{pid}/task/{task}/children", "rb") as handle:
+                    children.extend(int(child) for child in handle.read().split())
+            except OSError:
+                continue
+        return children
+
+    def tree(self, pids: tuple[int, ...]) -> TreeUsage:
+        seen: set[int] = set()
+        pending = list(pids)
+        ticks = rss = 0.0
+        while pending and len(seen) < MAX_TREE:
+            pid = pending.pop()
+            if pid in seen:
+                continue
+            seen.add(pid)
+            stat = self._stat(pid)
+            if stat is None:  # exited since
+                continue
+            ticks += stat[0]
+            rss += stat[1]
+            pending.extend(self._children(pid))
+        return TreeUsage(ticks, rss, frozenset(seen))
+
+    def machine(self) -> MachineUsage:
+        with open(f"{self.root}/stat", "rb") as handle:
+            values = [int(value) for value in handle.readline().split()[1:]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+        busy = float(user + nice + system + irq + softirq + steal)
+        memory = {}
+        with open(f"{self.root}/meminfo", "rb") as handle:
+            for line in handle:
+                key, _, rest = line.partition(b":")
+                if key in (b"MemTotal", b"MemAvailable"):
+                    memory[key] = int(rest.split()[0]) * 1024
+        used = memory.get(b"MemTotal", 0) - memory.get(b"MemAvailable", 0)
+        return MachineUsage(busy, float(max(used, 0)))
+
+
+class PsutilTrees:
+    """Process trees through psutil, where there is no procfs (times in seconds: the shares are ratios)."""
+
+    def __init__(self, psutil_module=None):
+        if psutil_module is None:
+            import psutil as psutil_module
+        self.psutil = psutil_module
+
+    def exists(self, pid: int) -> bool:
+        try:
+            return self.psutil.Process(pid).status() != self.psutil.STATUS_ZOMBIE
+        except (self.psutil.Error, ValueError):
+            return False
+
+    def tree(self, pids: tuple[int, ...]) -> TreeUsage:
+        psutil = self.psutil
+        seen: set[int] = set()
+        ticks = rss = 0.0
+        for pid in pids:
+            try:
+                root = psutil.Process(pid)
+                processes = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for process in processes[:MAX_TREE]:
+                if process.pid in seen:
+                    continue
+                seen.add(process.pid)
+                try:
+                    times = process.cpu_times()
+                    ticks += times.user + times.system + times.children_user + times.children_system
+                    rss += process.memory_info().rss
+                except psutil.Error:
+                    continue
+        return TreeUsage(ticks, rss, frozenset(seen))
+
+    def machine(self) -> MachineUsage:
+        times = self.psutil.cpu_times()
+        memory = self.psutil.virtual_memory()
+        return MachineUsage(times.user + times.system + getattr(times, "nice", 0.0) + getattr(times, "irq", 0.0)
+                            + getattr(times, "softirq", 0.0) + getattr(times, "steal", 0.0),
+                            float(memory.total - memory.available))
+
+
+def open_trees(proc_root: str = "/proc"):
+    """The procfs reader where ``proc_root`` is a procfs, else psutil's."""
+    if os.path.exists(os.path.join(proc_root, "stat")):
+        return ProcfsTrees(proc_root)
+    return PsutilTrees()
