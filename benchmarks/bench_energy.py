@@ -1,7 +1,8 @@
-"""What energy measurement costs: the power readers per tick, and the refresh of the energy figures over
-24 h of stored 10 Hz samples, each printed against the cost of a tick without them.
+"""What energy measurement costs: the power readers per tick, the refresh of the energy figures over
+24 h of stored 10 Hz samples, and per-process attribution with 0, 1 and 10 tracked process trees of 20
+processes each (real processes, read once a second), each printed against the cost of a tick without them.
 
-    python benchmarks/bench_energy.py [--hours 24] [--repeat 2000]
+    python benchmarks/bench_energy.py [--hours 24] [--repeat 2000] [--trees 10] [--tree-size 20]
 
 The RAPL reader runs on a fake powercap tree (two packages with dram) and NVML on a stand-in module with
 two GPUs, so the figures are the readers' own cost, not the kernel's or the driver's.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from tsstats.attribution import Attributor  # noqa: E402
 from tsstats.energy import EnergyLedger, Totals  # noqa: E402
 from tsstats.meter import PowerMeter  # noqa: E402
 from tsstats.ring import Ring  # noqa: E402
@@ -27,6 +31,7 @@ from tsstats.rows import HOST_ROW, empty_columns  # noqa: E402
 from tsstats.sources.host import HostReader  # noqa: E402
 from tsstats.sources.nvml import NvmlReader  # noqa: E402
 from tsstats.sources.power import RaplReader, match_tdp  # noqa: E402
+from tsstats.sources.processes import ProcfsTrees  # noqa: E402
 from tsstats.store import Store  # noqa: E402
 
 
@@ -83,6 +88,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("--trees", type=int, default=10)
+    parser.add_argument("--tree-size", type=int, default=20)
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-energy-")
 
@@ -134,7 +141,38 @@ def main() -> int:
           f"10 ticks of that second")
     store.close()
     host.close()
+    attribution_costs(tick_us, args.trees, args.tree_size)
     return 0
+
+
+def process_tree(size: int) -> subprocess.Popen:
+    """A shell with ``size - 1`` sleeping children: ``size`` processes."""
+    return subprocess.Popen(["sh", "-c", " ".join(["sleep 600 &"] * (size - 1)) + " wait"],
+                            start_new_session=True)
+
+
+def attribution_costs(tick_us: float, most: int, size: int) -> None:
+    """Per tick (handing the tick's energy over) and per second (reading the named trees and sharing)."""
+    nvml = NvmlReader(fake_nvml(0))
+    trees = [process_tree(size) for _ in range(most)]
+    try:
+        time.sleep(1.0)  # let every child start
+        counted = [len(ProcfsTrees().tree((tree.pid,)).members) for tree in trees]
+        print(f"per-process attribution, trees of {min(counted)} to {max(counted)} processes:")
+        host_row = {"ts_ms": 0.0, "cpu_j": 4.0, "gpu_j": 0.0, "mem_j": 0.3}
+        for tracked in sorted({0, 1, most}):
+            attributor = Attributor(ProcfsTrees(), nvml, lambda ts: 400.0)
+            for number, tree in enumerate(trees[:tracked]):
+                attributor.track(number, (tree.pid,))
+            tick = per_call_us(lambda a=attributor: a.add_tick(host_row, []), 20000)
+            second = per_call_us(lambda a=attributor: a.attribute(0.0), 200)
+            per_tick = tick + second / 10.0  # at 10 Hz, one attribution a second
+            print(f"  {tracked:2d} trees: {tick:6.2f} us a tick + {second:8.1f} us a second = {per_tick:7.1f} us "
+                  f"per tick at 10 Hz ({per_tick / tick_us:5.2f} x the tick)")
+    finally:
+        for tree in trees:
+            os.killpg(tree.pid, signal.SIGKILL)
+            tree.wait()
 
 
 if __name__ == "__main__":
