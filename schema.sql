@@ -79,6 +79,16 @@ ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS attributed_mem_j DOUBLE;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS attributed_jg DOUBLE;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS machine_kwh DOUBLE;
 
+-- schema version 3: grid carbon intensity over time, from grid_intensity_file ('file') or POST /api/grid
+-- ('feed'); each row in force over [start_ms, end_ms), rows never overlap
+CREATE TABLE IF NOT EXISTS grid_intensity (
+    start_ms      BIGINT NOT NULL,
+    end_ms        BIGINT NOT NULL,
+    g_per_kwh     DOUBLE NOT NULL,
+    renewable_pct DOUBLE NOT NULL,
+    source        VARCHAR NOT NULL
+);
+
 CREATE SEQUENCE IF NOT EXISTS offset_ids START 1;
 CREATE TABLE IF NOT EXISTS offsets (
     id         BIGINT PRIMARY KEY DEFAULT nextval('offset_ids'),

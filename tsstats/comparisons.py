@@ -363,7 +363,7 @@ def apply_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int,
 
 
 def finish_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int, pending, pue: float,
-                  g_per_kwh: float, run_clock: RunClock, attributor) -> dict[str, Any]:
+                  grid, run_clock: RunClock, attributor) -> dict[str, Any]:
     """Apply an update (writer thread, inside its transaction): check the transition, follow the processes a
     running comparison names, and give one that ran and now finishes its duration (monotonic), energy and carbon
     (``pending``: the sample rows not yet stored). With ``pids``, its energy is what the ``attributor`` gave
@@ -387,14 +387,13 @@ def finish_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int
             until_ms = max(now_ms, started_ms)
             if pids:
                 machine_kwh, _ = energy.comparison_energy(con, pending, started_ms, until_ms,
-                                                          [(comparison_id, started_ms, until_ms)], pue, g_per_kwh)
+                                                          [(comparison_id, started_ms, until_ms)], pue, grid)
                 attributed = attributed or attribution_loaded(con, comparison_id)
                 finish = Finish(figures.kwh(attributed.total_j * pue), attributed.carbon_kg(pue), finished_ms,
                                 attributed.gpu_method, machine_kwh, attributed)
             else:
                 energy_kwh, carbon_kg = energy.comparison_energy(
-                    con, pending, started_ms, until_ms, running_intervals(con, started_ms, until_ms), pue,
-                    g_per_kwh)
+                    con, pending, started_ms, until_ms, running_intervals(con, started_ms, until_ms), pue, grid)
                 finish = Finish(energy_kwh, carbon_kg, finished_ms)
     return apply_update(con, comparison_id, update, now_ms, finish)
 

@@ -169,6 +169,9 @@ class Settings:
                                            5000, optional=True)
     renewable_share: float | None = setting(None, "override of the renewable share in % (green tariff, on-site "
                                             "solar)", "float", 0, 100, optional=True)
+    grid_intensity_file: str = setting("", "CSV of time,g_per_kwh,renewable_pct rows (any step, e.g. hourly from the "
+                                       "grid operator): carbon and renewable share per sample at the value in "
+                                       "force then; empty: the yearly average")
     pue: float = setting(1.0, "power usage effectiveness multiplied into energy", "float", 1.0, 5.0)
     baseline_power_w: float | None = setting(None, "declared baseline power in W for totalCarbonSaved", "float", 0,
                                              1e6, optional=True)

@@ -93,7 +93,7 @@ def render_dashboard(f: Figures, settings) -> dict[str, Any]:
             "memoryPower": f.methods.memory.value,
             "gpuPower": f.methods.gpu.value,
             "cpuModel": {"name": tdp.model, "tdpW": tdp.tdp_w, "matched": tdp.matched, "rule": tdp.rule},
-            "grid": f.grid.meta(),
+            "grid": {**f.grid.meta(), "samplesOutside": f.grid_outside},
             "pue": settings.pue,
             "baseline": {"powerW": settings.baseline_power_w, "gPerKwh": settings.baseline_intensity},
             "responseTime": "latencyMs of finished comparisons",

@@ -154,17 +154,20 @@ def running_counts(ts_ms: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> n
     return np.searchsorted(starts, ts, side="right") - np.searchsorted(ends, ts, side="left")
 
 
-def attributed_energy_j(ts_ms: np.ndarray, energy_j: np.ndarray, start_ms: float, end_ms: float,
-                        starts: np.ndarray, ends: np.ndarray) -> float:
-    """Energy of the samples in [start_ms, end_ms], each shared equally among the intervals running then.
-
-    ``starts``/``ends`` are every comparison's running interval, the one attributed to included.
-    """
+def shared_energy_j(ts_ms: np.ndarray, energy_j: np.ndarray, start_ms: float, end_ms: float,
+                    starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each sample's energy given to an interval [start_ms, end_ms]: shared equally among the intervals running
+    then (0 outside it). ``starts``/``ends`` are every comparison's running interval, this one's included."""
     ts = np.asarray(ts_ms, dtype=float)
     energy = np.asarray(energy_j, dtype=float)
     inside = (ts >= start_ms) & (ts <= end_ms) & np.isfinite(energy)
-    if not inside.any():
-        return 0.0
-    counts = running_counts(ts[inside], starts, ends)
-    counts = np.maximum(counts, 1)
-    return float((energy[inside] / counts).sum())
+    shared = np.zeros(len(ts))
+    if inside.any():
+        shared[inside] = energy[inside] / np.maximum(running_counts(ts[inside], starts, ends), 1)
+    return shared
+
+
+def attributed_energy_j(ts_ms: np.ndarray, energy_j: np.ndarray, start_ms: float, end_ms: float,
+                        starts: np.ndarray, ends: np.ndarray) -> float:
+    """Energy of the samples in [start_ms, end_ms], each shared equally among the intervals running then."""
+    return float(shared_energy_j(ts_ms, energy_j, start_ms, end_ms, starts, ends).sum())

@@ -7,6 +7,10 @@ import io
 from dataclasses import dataclass
 from importlib import resources
 
+import numpy as np
+
+from .gridseries import GridSeries
+
 WORLD = "WORLD"
 WORLD_INTENSITY = 473.0
 WORLD_RENEWABLE = 32.0
@@ -25,10 +29,6 @@ class Grid:
     source: str
     intensity_overridden: bool = False
     renewable_overridden: bool = False
-
-    def intensity_at(self, ts_ms: float) -> float:
-        """g CO2e/kWh in force at ``ts_ms``."""
-        return self.g_per_kwh
 
     def meta(self) -> dict:
         return {"region": self.region, "year": self.year, "gPerKwh": round(self.g_per_kwh, 3),
@@ -62,3 +62,38 @@ def resolve_grid(region: str, intensity: float | None = None, renewable: float |
                 grid.g_per_kwh if intensity is None else intensity,
                 grid.renewable_pct if renewable is None else renewable,
                 grid.source, intensity is not None, renewable is not None)
+
+
+class GridIntensity:
+    """The grid's carbon intensity and renewable share at any time: the rows over time (a file, a live feed)
+    where they exist, else the yearly average of the region (``average``). Replaced whole when rows change."""
+
+    def __init__(self, average: Grid, series: GridSeries | None = None):
+        self.average = average
+        self.series = series
+
+    @property
+    def g_per_kwh(self) -> float:
+        """The yearly average, used outside the rows over time."""
+        return self.average.g_per_kwh
+
+    @property
+    def renewable_pct(self) -> float:
+        return self.average.renewable_pct
+
+    def lookup(self, ts_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(g/kWh, renewable %, within the rows over time) at each of ``ts_ms``."""
+        ts = np.asarray(ts_ms, dtype=float)
+        series = self.series
+        if series is None:
+            return (np.full(len(ts), self.g_per_kwh), np.full(len(ts), self.renewable_pct),
+                    np.zeros(len(ts), dtype=bool))
+        return series.lookup(ts, self.g_per_kwh, self.renewable_pct)
+
+    def intensity_at(self, ts_ms: float) -> float:
+        return float(self.lookup(np.array([ts_ms]))[0][0])
+
+    def meta(self) -> dict:
+        meta = self.average.meta()
+        meta["overTime"] = self.series.meta() if self.series is not None else None
+        return meta

@@ -10,6 +10,7 @@ from .catalog import AGGREGATES
 from .comparisons import CREATE_STATUSES, MAX_LIMIT, MAX_MODEL_NAME, MAX_MODELS, MAX_NAME, MAX_PID, MAX_PIDS, STATUSES
 from .dashboard import UNITS
 from .export import FORMATS, TIERS
+from .gridseries import MAX_FEED_ROWS, MAX_G_PER_KWH
 from .history import MAX_POINTS
 
 JSON = "application/json"
@@ -110,7 +111,9 @@ SCHEMAS: dict[str, Any] = {
                "properties": {"from": {"type": "integer"}, "to": {"type": "integer"},
                               "energyKwh": {"type": "object", "required": ["cpu", "gpu", "memory", "total"],
                                             "additionalProperties": NUMBER},
-                              "carbonKg": NUMBER, "gPerKwh": NUMBER, "pue": NUMBER, "samples": {"type": "integer"},
+                              "carbonKg": NUMBER, "gPerKwh": NUMBER, "renewablePct": NUMBER,
+                              "samplesOutsideGrid": {"type": "integer"}, "pue": NUMBER,
+                              "samples": {"type": "integer"},
                               "methods": {"type": "object", "additionalProperties": {"type": "string"}}}},
     "Catalog": {"type": "array", "items": {"type": "object", "required": ["name", "unit", "description", "kind"],
                                            "properties": {"name": {"type": "string"}, "unit": {"type": "string"},
@@ -121,6 +124,16 @@ SCHEMAS: dict[str, Any] = {
         "tier": {"enum": list(TIERS)}, "timestamps": {"type": "array", "items": {"type": "integer"}},
         "series": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": {
             "type": "array", "items": NULLABLE_NUMBER}}}}},
+    "GridRows": {"type": "object", "required": ["rows"], "additionalProperties": False, "properties": {
+        "rows": {"type": "array", "minItems": 1, "maxItems": MAX_FEED_ROWS, "items": {
+            "type": "object", "required": ["time", "gPerKwh", "renewablePct"], "additionalProperties": False,
+            "properties": {"time": {"type": ["string", "number"], "description": "RFC 3339 or Unix seconds"},
+                           "gPerKwh": {"type": "number", "minimum": 0, "maximum": MAX_G_PER_KWH},
+                           "renewablePct": {"type": "number", "minimum": 0, "maximum": 100}}}}}},
+    "Grid": {"type": "object", "required": ["yearlyAverage", "overTime"], "properties": {
+        "yearlyAverage": {"type": "object"}, "overTime": {"type": ["object", "null"], "properties": {
+            "source": {"type": "string"}, "rows": {"type": "integer"}, "from": {"type": "string"},
+            "to": {"type": "string"}}}}},
     "Health": {"type": "object", "required": ["status", "lastSampleAgeS", "database", "problems"], "properties": {
         "status": {"enum": ["ok", "unhealthy"]}, "lastSampleAgeS": NULLABLE_NUMBER,
         "database": {"type": "object"}, "samplesLost": {"type": "integer"},
@@ -175,6 +188,17 @@ def openapi_document() -> dict[str, Any]:
             "summary": "Energy by component, carbon and methods over an interval", "operationId": "energy",
             "parameters": TIME_RANGE, "responses": {"200": _json(_ref("Energy"), "the interval's energy"),
                                                     **_errors(400, 401)}}},
+        "/api/grid": {
+            "get": {"summary": "The grid's intensity: the yearly average and the rows over time",
+                    "operationId": "grid", "responses": {"200": _json(_ref("Grid"), "what is in force"),
+                                                         **_errors(400, 401)}},
+            "post": {"summary": "Feed rows of carbon intensity over time", "operationId": "feedGrid",
+                     "requestBody": {"required": True, "content": {
+                         JSON: {"schema": _ref("GridRows")},
+                         "text/csv": {"schema": {"type": "string", "description":
+                                                 "lines of time,g_per_kwh,renewable_pct"}}}},
+                     "responses": {"200": _json(_ref("Grid"), "stored, committed, in force"),
+                                   **_errors(400, 401, 413, 415, 503)}}},
         "/api/metrics": {"get": {
             "summary": "The history catalog", "operationId": "catalog",
             "responses": {"200": _json(_ref("Catalog"), "every metric"), **_errors(400, 401)}}},

@@ -20,7 +20,7 @@ from .comparisons import ComparisonTracker, running_with_pids, save_attribution
 from .dashboard import dashboard_body
 from .energy import EnergyLedger
 from .flushing import Availability, Flusher
-from .grid import Grid
+from .grid import GridIntensity
 from .publishing import StatsPublisher
 from .reading import Clocks, Sources, TickReader, gpu_rows
 from .request_stats import RequestStats
@@ -54,7 +54,7 @@ class Every:
 
 
 class Sampler:
-    def __init__(self, settings, store: Store, sources: Sources, grid: Grid, requests: RequestStats,
+    def __init__(self, settings, store: Store, sources: Sources, grid: GridIntensity, requests: RequestStats,
                  clocks: Clocks | None = None, wake: threading.Event | None = None):
         self.settings = settings
         self.store = store
@@ -68,7 +68,7 @@ class Sampler:
         self.ring = Ring(HOST_ROW.names, capacity)
         self.gpu_ring = Ring(GPU_ROW.names, capacity * max(len(sources.gpu.gpus), 1))
         self.rollups = Rollups()
-        self.ledger = EnergyLedger(self.ring, settings.report_window * 1000.0)
+        self.ledger = EnergyLedger(self.ring, settings.report_window * 1000.0, grid)
         self.availability = Availability()
         self.clock_watch = ClockWatch()
         self.flusher = Flusher(store, self.rollups, self.ring, self.gpu_ring, self.ledger, self.availability,

@@ -8,10 +8,10 @@ import sys
 from sanic import Sanic
 
 from .http import MAX_BODY_BYTES, Router
-from .routes import comparisons, dashboard, data, history, operations, page
+from .routes import comparisons, dashboard, data, grid, history, operations, page
 from .service import ServiceView
 
-ROUTE_GROUPS = (dashboard, comparisons, history, data, operations, page)
+ROUTE_GROUPS = (dashboard, comparisons, history, grid, data, operations, page)
 
 
 def create_app(view: ServiceView, *, name: str = "tsstats") -> Sanic:

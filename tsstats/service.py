@@ -13,7 +13,8 @@ from typing import Any
 from . import comparisons as cmp
 from .energy import EnergySums, energy_between
 from .exposition import Scrape
-from .grid import Grid, resolve_grid
+from .grid import GridIntensity, resolve_grid
+from .gridseries import GridRow, GridRowsError, GridSeries, parse_csv, replace_rows
 from .meter import Methods, PowerMeter, current_methods
 from .publishing import Snapshot
 from .reading import Clocks, Sources
@@ -93,11 +94,38 @@ def close_sources(sources: Sources) -> None:
     sources.meter.rapl.close()
 
 
-def load_grid(settings) -> Grid:
+def load_grid(settings) -> GridIntensity:
+    """The region's yearly average; the rows over time are added once the database is open."""
     try:
-        return resolve_grid(settings.grid_region, settings.grid_intensity, settings.renewable_share)
+        return GridIntensity(resolve_grid(settings.grid_region, settings.grid_intensity, settings.renewable_share))
     except ValueError as error:
         raise StartupError(str(error)) from None
+
+
+def load_grid_file(settings) -> list[GridRow] | None:
+    """The rows of ``grid_intensity_file``, checked at start-up (a bad row is refused with its line number)."""
+    path = settings.grid_intensity_file
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise StartupError(f"grid_intensity_file {path}: cannot read it: {error}") from None
+    try:
+        return parse_csv(text, f"grid_intensity_file {path}")
+    except GridRowsError as error:
+        raise StartupError(str(error)) from None
+
+
+def install_grid_rows(store: Store, grid: GridIntensity, file_rows: list[GridRow] | None) -> None:
+    """The file's rows replace the file rows stored before (none without a file); the feed's stay."""
+    def write(con):
+        con.execute("DELETE FROM grid_intensity WHERE source = 'file'")
+        if file_rows:
+            replace_rows(con, file_rows, "file", replace_source=True)
+    store.transaction(write)
+    grid.series = GridSeries.from_table(store.writer)
 
 
 @dataclass(frozen=True)
@@ -122,7 +150,7 @@ class ServiceView:
     def __init__(self, settings, store: Store, sampler: Sampler, requests: RequestStats):
         self.settings = settings
         self.requests = requests
-        self.grid: Grid = sampler.grid
+        self.grid: GridIntensity = sampler.grid
         self._store = store
         self._sampler = sampler
         self.database_directory = os.path.dirname(os.path.abspath(store.path))
@@ -193,7 +221,7 @@ class ServiceView:
 
     def energy_between(self, con, from_ms: float, to_ms: float) -> EnergySums:
         """Energy over [from_ms, to_ms) from stored rows and those still in memory (a read, any thread)."""
-        return energy_between(con, self._sampler.pending_columns(), from_ms, to_ms)
+        return energy_between(con, self._sampler.pending_columns(), from_ms, to_ms, self.grid)
 
     def write(self, work) -> Future:
         """Run ``work(connection)`` in one transaction on the writer thread; resolves once committed."""
@@ -202,7 +230,7 @@ class ServiceView:
     def finish_update(self, con, comparison_id: int, update: cmp.ComparisonUpdate, now_ms: int):
         """A comparison's update with its energy (as a write's work: on the writer thread)."""
         return cmp.finish_update(con, comparison_id, update, now_ms, self._sampler.pending_columns(),
-                                 self.settings.pue, self.grid.g_per_kwh, self._run_clock, self._sampler.attributor)
+                                 self.settings.pue, self.grid, self._run_clock, self._sampler.attributor)
 
     def insert_comparison(self, con, new: cmp.NewComparison, now_ms: int):
         """A new comparison (as a write's work); one created running with ``pids`` is followed at once."""
@@ -212,6 +240,32 @@ class ServiceView:
             if new.pids:
                 self._sampler.attributor.track(record["id"], new.pids)
         return record
+
+    def feed_grid(self, rows: list[GridRow]) -> Future:
+        """Store a live feed's rows (they replace what they overlap), then carry on with them: the series in force
+        and the report window's carbon are reloaded once committed."""
+        sampler = self._sampler
+
+        def store(con):
+            replace_rows(con, rows, "feed", replace_source=False)
+
+        def reload(con):
+            self.grid.series = GridSeries.from_table(con)
+            sampler.ledger.reload_window(con, sampler.clocks.wall() * 1000.0)
+            sampler.publisher.invalidate()
+
+        stored = self._store.write(store)
+        done: Future = Future()
+
+        def then(future: Future) -> None:
+            if future.exception() is not None:
+                done.set_exception(future.exception())
+                return
+            reloaded = self._store.write(reload)
+            reloaded.add_done_callback(lambda f: done.set_exception(f.exception()) if f.exception()
+                                       else done.set_result(None))
+        stored.add_done_callback(then)
+        return done
 
     def process_exists(self, pid: int) -> bool:
         return self._sampler.attributor.exists(pid)
@@ -249,10 +303,12 @@ def open_service(settings, nvml: Any = None, clocks: Clocks | None = None) -> Se
     """Open the database and the readers and build the sampler; raises StoreLocked/StoreError/StartupError."""
     check_exposure(settings)
     grid = load_grid(settings)
+    file_rows = load_grid_file(settings)
     wake = threading.Event()  # the store rings it when a write is queued; the sampler thread answers
     store = Store(settings.db, memory_limit=settings.db_memory_limit, notify=wake.set)
     requests = RequestStats()
     try:
+        install_grid_rows(store, grid, file_rows)
         sources = build_sources(settings, nvml=nvml)
         try:
             sampler = Sampler(settings, store, sources, grid, requests, clocks=clocks, wake=wake)

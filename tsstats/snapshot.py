@@ -70,8 +70,9 @@ class Figures:
     latency_source: str
     system_source: str  # procfs or psutil
     service: RequestSummary
-    grid: Any  # grid.Grid
+    grid: Any  # grid.GridIntensity
     tdp: Any  # sources.power.TdpMatch
+    grid_outside: int = 0  # samples of the report window outside the grid's rows over time
 
     @property
     def estimated(self) -> tuple[str, ...]:
@@ -89,7 +90,9 @@ def compute_figures(*, settings, now_s: float, current: dict[str, np.ndarray], l
     """Every figure of the stats body from in-memory state: no I/O."""
     pue = settings.pue
     window = ledger.window
-    energy = report(window, pue, grid.g_per_kwh)
+    intensity = window.g_per_kwh(grid.g_per_kwh)  # per sample, at the grid's value then
+    renewable = window.renewable_pct(grid.renewable_pct)
+    energy = report(window, pue, intensity)
     efficiency = figures.energy_efficiency_pct(window.cpu_j, window.cpu_active_j, window.gpu_j, window.gpu_idle_j)
     saved = figures.carbon_saved_kg(ledger.totals.total_j * pue, ledger.totals.covered_s, grid.g_per_kwh,
                                     settings.baseline_power_w, settings.baseline_intensity)
@@ -112,9 +115,10 @@ def compute_figures(*, settings, now_s: float, current: dict[str, np.ndarray], l
         uptime_pct=uptime_pct,
         activity=activity,
         carbon_saved_kg=saved if saved is not None else NAN,
-        green_score=figures.green_score(grid.g_per_kwh, efficiency, grid.renewable_pct),
+        green_score=figures.green_score(intensity, efficiency, renewable),
         efficiency_pct=efficiency,
-        renewable_pct=grid.renewable_pct,
+        renewable_pct=renewable,
+        grid_outside=window.outside,
         offsets_kg=offsets_kg,
         methods=methods,
         metered=methods.metered,

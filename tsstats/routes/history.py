@@ -25,14 +25,17 @@ def add_routes(router: Router, view: ServiceView) -> None:
         from_ms, to_ms = time_range(query_values(request, ("from", "to")), "-24h", time.time())
         sums = await view.read(view.energy_between, from_ms, to_ms)
         grid = view.grid
-        result = report(sums, pue, grid.g_per_kwh)
+        intensity = sums.g_per_kwh(grid.g_per_kwh)  # each sample at the grid's value then
+        result = report(sums, pue, intensity)
         methods = methods_of(sums.methods(), bool(view.gpus_present())) if sums.rows else view.current_methods()
         return json_response({
             "from": from_ms, "to": to_ms,
             "energyKwh": {"cpu": result.cpu_kwh, "gpu": result.gpu_kwh, "memory": result.memory_kwh,
                           "total": result.total_kwh},
             "carbonKg": result.carbon_kg,
-            "gPerKwh": grid.g_per_kwh,
+            "gPerKwh": intensity,
+            "renewablePct": sums.renewable_pct(grid.renewable_pct),
+            "samplesOutsideGrid": sums.outside,
             "pue": pue,
             "samples": sums.rows,
             "methods": methods.as_dict(),

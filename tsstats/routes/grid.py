@@ -1,0 +1,45 @@
+"""The grid's carbon intensity over time: a live feed of rows, and what is in force."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sanic import Request
+from sanic.exceptions import SanicException
+from sanic.response import json as json_response
+
+from ..gridseries import GridRowsError, parse_csv, parse_json_rows
+from ..http import NO_STORE, Router, parse_json_body, query_values
+from ..params import InputError
+from ..service import ServiceView
+
+WRITE_TIMEOUT_S = 10.0
+
+
+def add_routes(router: Router, view: ServiceView) -> None:
+    def grid_answer() -> dict:
+        return {"yearlyAverage": view.grid.average.meta(), "overTime": view.grid.series.meta()
+                if view.grid.series is not None else None}
+
+    @router.route("/api/grid", ("GET", "POST"))
+    async def grid(request: Request):
+        query_values(request, ())
+        if request.method == "GET":
+            return json_response(grid_answer(), headers=NO_STORE)
+        content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        try:
+            if content_type == "text/csv":
+                try:
+                    text = request.body.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InputError("the CSV body is not UTF-8 text") from None
+                rows = parse_csv(text, "body line")
+            else:
+                rows = parse_json_rows(parse_json_body(request))
+        except GridRowsError as error:
+            raise InputError(str(error), field="rows") from None
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(view.feed_grid(rows)), WRITE_TIMEOUT_S)
+        except TimeoutError:
+            raise SanicException("the database writer did not answer in time", status_code=503) from None
+        return json_response(grid_answer(), headers=NO_STORE)
