@@ -7,6 +7,11 @@ The load runs in a child process with whatever GPU library is installed (PyTorch
 loaded interval the NVML energy counter's delta and the time integral of NVML power should agree within 5%.
 With --service it also starts `tsstats serve` on a temporary database and prints the stats it serves
 while the GPU is loaded (needs tsstats' dependencies installed).
+
+Then (unless --no-processes) the per-process share: two load processes at once, one busy all the time and one a
+quarter of the time, read through the reader's per-process use once a second as attribution reads it; the
+busy one's share of the GPU should be the larger (printed with the method: NVML utilization samples, or GPU
+memory held where the driver gives none).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from tsstats.sources.nvml import NvmlReader  # noqa: E402
 LOAD = r"""
 import sys, time
 seconds = float(sys.argv[1])
+duty = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0  # share of the time spent multiplying
 try:
     import torch
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
@@ -43,10 +49,13 @@ print("load library:", library, flush=True)
 end = time.monotonic() + seconds
 count = 0
 while time.monotonic() < end:
+    began = time.monotonic()
     for _ in range(10):
         c = matmul(a, b)
     sync()
     count += 10
+    if duty < 1.0:
+        time.sleep((time.monotonic() - began) * (1.0 - duty) / duty)
 print(f"load ran {count} 8192x8192 matrix products", flush=True)
 """
 
@@ -142,11 +151,39 @@ def service_check(load_seconds: float) -> None:
         print("\n".join(output.strip().splitlines()[-4:]))
 
 
+def process_share_check(reader: NvmlReader, seconds: float) -> bool:
+    busy = subprocess.Popen([sys.executable, "-c", LOAD, str(seconds + 4), "1.0"])
+    light = subprocess.Popen([sys.executable, "-c", LOAD, str(seconds + 4), "0.25"])
+    time.sleep(3.0)
+    totals: dict[int, float] = {}
+    methods = set()
+    reader.process_use(0)  # from now on
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(1.0)
+        use = reader.process_use(0)
+        if use is None:
+            continue
+        methods.add(use.method)
+        for pid, value in use.by_pid.items():
+            totals[pid] = totals.get(pid, 0.0) + value
+    busy.wait()
+    light.wait()
+    whole = sum(totals.values()) or 1.0
+    busy_share, light_share = totals.get(busy.pid, 0.0) / whole, totals.get(light.pid, 0.0) / whole
+    passed = busy_share > light_share > 0.0
+    print(f"-- per-process share of GPU 0 over {seconds:g} s ({', '.join(sorted(methods)) or 'no method'}): "
+          f"busy {busy_share * 100:.1f} %, a quarter busy {light_share * 100:.1f} %, "
+          f"others {(1 - busy_share - light_share) * 100:.1f} %: {'PASS' if passed else 'FAIL'}")
+    return passed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle readings")
     parser.add_argument("--load", type=float, default=20.0, help="seconds of readings under load")
     parser.add_argument("--service", action="store_true", help="also run tsstats serve under load")
+    parser.add_argument("--no-processes", action="store_true", help="skip the per-process share check")
     args = parser.parse_args()
     reader = NvmlReader()
     if not reader.start():
@@ -163,10 +200,11 @@ def main() -> int:
     load.wait()
     summarize("under load", loaded, reader)
     compare_energy(loaded, reader)
+    shares_ok = True if args.no_processes else process_share_check(reader, min(args.load, 10.0))
     reader.stop()
     if args.service:
         service_check(args.load)
-    return 0
+    return 0 if shares_ok else 1
 
 
 if __name__ == "__main__":
