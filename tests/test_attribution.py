@@ -75,14 +75,19 @@ class CannedTrees:
         return MachineUsage(self.busy, self.used)
 
 
-def test_gpu_energy_follows_per_process_utilization():
-    gpu = FakeGpu(processes={101: (75, 1 << 30), 202: (25, 3 << 30)})
+def gpu_attributor(gpu: FakeGpu) -> Attributor:
+    """An attributor over one fake GPU and two idle processes, 101 and 202, at 100 g/kWh; 101 tracked as 1."""
     reader = NvmlReader(fake_nvml([gpu]))
     assert reader.start()
     trees = CannedTrees()
     trees.cpu, trees.rss = {101: 0.0, 202: 0.0}, {101: 0.0, 202: 0.0}
     attributor = Attributor(trees, reader, lambda ts: 100.0)
     attributor.track(1, (101,))
+    return attributor
+
+
+def test_gpu_energy_follows_per_process_utilization():
+    attributor = gpu_attributor(FakeGpu(processes={101: (75, 1 << 30), 202: (25, 3 << 30)}))
     attributor.track(2, (202,))
     for _ in range(10):
         attributor.add_tick({"ts_ms": 0.0, "cpu_j": 0.0, "gpu_j": 30.0, "mem_j": 0.0},
@@ -95,13 +100,8 @@ def test_gpu_energy_follows_per_process_utilization():
 
 
 def test_without_per_process_samples_the_gpu_memory_share_is_used_and_flagged():
-    gpu = FakeGpu(processes={101: (0, 1 << 30), 202: (0, 3 << 30)}, unsupported=("process_utilization",))
-    reader = NvmlReader(fake_nvml([gpu]))
-    assert reader.start()
-    trees = CannedTrees()
-    trees.cpu, trees.rss = {101: 0.0, 202: 0.0}, {101: 0.0, 202: 0.0}
-    attributor = Attributor(trees, reader, lambda ts: 100.0)
-    attributor.track(1, (101,))
+    attributor = gpu_attributor(FakeGpu(processes={101: (0, 1 << 30), 202: (0, 3 << 30)},
+                                        unsupported=("process_utilization",)))
     attributor.add_tick({"ts_ms": 0.0, "cpu_j": 0.0, "gpu_j": 100.0, "mem_j": 0.0},
                         [GpuReading(index=0, power_w=100.0)])
     attributor.attribute(1000.0)

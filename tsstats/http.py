@@ -4,10 +4,12 @@ than Sanic middleware)."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from time import perf_counter
 from typing import Any
 
@@ -23,6 +25,17 @@ from .store import StoreUnavailable
 log = logging.getLogger("tsstats.server")
 MAX_BODY_BYTES = 1024 * 1024
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+WRITE_TIMEOUT_S = 10.0
+
+
+async def committed(write: Future) -> Any:
+    """Wait for a write handed to the writer thread to commit; its result, or a 503 if the writer is stuck."""
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(write), WRITE_TIMEOUT_S)
+    except TimeoutError:
+        raise SanicException("the database writer did not answer in time", status_code=503) from None
 
 
 def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from sanic import Request
-from sanic.exceptions import SanicException
 from sanic.response import json as json_response
 
 from .. import comparisons as cmp
-from ..http import NO_STORE, Router, parse_json_body, query_lists, query_values
+from ..http import NO_STORE, Router, committed, parse_json_body, query_lists, query_values
 from ..params import InputError
 from ..service import ServiceView
-
-WRITE_TIMEOUT_S = 10.0
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
     async def write(work):
         """Hand ``work(connection)`` to the writer thread and wait for its commit."""
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(view.write(work)), WRITE_TIMEOUT_S)
-        except TimeoutError:
-            raise SanicException("the database writer did not answer in time", status_code=503) from None
+        return await committed(view.write(work))
 
     def now_ms() -> int:
         return int(time.time() * 1000)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from sanic import Request
-from sanic.exceptions import SanicException
 from sanic.response import json as json_response
 
 from ..gridseries import GridRowsError, parse_csv, parse_json_rows
-from ..http import NO_STORE, Router, parse_json_body, query_values
+from ..http import NO_STORE, Router, committed, parse_json_body, query_values
 from ..params import InputError
 from ..service import ServiceView
-
-WRITE_TIMEOUT_S = 10.0
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
@@ -38,8 +33,5 @@ def add_routes(router: Router, view: ServiceView) -> None:
                 rows = parse_json_rows(parse_json_body(request))
         except GridRowsError as error:
             raise InputError(str(error), field="rows") from None
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(view.feed_grid(rows)), WRITE_TIMEOUT_S)
-        except TimeoutError:
-            raise SanicException("the database writer did not answer in time", status_code=503) from None
+        await committed(view.feed_grid(rows))
         return json_response(grid_answer(), headers=NO_STORE)
