@@ -40,6 +40,7 @@ class Tally:
         self.stats_latency: list[float] = []
         self.acknowledged: set[int] = set()
         self.uss_warm = float("nan")
+        self.uss_trace: list[float] = []
 
     def record(self, response: httpx.Response | None, what: str, expected: tuple[int, ...] = (200,)) -> None:
         self.requests += 1
@@ -103,16 +104,19 @@ async def back_to_back_writer(client: httpx.AsyncClient, tally: Tally, deadline:
             tally.errors.append(f"burst: {error!r}")
 
 
-async def read_warm_uss(pid: int, after_s: float, tally: Tally) -> None:
+async def read_warm_uss(pid: int, after_s: float, tally: Tally, deadline: float) -> None:
     """USS once the load has run a while: the code paths it uses are paged in by then, so growth after this is
-    what the soak itself adds."""
+    what the soak itself adds. Then every 30 s, for the trace printed at the end."""
     await asyncio.sleep(after_s)
     tally.uss_warm = uss_mb(pid)
+    while time.monotonic() + 30 < deadline:
+        await asyncio.sleep(30)
+        tally.uss_trace.append(uss_mb(pid))
 
 
 async def soak(url: str, seconds: float, pollers: int, streams: int, tally: Tally, pid: int) -> None:
     deadline = time.monotonic() + seconds
-    warm = asyncio.create_task(read_warm_uss(pid, min(60.0, seconds / 5), tally))
+    warm = asyncio.create_task(read_warm_uss(pid, min(60.0, seconds / 5), tally, deadline))
     limits = httpx.Limits(max_connections=pollers + streams + 10)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
         await asyncio.gather(*(poller(client, tally, deadline) for _ in range(pollers)),
@@ -183,6 +187,7 @@ def main() -> int:
         print(f"tick jitter: median {statistics.median(jitter):.1f} ms, p99 {p99} ms, max {max(jitter)} ms")
     print(f"USS {uss_start:.1f} MB before the load, {tally.uss_warm:.1f} MB once warm, {uss_end:.1f} MB at the end: "
           f"{100 * (uss_end / tally.uss_warm - 1):+.2f} % from warm (target < 5 %)")
+    print("USS every 30 s after warm:", " ".join(f"{value:.1f}" for value in tally.uss_trace))
     print(f"service exit status {service.returncode}")
     return 0
 
