@@ -83,6 +83,7 @@ class Sampler:
         # the energy window's lower edge moves in steps of at most 1/2000 of the window (5 s to 60 s)
         self.figures_interval_s = min(max(settings.report_window / 2000.0, 5.0), 60.0)
         self.last_tick_mono: float | None = None
+        self._move_failure = ""  # why rows stamped ahead could not be moved, once said
         self.last_gpu: list = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tsstats-sampler", daemon=True)
@@ -231,13 +232,17 @@ class Sampler:
         return True
 
     def _move_rows(self, step: clocksteps.StepBack, reload: bool) -> bool:
-        log.warning("the wall clock stepped back %.3f s: moving the rows stamped since %s by that much",
-                    -step.shift_ms / 1000.0, _iso(step.since_ms))
         try:
             tiers = self.store.transaction(lambda con: clocksteps.move_rows(con, step, self.rollups.state))
         except Exception as error:
-            log.error("moving the rows stamped ahead failed (tried again next tick): %s", error)
+            if str(error) != self._move_failure:  # said once, not every tick it is tried again
+                log.error("the wall clock stepped back %.3f s; moving the rows stamped since %s failed (tried "
+                          "again every tick): %s", -step.shift_ms / 1000.0, _iso(step.since_ms), error)
+            self._move_failure = str(error)
             return False
+        self._move_failure = ""
+        log.warning("the wall clock stepped back %.3f s: moved the rows stamped since %s by that much",
+                    -step.shift_ms / 1000.0, _iso(step.since_ms))
         self.rollups.commit(tiers)
         self.ring.shift_times(step.since_ms, step.shift_ms)
         self.gpu_ring.shift_times(step.since_ms, step.shift_ms)
