@@ -66,12 +66,11 @@ CREATE TABLE IF NOT EXISTS comparisons (
 );
 -- schema version 2: the mean model response time the comparison runner measured, in ms
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS latency_ms DOUBLE;
--- schema version 3: the processes doing a comparison's work, how its energy was attributed ('process' from
--- those processes' share of CPU time, GPU use and resident memory; 'time_share' shared equally among the
--- comparisons running), which GPU share was used ('utilization' or 'memory'), and the joules given so far
--- (before PUE) with their sum of joules x g/kWh, kept while it runs
+-- schema version 3: the processes doing a comparison's work (with them its energy is attributed from their
+-- share of CPU time, GPU use and resident memory; without, shared equally among the comparisons running),
+-- which GPU share was used ('utilization' or 'memory'), and the joules given so far (before PUE) with their
+-- sum of joules x g/kWh, kept while it runs
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS pids BIGINT[];
-ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS attribution VARCHAR;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS gpu_share VARCHAR;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS attributed_cpu_j DOUBLE;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS attributed_gpu_j DOUBLE;

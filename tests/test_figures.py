@@ -70,8 +70,8 @@ def test_attribution_to_two_overlapping_comparisons():
     energy = np.full(ts.shape, 10.0)  # 10 J each
     # A runs 0..9 s, B runs 3..6 s: B's samples at 3, 4, 5, 6 s are shared by two
     starts, ends = np.array([0.0, 3000.0]), np.array([9000.0, 6000.0])
-    a = figures.attributed_energy_j(ts, energy, 0.0, 9000.0, starts, ends)
-    b = figures.attributed_energy_j(ts, energy, 3000.0, 6000.0, starts, ends)
+    a = figures.shared_energy_j(ts, energy, 0.0, 9000.0, starts, ends).sum()
+    b = figures.shared_energy_j(ts, energy, 3000.0, 6000.0, starts, ends).sum()
     assert b == pytest.approx(4 * 5.0)
     assert a == pytest.approx(6 * 10.0 + 4 * 5.0)
     assert a + b == pytest.approx(energy.sum())  # nothing counted twice, nothing lost

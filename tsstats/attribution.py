@@ -20,8 +20,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from .sources.nvml import GpuReading
 
 ATTRIBUTE_EVERY_S = 1.0
@@ -159,4 +157,4 @@ class Attributor:
 
 
 def _finite(value: float | None) -> float:
-    return float(value) if value is not None and np.isfinite(value) else 0.0
+    return float(value) if value is not None and math.isfinite(value) else 0.0

@@ -248,13 +248,13 @@ def validate_list_query(args: dict[str, list[str]]) -> ListQuery:
 
 # -- SQL --------------------------------------------------------------------------------------------
 RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms, accuracy, speed, latency_ms, "
-                  "error, metadata, energy_kwh, carbon_kg, pids, attribution, gpu_share, machine_kwh, "
+                  "error, metadata, energy_kwh, carbon_kg, pids, gpu_share, machine_kwh, "
                   "attributed_cpu_j, attributed_gpu_j, attributed_mem_j")
 
 
 def record_from_row(row: tuple) -> dict[str, Any]:
     (id_, name, models, status, created, started, finished, accuracy, speed, latency_ms, error, metadata, energy,
-     carbon, pids, attribution, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j) = row
+     carbon, pids, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j) = row
     by_component = None
     if pids and energy is not None and status in FINISHED:
         given = (cpu_j or 0.0) + (gpu_j or 0.0) + (mem_j or 0.0)
@@ -276,7 +276,7 @@ def record_from_row(row: tuple) -> dict[str, Any]:
         "energyKwh": energy,
         "carbonKg": carbon,
         "pids": list(pids) if pids is not None else None,
-        "attribution": attribution or ("process" if pids else "time_share"),
+        "attribution": "process" if pids else "time_share",
         "gpuShare": gpu_share,
         "machineEnergyKwh": machine_kwh,
         "energyByComponentKwh": by_component,
@@ -287,10 +287,9 @@ def insert_comparison(con, new: NewComparison, now_ms: int) -> dict[str, Any]:
     started = now_ms if new.status == "running" else None
     pids = list(new.pids) if new.pids else None
     row = first(con.execute(
-        f"INSERT INTO comparisons (name, models, status, created_ms, started_ms, metadata, pids, attribution) "
-        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {RECORD_COLUMNS}",
-        [new.name, list(new.models), new.status, now_ms, started, new.metadata, pids,
-         "process" if pids else "time_share"]).fetchall())
+        f"INSERT INTO comparisons (name, models, status, created_ms, started_ms, metadata, pids) "
+        f"VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {RECORD_COLUMNS}",
+        [new.name, list(new.models), new.status, now_ms, started, new.metadata, pids]).fetchall())
     return record_from_row(row)
 
 
@@ -334,7 +333,6 @@ class Finish:
     energy_kwh: float | None = None
     carbon_kg: float | None = None
     finished_ms: int | None = None
-    gpu_share: str | None = None
     machine_kwh: float | None = None
     attributed: Attributed | None = None
 
@@ -350,15 +348,10 @@ def apply_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int,
         f"finished_ms = coalesce(?, finished_ms), accuracy = coalesce(?, accuracy), "
         f"speed = coalesce(?, speed), latency_ms = coalesce(?, latency_ms), error = coalesce(?, error), "
         f"energy_kwh = coalesce(?, energy_kwh), carbon_kg = coalesce(?, carbon_kg), pids = coalesce(?, pids), "
-        f"attribution = CASE WHEN coalesce(?, pids) IS NULL THEN 'time_share' ELSE 'process' END, "
-        f"gpu_share = coalesce(?, gpu_share), machine_kwh = coalesce(?, machine_kwh), "
-        f"attributed_cpu_j = coalesce(?, attributed_cpu_j), attributed_gpu_j = coalesce(?, attributed_gpu_j), "
-        f"attributed_mem_j = coalesce(?, attributed_mem_j), attributed_jg = coalesce(?, attributed_jg) WHERE id = ? "
-        f"RETURNING {RECORD_COLUMNS}",
+        f"machine_kwh = coalesce(?, machine_kwh), {_ATTRIBUTED_SET} WHERE id = ? RETURNING {RECORD_COLUMNS}",
         [update.status, started, finished, update.accuracy, update.speed, update.latency_ms, update.error,
-         finish.energy_kwh, finish.carbon_kg, pids, pids, finish.gpu_share, finish.machine_kwh,
-         *((given.cpu_j, given.gpu_j, given.mem_j, given.joule_g_per_kwh) if (given := finish.attributed)
-           else (None,) * 4), comparison_id]).fetchall())
+         finish.energy_kwh, finish.carbon_kg, pids, finish.machine_kwh, *_attributed_values(finish.attributed),
+         comparison_id]).fetchall())
     return record_from_row(row)
 
 
@@ -390,7 +383,7 @@ def finish_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int
                                                           [(comparison_id, started_ms, until_ms)], pue, grid)
                 attributed = attributed or attribution_loaded(con, comparison_id)
                 finish = Finish(figures.kwh(attributed.total_j * pue), attributed.carbon_kg(pue), finished_ms,
-                                attributed.gpu_method, machine_kwh, attributed)
+                                machine_kwh, attributed)
             else:
                 energy_kwh, carbon_kg = energy.comparison_energy(
                     con, pending, started_ms, until_ms, running_intervals(con, started_ms, until_ms), pue, grid)
@@ -398,28 +391,39 @@ def finish_update(con, comparison_id: int, update: ComparisonUpdate, now_ms: int
     return apply_update(con, comparison_id, update, now_ms, finish)
 
 
+# what a comparison named processes has been given: Attributed's fields, in its order
+_ATTRIBUTED_COLUMNS = ("attributed_cpu_j", "attributed_gpu_j", "attributed_mem_j", "attributed_jg", "gpu_share")
+_ATTRIBUTED_SET = ", ".join(f"{column} = coalesce(?, {column})" for column in _ATTRIBUTED_COLUMNS)
+
+
+def _attributed_values(given: Attributed | None) -> tuple:
+    if given is None:
+        return (None,) * len(_ATTRIBUTED_COLUMNS)
+    return given.cpu_j, given.gpu_j, given.mem_j, given.joule_g_per_kwh, given.gpu_method
+
+
+def _attributed_of(values: tuple) -> Attributed:
+    return Attributed(*(float(value or 0.0) for value in values[:4]), gpu_method=values[4])
+
+
 def attribution_loaded(con, comparison_id: int) -> Attributed:
     """What was saved of a comparison's per-process attribution (after a restart)."""
-    row = first(con.execute("SELECT attributed_cpu_j, attributed_gpu_j, attributed_mem_j, attributed_jg, gpu_share "
-                            "FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
-    if row is None:
-        return Attributed()
-    return Attributed(*(float(value or 0.0) for value in row[:4]), gpu_method=row[4])
+    row = first(con.execute(f"SELECT {', '.join(_ATTRIBUTED_COLUMNS)} FROM comparisons WHERE id = ?",
+                            [comparison_id]).fetchall())
+    return _attributed_of(row) if row is not None else Attributed()
 
 
 def save_attribution(con, attributed: dict[int, Attributed]) -> None:
     """Keep what running comparisons have been given so far (a restart carries on from it)."""
     for comparison_id, given in attributed.items():
-        con.execute("UPDATE comparisons SET attributed_cpu_j = ?, attributed_gpu_j = ?, attributed_mem_j = ?, "
-                    "attributed_jg = ?, gpu_share = coalesce(?, gpu_share) WHERE id = ?",
-                    [given.cpu_j, given.gpu_j, given.mem_j, given.joule_g_per_kwh, given.gpu_method, comparison_id])
+        con.execute(f"UPDATE comparisons SET {_ATTRIBUTED_SET} WHERE id = ?",
+                    [*_attributed_values(given), comparison_id])
 
 
 def running_with_pids(con) -> dict[int, tuple[tuple[int, ...], Attributed]]:
-    rows = con.execute("SELECT id, pids, attributed_cpu_j, attributed_gpu_j, attributed_mem_j, attributed_jg, "
-                       "gpu_share FROM comparisons WHERE status = 'running' AND pids IS NOT NULL").fetchall()
-    return {row[0]: (tuple(row[1]), Attributed(*(float(value or 0.0) for value in row[2:6]), gpu_method=row[6]))
-            for row in rows}
+    rows = con.execute(f"SELECT id, pids, {', '.join(_ATTRIBUTED_COLUMNS)} FROM comparisons "
+                       "WHERE status = 'running' AND pids IS NOT NULL").fetchall()
+    return {row[0]: (tuple(row[1]), _attributed_of(row[2:])) for row in rows}
 
 
 def list_comparisons(con, query: ListQuery) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -146,9 +146,9 @@ def stored_sums(con, from_ms: float, to_ms: float, grid) -> EnergySums:
     if grid.series is None:  # one intensity for all: no join
         row = first(con.execute(_SUMS_SQL, [int(from_ms), int(to_ms)]).fetchall())
         *joules, rows, methods_all, methods_any = row
-        total = float(joules[0]) + float(joules[2]) + float(joules[4])
-        return EnergySums(*(float(value) for value in joules), rows, int(methods_all) if rows else 0xFF,
-                          int(methods_any), total * grid.g_per_kwh, total * grid.renewable_pct, 0)
+        sums = EnergySums(*(float(value) for value in joules), rows, int(methods_all) if rows else 0xFF,
+                          int(methods_any))
+        return replace(sums, joule_g=sums.total_j * grid.g_per_kwh, joule_renewable=sums.total_j * grid.renewable_pct)
     row = first(con.execute(_SUMS_GRID_SQL, {"from": int(from_ms), "to": int(to_ms), "g": grid.g_per_kwh,
                                              "r": grid.renewable_pct}).fetchall())
     *joules, rows, methods_all, methods_any, joule_g, joule_renewable, outside = row

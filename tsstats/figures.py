@@ -166,8 +166,3 @@ def shared_energy_j(ts_ms: np.ndarray, energy_j: np.ndarray, start_ms: float, en
         shared[inside] = energy[inside] / np.maximum(running_counts(ts[inside], starts, ends), 1)
     return shared
 
-
-def attributed_energy_j(ts_ms: np.ndarray, energy_j: np.ndarray, start_ms: float, end_ms: float,
-                        starts: np.ndarray, ends: np.ndarray) -> float:
-    """Energy of the samples in [start_ms, end_ms], each shared equally among the intervals running then."""
-    return float(shared_energy_j(ts_ms, energy_j, start_ms, end_ms, starts, ends).sum())

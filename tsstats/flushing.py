@@ -64,6 +64,12 @@ class Availability:
                                     [int(now_ms - window_s * 1000.0)]).fetchall()
         self.outages = np.array(rows, dtype=float).reshape(-1, 2)
 
+    def shift_times(self, since_ms: float, shift_ms: float) -> None:
+        """Move what was stamped at or after ``since_ms`` by ``shift_ms``, as the stored rows were moved."""
+        if self.first_sample_ms is not None and self.first_sample_ms >= since_ms:
+            self.first_sample_ms += shift_ms
+        self.outages = np.where(self.outages >= since_ms, self.outages + shift_ms, self.outages)
+
     def sampled(self, ts_ms: float) -> None:
         if self.first_sample_ms is None:
             self.first_sample_ms = ts_ms

@@ -151,12 +151,9 @@ class GridSeries:
                 "from": rfc3339_ms(int(self.starts[0])), "to": rfc3339_ms(int(self.ends[-1]))}
 
 
-def replace_rows(con, rows: list[GridRow], source: str, replace_source: bool) -> None:
-    """Store rows (in the caller's transaction): a file's replace every earlier file row; a feed's replace the
-    rows they overlap."""
+def replace_rows(con, rows: list[GridRow], source: str) -> None:
+    """Store rows (in the caller's transaction); they replace the rows they overlap."""
     spans = with_ends(rows)
-    if replace_source:
-        con.execute("DELETE FROM grid_intensity WHERE source = ?", [source])
     low, high = spans[0][0], spans[-1][1]
     # what the new rows overlap gives way: an earlier row ends where they start, a later one starts where
     # they end, one inside them goes

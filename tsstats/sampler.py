@@ -11,7 +11,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from . import clocksteps
 from .attribution import ATTRIBUTE_EVERY_S, Attributor
@@ -31,6 +30,7 @@ from .rows import GPU_ROW, HOST_ROW
 from .snapshot import Figures, compute_figures
 from .sources.processes import open_trees
 from .store import Store, first
+from .timeparse import rfc3339_ms
 
 log = logging.getLogger("tsstats.sampler")
 STALL_S = 5.0  # longer without a sample: the sampler has stalled (health), and the gap is an outage (uptime)
@@ -220,16 +220,7 @@ class Sampler:
 
     def _step_back(self, step: clocksteps.StepBack) -> bool:
         """The wall clock stepped back while sampling: move what was stamped ahead (a tick's callback)."""
-        availability = self.availability
-        unstored_first = None if availability.first_stored else availability.first_sample_ms
-        if not self._move_rows(step, reload=True):
-            return False
-        last = self.flusher.last_flushed_ms
-        if last is not None and last >= step.since_ms:
-            self.flusher.last_flushed_ms = last + step.shift_ms
-        if unstored_first is not None:
-            availability.first_sample_ms = unstored_first + (step.shift_ms if unstored_first >= step.since_ms else 0)
-        return True
+        return self._move_rows(step, reload=True)
 
     def _move_rows(self, step: clocksteps.StepBack, reload: bool) -> bool:
         try:
@@ -237,18 +228,21 @@ class Sampler:
         except Exception as error:
             if str(error) != self._move_failure:  # said once, not every tick it is tried again
                 log.error("the wall clock stepped back %.3f s; moving the rows stamped since %s failed (tried "
-                          "again every tick): %s", -step.shift_ms / 1000.0, _iso(step.since_ms), error)
+                          "again every tick): %s", -step.shift_ms / 1000.0, rfc3339_ms(int(step.since_ms)), error)
             self._move_failure = str(error)
             return False
         self._move_failure = ""
         log.warning("the wall clock stepped back %.3f s: moved the rows stamped since %s by that much",
-                    -step.shift_ms / 1000.0, _iso(step.since_ms))
+                    -step.shift_ms / 1000.0, rfc3339_ms(int(step.since_ms)))
         self.rollups.commit(tiers)
         self.ring.shift_times(step.since_ms, step.shift_ms)
         self.gpu_ring.shift_times(step.since_ms, step.shift_ms)
+        self.availability.shift_times(step.since_ms, step.shift_ms)
+        last = self.flusher.last_flushed_ms
+        if last is not None and last >= step.since_ms:
+            self.flusher.last_flushed_ms = last + step.shift_ms
         if reload:
             con, now_ms = self.store.writer, self.clocks.wall() * 1000.0
-            self.availability.load(self.store, now_ms, self.settings.availability_window)
             self.ledger.load(con, now_ms, retained_energy(con, self.rollups.hours_until, self.rollups.minutes_until))
             self.comparisons.changed()
             self.publisher.invalidate()
@@ -291,7 +285,3 @@ class Sampler:
             offsets_kg=self.comparisons.offsets_kg, comparisons=self.comparisons.counts,
             activity=self.comparisons.activity, service=self.requests.summary(), grid=self.grid,
             meter=self.sources.meter, gpu=self.sources.gpu, gpu_readings=self.last_gpu)
-
-
-def _iso(ms: float) -> str:
-    return datetime.fromtimestamp(ms / 1000.0, tz=UTC).isoformat(timespec="milliseconds")

@@ -123,7 +123,7 @@ def install_grid_rows(store: Store, grid: GridIntensity, file_rows: list[GridRow
     def write(con):
         con.execute("DELETE FROM grid_intensity WHERE source = 'file'")
         if file_rows:
-            replace_rows(con, file_rows, "file", replace_source=True)
+            replace_rows(con, file_rows, "file")
     store.transaction(write)
     grid.series = GridSeries.from_table(store.writer)
 
@@ -246,26 +246,16 @@ class ServiceView:
         and the report window's carbon are reloaded once committed."""
         sampler = self._sampler
 
-        def store(con):
-            replace_rows(con, rows, "feed", replace_source=False)
+        def feed(con) -> GridSeries | None:
+            replace_rows(con, rows, "feed")
+            return GridSeries.from_table(con)
 
-        def reload(con):
-            self.grid.series = GridSeries.from_table(con)
+        def in_force(con, series: GridSeries | None) -> None:
+            self.grid.series = series
             sampler.ledger.reload_window(con, sampler.clocks.wall() * 1000.0)
             sampler.publisher.invalidate()
 
-        stored = self._store.write(store)
-        done: Future = Future()
-
-        def then(future: Future) -> None:
-            if future.exception() is not None:
-                done.set_exception(future.exception())
-                return
-            reloaded = self._store.write(reload)
-            reloaded.add_done_callback(lambda f: done.set_exception(f.exception()) if f.exception()
-                                       else done.set_result(None))
-        stored.add_done_callback(then)
-        return done
+        return self._store.write(feed, then=in_force)
 
     def process_exists(self, pid: int) -> bool:
         return self._sampler.attributor.exists(pid)

@@ -209,9 +209,11 @@ class Store:
         """``insert_rows`` committed on its own (the appender's flush is one transaction; writer thread only)."""
         self._attempt(lambda: self.insert_rows(spec, columns))
 
-    def write(self, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Future:
+    def write(self, work: Callable[[duckdb.DuckDBPyConnection], Any],
+              then: Callable[[duckdb.DuckDBPyConnection, Any], None] | None = None) -> Future:
         """Queue ``work(connection)`` to run in one transaction on the writer thread; the future holds its
-        result once committed, or its exception (nothing of it is then written). While the storage fails
+        result once committed, or its exception (nothing of it is then written). ``then(connection, result)``
+        runs on the writer thread once it has committed, before the future resolves. While the storage fails
         (``failure``), the write is refused at once with ``StoreUnavailable``."""
         future: Future = Future()
         if not self._accepting:
@@ -220,7 +222,7 @@ class Store:
         if self.failure is not None:
             future.set_exception(StoreUnavailable(self.failure))
             return future
-        self._writes.put((work, future))
+        self._writes.put((work, then, future))
         self._notify()
         return future
 
@@ -233,7 +235,7 @@ class Store:
         done = 0
         while deadline is None or time.monotonic() < deadline or done == 0:
             try:
-                work, future = self._writes.get_nowait()
+                work, then, future = self._writes.get_nowait()
             except queue.Empty:
                 break
             done += 1
@@ -244,6 +246,11 @@ class Store:
             except BaseException as error:
                 future.set_exception(error)
                 continue
+            if then is not None:
+                try:
+                    then(self._con, result)
+                except Exception:  # committed all the same: say so, and keep the writer running
+                    log.exception("after a committed write")
             if committed is not None:
                 committed(self._con)
             future.set_result(result)
@@ -285,7 +292,7 @@ class Store:
             self.failure = None
         return result
 
-    def _classify(self, error: BaseException) -> None:
+    def _classify(self, error: BaseException, retry_after_s: int = 10) -> None:
         """Record a failure of the storage (and raise it as ``StoreUnavailable``); other errors pass."""
         found = storage_failure(self.path, error)
         if found is None:
@@ -296,7 +303,7 @@ class Store:
         self.failure = reason
         self.invalidated = self.invalidated or invalidated
         self._appenders.clear()  # an appender of a failed write may hold its rows
-        raise StoreUnavailable(reason) from error
+        raise StoreUnavailable(reason, retry_after_s) from error
 
     def checkpoint(self) -> None:
         """Checkpoint the WAL into the file (skipped while the storage fails: a failed checkpoint invalidates
@@ -311,7 +318,7 @@ class Store:
         if not self.invalidated or self._closed:
             return False
         with self._reads:
-            self._generation += 1  # new reads wait for the new connection; running ones finish on the old
+            self._generation += 1  # reads started from here on take a cursor of the new connection
             if not self._reads.wait_for(lambda: self._reads_running == 0, timeout=10.0):
                 log.warning("reads still running after 10 s; reopening anyway")
             self._close_connections()
@@ -367,10 +374,7 @@ class Store:
         try:
             return work(self._cursor(), *args)
         except duckdb.Error as error:
-            found = storage_failure(self.path, error)
-            if found is not None and found[1]:
-                self.failure, self.invalidated = found[0], True
-                raise StoreUnavailable(found[0], retry_after_s=5) from error
+            self._classify(error, retry_after_s=5)
             raise
         finally:
             with self._reads:
