@@ -23,16 +23,18 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tsstats.attribution import Attributor  # noqa: E402
-from tsstats.energy import EnergyLedger, Totals  # noqa: E402
-from tsstats.meter import PowerMeter  # noqa: E402
-from tsstats.ring import Ring  # noqa: E402
-from tsstats.rows import HOST_ROW, empty_columns  # noqa: E402
-from tsstats.sources.host import HostReader  # noqa: E402
-from tsstats.sources.nvml import NvmlReader  # noqa: E402
-from tsstats.sources.power import RaplReader, match_tdp  # noqa: E402
-from tsstats.sources.processes import ProcfsTrees  # noqa: E402
-from tsstats.store import Store  # noqa: E402
+from tsstats.comparisons.attributor import Attributor
+from tsstats.figures.energy import Totals
+from tsstats.sampling.ledger import EnergyLedger
+from tsstats.sampling.meter import PowerMeter
+from tsstats.sampling.ring import Ring
+from tsstats.sources.cpu_model import match_tdp
+from tsstats.sources.nvml import NvmlReader
+from tsstats.sources.processes import ProcfsTrees
+from tsstats.sources.procfs import ProcfsHostReader
+from tsstats.sources.rapl import RaplReader
+from tsstats.storage.rows import HOST_ROW, empty_columns
+from tsstats.storage.store import Store
 
 
 def per_call_us(function, repeat: int) -> float:
@@ -93,7 +95,7 @@ def main() -> int:
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-energy-")
 
-    host = HostReader()
+    host = ProcfsHostReader()
     tick_us = per_call_us(host.read_fast, args.repeat)
     print(f"tick without power readers (procfs CPU counters): {tick_us:8.1f} us")
 

@@ -20,10 +20,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tsstats.history import parse_history_query, run_history  # noqa: E402
-from tsstats.rollups import Rollups  # noqa: E402
-from tsstats.store import Store  # noqa: E402
-from tsstats.synth import ProgressBar, synthesize  # noqa: E402
+from tsstats.cli.synth import ProgressBar, synthesize
+from tsstats.storage.history import parse_history_query, run_history
+from tsstats.storage.rollups import Rollups
+from tsstats.storage.store import Store
 
 METRICS = "cpuUsage,memoryUsage,systemLoad,power"
 

@@ -18,8 +18,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tsstats.store import Store  # noqa: E402
-from tsstats.synth import ProgressBar, synthesize  # noqa: E402
+from tsstats.cli.synth import ProgressBar, synthesize
+from tsstats.storage.store import Store
 
 TABLES = ("samples", "gpu_samples", "rollup_1m", "rollup_1h", "gpu_rollup_1m", "gpu_rollup_1h", "outages")
 

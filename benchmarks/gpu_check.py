@@ -28,8 +28,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from tsstats.meter import GpuEnergy  # noqa: E402
-from tsstats.sources.nvml import NvmlReader  # noqa: E402
+from tsstats.sampling.meter import GpuEnergy
+from tsstats.sources.nvml import NvmlReader
 
 LOAD = r"""
 import sys, time

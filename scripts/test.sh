@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what the tests need (Debian packages, a virtual environment with the test extras) and run them,
-# the build of the one-file executable (scripts/build-binary.sh) included.
+# Install what the tests need (Debian packages, a virtual environment with the test extras) and run them:
+# ruff, import-linter's layer rules, mypy, then pytest, the build of the one-file executable
+# (scripts/build-binary.sh) included.
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh -k comparisons`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 .venv/bin/ruff check .
+.venv/bin/lint-imports          # the layers of docs/architecture.md, and no circle between modules
+.venv/bin/mypy                  # the types of tsstats/ ([tool.mypy] in pyproject.toml)
 .venv/bin/python -m pytest "$@"

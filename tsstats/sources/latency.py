@@ -43,11 +43,10 @@ def build_dump_request(family: int, sequence: int) -> bytes:
 
 def is_loopback(family: int, raw_address: bytes) -> bool:
     if family == socket.AF_INET:
-        address = ipaddress.IPv4Address(raw_address[:4])
-    else:
-        address = ipaddress.IPv6Address(raw_address[:16])
-        if address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
+        return ipaddress.IPv4Address(raw_address[:4]).is_loopback
+    address = ipaddress.IPv6Address(raw_address[:16])
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
     return address.is_loopback
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 MAX_TREE = 4096  # processes read per tree at most (a fork bomb is not measured in full)
 
@@ -28,6 +29,16 @@ class TreeUsage:
 class MachineUsage:
     busy_ticks: float  # CPU time of all CPUs not idle, in clock ticks
     used_bytes: float  # total - available memory
+
+
+class ProcessTrees(Protocol):
+    """Reads named process trees and the machine's totals to share them against (procfs or psutil)."""
+
+    def exists(self, pid: int) -> bool: ...
+
+    def tree(self, pids: tuple[int, ...]) -> TreeUsage: ...
+
+    def machine(self) -> MachineUsage: ...
 
 
 class ProcfsTrees:
@@ -101,13 +112,17 @@ class ProcfsTrees:
         return MachineUsage(busy, float(max(used, 0)))
 
 
+def _import_psutil() -> Any:
+    import psutil
+
+    return psutil
+
+
 class PsutilTrees:
     """Process trees through psutil, where there is no procfs (times in seconds: the shares are ratios)."""
 
-    def __init__(self, psutil_module=None):
-        if psutil_module is None:
-            import psutil as psutil_module
-        self.psutil = psutil_module
+    def __init__(self, psutil_module: Any = None):
+        self.psutil = psutil_module if psutil_module is not None else _import_psutil()
 
     def exists(self, pid: int) -> bool:
         try:
@@ -143,10 +158,3 @@ class PsutilTrees:
         return MachineUsage(times.user + times.system + getattr(times, "nice", 0.0) + getattr(times, "irq", 0.0)
                             + getattr(times, "softirq", 0.0) + getattr(times, "steal", 0.0),
                             float(memory.total - memory.available))
-
-
-def open_trees(proc_root: str = "/proc"):
-    """The procfs reader where ``proc_root`` is a procfs, else psutil's."""
-    if os.path.exists(os.path.join(proc_root, "stat")):
-        return ProcfsTrees(proc_root)
-    return PsutilTrees()

@@ -1,5 +1,6 @@
 """CPU, memory, load, TCP and network counters through psutil, for machines without procfs (macOS and Windows
-workstations). The same interface as ``sources.host.HostReader``, which stays the fast path on Linux.
+workstations). It implements ``sources.host.HostReader`` as ``procfs.ProcfsHostReader`` does, which stays the fast
+path on Linux.
 
 - CPU time: all of ``cpu_times()`` but guest time (already in user time on Linux), busy being all but idle and
   iowait, in seconds (only ratios of differences are used).
@@ -14,7 +15,7 @@ import math
 import platform
 from typing import Any
 
-from .host import CpuTimes, FastReading, SlowReading
+from tsstats.sources.host import CpuTimes, FastReading, SlowReading
 
 LOOPBACK_PREFIXES = ("lo", "Loopback")
 

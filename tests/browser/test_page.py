@@ -1,0 +1,111 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright against a running tsstats. No console
+error; figures appear and change within 3 s; a chart has points; a comparison created through the API appears;
+switching the range redraws; a restart of the service is survived; a wrong token gets a clear prompt; a range
+without data says so. A screenshot is saved (TSSTATS_SCREENSHOT names where, else the test's folder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from support.server import ServerProcess
+
+CHROMIUM = shutil.which("chromium")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="scripts/test.sh installs Debian's chromium")
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+def watch_console(page) -> list[str]:
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
+def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_factory, tmp_path):
+    db = tmp_path / "page.duckdb"
+    synth = subprocess.run([sys.executable, "-m", "tsstats", "synth", "--days", "1", "--hz", "1", "--db", str(db)],
+                           capture_output=True, text=True, timeout=120)  # a day of history to draw
+    assert synth.returncode == 0, synth.stderr
+    server = server_factory("--flush-interval", "0.5s", db=db)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    errors = watch_console(page)
+    page.goto(server.url + "/")
+    page.wait_for_selector('.figure[data-field="cpuUsage"] .value', timeout=10_000)
+    first = page.inner_text("#generated")
+    page.wait_for_function("(seen) => document.getElementById('generated').textContent !== seen", arg=first,
+                           timeout=3_000)  # the stream brings new figures within 3 s
+    assert page.inner_text("#status") == "live"
+    assert page.inner_text('.figure[data-field="cpuUsage"] .unit') == "%"
+    assert page.inner_text('.figure[data-field="carbonFootprint"] .unit').startswith("g CO2e")
+    assert "not measured: no NVIDIA GPU readings" in page.inner_text('.figure[data-field="gpuUsage"]')
+    assert "estimated (tdp_model)" in page.inner_text('.figure[data-field="energyConsumption"]')
+
+    page.click('#ranges button[data-range="-15m"]')  # draw again now that samples are stored
+    page.wait_for_function("Number(document.querySelector('.chart').dataset.points || 0) > 0", timeout=10_000)
+    assert page.locator(".chart canvas").count() == 5
+
+    httpx.post(server.url + "/api/comparisons", json={"models": ["llama", "mistral"], "name": "browser check"})
+    page.wait_for_selector('#comparisons tr:has-text("browser check")', timeout=5_000)
+
+    page.click('#ranges button[data-range="-24h"]')
+    page.wait_for_function("[...document.querySelectorAll('.chart')].every(c => c.dataset.range === '-24h')",
+                           timeout=10_000)
+    assert page.locator(".chart .empty").first.is_hidden()  # the CPU chart has its points in the 24 h range too
+    assert int(page.locator(".chart").first.get_attribute("data-points")) > 250  # the synthetic day
+    shot = os.environ.get("TSSTATS_SCREENSHOT") or str(tmp_path / "page.png")
+    page.screenshot(path=shot, full_page=True)
+    assert os.path.getsize(shot) > 20_000
+    assert errors == [], errors
+
+    port = server.port
+    assert server.stop() == 0
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('reconnecting')",
+                           timeout=10_000)
+    again = ServerProcess(db, "--flush-interval", "0.5s", port=port).start()
+    try:
+        seen = page.inner_text("#generated")
+        page.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=15_000)
+        page.wait_for_function("(seen) => document.getElementById('generated').textContent !== seen", arg=seen,
+                               timeout=5_000)
+    finally:
+        again.stop()
+    # while the service was down, only the reconnection attempts failed
+    assert all("ERR_CONNECTION_REFUSED" in error or "Failed to load resource" in error or "Failed to fetch" in error
+               for error in errors), errors
+
+
+def test_a_wrong_token_gets_a_clear_prompt_and_an_empty_range_says_so(browser, server_factory):
+    server = server_factory("--flush-interval", "60s", env={"TSSTATS_TOKEN": "s3cret"})
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(server.url + "/")
+    page.wait_for_selector("#token-form:not([hidden])", timeout=10_000)
+    assert "needs its token" in page.inner_text("#token-message")
+    page.fill("#token-input", "wrong")
+    page.click("#token-form button")
+    page.wait_for_function("document.getElementById('token-message').textContent.includes('refused')",
+                           timeout=10_000)
+    assert page.is_visible("#token-form")
+    page.fill("#token-input", "s3cret")
+    page.click("#token-form button")
+    page.wait_for_selector('.figure[data-field="cpuUsage"] .value', timeout=10_000)
+    time.sleep(1.0)
+    # nothing flushed yet (60 s): every chart says its range has no data
+    assert page.locator(".chart .empty:not([hidden])").count() == 5
+    assert page.inner_text(".chart .empty") == "no data in this range"

@@ -1,0 +1,397 @@
+"""The sampler in-process on canned procfs, a fake NVML and a fake powercap tree, with a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+from support.nvml import FakeGpu, fake_nvml
+from support.powercap import FakePowercap
+from support.procfs import write_stat
+
+from tsstats.api.requests import RequestStats
+from tsstats.assembly import build_sampler, build_sources, close_sources, load_grid
+from tsstats.core.settings import Settings, load_settings
+from tsstats.sampling.reading import Clocks, Sources
+from tsstats.sampling.sampler import Sampler
+from tsstats.storage.store import Store
+
+START_WALL = 1_800_000_000.0
+
+
+class FakeClock:
+    def __init__(self):
+        self.mono = 1000.0
+        self.wall = START_WALL
+
+    def advance(self, seconds: float, wall: float | None = None) -> None:
+        self.mono += seconds
+        self.wall = self.wall + seconds if wall is None else wall
+
+    def clocks(self) -> Clocks:
+        return Clocks(monotonic=lambda: self.mono, wall=lambda: self.wall)
+
+
+def make_sampler(settings: Settings, store: Store, sources: Sources, clocks: Clocks) -> Sampler:
+    """The sampler as the assembly builds it, over these readers and clocks."""
+    sampler, _, _ = build_sampler(settings, store, sources, load_grid(settings), RequestStats(), clocks,
+                                  threading.Event())
+    return sampler
+
+
+class Rig:
+    """A sampler over fakes that the test drives tick by tick."""
+
+    def __init__(self, tmp_path, proc_root, nvml=None, powercap=None, **settings):
+        self.proc_root = proc_root
+        self.clock = FakeClock()
+        flags = {"proc_root": str(proc_root), "db": str(tmp_path / "rig.duckdb"),
+                 "powercap_root": str(powercap or tmp_path / "no-powercap")}
+        flags.update({key: str(value) for key, value in settings.items()})
+        self.settings = load_settings(flags, env={"HOME": str(tmp_path)})
+        self.busy = 0
+        self.idle = 0
+        write_stat(proc_root, 0, 0)
+        self.nvml = nvml if nvml is not None else fake_nvml(None, init_fails=True)
+        self.open()
+
+    def open(self):
+        self.store = Store(self.settings.db)
+        self.sources = build_sources(self.settings, nvml=self.nvml, sys_root=str(self.proc_root.parent / "sys"))
+        self.sampler = make_sampler(self.settings, self.store, self.sources, self.clock.clocks())
+        self.sampler.prepare()
+
+    def close(self):
+        self.sampler.parts.flusher.flush()
+        close_sources(self.sources)
+        self.store.close()
+
+    def tick(self, cpu_pct: float = 0.0, seconds: float = 0.1, wall: float | None = None):
+        self.clock.advance(seconds, wall)
+        busy = int(round(cpu_pct))
+        self.busy += busy
+        self.idle += 100 - busy
+        write_stat(self.proc_root, self.busy, self.idle)
+        self.sampler.tick()
+
+    def stats(self) -> dict:
+        return json.loads(self.sampler.parts.publisher.build().body)
+
+
+def test_snapshot_from_canned_procfs(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(10):
+        rig.tick(cpu_pct=25)
+    stats = rig.stats()
+    system, live = stats["systemMetrics"], stats["liveStats"]
+    assert system["cpuUsage"] == pytest.approx(25.0)
+    assert system["memoryUsage"] == pytest.approx(75.0)
+    assert system["activeConnections"] == 7
+    assert live["systemLoad"] == pytest.approx(50.0)  # load 2.00 over 4 CPUs
+    assert system["gpuUsage"] == 0 and "gpuUsage" in stats["meta"]["unavailable"]
+    assert stats["meta"]["sources"]["gpu"] == "absent"
+    rig.close()
+
+
+def test_contract_shape_every_field_finite(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    rig.tick(10)
+    stats = rig.stats()
+    expected = {
+        "systemMetrics": {"cpuUsage", "gpuUsage", "memoryUsage", "networkLatency", "activeConnections"},
+        "liveStats": {"activeComparisons", "queueLength", "systemLoad", "carbonFootprint", "energyConsumption",
+                      "uptime", "responseTime", "errorRate"},
+        "sustainability": {"totalCarbonSaved", "greenScore", "energyEfficiency", "renewableEnergyUsage",
+                           "carbonOffset"},
+        "comparisonStats": {"totalComparisons", "modelsCompared", "averageAccuracy", "averageSpeed"},
+    }
+    assert set(stats) == set(expected) | {"meta"}
+    for group, fields in expected.items():
+        assert set(stats[group]) == fields
+        for name, value in stats[group].items():
+            assert isinstance(value, (int, float)) and not isinstance(value, bool), name
+            assert np.isfinite(value), name
+    units = stats["meta"]["units"]
+    assert {group: set(fields) for group, fields in units.items()} == expected  # a unit for every field
+    rig.close()
+
+
+def test_two_gpus_one_failing(tmp_path, proc_root):
+    good, bad = FakeGpu(util=60, power_mw=100_000), FakeGpu(util=10, failing=True)
+    rig = Rig(tmp_path, proc_root, nvml=fake_nvml([good, bad]))
+    for _ in range(5):
+        rig.tick(10)
+    stats = rig.stats()
+    assert stats["systemMetrics"]["gpuUsage"] == pytest.approx(60.0)
+    assert stats["meta"]["sources"]["gpu"] == "nvml"
+    assert [gpu["index"] for gpu in stats["meta"]["gpus"]] == [0, 1]
+    assert stats["meta"]["gpus"][1]["utilization"] is None
+    assert "gpuUsage" not in stats["meta"]["unavailable"]
+    rig.close()
+    rows = Store(rig.settings.db).read_now(
+        lambda con: con.execute("SELECT gpu, count(*), avg(util_pm) FROM gpu_samples GROUP BY gpu ORDER BY gpu"
+                                ).fetchall())
+    assert rows[0] == (0, 5, 600.0) and rows[1][2] is None
+
+
+def test_without_counters_estimates_are_flagged(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(20):
+        rig.tick(50)
+    rig.sampler.parts.flusher.flush()
+    stats = rig.stats()
+    live, meta = stats["liveStats"], stats["meta"]
+    assert live["energyConsumption"] > 0 and live["carbonFootprint"] > 0
+    assert meta["sources"]["cpuPower"] == "tdp_model" and meta["sources"]["memoryPower"] == "dimm_model"
+    assert {"energyConsumption", "carbonFootprint", "energyEfficiency"} <= set(meta["estimated"])
+    # TDP 150 W (Xeon Gold 6248) at 50%: 150 * (0.1 + 0.9 * 0.125) W, plus 2 DIMMs x 5 W, for 2 s
+    expected_j = (150 * (0.1 + 0.9 * 0.125) + 10.0) * 2.0
+    assert live["energyConsumption"] == pytest.approx(expected_j / 3.6e6, rel=0.01)
+    assert live["carbonFootprint"] == pytest.approx(expected_j / 3.6e6 * 473, rel=0.01)  # grams
+    rig.close()
+
+
+def test_energy_from_rapl_at_known_wattage(tmp_path, proc_root):
+    tree = FakePowercap(tmp_path / "powercap", packages=2)
+    rig = Rig(tmp_path, proc_root, powercap=tmp_path / "powercap", pue=1.5, grid_region="FRA")
+    counters = {"intel-rapl:0": 0, "intel-rapl:1": 0, "intel-rapl:0:2": 0, "intel-rapl:1:2": 0}
+    watts = {"intel-rapl:0": 40.0, "intel-rapl:1": 20.0, "intel-rapl:0:2": 3.0, "intel-rapl:1:2": 2.0}
+    for _ in range(100):  # 10 s
+        for entry, power in watts.items():
+            counters[entry] += int(power * 0.1 * 1e6)
+            tree.set(entry, counters[entry])
+        rig.tick(30)
+    rig.sampler.parts.flusher.flush()
+    stats = rig.stats()
+    expected_kwh = (60.0 + 5.0) * 10.0 * 1.5 / 3.6e6
+    assert stats["liveStats"]["energyConsumption"] == pytest.approx(expected_kwh, rel=0.02)
+    assert stats["meta"]["sources"]["cpuPower"] == "rapl"
+    assert stats["meta"]["estimated"] == []
+    assert stats["meta"]["sources"]["grid"]["region"] == "FRA"
+    # CPU at 30% of 600 J active, no GPU: efficiency 30%
+    assert stats["sustainability"]["energyEfficiency"] == pytest.approx(30.0, abs=0.5)
+    rig.close()
+
+
+def test_outages_lower_uptime_and_survive_restart(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(10):
+        rig.tick(5)  # 1 s of samples
+    rig.tick(5, seconds=1.0)  # a tick made late by load: still sampling, not down time
+    for _ in range(9):
+        rig.tick(5)
+    rig.tick(5, seconds=6.0)  # 6 s without a sample: down time
+    rig.sampler.parts.flusher.flush()
+    uptime = rig.stats()["liveStats"]["uptime"]
+    span = 0.1 * 18 + 1.0 + 6.0  # from the first tick to the last
+    assert uptime == pytest.approx(100 * (span - 6.0) / span, abs=0.5)
+    rig.close()
+    rig.clock.advance(7.0)  # the service was stopped for 7 s
+    rig.open()
+    rig.tick(5)
+    rig.sampler.parts.flusher.flush()
+    span += 7.1
+    assert rig.stats()["liveStats"]["uptime"] == pytest.approx(100 * (span - 13.1) / span, abs=1.0)
+    rig.close()
+
+
+def stored_times(store: Store) -> list[int]:
+    return store.read_now(lambda con: con.execute("SELECT list(ts_ms ORDER BY rowid) FROM samples").fetchall()[0][0])
+
+
+def rollups_agree(store: Store) -> bool:
+    """Every closed minute bucket counts exactly the samples of its minute."""
+    def check(con):
+        return con.execute("SELECT count(*) FROM rollup_1m r LEFT JOIN (SELECT ts_ms // 60000 * 60000 AS b, "
+                           "count(*) AS n FROM samples GROUP BY b) s ON s.b = r.bucket_ms "
+                           "WHERE s.n IS DISTINCT FROM r.samples").fetchall()[0][0] == 0
+    return store.read_now(check)
+
+
+def test_a_wall_clock_step_back_moves_what_was_stamped_ahead(tmp_path, proc_root):
+    """Stepped an hour ahead for 100 s, then back: the rows stamped ahead move back onto the times they were taken,
+    the next sample follows the wall clock, rows stay in order with no duplicate, and the rollups agree."""
+    rig = Rig(tmp_path, proc_root, flush_interval="1s")
+    for _ in range(600):  # a minute at 10 Hz
+        rig.tick(20)
+    rig.tick(20, wall=rig.clock.wall + 3600.1)  # an hour ahead
+    for _ in range(1000):
+        rig.tick(20)
+        if rig.clock.mono % 1 < 0.05:
+            rig.sampler.parts.flusher.flush()
+    rig.sampler.parts.flusher.flush()
+    true_wall = START_WALL + rig.clock.mono - 1000.0
+    rig.tick(20, wall=true_wall + 0.1)  # back to the true time
+    rig.sampler.parts.flusher.flush()
+    times = stored_times(rig.store)
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert abs(times[-1] / 1000.0 - rig.clock.wall) < 1.0  # follows the wall clock at once
+    steps = np.diff(times)
+    assert steps.max() < 200  # the hour is gone: every row sits where it was taken (100 ms apart)
+    for _ in range(700):
+        rig.tick(20)
+    rig.sampler.parts.flusher.flush()
+    times = stored_times(rig.store)
+    assert times == sorted(times) and len(set(times)) == len(times) and np.diff(times).max() < 200
+    assert rig.store.read_now(lambda con: con.execute("SELECT count(*) FROM outages").fetchall()[0][0]) == 0
+    assert rollups_agree(rig.store)
+    assert rig.stats()["liveStats"]["uptime"] == 100.0
+    rig.close()
+
+
+def test_a_small_step_back_keeps_order(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(5):
+        rig.tick(20)
+    rig.tick(20, wall=rig.clock.wall - 0.5)  # half a second back: absorbed
+    for _ in range(5):
+        rig.tick(20)
+    rig.close()
+    times = stored_times(Store(rig.settings.db))
+    assert times == sorted(times) and len(set(times)) == len(times)
+
+
+def test_a_step_back_while_stopped_is_undone_at_start(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(20):
+        rig.tick(20)
+    rig.tick(20, wall=rig.clock.wall + 3600.1)
+    for _ in range(50):
+        rig.tick(20)
+    rig.close()
+    rig.clock.advance(5.0, wall=START_WALL + rig.clock.mono + 5.0 - 1000.0)  # stopped 5 s; the clock is set right
+    rig.open()
+    rig.tick(20)
+    rig.sampler.parts.flusher.flush()
+    times = stored_times(rig.store)
+    assert times == sorted(times) and len(set(times)) == len(times)
+    assert abs(times[-1] / 1000.0 - rig.clock.wall) < 1.0
+    assert np.diff(times).max() < 5300  # the 5 s stop is the one gap left
+    rig.close()
+
+
+def test_restart_keeps_totals(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(20):
+        rig.tick(50)
+    rig.close()
+    before = rig.sampler.parts.ledger.view().totals
+    rig.open()
+    after = rig.sampler.parts.ledger.view().totals
+    assert (after.cpu_j, after.gpu_j, after.mem_j, after.covered_s) == pytest.approx(
+        (before.cpu_j, before.gpu_j, before.mem_j, before.covered_s))
+    rig.tick(0, seconds=0.0)
+    window = rig.stats()["liveStats"]["energyConsumption"]
+    assert window == pytest.approx(before.total_j / 3.6e6, rel=1e-3)
+    rig.close()
+
+
+def test_carbon_saved_against_a_declared_baseline(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root, baseline_power_w=500, grid_region="FRA")
+    for _ in range(50):
+        rig.tick(50)
+    rig.sampler.parts.flusher.flush()
+    stats = rig.stats()
+    # 5 s: the baseline drew 500 W; the machine (TDP model, 150 W TDP at 50%, plus 10 W of DIMMs) far less
+    machine_j = (150 * (0.1 + 0.9 * 0.125) + 10.0) * 5.0
+    intensity = stats["meta"]["sources"]["grid"]["gPerKwh"]
+    expected = (500 * 5.0 - machine_j) / 3.6e6 * intensity / 1000
+    assert stats["sustainability"]["totalCarbonSaved"] == pytest.approx(expected, rel=0.02)
+    assert "totalCarbonSaved" not in stats["meta"]["unavailable"]
+    assert "totalCarbonSaved" in stats["meta"]["estimated"]
+    rig.close()
+
+
+def test_stalled_sampler_is_reported(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    assert rig.sampler.stalled  # nothing sampled yet
+    rig.tick(5)
+    assert not rig.sampler.stalled
+    rig.clock.advance(6.0)
+    assert rig.sampler.stalled
+    rig.close()
+
+
+def test_stats_are_built_on_demand_not_on_a_timer(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root, update_interval="1s")
+    publisher = rig.sampler.parts.publisher
+    assert publisher.due()  # nothing built yet
+    rig.tick(10)
+    first = publisher.build()
+    for _ in range(5):
+        rig.tick(10)  # ticks alone build nothing
+    assert publisher.snapshot is first and not publisher.due()
+    rig.clock.advance(0.6)
+    assert publisher.snapshot is first and publisher.due()  # older than update_interval: due when asked
+    second = publisher.build()
+    assert second.version == first.version + 1 and not publisher.due()
+    publisher.invalidate()  # a write changed what the stats show
+    assert publisher.due()
+    rig.close()
+
+
+def test_energy_counters_never_dip_across_flushes(tmp_path, proc_root):
+    """The sampler thread flushes every 100 ms while another thread reads the retained totals (what
+    /metrics exports as counters) as fast as it can: they never decrease."""
+    settings = load_settings({"proc_root": str(proc_root), "db": str(tmp_path / "dip.duckdb"), "sample_hz": "100",
+                              "flush_interval": "100ms", "powercap_root": str(tmp_path / "none")},
+                             env={"HOME": str(tmp_path)})
+    write_stat(proc_root, 0, 0)
+    store = Store(settings.db)
+    sources = build_sources(settings, nvml=fake_nvml(None, init_fails=True), sys_root=str(tmp_path / "sys"))
+    sampler = make_sampler(settings, store, sources, Clocks())
+    sampler.start()
+    readings, dips = [], 0
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            readings.append(sampler.parts.ledger.view().totals.total_j)
+    finally:
+        sampler.stop()
+        close_sources(sources)
+        store.close()
+    dips = sum(1 for before, after in zip(readings, readings[1:], strict=False) if after < before)
+    assert sampler.parts.flusher.health.flushes >= 10 and len(readings) > 1000
+    assert dips == 0 and readings[-1] > readings[0]
+
+
+def test_a_wall_clock_step_forward_is_not_an_outage(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(10):
+        rig.tick(5)
+    rig.tick(5, wall=rig.clock.wall + 3600.1)  # the wall clock jumps an hour ahead; sampling never stopped
+    for _ in range(10):
+        rig.tick(5)
+    rig.sampler.parts.flusher.flush()
+    stats = rig.stats()
+    assert stats["liveStats"]["uptime"] == 100.0
+    assert rig.store.read_now(lambda con: con.execute("SELECT count(*) FROM outages").fetchall()[0][0]) == 0
+    rig.close()
+
+
+def test_response_time_and_error_rate_follow_the_activity_window(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    rig.tick(5)
+    now_ms = int(rig.clock.wall * 1000)
+    rows = [(now_ms - 3_601_000, "failed", 900.0), (now_ms - 3_590_000, "completed", 100.0),
+            (now_ms - 60_000, "failed", None), (now_ms - 1_000, "completed", 300.0),
+            (now_ms - 500, "cancelled", 200.0)]
+
+    def insert(con):
+        for finished, status, latency in rows:
+            con.execute("INSERT INTO comparisons (name, models, status, created_ms, started_ms, finished_ms, "
+                        "latency_ms) VALUES ('x', ['m'], ?, ?, ?, ?, ?)",
+                        [status, finished - 5000, finished - 5000, finished, latency])
+
+    rig.store.write(insert)
+    rig.store.run_writes(committed=rig.sampler._written)
+    live = rig.stats()["liveStats"]
+    assert live["responseTime"] == pytest.approx(200.0)  # 100, 300 and 200: the first is outside the hour
+    assert live["errorRate"] == pytest.approx(100.0 / 3, abs=1e-3)  # 1 failed of 2 completed and 1 failed
+    rig.tick(5, seconds=15.0)  # the window slides past the comparison finished 3,590 s ago
+    live = rig.stats()["liveStats"]
+    assert live["responseTime"] == pytest.approx(250.0) and live["errorRate"] == pytest.approx(50.0)
+    rig.close()

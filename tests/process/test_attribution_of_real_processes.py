@@ -1,0 +1,108 @@
+"""Energy of the work itself: comparisons that name their processes get those processes' share of the
+machine's energy. Real processes on this machine for CPU, fake NVML per-process samples for GPUs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from support.answers import error_of
+from support.server import ServerProcess
+
+from tsstats.sources.processes import ProcfsTrees
+
+BURN = "import time\nwhile True:\n    pass\n"
+SLEEP = "import time\ntime.sleep(600)\n"
+
+
+@pytest.fixture
+def two_processes():
+    """One process burning a CPU, one sleeping; both ended after the test."""
+    burner = subprocess.Popen([sys.executable, "-c", BURN])
+    sleeper = subprocess.Popen([sys.executable, "-c", SLEEP])
+    yield burner, sleeper
+    for process in (burner, sleeper):
+        process.kill()
+        process.wait()
+
+
+def test_a_tree_counts_its_children(two_processes):
+    """A shell whose child burns: the shell's tree holds the child, and its CPU time grows more than a sleeping
+    process's over the same second (a relation: a busy machine may give the burner any share of a core)."""
+    _, sleeper = two_processes
+    parent = subprocess.Popen(["sh", "-c", f"{sys.executable} -c 'while True: pass' & wait"])
+    try:
+        trees = ProcfsTrees()
+        time.sleep(0.5)
+        first, sleeper_first = trees.tree((parent.pid,)), trees.tree((sleeper.pid,))
+        time.sleep(1.0)
+        second, sleeper_second = trees.tree((parent.pid,)), trees.tree((sleeper.pid,))
+        assert len(first.members) >= 2  # the shell and its python child
+        burned = second.cpu_ticks - first.cpu_ticks
+        slept = sleeper_second.cpu_ticks - sleeper_first.cpu_ticks
+        assert burned > 0 and burned > slept  # the child's time is counted in the shell's tree
+        assert not trees.exists(2 ** 22) and trees.exists(os.getpid())
+    finally:
+        subprocess.run(["pkill", "-P", str(parent.pid)])
+        parent.kill()
+        parent.wait()
+
+
+def test_a_burner_gets_most_of_the_cpu_energy_against_a_sleeper(tmp_path, two_processes):
+    """Two real processes on this machine, named by two comparisons over the same 4 s: the burner gets at least
+    90 % of the CPU energy attributed to either (TDP model here; RAPL where readable)."""
+    burner, sleeper = two_processes
+    with ServerProcess(tmp_path / "attr.duckdb") as server, server.client() as client:
+        ids = []
+        for process in (burner, sleeper):
+            created = client.post("/api/comparisons", json={"models": ["m"], "status": "running",
+                                                           "pids": [process.pid]})
+            assert created.status_code == 201, created.text
+            assert created.json()["attribution"] == "process" and created.json()["pids"] == [process.pid]
+            ids.append(created.json()["id"])
+        time.sleep(4.0)
+        done = [client.patch(f"/api/comparisons/{i}", json={"status": "completed"}).json() for i in ids]
+        plain = client.post("/api/comparisons", json={"models": ["m"], "status": "running"}).json()
+        time.sleep(1.0)
+        plain = client.patch(f"/api/comparisons/{plain['id']}", json={"status": "completed"}).json()
+    burner_kwh, sleeper_kwh = (record["energyByComponentKwh"]["cpu"] for record in done)
+    assert burner_kwh > 0 and burner_kwh / (burner_kwh + sleeper_kwh) >= 0.9, done
+    for record in done:
+        assert record["machineEnergyKwh"] >= record["energyKwh"]  # the rest stays unattributed
+        assert record["carbonKg"] > 0 or record["energyKwh"] == 0
+    assert plain["attribution"] == "time_share" and plain["pids"] is None and plain["energyKwh"] > 0
+    assert plain["energyByComponentKwh"] is None and plain["machineEnergyKwh"] is None
+
+
+def test_gpu_share_of_real_processes_through_the_service(tmp_path, two_processes):
+    """Fake NVML reports per-process SM utilization for two real processes: 80 % and 20 %."""
+    burner, sleeper = two_processes
+    gpus = [{"name": "Fake", "util": 100, "power_mw": 200_000,
+             "processes": [{"pid": burner.pid, "sm": 80}, {"pid": sleeper.pid, "sm": 20}]}]
+    with ServerProcess(tmp_path / "gpu.duckdb", gpus=gpus) as server, server.client() as client:
+        ids = [client.post("/api/comparisons", json={"models": ["m"], "status": "running",
+                                                     "pids": [process.pid]}).json()["id"]
+               for process in (burner, sleeper)]
+        time.sleep(3.0)
+        done = [client.patch(f"/api/comparisons/{i}", json={"status": "completed"}).json() for i in ids]
+    assert all(record["gpuShare"] == "utilization" for record in done), done
+    # GPU energy dominates (200 W); the burner also has most of the CPU share
+    assert done[0]["energyKwh"] > 3 * done[1]["energyKwh"] > 0, done
+
+
+@pytest.mark.parametrize("pids, words", [
+    ([0], "positive integer"), ([-5], "positive integer"), (["12"], "positive integer"), ([True], "positive integer"),
+    ([1.5], "positive integer"), ([], "1 to 256"), ("123", "list"), (list(range(1, 258)), "at most 256"),
+    ([2 ** 22 + 1], "positive integer"), ([4_000_000], "no running process"),
+])
+def test_bad_pids_are_400s_naming_the_field(api, pids, words):
+    for method, path, body in (("POST", "/api/comparisons", {"models": ["a"], "pids": pids}),
+                               ("PATCH", "/api/comparisons/1", {"status": "running", "pids": pids})):
+        if method == "PATCH":
+            api.post("/api/comparisons", json={"models": ["a"]})
+        response = api.request(method, path, json=body)
+        error = error_of(response)
+        assert response.status_code == 400 and error["field"] == "pids" and words in error["message"], error

@@ -1,0 +1,82 @@
+"""`tsstats check`: what this machine can measure, with the fix for what is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from support.powercap import FakePowercap
+from support.server import fake_hardware_env
+
+
+def check(*args: str, gpus: list[dict] | None = None, host_hardware: bool = False) -> subprocess.CompletedProcess:
+    """``tsstats check`` as a process; it sees the fake pynvml (``gpus``, default none) unless ``host_hardware``."""
+    env = {**os.environ, **({} if host_hardware else fake_hardware_env(gpus))}
+    return subprocess.run([sys.executable, "-m", "tsstats", "check", *args], capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def test_check_json_without_gpu_or_rapl(tmp_path):
+    result = check("--json", "--db", str(tmp_path / "x.duckdb"), "--powercap-root", str(tmp_path / "none"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["cpu"]["logicalCpus"] >= 1 and report["cpu"]["tdpW"] > 0
+    assert report["rapl"]["cpuMethod"] == "tdp_model"
+    assert report["nvml"]["available"] is False and report["nvml"]["error"]
+    assert report["grid"]["region"] == "WORLD" and report["grid"]["gPerKwh"] == 473.0
+    assert any("no RAPL package domain" in fix for fix in report["fixes"])
+    assert any("NVIDIA" in fix for fix in report["fixes"])
+
+
+def test_check_with_gpus(tmp_path):
+    gpus = [{"name": "Fake H200", "energy_mj": 5}, {"name": "Fake T4"}]
+    result = check("--powercap-root", str(tmp_path / "none"), gpus=gpus)
+    assert result.returncode == 0, result.stderr
+    assert "NVML         driver 999.99, 2 GPU(s)" in result.stdout
+    assert "GPU 0      Fake H200: energy counter yes, power yes" in result.stdout
+    assert "GPU 1      Fake T4: energy counter no, power yes" in result.stdout
+    assert "GPU 1 has no NVML energy counter" in result.stdout
+
+
+def test_check_on_this_host_runs(tmp_path):
+    """On the host's own hardware, whatever it is: the report is whole and agrees with itself."""
+    result = check("--json", "--db", str(tmp_path / "x.duckdb"), host_hardware=True)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rapl"]["cpuMethod"] == ("rapl" if report["rapl"]["packages"] else "tdp_model")
+    assert report["nvml"]["available"] == bool(report["nvml"]["gpus"])
+
+
+def test_check_tells_how_to_grant_rapl_access(tmp_path):
+    tree = FakePowercap(tmp_path / "powercap", packages=1)
+    tree.make_unreadable("intel-rapl:0")
+    result = check("--powercap-root", str(tmp_path / "powercap"), "--db", str(tmp_path / "x.duckdb"))
+    assert result.returncode == 0, result.stderr
+    assert "intel-rapl:0 (package-0) unreadable" in result.stdout
+    assert "chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj" in result.stdout
+    assert "To measure more:" in result.stdout
+
+
+def test_check_reads_a_readable_powercap(tmp_path):
+    FakePowercap(tmp_path / "powercap", packages=2)
+    report = json.loads(check("--json", "--powercap-root", str(tmp_path / "powercap")).stdout)
+    assert report["rapl"]["cpuMethod"] == "rapl" and report["rapl"]["memoryMethod"] == "rapl_dram"
+    assert len(report["rapl"]["packages"]) == 2
+
+
+def test_unknown_region_is_refused_with_the_codes(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tsstats", "serve", "--grid-region", "XYZ", "--db",
+                             str(tmp_path / "x.duckdb"), "--port", "1"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "unknown grid region 'XYZ'" in result.stderr and "FRA" in result.stderr and "WORLD" in result.stderr
+
+
+def test_bad_flags_exit_with_usage_errors(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tsstats", "serve", "--port", "http"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "--port: expected an integer" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "tsstats", "serve", "--no-such-flag"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "unrecognized arguments" in result.stderr

@@ -1,0 +1,204 @@
+"""Export, backup and the systemd unit, from the command line as a user runs them: against a database file,
+and through a running service that holds the file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from support.disks import small_tmpfs
+from support.server import fake_hardware_env
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+def tsstats(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("TSSTATS_")}, **fake_hardware_env(),
+                **(env or {})}
+    return subprocess.run([sys.executable, "-m", "tsstats", *args], capture_output=True, text=True, timeout=300,
+                          env=full_env, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def history_db(tmp_path_factory) -> Path:
+    db = tmp_path_factory.mktemp("data") / "history.duckdb"
+    result = tsstats("synth", "--days", "0.2", "--hz", "1", "--gpus", "1", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    return db
+
+
+def partials(directory: Path) -> list[str]:
+    return [name for name in os.listdir(directory) if name.endswith(".partial")]
+
+
+def test_export_parquet_opens_with_timestamps_and_numbers(history_db, tmp_path):
+    out = tmp_path / "raw.parquet"
+    result = tsstats("export", "--db", str(history_db), "--from", "-1d", "--format", "parquet", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "rows (raw, parquet)" in result.stdout and result.stderr == ""  # no progress bar on a pipe
+    types = dict(duckdb.sql(f"DESCRIBE SELECT * FROM '{out}'").fetchall() and
+                 [(row[0], row[1]) for row in duckdb.sql(f"DESCRIBE SELECT * FROM '{out}'").fetchall()])
+    assert types["time_utc"] == "TIMESTAMP" and types["cpuUsage_pct"] == "DOUBLE"
+    assert types["activeConnections_count"] in ("DOUBLE", "INTEGER", "BIGINT") and types["energy_J"] == "DOUBLE"
+    rows = duckdb.sql(f"SELECT count(*), min(cpuUsage_pct), max(cpuUsage_pct) FROM '{out}'").fetchall()[0]
+    assert 0.19 * 86400 < rows[0] <= 0.2 * 86400 + 1 and 0 <= rows[1] <= rows[2] <= 100
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out)
+    assert str(table.schema.field("time_utc").type).startswith("timestamp")
+    assert str(table.schema.field("cpuUsage_pct").type) == "double" and table.num_rows == rows[0]
+    assert partials(tmp_path) == []
+
+
+def test_export_through_the_service_equals_history(history_db, server_factory, tmp_path):
+    """While a service holds the file, export goes through it; its 1-minute averages equal /api/history's."""
+    db = tmp_path / "served.duckdb"
+    shutil.copy(history_db, db)
+    server = server_factory(db=db)
+    out = tmp_path / "minutes.csv"
+    result = tsstats("export", "--db", str(db), "--port", str(server.port), "--from", "-3h", "--to", "-1h",
+                     "--tier", "1m", "--metrics", "cpuUsage,gpu0Power,energy", "--format", "csv", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "through the service" in result.stdout
+    exported = duckdb.sql(f"SELECT epoch_ms(time_utc), cpuUsage_avg_pct, gpu0Power_avg_W FROM '{out}' "
+                          "ORDER BY 1").fetchall()
+    assert len(exported) >= 110
+    start, end = exported[0][0], exported[-1][0] + 60_000
+    with server.client() as client:
+        history = client.get("/api/history", params={"metrics": "cpuUsage,gpu0Power", "from": f"{start / 1000}",
+                                                     "to": f"{end / 1000 - 0.001}", "step": "1m"}).json()
+    assert history["tier"] == "1m" and history["timestamps"] == [row[0] for row in exported]
+    for row, cpu, power in zip(exported, history["series"]["cpuUsage"]["avg"], history["series"]["gpu0Power"]["avg"],
+                               strict=True):
+        assert row[1] == pytest.approx(cpu, rel=1e-9) and row[2] == pytest.approx(power, rel=1e-9)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--from", "yesterday"], "from: 'yesterday' is not RFC 3339"),
+    (["--metrics", "cpuUsage,bogus"], "metrics: unknown metric 'bogus'"),
+    (["--to", "2027-13-40T00:00:00Z"], "to:"),
+])
+def test_export_bad_input_names_the_problem(history_db, tmp_path, args, message):
+    out = tmp_path / "x.csv"
+    result = tsstats("export", "--db", str(history_db), "--format", "csv", "--out", str(out), *args)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+    assert not out.exists() and partials(tmp_path) == []
+
+
+def test_export_and_backup_refuse_bad_destinations(history_db, tmp_path):
+    existing = tmp_path / "exists.csv"
+    existing.write_text("keep me")
+    for command in (["export", "--format", "csv"], ["backup"]):
+        result = tsstats(*command, "--db", str(history_db), "--out", str(existing))
+        assert result.returncode != 0 and "exists; pass --force" in result.stderr
+        assert existing.read_text() == "keep me"
+        result = tsstats(*command, "--db", str(history_db), "--out", str(tmp_path / "missing" / "x"))
+        assert result.returncode != 0 and "does not exist" in result.stderr
+        result = tsstats(*command, "--db", str(history_db), "--out", str(tmp_path))
+        assert result.returncode != 0 and "is a directory" in result.stderr
+    result = tsstats("export", "--db", str(history_db), "--format", "csv", "--out", str(existing), "--force")
+    assert result.returncode == 0 and existing.read_text().startswith("time_utc,")
+    result = tsstats("backup", "--db", str(tmp_path / "none.duckdb"), "--out", str(tmp_path / "b.duckdb"))
+    assert result.returncode != 0 and "no database at" in result.stderr
+    assert partials(tmp_path) == []
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs (needs root, as CI runs)."""
+    with small_tmpfs(tmp_path / "tiny", "256k") as mount:
+        yield mount
+
+
+def test_a_full_disk_fails_cleanly(history_db, tiny_disk):
+    for command in (["export", "--format", "parquet"], ["backup"]):
+        out = tiny_disk / "out"
+        result = tsstats(*command, "--db", str(history_db), "--out", str(out))
+        assert result.returncode == 1, result.stdout
+        assert "failed, nothing written" in result.stderr and "No space left" in result.stderr
+        assert os.listdir(tiny_disk) == []
+
+
+def test_backup_of_a_running_service_serves_the_same_data(history_db, server_factory, tmp_path):
+    db = tmp_path / "live.duckdb"
+    shutil.copy(history_db, db)
+    server = server_factory(db=db)
+    with server.client() as client:
+        for name in ("first", "second"):
+            client.post("/api/comparisons", json={"models": ["a", "b"], "name": name})
+        comparisons = client.get("/api/comparisons").json()
+        history = client.get("/api/history", params={"metrics": "cpuUsage,gpu0Usage", "from": "-3h", "to": "-1h",
+                                                     "step": "10m"}).json()
+    out = tmp_path / "copy.duckdb"
+    result = tsstats("backup", "--db", str(db), "--port", str(server.port), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "through the service at http://127.0.0.1" in result.stdout
+    copy = server_factory(db=out)
+    with copy.client() as client:
+        assert client.get("/api/comparisons").json() == comparisons
+        again = client.get("/api/history", params={"metrics": "cpuUsage,gpu0Usage", "from": str(history["from"] / 1000),
+                                                   "to": str(history["to"] / 1000), "step": "10m"}).json()
+        assert again["series"] == history["series"]
+        assert client.post("/api/comparisons", json={"models": ["c"]}).json()["id"] == 3  # the sequence goes on
+    stopped = tmp_path / "stopped.duckdb"
+    assert tsstats("backup", "--db", str(out), "--out", str(stopped)).returncode != 0  # held by the copy's server
+    copy.stop()
+    result = tsstats("backup", "--db", str(out), "--out", str(stopped))
+    assert result.returncode == 0 and "backed up" in result.stdout
+    assert duckdb.connect(str(stopped), read_only=True).execute("SELECT count(*) FROM comparisons").fetchone()[0] == 3
+
+
+# -- the systemd unit ---------------------------------------------------------------------------------------
+def verify(unit: Path, user: bool, tmp_path: Path) -> subprocess.CompletedProcess:
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    return subprocess.run([SYSTEMD_ANALYZE, *(["--user"] if user else []), "verify", "--man=no", str(unit)],
+                          capture_output=True, text=True, env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)})
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="scripts/test.sh installs systemd (systemd-analyze)")
+@pytest.mark.parametrize("scope", ["--user", "--system"])
+def test_the_unit_passes_systemd_analyze_verify(tmp_path, scope):
+    printed = tsstats("install-service", scope, "--print")
+    assert printed.returncode == 0, printed.stderr
+    text = printed.stdout
+    for line in ("Restart=on-failure", "NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
+                 "ReadWritePaths=%S/tsstats", "StateDirectory=tsstats"):
+        assert line in text.splitlines(), line
+    assert "serve --db %S/tsstats/tsstats.duckdb" in text
+    unit = tmp_path / "tsstats.service"
+    unit.write_text(text)
+    checked = verify(unit, scope == "--user", tmp_path)
+    assert checked.returncode == 0 and checked.stdout + checked.stderr == "", checked.stdout + checked.stderr
+    unit.write_text(text.replace("ProtectSystem=strict", "ProtectSystm=strict"))  # the check can fail
+    assert "Unknown key" in verify(unit, scope == "--user", tmp_path).stderr
+
+
+def test_install_and_uninstall_for_a_user(tmp_path):
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "HOME": str(tmp_path)}
+    result = tsstats("install-service", "--user", env=env)
+    assert result.returncode == 0, result.stderr
+    unit = tmp_path / "config" / "systemd" / "user" / "tsstats.service"
+    assert unit.read_text().startswith("[Unit]") and "systemctl --user daemon-reload" in result.stdout
+    result = tsstats("uninstall-service", "--user", env=env)
+    assert result.returncode == 0 and not unit.exists() and "disable --now" in result.stdout
+    assert "nothing removed" in tsstats("uninstall-service", "--user", env=env).stdout
+
+
+def test_install_without_rights_says_what_to_run(tmp_path):
+    config = tmp_path / "config"
+    (config / "systemd" / "user").mkdir(parents=True)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(config / "systemd" / "user")],
+                      capture_output=True).returncode != 0:
+        pytest.skip("mounting a read-only tmpfs needs root")
+    try:
+        result = tsstats("install-service", "--user", env={"XDG_CONFIG_HOME": str(config)})
+    finally:
+        subprocess.run(["umount", str(config / "systemd" / "user")], check=True)
+    assert result.returncode == 1 and "no permission to write" in result.stderr
+    assert "run `sudo " in result.stderr and "install-service --user" in result.stderr

@@ -1,0 +1,342 @@
+"""The real server on a free port with a real DuckDB file, driven by a real HTTP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from support.answers import error_of
+from support.server import ServerProcess
+
+from tsstats.sources.host import cpu_busy_pct
+from tsstats.sources.procfs import parse_snmp_curr_estab, parse_stat
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    db = tmp_path_factory.mktemp("server") / "tsstats.duckdb"
+    with ServerProcess(db) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server):
+    with server.client() as http:
+        yield http
+
+
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+# -- the stats endpoint ---------------------------------------------------------------------------------
+
+
+def test_stats_on_this_host_are_consistent(server_factory):
+    """On the host's own hardware, whatever it is: each figure agrees with the method meta names for it."""
+    server = server_factory(host_hardware=True)
+    with server.client() as client:
+        stats = client.get("/api/dashboard/stats").json()
+    meta, system = stats["meta"], stats["systemMetrics"]
+    if meta["sources"]["gpu"] == "absent":
+        assert system["gpuUsage"] == 0 and "gpuUsage" in meta["unavailable"] and meta["gpus"] == []
+    else:
+        assert meta["sources"]["gpu"] == "nvml" and 0 <= system["gpuUsage"] <= 100 and meta["gpus"]
+    assert meta["sources"]["cpuPower"] in ("rapl", "tdp_model")
+    metered = meta["sources"]["cpuPower"] == "rapl" and meta["sources"]["memoryPower"] == "rapl_dram"
+    assert ("energyConsumption" in meta["estimated"]) == (not metered)
+    assert stats["liveStats"]["energyConsumption"] >= 0
+
+def test_readings_agree_with_proc(client):
+    stats = client.get("/api/dashboard/stats").json()
+    with open("/proc/meminfo") as handle:
+        info = {line.split(":")[0]: int(line.split()[1]) for line in handle}
+    memory = 100.0 * (info["MemTotal"] - info["MemAvailable"]) / info["MemTotal"]
+    assert stats["systemMetrics"]["memoryUsage"] == pytest.approx(memory, abs=3.0)
+    with open("/proc/loadavg") as handle:
+        load = float(handle.read().split()[0])
+    assert stats["liveStats"]["systemLoad"] == pytest.approx(100.0 * load / os.cpu_count(), abs=60.0 / os.cpu_count())
+    with open("/proc/net/snmp") as handle:
+        established = parse_snmp_curr_estab(handle.read())
+    # the client's own keep-alive connection is counted on both ends; allow for connections opening meanwhile
+    assert abs(stats["systemMetrics"]["activeConnections"] - established) <= 4
+
+
+def read_cpu_times():
+    with open("/proc/stat") as handle:
+        return parse_stat(handle.read())[0]
+
+
+def test_cpu_usage_agrees_with_proc_stat_idle_and_burning(server_factory):
+    """The stored cpuUsage over a window against /proc/stat read by the test over the same window."""
+    server = server_factory("--flush-interval", "0.5s")
+
+    def over_window(client: httpx.Client, seconds: float) -> tuple[float, float]:
+        started, before = time.time(), read_cpu_times()
+        time.sleep(seconds)
+        after, ended = read_cpu_times(), time.time()
+        time.sleep(1.5)  # flushed
+        history = client.get("/api/history", params={"metrics": "cpuUsage", "from": f"{started:.3f}",
+                                                      "to": f"{ended:.3f}", "step": "100ms"}).json()
+        values = [value for ts, value in zip(history["timestamps"], history["series"]["cpuUsage"]["avg"],
+                                             strict=True)
+                  if value is not None and started * 1000 <= ts and ts + 100 <= ended * 1000]
+        assert len(values) >= 10 * seconds * 0.8, len(values)
+        return sum(values) / len(values), cpu_busy_pct(before, after)
+
+    with server.client() as client:
+        idle_service, idle_proc = over_window(client, 3.0)
+        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count())]
+        try:
+            time.sleep(0.5)
+            busy_service, busy_proc = over_window(client, 3.0)
+        finally:
+            for burner in burners:
+                burner.kill()
+                burner.wait()
+    assert idle_service == pytest.approx(idle_proc, abs=10.0), (idle_service, idle_proc)
+    assert busy_service == pytest.approx(busy_proc, abs=10.0), (busy_service, busy_proc)
+    assert busy_proc > idle_proc  # the burners did burn
+
+
+def test_body_over_1_mib_is_a_413(client):
+    """The size limit is the HTTP server's own, ahead of the app: tested over a real connection."""
+    before = client.get("/api/comparisons", params={"limit": 500}).json()["items"]
+    huge = client.post("/api/comparisons", content=b'{"models": ["' + b"a" * (1024 * 1024 + 10) + b'"]}',
+                       headers={"content-type": "application/json"})
+    assert huge.status_code == 413
+    assert "larger than 1048576 bytes" in error_of(huge)["message"]
+    assert client.get("/api/comparisons", params={"limit": 500}).json()["items"] == before
+
+
+def test_the_whole_page_weighs_under_150_kb_compressed(server):
+    """Over a real connection, as a browser fetches it: every asset gzip-encoded, summed on the wire."""
+    import re as regex
+
+    page = httpx.get(server.url + "/", headers={"Accept-Encoding": "gzip"})
+    assets = regex.findall(r'(?:src|href)="(/assets/[^"]+)"', page.text)
+    assert len(assets) == 4
+    total = 0
+    for path in ["/", *assets]:
+        with httpx.stream("GET", server.url + path, headers={"Accept-Encoding": "gzip"}) as response:
+            assert response.status_code == 200 and response.headers["content-encoding"] == "gzip"
+            wire = b"".join(response.iter_raw())
+            assert len(wire) == int(response.headers["content-length"])
+            total += len(wire)
+    print(f"page weight, compressed: {total} bytes")
+    assert total < 150_000, total
+
+
+def test_a_url_over_8_kb_is_a_413_that_says_so(client):
+    response = client.get("/api/comparisons", params={"x": "a" * 9000})
+    assert response.status_code == 413
+    assert "request line and headers are larger than 8192 bytes" in error_of(response)["message"]
+
+
+def test_two_writers_at_once_do_not_stop_sampling(server_factory):
+    """Two clients POST comparisons back to back for 4 s: sampling keeps its rate, health stays ok."""
+    import threading
+
+    server = server_factory("--flush-interval", "0.5s")
+    stop = threading.Event()
+    written = []
+
+    def writer() -> None:
+        with server.client() as client:
+            while not stop.is_set():
+                written.append(client.post("/api/comparisons", json={"models": ["a", "b"]}).status_code)
+
+    started = time.time()
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(4.0)
+    with server.client() as client:
+        health = client.get("/healthz")
+    stop.set()
+    for thread in threads:
+        thread.join(15)
+    ended = time.time()
+    time.sleep(1.5)  # flushed
+    with server.client() as client:
+        history = client.get("/api/history", params={"metrics": "cpuUsage", "from": f"{started + 0.5:.3f}",
+                                                     "to": f"{ended - 0.5:.3f}", "step": "100ms"}).json()
+    samples = sum(1 for value in history["series"]["cpuUsage"]["avg"] if value is not None)
+    expected = (ended - started - 1.0) * 10
+    assert len(written) > 100 and set(written) == {201}
+    assert health.status_code == 200, health.text
+    assert samples >= 0.9 * expected, (samples, expected)
+
+
+def test_stream_sends_stats_events(server):
+    with httpx.stream("GET", server.url + "/api/dashboard/stream", timeout=10.0) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = []
+        lines = response.iter_lines()
+        started = time.monotonic()
+        for line in lines:
+            if line.startswith("data: "):
+                events.append(json.loads(line[len("data: "):]))
+                if len(events) == 2:
+                    break
+        elapsed = time.monotonic() - started
+    assert len(events) == 2 and set(events[1]) >= {"systemMetrics", "liveStats", "meta"}
+    assert events[0]["meta"]["generatedAt"] < events[1]["meta"]["generatedAt"]
+    assert elapsed < 5
+
+
+# -- comparisons ----------------------------------------------------------------------------------------
+
+
+# -- bad input ------------------------------------------------------------------------------------------
+
+
+# -- operations -----------------------------------------------------------------------------------------
+
+
+# -- life cycle, security -------------------------------------------------------------------------------
+def test_non_loopback_host_needs_a_token_or_a_flag(server_factory):
+    refused = server_factory("--host", "0.0.0.0", start=False)
+    refused.start(wait=False)
+    code = refused.process.wait(15)
+    output = refused.process.stdout.read()
+    assert code != 0 and "refusing to listen on 0.0.0.0" in output and "--allow-remote" in output
+    allowed = server_factory("--host", "0.0.0.0", "--allow-remote")
+    assert httpx.get(allowed.url + "/healthz").status_code == 200
+
+
+def test_second_server_on_the_same_file_exits_at_once(server_factory, tmp_path):
+    first = server_factory()
+    second = server_factory(db=first.db, start=False)
+    started = time.monotonic()
+    second.start(wait=False)
+    code = second.process.wait(20)
+    output = second.process.stdout.read()
+    assert code != 0 and time.monotonic() - started < 15
+    assert str(first.db) in output and "in use" in output
+    assert f"PID {first.process.pid}" in output
+    assert httpx.get(first.url + "/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_restart_keeps_every_comparison(server_factory, tmp_path, sig):
+    db = tmp_path / f"restart-{sig}.duckdb"
+    server = server_factory(db=db)
+    with server.client() as client:
+        ids = [client.post("/api/comparisons", json={"models": ["a", f"b{i}"]}).json()["id"] for i in range(3)]
+        client.patch(f"/api/comparisons/{ids[0]}", json={"status": "running"})
+        client.post("/api/offsets", json={"kg": 1.25})
+        before = client.get("/api/comparisons", params={"limit": 500}).json()
+    assert server.stop(sig) == 0, server.output
+    assert "samples flushed and checkpointed" in server.output
+    if sig == signal.SIGHUP:
+        assert "SIGHUP: stopping as on SIGTERM" in server.output
+    again = server_factory(db=db)
+    with again.client() as client:
+        after = client.get("/api/comparisons", params={"limit": 500}).json()
+        assert after == before
+        stats = client.get("/api/dashboard/stats").json()
+        assert stats["liveStats"]["activeComparisons"] == 1 and stats["liveStats"]["queueLength"] == 2
+        assert stats["sustainability"]["carbonOffset"] == 1.25
+        new = client.post("/api/comparisons", json={"models": ["c"]}).json()
+        assert new["id"] > max(ids)
+
+
+def test_first_answer_after_start_is_a_200(server_factory):
+    """Polled from the moment of exec, the service answers nothing before its stats exist, then 200."""
+    server = server_factory(start=False)
+    server.start(wait=False)
+    statuses = []
+    deadline = time.monotonic() + 30
+    with httpx.Client(timeout=10) as http:
+        while time.monotonic() < deadline and not statuses:
+            try:
+                statuses.append(http.get(server.url + "/api/dashboard/stats").status_code)
+            except httpx.TransportError:
+                time.sleep(0.005)
+        statuses += [http.get(server.url + "/api/dashboard/stats").status_code for _ in range(3)]
+    assert statuses == [200] * 4
+
+
+def test_stats_are_built_only_when_asked(server_factory):
+    server = server_factory()
+    with server.client() as client:
+        client.get("/api/dashboard/stats")
+        before = client.get("/healthz").json()["stats"]["builds"]
+        time.sleep(2.5)  # nobody polls: no build, however many update intervals pass
+        assert client.get("/healthz").json()["stats"]["builds"] == before
+        for _ in range(5):
+            client.get("/api/dashboard/stats")  # within one update interval: one build serves them all
+        assert client.get("/healthz").json()["stats"]["builds"] == before + 1
+
+
+def test_kill_9_loses_at_most_the_last_flush(server_factory, tmp_path):
+    db = tmp_path / "crash.duckdb"
+    server = server_factory(db=db)
+    with server.client() as client:
+        created = client.post("/api/comparisons", json={"models": ["a"]}).json()
+        offset = client.post("/api/offsets", json={"kg": 0.5}).json()
+    time.sleep(6.5)  # past the first 5 s flush
+    killed_at = time.time() * 1000
+    server.process.kill()
+    server.process.wait()
+    again = server_factory(db=db)
+    with again.client() as client:
+        assert client.get(f"/api/comparisons/{created['id']}").json() == created  # committed before the 201
+        assert client.get("/api/offsets").json()["items"] == [offset]
+    import duckdb
+
+    again.stop()
+    con = duckdb.connect(str(db), read_only=True)
+    last = con.execute("SELECT max(ts_ms) FROM samples WHERE ts_ms < ?", [killed_at]).fetchone()[0]
+    con.close()
+    assert killed_at - last < 5000 + 500  # flush every 5 s: at most the last flush (and a tick) is lost
+
+
+def test_a_sigterm_right_after_start_is_never_lost(tmp_path):
+    """SIGTERM sent the moment the port first accepts a connection (when the server installs its signal
+    handlers), and just after: each run flushes, checkpoints and exits 0."""
+    for attempt in range(8):
+        server = ServerProcess(tmp_path / f"early{attempt}.duckdb")
+        server.start(wait=False)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=0.05).close()
+                break
+            except OSError:
+                time.sleep(0.0005)
+        time.sleep(attempt * 0.002)  # 0 to 14 ms after the port opened
+        code = server.stop(signal.SIGTERM, timeout=20)
+        assert code == 0, f"attempt {attempt}: exit {code}\n{server.output[-2000:]}"
+        assert "samples flushed and checkpointed" in server.output, server.output[-2000:]
+
+
+def test_busy_port_is_a_clear_error(tmp_path):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        server = ServerProcess(tmp_path / "busy.duckdb", port=port)
+        server.start(wait=False)
+        code = server.process.wait(30)
+        output = server.process.stdout.read()
+    finally:
+        holder.close()
+    assert code != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in output, output[-2000:]
+    assert "Traceback" not in output, output[-2000:]

@@ -1,0 +1,74 @@
+"""A stand-in for the pynvml module over fake GPUs, for machines without an NVIDIA GPU (and to drive faults on
+those with one)."""
+
+from __future__ import annotations
+
+import types
+
+NOT_SUPPORTED = 3
+UNKNOWN_ERROR = 999
+
+
+class FakeNVMLError(Exception):
+    def __init__(self, value):
+        super().__init__(f"NVML error {value}")
+        self.value = value
+
+
+class FakeGpu:
+    def __init__(self, name="Fake GPU", util=50, mem_used=1 << 30, mem_total=8 << 30, power_mw=100_000,
+                 energy_mj=0, temperature=60, failing=False, unsupported=(), processes=None):
+        """``processes``: {pid: (SM utilization %, GPU memory bytes)} running on this GPU."""
+        self.processes = dict(processes or {})
+        self.name = name
+        self.util = util
+        self.mem_used = mem_used
+        self.mem_total = mem_total
+        self.power_mw = power_mw
+        self.energy_mj = energy_mj
+        self.temperature = temperature
+        self.failing = failing
+        self.unsupported = set(unsupported)
+        self.calls = {}
+
+    def value(self, field, value):
+        self.calls[field] = self.calls.get(field, 0) + 1
+        if self.failing:
+            raise FakeNVMLError(UNKNOWN_ERROR)
+        if field in self.unsupported:
+            raise FakeNVMLError(NOT_SUPPORTED)
+        return value
+
+
+def fake_nvml(gpus: list[FakeGpu] | None, init_fails: bool = False) -> types.SimpleNamespace:
+    """A stand-in for the pynvml module over ``gpus`` (None or init_fails: no driver)."""
+    gpus = gpus or []
+
+    def init():
+        if init_fails:
+            raise FakeNVMLError(9)  # NVML_ERROR_DRIVER_NOT_LOADED
+
+    return types.SimpleNamespace(
+        NVML_ERROR_NOT_SUPPORTED=NOT_SUPPORTED,
+        NVML_TEMPERATURE_GPU=0,
+        NVMLError=FakeNVMLError,
+        nvmlInit=init,
+        nvmlShutdown=lambda: None,
+        nvmlSystemGetDriverVersion=lambda: "999.99",
+        nvmlDeviceGetCount=lambda: len(gpus),
+        nvmlDeviceGetHandleByIndex=lambda i: gpus[i],
+        nvmlDeviceGetName=lambda g: g.name,
+        nvmlDeviceGetUtilizationRates=lambda g: types.SimpleNamespace(gpu=g.value("utilization", g.util), memory=0),
+        nvmlDeviceGetMemoryInfo=lambda g: g.value(
+            "memory", types.SimpleNamespace(used=g.mem_used, total=g.mem_total, free=g.mem_total - g.mem_used)),
+        nvmlDeviceGetPowerUsage=lambda g: g.value("power", g.power_mw),
+        nvmlDeviceGetTotalEnergyConsumption=lambda g: g.value("energy", g.energy_mj),
+        nvmlDeviceGetTemperature=lambda g, sensor: g.value("temperature", g.temperature),
+        NVML_ERROR_NOT_FOUND=6,
+        nvmlDeviceGetProcessUtilization=lambda g, since: g.value("process_utilization", [
+            types.SimpleNamespace(pid=pid, smUtil=sm, memUtil=0, timeStamp=since + 1)
+            for pid, (sm, _) in g.processes.items()]),
+        nvmlDeviceGetComputeRunningProcesses=lambda g: [
+            types.SimpleNamespace(pid=pid, usedGpuMemory=memory) for pid, (_, memory) in g.processes.items()],
+        nvmlDeviceGetGraphicsRunningProcesses=lambda g: [],
+    )

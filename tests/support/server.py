@@ -1,0 +1,98 @@
+"""The real service as a process: ``python -m tsstats serve`` on a free port with a real DuckDB file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+FAKE_MODULES = Path(__file__).parent / "fake_modules"  # a pynvml driven by FAKE_NVML_GPUS, for processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def fake_hardware_env(gpus: list[dict] | None = None) -> dict[str, str]:
+    """Environment for a process that must see the fake pynvml (``gpus``, default none) instead of the host's."""
+    path = os.pathsep.join(filter(None, [str(FAKE_MODULES), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path, "FAKE_NVML_GPUS": json.dumps(gpus or [])}
+
+
+class ServerProcess:
+    """``python -m tsstats serve`` on a free port with a real DuckDB file.
+
+    By default it sees fake hardware, so that tests hold on any host: no GPU (the fake pynvml, or the GPUs in
+    ``gpus``) and no RAPL counters (an empty powercap root). ``host_hardware=True`` lets it read the host's."""
+
+    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None,
+                 gpus: list[dict] | None = None, host_hardware: bool = False):
+        self.db = db
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.args = ["--db", str(db), "--port", str(self.port), *args]
+        inherited = {key: value for key, value in os.environ.items() if not key.startswith("TSSTATS_")}
+        hardware = {}
+        if not host_hardware:
+            hardware = fake_hardware_env(gpus)
+            if "--powercap-root" not in args:
+                self.args += ["--powercap-root", str(db.parent / "no-powercap")]
+        self.env = {**inherited, "PYTHONUNBUFFERED": "1", **hardware, **(env or {})}
+        self.process: subprocess.Popen | None = None
+        self.output = ""
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> ServerProcess:
+        self.process = subprocess.Popen([sys.executable, "-m", "tsstats", "serve", *self.args], env=self.env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.output = self.process.stdout.read()
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.output}")
+            try:
+                response = httpx.get(self.url + "/healthz", timeout=1.0)
+                if response.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("server did not become ready")
+
+    def auth_headers(self) -> dict[str, str]:
+        token = self.env.get("TSSTATS_TOKEN")
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10.0, headers=self.auth_headers())
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.output = self.process.stdout.read()
+        return self.process.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,48 @@
+"""The tree shows the architecture: every layer says what it owns, which thread runs it and what it may import;
+owners stay small. (The import rules themselves are import-linter's, run by the test command.)"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[2] / "tsstats"
+LAYERS = ("core", "sources", "figures", "storage", "sampling", "comparisons", "api", "cli")
+DECLARATIVE = {("api/openapi.py", "openapi_document"), ("cli/parser.py", "build_parser")}  # tables, not logic
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_says_what_it_owns_its_thread_and_its_imports(layer):
+    doc = (ast.get_docstring(ast.parse((PACKAGE / layer / "__init__.py").read_text(encoding="utf-8"))) or "").lower()
+    assert "thread" in doc and "import" in doc, f"tsstats/{layer}/__init__.py: {doc[:80]!r}"
+
+
+def test_the_assembly_says_it_alone_builds_things():
+    doc = ast.get_docstring(ast.parse((PACKAGE / "assembly.py").read_text(encoding="utf-8"))) or ""
+    assert "builds" in doc and "thread" in doc
+
+
+def test_owners_are_small():
+    """No module over 350 lines, no class over 250, no function over 60 but the declarative tables."""
+    too_big = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        name = str(path.relative_to(PACKAGE))
+        if text.count("\n") > 350:
+            too_big.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1 if hasattr(node, "lineno") else 0
+            if isinstance(node, ast.ClassDef) and length > 250:
+                too_big.append(f"{name}: class {node.name} {length} lines")
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and length > 60 \
+                    and (name, node.name) not in DECLARATIVE:
+                too_big.append(f"{name}: {node.name}() {length} lines")
+    assert not too_big
+
+
+def test_every_module_says_what_it_is():
+    missing = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
+               if path.name != "__main__.py" and not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))]
+    assert not missing

@@ -1,0 +1,31 @@
+"""The Sanic application over a ``ServiceView``: the route groups of ``routes/`` on the router's plumbing (JSON
+errors, bearer token, CORS, request accounting)."""
+
+from __future__ import annotations
+
+import sys
+
+from sanic import Sanic
+
+from tsstats.api.bodies import MAX_BODY_BYTES
+from tsstats.api.router import Router
+from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page
+from tsstats.api.view import ServiceView
+
+ROUTE_GROUPS = (dashboard, comparisons, history, grid, data, operations, page)
+
+
+def create_app(view: ServiceView, *, name: str = "tsstats") -> Sanic:
+    """The application over a started service's view (the service is owned by the caller)."""
+    settings = view.settings
+    app = Sanic(name)
+    app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.KEEP_ALIVE_TIMEOUT = 75
+    app.config.MOTD = False
+    # Sanic's touch-up rewrites its own handlers from their source, which a one-file executable does not carry
+    app.config.TOUCHUP = not getattr(sys, "frozen", False)
+    router = Router(app, settings.token, settings.cors_origins, view.requests)
+    for group in ROUTE_GROUPS:
+        group.add_routes(router, view)
+    return app

@@ -1,0 +1,56 @@
+"""What handlers share: the JSON error body, the JSON body and query parsers, and the wait for a write's
+commit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import Future
+from typing import Any
+
+from sanic import Request
+from sanic.exceptions import SanicException
+
+from tsstats.core.inputs import InputError, NonFiniteNumber, single_values
+
+MAX_BODY_BYTES = 1024 * 1024
+NO_STORE = {"Cache-Control": "no-store"}
+WRITE_TIMEOUT_S = 10.0
+
+
+async def committed(write: Future) -> Any:
+    """Wait for a write handed to the writer thread to commit; its result, or a 503 if the writer is stuck."""
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(write), WRITE_TIMEOUT_S)
+    except TimeoutError:
+        raise SanicException("the database writer did not answer in time", status_code=503) from None
+
+
+def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"status": status, "message": message}
+    if field is not None:
+        error["field"] = field
+    return {"error": error}
+
+
+def parse_json_body(request: Request) -> Any:
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise InputError("the body must be JSON sent with Content-Type: application/json", status=415)
+    if not request.body:
+        raise InputError("the body is empty; send a JSON object")
+    try:
+        return json.loads(request.body, parse_constant=NonFiniteNumber)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InputError(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InputError("the body nests JSON too deeply") from None
+
+
+def query_lists(request: Request) -> dict[str, list[str]]:
+    """Every query parameter with all its values (Sanic's ``get`` would give only the first)."""
+    return {key: list(values) for key, values in request.get_args(keep_blank_values=True).items()}
+
+
+def query_values(request: Request, allowed: tuple[str, ...]) -> dict[str, str]:
+    return single_values(query_lists(request), allowed)

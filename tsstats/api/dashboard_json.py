@@ -1,0 +1,123 @@
+"""The dashboard's rendering of ``Figures``: the body of ``GET /api/dashboard/stats``, the four objects of its
+format plus ``meta``. A figure that could not be measured is sent as 0 and listed in ``meta.unavailable``."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from tsstats.core.settings import Settings
+from tsstats.core.timeparse import rfc3339_ms
+from tsstats.figures.moment import LATENCY_WINDOW_S, Figures
+
+# every field of the four objects -> its unit (``meta.units``); the dashboard draws these units
+UNITS: dict[str, dict[str, str]] = {
+    "systemMetrics": {"cpuUsage": "%", "gpuUsage": "%", "memoryUsage": "%", "networkLatency": "ms",
+                      "activeConnections": "count"},
+    "liveStats": {"activeComparisons": "count", "queueLength": "count", "systemLoad": "%",
+                  "carbonFootprint": "g CO2e", "energyConsumption": "kWh", "uptime": "%", "responseTime": "ms",
+                  "errorRate": "%"},
+    "sustainability": {"totalCarbonSaved": "kg CO2e", "greenScore": "score 0-100", "energyEfficiency": "%",
+                       "renewableEnergyUsage": "%", "carbonOffset": "kg CO2e"},
+    "comparisonStats": {"totalComparisons": "count", "modelsCompared": "count", "averageAccuracy": "%",
+                        "averageSpeed": "as reported"},
+}
+
+
+def _number(value: float, unavailable: list[str], name: str, digits: int = 2) -> float:
+    """A finite JSON number rounded to ``digits`` decimals (negative: that many significant digits);
+    NaN (not measured) becomes 0 and the field is listed as unavailable."""
+    if value is None or not math.isfinite(value):
+        unavailable.append(name)
+        return 0
+    if digits < 0:
+        return float(f"{float(value):.{-digits}g}")
+    return round(float(value), digits)
+
+
+def _optional(value: float) -> float | None:
+    return round(value, 3) if math.isfinite(value) else None
+
+
+def render_dashboard(f: Figures, settings: Settings) -> dict[str, Any]:
+    unavailable: list[str] = []
+    comparisons, energy = f.comparisons, f.energy
+    stats: dict[str, Any] = {
+        "systemMetrics": {
+            "cpuUsage": _number(f.cpu_pct, unavailable, "cpuUsage"),
+            "gpuUsage": _number(f.gpu_pct, unavailable, "gpuUsage"),
+            "memoryUsage": _number(f.memory_pct, unavailable, "memoryUsage"),
+            "networkLatency": _number(f.network_latency_ms, unavailable, "networkLatency", 3),
+            "activeConnections": int(_number(f.tcp_established, unavailable, "activeConnections")),
+        },
+        "liveStats": {
+            "activeComparisons": comparisons.running,
+            "queueLength": comparisons.queued,
+            "systemLoad": _number(f.system_load_pct, unavailable, "systemLoad"),
+            "carbonFootprint": _number(energy.carbon_g, unavailable, "carbonFootprint", -6),
+            "energyConsumption": _number(energy.total_kwh, unavailable, "energyConsumption", -6),
+            "uptime": _number(f.uptime_pct, unavailable, "uptime", 3),
+            "responseTime": _number(f.activity.response_ms, unavailable, "responseTime", 3),
+            "errorRate": _number(f.activity.error_pct, unavailable, "errorRate", 3),
+        },
+        "sustainability": {
+            "totalCarbonSaved": _number(f.carbon_saved_kg, unavailable, "totalCarbonSaved", -6),
+            "greenScore": int(_number(f.green_score, unavailable, "greenScore", 0)),
+            "energyEfficiency": _number(f.efficiency_pct, unavailable, "energyEfficiency"),
+            "renewableEnergyUsage": _number(f.renewable_pct, unavailable, "renewableEnergyUsage"),
+            "carbonOffset": _number(f.offsets_kg, unavailable, "carbonOffset", -6),
+        },
+        "comparisonStats": {
+            "totalComparisons": comparisons.completed,
+            "modelsCompared": comparisons.models,
+            "averageAccuracy": _number(comparisons.accuracy_pct, unavailable, "averageAccuracy"),
+            "averageSpeed": _number(comparisons.speed, unavailable, "averageSpeed"),
+        },
+    }
+    stats["meta"] = render_meta(f, settings, unavailable)
+    return stats
+
+
+def render_meta(f: Figures, settings: Settings, unavailable: list[str]) -> dict[str, Any]:
+    """``meta``: when and how each figure was obtained, what this machine cannot measure, the units."""
+    tdp, service = f.tdp, f.service
+    return {
+        "generatedAt": rfc3339_ms(f.generated_ms),
+        "sampleIntervalMs": round(1000.0 / settings.sample_hz, 3),
+        "windows": {
+            "currentS": settings.current_window,
+            "networkLatencyS": LATENCY_WINDOW_S,
+            "reportS": settings.report_window,
+            "availabilityS": settings.availability_window,
+            "activityS": settings.activity_window,
+        },
+        "sources": {
+            "system": f.system_source,
+            "networkLatency": f.latency_source,
+            "gpu": "nvml" if f.gpus else "absent",
+            "cpuPower": f.methods.cpu.value,
+            "memoryPower": f.methods.memory.value,
+            "gpuPower": f.methods.gpu.value,
+            "cpuModel": {"name": tdp.model, "tdpW": tdp.tdp_w, "matched": tdp.matched, "rule": tdp.rule},
+            "grid": {**f.grid.meta(), "samplesOutside": f.grid_outside},
+            "pue": settings.pue,
+            "baseline": {"powerW": settings.baseline_power_w, "gPerKwh": settings.baseline_intensity},
+            "responseTime": "latencyMs of finished comparisons",
+            "errorRate": "failed / (completed + failed) comparisons",
+        },
+        "activity": {"finished": f.activity.finished, "withLatency": f.activity.with_latency},
+        "service": {"windowS": service.window_s, "requests": service.requests,
+                    "meanResponseMs": round(service.mean_ms, 3),
+                    "serverErrorPct": round(service.server_error_pct, 3)},
+        "gpus": [{"index": gpu.index, "name": gpu.name, "unsupported": list(gpu.unsupported),
+                  "utilization": _optional(gpu.utilization_pct), "powerW": _optional(gpu.power_w)}
+                 for gpu in f.gpus],
+        "unavailable": unavailable,
+        "estimated": list(f.estimated),
+        "units": UNITS,
+    }
+
+
+def dashboard_body(figures: Figures, settings: Settings) -> bytes:
+    return json.dumps(render_dashboard(figures, settings), separators=(",", ":"), allow_nan=False).encode()

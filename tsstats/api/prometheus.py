@@ -1,0 +1,110 @@
+"""The Prometheus rendering of ``Figures``, through prometheus_client's collector API, in base units.
+
+A collector is built per scrape; there is no global registry. Gauges come from the unrounded figures (a figure
+this machine cannot measure is absent, not 0); the energy counters from the ledger at the moment of the
+scrape, which never decrease while the process runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from tsstats.api.requests import RequestStats
+from tsstats.core.units import JOULES_PER_KWH
+from tsstats.figures.energy import Totals
+from tsstats.figures.moment import Figures
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format 0.0.4 of the contract
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """What one scrape renders."""
+
+    figures: Figures
+    totals: Totals  # retained energy before PUE, pending rows included
+    pue: float
+    requests: RequestStats
+    samples_lost: int
+    last_sample_age_s: float | None
+
+
+class FiguresCollector:
+    def __init__(self, scrape: Scrape):
+        self.scrape = scrape
+
+    def collect(self) -> Iterator[Metric]:
+        scrape, f = self.scrape, self.scrape.figures
+        requests = CounterMetricFamily("tsstats_http_requests", "API requests answered by this service, by status "
+                                       "class.", labels=["code"])
+        for status_class, count in scrape.requests.by_class.items():
+            requests.add_metric([status_class], count)
+        yield requests
+        yield HistogramMetricFamily("tsstats_http_request_duration_seconds",
+                                    "Time this service took to answer API requests.",
+                                    buckets=scrape.requests.cumulative_buckets(),
+                                    sum_value=scrape.requests.total_seconds)
+        yield CounterMetricFamily("tsstats_samples_lost", "Samples overwritten before they could be written.",
+                                  value=scrape.samples_lost)
+        energy = CounterMetricFamily("tsstats_energy_joules", "Energy used by this machine over everything "
+                                     "retained, PUE applied.", labels=["component"])
+        for component, joules in scrape.totals.by_component().items():
+            energy.add_metric([component], joules * scrape.pue)
+        yield energy
+        gauges = (
+            ("tsstats_cpu_usage_ratio", "Share of all logical CPUs busy.", f.cpu_pct / 100),
+            ("tsstats_memory_usage_ratio", "(total - available) / total physical memory.", f.memory_pct / 100),
+            ("tsstats_gpu_usage_ratio", "Mean NVML GPU utilization over all GPUs.", f.gpu_pct / 100),
+            ("tsstats_network_latency_seconds", "Median network round trip over the last 30 s.",
+             f.network_latency_ms / 1000),
+            ("tsstats_tcp_established_connections", "TCP connections in state ESTABLISHED.", f.tcp_established),
+            ("tsstats_system_load_ratio", "1-minute load average over logical CPUs.", f.system_load_pct / 100),
+            ("tsstats_uptime_ratio", "Share of the availability window covered by samples.", f.uptime_pct / 100),
+            ("tsstats_energy_window_joules", "Energy over the reporting window, PUE applied.",
+             f.energy.total_kwh * JOULES_PER_KWH),
+            ("tsstats_carbon_window_grams", "Emissions of the energy over the reporting window.", f.energy.carbon_g),
+            ("tsstats_comparison_response_seconds", "Mean model response time of the comparisons finished within "
+             "the activity window.", f.activity.response_ms / 1000),
+            ("tsstats_comparison_error_ratio", "Failed / (completed + failed) comparisons finished within the "
+             "activity window.", f.activity.error_pct / 100),
+            ("tsstats_last_sample_age_seconds", "Seconds since the sampler's last reading.",
+             scrape.last_sample_age_s if scrape.last_sample_age_s is not None else math.nan),
+        )
+        for name, help_text, value in gauges:
+            if math.isfinite(value):
+                yield GaugeMetricFamily(name, help_text, value=value)
+        comparisons = GaugeMetricFamily("tsstats_comparisons", "Comparisons by status (completed: ever).",
+                                        labels=["status"])
+        comparisons.add_metric(["queued"], f.comparisons.queued)
+        comparisons.add_metric(["running"], f.comparisons.running)
+        comparisons.add_metric(["completed"], f.comparisons.completed)
+        yield comparisons
+        if f.gpus:
+            utilization = GaugeMetricFamily("tsstats_gpu_utilization_ratio", "NVML utilization per GPU.",
+                                            labels=["gpu", "name"])
+            power = GaugeMetricFamily("tsstats_gpu_power_watts", "NVML power per GPU.", labels=["gpu", "name"])
+            for gpu in f.gpus:
+                labels = [str(gpu.index), gpu.name]
+                if math.isfinite(gpu.utilization_pct):
+                    utilization.add_metric(labels, gpu.utilization_pct / 100)
+                if math.isfinite(gpu.power_w):
+                    power.add_metric(labels, gpu.power_w)
+            yield utilization
+            yield power
+
+
+def render_metrics(scrape: Scrape) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FiguresCollector(scrape))
+    return generate_latest(registry)

@@ -1,0 +1,69 @@
+"""Comparisons and offsets: created, updated and listed; every write through the one write path."""
+
+from __future__ import annotations
+
+import time
+
+from sanic import Request
+from sanic.response import json as json_response
+
+from tsstats.api.bodies import NO_STORE, committed, parse_json_body, query_lists, query_values
+from tsstats.api.router import Router
+from tsstats.api.view import ServiceView
+from tsstats.comparisons import records, validation
+from tsstats.comparisons.offsets import insert_offset, list_offsets, validate_offset
+from tsstats.core.inputs import InputError
+
+
+def add_routes(router: Router, view: ServiceView) -> None:
+    async def write(work):
+        """Hand ``work(connection)`` to the writer thread and wait for its commit."""
+        return await committed(view.write(work))
+
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    def check_processes(pids: tuple[int, ...] | None) -> None:
+        missing = [pid for pid in pids or () if not view.process_exists(pid)]
+        if missing:
+            listed = ", ".join(str(pid) for pid in missing[:10]) + (", ..." if len(missing) > 10 else "")
+            raise InputError(f"no running process {listed} on this machine: pids names processes that exist",
+                             field="pids")
+
+    @router.route("/api/comparisons", ("GET", "POST"))
+    async def comparisons(request: Request):
+        if request.method == "POST":
+            query_values(request, ())  # a write takes no query parameters: an unknown one is a 400
+            new = validation.validate_new_comparison(parse_json_body(request))
+            check_processes(new.pids)
+            record = await write(lambda con: view.create_comparison(con, new, now_ms()))
+            return json_response(record, status=201, headers=NO_STORE)
+        query = validation.validate_list_query(query_lists(request))
+        return json_response(await view.read(records.list_comparisons, query), headers=NO_STORE)
+
+    @router.route("/api/comparisons/<id:str>", ("GET", "PATCH"))
+    async def comparison(request: Request, id: str):  # noqa: A002 (the path's own name)
+        comparison_id = id
+        number = validation.parse_comparison_id(comparison_id)
+        if request.method == "PATCH":
+            query_values(request, ())
+            update = validation.validate_update(parse_json_body(request))
+            if number is None:
+                raise InputError(f"no comparison {comparison_id}", status=404)
+            check_processes(update.pids)
+            record = await write(lambda con: view.update_comparison(con, number, update, now_ms()))
+            return json_response(record, headers=NO_STORE)
+        record = await view.read(records.fetch_comparison, number) if number is not None else None
+        if record is None:
+            raise InputError(f"no comparison {comparison_id}", status=404)
+        return json_response(record, headers=NO_STORE)
+
+    @router.route("/api/offsets", ("GET", "POST"))
+    async def offsets(request: Request):
+        if request.method == "POST":
+            query_values(request, ())
+            offset = validate_offset(parse_json_body(request), time.time())
+            record = await write(lambda con: insert_offset(con, offset, now_ms()))
+            return json_response(record, status=201, headers=NO_STORE)
+        query_values(request, ())
+        return json_response(await view.read(list_offsets), headers=NO_STORE)

@@ -1,0 +1,73 @@
+"""The dashboard's stats and their live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sanic import Request
+from sanic.response import json as json_response
+from sanic.response import raw
+
+from tsstats.api.bodies import NO_STORE, error_body
+from tsstats.api.router import Router
+from tsstats.api.view import ServiceView
+from tsstats.sampling.publishing import Snapshot
+
+STREAM_HEARTBEAT_S = 15.0
+BUILD_WAIT_S = 1.0  # how long a request waits for fresh stats before it is answered with the previous ones
+
+
+def snapshot_source(view: ServiceView):
+    """``(rebuilt, current)``: coroutines giving stats no older than update_interval, built on demand."""
+
+    async def rebuilt() -> Snapshot | None:
+        """Stats built afresh by the writer thread (one build for all who ask at once); the previous ones if it
+        is busy for longer than BUILD_WAIT_S (their generatedAt says how old they are)."""
+        building = asyncio.wrap_future(view.request_snapshot())
+        try:
+            return await asyncio.wait_for(asyncio.shield(building), BUILD_WAIT_S)
+        except TimeoutError:
+            return view.snapshot
+
+    async def current() -> Snapshot | None:
+        snapshot = view.snapshot
+        if snapshot is None or view.monotonic() >= view.snapshot_expires:
+            return await rebuilt()
+        return snapshot
+
+    return rebuilt, current
+
+
+def add_routes(router: Router, view: ServiceView) -> None:
+    rebuilt, current_snapshot = snapshot_source(view)
+    monotonic = view.monotonic
+    update_interval = view.settings.update_interval
+
+    @router.route("/api/dashboard/stats", ("GET",))
+    async def stats(request: Request):
+        snapshot = view.snapshot
+        if snapshot is None or monotonic() >= view.snapshot_expires:  # current_snapshot(), inlined: hot path
+            snapshot = await rebuilt()
+        if snapshot is None:
+            return json_response(error_body(503, "the first samples are not in yet; retry in a second"),
+                                 status=503, headers={**NO_STORE, "Retry-After": "1"})
+        return raw(snapshot.body, content_type="application/json", headers=NO_STORE)
+
+    @router.route("/api/dashboard/stream", ("GET",), accounted=False)
+    async def stream(request: Request):
+        headers = {**NO_STORE, "X-Accel-Buffering": "no", **router.cors_headers(request)}
+        response = await request.respond(content_type="text/event-stream", headers=headers)
+        last_version = None
+        last_sent = time.monotonic()
+        while True:
+            snapshot = await current_snapshot()
+            now = time.monotonic()
+            if snapshot is not None and snapshot.version != last_version:
+                last_version = snapshot.version
+                await response.send(b"event: stats\ndata: " + snapshot.body + b"\n\n")
+                last_sent = now
+            elif now - last_sent >= STREAM_HEARTBEAT_S:
+                await response.send(b": heartbeat\n\n")
+                last_sent = now
+            await asyncio.sleep(update_interval)

@@ -1,0 +1,71 @@
+"""Data out of the running service, which owns the database file: exports and consistent backups, each
+made into a temporary file beside the database and streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+
+from sanic import Request
+from sanic.exceptions import SanicException
+
+from tsstats.api.bodies import NO_STORE, query_values
+from tsstats.api.router import Router
+from tsstats.api.view import ServiceView
+from tsstats.storage.backup import copy_database
+from tsstats.storage.export import CONTENT_TYPES, parse_export_query, write_export
+from tsstats.storage.files import remove_partial
+from tsstats.storage.history import gpu_indexes
+
+CHUNK_BYTES = 256 * 1024
+
+
+def add_routes(router: Router, view: ServiceView) -> None:
+    directory = view.database_directory
+
+    def scratch_path(suffix: str) -> str:
+        handle, path = tempfile.mkstemp(prefix=".tsstats-out-", suffix=suffix, dir=directory)
+        os.close(handle)
+        os.unlink(path)  # DuckDB creates it
+        return path
+
+    async def stream_file(request: Request, path: str, content_type: str, filename: str) -> None:
+        loop = asyncio.get_running_loop()
+        headers = {**NO_STORE, **router.cors_headers(request), "Content-Length": str(os.path.getsize(path)),
+                   "Content-Disposition": f'attachment; filename="{filename}"'}
+        response = await request.respond(content_type=content_type, headers=headers)
+        with open(path, "rb") as handle:
+            while chunk := await loop.run_in_executor(None, handle.read, CHUNK_BYTES):
+                await response.send(chunk)
+        await response.eof()
+
+    async def made(work, path: str, what: str) -> None:
+        try:
+            await view.read(work, path)
+        except Exception as error:
+            remove_partial(path)
+            raise SanicException(f"the {what} could not be written: {error}", status_code=503) from None
+
+    @router.route("/api/export", ("GET",), accounted=False)
+    async def export(request: Request):
+        known = set(await view.read(gpu_indexes)) | view.gpus_present()
+        query = parse_export_query(query_values(request, ("metrics", "from", "to", "tier", "format")),
+                                   time.time(), known)
+        path = scratch_path(f".{query.format}")
+        await made(lambda con, target: write_export(con, query, target), path, "export")
+        try:
+            await stream_file(request, path, CONTENT_TYPES[query.format], f"tsstats-{query.tier}.{query.format}")
+        finally:
+            remove_partial(path)
+
+    @router.route("/api/backup", ("GET",), accounted=False)
+    async def backup(request: Request):
+        query_values(request, ())
+        path = scratch_path(".duckdb")
+        await made(copy_database, path, "backup")
+        try:
+            await stream_file(request, path, "application/vnd.duckdb", "tsstats-backup.duckdb")
+        finally:
+            remove_partial(path)

@@ -1,0 +1,66 @@
+"""Energy over an interval, the metrics catalog and history for charts."""
+
+from __future__ import annotations
+
+import time
+
+from sanic import Request
+from sanic.response import json as json_response
+from sanic.response import raw
+
+from tsstats.api.bodies import NO_STORE, query_lists, query_values
+from tsstats.api.router import Router
+from tsstats.api.view import ServiceView
+from tsstats.core.inputs import time_range
+from tsstats.figures.energy import report
+from tsstats.figures.methods import methods_of
+from tsstats.storage import history
+from tsstats.storage.catalog import catalog
+
+
+def add_routes(router: Router, view: ServiceView) -> None:
+    pue = view.settings.pue
+
+    @router.route("/api/energy", ("GET",))
+    async def energy(request: Request):
+        from_ms, to_ms = time_range(query_values(request, ("from", "to")), "-24h", time.time())
+        sums = await view.read(view.energy_between, from_ms, to_ms)
+        grid = view.grid
+        intensity = sums.g_per_kwh(grid.g_per_kwh)  # each sample at the grid's value then
+        result = report(sums, pue, intensity)
+        methods = methods_of(sums.methods(), bool(view.gpus_present())) if sums.rows else view.current_methods()
+        return json_response({
+            "from": from_ms, "to": to_ms,
+            "energyKwh": {"cpu": result.cpu_kwh, "gpu": result.gpu_kwh, "memory": result.memory_kwh,
+                          "total": result.total_kwh},
+            "carbonKg": result.carbon_kg,
+            "gPerKwh": intensity,
+            "renewablePct": sums.renewable_pct(grid.renewable_pct),
+            "samplesOutsideGrid": sums.outside,
+            "pue": pue,
+            "samples": sums.rows,
+            "methods": methods.as_dict(),
+        }, headers=NO_STORE)
+
+    async def known_gpus() -> set[int]:
+        """GPUs the database has rows of, and those present now."""
+        return set(await view.read(history.gpu_indexes)) | view.gpus_present()
+
+    @router.route("/api/metrics", ("GET",))
+    async def metrics_catalog(request: Request):
+        query_values(request, ())
+        return json_response(catalog(sorted(await known_gpus())), headers=NO_STORE)
+
+    @router.route("/api/history", ("GET",))
+    async def history_route(request: Request):
+        args = query_lists(request)
+        known = None
+        if "gpu" in "".join(args.get("metrics", [])):
+            known = await known_gpus()
+        query = history.parse_history_query(args, time.time(), known)
+        tiers = view.tiers()
+        answer = await view.read(history.run_history, query, tiers.minutes_until, tiers.hours_until)
+        if query.format == "csv":
+            return raw(history.to_csv(answer, query.aggregates).encode(), content_type="text/csv; charset=utf-8",
+                       headers=NO_STORE)
+        return json_response(answer, headers=NO_STORE)

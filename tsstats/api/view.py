@@ -1,0 +1,145 @@
+"""What the HTTP server sees of the service: the stats, health, the grid, the GPUs, the tiers, energy over an
+interval, and the one write path; nothing of the sampler's insides. Built by the assembly; called on the
+event loop (reads hand their work to the store's read pool, writes to the writer thread)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tsstats.api.prometheus import Scrape
+from tsstats.api.requests import RequestStats
+from tsstats.comparisons.lifecycle import ComparisonLife
+from tsstats.comparisons.validation import ComparisonUpdate, NewComparison
+from tsstats.core.settings import Settings
+from tsstats.figures.energy import EnergySums
+from tsstats.figures.grid import GridIntensity
+from tsstats.figures.grid_rows import GridRow
+from tsstats.figures.methods import Methods
+from tsstats.sampling.energy_sums import energy_between
+from tsstats.sampling.grid_feed import GridFeed
+from tsstats.sampling.meter import current_methods
+from tsstats.sampling.publishing import Snapshot
+from tsstats.sampling.sampler import Sampler
+from tsstats.sources.advice import hardware_fixes
+from tsstats.storage.rollups import TierState
+from tsstats.storage.sql import Connection
+from tsstats.storage.store import Store
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    last_sample_age_s: float | None
+    stalled: bool
+    database_path: str
+    writable: bool
+    last_error: str
+    flushes: int
+    reopens: int
+    samples_held: int  # taken, not yet written
+    samples_lost: int
+    snapshot: Snapshot | None
+    snapshot_age_s: float | None
+
+
+class ServiceView:
+    def __init__(self, settings: Settings, store: Store, sampler: Sampler, comparisons: ComparisonLife,
+                 grid: GridIntensity, grid_feed: GridFeed, requests: RequestStats):
+        self.settings = settings
+        self.requests = requests
+        self.grid = grid
+        self.database_directory = os.path.dirname(os.path.abspath(store.path))
+        self.monotonic: Callable[[], float] = sampler.clocks.monotonic
+        self._store = store
+        self._sampler = sampler
+        self._comparisons = comparisons
+        self._grid_feed = grid_feed
+        self._publisher = sampler.parts.publisher
+
+    # stats
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self._publisher.snapshot
+
+    @property
+    def snapshot_expires(self) -> float:
+        """Monotonic time after which the snapshot is due for a rebuild."""
+        return self._publisher.expires
+
+    def request_snapshot(self) -> Future[Snapshot | None]:
+        return self._publisher.request()
+
+    def scrape(self, snapshot: Snapshot) -> Scrape:
+        parts = self._sampler.parts
+        return Scrape(figures=snapshot.figures, totals=parts.ledger.view().totals, pue=self.settings.pue,
+                      requests=self.requests, samples_lost=parts.flusher.health.lost_rows,
+                      last_sample_age_s=self.health().last_sample_age_s)
+
+    def health(self) -> HealthReport:
+        sampler, now = self._sampler, self.monotonic()
+        flush, snapshot = sampler.parts.flusher.health, self._publisher.snapshot
+        last = sampler.last_tick_mono
+        return HealthReport(
+            last_sample_age_s=None if last is None else max(now - last, 0.0), stalled=sampler.stalled,
+            database_path=self._store.path, writable=flush.ok and self._store.failure is None,
+            last_error=self._store.failure or flush.error, flushes=flush.flushes, reopens=self._store.reopens,
+            samples_held=len(sampler.parts.ring.pending()), samples_lost=flush.lost_rows, snapshot=snapshot,
+            snapshot_age_s=None if snapshot is None else now - snapshot.built_mono)
+
+    # what is measured
+    def gpus_present(self) -> set[int]:
+        return {info.index for info in self._sampler.sources.gpu.gpus}
+
+    def current_methods(self) -> Methods:
+        sources = self._sampler.sources
+        return current_methods(sources.meter, sources.gpu)
+
+    def check(self) -> dict[str, Any]:
+        """Why a figure may read "not measured" here, and what would measure more, from the open readers."""
+        sources, settings = self._sampler.sources, self.settings
+        gpu_reason = sources.gpu.error or "no GPU answered"
+        reasons = {
+            "gpuUsage": f"no NVIDIA GPU readings ({gpu_reason})",
+            "networkLatency": "no round trip in the last 30 s: no established TCP connection to another host"
+                              + ("" if settings.latency_targets else " (set latency_targets to probe one)"),
+            "responseTime": "no comparison finished within the activity window reported latencyMs",
+            "errorRate": "no comparison completed or failed within the activity window",
+            "totalCarbonSaved": "no baseline declared: set baseline_power_w or baseline_intensity",
+        }
+        fixes = hardware_fixes(settings.powercap_root, sources.meter.rapl, sources.gpu, sources.dimms_known)
+        return {"reasons": reasons, "fixes": fixes, "methods": self.current_methods().as_dict(),
+                "system": sources.host.name}
+
+    def tiers(self) -> TierState:
+        return self._sampler.parts.rollups.state
+
+    # reads and writes
+    async def read(self, work: Callable[..., Any], *args: Any) -> Any:
+        return await self._store.read(work, *args)
+
+    def energy_between(self, con: Connection, from_ms: float, to_ms: float) -> EnergySums:
+        """Energy over [from_ms, to_ms) from stored rows and those still in memory (a read, any thread)."""
+        pending: dict[str, np.ndarray] = self._sampler.pending_columns()
+        return energy_between(con, pending, from_ms, to_ms, self.grid)
+
+    def write(self, work: Callable[[Connection], Any]) -> Future[Any]:
+        """Run ``work(connection)`` in one transaction on the writer thread; resolves once committed."""
+        return self._store.write(work)
+
+    def create_comparison(self, con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
+        return self._comparisons.create(con, new, now_ms)
+
+    def update_comparison(self, con: Connection, comparison_id: int, update: ComparisonUpdate,
+                          now_ms: int) -> dict[str, Any]:
+        return self._comparisons.update(con, comparison_id, update, now_ms)
+
+    def process_exists(self, pid: int) -> bool:
+        return self._comparisons.process_exists(pid)
+
+    def feed_grid(self, rows: list[GridRow]) -> Future[None]:
+        return self._grid_feed.feed(rows)

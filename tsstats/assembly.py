@@ -1,0 +1,261 @@
+"""The one module that builds things: settings -> readers, store, the sampler's rooms, the comparisons' owner,
+the view and the app. Every other module receives what it works with; only this one chooses implementations
+(procfs or psutil, kernel RTT or connect probes) and wires them together. Runs on the main thread, at start-up
+and shut-down."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sanic import Sanic
+
+from tsstats.api.app import create_app
+from tsstats.api.dashboard_json import dashboard_body
+from tsstats.api.requests import RequestStats
+from tsstats.api.view import ServiceView
+from tsstats.comparisons.attributor import Attributor
+from tsstats.comparisons.lifecycle import ComparisonLife, RunClock
+from tsstats.comparisons.stats import ComparisonTracker
+from tsstats.core.settings import Settings
+from tsstats.figures.grid import GridIntensity, resolve_grid
+from tsstats.figures.grid_rows import GridRow, GridRowsError, parse_csv
+from tsstats.sampling.availability import Availability
+from tsstats.sampling.clock_moves import StepMover
+from tsstats.sampling.clocksteps import ClockWatch
+from tsstats.sampling.current import CurrentFigures
+from tsstats.sampling.flushing import Flusher
+from tsstats.sampling.grid_feed import GridFeed, install_file_rows
+from tsstats.sampling.ledger import EnergyLedger
+from tsstats.sampling.meter import PowerMeter
+from tsstats.sampling.publishing import StatsPublisher
+from tsstats.sampling.reading import Clocks, Sources, TickReader
+from tsstats.sampling.ring import Ring
+from tsstats.sampling.sampler import STALL_S, Sampler, SamplerParts, ring_capacity
+from tsstats.sources.cpu_model import count_dimms, match_tdp
+from tsstats.sources.host import HostReader
+from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
+from tsstats.sources.nvml import NvmlReader
+from tsstats.sources.processes import ProcessTrees, ProcfsTrees, PsutilTrees
+from tsstats.sources.procfs import ProcfsHostReader
+from tsstats.sources.psutil_host import PsutilHostReader
+from tsstats.sources.rapl import RAPL_FIX, RaplReader
+from tsstats.storage.retention import Retention
+from tsstats.storage.rollups import Rollups
+from tsstats.storage.rows import GPU_ROW, HOST_ROW
+from tsstats.storage.store import Store
+
+log = logging.getLogger("tsstats")
+
+
+class StartupError(RuntimeError):
+    """The service cannot start with these settings; the message says why and what to do."""
+
+
+def is_loopback_host(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    if not is_loopback_host(settings.host) and not settings.token and not settings.allow_remote:
+        raise StartupError(
+            f"refusing to listen on {settings.host} without a token: anyone who can reach it could read and "
+            f"change this service. Set TSSTATS_TOKEN (or --token), or pass --allow-remote to accept that.")
+
+
+# -- readers ---------------------------------------------------------------------------------------------
+def has_procfs(proc_root: str) -> bool:
+    return os.path.exists(os.path.join(proc_root, "stat"))
+
+
+def open_host_reader(proc_root: str = "/proc", psutil_module: Any = None) -> HostReader:
+    """The procfs reader where ``proc_root`` has ``stat`` (Linux), else the psutil reader."""
+    if has_procfs(proc_root):
+        return ProcfsHostReader(proc_root)
+    return PsutilHostReader(psutil_module)
+
+
+def open_trees(proc_root: str = "/proc") -> ProcessTrees:
+    """The procfs reader of process trees where ``proc_root`` is a procfs, else psutil's."""
+    return ProcfsTrees(proc_root) if has_procfs(proc_root) else PsutilTrees()
+
+
+@dataclass
+class Readers:
+    """The host, GPU and power readers with the roots and modules from settings (or passed in)."""
+
+    host: HostReader
+    logical_cpus: int
+    gpu: NvmlReader
+    meter: PowerMeter
+    dimms_known: bool
+
+
+def open_readers(settings: Settings, nvml: Any = None, sys_root: str = "/sys") -> Readers:
+    host = open_host_reader(settings.proc_root)
+    logical_cpus = host.read_fast().logical_cpus
+    gpu = NvmlReader(nvml)
+    gpu.start()
+    rapl = RaplReader(settings.powercap_root).discover()
+    tdp = match_tdp(host.cpu_model(), logical_cpus)
+    dimms = settings.dimm_count if settings.dimm_count is not None else count_dimms(sys_root)
+    meter = PowerMeter(rapl, tdp, dimms, has_gpu=bool(gpu.gpus))
+    return Readers(host, logical_cpus, gpu, meter, dimms is not None)
+
+
+def close_readers(readers: Readers | Sources) -> None:
+    readers.gpu.stop()
+    readers.host.close()
+    readers.meter.rapl.close()
+
+
+def kernel_rtt_readable() -> bool:
+    return KernelRttReader().available()
+
+
+def build_sources(settings: Settings, nvml: Any = None, sys_root: str = "/sys") -> Sources:
+    """The readers this machine offers, ready for the sampler; ``close_sources`` closes them."""
+    readers = open_readers(settings, nvml, sys_root)
+    if not readers.gpu.gpus:
+        log.info("no GPU readings: %s", readers.gpu.error)
+    unreadable = readers.meter.rapl.unreadable
+    if unreadable:
+        log.warning("RAPL counters %s cannot be read (%s). %s", ", ".join(d.name for d in unreadable),
+                    unreadable[0].error, RAPL_FIX)
+    reader = ConnectProbe(settings.latency_targets) if settings.latency_targets else KernelRttReader()
+    return Sources(host=readers.host, gpu=readers.gpu, meter=readers.meter, latency=LatencyMonitor(reader),
+                   dimms_known=readers.dimms_known)
+
+
+def close_sources(sources: Sources) -> None:
+    sources.latency.stop()
+    close_readers(sources)
+
+
+# -- the grid --------------------------------------------------------------------------------------------
+def load_grid(settings: Settings) -> GridIntensity:
+    """The region's yearly average; the rows over time are added once the database is open."""
+    try:
+        return GridIntensity(resolve_grid(settings.grid_region, settings.grid_intensity, settings.renewable_share))
+    except ValueError as error:
+        raise StartupError(str(error)) from None
+
+
+def load_grid_file(settings: Settings) -> list[GridRow] | None:
+    """The rows of ``grid_intensity_file``, checked at start-up (a bad row is refused with its line number)."""
+    path = settings.grid_intensity_file
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as error:
+        raise StartupError(f"grid_intensity_file {path}: cannot read it: {error}") from None
+    try:
+        return parse_csv(text, f"grid_intensity_file {path}")
+    except GridRowsError as error:
+        raise StartupError(str(error)) from None
+
+
+# -- the service -----------------------------------------------------------------------------------------
+@dataclass
+class Service:
+    settings: Settings
+    store: Store
+    sources: Sources
+    sampler: Sampler
+    comparisons: ComparisonLife
+    grid: GridIntensity
+    grid_feed: GridFeed
+    requests: RequestStats
+    unwritten: int = field(default=0)  # samples the final flush could not write
+
+    def view(self) -> ServiceView:
+        return ServiceView(self.settings, self.store, self.sampler, self.comparisons, self.grid, self.grid_feed,
+                           self.requests)
+
+    def app(self, name: str = "tsstats") -> Sanic:
+        return create_app(self.view(), name=name)
+
+    def start(self) -> None:
+        self.sampler.start()
+
+    def stop(self) -> int:
+        """Stop sampling, flush and checkpoint, close the readers this service opened and the database.
+        Returns how many samples could not be written (again on a second call: 0 after a clean stop)."""
+        if self.store.closed:
+            return self.unwritten
+        try:
+            self.unwritten = self.sampler.stop()
+        finally:
+            close_sources(self.sources)
+            self.store.close()
+        return self.unwritten
+
+
+def build_sampler(settings: Settings, store: Store, sources: Sources, grid: GridIntensity, requests: RequestStats,
+                  clocks: Clocks, wake: threading.Event) -> tuple[Sampler, ComparisonLife, GridFeed]:
+    """The sampler with its rooms, the owner of comparisons' lives, and the grid feed."""
+    capacity = ring_capacity(settings)
+    ring = Ring(HOST_ROW.names, capacity)
+    gpu_ring = Ring(GPU_ROW.names, capacity * max(len(sources.gpu.gpus), 1))
+    rollups = Rollups()
+    ledger = EnergyLedger(ring, settings.report_window * 1000.0, grid)
+    availability = Availability()
+    watch = ClockWatch()
+    period_s = 1.0 / settings.sample_hz
+    flusher = Flusher(store, rollups, ring, gpu_ring, ledger, availability,
+                      max_gap_ms=max(2 * period_s, STALL_S) * 1000.0, clock_watch=watch)
+    steps = StepMover(store, rollups, (ring, gpu_ring), availability, flusher, watch, period_s * 1000.0)
+    reader = TickReader(sources, clocks, watch, steps.step_back)
+    comparisons = ComparisonLife(Attributor(open_trees(settings.proc_root), sources.gpu, grid.intensity_at),
+                                 ComparisonTracker(settings.activity_window), RunClock(clocks.monotonic),
+                                 settings.pue, grid, lambda: ring.columns_of(ring.pending()))
+    current = CurrentFigures(settings, store, sources, clocks, ring, reader, ledger, availability, comparisons, grid,
+                             requests.summary)
+    publisher = StatsPublisher(settings.update_interval, clocks.monotonic, current.compute,
+                               lambda figures: dashboard_body(figures, settings), wake.set)
+    parts = SamplerParts(ring=ring, gpu_ring=gpu_ring, rollups=rollups, ledger=ledger, availability=availability,
+                         clock_watch=watch, flusher=flusher,
+                         retention=Retention(settings, store, lambda: rollups.minutes_until), reader=reader,
+                         steps=steps, publisher=publisher, comparisons=comparisons)
+    sampler = Sampler(settings, store, sources, parts, clocks, wake)
+    return sampler, comparisons, GridFeed(store, grid, ledger, publisher, clocks.wall)
+
+
+def open_service(settings: Settings, nvml: Any = None, clocks: Clocks | None = None) -> Service:
+    """Open the database and the readers and build the sampler; raises StoreLocked/StoreError/StartupError."""
+    check_exposure(settings)
+    grid = load_grid(settings)
+    file_rows = load_grid_file(settings)
+    wake = threading.Event()  # the store rings it when a write is queued; the sampler thread answers
+    store = Store(settings.db, memory_limit=settings.db_memory_limit, notify=wake.set)
+    requests = RequestStats()
+    try:
+        install_file_rows(store, grid, file_rows)
+        sources = build_sources(settings, nvml=nvml)
+        try:
+            sampler, comparisons, grid_feed = build_sampler(settings, store, sources, grid, requests,
+                                                            clocks or Clocks(), wake)
+        except Exception:
+            close_sources(sources)
+            raise
+    except Exception:
+        store.close()
+        raise
+    return Service(settings=settings, store=store, sources=sources, sampler=sampler, comparisons=comparisons,
+                   grid=grid, grid_feed=grid_feed, requests=requests)
+
+
+def open_store(path: str) -> Store:
+    """A store of its own for the command line's tools (``tsstats synth``)."""
+    return Store(path)

@@ -1,0 +1,96 @@
+"""``tsstats check``: what this machine can measure and how, with the fix for each thing that is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from tsstats.assembly import StartupError, close_readers, kernel_rtt_readable, load_grid, open_readers
+from tsstats.core.settings import Settings
+from tsstats.sources.advice import hardware_fixes
+
+
+def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys") -> dict[str, Any]:
+    """What this machine can measure and how, with the fix for each thing that is missing."""
+    readers = open_readers(settings, nvml, sys_root)
+    meter, gpu, rapl, tdp = readers.meter, readers.gpu, readers.meter.rapl, readers.meter.tdp
+    has_gpu = bool(gpu.gpus)
+    gpus = []
+    if has_gpu:
+        readings = gpu.read()
+        for info, gpu_reading in zip(gpu.gpus, readings, strict=False):
+            gpus.append({"index": info.index, "name": info.name, "ok": gpu_reading.ok,
+                         "energyCounter": "energy" not in info.unsupported,
+                         "power": "power" not in info.unsupported,
+                         "unsupported": sorted(info.unsupported)})
+    close_readers(readers)
+    fixes = hardware_fixes(settings.powercap_root, rapl, gpu, readers.dimms_known)
+    try:
+        grid = load_grid(settings).meta()
+    except StartupError as error:
+        grid = {"error": str(error)}
+        fixes.append(str(error))
+    return {
+        "system": readers.host.name,
+        "cpu": {"model": tdp.model, "logicalCpus": readers.logical_cpus, "tdpW": tdp.tdp_w,
+                "tdpMatch": tdp.matched, "tdpRule": tdp.rule},
+        "rapl": {
+            "root": settings.powercap_root,
+            "packages": [d.name for d in rapl.packages],
+            "dram": [d.name for d in rapl.drams],
+            "unreadable": [{"domain": d.name, "error": d.error} for d in rapl.unreadable],
+            "cpuMethod": meter.cpu_method,
+            "memoryMethod": meter.memory_method,
+        },
+        "memory": {"dimms": meter.dimms if readers.dimms_known else None, "modelW": meter.memory_model_w},
+        "nvml": {"available": has_gpu, "driver": gpu.driver_version, "error": gpu.error or None, "gpus": gpus},
+        "networkLatency": {"kernelRtt": kernel_rtt_readable(), "targets": list(settings.latency_targets)},
+        "grid": grid,
+        "database": settings.db,
+        "databaseExists": os.path.exists(settings.db),
+        "fixes": fixes,
+    }
+
+
+def run_check(settings: Settings, as_json: bool) -> int:
+    report = describe_machine(settings)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    cpu, rapl, nvml = report["cpu"], report["rapl"], report["nvml"]
+    lines = [
+        f"CPU          {cpu['model'] or 'unknown model'}, {cpu['logicalCpus']} logical CPUs (read through "
+        f"{report['system']})",
+        f"CPU power    {rapl['cpuMethod']}"
+        + (f" ({', '.join(rapl['packages'])})" if rapl["packages"] else
+           f" (TDP {cpu['tdpW']:g} W, {cpu['tdpRule']}{': ' + cpu['tdpMatch'] if cpu['tdpMatch'] else ''})"),
+        f"memory power {rapl['memoryMethod']}"
+        + (f" ({', '.join(rapl['dram'])})" if rapl["dram"] else
+           f" ({report['memory']['modelW']:g} W for {report['memory']['dimms'] or 'an assumed 2'} DIMMs)"),
+    ]
+    for entry in rapl["unreadable"]:
+        lines.append(f"RAPL         {entry['domain']} unreadable: {entry['error']}")
+    if nvml["available"]:
+        lines.append(f"NVML         driver {nvml['driver']}, {len(nvml['gpus'])} GPU(s)")
+        for gpu in nvml["gpus"]:
+            lines.append(f"  GPU {gpu['index']}      {gpu['name']}: energy counter "
+                         f"{'yes' if gpu['energyCounter'] else 'no'}, power {'yes' if gpu['power'] else 'no'}")
+    else:
+        lines.append(f"NVML         none ({nvml['error']})")
+    latency = report["networkLatency"]
+    lines.append("latency      " + (f"TCP connect to {', '.join(latency['targets'])}" if latency["targets"] else
+                                    f"kernel TCP RTT {'readable' if latency['kernelRtt'] else 'unreadable'}"))
+    grid = report["grid"]
+    if "error" in grid:
+        lines.append(f"grid         {grid['error']}")
+    else:
+        lines.append(f"grid         {grid['region']} ({grid['year']}): {grid['gPerKwh']:g} g/kWh, "
+                     f"{grid['renewablePct']:g}% renewable — {grid['source']}")
+    lines.append(f"database     {report['database']}{'' if report['databaseExists'] else ' (not created yet)'}")
+    if report["fixes"]:
+        lines.append("")
+        lines.append("To measure more:")
+        lines.extend(f"- {fix}" for fix in report["fixes"])
+    print("\n".join(lines))
+    return 0

@@ -1,0 +1,100 @@
+"""``tsstats export`` and ``tsstats backup``: from the database file when no service holds it, else through
+the running service (``GET /api/export``, ``GET /api/backup``), which owns the file. Either way the
+destination appears only once complete."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import duckdb
+
+from tsstats.cli.client import ByteProgress, ServiceError, download, service_url, with_query
+from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
+from tsstats.cli.outputs import OutputError, atomic_output
+from tsstats.core.inputs import InputError
+from tsstats.core.settings import Settings
+from tsstats.storage.backup import copy_database
+from tsstats.storage.errors import StoreError, StoreLocked
+from tsstats.storage.export import parse_export_query, write_export
+from tsstats.storage.history import gpu_indexes
+from tsstats.storage.sql import Connection, connect_read_only
+
+
+def open_read_only(path: str) -> Connection:
+    """The database file, read-only; ``StoreLocked`` when a running service holds it."""
+    if not os.path.exists(path):
+        raise OutputError(f"no database at {path}; pass --db, or start tsstats serve first")
+    try:
+        return connect_read_only(path)
+    except StoreLocked:
+        raise
+    except StoreError as error:
+        raise OutputError(str(error)) from None
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> int:
+    print(f"tsstats: {message}", file=sys.stderr)
+    return code
+
+
+def run_export(settings: Settings, args: argparse.Namespace) -> int:
+    values = {"from": args.from_, "to": args.to, "metrics": args.metrics, "tier": args.tier, "format": args.format}
+    values = {key: value for key, value in values.items() if value is not None}
+
+    def from_file(con: Connection, temporary: str) -> str:
+        query = parse_export_query(values, time.time(), set(gpu_indexes(con)))
+        if sys.stdout.isatty():  # DuckDB draws its own progress bar on the terminal
+            con.execute("SET enable_progress_bar = true")
+            con.execute("SET progress_bar_time = 500")
+        rows = write_export(con, query, temporary)
+        return f"wrote {rows:,} rows ({query.tier}, {query.format}) to {args.out}"
+
+    return _write_out("export", settings, args, from_file, "/api/export", values)
+
+
+def run_backup(settings: Settings, args: argparse.Namespace) -> int:
+    def from_file(con: Connection, temporary: str) -> str:
+        copy_database(con, temporary)
+        return f"backed up {settings.db} to {args.out}"
+
+    return _write_out("backup", settings, args, from_file, "/api/backup", {})
+
+
+def _write_out(what: str, settings: Settings, args: argparse.Namespace, from_file: Callable[[Connection, str], str],
+               path: str, values: dict[str, str]) -> int:
+    """Write ``args.out`` from the database file, or through the service when one holds the file (or ``--url``
+    names it); every failure is one clear line and a non-zero exit, with nothing left under the name."""
+    try:
+        url, con = args.url, None
+        if not url:
+            try:
+                con = open_read_only(settings.db)
+            except StoreLocked:
+                url = service_url(settings.host, settings.port)
+        if url:
+            progress = ByteProgress(what)
+            with atomic_output(args.out, args.force) as temporary:
+                size = download(with_query(url, path, values), settings.token, temporary, progress)
+            progress.finish()
+            message = f"{what}: wrote {size:,} bytes to {args.out} through the service at {url}"
+        else:
+            assert con is not None  # opened above: no service holds the file
+            try:
+                with atomic_output(args.out, args.force) as temporary:
+                    message = from_file(con, temporary)
+            finally:
+                con.close()
+    except InputError as error:
+        return _fail(f"{error.field}: {error.message}" if error.field else error.message, EXIT_USAGE)
+    except OutputError as error:
+        return _fail(str(error), EXIT_USAGE)
+    except (duckdb.Error, OSError) as error:
+        return _fail(f"the {what} to {args.out} failed, nothing written: {error}")
+    except ServiceError as error:
+        return _fail(str(error))
+    print(message)
+    return 0

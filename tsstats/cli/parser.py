@@ -1,0 +1,119 @@
+"""The argument parser of ``tsstats`` and its subcommands: a declarative table, the settings' flags generated
+from the one table of settings."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from tsstats import __version__
+from tsstats.core.settings import SETTINGS
+
+SERVICE_SETTINGS = ("db", "host", "port", "token")  # what export and backup need to find the data
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings (env TSSTATS_CONFIG)")
+    group = parser.add_argument_group(
+        "settings", "each also as a TSSTATS_<NAME> environment variable and a key in the --config TOML file; "
+                    "flags win over the environment, which wins over the file")
+    for setting in SETTINGS:
+        if names is not None and setting.name not in names:
+            continue
+        text = f"{setting.help} (default: {setting.shown_default()}; env {setting.env_var})".replace("%", "%%")
+        if setting.kind == "bool":
+            group.add_argument(setting.flag, dest=setting.name, action="store_const", const=True, default=None,
+                               help=text)
+        else:
+            group.add_argument(setting.flag, dest=setting.name, metavar=setting.name.upper(), default=None,
+                               help=text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tsstats", description="A small, fast metrics service for a workstation: samples CPU, memory, "
+                                    "network, GPUs and power into DuckDB and serves the dashboard's stats.")
+    parser.add_argument("--version", action="version", version=f"tsstats {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="sample and serve the HTTP API (the default)",
+                                description="Sample this machine and serve the HTTP API until SIGINT/SIGTERM.")
+    add_setting_flags(serve)
+    check = commands.add_parser("check", help="print what this machine can measure and how",
+                                description="Print what this machine can measure and how, with the fix for "
+                                            "each thing that is missing.")
+    check.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_setting_flags(check)
+    synth = commands.add_parser(
+        "synth", help="write realistic synthetic history into a database file",
+        description="Write realistic synthetic history (daily cycles, bursts, idle nights, GPU jobs or none) "
+                    "through the sampler's write path and rollups, ending now, into an empty or older database.")
+    synth.add_argument("--days", type=_positive("days", 3650), required=True, help="days of history (up to 3650)")
+    synth.add_argument("--hz", type=_positive("hz", 100), default=10.0, help="samples per second (default: 10)")
+    synth.add_argument("--db", required=True, help="DuckDB file to write (not one a server is using)")
+    synth.add_argument("--gpus", type=int, choices=range(0, 9), default=0, metavar="N",
+                       help="synthetic GPUs, 0 to 8 (default: 0)")
+    synth.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    export = commands.add_parser(
+        "export", help="write samples or rollups to Parquet or CSV",
+        description="Write samples (tier raw) or 1-minute/1-hour rollups to Parquet or CSV, units in the column "
+                    "names, from the database file, or through the running service when it holds the file. The "
+                    "file appears only once complete.")
+    export.add_argument("--from", dest="from_", metavar="TIME", help="start: RFC 3339, Unix seconds or -7d "
+                                                                    "(default: -24h)")
+    export.add_argument("--to", metavar="TIME", help="end (default: now)")
+    export.add_argument("--metrics", metavar="NAMES", help="comma-separated names from GET /api/metrics "
+                                                          "(default: every host metric and energy)")
+    export.add_argument("--tier", choices=("raw", "1m", "1h"), default="raw", help="raw samples or a rollup tier "
+                                                                                   "(default: raw)")
+    export.add_argument("--format", choices=("parquet", "csv"), required=True, help="file format")
+    export.add_argument("--out", required=True, metavar="PATH", help="file to write")
+    export.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    export.add_argument("--url", help="a running service to export through (default: the one on --host/--port "
+                                      "when it holds the database)")
+    add_setting_flags(export, SERVICE_SETTINGS)
+    backup = commands.add_parser(
+        "backup", help="make a consistent copy of the database",
+        description="Copy the database consistently, from the file when no service holds it, else through the "
+                    "running service while it keeps sampling. `tsstats serve --db PATH` serves the copy.")
+    backup.add_argument("--out", required=True, metavar="PATH", help="file to write")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    backup.add_argument("--url", help="a running service to back up through (default: the one on --host/--port "
+                                      "when it holds the database)")
+    add_setting_flags(backup, SERVICE_SETTINGS)
+    for name, verb in (("install-service", "write"), ("uninstall-service", "remove")):
+        unit = commands.add_parser(name, help=f"{verb} a systemd unit that runs tsstats",
+                                   description=f"{verb.capitalize()} a systemd unit (tsstats.service) that runs this "
+                                               "tsstats with its database under the state directory, restarted "
+                                               "on failure and hardened.")
+        where = unit.add_mutually_exclusive_group()
+        where.add_argument("--user", action="store_true", help="for your user: ~/.config/systemd/user (the "
+                                                              "default)")
+        where.add_argument("--system", action="store_true", help="for the system: /etc/systemd/system (needs "
+                                                                "root)")
+        if name == "install-service":
+            unit.add_argument("--print", action="store_true", help="print the unit instead of writing it")
+    return parser
+
+
+def _positive(name: str, maximum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, not {text!r}") from None
+        if not 0 < value <= maximum or value != value:
+            raise argparse.ArgumentTypeError(f"{name} must be greater than 0 and at most {maximum:g}")
+        return value
+
+    return parse
+
+
+def attach_relative_times(argv: list[str]) -> list[str]:
+    """``--from -7d`` as ``--from=-7d``: argparse would take a relative time for an option of its own."""
+    joined: list[str] = []
+    for arg in argv:
+        if joined and joined[-1] in ("--from", "--to") and arg.startswith("-"):
+            joined[-1] = f"{joined[-1]}={arg}"
+        else:
+            joined.append(arg)
+    return joined

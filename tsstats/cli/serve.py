@@ -1,0 +1,75 @@
+"""``tsstats serve``: sample this machine and serve the HTTP API until SIGTERM, SIGINT or SIGHUP; flushed and
+checkpointed on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sys
+
+from sanic import Sanic
+
+from tsstats.assembly import StartupError, open_service
+from tsstats.cli.exits import EXIT_FAILURE
+from tsstats.cli.stopping import StopSignals
+from tsstats.core.settings import Settings
+from tsstats.storage.errors import StoreError
+
+EARLY_STOP_DELAY_S = 0.1
+
+
+def run_serve(settings: Settings) -> int:
+    log = logging.getLogger("tsstats")
+    signals = StopSignals()
+    signals.hold()  # first: every thread started from here on leaves the stop signals to the signal thread
+    try:
+        service = open_service(settings)
+    except (StartupError, StoreError) as error:
+        print(f"tsstats: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    app = service.app()
+
+    @app.before_server_start
+    async def start_sampling(app: Sanic) -> None:
+        service.start()
+        # Everything loaded so far lives as long as the process: keep it out of the collector's full passes,
+        # which would otherwise walk every module's objects and show up as latency spikes.
+        gc.collect()
+        gc.freeze()
+        log.info("sampling at %g Hz into %s; serving on http://%s:%d", settings.sample_hz, settings.db,
+                 settings.host, settings.port)
+
+    @app.after_server_start
+    async def stop_on_signals(app: Sanic) -> None:
+        """SIGTERM, SIGINT and SIGHUP (a closed terminal, a reload request) stop the service: flushed and
+        checkpointed, exit 0; a reload would have nothing to reread that a restart does not."""
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            try:
+                loop.call_soon_threadsafe(app.stop, False)
+            except RuntimeError:  # the loop has already closed: it is stopping anyway
+                pass
+
+        # a signal that came during start-up stops the server once it runs (a stop from inside this hook would
+        # end the hook's own run of the loop, not the server's)
+        signals.serving(stop, early=lambda: loop.call_later(EARLY_STOP_DELAY_S, app.stop, False))
+
+    @app.after_server_stop
+    async def stop_sampling(app: Sanic) -> None:
+        if service.stop():
+            log.error("stopped; %d samples could not be written to %s (see the errors above)", service.unwritten,
+                      settings.db)
+        else:
+            log.info("stopped; samples flushed and checkpointed to %s", settings.db)
+
+    try:
+        app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,
+                debug=False, motd=False)
+    except OSError as error:
+        print(f"tsstats: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        service.stop()  # idempotent: after_server_stop has usually done it
+    return EXIT_FAILURE if service.unwritten else 0

@@ -1,0 +1,141 @@
+"""``tsstats install-service`` and ``uninstall-service``: a systemd unit that runs this tsstats, hardened, with
+its database under the state directory (``/var/lib/tsstats`` for the system, ``~/.local/state/tsstats`` for a
+user)."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tsstats.cli.exits import EXIT_FAILURE
+
+UNIT_NAME = "tsstats.service"
+NO_RIGHTS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+@dataclass(frozen=True)
+class Scope:
+    name: str  # user or system
+    unit_dir: Path
+    systemctl: str  # the systemctl command for this scope
+    wanted_by: str
+
+
+def scope_of(system: bool, env: dict[str, str] | None = None) -> Scope:
+    env = dict(os.environ if env is None else env)
+    if system:
+        return Scope("system", Path("/etc/systemd/system"), "systemctl", "multi-user.target")
+    config = Path(env.get("XDG_CONFIG_HOME") or Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Scope("user", config / "systemd" / "user", "systemctl --user", "default.target")
+
+
+def executable() -> list[str]:
+    """The command that runs this tsstats: the one-file executable itself, or the installed entry point."""
+    if getattr(sys, "frozen", False):
+        return [os.path.abspath(sys.executable)]
+    beside = Path(sys.executable).with_name("tsstats")
+    if beside.exists():
+        return [str(beside)]
+    return [os.path.abspath(sys.executable), "-m", "tsstats"]
+
+
+def rerun_command() -> str:
+    """This very command line, runnable as written (for `sudo ...` advice)."""
+    return shlex.join([*executable(), *sys.argv[1:]])
+
+
+def unit_text(command: list[str], scope: Scope, extra_args: list[str] | None = None) -> str:
+    """The unit file. %S is the state directory root (/var/lib, or ~/.local/state for a user)."""
+    arguments = " ".join(shlex.quote(part) for part in [*command, "serve", "--db", "%S/tsstats/tsstats.duckdb",
+                                                        *(extra_args or [])])
+    under_home = any(part.startswith(("/home/", "/root/")) for part in command)
+    protect_home = "read-only" if under_home or scope.name == "user" else "yes"
+    return f"""[Unit]
+Description=tsstats: a small, fast metrics service for this workstation
+After=network.target
+
+[Service]
+Type=simple
+ExecStart={arguments}
+Restart=on-failure
+RestartSec=2
+StateDirectory=tsstats
+Environment=TSSTATS_LOG_LEVEL=info
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome={protect_home}
+ReadWritePaths=%S/tsstats
+PrivateTmp=yes
+ProtectKernelTunables=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+
+[Install]
+WantedBy={scope.wanted_by}
+"""
+
+
+class ServiceInstallError(RuntimeError):
+    """The unit cannot be written or removed; the message says what to run instead."""
+
+
+def install(scope: Scope, text: str) -> Path:
+    path = scope.unit_dir / UNIT_NAME
+    try:
+        scope.unit_dir.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{UNIT_NAME}.partial")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    except OSError as error:
+        if error.errno in NO_RIGHTS:
+            alternative = "" if scope.name == "user" else ", or install for your user with `tsstats install-service " \
+                                                          "--user`"
+            raise ServiceInstallError(f"no permission to write {path} ({error.strerror}); run "
+                                      f"`sudo {rerun_command()}`{alternative}") from None
+        raise ServiceInstallError(f"cannot write {path}: {error}") from None
+    return path
+
+
+def uninstall(scope: Scope) -> Path | None:
+    path = scope.unit_dir / UNIT_NAME
+    if not path.exists():
+        return None
+    try:
+        path.unlink()
+    except OSError as error:
+        if error.errno in NO_RIGHTS:
+            raise ServiceInstallError(f"no permission to remove {path} ({error.strerror}); run "
+                                      f"`sudo {rerun_command()}`") from None
+        raise ServiceInstallError(f"cannot remove {path}: {error}") from None
+    return path
+
+
+def run_unit(args: argparse.Namespace) -> int:
+    scope = scope_of(system=args.system)
+    try:
+        if args.command == "uninstall-service":
+            removed = uninstall(scope)
+            if removed is None:
+                print(f"no {scope.name} unit at {scope.unit_dir / 'tsstats.service'}; nothing removed")
+            else:
+                print(f"removed {removed}; now run: {scope.systemctl} disable --now tsstats; "
+                      f"{scope.systemctl} daemon-reload")
+            return 0
+        text = unit_text(executable(), scope)
+        if args.print:
+            print(text, end="")
+            return 0
+        path = install(scope, text)
+    except ServiceInstallError as error:
+        print(f"tsstats: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"wrote {path}; now run: {scope.systemctl} daemon-reload && {scope.systemctl} enable --now tsstats")
+    if scope.name == "user":
+        print("to keep it running after you log out: loginctl enable-linger $USER")
+    return 0

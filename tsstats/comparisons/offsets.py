@@ -1,0 +1,63 @@
+"""Carbon offsets: the body of ``POST /api/offsets`` checked, and their SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tsstats.core.inputs import InputError, number_field, reject_unknown, require_object, text_field
+from tsstats.core.timeparse import parse_time, rfc3339_ms
+from tsstats.storage.sql import Connection, first
+
+MAX_OFFSET_KG = 1e9
+MAX_NOTE = 1000
+
+
+@dataclass(frozen=True)
+class NewOffset:
+    kg: float
+    note: str
+    at_ms: int
+
+
+def validate_offset(body: Any, now: float) -> NewOffset:
+    body = require_object(body)
+    reject_unknown(body, ("kg", "note", "at"))
+    if body.get("kg") is None:
+        raise InputError("kg is required: the offset in kg CO2e, greater than 0", field="kg")
+    kg = number_field(body, "kg", 0.0, MAX_OFFSET_KG, low_open=True)
+    note = text_field(body, "note", MAX_NOTE, default="")
+    at = body.get("at")
+    if at is None:
+        at_s = now
+    else:
+        if isinstance(at, bool) or not isinstance(at, (str, int, float)):
+            raise InputError("at must be a time: RFC 3339, Unix seconds, or relative like -1d", field="at")
+        try:
+            at_s = parse_time(str(at), now)
+        except ValueError as error:
+            raise InputError(f"at: {error}", field="at") from None
+    assert kg is not None  # required above
+    return NewOffset(kg=kg, note=note or "", at_ms=int(round(at_s * 1000)))
+
+
+def insert_offset(con: Connection, offset: NewOffset, now_ms: int) -> dict[str, Any]:
+    row = first(con.execute("INSERT INTO offsets (kg, note, at_ms, created_ms) VALUES (?, ?, ?, ?) "
+                      "RETURNING id, kg, note, at_ms, created_ms",
+                      [offset.kg, offset.note, offset.at_ms, now_ms]).fetchall())
+    return offset_record(row)
+
+
+def offset_record(row: tuple) -> dict[str, Any]:
+    return {"id": row[0], "kg": row[1], "note": row[2], "at": rfc3339_ms(row[3]), "createdAt": rfc3339_ms(row[4])}
+
+
+def list_offsets(con: Connection) -> dict[str, Any]:
+    rows = con.execute("SELECT id, kg, note, at_ms, created_ms FROM offsets ORDER BY at_ms DESC, id DESC"
+                       ).fetchall()
+    total = sum(row[1] for row in rows)
+    return {"items": [offset_record(row) for row in rows], "totalKg": total}
+
+
+def offsets_total(con: Connection) -> float:
+    return float(first(con.execute("SELECT coalesce(sum(kg), 0) FROM offsets").fetchall())[0])

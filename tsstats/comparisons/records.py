@@ -1,0 +1,161 @@
+"""Comparison records in SQL: the table's columns as the API's record, inserts, updates, reads and lists,
+and what per-process attribution has given each (kept across restarts). Writes run inside the writer thread's
+transaction; reads on a pool cursor."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, ListQuery, NewComparison
+from tsstats.core.timeparse import rfc3339_ms
+from tsstats.figures.attribution import Attributed
+from tsstats.storage.sql import Connection, first
+
+RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms, accuracy, speed, latency_ms, "
+                  "error, metadata, energy_kwh, carbon_kg, pids, gpu_share, machine_kwh, "
+                  "attributed_cpu_j, attributed_gpu_j, attributed_mem_j")
+
+
+def record_from_row(row: tuple) -> dict[str, Any]:
+    (id_, name, models, status, created, started, finished, accuracy, speed, latency_ms, error, metadata, energy,
+     carbon, pids, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j) = row
+    by_component = None
+    if pids and energy is not None and status in FINISHED:
+        given = (cpu_j or 0.0) + (gpu_j or 0.0) + (mem_j or 0.0)
+        scale = energy / given if given > 0 else 0.0  # kWh after PUE per joule given
+        by_component = {"cpu": (cpu_j or 0.0) * scale, "gpu": (gpu_j or 0.0) * scale, "memory": (mem_j or 0.0) * scale}
+    return {
+        "id": id_,
+        "name": name,
+        "models": list(models),
+        "status": status,
+        "createdAt": rfc3339_ms(created),
+        "startedAt": rfc3339_ms(started),
+        "finishedAt": rfc3339_ms(finished),
+        "accuracy": accuracy,
+        "speed": speed,
+        "latencyMs": latency_ms,
+        "error": error,
+        "metadata": json.loads(metadata),
+        "energyKwh": energy,
+        "carbonKg": carbon,
+        "pids": list(pids) if pids is not None else None,
+        "attribution": "process" if pids else "time_share",
+        "gpuShare": gpu_share,
+        "machineEnergyKwh": machine_kwh,
+        "energyByComponentKwh": by_component,
+    }
+
+
+def insert_comparison(con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
+    started = now_ms if new.status == "running" else None
+    pids = list(new.pids) if new.pids else None
+    row = first(con.execute(
+        f"INSERT INTO comparisons (name, models, status, created_ms, started_ms, metadata, pids) "
+        f"VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {RECORD_COLUMNS}",
+        [new.name, list(new.models), new.status, now_ms, started, new.metadata, pids]).fetchall())
+    return record_from_row(row)
+
+
+def fetch_comparison(con: Connection, comparison_id: int) -> dict[str, Any] | None:
+    row = first(con.execute(f"SELECT {RECORD_COLUMNS} FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
+    return record_from_row(row) if row else None
+
+
+def current_status(con: Connection, comparison_id: int) -> tuple[str, int | None, tuple[int, ...] | None] | None:
+    row = first(con.execute("SELECT status, started_ms, pids FROM comparisons WHERE id = ?",
+                            [comparison_id]).fetchall())
+    return (row[0], row[1], tuple(row[2]) if row[2] else None) if row else None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What a comparison's end records besides its status: energy (kWh after PUE), carbon (kg), how the energy
+    was attributed, and for per-process attribution the machine's energy over the same run."""
+
+    energy_kwh: float | None = None
+    carbon_kg: float | None = None
+    finished_ms: int | None = None
+    machine_kwh: float | None = None
+    attributed: Attributed | None = None
+
+
+def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, now_ms: int,
+                 finish: Finish = Finish()) -> dict[str, Any]:
+    started = now_ms if update.status == "running" else None
+    finished = (finish.finished_ms if finish.finished_ms is not None else now_ms) \
+        if update.status in FINISHED else None
+    pids = list(update.pids) if update.pids else None
+    row = first(con.execute(
+        f"UPDATE comparisons SET status = ?, started_ms = coalesce(?, started_ms), "
+        f"finished_ms = coalesce(?, finished_ms), accuracy = coalesce(?, accuracy), "
+        f"speed = coalesce(?, speed), latency_ms = coalesce(?, latency_ms), error = coalesce(?, error), "
+        f"energy_kwh = coalesce(?, energy_kwh), carbon_kg = coalesce(?, carbon_kg), pids = coalesce(?, pids), "
+        f"machine_kwh = coalesce(?, machine_kwh), {_ATTRIBUTED_SET} WHERE id = ? RETURNING {RECORD_COLUMNS}",
+        [update.status, started, finished, update.accuracy, update.speed, update.latency_ms, update.error,
+         finish.energy_kwh, finish.carbon_kg, pids, finish.machine_kwh, *_attributed_values(finish.attributed),
+         comparison_id]).fetchall())
+    return record_from_row(row)
+
+
+_ATTRIBUTED_COLUMNS = ("attributed_cpu_j", "attributed_gpu_j", "attributed_mem_j", "attributed_jg", "gpu_share")
+_ATTRIBUTED_SET = ", ".join(f"{column} = coalesce(?, {column})" for column in _ATTRIBUTED_COLUMNS)
+
+
+def _attributed_values(given: Attributed | None) -> tuple:
+    if given is None:
+        return (None,) * len(_ATTRIBUTED_COLUMNS)
+    return given.cpu_j, given.gpu_j, given.mem_j, given.joule_g_per_kwh, given.gpu_method
+
+
+def _attributed_of(values: tuple) -> Attributed:
+    cpu_j, gpu_j, mem_j, joule_g, gpu_method = values
+    return Attributed(float(cpu_j or 0.0), float(gpu_j or 0.0), float(mem_j or 0.0), float(joule_g or 0.0),
+                      gpu_method=gpu_method)
+
+
+def attribution_loaded(con: Connection, comparison_id: int) -> Attributed:
+    """What was saved of a comparison's per-process attribution (after a restart)."""
+    row = first(con.execute(f"SELECT {', '.join(_ATTRIBUTED_COLUMNS)} FROM comparisons WHERE id = ?",
+                            [comparison_id]).fetchall())
+    return _attributed_of(row) if row is not None else Attributed()
+
+
+def save_attribution(con: Connection, attributed: dict[int, Attributed]) -> None:
+    """Keep what running comparisons have been given so far (a restart carries on from it)."""
+    for comparison_id, given in attributed.items():
+        con.execute(f"UPDATE comparisons SET {_ATTRIBUTED_SET} WHERE id = ?",
+                    [*_attributed_values(given), comparison_id])
+
+
+def running_with_pids(con: Connection) -> dict[int, tuple[tuple[int, ...], Attributed]]:
+    rows = con.execute(f"SELECT id, pids, {', '.join(_ATTRIBUTED_COLUMNS)} FROM comparisons "
+                       "WHERE status = 'running' AND pids IS NOT NULL").fetchall()
+    return {row[0]: (tuple(row[1]), _attributed_of(row[2:])) for row in rows}
+
+
+def list_comparisons(con: Connection, query: ListQuery) -> dict[str, Any]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    if query.status is not None:
+        conditions.append("status = ?")
+        params.append(query.status)
+    if query.before is not None:
+        conditions.append("id < ?")
+        params.append(query.before)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = con.execute(f"SELECT {RECORD_COLUMNS} FROM comparisons {where} ORDER BY id DESC LIMIT ?",
+                       params + [query.limit + 1]).fetchall()
+    items = [record_from_row(row) for row in rows[:query.limit]]
+    more = len(rows) > query.limit
+    return {"items": items, "next": str(items[-1]["id"]) if more and items else None}
+
+
+def running_intervals(con: Connection, start_ms: int, end_ms: int) -> list[tuple[int, int, int]]:
+    """(id, started, finished or end_ms) of comparisons that ran during [start_ms, end_ms]."""
+    return con.execute(
+        "SELECT id, started_ms, coalesce(finished_ms, ?) FROM comparisons "
+        "WHERE started_ms IS NOT NULL AND started_ms <= ? AND coalesce(finished_ms, ?) >= ?",
+        [end_ms, end_ms, end_ms, start_ms]).fetchall()

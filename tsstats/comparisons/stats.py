@@ -1,0 +1,57 @@
+"""What the stats show of comparisons: counts by status, averages of the completed, and the activity of those
+finished within the window, reloaded when a write changed them (sampler thread)."""
+
+from __future__ import annotations
+
+from tsstats.comparisons.offsets import offsets_total
+from tsstats.figures import formulas
+from tsstats.figures.moment import ComparisonCounts, ComparisonFigures
+from tsstats.storage.sql import Connection, first
+
+
+def comparison_counts(con: Connection) -> ComparisonCounts:
+    counts = dict(con.execute("SELECT status, count(*) FROM comparisons GROUP BY status").fetchall())
+    averages = first(con.execute(
+        "SELECT coalesce(avg(accuracy), 0), coalesce(avg(speed), 0) FROM comparisons "
+        "WHERE status = 'completed'").fetchall())
+    models = first(con.execute("SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons)"
+                               ).fetchall())[0]
+    return ComparisonCounts(running=counts.get("running", 0), queued=counts.get("queued", 0),
+                            completed=counts.get("completed", 0), models=models, accuracy_pct=float(averages[0]),
+                            speed=float(averages[1]))
+
+
+def outcomes_since(con: Connection, since_ms: float) -> formulas.Outcomes:
+    """Counts of the comparisons finished after ``since_ms``."""
+    row = first(con.execute(
+        "SELECT count(*), count(latency_ms), coalesce(sum(latency_ms), 0), "
+        "count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed') "
+        "FROM comparisons WHERE finished_ms > ?", [int(since_ms)]).fetchall())
+    return formulas.Outcomes(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4]))
+
+
+class ComparisonTracker:
+    """What the stats show of comparisons and offsets (writer thread). Reloaded when a build needs it after a
+    write, or when the last load is older than REFRESH_MS (the activity window slides): a burst of writes costs
+    one reload per build, not one per write, and nothing is held per comparison."""
+
+    REFRESH_MS = 10_000
+
+    def __init__(self, activity_window_s: float):
+        self.window_ms = activity_window_s * 1000.0
+        self.shown = ComparisonFigures()
+        self.dirty = True
+        self.loaded_ms: float | None = None
+
+    def changed(self) -> None:
+        """A write happened: reload before the next build."""
+        self.dirty = True
+
+    def refresh(self, con: Connection, now_ms: float) -> None:
+        if not self.dirty and self.loaded_ms is not None and now_ms - self.loaded_ms < self.REFRESH_MS:
+            return
+        self.shown = ComparisonFigures(
+            counts=comparison_counts(con),
+            activity=formulas.comparison_activity(outcomes_since(con, now_ms - self.window_ms)),
+            offsets_kg=offsets_total(con))
+        self.dirty, self.loaded_ms = False, now_ms

@@ -1,0 +1,178 @@
+"""Comparison request bodies and queries, checked: pure functions that raise ``InputError`` naming the field,
+and the states a comparison may move between."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from tsstats.core.inputs import (
+    InputError,
+    NonFiniteNumber,
+    check_text,
+    is_ascii_digits,
+    number_field,
+    reject_unknown,
+    require_object,
+    single_values,
+    text_field,
+)
+
+STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+CREATE_STATUSES = ("queued", "running")
+TRANSITIONS = {
+    "queued": ("running", "cancelled"),
+    "running": ("completed", "failed", "cancelled"),
+}
+FINISHED = ("completed", "failed", "cancelled")
+MAX_MODELS = 32
+MAX_MODEL_NAME = 200
+MAX_NAME = 200
+MAX_ERROR = 4000
+MAX_METADATA_BYTES = 16 * 1024
+MAX_SPEED = 1e15
+MAX_LATENCY_MS = 1e12
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+MAX_PIDS = 256
+MAX_PID = 2 ** 22  # Linux's pid_max limit
+
+
+def validate_pids(body: dict[str, Any]) -> tuple[int, ...] | None:
+    """``pids``: the processes doing a comparison's work (their children count too), 1 to 256 positive
+    integers; whether they exist is checked by the caller."""
+    pids = body.get("pids")
+    if pids is None:
+        return None
+    if not isinstance(pids, list) or not pids:
+        raise InputError(f"pids must be a list of 1 to {MAX_PIDS} process ids", field="pids")
+    if len(pids) > MAX_PIDS:
+        raise InputError(f"pids must hold at most {MAX_PIDS} process ids, not {len(pids)}", field="pids")
+    for pid in pids:
+        if isinstance(pid, bool) or not isinstance(pid, int) or not 1 <= pid <= MAX_PID:
+            raise InputError(f"each pid must be a positive integer up to {MAX_PID}, not {jsontext_field(pid)}",
+                             field="pids")
+    return tuple(dict.fromkeys(pids))
+
+
+def jsontext_field(value: Any) -> str:
+    text = repr(value) if isinstance(value, NonFiniteNumber) else json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True)
+class NewComparison:
+    name: str
+    models: tuple[str, ...]
+    status: str
+    metadata: str
+    pids: tuple[int, ...] | None = None
+
+
+def validate_new_comparison(body: Any) -> NewComparison:
+    body = require_object(body)
+    reject_unknown(body, ("models", "name", "status", "metadata", "pids"))
+    models = body.get("models")
+    if models is None:
+        raise InputError("models is required: a list of 1 to 32 model names", field="models")
+    if not isinstance(models, list):
+        raise InputError("models must be a list of model names", field="models")
+    if not 1 <= len(models) <= MAX_MODELS:
+        raise InputError(f"models must hold 1 to {MAX_MODELS} names, not {len(models)}", field="models")
+    for model in models:
+        if not isinstance(model, str) or not 1 <= len(model) <= MAX_MODEL_NAME:
+            raise InputError(f"each model name must be a string of 1 to {MAX_MODEL_NAME} characters",
+                             field="models")
+        check_text(model, "models")
+    name = text_field(body, "name", MAX_NAME)
+    if name is None:
+        name = " vs ".join(models)[:MAX_NAME]
+    status = body.get("status", "queued")
+    if status not in CREATE_STATUSES:
+        raise InputError(f"status must be one of {', '.join(CREATE_STATUSES)}", field="status")
+    metadata = body.get("metadata", {})
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        raise InputError("metadata must be a JSON object", field="metadata")
+    try:
+        encoded = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False)
+    except TypeError:  # a NaN or Infinity inside
+        raise InputError("metadata must hold only finite numbers", field="metadata") from None
+    check_text(encoded, "metadata")
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise InputError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON", field="metadata")
+    return NewComparison(name=name, models=tuple(models), status=status, metadata=encoded, pids=validate_pids(body))
+
+
+@dataclass(frozen=True)
+class ComparisonUpdate:
+    status: str
+    accuracy: float | None
+    speed: float | None
+    latency_ms: float | None
+    error: str | None
+    pids: tuple[int, ...] | None = None
+
+
+def validate_update(body: Any) -> ComparisonUpdate:
+    body = require_object(body)
+    reject_unknown(body, ("status", "accuracy", "speed", "latencyMs", "error", "pids"))
+    status = body.get("status")
+    if status is None:
+        raise InputError("status is required", field="status")
+    if status not in STATUSES:
+        raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")
+    latency_ms = number_field(body, "latencyMs", 0.0, MAX_LATENCY_MS)
+    if latency_ms is not None and status not in FINISHED:
+        raise InputError(f"latencyMs is reported with a final status ({', '.join(FINISHED)}), not {status}",
+                         field="latencyMs")
+    return ComparisonUpdate(
+        status=status,
+        accuracy=number_field(body, "accuracy", 0.0, 100.0),
+        speed=number_field(body, "speed", 0.0, MAX_SPEED),
+        latency_ms=latency_ms,
+        error=text_field(body, "error", MAX_ERROR),
+        pids=validate_pids(body),
+    )
+
+
+def check_transition(current: str, wanted: str) -> None:
+    if wanted not in TRANSITIONS.get(current, ()):
+        allowed = TRANSITIONS.get(current)
+        hint = f"allowed from {current}: {', '.join(allowed)}" if allowed else f"{current} is final"
+        raise InputError(f"a {current} comparison cannot become {wanted}; {hint}", field="status", status=409)
+
+
+
+def parse_comparison_id(text: str) -> int | None:
+    """The numeric id in a path, or None when it cannot name a comparison (answered with 404)."""
+    if not is_ascii_digits(text) or len(text) > 18:
+        return None
+    return int(text)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    status: str | None
+    limit: int
+    before: int | None
+
+
+def validate_list_query(args: dict[str, list[str]]) -> ListQuery:
+    values = single_values(args, ("status", "limit", "before"))
+    status = values.get("status")
+    if status is not None and status not in STATUSES:
+        raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")
+    limit = DEFAULT_LIMIT
+    if "limit" in values:
+        if not is_ascii_digits(values["limit"]) or not 1 <= int(values["limit"]) <= MAX_LIMIT:
+            raise InputError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
+        limit = int(values["limit"])
+    before = None
+    if "before" in values:
+        before = parse_comparison_id(values["before"])
+        if before is None:
+            raise InputError("before must be the cursor from a previous page's next", field="before")
+    return ListQuery(status=status, limit=limit, before=before)

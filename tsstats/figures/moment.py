@@ -1,0 +1,151 @@
+"""The figures of one moment as a typed object, computed from what the sampler holds in memory.
+
+``Figures`` holds every figure unrounded, NaN where this machine cannot measure it; the dashboard's JSON
+(``api.dashboard_json``) and the Prometheus exposition (``api.prometheus``) are two renderings of it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tsstats.core.settings import Settings
+from tsstats.figures import formulas
+from tsstats.figures.energy import EnergyReport, EnergySums, Totals, report
+from tsstats.figures.grid import GridIntensity
+from tsstats.figures.methods import Methods
+from tsstats.sources.cpu_model import TdpMatch
+from tsstats.sources.nvml import GpuInfo, GpuReading
+
+NAN = float("nan")
+LATENCY_WINDOW_S = 30
+
+
+@dataclass(frozen=True)
+class GpuFigure:
+    index: int
+    name: str
+    unsupported: tuple[str, ...]
+    utilization_pct: float
+    power_w: float
+
+
+@dataclass(frozen=True)
+class RequestSummary:
+    """This service's own API requests over a window: count, mean handling time and share of 5xx answers."""
+
+    window_s: int
+    requests: int
+    mean_ms: float
+    server_error_pct: float
+
+
+@dataclass(frozen=True)
+class ComparisonCounts:
+    """The comparison counts and averages (``comparisons.stats``)."""
+
+    running: int = 0
+    queued: int = 0
+    completed: int = 0
+    models: int = 0
+    accuracy_pct: float = 0.0
+    speed: float = 0.0
+
+
+@dataclass(frozen=True)
+class ComparisonFigures:
+    """What the stats show of comparisons and offsets."""
+
+    counts: ComparisonCounts = ComparisonCounts()
+    activity: formulas.Activity = formulas.comparison_activity(formulas.Outcomes())
+    offsets_kg: float = 0.0
+
+
+@dataclass(frozen=True)
+class Figures:
+    generated_ms: int
+    # systemMetrics
+    cpu_pct: float
+    gpu_pct: float
+    memory_pct: float
+    network_latency_ms: float
+    tcp_established: float
+    # liveStats
+    comparisons: ComparisonCounts
+    system_load_pct: float
+    energy: EnergyReport  # over the report window, PUE applied
+    uptime_pct: float
+    activity: formulas.Activity
+    # sustainability
+    carbon_saved_kg: float
+    green_score: float
+    efficiency_pct: float
+    renewable_pct: float
+    offsets_kg: float
+    # how they were obtained
+    methods: Methods
+    metered: bool
+    gpus: tuple[GpuFigure, ...]
+    latency_source: str
+    system_source: str  # procfs or psutil
+    service: RequestSummary
+    grid: GridIntensity
+    tdp: TdpMatch
+    grid_outside: int = 0  # samples of the report window outside the grid's rows over time
+
+    @property
+    def estimated(self) -> tuple[str, ...]:
+        """Fields that come from a model rather than a meter."""
+        if self.metered:
+            return ()
+        saved = ("totalCarbonSaved",) if math.isfinite(self.carbon_saved_kg) else ()
+        return ("energyConsumption", "carbonFootprint", "energyEfficiency", "greenScore", *saved)
+
+
+def compute_figures(*, settings: Settings, now_s: float, current: dict[str, np.ndarray], latency_ms: float,
+                    latency_source: str, system_source: str, window: EnergySums, totals: Totals, uptime_pct: float,
+                    comparisons: ComparisonFigures, service: RequestSummary, grid: GridIntensity, methods: Methods,
+                    tdp: TdpMatch,
+                    gpu_infos: list[GpuInfo], gpu_readings: list[GpuReading]) -> Figures:
+    """Every figure of the stats body from in-memory state: no I/O."""
+    pue = settings.pue
+    intensity = window.g_per_kwh(grid.g_per_kwh)  # per sample, at the grid's value then
+    renewable = window.renewable_pct(grid.renewable_pct)
+    energy = report(window, pue, intensity)
+    efficiency = formulas.energy_efficiency_pct(window.cpu_j, window.cpu_active_j, window.gpu_j, window.gpu_idle_j)
+    saved = formulas.carbon_saved_kg(totals.total_j * pue, totals.covered_s, grid.g_per_kwh,
+                                    settings.baseline_power_w, settings.baseline_intensity)
+    readings = {reading.index: reading for reading in gpu_readings}
+    gpus = tuple(GpuFigure(info.index, info.name, tuple(sorted(info.unsupported)),
+                           readings[info.index].utilization_pct if info.index in readings else NAN,
+                           readings[info.index].power_w if info.index in readings else NAN) for info in gpu_infos)
+    return Figures(
+        generated_ms=int(now_s * 1000),
+        cpu_pct=formulas.finite_mean(current["cpu_pct"]),
+        gpu_pct=formulas.finite_mean(current["gpu_pct"]) if gpu_infos else NAN,
+        memory_pct=formulas.last_finite(current["mem_pct"]),
+        network_latency_ms=latency_ms,
+        tcp_established=formulas.last_finite(current["tcp_estab"]),
+        comparisons=comparisons.counts,
+        system_load_pct=formulas.system_load_pct(formulas.last_finite(current["load1"]),
+                                                formulas.last_finite(current["logical_cpus"])),
+        energy=energy,
+        uptime_pct=uptime_pct,
+        activity=comparisons.activity,
+        carbon_saved_kg=saved if saved is not None else NAN,
+        green_score=formulas.green_score(intensity, efficiency, renewable),
+        efficiency_pct=efficiency,
+        renewable_pct=renewable,
+        grid_outside=window.outside,
+        offsets_kg=comparisons.offsets_kg,
+        methods=methods,
+        metered=methods.metered,
+        gpus=gpus,
+        latency_source=latency_source,
+        system_source=system_source,
+        service=service,
+        grid=grid,
+        tdp=tdp,
+    )

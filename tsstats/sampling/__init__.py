@@ -1,0 +1,10 @@
+"""What the sampler thread owns: the loop and its schedule, reading a tick, the rings of samples not yet
+stored, flushing, clock steps, the energy window and ledger, availability, the stats built on demand, and the
+grid's rows put in force.
+
+Runs on the sampler thread (``tsstats-sampler``), which is also the database's one writer: between ticks it
+runs the writes queued on the store, within a time budget, and the stats builds asked for. Any thread may read
+what it publishes (``Snapshot``, the ledger's view, copies of the rings). May import ``core``, ``sources``,
+``figures`` and ``storage``. It does not know comparisons or the HTTP renderers: whoever assembles the
+service hands in the comparison hooks (``hooks.ComparisonHooks``) and the renderer of the stats body.
+"""

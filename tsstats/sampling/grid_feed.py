@@ -1,0 +1,50 @@
+"""The grid's rows over time put in force: the file's rows at start-up, and a live feed's rows written on the
+writer thread, after which the series in force and the report window's carbon are reloaded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from tsstats.figures.grid import GridIntensity, GridSeries
+from tsstats.figures.grid_rows import GridRow
+from tsstats.sampling.ledger import EnergyLedger
+from tsstats.sampling.publishing import StatsPublisher
+from tsstats.storage.grid_table import load_series, replace_rows
+from tsstats.storage.sql import Connection
+from tsstats.storage.store import Store
+
+
+def install_file_rows(store: Store, grid: GridIntensity, file_rows: list[GridRow] | None) -> None:
+    """The file's rows replace the file rows stored before (none without a file); the feed's stay (at start-up,
+    before the sampler thread runs)."""
+    def write(con: Connection) -> None:
+        con.execute("DELETE FROM grid_intensity WHERE source = 'file'")
+        if file_rows:
+            replace_rows(con, file_rows, "file")
+    store.transaction(write)
+    grid.series = load_series(store.writer)
+
+
+class GridFeed:
+    def __init__(self, store: Store, grid: GridIntensity, ledger: EnergyLedger, publisher: StatsPublisher,
+                 wall: Callable[[], float]):
+        self.store = store
+        self.grid = grid
+        self.ledger = ledger
+        self.publisher = publisher
+        self.wall = wall
+
+    def feed(self, rows: list[GridRow]) -> Future[None]:
+        """Store a live feed's rows (they replace what they overlap), then carry on with them; resolves once
+        committed and in force."""
+        def write(con: Connection) -> GridSeries | None:
+            replace_rows(con, rows, "feed")
+            return load_series(con)
+
+        def in_force(con: Connection, series: GridSeries | None) -> None:
+            self.grid.series = series
+            self.ledger.reload_window(con, self.wall() * 1000.0)
+            self.publisher.invalidate()
+
+        return self.store.write(write, then=in_force)

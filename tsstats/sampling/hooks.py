@@ -1,0 +1,40 @@
+"""What the sampler thread calls of the comparisons it does not know: the one interface between the sampler
+and ``comparisons.lifecycle``, which implements it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tsstats.figures.moment import ComparisonFigures
+from tsstats.sources.nvml import GpuReading
+from tsstats.storage.sql import Connection
+
+
+class ComparisonHooks(Protocol):
+    """Called on the sampler thread only."""
+
+    @property
+    def tracking(self) -> bool:
+        """Whether a running comparison names processes (else nothing is attributed, nothing is read)."""
+        ...
+
+    def load(self, con: Connection, now_ms: float) -> None:
+        """At start: follow the running comparisons that name processes again."""
+
+    def add_tick(self, host: dict[str, float], gpus: list[GpuReading]) -> None:
+        """A tick's energy, for the processes followed."""
+
+    def attribute(self, now_ms: float) -> None:
+        """Once a second: share the ticks' energy among the processes followed."""
+
+    def save(self, con: Connection) -> None:
+        """With each flush, in its own transaction: keep what has been attributed so far."""
+
+    def changed(self) -> None:
+        """A write or a clock step changed what the stats show of comparisons."""
+
+    def refresh(self, con: Connection, now_ms: float) -> None:
+        """Reload what the stats show, if a write changed it or it has aged."""
+
+    def shown(self) -> ComparisonFigures:
+        """What the stats show of comparisons, as last loaded."""

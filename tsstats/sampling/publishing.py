@@ -1,0 +1,92 @@
+"""The served stats: built on demand, when someone asks and the last ones are older than update_interval or
+changed by a write. Nobody polling means no building. Builds run on the writer thread (which owns the state
+they read); callers at the same time share one build.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from tsstats.figures.moment import Figures
+
+log = logging.getLogger("tsstats.publishing")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    figures: Figures
+    body: bytes  # the dashboard's JSON
+    version: int  # builds since start
+    built_mono: float  # when it was built, on the monotonic clock
+
+
+class StatsPublisher:
+    def __init__(self, update_interval: float, monotonic: Callable[[], float], compute: Callable[[], Figures],
+                 render: Callable[[Figures], bytes], wake: Callable[[], None]):
+        self.update_interval = update_interval
+        self.monotonic = monotonic
+        self.compute = compute
+        self.render = render
+        self.wake = wake  # wakes the writer thread, which runs ``run_requested``
+        self.snapshot: Snapshot | None = None
+        self.expires = 0.0  # monotonic time after which the snapshot is due; 0 after a write
+        self._lock = threading.Lock()
+        self._requested: Future | None = None
+        self.serving = False  # whether the writer thread runs: else requests get the current snapshot
+
+    def due(self) -> bool:
+        return self.snapshot is None or self.monotonic() >= self.expires
+
+    def invalidate(self) -> None:
+        """What the stats show has changed (a write): the next request builds afresh."""
+        self.expires = 0.0
+
+    def build(self) -> Snapshot:
+        """Build now (writer thread, or before it starts)."""
+        figures = self.compute()
+        built = self.monotonic()
+        version = self.snapshot.version + 1 if self.snapshot else 1
+        self.snapshot = Snapshot(figures, self.render(figures), version, built)
+        self.expires = built + self.update_interval
+        return self.snapshot
+
+    def request(self) -> Future:
+        """A future of stats no older than update_interval, built by the writer thread if due."""
+        with self._lock:
+            if self._requested is not None:
+                return self._requested
+            if not self.due() or not self.serving:
+                done: Future = Future()
+                done.set_result(self.snapshot)
+                return done
+            future = self._requested = Future()
+        self.wake()
+        return future
+
+    def run_requested(self) -> None:
+        """Build for the callers waiting, if any (writer thread)."""
+        future = self._requested
+        if future is None:
+            return
+        try:
+            snapshot = self.build() if self.due() else self.snapshot
+        except Exception:
+            log.exception("building the stats failed")
+            snapshot = self.snapshot
+        with self._lock:  # callers who asked during the build share it
+            if self._requested is future:
+                self._requested = None
+        if future.set_running_or_notify_cancel():
+            future.set_result(snapshot)
+
+    def stop(self) -> None:
+        """Answer any waiting caller with what there is (on shutdown)."""
+        self.serving = False
+        with self._lock:
+            future, self._requested = self._requested, None
+        if future is not None and future.set_running_or_notify_cancel():
+            future.set_result(self.snapshot)

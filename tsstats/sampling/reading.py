@@ -1,0 +1,128 @@
+"""One tick's readings: the host, the GPUs, power and latency turned into a sample row by field name.
+
+CPU, GPU and power are read every tick; memory, the load average (which the kernel updates every 5 s), the
+TCP count and the network counters once a second, carried to the ticks between (repeated values cost next to
+nothing in DuckDB's run-length encoding, NULLs would not), the network as bytes per second over that second.
+Intervals come from the monotonic clock, timestamps from the wall clock, never decreasing (``clocksteps``: a
+step back moves what was stamped ahead).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tsstats.sampling.clocksteps import ClockWatch, StepBack
+from tsstats.sampling.meter import PowerMeter
+from tsstats.sources.clocks import boot_clock
+from tsstats.sources.host import CpuTimes, HostReader, SlowReading, cpu_busy_pct
+from tsstats.sources.latency import LatencyMonitor
+from tsstats.sources.nvml import GpuReading, NvmlReader
+
+SLOW_READ_S = 1.0  # memory, load, TCP and network: read once a second
+
+
+@dataclass
+class Clocks:
+    """The clocks the sampler reads: monotonic for intervals, wall for timestamps."""
+
+    monotonic: Callable[[], float] = field(default_factory=boot_clock)
+    wall: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
+@dataclass
+class Sources:
+    """The readers of this machine, opened and closed by the service."""
+
+    host: HostReader
+    gpu: NvmlReader
+    meter: PowerMeter
+    latency: LatencyMonitor
+    dimms_known: bool = True  # the DIMM count came from the system or a setting, not the model's assumption
+
+
+@dataclass(frozen=True)
+class Tick:
+    mono: float
+    host: dict[str, float]  # HOST_ROW fields by name
+    gpus: list[GpuReading]
+
+
+class TickReader:
+    """Reads a tick. ``step_back(step)`` is called when the wall clock has stepped back, before the tick is
+    stamped, to move what was stamped ahead; it returns whether it did (else timestamps hold still until it
+    can: they never decrease)."""
+
+    def __init__(self, sources: Sources, clocks: Clocks, watch: ClockWatch | None = None,
+                 step_back: Callable[[StepBack], bool] = lambda step: False):
+        self.sources = sources
+        self.clocks = clocks
+        self.watch = watch or ClockWatch()
+        self.step_back = step_back
+        self._prev_mono: float | None = None
+        self._last_ts_ms: float | None = None
+        self._net_rates = (math.nan, math.nan)
+        self._prev_cpu: CpuTimes | None = None
+        self._slow_mono = 0.0
+        self._slow: SlowReading | None = None
+        self.last_gpus: list[GpuReading] = []  # the newest tick's GPU readings
+
+    def prime(self, last_ts_ms: float | None) -> None:
+        """Take the first counter readings (the next tick's differences start here); ``last_ts_ms`` is the
+        newest stored timestamp."""
+        self._last_ts_ms = last_ts_ms
+        self._prev_cpu = self.sources.host.read_fast().cpu
+        self._prev_mono = self._slow_mono = self.clocks.monotonic()
+        self._slow = self.sources.host.read_slow()
+        self._net_rates = (math.nan, math.nan)  # no rate before the second reading
+
+    def read(self) -> Tick:
+        sources = self.sources
+        mono_now = self.clocks.monotonic()
+        wall_ms = self.clocks.wall() * 1000.0
+        interval = mono_now - self._prev_mono if self._prev_mono is not None else 0.0
+        self._prev_mono = mono_now
+        step = self.watch.observe(wall_ms, mono_now, self._last_ts_ms)
+        if step is not None and self.step_back(step):
+            assert self._last_ts_ms is not None  # a step back is found against a stamped tick
+            self._last_ts_ms += step.shift_ms
+            self.watch.moved(step, wall_ms - mono_now * 1000.0)
+        if self._last_ts_ms is not None and wall_ms <= self._last_ts_ms:
+            # a small step back (or one not yet undone): keep rows in order, advance by the monotonic interval
+            wall_ms = self._last_ts_ms + max(interval * 1000.0, 1.0)
+        self._last_ts_ms = wall_ms
+        fast = sources.host.read_fast()
+        assert self._prev_cpu is not None and self._slow is not None, "prime() comes first"
+        if mono_now - self._slow_mono >= SLOW_READ_S:
+            previous, elapsed = self._slow, mono_now - self._slow_mono
+            self._slow = sources.host.read_slow()
+            self._slow_mono = mono_now
+            self._net_rates = (max(self._slow.net_rx_bytes - previous.net_rx_bytes, 0) / elapsed,
+                               max(self._slow.net_tx_bytes - previous.net_tx_bytes, 0) / elapsed)
+        cpu = cpu_busy_pct(self._prev_cpu, fast.cpu)
+        self._prev_cpu = fast.cpu
+        gpus = sources.gpu.read() if sources.gpu.gpus else []
+        power = sources.meter.measure(interval, cpu, gpus)
+        utilizations = [g.utilization_pct for g in gpus if g.ok and math.isfinite(g.utilization_pct)]
+        slow = self._slow
+        self.last_gpus = gpus
+        return Tick(mono=mono_now, gpus=gpus, host={
+            "ts_ms": wall_ms, "interval_s": interval, "cpu_pct": cpu, "mem_pct": slow.memory_used_pct,
+            "load1": slow.load1, "logical_cpus": fast.logical_cpus, "tcp_estab": slow.tcp_established,
+            "rx_bps": self._net_rates[0], "tx_bps": self._net_rates[1],
+            "gpu_pct": float(np.mean(utilizations)) if utilizations else math.nan,
+            "latency_ms": sources.latency.take_fresh(), "cpu_j": power.cpu_j, "gpu_j": power.gpu_j,
+            "gpu_idle_j": power.gpu_idle_j, "mem_j": power.mem_j, "methods": power.methods,
+        })
+
+
+def gpu_rows(tick: Tick) -> list[dict[str, float]]:
+    """The per-GPU rows (GPU_ROW fields by name) of a tick."""
+    ts = tick.host["ts_ms"]
+    return [{"ts_ms": ts, "gpu": g.index, "util_pct": g.utilization_pct, "mem_used_bytes": g.memory_used_bytes,
+             "power_w": g.power_w, "temp_c": g.temperature_c} for g in tick.gpus]

@@ -1,0 +1,237 @@
+"""The sampler thread: it only schedules. Each job lives in its own room, built by the assembly and handed in
+(``SamplerParts``): reading (``reading.TickReader``), flushing (``flushing.Flusher``), rollups, retention, the
+energy ledger, clock steps (``clock_moves.StepMover``), publishing (``publishing.StatsPublisher``) and the
+comparisons' hooks. The thread is the database's one writer: between ticks it runs the writes queued on the
+store, with a time budget so that sampling keeps its rate, and the stats builds asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tsstats.core.settings import Settings
+from tsstats.sampling.availability import Availability
+from tsstats.sampling.clock_moves import StepMover
+from tsstats.sampling.clocksteps import ClockWatch
+from tsstats.sampling.flushing import Flusher
+from tsstats.sampling.guard import run_guarded
+from tsstats.sampling.hooks import ComparisonHooks
+from tsstats.sampling.ledger import EnergyLedger
+from tsstats.sampling.publishing import StatsPublisher
+from tsstats.sampling.reading import Clocks, Sources, TickReader, gpu_rows
+from tsstats.sampling.ring import Ring
+from tsstats.storage.energy_sql import retained_energy
+from tsstats.storage.retention import RETENTION_INTERVAL_S, Retention
+from tsstats.storage.rollups import Rollups
+from tsstats.storage.rows import GPU_ROW, HOST_ROW
+from tsstats.storage.sql import Connection, first
+from tsstats.storage.store import Store
+
+log = logging.getLogger("tsstats.sampler")
+STALL_S = 5.0  # longer without a sample: the sampler has stalled (health), and the gap is an outage (uptime)
+FIRST_TICK_S = 0.1  # the first sample waits this long (at most) after priming: CPU use needs two readings
+HOLD_S = 600.0  # samples the database cannot take (a full disk) are held in memory this long, then dropped
+RETRY_EVERY_S = 2.0  # while the database cannot be written: how often to reopen it (if invalidated) and flush
+ATTRIBUTE_EVERY_S = 1.0  # how often the processes that comparisons name are read
+
+
+@dataclass
+class Every:
+    """A job due every ``interval_s`` seconds of the monotonic clock."""
+
+    interval_s: float
+    next_s: float
+
+    def due(self, now: float) -> bool:
+        if now < self.next_s:
+            return False
+        self.next_s = now + self.interval_s
+        return True
+
+
+@dataclass
+class SamplerParts:
+    """The rooms of the sampler thread."""
+
+    ring: Ring
+    gpu_ring: Ring
+    rollups: Rollups
+    ledger: EnergyLedger
+    availability: Availability
+    clock_watch: ClockWatch
+    flusher: Flusher
+    retention: Retention
+    reader: TickReader
+    steps: StepMover
+    publisher: StatsPublisher
+    comparisons: ComparisonHooks
+
+
+def ring_capacity(settings: Settings) -> int:
+    """Rows the ring holds: a flush's worth many times over, and what a full disk holds back (``HOLD_S``)."""
+    return max(int(settings.sample_hz * max(HOLD_S, 4 * settings.flush_interval, settings.current_window)), 64)
+
+
+class Sampler:
+    def __init__(self, settings: Settings, store: Store, sources: Sources, parts: SamplerParts, clocks: Clocks,
+                 wake: threading.Event):
+        """``wake`` is set by the store when a write is queued and by the publisher when stats are asked for."""
+        self.settings = settings
+        self.store = store
+        self.sources = sources
+        self.parts = parts
+        self.clocks = clocks
+        self.period_s = 1.0 / settings.sample_hz
+        # the energy window's lower edge moves in steps of at most 1/2000 of the window (5 s to 60 s)
+        self.figures_interval_s = min(max(settings.report_window / 2000.0, 5.0), 60.0)
+        self.last_tick_mono: float | None = None
+        self._wake = wake
+        parts.steps.reload = self.moved  # a step back undone while sampling: reload what came from the rows
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tsstats-sampler", daemon=True)
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Load what the figures need, close buckets a crash left open, prime the readers (no thread)."""
+        parts, store, con = self.parts, self.store, self.store.writer
+        now_ms = self.clocks.wall() * 1000.0
+        parts.rollups.load(con)
+        parts.steps.undo_while_stopped(con, now_ms, self.clocks.monotonic())
+        parts.availability.load(store, now_ms, self.settings.availability_window)
+        last = first(con.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
+        if last is None:
+            last = parts.rollups.minutes_until
+        last = float(last) if last is not None else None
+        parts.flusher.last_flushed_ms = last
+        if last is not None:
+            parts.rollups.close(store, max(now_ms, last))
+        self.reload_energy(con)
+        parts.comparisons.load(con, now_ms)
+        parts.reader.prime(last)
+
+    def reload_energy(self, con: Connection) -> None:
+        """Sum the ledger afresh from the stored rows (at start, and after rows were moved)."""
+        rollups = self.parts.rollups
+        self.parts.ledger.load(con, self.clocks.wall() * 1000.0,
+                               retained_energy(con, rollups.hours_until, rollups.minutes_until))
+
+    def start(self) -> None:
+        """Load state, take the first sample and build the first stats, then start the latency monitor and the
+        thread: once this returns, the stats route has a body to answer with."""
+        self.prepare()
+        self.clocks.sleep(min(self.period_s, FIRST_TICK_S))
+        self.tick()
+        self.parts.publisher.build()
+        self.sources.latency.start()
+        self.parts.publisher.serving = True
+        self._thread.start()
+
+    def stop(self) -> int:
+        """Refuse new writes, stop the thread (it runs those already queued), flush, checkpoint. Returns how
+        many samples could not be written (0: everything taken is stored)."""
+        self.store.stop_writes()
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.parts.publisher.stop()
+        try:
+            self.store.reopen()  # only when a failure invalidated it
+            self.parts.flusher.flush()
+            self.store.checkpoint()
+        except Exception as error:  # the file may be gone or full: say so, do not hang the shutdown
+            log.error("final flush failed: %s", error)
+        return len(self.parts.ring.pending())
+
+    @property
+    def stalled(self) -> bool:
+        last = self.last_tick_mono
+        return last is None or self.clocks.monotonic() - last > STALL_S
+
+    # -- the loop: scheduling only -------------------------------------------------------------------
+    def _run(self) -> None:
+        settings, mono, parts = self.settings, self.clocks.monotonic, self.parts
+        now = mono()
+        next_tick = now + self.period_s
+        flush = Every(settings.flush_interval, now + settings.flush_interval)
+        energy = Every(self.figures_interval_s, now + self.figures_interval_s)
+        retention = Every(RETENTION_INTERVAL_S, now + RETENTION_INTERVAL_S)
+        checkpoint = Every(settings.checkpoint_interval, now + settings.checkpoint_interval)
+        retry = Every(RETRY_EVERY_S, now)
+        attribution = Every(ATTRIBUTE_EVERY_S, now + ATTRIBUTE_EVERY_S)
+        while not self._stop.is_set():
+            self._wake.wait(max(0.0, next_tick - mono()))
+            self._wake.clear()
+            self.run_writes(budget_s=self.period_s / 2)
+            parts.publisher.run_requested()
+            now = mono()
+            if now < next_tick:
+                continue
+            self.guarded(self.tick, "sampler tick")
+            next_tick += self.period_s
+            if next_tick < now:  # fell behind (suspend, overload): skip, never burst
+                next_tick = now + self.period_s
+            if attribution.due(now) and parts.comparisons.tracking:
+                self.guarded(lambda: parts.comparisons.attribute(self.clocks.wall() * 1000.0),
+                             "attributing energy to processes")
+            if flush.due(now) or (self.store.failure is not None and retry.due(now)):
+                self.flush()
+            if energy.due(now):
+                self.guarded(lambda: parts.ledger.advance(self.store.writer, self.clocks.wall() * 1000.0),
+                             "refreshing the energy window")
+            if retention.due(now):
+                wait_s, checkpoint_now = parts.retention.due_pass(self.clocks.wall() * 1000.0)
+                retention.next_s = now + wait_s
+                if checkpoint_now:
+                    checkpoint.next_s = now  # give the freed blocks back now that the backlog is done
+            if checkpoint.due(now):
+                self.guarded(self.store.checkpoint, "checkpoint")
+        self.run_writes()  # answer what is still queued so that no request waits forever
+
+    def guarded(self, job: Callable[[], object], what: str) -> None:
+        run_guarded(self.store, job, what)
+
+    # -- the rooms' entry points -------------------------------------------------------------------
+    def tick(self) -> None:
+        """Read once into the rings."""
+        parts = self.parts
+        tick = parts.reader.read()
+        parts.ring.append(HOST_ROW.row(tick.host))
+        for row in gpu_rows(tick):
+            parts.gpu_ring.append(GPU_ROW.row(row))
+        parts.comparisons.add_tick(tick.host, tick.gpus)
+        parts.availability.sampled(tick.host["ts_ms"])
+        self.last_tick_mono = tick.mono
+
+    def flush(self) -> None:
+        """Write what the rings hold, and what the processes followed have been given."""
+        comparisons = self.parts.comparisons
+        self.guarded(self.store.reopen, "reopening the database")  # only when a failure invalidated it
+        self.parts.flusher.flush()
+        if comparisons.tracking:
+            self.guarded(lambda: self.store.transaction(comparisons.save),
+                         "saving the energy attributed to processes")
+
+    def moved(self, con: Connection) -> None:
+        """Rows were moved by a clock step: reload what was computed from them."""
+        self.reload_energy(con)
+        self.parts.comparisons.changed()
+        self.parts.publisher.invalidate()
+
+    def run_writes(self, budget_s: float | None = None) -> None:
+        """Run the writes queued on the store; after each, what the stats show of comparisons is reloaded."""
+        self.store.run_writes(budget_s, committed=self._written)
+
+    def _written(self, con: Connection) -> None:
+        self.parts.comparisons.changed()
+        self.parts.publisher.invalidate()
+
+    def pending_columns(self) -> dict[str, np.ndarray]:
+        """The sample rows not yet stored, by ring column (any thread)."""
+        ring = self.parts.ring
+        return ring.columns_of(ring.pending())

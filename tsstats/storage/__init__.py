@@ -1,0 +1,10 @@
+"""The DuckDB file: the store (one connection, one writer thread, a pool of read cursors), the schema, the row
+definitions, the metrics catalog, rollups, retention and the size cap, the sums of stored energy, the grid's
+rows over time, history range queries, export and backup.
+
+Owns every SQL statement but those of comparisons and offsets (``comparisons.records``). Writes run on the
+sampler thread, the database's one writer, inside ``Store.transaction`` or queued with ``Store.write``; reads run
+on the store's read pool (``Store.read``) or, for ``tsstats export`` and ``backup``, on a read-only connection of
+the command line's own. May import ``core`` and ``figures`` (the typed records its sums and grid rows come
+back as); knows nothing of sampling, comparisons, the API or the command line.
+"""

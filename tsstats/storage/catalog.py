@@ -1,0 +1,140 @@
+"""The metrics kept for history: names, units, and how each is computed from a stored sample row.
+
+Each metric has a short column stem used in the rollup tables of ``schema.sql`` (``<stem>_min``,
+``<stem>_max``, ``<stem>_sum``, ``<stem>_n``, ``<stem>_last``) and a SQL expression over ``samples``
+(or ``gpu_samples`` for per-GPU metrics).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tsstats.storage.rows import GPU_ROW, HOST_ROW
+
+AGGREGATES = ("avg", "min", "max", "last")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    stem: str
+    unit: str
+    description: str
+    expression: str
+    kind: str = "gauge"
+
+
+def _power(*energies: str) -> str:
+    """Watts from the interval's stored energy: joules over seconds, as one factor on the stored integers (a
+    simpler expression plans and runs faster: it stands six times in each history query)."""
+    interval = HOST_ROW.field("interval_s")
+    scale = HOST_ROW.field(energies[0]).scale
+    assert all(HOST_ROW.field(name).scale == scale for name in energies)
+    stored = " + ".join(f"coalesce({HOST_ROW.field(name).stored}, 0)" if i else HOST_ROW.field(name).stored
+                        for i, name in enumerate(energies))
+    return f"({stored}) * {interval.scale / scale!r} / nullif({interval.stored}, 0)"
+
+
+HOST_METRICS: tuple[Metric, ...] = (
+    Metric("cpuUsage", "cpu", "%", "share of all logical CPUs busy", HOST_ROW.sql("cpu_pct")),
+    Metric("memoryUsage", "mem", "%", "(total - available) / total physical memory", HOST_ROW.sql("mem_pct")),
+    Metric("systemLoad", "load", "%", "1-minute load average / logical CPUs x 100",
+           f"{HOST_ROW.field('load1').stored} * {100.0 / HOST_ROW.field('load1').scale!r} "
+           f"/ nullif({HOST_ROW.sql('logical_cpus')}, 0)"),
+    Metric("activeConnections", "tcp", "count", "TCP connections ESTABLISHED", HOST_ROW.sql("tcp_estab")),
+    Metric("networkLatency", "lat", "ms", "median network round trip of the latest probe",
+           HOST_ROW.sql("latency_ms")),
+    Metric("networkReceive", "rx", "B/s", "bytes received per second, loopback excluded", HOST_ROW.sql("rx_bps")),
+    Metric("networkTransmit", "tx", "B/s", "bytes sent per second, loopback excluded", HOST_ROW.sql("tx_bps")),
+    Metric("gpuUsage", "gpu", "%", "NVML GPU utilization, mean over all GPUs", HOST_ROW.sql("gpu_pct")),
+    Metric("cpuPower", "pcpu", "W", "CPU package power (RAPL, or the TDP model)", _power("cpu_j")),
+    Metric("gpuPower", "pgpu", "W", "power of all GPUs (NVML)", _power("gpu_j")),
+    Metric("memoryPower", "pmem", "W", "memory power (RAPL dram, or the DIMM model)", _power("mem_j")),
+    Metric("power", "ptot", "W", "CPU + GPU + memory power, before PUE", _power("cpu_j", "gpu_j", "mem_j")),
+)
+GPU_METRICS: tuple[Metric, ...] = (
+    Metric("Usage", "util", "%", "NVML utilization of GPU {i}", GPU_ROW.sql("util_pct")),
+    Metric("MemoryUsed", "memused", "MiB", "memory used on GPU {i}", GPU_ROW.field("mem_used_bytes").stored),
+    Metric("Power", "power", "W", "power of GPU {i}", GPU_ROW.sql("power_w")),
+    Metric("Temperature", "temp", "°C", "temperature of GPU {i}", GPU_ROW.sql("temp_c")),
+)
+# Energy per bucket, summed (joules), kept beside the metrics in the rollups.
+ENERGY_SUMS: tuple[tuple[str, str], ...] = (
+    ("cpu_j", HOST_ROW.sql("cpu_j")),
+    ("cpu_active_j", f"{HOST_ROW.sql('cpu_j')} * {HOST_ROW.sql('cpu_pct')} / 100.0"),
+    ("gpu_j", HOST_ROW.sql("gpu_j")),
+    ("gpu_idle_j", HOST_ROW.sql("gpu_idle_j")),
+    ("mem_j", HOST_ROW.sql("mem_j")),
+    ("covered_s", HOST_ROW.sql("interval_s")),
+)
+ENERGY_COMPONENTS = ("cpu_j", "gpu_j", "mem_j")
+
+
+def energy_expression(column: str, from_raw: bool) -> str:
+    """SQL for the joules of one ENERGY_SUMS column per row (``total_j``: CPU + GPU + memory), from raw
+    samples or from rollup rows."""
+    expressions = dict(ENERGY_SUMS)
+    parts = ENERGY_COMPONENTS if column == "total_j" else (column,)
+    return " + ".join(f"coalesce({expressions[part] if from_raw else part}, 0)" for part in parts)
+
+
+ENERGY_METRICS: tuple[Metric, ...] = (
+    Metric("cpuEnergy", "cpu_j", "J", "CPU energy since the oldest retained hour, before PUE", "", "counter"),
+    Metric("gpuEnergy", "gpu_j", "J", "GPU energy since the oldest retained hour, before PUE", "", "counter"),
+    Metric("memoryEnergy", "mem_j", "J", "memory energy since the oldest retained hour, before PUE", "", "counter"),
+    Metric("energy", "total_j", "J", "CPU + GPU + memory energy since the oldest retained hour, before PUE", "",
+           "counter"),
+)
+_GPU_NAME = re.compile(r"^gpu(\d{1,2})(Usage|MemoryUsed|Power|Temperature)$")
+
+
+def gpu_metric(name: str) -> tuple[int, Metric] | None:
+    """(GPU index, metric) for a per-GPU name such as ``gpu0Usage``."""
+    match = _GPU_NAME.match(name)
+    if not match:
+        return None
+    for metric in GPU_METRICS:
+        if metric.name == match.group(2):
+            return int(match.group(1)), metric
+    return None
+
+
+def catalog(gpu_indexes: list[int]) -> list[dict[str, str]]:
+    entries = [{"name": m.name, "unit": m.unit, "description": m.description, "kind": m.kind}
+               for m in HOST_METRICS + ENERGY_METRICS]
+    for index in gpu_indexes:
+        for metric in GPU_METRICS:
+            entries.append({"name": f"gpu{index}{metric.name}", "unit": metric.unit,
+                            "description": metric.description.format(i=index), "kind": "gauge"})
+    return entries
+
+
+HOST_BY_NAME = {metric.name: metric for metric in HOST_METRICS}
+ENERGY_BY_NAME = {metric.name: metric for metric in ENERGY_METRICS}
+
+
+def rollup_columns(metrics: tuple[Metric, ...]) -> list[str]:
+    return [f"{metric.stem}_{part}" for metric in metrics for part in ("min", "max", "sum", "n", "last")]
+
+
+def aggregate_parts(metric: Metric, from_raw: bool) -> dict[str, str]:
+    """SQL aggregates of one metric per group: min, max, sum, n (count), last and last_time, from raw rows
+    (``samples``/``gpu_samples``) or by merging finer rollup rows."""
+    if from_raw:
+        e = f"({metric.expression})"
+        return {"min": f"min({e})", "max": f"max({e})", "sum": f"sum({e})", "n": f"count({e})",
+                "last": f"arg_max({e}, ts_ms) FILTER (WHERE {e} IS NOT NULL)",
+                "last_time": f"max(ts_ms) FILTER (WHERE {e} IS NOT NULL)"}
+    s = metric.stem
+    return {"min": f"min({s}_min)", "max": f"max({s}_max)", "sum": f"sum({s}_sum)", "n": f"sum({s}_n)",
+            "last": f"arg_max({s}_last, bucket_ms) FILTER (WHERE {s}_last IS NOT NULL)",
+            "last_time": f"max(bucket_ms) FILTER (WHERE {s}_last IS NOT NULL)"}
+
+
+ROLLUP_PARTS = ("min", "max", "sum", "n", "last")  # the order of ``rollup_columns``
+
+
+def rollup_aggregates(metrics: tuple[Metric, ...], from_raw: bool) -> list[str]:
+    """SELECT list making one rollup row per group, in ``rollup_columns`` order."""
+    return [aggregate_parts(metric, from_raw)[part] for metric in metrics for part in ROLLUP_PARTS]

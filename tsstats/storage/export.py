@@ -1,0 +1,104 @@
+"""Export of samples or rollups to Parquet or CSV, with units in the column names.
+
+One query per export, written by DuckDB's COPY to a file the caller names (a temporary one beside the
+destination, renamed into place once complete, so a failed or interrupted export leaves no partial file).
+Columns: ``time_utc`` (a timestamp), then per metric ``<name>_<unit>`` for raw samples, or
+``<name>_<agg>_<unit>`` (avg, min, max) for the 1-minute and 1-hour tiers; energy metrics are the joules of
+each sample or bucket (``<name>_J``). The tiers hold closed buckets only: the newest minute (and hour) is in
+the raw samples until it closes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tsstats.core.inputs import InputError, single_values, time_range
+from tsstats.storage.catalog import ENERGY_METRICS, HOST_METRICS, energy_expression
+from tsstats.storage.history import Series, resolve_series
+from tsstats.storage.rows import GPU_ROW
+from tsstats.storage.sql import Connection
+
+TIERS = ("raw", "1m", "1h")
+FORMATS = ("parquet", "csv")
+PARAMETERS = ("metrics", "from", "to", "tier", "format")
+UNIT_SUFFIX = {"%": "pct", "count": "count", "ms": "ms", "B/s": "Bps", "W": "W", "MiB": "MiB", "°C": "degC",
+               "J": "J"}
+CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
+
+
+@dataclass(frozen=True)
+class ExportQuery:
+    series: tuple[Series, ...]
+    from_ms: int
+    to_ms: int
+    tier: str
+    format: str
+
+
+def parse_export_query(values: dict[str, str], now_s: float, known_gpus: set[int] | None = None) -> ExportQuery:
+    """Check the parameters (any unknown one is an error): defaults every host metric and its energy, the last
+    24 h, raw samples, CSV."""
+    single = single_values({key: [value] for key, value in values.items()}, PARAMETERS)
+    names = [name.strip() for name in single.get("metrics", "").split(",") if name.strip()]
+    if not names:
+        names = [metric.name for metric in HOST_METRICS + ENERGY_METRICS]
+    if len(set(names)) != len(names):
+        raise InputError("metrics names a metric twice", field="metrics")
+    series = tuple(resolve_series(name, known_gpus) for name in names)
+    from_ms, to_ms = time_range(single, "-24h", now_s)
+    tier = single.get("tier", "raw")
+    if tier not in TIERS:
+        raise InputError(f"tier must be one of {', '.join(TIERS)}", field="tier")
+    output = single.get("format", "csv")
+    if output not in FORMATS:
+        raise InputError(f"format must be one of {', '.join(FORMATS)}", field="format")
+    return ExportQuery(series, from_ms, to_ms, tier, output)
+
+
+def _column(series: Series, aggregate: str | None = None) -> str:
+    unit = UNIT_SUFFIX.get(series.metric.unit, "value")
+    return f'"{series.name}_{aggregate}_{unit}"' if aggregate else f'"{series.name}_{unit}"'
+
+
+def export_sql(query: ExportQuery) -> str:
+    """The SELECT of an export (bounds inlined: they are checked integers)."""
+    raw = query.tier == "raw"
+    time_column = "ts_ms" if raw else "bucket_ms"
+    host_table = "samples" if raw else f"rollup_{query.tier}"
+    gpu_table = "gpu_samples" if raw else f"gpu_rollup_{query.tier}"
+    where = f"{time_column} >= {int(query.from_ms)} AND {time_column} < {int(query.to_ms)}"
+    columns, joins = [f"make_timestamp(h.{time_column} * 1000) AS time_utc"], []
+    for number, series in enumerate(query.series):
+        if series.energy is not None:
+            columns.append(f"{energy_expression(series.energy, raw)} AS {_column(series)}")
+            continue
+        source = "h"
+        if series.gpu is not None:
+            source = f"g{number}"
+            joins.append(f"LEFT JOIN (SELECT * FROM {gpu_table} WHERE gpu = {int(series.gpu)} AND {where}) "
+                         f"{source} ON {source}.{time_column} = h.{time_column}")
+        if raw:
+            columns.append(f"{_qualified(series.metric.expression, source)} AS {_column(series)}")
+            continue
+        stem = f"{source}.{series.metric.stem}"
+        columns += [f"{stem}_sum / nullif({stem}_n, 0) AS {_column(series, 'avg')}",
+                    f"{stem}_min AS {_column(series, 'min')}", f"{stem}_max AS {_column(series, 'max')}"]
+    return (f"SELECT {', '.join(columns)} FROM (SELECT * FROM {host_table} WHERE {where}) h {' '.join(joins)} "
+            f"ORDER BY h.{time_column}")
+
+
+def _qualified(expression: str, source: str) -> str:
+    """A raw metric's expression over the columns of ``source`` (the joined per-GPU rows, or the host's)."""
+    if source == "h":
+        return expression
+    for field in GPU_ROW.fields:
+        expression = expression.replace(field.stored, f"{source}.{field.stored}")
+    return expression
+
+
+def write_export(con: Connection, query: ExportQuery, path: str) -> int:
+    """COPY the export to ``path`` (a fresh temporary file); returns the rows written."""
+    options = "FORMAT parquet, COMPRESSION zstd" if query.format == "parquet" else "FORMAT csv, HEADER"
+    literal = path.replace("'", "''")
+    rows = con.execute(f"COPY ({export_sql(query)}) TO '{literal}' ({options})").fetchall()
+    return int(rows[0][0]) if rows else 0

@@ -1,0 +1,94 @@
+"""Reads on a small pool of threads, each with its own cursor of the writing connection (DuckDB connections
+are not shared across threads). A reopen of the file lets running reads finish and drops the old cursors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import duckdb
+
+from tsstats.storage.errors import StoreUnavailable
+from tsstats.storage.sql import Connection
+
+log = logging.getLogger("tsstats.store")
+REOPEN_WAIT_S = 10.0
+
+
+class ReadPool:
+    def __init__(self, workers: int, connection: Callable[[], Connection | None],
+                 unavailable: Callable[[], str | None], classify: Callable[[BaseException], None]):
+        """``connection()``: the writing connection now (None while it is being reopened); ``unavailable()``:
+        why reads are refused now, or None; ``classify(error)``: records a storage failure (and raises it)."""
+        self._connection = connection
+        self._unavailable = unavailable
+        self._classify = classify
+        self._local = threading.local()
+        self._cursors: list[Connection] = []
+        self._cursors_lock = threading.Lock()
+        self._generation = 0  # bumped by a reopen: cursors of an older connection are dropped
+        self._reads = threading.Condition()
+        self._running = 0
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tsstats-read")
+
+    def _cursor(self) -> Connection:
+        local = self._local
+        cursor = getattr(local, "cursor", None)
+        if cursor is None or local.generation != self._generation:
+            con = self._connection()
+            assert con is not None  # read_now checked it under the lock
+            cursor = con.cursor()
+            local.cursor, local.generation = cursor, self._generation
+            with self._cursors_lock:
+                self._cursors.append(cursor)
+        return cursor
+
+    async def read(self, work: Callable[..., Any], *args: Any) -> Any:
+        """Run ``work(cursor, *args)`` on the pool and return its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: self.read_now(work, *args))
+
+    def read_now(self, work: Callable[..., Any], *args: Any) -> Any:
+        """Run a read in the calling thread on its own cursor; ``StoreUnavailable`` while the database is
+        invalidated or being reopened."""
+        with self._reads:
+            reason = self._unavailable()
+            if reason is not None or self._connection() is None:
+                raise StoreUnavailable(reason or "the database is being reopened", retry_after_s=5)
+            self._running += 1
+        try:
+            return work(self._cursor(), *args)
+        except duckdb.Error as error:
+            self._classify(error)
+            raise
+        finally:
+            with self._reads:
+                self._running -= 1
+                self._reads.notify_all()
+
+    def drain(self, replace: Callable[[], None]) -> None:
+        """Let running reads finish (10 s at most), close every cursor and ``replace()`` the connection: reads
+        started from here on take a cursor of the next connection."""
+        with self._reads:
+            self._generation += 1
+            if not self._reads.wait_for(lambda: self._running == 0, timeout=REOPEN_WAIT_S):
+                log.warning("reads still running after %g s; reopening anyway", REOPEN_WAIT_S)
+            self.close_cursors()
+            replace()
+
+    def close_cursors(self) -> None:
+        with self._cursors_lock:
+            for cursor in self._cursors:
+                try:
+                    cursor.close()
+                except duckdb.Error:
+                    pass
+            self._cursors.clear()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.close_cursors()

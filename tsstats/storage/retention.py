@@ -1,0 +1,118 @@
+"""Retention and the size cap, on the writing connection, in bounded passes.
+
+Each pass deletes at most ``RETENTION_CHUNK_MS`` of each table (an hour of raw samples, a day of 1-minute rows,
+30 days of 1-hour rows), so that the writer never stalls for long; while a backlog lasts a pass runs every
+second, else every minute. Raw samples go only once they are rolled up. Freed blocks are given back by a
+checkpoint once a backlog is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from tsstats.core.settings import Settings
+from tsstats.core.units import HOUR_MS
+from tsstats.storage.sql import Connection, first
+from tsstats.storage.store import Store
+
+log = logging.getLogger("tsstats.retention")
+RETENTION_CHUNK_MS = {"samples": HOUR_MS, "gpu_samples": HOUR_MS, "rollup_1m": 24 * HOUR_MS,
+                      "gpu_rollup_1m": 24 * HOUR_MS, "rollup_1h": 720 * HOUR_MS, "gpu_rollup_1h": 720 * HOUR_MS,
+                      "outages": 720 * HOUR_MS}
+RETENTION_INTERVAL_S = 60.0
+RETENTION_BACKLOG_S = 1.0  # while a backlog lasts: a pass a second
+
+
+def retention_deletes(settings: Settings, now_ms: float, minutes_until: int | None) -> list[tuple[str, str, int]]:
+    """(table, time column, cut-off) for every table, older rows to delete. Raw samples go only once
+    they are rolled up."""
+    raw_cut = int(now_ms - settings.retention_raw * 1000)
+    if minutes_until is not None:
+        raw_cut = min(raw_cut, minutes_until)
+    minute_cut = int(now_ms - settings.retention_1m * 1000)
+    hour_cut = int(now_ms - settings.retention_1h * 1000)
+    return [("samples", "ts_ms", raw_cut), ("gpu_samples", "ts_ms", raw_cut),
+            ("rollup_1m", "bucket_ms", minute_cut), ("gpu_rollup_1m", "bucket_ms", minute_cut),
+            ("rollup_1h", "bucket_ms", hour_cut), ("gpu_rollup_1h", "bucket_ms", hour_cut),
+            ("outages", "end_ms", hour_cut)]
+
+
+def enforce_retention(con: Connection, settings: Settings, now_ms: float, minutes_until: int | None) -> int:
+    """Delete rows past their tier's retention, at most ``RETENTION_CHUNK_MS`` of each table per call so
+    that the writer never stalls for long (an hour of raw samples, a day of 1-minute rows, 30 days of 1-hour
+    rows); returns the rows deleted (0: nothing left to do)."""
+    deleted = 0
+    for table, column, cut in retention_deletes(settings, now_ms, minutes_until):
+        oldest = first(con.execute(f"SELECT min({column}) FROM {table}").fetchall())[0]
+        if oldest is None or oldest >= cut:
+            continue
+        bound = min(cut, int(oldest) + RETENTION_CHUNK_MS[table])
+        deleted += first(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall())[0]
+    return deleted
+
+
+def used_bytes(con: Connection) -> int:
+    """Bytes of the database file in use (blocks holding data; freed blocks count once checkpointed)."""
+    _, _, block_size, _, used_blocks, _, _, _, _ = con.execute("SELECT * FROM pragma_database_size()").fetchall()[0]
+    return int(block_size) * int(used_blocks)
+
+
+def enforce_size_cap(con: Connection, cap_bytes: float, minutes_until: int | None) -> int:
+    """Over the cap, delete the oldest hour of raw samples already rolled up, else the oldest day of 1-minute
+    rows, else the oldest 30 days of 1-hour rows; returns the rows deleted (checkpoint before measuring again)."""
+    if used_bytes(con) <= cap_bytes:
+        return 0
+    steps = (("samples", "ts_ms", HOUR_MS, ("gpu_samples",)), ("rollup_1m", "bucket_ms", 24 * HOUR_MS,
+             ("gpu_rollup_1m",)), ("rollup_1h", "bucket_ms", 30 * 24 * HOUR_MS, ("gpu_rollup_1h",)))
+    for table, column, span, companions in steps:
+        oldest = con.execute(f"SELECT min({column}) FROM {table}").fetchall()[0][0]
+        if oldest is None:
+            continue
+        bound = int(oldest) + span
+        if table == "samples" and minutes_until is not None:
+            bound = min(bound, minutes_until)
+            if bound <= oldest:
+                continue
+        deleted = con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall()[0][0]
+        for companion in companions:
+            deleted += con.execute(f"DELETE FROM {companion} WHERE {column} < ?", [bound]).fetchall()[0][0]
+        return deleted
+    return 0
+
+
+class Retention:
+    """Schedules the bounded passes of retention and the size cap (writer thread only)."""
+
+    def __init__(self, settings: Settings, store: Store, minutes_until: Callable[[], int | None]):
+        self.settings = settings
+        self.store = store
+        self.minutes_until = minutes_until  # how far raw samples are rolled up: only those may go
+        self.dirty = False  # rows were deleted: a checkpoint gives their blocks back
+
+    def run_pass(self, now_ms: float) -> int:
+        """One bounded pass of retention, then of the size cap; returns rows deleted (0: nothing to do)."""
+        settings, store = self.settings, self.store
+        deleted = store.transaction(lambda con: enforce_retention(con, settings, now_ms, self.minutes_until()))
+        if settings.max_db_mb is not None:
+            cap_bytes = settings.max_db_mb * 1e6
+            capped = store.transaction(lambda con: enforce_size_cap(con, cap_bytes, self.minutes_until()))
+            if capped:
+                store.checkpoint()  # freed blocks count only once checkpointed: measure after that
+                log.info("database over %g MB: deleted the %d oldest rows", settings.max_db_mb, capped)
+            deleted += capped
+        if deleted:
+            self.dirty = True
+        return deleted
+
+    def due_pass(self, now_ms: float) -> tuple[float, bool]:
+        """Run a pass; (seconds until the next one, whether a checkpoint should follow now)."""
+        try:
+            busy = self.run_pass(now_ms) > 0
+        except Exception as error:
+            log.error("retention failed: %s", error)
+            return RETENTION_INTERVAL_S, False
+        if busy:
+            return RETENTION_BACKLOG_S, False
+        checkpoint, self.dirty = self.dirty, False
+        return RETENTION_INTERVAL_S, checkpoint

@@ -1,0 +1,122 @@
+"""Rollup tiers, on the writing connection.
+
+A bucket is written once, when it has closed: 1-minute rows from the samples of that minute, 1-hour rows
+from the 1-minute rows of that hour. The sampler calls ``close_buckets`` in each flush's transaction, so
+only the minutes (and hours) that just ended are read; after a restart or a crash the same call closes
+every bucket still missing, from the finer tier, so the tiers always agree with the samples they came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tsstats.core.units import HOUR_MS, MINUTE_MS
+from tsstats.storage.catalog import ENERGY_SUMS, GPU_METRICS, HOST_METRICS, rollup_aggregates, rollup_columns
+from tsstats.storage.sql import Connection, first
+
+
+def tier_columns(gpu: bool) -> list[tuple[str, str]]:
+    """(column, type) of a rollup table, host (``rollup_1m``, ``rollup_1h``) or per-GPU, as schema.sql declares
+    them: the bucket, its sample count, the energy sums (host tables), and five aggregates per metric."""
+    metrics = GPU_METRICS if gpu else HOST_METRICS
+    head = [("bucket_ms", "BIGINT"), *([("gpu", "UTINYINT")] if gpu else []), ("samples", "INTEGER")]
+    energy = [] if gpu else [(column, "DOUBLE") for column, _ in ENERGY_SUMS]
+    return head + energy + [(name, "INTEGER" if name.endswith("_n") else "DOUBLE") for name in rollup_columns(metrics)]
+
+
+def _insert_buckets(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool,
+                    from_raw: bool) -> str:
+    """INSERT of the closed buckets of [?, ?) into ``table``, from raw samples or from the finer tier."""
+    time_column = "ts_ms" if from_raw else "bucket_ms"
+    key = ["gpu"] if gpu else []
+    energy_values = [f"sum({expression if from_raw else column})" for column, expression in ENERGY_SUMS] \
+        if energy else []
+    columns = [name for name, _ in tier_columns(gpu)]
+    values = [f"({time_column} // {step_ms}) * {step_ms}", *key, "count(*)" if from_raw else "sum(samples)",
+              *energy_values, *rollup_aggregates(metrics, from_raw)]
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source} "
+            f"WHERE {time_column} >= ? AND {time_column} < ? GROUP BY {''.join(k + ', ' for k in key)}"
+            f"({time_column} // {step_ms}) ORDER BY 1")
+
+
+MINUTE_SQL = (_insert_buckets(MINUTE_MS, "rollup_1m", "samples", HOST_METRICS, True, False, True),
+              _insert_buckets(MINUTE_MS, "gpu_rollup_1m", "gpu_samples", GPU_METRICS, False, True, True))
+HOUR_SQL = (_insert_buckets(HOUR_MS, "rollup_1h", "rollup_1m", HOST_METRICS, True, False, False),
+            _insert_buckets(HOUR_MS, "gpu_rollup_1h", "gpu_rollup_1m", GPU_METRICS, False, True, False))
+
+
+@dataclass(frozen=True)
+class TierState:
+    """How far each tier is complete: every bucket before these times is written."""
+
+    minutes_until: int | None = None
+    hours_until: int | None = None
+
+
+class Rollups:
+    """Knows how far each tier is complete and closes the buckets that ended since. ``close_buckets`` writes
+    inside the caller's transaction and returns the new state; ``commit`` takes it once that transaction
+    has committed, so a failed write leaves the state as it was."""
+
+    def __init__(self) -> None:
+        self.state = TierState()
+
+    @property
+    def minutes_until(self) -> int | None:
+        return self.state.minutes_until
+
+    @property
+    def hours_until(self) -> int | None:
+        return self.state.hours_until
+
+    def load(self, con: Connection) -> None:
+        minute = first(con.execute("SELECT max(bucket_ms) FROM rollup_1m").fetchall())[0]
+        hour = first(con.execute("SELECT max(bucket_ms) FROM rollup_1h").fetchall())[0]
+        oldest_sample = first(con.execute("SELECT min(ts_ms) FROM samples").fetchall())[0]
+        minutes_until = hours_until = None
+        if minute is not None:
+            minutes_until = int(minute) + MINUTE_MS
+        elif oldest_sample is not None:
+            minutes_until = int(oldest_sample) // MINUTE_MS * MINUTE_MS
+        if hour is not None:
+            hours_until = int(hour) + HOUR_MS
+        elif minutes_until is not None:
+            first_minute = first(con.execute("SELECT min(bucket_ms) FROM rollup_1m").fetchall())[0]
+            start = int(first_minute) if first_minute is not None else minutes_until
+            hours_until = start // HOUR_MS * HOUR_MS
+        self.state = TierState(minutes_until, hours_until)
+
+    def due(self, latest_ts_ms: float) -> bool:
+        """Whether a sample at ``latest_ts_ms`` closes a bucket."""
+        until = self.state.minutes_until
+        return until is None or int(latest_ts_ms) // MINUTE_MS * MINUTE_MS > until
+
+    def close_buckets(self, con: Connection, latest_ts_ms: float, earliest_ts_ms: float | None = None) -> TierState:
+        """Write every bucket that ended before the minute of ``latest_ts_ms`` (inside the caller's
+        transaction) and return the state to ``commit`` after it. ``earliest_ts_ms`` is the oldest sample just
+        written, which starts the tiers of an empty database."""
+        minute_start = int(latest_ts_ms) // MINUTE_MS * MINUTE_MS
+        minutes_until, hours_until = self.state.minutes_until, self.state.hours_until
+        if minutes_until is None:
+            origin = int(earliest_ts_ms if earliest_ts_ms is not None else latest_ts_ms)
+            minutes_until = origin // MINUTE_MS * MINUTE_MS
+            hours_until = origin // HOUR_MS * HOUR_MS
+        if minute_start > minutes_until:
+            for statement in MINUTE_SQL:
+                con.execute(statement, [minutes_until, minute_start])
+            minutes_until = minute_start
+        assert hours_until is not None  # the tiers start together
+        hour_start = minutes_until // HOUR_MS * HOUR_MS
+        if hour_start > hours_until:
+            for statement in HOUR_SQL:
+                con.execute(statement, [hours_until, hour_start])
+            hours_until = hour_start
+        return TierState(minutes_until, hours_until)
+
+    def commit(self, state: TierState) -> None:
+        self.state = state
+
+    def close(self, store, latest_ts_ms: float) -> None:
+        """Close the buckets due at ``latest_ts_ms`` in a transaction of their own."""
+        self.commit(store.transaction(lambda con: self.close_buckets(con, latest_ts_ms)))
+
