@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from tsstats.comparisons.attributor import Attributor
 from tsstats.figures.energy import Totals
 from tsstats.sampling.ledger import EnergyLedger
-from tsstats.sampling.meter import PowerMeter
+from tsstats.sampling.machine_energy import MachineEnergy
+from tsstats.sampling.meter import PowerMeter, PowerSample
 from tsstats.sampling.ring import Ring
 from tsstats.sources.cpu_model import match_tdp
 from tsstats.sources.nvml import NvmlReader
@@ -154,19 +155,22 @@ def process_tree(size: int) -> subprocess.Popen:
 
 
 def attribution_costs(tick_us: float, most: int, size: int) -> None:
-    """Per tick (handing the tick's energy over) and per second (reading the named trees and sharing)."""
+    """Per tick (adding the tick's energy to the machine's sum) and per second (reading the named trees and
+    sharing)."""
     nvml = NvmlReader(fake_nvml(0))
     trees = [process_tree(size) for _ in range(most)]
     try:
         time.sleep(1.0)  # let every child start
         counted = [len(ProcfsTrees().tree((tree.pid,)).members) for tree in trees]
         print(f"per-process attribution, trees of {min(counted)} to {max(counted)} processes:")
-        host_row = {"ts_ms": 0.0, "cpu_j": 4.0, "gpu_j": 0.0, "mem_j": 0.3}
+        meter = PowerMeter(RaplReader("/nonexistent").discover(), match_tdp("", 4), 2, has_gpu=False)
+        energy = MachineEnergy(meter, nvml, time.monotonic)
+        sample = PowerSample(40.0, 4.0, float("nan"), 0.0, 0.0, 3.0, 0.3, 0)
         for tracked in sorted({0, 1, most}):
-            attributor = Attributor(ProcfsTrees(), nvml, lambda ts: 400.0)
+            attributor = Attributor(ProcfsTrees(), nvml, lambda ts: 400.0, energy.now, energy.at_last_tick)
             for number, tree in enumerate(trees[:tracked]):
                 attributor.track(number, (tree.pid,))
-            tick = per_call_us(lambda a=attributor: a.add_tick(host_row, []), 20000)
+            tick = per_call_us(lambda e=energy: e.ticked(time.monotonic(), 50.0, sample), 20000)
             second = per_call_us(lambda a=attributor: a.attribute(0.0), 200)
             per_tick = tick + second / 10.0  # at 10 Hz, one attribution a second
             print(f"  {tracked:2d} trees: {tick:6.2f} us a tick + {second:8.1f} us a second = {per_tick:7.1f} us "

@@ -1,3 +1,7 @@
-"""tsstats: a small, fast metrics service for a workstation."""
+"""tsstats: a small, fast metrics service for a workstation; ``tsstats.track`` measures a benchmark's runs
+through it (standard library only: importing tsstats loads neither DuckDB, Sanic nor NumPy)."""
+
+from tsstats.client.track import Phase, Run, TsstatsError, TsstatsUnavailable, track
 
 __version__ = "0.1.0"
+__all__ = ["Phase", "Run", "TsstatsError", "TsstatsUnavailable", "__version__", "track"]

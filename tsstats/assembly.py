@@ -31,7 +31,8 @@ from tsstats.sampling.current import CurrentFigures
 from tsstats.sampling.flushing import Flusher
 from tsstats.sampling.grid_feed import GridFeed, install_file_rows
 from tsstats.sampling.ledger import EnergyLedger
-from tsstats.sampling.meter import PowerMeter
+from tsstats.sampling.machine_energy import MachineEnergy
+from tsstats.sampling.meter import PowerMeter, current_methods
 from tsstats.sampling.publishing import StatsPublisher
 from tsstats.sampling.reading import Clocks, Sources, TickReader
 from tsstats.sampling.ring import Ring
@@ -217,9 +218,13 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                       max_gap_ms=max(2 * period_s, STALL_S) * 1000.0, clock_watch=watch)
     steps = StepMover(store, rollups, (ring, gpu_ring), availability, flusher, watch, period_s * 1000.0)
     reader = TickReader(sources, clocks, watch, steps.step_back)
-    comparisons = ComparisonLife(Attributor(open_trees(settings.proc_root), sources.gpu, grid.intensity_at),
-                                 ComparisonTracker(settings.activity_window), RunClock(clocks.monotonic),
-                                 settings.pue, grid, lambda: ring.columns_of(ring.pending()))
+    energy = MachineEnergy(sources.meter, sources.gpu, clocks.monotonic)
+    attributor = Attributor(open_trees(settings.proc_root), sources.gpu, grid.intensity_at, energy.now,
+                            energy.at_last_tick)
+    comparisons = ComparisonLife(attributor, ComparisonTracker(settings.activity_window),
+                                 RunClock(clocks.monotonic, energy.now), settings, grid,
+                                 lambda: ring.columns_of(ring.pending()),
+                                 lambda: current_methods(sources.meter, sources.gpu))
     current = CurrentFigures(settings, store, sources, clocks, ring, reader, ledger, availability, comparisons, grid,
                              requests.summary)
     publisher = StatsPublisher(settings.update_interval, clocks.monotonic, current.compute,
@@ -227,7 +232,7 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
     parts = SamplerParts(ring=ring, gpu_ring=gpu_ring, rollups=rollups, ledger=ledger, availability=availability,
                          clock_watch=watch, flusher=flusher,
                          retention=Retention(settings, store, lambda: rollups.minutes_until), reader=reader,
-                         steps=steps, publisher=publisher, comparisons=comparisons)
+                         steps=steps, publisher=publisher, comparisons=comparisons, energy=energy)
     sampler = Sampler(settings, store, sources, parts, clocks, wake)
     return sampler, comparisons, GridFeed(store, grid, ledger, publisher, clocks.wall)
 

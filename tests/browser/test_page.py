@@ -109,3 +109,26 @@ def test_a_wrong_token_gets_a_clear_prompt_and_an_empty_range_says_so(browser, s
     # nothing flushed yet (60 s): every chart says its range has no data
     assert page.locator(".chart .empty:not([hidden])").count() == 5
     assert page.inner_text(".chart .empty") == "no data in this range"
+
+
+def test_the_models_table_sorts_by_any_column(browser, server_factory):
+    server = server_factory()
+    for model, accuracy in (("alpha", 70.0), ("beta", 90.0), ("gamma", 80.0)):
+        cid = httpx.post(server.url + "/api/comparisons", json={"models": [model], "status": "running"}).json()["id"]
+        httpx.patch(server.url + f"/api/comparisons/{cid}", json={"status": "completed", "accuracy": accuracy,
+                                                                  "items": 10})
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = watch_console(page)
+    page.goto(server.url + "/")
+    page.wait_for_selector('#models tr[data-model="gamma"]', timeout=10_000)
+
+    def order() -> list[str]:
+        return [row.get_attribute("data-model") for row in page.locator("#models tbody tr").all()]
+
+    assert order() == ["alpha", "beta", "gamma"]  # by name at first
+    page.click('#models th[data-key="accuracy"]')
+    assert order() == ["beta", "gamma", "alpha"]  # the highest first
+    page.click('#models th[data-key="accuracy"]')
+    assert order() == ["alpha", "gamma", "beta"]
+    assert page.get_attribute('#models th[data-key="accuracy"]', "aria-sort") == "ascending"
+    assert "J per item" in page.inner_text("#models thead") and errors == [], errors

@@ -38,6 +38,8 @@ def test_stats_contract_field_by_field(client):
         "sustainability": ["totalCarbonSaved", "greenScore", "energyEfficiency", "renewableEnergyUsage",
                            "carbonOffset"],
         "comparisonStats": ["totalComparisons", "modelsCompared", "averageAccuracy", "averageSpeed"],
+        "enterpriseMetrics": ["modelAccuracy", "processingSpeed", "systemUptime", "successRate", "responseTime",
+                              "queueLength", "concurrentComparisons", "dataThroughput"],
     }
     assert list(stats) == [*expected, "meta"]
     for group, fields in expected.items():
@@ -123,7 +125,9 @@ def test_comparison_flow(client):
     record = created.json()
     assert list(record) == ["id", "name", "models", "status", "createdAt", "startedAt", "finishedAt", "accuracy",
                             "speed", "latencyMs", "error", "metadata", "energyKwh", "carbonKg", "pids", "attribution",
-                            "gpuShare", "machineEnergyKwh", "energyByComponentKwh"]
+                            "gpuShare", "machineEnergyKwh", "energyByComponentKwh", "durationS", "energyJ", "carbonG",
+                            "items", "energyPerItemJ", "carbonPerItemG", "embodiedG", "sci", "sciIncludes",
+                            "unavailable", "methods", "estimated", "grid", "phases"]
     assert record["status"] == "queued" and record["startedAt"] is None and record["metadata"] == {"suite": "mmlu"}
     cid = record["id"]
     assert client.get(f"/api/comparisons/{cid}").json() == record
@@ -142,6 +146,13 @@ def test_comparison_flow(client):
     assert done["latencyMs"] == 245.5
     assert done["finishedAt"] >= done["startedAt"]
     assert done["energyKwh"] > 0 and done["carbonKg"] == pytest.approx(done["energyKwh"] * 473 / 1000)
+    assert done["energyJ"] == pytest.approx(done["energyKwh"] * 3.6e6)
+    assert done["carbonG"] == pytest.approx(done["carbonKg"] * 1000)
+    assert done["durationS"] == pytest.approx(1.5, abs=0.5)
+    assert done["methods"] == {"cpu": "tdp_model", "gpu": "absent", "memory": "dimm_model"}
+    assert done["estimated"] == ["cpu", "memory"]
+    assert done["grid"] == {"gPerKwh": 473.0, "region": "WORLD", "source": "yearly average"}
+    assert done["items"] is None and done["sci"] is None and done["unavailable"] == ["embodied", "items"]
 
     stats = fresh_stats(client)["comparisonStats"]
     assert stats["totalComparisons"] >= 1 and stats["modelsCompared"] >= 2
@@ -203,9 +214,10 @@ def test_energy_route(client):
 
 
 BAD_BODIES = [
-    ({"name": "no models"}, 400, "models"),
     ({"models": "alpha"}, 400, "models"),
-    ({"models": []}, 400, "models"),
+    ({"models": ["a"], "items": 0}, 400, "items"),
+    ({"models": ["a"], "items": "many"}, 400, "items"),
+    ({"models": ["a"], "items": 1e16}, 400, "items"),
     ({"models": [f"m{i}" for i in range(33)]}, 400, "models"),
     ({"models": [""]}, 400, "models"),
     ({"models": ["x" * 201]}, 400, "models"),
@@ -410,6 +422,8 @@ def test_token_guards_every_route_but_healthz(inprocess):
         error_of(response)
     assert bare.get("/api/dashboard/stats", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert bare.post("/api/comparisons", json={"models": ["a"]}).status_code == 401
+    assert bare.delete("/api/comparisons/1").status_code == 401
+    assert bare.post("/api/comparisons/1/phases", json={"name": "p"}).status_code == 401
     assert bare.get("/healthz").status_code == 200
     assert service.client("s3cret").get("/api/dashboard/stats").status_code == 200
     # a browser's preflight carries no token and must still pass
@@ -500,3 +514,87 @@ def test_writes_refuse_query_parameters(client, method, path, body):
     response = getattr(client, method)(path, json=body)
     assert response.status_code == 400 and error_of(response)["field"] == "dry"
     assert client.get(path.split("?")[0]).json() == before
+
+
+def test_a_run_with_items_gets_per_item_figures_and_an_operational_sci(client):
+    record = client.post("/api/comparisons", json={"name": "no model", "status": "running", "items": 400}).json()
+    assert record["models"] == [] and record["items"] == 400
+    time.sleep(0.3)
+    done = client.patch(f"/api/comparisons/{record['id']}", json={"status": "completed", "items": 500}).json()
+    assert done["items"] == 500  # the end's count wins
+    assert done["energyPerItemJ"] == pytest.approx(done["energyJ"] / 500)
+    assert done["carbonPerItemG"] == pytest.approx(done["carbonG"] / 500)
+    assert done["sci"] == pytest.approx(done["carbonG"] / 500)  # no embodied_kg: operational only, and said so
+    assert done["sciIncludes"] == ["operational"] and done["unavailable"] == ["embodied"]
+    stats = fresh_stats(client)["comparisonStats"]
+    assert stats["totalComparisons"] >= 1
+
+
+def test_embodied_carbon_is_amortised_into_sci(inprocess):
+    client = inprocess(embodied_kg="300", lifetime_years="4").client()
+    record = client.post("/api/comparisons", json={"models": ["m"], "status": "running", "items": 10}).json()
+    time.sleep(0.5)
+    done = client.patch(f"/api/comparisons/{record['id']}", json={"status": "completed"}).json()
+    share = 1.0  # alone on the machine, shared with nobody
+    expected_m = 300 * 1000 * done["durationS"] / (4 * 365.25 * 86400) * share
+    assert done["embodiedG"] == pytest.approx(expected_m, rel=1e-6)
+    assert done["sci"] == pytest.approx((done["carbonG"] + expected_m) / 10)
+    assert done["sciIncludes"] == ["operational", "embodied"] and done["unavailable"] == []
+
+
+def test_phases_nest_and_get_their_own_figures(client):
+    cid = client.post("/api/comparisons", json={"models": ["p"], "status": "running"}).json()["id"]
+    outer = client.post(f"/api/comparisons/{cid}/phases", json={"name": "warm-up"})
+    assert outer.status_code == 201, outer.text
+    inner = client.post(f"/api/comparisons/{cid}/phases", json={"name": "load", "parent": outer.json()["id"]})
+    assert inner.status_code == 201 and inner.json()["parent"] == outer.json()["id"]
+    time.sleep(0.2)
+    closed = client.patch(f"/api/comparisons/{cid}/phases/{outer.json()['id']}", json={"status": "completed"})
+    assert closed.status_code == 200 and closed.json()["energyJ"] > 0 and closed.json()["durationS"] > 0
+    again = client.patch(f"/api/comparisons/{cid}/phases/{inner.json()['id']}", json={"status": "completed"})
+    assert again.status_code == 409  # closed with its parent
+    late = client.post(f"/api/comparisons/{cid}/phases", json={"name": "eval"}).json()
+    done = client.patch(f"/api/comparisons/{cid}", json={"status": "completed"}).json()
+    phases = {phase["name"]: phase for phase in done["phases"]}
+    assert list(phases) == ["warm-up", "load", "eval"] and phases["eval"]["status"] == "completed"
+    assert phases["eval"]["id"] == late["id"] and all(phase["finishedAt"] for phase in done["phases"])
+    assert phases["load"]["energyJ"] <= phases["warm-up"]["energyJ"]
+    for body, status, field in (({"name": ""}, 400, "name"), ({"name": "x", "parent": 10 ** 9}, 400, "parent"),
+                                ({"name": "x", "colour": 1}, 400, "colour")):
+        answer = client.post(f"/api/comparisons/{cid}/phases", json=body)
+        assert answer.status_code in (status, 409) and error_of(answer).get("field") in (field, "status")
+    finished = client.post(f"/api/comparisons/{cid}/phases", json={"name": "after"})
+    assert finished.status_code == 409  # a finished comparison opens no phase
+    assert client.post("/api/comparisons/999999999/phases", json={"name": "x"}).status_code == 404
+
+
+def test_a_record_can_be_deleted(client):
+    cid = client.post("/api/comparisons", json={"models": ["gone"], "status": "running"}).json()["id"]
+    assert client.delete(f"/api/comparisons/{cid}").status_code == 204
+    assert client.get(f"/api/comparisons/{cid}").status_code == 404
+    assert client.delete(f"/api/comparisons/{cid}").status_code == 404
+    assert client.delete("/api/comparisons/not-a-number").status_code == 404
+
+
+def test_enterprise_metrics_come_from_the_comparisons_of_the_window(inprocess):
+    client = inprocess().client()
+    meta = fresh_stats(client)["meta"]
+    assert "enterpriseMetrics.modelAccuracy" in meta["unavailable"]  # nothing finished yet: 0, and said so
+    for accuracy, speed, items in ((80.0, 10.0, 100), (90.0, 30.0, 300)):
+        cid = client.post("/api/comparisons", json={"models": ["e"], "status": "running"}).json()["id"]
+        time.sleep(0.2)
+        client.patch(f"/api/comparisons/{cid}", json={"status": "completed", "accuracy": accuracy, "speed": speed,
+                                                       "items": items, "latencyMs": 20.0})
+    failed = client.post("/api/comparisons", json={"models": ["e"], "status": "running"}).json()["id"]
+    client.patch(f"/api/comparisons/{failed}", json={"status": "failed", "error": "x"})
+    stats = fresh_stats(client)
+    enterprise = stats["enterpriseMetrics"]
+    assert enterprise["modelAccuracy"] == 85.0 and enterprise["processingSpeed"] == 20.0
+    assert enterprise["successRate"] == pytest.approx(100 * 2 / 3, abs=0.001)
+    assert enterprise["responseTime"] == 20.0 and enterprise["queueLength"] == 0
+    assert enterprise["systemUptime"] == stats["liveStats"]["uptime"]
+    records = client.get("/api/comparisons", params={"status": "completed"}).json()["items"]
+    seconds = sum(record["durationS"] for record in records)
+    assert enterprise["dataThroughput"] == pytest.approx(400 / seconds, rel=0.02)
+    assert stats["meta"]["units"]["enterpriseMetrics"]["dataThroughput"] == "items/s"
+    assert not [name for name in stats["meta"]["unavailable"] if name.startswith("enterpriseMetrics")]

@@ -107,6 +107,8 @@ def test_contract_shape_every_field_finite(tmp_path, proc_root):
         "sustainability": {"totalCarbonSaved", "greenScore", "energyEfficiency", "renewableEnergyUsage",
                            "carbonOffset"},
         "comparisonStats": {"totalComparisons", "modelsCompared", "averageAccuracy", "averageSpeed"},
+        "enterpriseMetrics": {"modelAccuracy", "processingSpeed", "systemUptime", "successRate", "responseTime",
+                              "queueLength", "concurrentComparisons", "dataThroughput"},
     }
     assert set(stats) == set(expected) | {"meta"}
     for group, fields in expected.items():

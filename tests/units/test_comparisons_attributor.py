@@ -1,5 +1,6 @@
-"""The attributor on canned process trees and a fake NVML: shares of CPU, memory and GPU energy, the memory
-fallback, and nothing read when no comparison names processes."""
+"""The attributor on canned process trees, canned machine energy and a fake NVML: shares of CPU, memory and GPU
+energy, the memory fallback, windows measured from their own edges, ended processes, and nothing read when no
+comparison names processes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import pytest
 from support.nvml import FakeGpu, fake_nvml
 
 from tsstats.comparisons.attributor import Attributor
-from tsstats.figures.attribution import gpu_share, share
-from tsstats.sources.nvml import GpuReading, NvmlReader
+from tsstats.figures.attribution import MachineJoules, gpu_share, share
+from tsstats.sources.nvml import NvmlReader
 from tsstats.sources.processes import MachineUsage, TreeUsage
 
 
@@ -17,6 +18,14 @@ def test_shares_are_clipped_ratios():
     assert share(5.0, 4.0) == 1.0 and share(-1.0, 4.0) == 0.0 and share(1.0, 0.0) == 0.0
     assert gpu_share({1: 60.0, 2: 20.0, 3: 20.0}, frozenset({1, 3})) == pytest.approx(0.8)
     assert gpu_share({}, frozenset({1})) == 0.0
+
+
+def test_machine_joules_add_and_subtract_by_component():
+    a = MachineJoules(10.0, 2.0, {0: 5.0})
+    b = MachineJoules(4.0, 1.0, {0: 2.0, 1: 3.0})
+    assert (a - b) == MachineJoules(6.0, 1.0, {0: 3.0, 1: -3.0})
+    assert (a + b).total_j == pytest.approx(27.0) and b.gpu_total_j == 5.0
+
 
 class CannedTrees:
     """Trees whose CPU time and memory the test sets."""
@@ -31,56 +40,106 @@ class CannedTrees:
         return pid in self.cpu
 
     def tree(self, pids):
-        return TreeUsage(sum(self.cpu[p] for p in pids), sum(self.rss[p] for p in pids), frozenset(pids))
+        live = [p for p in pids if p in self.cpu]
+        return TreeUsage(sum(self.cpu[p] for p in live), sum(self.rss[p] for p in live), frozenset(live))
 
     def machine(self):
         return MachineUsage(self.busy, self.used)
 
-def gpu_attributor(gpu: FakeGpu) -> Attributor:
+
+class CannedEnergy:
+    """The machine's energy since start, set by the test: at the last tick and at this instant."""
+
+    def __init__(self):
+        self.tick = MachineJoules()
+        self.instant = MachineJoules()
+
+    def set(self, energy: MachineJoules, instant_only: bool = False) -> None:
+        self.instant = energy
+        if not instant_only:
+            self.tick = energy
+
+
+def attributor_over(trees, gpu_reader=None, energy=None, intensity=100.0):
+    energy = energy or CannedEnergy()
+    reader = gpu_reader or NvmlReader(fake_nvml(None, init_fails=True))
+    return Attributor(trees, reader, lambda ts: intensity, lambda: energy.instant, lambda: energy.tick), energy
+
+
+def gpu_attributor(gpu: FakeGpu):
     """An attributor over one fake GPU and two idle processes, 101 and 202, at 100 g/kWh; 101 tracked as 1."""
     reader = NvmlReader(fake_nvml([gpu]))
     assert reader.start()
     trees = CannedTrees()
     trees.cpu, trees.rss = {101: 0.0, 202: 0.0}, {101: 0.0, 202: 0.0}
-    attributor = Attributor(trees, reader, lambda ts: 100.0)
+    attributor, energy = attributor_over(trees, reader)
     attributor.track(1, (101,))
-    return attributor
+    return attributor, energy
+
 
 def test_gpu_energy_follows_per_process_utilization():
-    attributor = gpu_attributor(FakeGpu(processes={101: (75, 1 << 30), 202: (25, 3 << 30)}))
+    attributor, energy = gpu_attributor(FakeGpu(processes={101: (75, 1 << 30), 202: (25, 3 << 30)}))
     attributor.track(2, (202,))
-    for _ in range(10):
-        attributor.add_tick({"ts_ms": 0.0, "cpu_j": 0.0, "gpu_j": 30.0, "mem_j": 0.0},
-                            [GpuReading(index=0, power_w=300.0)])
+    energy.set(MachineJoules(0.0, 0.0, {0: 300.0}))
     attributor.attribute(1000.0)
     first, second = attributor.tracked[1].attributed, attributor.tracked[2].attributed
     assert first.gpu_j == pytest.approx(300.0 * 0.75) and second.gpu_j == pytest.approx(300.0 * 0.25)
     assert first.gpu_method == "utilization"
     assert first.joule_g_per_kwh == pytest.approx(225.0 * 100.0)
 
+
 def test_without_per_process_samples_the_gpu_memory_share_is_used_and_flagged():
-    attributor = gpu_attributor(FakeGpu(processes={101: (0, 1 << 30), 202: (0, 3 << 30)},
-                                        unsupported=("process_utilization",)))
-    attributor.add_tick({"ts_ms": 0.0, "cpu_j": 0.0, "gpu_j": 100.0, "mem_j": 0.0},
-                        [GpuReading(index=0, power_w=100.0)])
+    attributor, energy = gpu_attributor(FakeGpu(processes={101: (0, 1 << 30), 202: (0, 3 << 30)},
+                                                unsupported=("process_utilization",)))
+    energy.set(MachineJoules(0.0, 0.0, {0: 100.0}))
     attributor.attribute(1000.0)
     given = attributor.tracked[1].attributed
     assert given.gpu_j == pytest.approx(25.0) and given.gpu_method == "memory"
 
+
 def test_cpu_and_memory_shares_and_what_stays_unattributed():
     trees = CannedTrees()
     trees.cpu, trees.rss = {1: 0.0, 2: 0.0}, {1: 300.0, 2: 100.0}
-    attributor = Attributor(trees, NvmlReader(fake_nvml(None, init_fails=True)), lambda ts: 50.0)
+    attributor, energy = attributor_over(trees, intensity=50.0)
     attributor.track(7, (1,))
     attributor.track(8, (2,))
-    attributor.attribute(0.0)  # the first read sets the baselines
     trees.cpu, trees.busy = {1: 90.0, 2: 5.0}, 100.0
-    attributor.add_tick({"ts_ms": 1000.0, "cpu_j": 40.0, "gpu_j": 0.0, "mem_j": 10.0}, [])
+    energy.set(MachineJoules(40.0, 10.0))
     attributor.attribute(1000.0)
     burner, sleeper = attributor.tracked[7].attributed, attributor.tracked[8].attributed
     assert burner.cpu_j == pytest.approx(36.0) and sleeper.cpu_j == pytest.approx(2.0)  # 2 J of 40 unattributed
     assert burner.mem_j == pytest.approx(3.0) and sleeper.mem_j == pytest.approx(1.0)
-    assert attributor.untrack(7) == burner and 7 not in attributor.tracked
+    assert attributor.untrack(7, 1000.0) == burner and 7 not in attributor.tracked
+
+
+def test_a_window_is_measured_from_its_own_edges():
+    """A window opened and closed between two ticks gets the counters' own difference over it, not the tick's
+    nor the second's; one opened later than another gets none of what came before it."""
+    trees = CannedTrees()
+    trees.cpu, trees.rss, trees.busy = {1: 0.0}, {1: 0.0}, 0.0
+    attributor, energy = attributor_over(trees)
+    energy.set(MachineJoules(100.0, 0.0))  # everything before the window opens
+    attributor.track("early", (1,))
+    energy.set(MachineJoules(103.0, 0.0), instant_only=True)  # 3 J since the last tick, read at the instant
+    attributor.track("late", (1,))
+    trees.cpu, trees.busy = {1: 10.0}, 10.0  # the tree was all the machine's busy time
+    energy.set(MachineJoules(103.5, 0.0), instant_only=True)
+    late = attributor.untrack("late", 0.0)
+    early = attributor.untrack("early", 0.0)
+    assert late.cpu_j == pytest.approx(0.5) and early.cpu_j == pytest.approx(3.5)
+
+
+def test_a_window_whose_processes_all_exited_is_reported():
+    trees = CannedTrees()
+    trees.cpu, trees.rss = {1: 0.0, 2: 0.0}, {1: 0.0, 2: 0.0}
+    attributor, _ = attributor_over(trees)
+    attributor.track(5, (1, 2))
+    attributor.track(6, (2,))
+    del trees.cpu[1]
+    assert attributor.attribute(0.0) == []  # 2 still runs
+    del trees.cpu[2]
+    assert sorted(attributor.attribute(0.0)) == [5, 6]
+
 
 def test_nothing_is_read_without_a_comparison_naming_processes():
     class Refusing(CannedTrees):
@@ -90,7 +149,5 @@ def test_nothing_is_read_without_a_comparison_naming_processes():
         def machine(self):
             raise AssertionError("read the machine")
 
-    attributor = Attributor(Refusing(), NvmlReader(fake_nvml(None, init_fails=True)), lambda ts: 1.0)
-    attributor.add_tick({"ts_ms": 0.0, "cpu_j": 5.0, "gpu_j": 0.0, "mem_j": 1.0}, [])
-    attributor.attribute(1000.0)
-    assert attributor.tracked == {}
+    attributor, _ = attributor_over(Refusing())
+    assert attributor.attribute(1000.0) == [] and attributor.tracked == {}

@@ -43,7 +43,7 @@ def test_new_comparison_bodies(body):
     except InputError as error:
         assert error.status == 400 and error.message
         return
-    assert new.models and all(isinstance(model, str) for model in new.models)
+    assert all(isinstance(model, str) for model in new.models)
     json.dumps(new.metadata).encode("utf-8")  # storable
 
 

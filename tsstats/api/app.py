@@ -9,10 +9,10 @@ from sanic import Sanic
 
 from tsstats.api.bodies import MAX_BODY_BYTES
 from tsstats.api.router import Router
-from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page
+from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page, phases
 from tsstats.api.view import ServiceView
 
-ROUTE_GROUPS = (dashboard, comparisons, history, grid, data, operations, page)
+ROUTE_GROUPS = (dashboard, comparisons, phases, history, grid, data, operations, page)
 
 
 def create_app(view: ServiceView, *, name: str = "tsstats") -> Sanic:

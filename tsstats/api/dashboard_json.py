@@ -22,6 +22,9 @@ UNITS: dict[str, dict[str, str]] = {
                        "renewableEnergyUsage": "%", "carbonOffset": "kg CO2e"},
     "comparisonStats": {"totalComparisons": "count", "modelsCompared": "count", "averageAccuracy": "%",
                         "averageSpeed": "as reported"},
+    "enterpriseMetrics": {"modelAccuracy": "%", "processingSpeed": "as reported", "systemUptime": "%",
+                          "successRate": "%", "responseTime": "ms", "queueLength": "count",
+                          "concurrentComparisons": "count", "dataThroughput": "items/s"},
 }
 
 
@@ -42,7 +45,7 @@ def _optional(value: float) -> float | None:
 
 def render_dashboard(f: Figures, settings: Settings) -> dict[str, Any]:
     unavailable: list[str] = []
-    comparisons, energy = f.comparisons, f.energy
+    comparisons, energy, activity = f.comparisons, f.energy, f.activity
     stats: dict[str, Any] = {
         "systemMetrics": {
             "cpuUsage": _number(f.cpu_pct, unavailable, "cpuUsage"),
@@ -73,6 +76,16 @@ def render_dashboard(f: Figures, settings: Settings) -> dict[str, Any]:
             "modelsCompared": comparisons.models,
             "averageAccuracy": _number(comparisons.accuracy_pct, unavailable, "averageAccuracy"),
             "averageSpeed": _number(comparisons.speed, unavailable, "averageSpeed"),
+        },
+        "enterpriseMetrics": {
+            "modelAccuracy": _number(activity.accuracy_pct, unavailable, "enterpriseMetrics.modelAccuracy"),
+            "processingSpeed": _number(activity.speed, unavailable, "enterpriseMetrics.processingSpeed"),
+            "systemUptime": _number(f.uptime_pct, unavailable, "enterpriseMetrics.systemUptime", 3),
+            "successRate": _number(100.0 - activity.error_pct, unavailable, "enterpriseMetrics.successRate", 3),
+            "responseTime": _number(activity.response_ms, unavailable, "enterpriseMetrics.responseTime", 3),
+            "queueLength": comparisons.queued,
+            "concurrentComparisons": comparisons.running,
+            "dataThroughput": _number(activity.items_per_s, unavailable, "enterpriseMetrics.dataThroughput", 3),
         },
     }
     stats["meta"] = render_meta(f, settings, unavailable)

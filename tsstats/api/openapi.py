@@ -7,6 +7,7 @@ from typing import Any
 
 from tsstats import __version__
 from tsstats.api.dashboard_json import UNITS
+from tsstats.comparisons.phases import MAX_PHASE_NAME, PHASE_FINISHED
 from tsstats.comparisons.validation import (
     CREATE_STATUSES,
     MAX_LIMIT,
@@ -81,9 +82,20 @@ def _comparison_schema() -> dict[str, Any]:
                            "gpuShare": {"enum": ["utilization", "memory", None]},
                            "machineEnergyKwh": NULLABLE_NUMBER,
                            "energyByComponentKwh": {"type": ["object", "null"], "properties": {
-                               "cpu": NUMBER, "gpu": NUMBER, "memory": NUMBER}}}}
+                               "cpu": NUMBER, "gpu": NUMBER, "memory": NUMBER}},
+                           "durationS": NULLABLE_NUMBER, "energyJ": NULLABLE_NUMBER, "carbonG": NULLABLE_NUMBER,
+                           "items": NULLABLE_NUMBER, "energyPerItemJ": NULLABLE_NUMBER,
+                           "carbonPerItemG": NULLABLE_NUMBER, "embodiedG": NULLABLE_NUMBER,
+                           "sci": {**NULLABLE_NUMBER, "description": "g CO2e per item: (E x I + M) / R"},
+                           "sciIncludes": TEXTS, "unavailable": TEXTS,
+                           "methods": {"type": ["object", "null"]}, "estimated": TEXTS,
+                           "grid": {"type": ["object", "null"]},
+                           "phases": {"type": "array", "items": _ref("Phase")}}}
 
 
+TEXTS = {"type": "array", "items": {"type": "string"}}
+ITEMS = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e15,
+         "description": "items the run processes (prompts, images, tokens): the functional unit of SCI"}
 PIDS = {"type": "array", "minItems": 1, "maxItems": MAX_PIDS, "items": {"type": "integer", "minimum": 1,
                                                                         "maximum": MAX_PID},
         "description": "the processes doing the comparison's work (their children count too); they must exist"}
@@ -97,8 +109,27 @@ SCHEMAS: dict[str, Any] = {
     "Comparison": _comparison_schema(),
     "ComparisonList": {"type": "object", "required": ["items", "next"], "properties": {
         "items": {"type": "array", "items": _ref("Comparison")}, "next": NULLABLE_TEXT}},
-    "NewComparison": {"type": "object", "required": ["models"], "additionalProperties": False, "properties": {
-        "models": {"type": "array", "minItems": 1, "maxItems": MAX_MODELS,
+    "Phase": {"type": "object", "required": ["id", "name", "parent", "status", "startedAt", "finishedAt",
+                                             "durationS", "energyJ", "carbonG"], "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "parent": {"type": ["integer", "null"]},
+        "status": {"enum": ["running", *PHASE_FINISHED]}, "startedAt": {"type": "string"},
+        "finishedAt": NULLABLE_TEXT, "durationS": NULLABLE_NUMBER, "energyJ": NULLABLE_NUMBER,
+        "carbonG": NULLABLE_NUMBER}},
+    "NewPhase": {"type": "object", "required": ["name"], "additionalProperties": False, "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_PHASE_NAME},
+        "parent": {"type": "integer", "minimum": 1, "description": "a running phase of the same comparison"}}},
+    "PhaseEnd": {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
+        "status": {"enum": list(PHASE_FINISHED)}}},
+    "Models": {"type": "object", "required": ["from", "to", "units", "items"], "properties": {
+        "from": {"type": "integer"}, "to": {"type": "integer"}, "units": {"type": "object"},
+        "items": {"type": "array", "items": {"type": "object", "required": ["model", "runs"], "properties": {
+            "model": {"type": "string"}, "runs": {"type": "object"}, "accuracy": NULLABLE_NUMBER,
+            "speed": NULLABLE_NUMBER, "latencyMs": NULLABLE_NUMBER, "energyPerRunJ": NULLABLE_NUMBER,
+            "energyPerItemJ": NULLABLE_NUMBER, "carbonPerItemG": NULLABLE_NUMBER,
+            "sciPerItemG": NULLABLE_NUMBER}}}}},
+    "NewComparison": {"type": "object", "additionalProperties": False, "properties": {
+        "items": ITEMS,
+        "models": {"type": "array", "maxItems": MAX_MODELS,
                    "items": {"type": "string", "minLength": 1, "maxLength": MAX_MODEL_NAME}},
         "name": {"type": "string", "maxLength": MAX_NAME}, "status": {"enum": list(CREATE_STATUSES)},
         "metadata": {"type": "object", "description": "at most 16 KiB as JSON"}, "pids": PIDS}},
@@ -107,7 +138,8 @@ SCHEMAS: dict[str, Any] = {
         "speed": {"type": "number", "minimum": 0, "maximum": 1e15},
         "latencyMs": {"type": "number", "minimum": 0, "maximum": 1e12,
                       "description": "with a final status only"},
-        "error": {"type": "string", "maxLength": 4000}, "pids": PIDS}},
+        "error": {"type": "string", "maxLength": 4000}, "pids": PIDS, "items": ITEMS,
+        "metadata": {"type": "object", "description": "replaces the metadata; at most 16 KiB as JSON"}}},
     "Offset": {"type": "object", "required": ["id", "kg", "note", "at", "createdAt"], "properties": {
         "id": {"type": "integer"}, "kg": NUMBER, "note": {"type": "string"}, "at": {"type": "string"},
         "createdAt": {"type": "string"}}},
@@ -185,6 +217,22 @@ def openapi_document() -> dict[str, Any]:
                       "updateComparison", "parameters": [comparison_id],
                       "requestBody": {"required": True, "content": {JSON: {"schema": _ref("ComparisonUpdate")}}},
                       "responses": {"200": _json(_ref("Comparison"), "updated, committed"),
+                                    **_errors(400, 401, 404, 409, 413, 415, 503)}},
+            "delete": {"summary": "Remove a comparison and its phases", "operationId": "deleteComparison",
+                       "parameters": [comparison_id],
+                       "responses": {"204": {"description": "removed, committed"}, **_errors(400, 401, 404, 503)}}},
+        "/api/comparisons/{id}/phases": {
+            "post": {"summary": "Open a named window inside a running comparison", "operationId": "openPhase",
+                     "parameters": [comparison_id],
+                     "requestBody": {"required": True, "content": {JSON: {"schema": _ref("NewPhase")}}},
+                     "responses": {"201": _json(_ref("Phase"), "opened, committed"),
+                                   **_errors(400, 401, 404, 409, 413, 415, 503)}}},
+        "/api/comparisons/{id}/phases/{phase}": {
+            "patch": {"summary": "Close a phase (and the phases inside it)", "operationId": "closePhase",
+                      "parameters": [comparison_id, {"name": "phase", "in": "path", "required": True,
+                                                     "schema": {"type": "string"}}],
+                      "requestBody": {"required": True, "content": {JSON: {"schema": _ref("PhaseEnd")}}},
+                      "responses": {"200": _json(_ref("Phase"), "closed, committed"),
                                     **_errors(400, 401, 404, 409, 413, 415, 503)}}},
         "/api/offsets": {
             "get": {"summary": "Declared carbon offsets", "operationId": "listOffsets",
@@ -193,6 +241,11 @@ def openapi_document() -> dict[str, Any]:
                      "requestBody": {"required": True, "content": {JSON: {"schema": _ref("NewOffset")}}},
                      "responses": {"201": _json(_ref("Offset"), "created, committed"),
                                    **_errors(400, 401, 413, 415, 503)}}},
+        "/api/models": {"get": {
+            "summary": "Per model: runs by status, results, energy and carbon per run and per item, SCI",
+            "operationId": "models", "parameters": TIME_RANGE,
+            "responses": {"200": _json(_ref("Models"), "the models of the comparisons created in the range"),
+                          **_errors(400, 401)}}},
         "/api/energy": {"get": {
             "summary": "Energy by component, carbon and methods over an interval", "operationId": "energy",
             "parameters": TIME_RANGE, "responses": {"200": _json(_ref("Energy"), "the interval's energy"),
@@ -228,6 +281,15 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [_query("metrics", "comma-separated names (default every host metric and energy)"),
                            *TIME_RANGE, _query("tier", "raw, 1m or 1h", {"enum": list(TIERS)}),
                            _query("format", "csv or parquet", {"enum": list(FORMATS)})],
+            "responses": {"200": {"description": "the file", "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/vnd.apache.parquet": {"schema": {"type": "string", "contentMediaType":
+                                                              "application/vnd.apache.parquet"}}}},
+                **_errors(400, 401, 503)}}},
+        "/api/export/comparisons": {"get": {
+            "summary": "Comparisons as Parquet or CSV: host, figures per item and SCI, phases",
+            "operationId": "exportComparisons",
+            "parameters": [*TIME_RANGE, _query("format", "csv or parquet", {"enum": list(FORMATS)})],
             "responses": {"200": {"description": "the file", "content": {
                 "text/csv": {"schema": {"type": "string"}},
                 "application/vnd.apache.parquet": {"schema": {"type": "string", "contentMediaType":

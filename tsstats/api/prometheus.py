@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -38,6 +38,7 @@ class Scrape:
     requests: RequestStats
     samples_lost: int
     last_sample_age_s: float | None
+    models: list[tuple[str, str, int, float]] = field(default_factory=list)  # (model, status, runs, J)
 
 
 class FiguresCollector:
@@ -84,6 +85,7 @@ class FiguresCollector:
         for name, help_text, value in gauges:
             if math.isfinite(value):
                 yield GaugeMetricFamily(name, help_text, value=value)
+        yield from model_families(scrape.models)
         comparisons = GaugeMetricFamily("tsstats_comparisons", "Comparisons by status (completed: ever).",
                                         labels=["status"])
         comparisons.add_metric(["queued"], f.comparisons.queued)
@@ -102,6 +104,25 @@ class FiguresCollector:
                     power.add_metric(labels, gpu.power_w)
             yield utilization
             yield power
+
+
+def model_families(models: list[tuple[str, str, int, float]]) -> Iterator[Metric]:
+    """Per model, so that one Prometheus sums a lab's machines: runs by status and the energy of its runs (a run
+    naming two models counts for both). Deleting a record lowers them, as a counter reset."""
+    if not models:
+        return
+    runs = CounterMetricFamily("tsstats_model_runs", "Comparisons naming the model, by status.",
+                               labels=["model", "status"])
+    energy = CounterMetricFamily("tsstats_model_energy_joules", "Energy of the finished comparisons naming the "
+                                 "model, PUE applied.", labels=["model"])
+    by_model: dict[str, float] = {}
+    for model, status, count, joules in models:
+        runs.add_metric([model, status], count)
+        by_model[model] = by_model.get(model, 0.0) + joules
+    for model, joules in by_model.items():
+        energy.add_metric([model], joules)
+    yield runs
+    yield energy
 
 
 def render_metrics(scrape: Scrape) -> bytes:

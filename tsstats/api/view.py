@@ -15,6 +15,7 @@ import numpy as np
 from tsstats.api.prometheus import Scrape
 from tsstats.api.requests import RequestStats
 from tsstats.comparisons.lifecycle import ComparisonLife
+from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.validation import ComparisonUpdate, NewComparison
 from tsstats.core.settings import Settings
 from tsstats.figures.energy import EnergySums
@@ -137,6 +138,16 @@ class ServiceView:
     def update_comparison(self, con: Connection, comparison_id: int, update: ComparisonUpdate,
                           now_ms: int) -> dict[str, Any]:
         return self._comparisons.update(con, comparison_id, update, now_ms)
+
+    def delete_comparison(self, con: Connection, comparison_id: int, now_ms: int) -> bool:
+        return self._comparisons.delete(con, comparison_id, now_ms)
+
+    def open_phase(self, con: Connection, comparison_id: int, new: NewPhase, now_ms: int) -> dict[str, Any]:
+        return self._comparisons.open_phase(con, comparison_id, new, now_ms)
+
+    def close_phase(self, con: Connection, comparison_id: int, phase_id: int, end: PhaseEnd,
+                    now_ms: int) -> dict[str, Any]:
+        return self._comparisons.close_phase(con, comparison_id, phase_id, end, now_ms)
 
     def process_exists(self, pid: int) -> bool:
         return self._comparisons.process_exists(pid)

@@ -1,4 +1,4 @@
-"""The command line: ``tsstats serve``, ``check``, ``synth``, ``export``, ``backup``, ``install-service`` and
+"""The command line: ``tsstats serve``, ``check``, ``run``, ``synth``, ``export``, ``backup``, ``install-service`` and
 ``uninstall-service``, each a module of its own, imported only when its command runs (``--help`` and
 ``check`` start in a fraction of a second); the client of a running service (``client``, standard library
 only). Runs on the main thread; ``serve`` hands the process to the assembly's service and Sanic. May import
@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tsstats.cli.synth import run_synth
 
         return run_synth(args)
+    if args.command == "run":
+        from tsstats.cli.run import run_command
+
+        return run_command(args)
     if args.command in ("install-service", "uninstall-service"):
         from tsstats.cli.unit import run_unit
 

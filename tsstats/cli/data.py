@@ -15,6 +15,7 @@ import duckdb
 from tsstats.cli.client import ByteProgress, ServiceError, download, service_url, with_query
 from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
 from tsstats.cli.outputs import OutputError, atomic_output
+from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
 from tsstats.core.inputs import InputError
 from tsstats.core.settings import Settings
 from tsstats.storage.backup import copy_database
@@ -42,6 +43,8 @@ def _fail(message: str, code: int = EXIT_FAILURE) -> int:
 
 
 def run_export(settings: Settings, args: argparse.Namespace) -> int:
+    if args.comparisons:
+        return run_comparisons_export(settings, args)
     values = {"from": args.from_, "to": args.to, "metrics": args.metrics, "tier": args.tier, "format": args.format}
     values = {key: value for key, value in values.items() if value is not None}
 
@@ -54,6 +57,20 @@ def run_export(settings: Settings, args: argparse.Namespace) -> int:
         return f"wrote {rows:,} rows ({query.tier}, {query.format}) to {args.out}"
 
     return _write_out("export", settings, args, from_file, "/api/export", values)
+
+
+def run_comparisons_export(settings: Settings, args: argparse.Namespace) -> int:
+    if args.metrics or args.tier != "raw":
+        return _fail("--comparisons exports comparisons, not metrics: drop --metrics and --tier", EXIT_USAGE)
+    values = {key: value for key, value in {"from": args.from_, "to": args.to, "format": args.format}.items()
+              if value is not None}
+
+    def from_file(con: Connection, temporary: str) -> str:
+        query = parse_comparisons_export(values, time.time())
+        rows = write_comparisons(con, query, temporary)
+        return f"wrote {rows:,} comparisons ({query.format}, host {query.host}) to {args.out}"
+
+    return _write_out("export", settings, args, from_file, "/api/export/comparisons", values)
 
 
 def run_backup(settings: Settings, args: argparse.Namespace) -> int:

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "(default: every host metric and energy)")
     export.add_argument("--tier", choices=("raw", "1m", "1h"), default="raw", help="raw samples or a rollup tier "
                                                                                    "(default: raw)")
+    export.add_argument("--comparisons", action="store_true", help="export comparisons instead (one row each, "
+                        "with the host, figures per item and SCI, phases; --from/--to bound their creation, "
+                        "default the last 30 days)")
     export.add_argument("--format", choices=("parquet", "csv"), required=True, help="file format")
     export.add_argument("--out", required=True, metavar="PATH", help="file to write")
     export.add_argument("--force", action="store_true", help="replace PATH if it exists")
@@ -92,7 +95,30 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "root)")
         if name == "install-service":
             unit.add_argument("--print", action="store_true", help="print the unit instead of writing it")
+    add_run_parser(commands)
     return parser
+
+
+def add_run_parser(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser(
+        "run", help="run a command as a measured comparison and print what it cost",
+        description="Run CMD as a comparison of the running service, with its stdin, stdout and stderr untouched and "
+                    "SIGINT, SIGTERM and SIGHUP passed on; exit with its status (128 + N when signal N killed it) "
+                    "and print to stderr, like /usr/bin/time, its wall time, energy by component with each "
+                    "figure's method, carbon, energy and carbon per item, and its share of the machine's energy.",
+        usage="tsstats run [options] -- CMD [ARGS...]")
+    run.add_argument("--name", help="the comparison's name (default: the command line)")
+    run.add_argument("--model", action="append", default=[], metavar="M", help="a model the command runs "
+                                                                               "(repeat for several)")
+    run.add_argument("--items", type=_positive("items", 1e15), metavar="N",
+                     help="items the command processes (prompts, images, tokens): energy, carbon and SCI per item")
+    run.add_argument("--result", metavar="FILE", help="a JSON object the command writes (accuracy, speed, "
+                                                      "latencyMs, items, metadata), reported with its end")
+    run.add_argument("--json", dest="json_out", metavar="FILE", help="write the finished record to FILE")
+    run.add_argument("--required", action="store_true", help="refuse to run the command when no service answers")
+    run.add_argument("--url", help="the service (default: TSSTATS_URL, else http://127.0.0.1:8000)")
+    run.add_argument("--token", help="its bearer token (default: TSSTATS_TOKEN)")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="the command and its arguments, after --")
 
 
 def _positive(name: str, maximum: float) -> Callable[[str], float]:

@@ -1,130 +1,112 @@
 """Energy of the work itself: the share of this machine's energy used by the processes a comparison names.
 
-While a comparison with ``pids`` runs, the sampler hands every tick's energy to the ``Attributor``; once a
-second it reads the named process trees (and nothing else: with no such comparison nothing is read) and
-gives each comparison, over that second:
+Each followed window (a comparison that names processes, or one of its phases) keeps its own baseline: the
+machine's energy by component, the machine's busy CPU time and its trees' CPU time, read at the instant it
+opened. Once a second, and at the instant it closes, the named trees are read again (and nothing else: with
+no such window nothing is read) and the window is given, over the time since its last read:
 
 - CPU energy x (CPU time of its trees / busy CPU time of the whole machine),
 - each GPU's energy x its processes' share of that GPU's SM utilization (NVML per-process samples), or, where
   the driver gives none, their share of the GPU memory held (the comparison is then flagged ``memory``),
 - memory energy x (resident memory of its trees / memory in use on the machine).
 
-The rest of the machine's energy stays unattributed. Carbon is summed second by second with the grid's
-intensity at that time (``figures.attribution`` holds the arithmetic).
+A window's edges are its own instants, not the nearest tick's nor the next second's, so a 0.3 s run is
+measured as well as an hour's. The rest of the machine's energy stays unattributed. Carbon is summed read by
+read with the grid's intensity at that time (``figures.attribution`` holds the arithmetic). Runs on the
+writer thread.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 
-from tsstats.figures.attribution import Attributed, gpu_share, share
-from tsstats.sources.nvml import GpuReading, NvmlReader
-from tsstats.sources.processes import ProcessTrees
+from tsstats.figures.attribution import Attributed, MachineJoules, gpu_share, share
+from tsstats.sources.nvml import NvmlReader, ProcessGpuUse
+from tsstats.sources.processes import MachineUsage, ProcessTrees, TreeUsage
 
 
 @dataclass
 class Tracked:
+    """A followed window: its processes, what it has been given, and the readings of its last read."""
+
     pids: tuple[int, ...]
     attributed: Attributed = field(default_factory=Attributed)
-    last_cpu_ticks: float | None = None  # the tree's CPU time at the last read
-
-
-@dataclass
-class Bucket:
-    """Energy of the ticks since the last attribution."""
-
-    cpu_j: float = 0.0
-    mem_j: float = 0.0
-    gpu_j: dict[int, float] = field(default_factory=dict)
-    other_gpu_j: float = 0.0  # GPU energy of a tick that has no per-GPU power (shared by GPU count)
+    energy: MachineJoules = field(default_factory=MachineJoules)
+    busy_ticks: float = 0.0
+    tree_ticks: float = 0.0
+    alive: bool = True  # some named process was running at the last read
 
 
 class Attributor:
-    """Per-process attribution for the running comparisons that named processes (writer thread)."""
+    """Per-process attribution for the windows that named processes (writer thread)."""
 
-    def __init__(self, trees: ProcessTrees, gpu: NvmlReader, intensity_at: Callable[[float], float]):
-        """``trees``: a ``sources.processes`` reader; ``gpu``: the NvmlReader; ``intensity_at(ts_ms)``: g/kWh."""
+    def __init__(self, trees: ProcessTrees, gpu: NvmlReader, intensity_at: Callable[[float], float],
+                 energy_now: Callable[[], MachineJoules], energy_at_tick: Callable[[], MachineJoules]):
+        """``intensity_at(ts_ms)``: g/kWh; ``energy_now()``: the machine's energy to this instant (reads the
+        counters); ``energy_at_tick()``: the same at the last tick (free)."""
         self.trees = trees
         self.gpu = gpu
         self.intensity_at = intensity_at
-        self.tracked: dict[int, Tracked] = {}
-        self.bucket = Bucket()
-        self._last_busy: float | None = None
-        self.last_tick_ms = 0.0
+        self.energy_now = energy_now
+        self.energy_at_tick = energy_at_tick
+        self.tracked: dict[Hashable, Tracked] = {}
+        self._uses: dict[int, ProcessGpuUse] = {}  # the last per-process GPU use read, by GPU
 
-    # which comparisons
-    def track(self, comparison_id: int, pids: tuple[int, ...], attributed: Attributed | None = None) -> None:
-        current = self.tracked.get(comparison_id)
-        self.tracked[comparison_id] = Tracked(tuple(pids), attributed or (current.attributed if current else
-                                                                           Attributed()))
+    # which windows
+    def track(self, key: Hashable, pids: tuple[int, ...], attributed: Attributed | None = None) -> None:
+        """Follow a window from now (``attributed``: what it was given before a restart)."""
+        current = self.tracked.get(key)
+        machine, tree = self.trees.machine(), self.trees.tree(tuple(pids))
+        self.tracked[key] = Tracked(tuple(pids), attributed or (current.attributed if current else Attributed()),
+                                    self.energy_now(), machine.busy_ticks, tree.cpu_ticks)
 
-    def untrack(self, comparison_id: int) -> Attributed | None:
-        """Stop following a comparison; what it was given (the ticks since the last second included)."""
-        if comparison_id in self.tracked:
-            self.attribute(self.last_tick_ms)
-        found = self.tracked.pop(comparison_id, None)
-        if not self.tracked:
-            self._last_busy = None
-        return found.attributed if found else None
+    def untrack(self, key: Hashable, now_ms: float) -> Attributed | None:
+        """Stop following a window; what it was given, read up to this instant."""
+        tracked = self.tracked.get(key)
+        if tracked is None:
+            return None
+        self._give(tracked, self.trees.machine(), self.energy_now(), self.intensity_at(now_ms), self._uses)
+        del self.tracked[key]
+        return tracked.attributed
 
     def exists(self, pid: int) -> bool:
         return self.trees.exists(pid)
 
-    # every tick
-    def add_tick(self, host: dict[str, float], gpus: list[GpuReading]) -> None:
-        if not self.tracked:
-            return
-        bucket = self.bucket
-        bucket.cpu_j += _finite(host.get("cpu_j"))
-        bucket.mem_j += _finite(host.get("mem_j"))
-        gpu_total = _finite(host.get("gpu_j"))
-        powers = {g.index: g.power_w for g in gpus if g.ok and math.isfinite(g.power_w)}
-        watts = sum(powers.values())
-        if watts > 0:
-            for index, power in powers.items():
-                bucket.gpu_j[index] = bucket.gpu_j.get(index, 0.0) + gpu_total * power / watts
-        else:
-            bucket.other_gpu_j += gpu_total
-        self.last_tick_ms = host.get("ts_ms", self.last_tick_ms)
-
     # once a second
-    def attribute(self, now_ms: float) -> None:
-        """Read the named trees and share the bucket's energy among their comparisons."""
-        bucket, self.bucket = self.bucket, Bucket()
+    def attribute(self, now_ms: float) -> list[Hashable]:
+        """Read the named trees and give each window its share of the energy since its last read; returns the
+        windows none of whose processes is running any more."""
         if not self.tracked:
-            return
-        machine = self.trees.machine()
-        busy_delta = None if self._last_busy is None else machine.busy_ticks - self._last_busy
-        self._last_busy = machine.busy_ticks
-        uses = {}
-        if bucket.gpu_j or bucket.other_gpu_j:
-            for info in self.gpu.gpus:
-                use = self.gpu.process_use(info.index)
-                if use is not None:
-                    uses[info.index] = use
+            return []
+        machine, energy = self.trees.machine(), self.energy_at_tick()
+        if self.gpu.gpus:
+            self._uses = {info.index: use for info in self.gpu.gpus
+                          if (use := self.gpu.process_use(info.index)) is not None}
         intensity = self.intensity_at(now_ms)
-        gpu_count = max(len(self.gpu.gpus), 1)
-        for tracked in self.tracked.values():
-            tree = self.trees.tree(tracked.pids)
-            previous, tracked.last_cpu_ticks = tracked.last_cpu_ticks, tree.cpu_ticks
-            cpu_j = 0.0
-            if previous is not None and busy_delta is not None:
-                cpu_j = bucket.cpu_j * share(tree.cpu_ticks - previous, busy_delta)
-            mem_j = bucket.mem_j * share(tree.rss_bytes, machine.used_bytes)
-            gpu_j, method = 0.0, tracked.attributed.gpu_method
-            for index, use in uses.items():
-                energy = bucket.gpu_j.get(index, 0.0) + bucket.other_gpu_j / gpu_count
-                gpu_j += energy * gpu_share(use.by_pid, tree.members)
-                if use.method == "memory" or method is None:
-                    method = use.method
-            before = tracked.attributed
-            tracked.attributed = replace(
-                before, cpu_j=before.cpu_j + cpu_j, gpu_j=before.gpu_j + gpu_j, mem_j=before.mem_j + mem_j,
-                joule_g_per_kwh=before.joule_g_per_kwh + (cpu_j + gpu_j + mem_j) * intensity,
-                gpu_method=method if uses else before.gpu_method)
+        ended = []
+        for key, tracked in self.tracked.items():
+            self._give(tracked, machine, energy, intensity, self._uses)
+            if not tracked.alive:
+                ended.append(key)
+        return ended
 
-
-def _finite(value: float | None) -> float:
-    return float(value) if value is not None and math.isfinite(value) else 0.0
+    def _give(self, tracked: Tracked, machine: MachineUsage, energy: MachineJoules, intensity: float,
+              uses: dict[int, ProcessGpuUse]) -> None:
+        tree: TreeUsage = self.trees.tree(tracked.pids)
+        spent = energy - tracked.energy
+        cpu_j = max(spent.cpu_j, 0.0) * share(tree.cpu_ticks - tracked.tree_ticks, machine.busy_ticks
+                                              - tracked.busy_ticks)
+        mem_j = max(spent.mem_j, 0.0) * share(tree.rss_bytes, machine.used_bytes)
+        gpu_j, method = 0.0, tracked.attributed.gpu_method
+        for index, use in uses.items():
+            gpu_j += max(spent.gpu_j.get(index, 0.0), 0.0) * gpu_share(use.by_pid, tree.members)
+            if use.method == "memory" or method is None:
+                method = use.method
+        before = tracked.attributed
+        tracked.attributed = replace(
+            before, cpu_j=before.cpu_j + cpu_j, gpu_j=before.gpu_j + gpu_j, mem_j=before.mem_j + mem_j,
+            joule_g_per_kwh=before.joule_g_per_kwh + (cpu_j + gpu_j + mem_j) * intensity,
+            gpu_method=method if uses else before.gpu_method)
+        tracked.energy, tracked.busy_ticks, tracked.tree_ticks = energy, machine.busy_ticks, tree.cpu_ticks
+        tracked.alive = any(self.trees.exists(pid) for pid in tracked.pids)

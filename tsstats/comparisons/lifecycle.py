@@ -1,71 +1,91 @@
-"""A comparison's life, owned in one place: created, moved through its states, its processes followed while
-it runs, and on its end given its duration (monotonic), energy and carbon.
+"""A comparison's life, owned in one place: created, moved through its states, its phases opened and closed,
+its processes followed while it runs, and on its end given its duration (monotonic), energy, carbon, SCI
+and how each was obtained; a run whose processes all exited without a final status is failed, and a record
+can be deleted.
 
 ``ComparisonLife`` runs on the writer thread: its writes are the work of ``Store.write`` (inside the writer's
 transaction) and its hooks (``sampling.hooks.ComparisonHooks``) are called by the sampler between ticks.
+A window's edges (a run's start and end, a phase's) are read at their own instants: the machine's energy
+from its counters then, and the named processes' CPU time then.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import numpy as np
 
-from tsstats.comparisons import records
+from tsstats.comparisons import phases, records
 from tsstats.comparisons.attributor import Attributor
+from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.records import Finish
 from tsstats.comparisons.stats import ComparisonTracker
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, NewComparison, check_transition
 from tsstats.core.inputs import InputError
-from tsstats.figures import formulas
+from tsstats.core.settings import Settings
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
+from tsstats.figures import formulas, sci
+from tsstats.figures.attribution import MachineJoules
 from tsstats.figures.grid import GridIntensity
+from tsstats.figures.methods import Method, Methods
 from tsstats.figures.moment import ComparisonFigures
 from tsstats.sampling.energy_sums import comparison_energy
-from tsstats.sources.nvml import GpuReading
 from tsstats.storage.sql import Connection
+
+ABANDONED = "its processes exited before it reported a final status"
+MODELLED = (Method.TDP_MODEL, Method.DIMM_MODEL)
 
 
 class RunClock:
-    """When comparisons started running, on the monotonic clock (writer thread): a duration is the monotonic time
-    between start and finish, whatever the wall clock did meanwhile. A comparison started before a restart has
-    no monotonic start: its finish is the wall clock's, never before its start."""
+    """When windows (runs, phases) opened, on the monotonic clock and on the machine's energy counters (writer
+    thread): a duration is the monotonic time between its edges, whatever the wall clock did meanwhile, and its
+    machine energy the counters' difference. A window opened before a restart has neither: its finish is the
+    wall clock's, never before its start, and its energy comes from the stored samples."""
 
-    def __init__(self, monotonic: Callable[[], float]):
+    def __init__(self, monotonic: Callable[[], float], energy_now: Callable[[], MachineJoules]):
         self._monotonic = monotonic
-        self._started: dict[int, float] = {}
+        self._energy_now = energy_now
+        self._started: dict[Hashable, tuple[float, MachineJoules]] = {}
 
-    def started(self, comparison_id: int) -> None:
-        self._started[comparison_id] = self._monotonic()
+    def started(self, key: Hashable) -> None:
+        self._started[key] = (self._monotonic(), self._energy_now())
 
-    def finished_ms(self, comparison_id: int, started_ms: int | None, now_ms: int) -> int:
-        mono = self._started.pop(comparison_id, None)
+    def forget(self, key: Hashable) -> None:
+        self._started.pop(key, None)
+
+    def finished(self, key: Hashable, started_ms: int | None, now_ms: int) -> tuple[int, MachineJoules | None]:
+        """(finish time in epoch ms, the machine's energy over the window or None when it opened before a
+        restart)."""
+        mark = self._started.pop(key, None)
         if started_ms is None:
-            return now_ms
-        if mono is None:
-            return max(now_ms, started_ms)
-        return started_ms + round((self._monotonic() - mono) * 1000.0)
+            return now_ms, None
+        if mark is None:
+            return max(now_ms, started_ms), None
+        mono, energy = mark
+        return started_ms + round((self._monotonic() - mono) * 1000.0), self._energy_now() - energy
 
 
 class ComparisonLife:
-    def __init__(self, attributor: Attributor, tracker: ComparisonTracker, run_clock: RunClock, pue: float,
-                 grid: GridIntensity, pending: Callable[[], dict[str, np.ndarray]]):
-        """``pending()``: the sample rows not yet stored, by ring column."""
+    def __init__(self, attributor: Attributor, tracker: ComparisonTracker, run_clock: RunClock, settings: Settings,
+                 grid: GridIntensity, pending: Callable[[], dict[str, np.ndarray]], methods: Callable[[], Methods]):
+        """``pending()``: the sample rows not yet stored, by ring column; ``methods()``: how each component's
+        energy is obtained now."""
         self.attributor = attributor
         self.tracker = tracker
         self.run_clock = run_clock
-        self.pue = pue
+        self.settings = settings
         self.grid = grid
         self.pending = pending
+        self.methods = methods
 
     # -- writes (the work of Store.write, on the writer thread) -----------------------------------------
     def create(self, con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
-        """A new comparison; one created running with ``pids`` is followed at once."""
+        """A new comparison; one created running is timed from now, and followed at once if it names pids."""
         record = records.insert_comparison(con, new, now_ms)
         if new.status == "running":
-            self.run_clock.started(record["id"])
-            if new.pids:
-                self.attributor.track(record["id"], new.pids)
+            self._open(record["id"], new.pids)
         return record
 
     def update(self, con: Connection, comparison_id: int, update: ComparisonUpdate, now_ms: int) -> dict[str, Any]:
@@ -80,30 +100,130 @@ class ComparisonLife:
         pids = update.pids or named
         finish = Finish()
         if update.status == "running":
-            self.run_clock.started(comparison_id)
-            if pids:
-                self.attributor.track(comparison_id, pids)
+            self._open(comparison_id, pids)
         if update.status in FINISHED:
+            self._close_phases(con, comparison_id, None, update.status, now_ms)
             finish = self._finish(con, comparison_id, started_ms, pids, now_ms)
         return records.apply_update(con, comparison_id, update, now_ms, finish)
 
+    def _open(self, key: Hashable, pids: tuple[int, ...] | None) -> None:
+        self.run_clock.started(key)
+        if pids:
+            self.attributor.track(key, pids)
+
     def _finish(self, con: Connection, comparison_id: int, started_ms: int | None, pids: tuple[int, ...] | None,
                 now_ms: int) -> Finish:
-        finished_ms = self.run_clock.finished_ms(comparison_id, started_ms, now_ms)
-        attributed = self.attributor.untrack(comparison_id)
+        finished_ms, machine = self.run_clock.finished(comparison_id, started_ms, now_ms)
+        attributed = self.attributor.untrack(comparison_id, now_ms)
         if started_ms is None:
-            return Finish(0.0, 0.0, finished_ms)
+            return Finish(0.0, 0.0, finished_ms, accounting=self._accounting(0.0, 0.0))
         until_ms = max(now_ms, started_ms)
-        pending, pue, grid = self.pending(), self.pue, self.grid
+        pue = self.settings.pue
         if pids:
-            machine_kwh, _ = comparison_energy(con, pending, started_ms, until_ms,
-                                               [(comparison_id, started_ms, until_ms)], pue, grid)
             attributed = attributed or records.attribution_loaded(con, comparison_id)
-            return Finish(formulas.kwh(attributed.total_j * pue), attributed.carbon_kg(pue), finished_ms,
-                          machine_kwh, attributed)
-        energy_kwh, carbon_kg = comparison_energy(con, pending, started_ms, until_ms,
-                                                  records.running_intervals(con, started_ms, until_ms), pue, grid)
-        return Finish(energy_kwh, carbon_kg, finished_ms)
+            machine_j = machine.total_j if machine is not None else comparison_energy(
+                con, self.pending(), started_ms, until_ms, [(comparison_id, started_ms, until_ms)],
+                self.grid).total_j
+            energy_j, joule_g = attributed.total_j, attributed.joule_g_per_kwh
+        else:
+            shared = comparison_energy(con, self.pending(), started_ms, until_ms,
+                                       records.running_intervals(con, started_ms, until_ms), self.grid)
+            if machine is not None:  # the counters' own difference over the run's edges, shared alike
+                running = max(len(records.running_intervals(con, now_ms, now_ms)), 1)
+                shared = shared.scaled_to(machine.total_j) if shared.total_j > 0 else type(shared)(
+                    machine.total_j / running, machine.total_j,
+                    machine.total_j / running * self.grid.intensity_at(now_ms))
+            machine_j, energy_j, joule_g = shared.total_j, shared.shared_j, shared.joule_g_per_kwh
+        energy_kwh, carbon_kg = formulas.kwh(energy_j * pue), joule_g * pue / JOULES_PER_KWH / GRAMS_PER_KG
+        embodied = None
+        if self.settings.embodied_kg is not None:
+            embodied = sci.embodied_g(self.settings.embodied_kg, self.settings.lifetime_years,
+                                      (finished_ms - started_ms) / 1000.0, energy_j / machine_j if machine_j else 0.0)
+        return Finish(energy_kwh, carbon_kg, finished_ms, formulas.kwh(machine_j * pue) if pids else None,
+                      attributed if pids else None, embodied, self._accounting(energy_kwh, carbon_kg))
+
+    def _accounting(self, energy_kwh: float, carbon_kg: float) -> str:
+        """How a run's figures were obtained: each component's method, the estimated ones, the grid used."""
+        methods = self.methods()
+        grid = self.grid
+        source = "+".join(grid.series.sources) if grid.series is not None else "yearly average"
+        mean = carbon_kg * GRAMS_PER_KG / energy_kwh if energy_kwh > 0 else grid.g_per_kwh
+        return json.dumps({
+            "methods": methods.as_dict(),
+            "estimated": [name for name, method in methods.as_dict().items() if method in MODELLED],
+            "grid": {"gPerKwh": round(mean, 3), "region": grid.average.region, "source": source},
+        })
+
+    # -- phases ---------------------------------------------------------------------------------------------
+    def open_phase(self, con: Connection, comparison_id: int, new: NewPhase, now_ms: int) -> dict[str, Any]:
+        current = records.current_status(con, comparison_id)
+        if current is None:
+            raise InputError(f"no comparison {comparison_id}", status=404)
+        if current[0] != "running":
+            raise InputError(f"phases open in a running comparison; {comparison_id} is {current[0]}",
+                             field="status", status=409)
+        record = phases.insert_phase(con, comparison_id, new, now_ms)
+        self._open(("phase", record["id"]), current[2])
+        return record
+
+    def close_phase(self, con: Connection, comparison_id: int, phase_id: int, end: PhaseEnd,
+                    now_ms: int) -> dict[str, Any]:
+        status = phases.phase_status(con, comparison_id, phase_id)
+        if status is None:
+            raise InputError(f"no phase {phase_id} in comparison {comparison_id}", status=404)
+        if status != "running":
+            raise InputError(f"phase {phase_id} is {status} already", field="status", status=409)
+        return self._close_phases(con, comparison_id, phase_id, end.status, now_ms)[phase_id]
+
+    def _close_phases(self, con: Connection, comparison_id: int, top: int | None, status: str,
+                      now_ms: int) -> dict[int, dict[str, Any]]:
+        """Close a running phase and the phases inside it (every running phase when ``top`` is None)."""
+        running = phases.running_phases(con, comparison_id)  # (id, parent, started), newest first
+        inside = {top} if top is not None else {row[0] for row in running}
+        for phase_id, parent, _ in reversed(running):
+            if parent in inside:
+                inside.add(phase_id)
+        closed = {}
+        for phase_id, _, started_ms in running:  # innermost first
+            if phase_id in inside:
+                finished_ms, energy_j, carbon_g = self._phase_energy(con, ("phase", phase_id), started_ms, now_ms)
+                closed[phase_id] = phases.finish_phase(con, phase_id, status, finished_ms, energy_j, carbon_g)
+        return closed
+
+    def _phase_energy(self, con: Connection, key: Hashable, started_ms: int,
+                      now_ms: int) -> tuple[int, float | None, float | None]:
+        """(finish time, energy in J after PUE, carbon in g) of a phase: its processes' share like its run's, or
+        the machine's energy over its edges shared among the comparisons running (None after a restart)."""
+        pue = self.settings.pue
+        attributed = self.attributor.untrack(key, now_ms)
+        finished_ms, machine = self.run_clock.finished(key, started_ms, now_ms)
+        if attributed is not None:
+            return finished_ms, attributed.total_j * pue, attributed.joule_g_per_kwh * pue / JOULES_PER_KWH
+        if machine is None:
+            return finished_ms, None, None
+        running = max(len(records.running_intervals(con, now_ms, now_ms)), 1)
+        joules = machine.total_j * pue / running
+        return finished_ms, joules, joules * self.grid.intensity_at(now_ms) / JOULES_PER_KWH
+
+    def abandon(self, con: Connection, comparison_ids: list[int], now_ms: float) -> None:
+        """Fail the running comparisons whose processes have all exited (a script killed before it reported)."""
+        for comparison_id in comparison_ids:
+            current = records.current_status(con, comparison_id)
+            if current is not None and current[0] == "running":
+                self.update(con, comparison_id, ComparisonUpdate("failed", None, None, None, ABANDONED), int(now_ms))
+
+    def delete(self, con: Connection, comparison_id: int, now_ms: int) -> bool:
+        """Remove a record and its phases; a running one stops being followed."""
+        if records.current_status(con, comparison_id) is None:
+            return False
+        for phase_id, _, _ in phases.running_phases(con, comparison_id):  # (id, parent, started)
+            self.attributor.untrack(("phase", phase_id), now_ms)
+            self.run_clock.forget(("phase", phase_id))
+        self.attributor.untrack(comparison_id, now_ms)
+        self.run_clock.forget(comparison_id)
+        phases.delete_phases(con, comparison_id)
+        records.delete_comparison(con, comparison_id)
+        return True
 
     def process_exists(self, pid: int) -> bool:
         return self.attributor.exists(pid)
@@ -118,15 +238,12 @@ class ComparisonLife:
         for comparison_id, (pids, given) in records.running_with_pids(con).items():
             self.attributor.track(comparison_id, pids, given)
 
-    def add_tick(self, host: dict[str, float], gpus: list[GpuReading]) -> None:
-        self.attributor.add_tick(host, gpus)
-
-    def attribute(self, now_ms: float) -> None:
-        self.attributor.attribute(now_ms)
+    def attribute(self, now_ms: float) -> list[int]:
+        return [key for key in self.attributor.attribute(now_ms) if isinstance(key, int)]
 
     def save(self, con: Connection) -> None:
-        records.save_attribution(con, {comparison_id: tracked.attributed
-                                       for comparison_id, tracked in self.attributor.tracked.items()})
+        records.save_attribution(con, {key: tracked.attributed for key, tracked in self.attributor.tracked.items()
+                                       if isinstance(key, int)})
 
     def changed(self) -> None:
         self.tracker.changed()

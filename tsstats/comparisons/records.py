@@ -8,19 +8,23 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tsstats.comparisons.phases import phases_of
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, ListQuery, NewComparison
 from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.attribution import Attributed
+from tsstats.figures.sci import per_item, sci_per_item
 from tsstats.storage.sql import Connection, first
 
 RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms, accuracy, speed, latency_ms, "
                   "error, metadata, energy_kwh, carbon_kg, pids, gpu_share, machine_kwh, "
-                  "attributed_cpu_j, attributed_gpu_j, attributed_mem_j")
+                  "attributed_cpu_j, attributed_gpu_j, attributed_mem_j, items, embodied_g, accounting")
 
 
-def record_from_row(row: tuple) -> dict[str, Any]:
+def record_from_row(row: tuple, phases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The API's record of a comparison (``phases``: its named windows, oldest first)."""
     (id_, name, models, status, created, started, finished, accuracy, speed, latency_ms, error, metadata, energy,
-     carbon, pids, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j) = row
+     carbon, pids, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j, items, embodied, accounting) = row
     by_component = None
     if pids and energy is not None and status in FINISHED:
         given = (cpu_j or 0.0) + (gpu_j or 0.0) + (mem_j or 0.0)
@@ -46,6 +50,34 @@ def record_from_row(row: tuple) -> dict[str, Any]:
         "gpuShare": gpu_share,
         "machineEnergyKwh": machine_kwh,
         "energyByComponentKwh": by_component,
+        **run_figures(started, finished, energy, carbon, items, embodied, accounting),
+        "phases": phases or [],
+    }
+
+
+def run_figures(started: int | None, finished: int | None, energy_kwh: float | None, carbon_kg: float | None,
+                items: float | None, embodied: float | None, accounting: str | None) -> dict[str, Any]:
+    """A run's figures in joules and grams, per item and as SCI, and how they were obtained."""
+    energy_j = None if energy_kwh is None else energy_kwh * JOULES_PER_KWH
+    carbon_g = None if carbon_kg is None else carbon_kg * GRAMS_PER_KG
+    how = json.loads(accounting) if accounting else {}
+    finished_run = finished is not None and energy_kwh is not None
+    return {
+        "durationS": (finished - started) / 1000.0 if started is not None and finished is not None else None,
+        "energyJ": energy_j,
+        "carbonG": carbon_g,
+        "items": items,
+        "energyPerItemJ": per_item(energy_j, items),
+        "carbonPerItemG": per_item(carbon_g, items),
+        "embodiedG": embodied,
+        "sci": sci_per_item(carbon_g, embodied, items),
+        "sciIncludes": (["operational", "embodied"] if embodied is not None else ["operational"])
+        if finished_run else [],
+        "unavailable": ([] if embodied is not None else ["embodied"]) + ([] if items else ["items"])
+        if finished_run else [],
+        "methods": how.get("methods"),
+        "estimated": how.get("estimated", []),
+        "grid": how.get("grid"),
     }
 
 
@@ -53,15 +85,15 @@ def insert_comparison(con: Connection, new: NewComparison, now_ms: int) -> dict[
     started = now_ms if new.status == "running" else None
     pids = list(new.pids) if new.pids else None
     row = first(con.execute(
-        f"INSERT INTO comparisons (name, models, status, created_ms, started_ms, metadata, pids) "
-        f"VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {RECORD_COLUMNS}",
-        [new.name, list(new.models), new.status, now_ms, started, new.metadata, pids]).fetchall())
+        f"INSERT INTO comparisons (name, models, status, created_ms, started_ms, metadata, pids, items) "
+        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {RECORD_COLUMNS}",
+        [new.name, list(new.models), new.status, now_ms, started, new.metadata, pids, new.items]).fetchall())
     return record_from_row(row)
 
 
 def fetch_comparison(con: Connection, comparison_id: int) -> dict[str, Any] | None:
     row = first(con.execute(f"SELECT {RECORD_COLUMNS} FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
-    return record_from_row(row) if row else None
+    return record_from_row(row, phases_of(con, [comparison_id]).get(comparison_id)) if row else None
 
 
 def current_status(con: Connection, comparison_id: int) -> tuple[str, int | None, tuple[int, ...] | None] | None:
@@ -80,6 +112,8 @@ class Finish:
     finished_ms: int | None = None
     machine_kwh: float | None = None
     attributed: Attributed | None = None
+    embodied_g: float | None = None
+    accounting: str | None = None  # JSON: the method of each component, the estimated ones, the grid used
 
 
 def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, now_ms: int,
@@ -93,11 +127,13 @@ def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, 
         f"finished_ms = coalesce(?, finished_ms), accuracy = coalesce(?, accuracy), "
         f"speed = coalesce(?, speed), latency_ms = coalesce(?, latency_ms), error = coalesce(?, error), "
         f"energy_kwh = coalesce(?, energy_kwh), carbon_kg = coalesce(?, carbon_kg), pids = coalesce(?, pids), "
-        f"machine_kwh = coalesce(?, machine_kwh), {_ATTRIBUTED_SET} WHERE id = ? RETURNING {RECORD_COLUMNS}",
+        f"machine_kwh = coalesce(?, machine_kwh), items = coalesce(?, items), embodied_g = coalesce(?, embodied_g), "
+        f"accounting = coalesce(?, accounting), metadata = coalesce(?, metadata), {_ATTRIBUTED_SET} "
+        f"WHERE id = ? RETURNING {RECORD_COLUMNS}",
         [update.status, started, finished, update.accuracy, update.speed, update.latency_ms, update.error,
-         finish.energy_kwh, finish.carbon_kg, pids, finish.machine_kwh, *_attributed_values(finish.attributed),
-         comparison_id]).fetchall())
-    return record_from_row(row)
+         finish.energy_kwh, finish.carbon_kg, pids, finish.machine_kwh, update.items, finish.embodied_g,
+         finish.accounting, update.metadata, *_attributed_values(finish.attributed), comparison_id]).fetchall())
+    return record_from_row(row, phases_of(con, [comparison_id]).get(comparison_id))
 
 
 _ATTRIBUTED_COLUMNS = ("attributed_cpu_j", "attributed_gpu_j", "attributed_mem_j", "attributed_jg", "gpu_share")
@@ -148,7 +184,9 @@ def list_comparisons(con: Connection, query: ListQuery) -> dict[str, Any]:
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = con.execute(f"SELECT {RECORD_COLUMNS} FROM comparisons {where} ORDER BY id DESC LIMIT ?",
                        params + [query.limit + 1]).fetchall()
-    items = [record_from_row(row) for row in rows[:query.limit]]
+    page = rows[:query.limit]
+    phases = phases_of(con, [row[0] for row in page])
+    items = [record_from_row(row, phases.get(row[0])) for row in page]
     more = len(rows) > query.limit
     return {"items": items, "next": str(items[-1]["id"]) if more and items else None}
 
@@ -159,3 +197,7 @@ def running_intervals(con: Connection, start_ms: int, end_ms: int) -> list[tuple
         "SELECT id, started_ms, coalesce(finished_ms, ?) FROM comparisons "
         "WHERE started_ms IS NOT NULL AND started_ms <= ? AND coalesce(finished_ms, ?) >= ?",
         [end_ms, end_ms, end_ms, start_ms]).fetchall()
+
+
+def delete_comparison(con: Connection, comparison_id: int) -> None:
+    con.execute("DELETE FROM comparisons WHERE id = ?", [comparison_id])

@@ -25,9 +25,17 @@ def outcomes_since(con: Connection, since_ms: float) -> formulas.Outcomes:
     """Counts of the comparisons finished after ``since_ms``."""
     row = first(con.execute(
         "SELECT count(*), count(latency_ms), coalesce(sum(latency_ms), 0), "
-        "count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed') "
+        "count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'), "
+        "coalesce(sum(accuracy) FILTER (WHERE status = 'completed'), 0), "
+        "count(accuracy) FILTER (WHERE status = 'completed'), "
+        "coalesce(sum(speed) FILTER (WHERE status = 'completed'), 0), "
+        "count(speed) FILTER (WHERE status = 'completed'), "
+        "coalesce(sum(items) FILTER (WHERE status = 'completed' AND finished_ms > started_ms), 0), "
+        "coalesce(sum(finished_ms - started_ms) FILTER (WHERE status = 'completed' AND items IS NOT NULL "
+        "AND finished_ms > started_ms), 0) / 1000.0 "
         "FROM comparisons WHERE finished_ms > ?", [int(since_ms)]).fetchall())
-    return formulas.Outcomes(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4]))
+    return formulas.Outcomes(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4]), float(row[5]),
+                             int(row[6]), float(row[7]), int(row[8]), float(row[9]), float(row[10]))
 
 
 class ComparisonTracker:

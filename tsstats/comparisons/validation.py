@@ -35,6 +35,8 @@ MAX_SPEED = 1e15
 MAX_LATENCY_MS = 1e12
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_ITEMS = 1e15
+UNNAMED = "unnamed run"
 MAX_PIDS = 256
 MAX_PID = 2 ** 22  # Linux's pid_max limit
 
@@ -68,18 +70,19 @@ class NewComparison:
     status: str
     metadata: str
     pids: tuple[int, ...] | None = None
+    items: float | None = None
 
 
 def validate_new_comparison(body: Any) -> NewComparison:
     body = require_object(body)
-    reject_unknown(body, ("models", "name", "status", "metadata", "pids"))
+    reject_unknown(body, ("models", "name", "status", "metadata", "pids", "items"))
     models = body.get("models")
     if models is None:
-        raise InputError("models is required: a list of 1 to 32 model names", field="models")
+        models = []  # a tracked run need name no model (`tsstats run -- make`)
     if not isinstance(models, list):
         raise InputError("models must be a list of model names", field="models")
-    if not 1 <= len(models) <= MAX_MODELS:
-        raise InputError(f"models must hold 1 to {MAX_MODELS} names, not {len(models)}", field="models")
+    if len(models) > MAX_MODELS:
+        raise InputError(f"models must hold at most {MAX_MODELS} names, not {len(models)}", field="models")
     for model in models:
         if not isinstance(model, str) or not 1 <= len(model) <= MAX_MODEL_NAME:
             raise InputError(f"each model name must be a string of 1 to {MAX_MODEL_NAME} characters",
@@ -87,13 +90,20 @@ def validate_new_comparison(body: Any) -> NewComparison:
         check_text(model, "models")
     name = text_field(body, "name", MAX_NAME)
     if name is None:
-        name = " vs ".join(models)[:MAX_NAME]
+        name = " vs ".join(models)[:MAX_NAME] or UNNAMED
     status = body.get("status", "queued")
     if status not in CREATE_STATUSES:
         raise InputError(f"status must be one of {', '.join(CREATE_STATUSES)}", field="status")
-    metadata = body.get("metadata", {})
+    encoded = validate_metadata(body) or "{}"
+    return NewComparison(name=name, models=tuple(models), status=status, metadata=encoded, pids=validate_pids(body),
+                         items=number_field(body, "items", 0.0, MAX_ITEMS, low_open=True))
+
+
+def validate_metadata(body: dict[str, Any]) -> str | None:
+    """``metadata``: a JSON object of at most 16 KiB, as the stored text; None when not given."""
+    metadata = body.get("metadata")
     if metadata is None:
-        metadata = {}
+        return None
     if not isinstance(metadata, dict):
         raise InputError("metadata must be a JSON object", field="metadata")
     try:
@@ -103,7 +113,7 @@ def validate_new_comparison(body: Any) -> NewComparison:
     check_text(encoded, "metadata")
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InputError(f"metadata must be at most {MAX_METADATA_BYTES} bytes as JSON", field="metadata")
-    return NewComparison(name=name, models=tuple(models), status=status, metadata=encoded, pids=validate_pids(body))
+    return encoded
 
 
 @dataclass(frozen=True)
@@ -114,11 +124,13 @@ class ComparisonUpdate:
     latency_ms: float | None
     error: str | None
     pids: tuple[int, ...] | None = None
+    items: float | None = None
+    metadata: str | None = None  # replaces the metadata when given
 
 
 def validate_update(body: Any) -> ComparisonUpdate:
     body = require_object(body)
-    reject_unknown(body, ("status", "accuracy", "speed", "latencyMs", "error", "pids"))
+    reject_unknown(body, ("status", "accuracy", "speed", "latencyMs", "error", "pids", "items", "metadata"))
     status = body.get("status")
     if status is None:
         raise InputError("status is required", field="status")
@@ -135,6 +147,8 @@ def validate_update(body: Any) -> ComparisonUpdate:
         latency_ms=latency_ms,
         error=text_field(body, "error", MAX_ERROR),
         pids=validate_pids(body),
+        items=number_field(body, "items", 0.0, MAX_ITEMS, low_open=True),
+        metadata=validate_metadata(body),
     )
 
 

@@ -177,6 +177,11 @@ class Settings:
                                              1e6, optional=True)
     baseline_intensity: float | None = setting(None, "declared baseline grid intensity in g/kWh for "
                                                "totalCarbonSaved", "float", 0, 5000, optional=True)
+    embodied_kg: float | None = setting(None, "embodied emissions of this machine in kg CO2e (its manufacture), "
+                                        "amortised into each run's SCI; unset: SCI is operational only", "float", 0,
+                                        1e6, optional=True)
+    lifetime_years: float = setting(4.0, "expected lifetime of this machine, over which embodied_kg is amortised",
+                                    "float", 0.1, 100)
     dimm_count: int | None = setting(None, "memory modules for the memory power model; unset: read from the "
                                      "system", "int", 1, 256, optional=True)
     retention_raw: float = setting(7 * 86400.0, "how long raw samples are kept", "duration", 3600,

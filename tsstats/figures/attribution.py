@@ -6,7 +6,8 @@ Sums are in joules before PUE; the carbon sum is joules x g/kWh (divide by ``JOU
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 
@@ -27,6 +28,34 @@ class Attributed:
 
     def carbon_kg(self, pue: float) -> float:
         return self.joule_g_per_kwh * pue / JOULES_PER_KWH / GRAMS_PER_KG
+
+
+@dataclass(frozen=True)
+class MachineJoules:
+    """This machine's energy by component (joules before PUE): since the service started, or a difference of
+    two such readings; GPUs by index."""
+
+    cpu_j: float = 0.0
+    mem_j: float = 0.0
+    gpu_j: Mapping[int, float] = field(default_factory=dict)
+
+    @property
+    def gpu_total_j(self) -> float:
+        return float(sum(self.gpu_j.values()))
+
+    @property
+    def total_j(self) -> float:
+        return self.cpu_j + self.mem_j + self.gpu_total_j
+
+    def __add__(self, other: MachineJoules) -> MachineJoules:
+        gpus = {index: self.gpu_j.get(index, 0.0) + other.gpu_j.get(index, 0.0)
+                for index in set(self.gpu_j) | set(other.gpu_j)}
+        return MachineJoules(self.cpu_j + other.cpu_j, self.mem_j + other.mem_j, gpus)
+
+    def __sub__(self, other: MachineJoules) -> MachineJoules:
+        gpus = {index: self.gpu_j.get(index, 0.0) - other.gpu_j.get(index, 0.0)
+                for index in set(self.gpu_j) | set(other.gpu_j)}
+        return MachineJoules(self.cpu_j - other.cpu_j, self.mem_j - other.mem_j, gpus)
 
 
 def share(part: float, whole: float) -> float:

@@ -87,6 +87,9 @@ class Activity:
     error_pct: float  # failed / (completed + failed) in %; NaN when none completed or failed
     finished: int  # comparisons finished in the window, cancelled ones included
     with_latency: int  # of those, how many reported latencyMs
+    accuracy_pct: float = math.nan  # mean reported accuracy of those completed
+    speed: float = math.nan  # mean reported speed of those completed
+    items_per_s: float = math.nan  # items of the completed that reported items, over their run time
 
 
 @dataclass(frozen=True)
@@ -98,15 +101,28 @@ class Outcomes:
     latency_sum_ms: float = 0.0
     completed: int = 0
     failed: int = 0
+    accuracy_sum: float = 0.0
+    with_accuracy: int = 0
+    speed_sum: float = 0.0
+    with_speed: int = 0
+    items: float = 0.0  # items of the completed that reported items
+    items_s: float = 0.0  # their run time
+
+
+def _mean(total: float, count: float) -> float:
+    return total / count if count else math.nan
 
 
 def comparison_activity(outcomes: Outcomes) -> Activity:
     """The dashboard's responseTime (mean reported latencyMs) and errorRate (failed / (completed + failed))."""
     judged = outcomes.completed + outcomes.failed
     return Activity(
-        response_ms=outcomes.latency_sum_ms / outcomes.with_latency if outcomes.with_latency else math.nan,
+        response_ms=_mean(outcomes.latency_sum_ms, outcomes.with_latency),
         error_pct=100.0 * outcomes.failed / judged if judged else math.nan,
-        finished=outcomes.finished, with_latency=outcomes.with_latency)
+        finished=outcomes.finished, with_latency=outcomes.with_latency,
+        accuracy_pct=_mean(outcomes.accuracy_sum, outcomes.with_accuracy),
+        speed=_mean(outcomes.speed_sum, outcomes.with_speed),
+        items_per_s=_mean(outcomes.items, outcomes.items_s))
 
 
 def energy_efficiency_pct(cpu_j: float, cpu_active_j: float, gpu_j: float, gpu_idle_j: float) -> float:

@@ -5,10 +5,10 @@ are flushed). Read from any thread: the ring hands out copies."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures import formulas
 from tsstats.figures.energy import EnergySums
 from tsstats.figures.grid import GridIntensity
@@ -52,12 +52,28 @@ def energy_between(con: Connection, pending: dict[str, np.ndarray], from_ms: flo
     return stored_sums(con, from_ms, min(to_ms, first_pending), grid) + memory_sums(pending, grid, from_ms, to_ms)
 
 
+@dataclass(frozen=True)
+class SharedEnergy:
+    """A window's share of the samples' energy (joules before PUE) and of their carbon (joules x g/kWh)."""
+
+    shared_j: float
+    total_j: float  # every sample's energy in the window, before sharing
+    joule_g_per_kwh: float
+
+    def scaled_to(self, machine_j: float) -> SharedEnergy:
+        """The same shares of the machine's energy read from its counters at the window's own edges."""
+        if self.total_j <= 0:
+            return self
+        factor = machine_j / self.total_j
+        return SharedEnergy(self.shared_j * factor, machine_j, self.joule_g_per_kwh * factor)
+
+
 def comparison_energy(con: Connection, pending: dict[str, np.ndarray], start_ms: float, end_ms: float,
-                      running: list[tuple[int, int, int]], pue: float, grid: GridIntensity) -> tuple[float, float]:
-    """(kWh after PUE, kg CO2e) of a comparison that ran over [start_ms, end_ms]: this machine's energy then
-    (before PUE), each sample's shared equally among the comparisons running then (``running``: their (id,
-    started, finished or end) intervals, this one's included), each at the grid's intensity at its time; from
-    stored samples and the rows still in memory."""
+                      running: list[tuple[int, int, int]], grid: GridIntensity) -> SharedEnergy:
+    """The energy of a window over [start_ms, end_ms]: this machine's energy then (before PUE), each sample's
+    shared equally among the comparisons running then (``running``: their (id, started, finished or end)
+    intervals, this one's included), each at the grid's intensity at its time; from stored samples and the rows
+    still in memory."""
     ts, joules = sample_energy(con, start_ms, end_ms)
     if len(pending["ts_ms"]):
         memory_j = sum(np.nan_to_num(HOST_ROW.as_stored(name, pending[name]), nan=0.0)
@@ -66,6 +82,6 @@ def comparison_energy(con: Connection, pending: dict[str, np.ndarray], start_ms:
     starts = np.array([row[1] for row in running], dtype=float)
     ends = np.array([row[2] for row in running], dtype=float)
     shared = formulas.shared_energy_j(ts, joules, start_ms, end_ms, starts, ends)
+    inside = (ts >= start_ms) & (ts <= end_ms)
     g, _, _ = grid.lookup(ts)
-    grams = float((shared * g).sum()) * pue / JOULES_PER_KWH  # joules x g/kWh -> g
-    return formulas.kwh(float(shared.sum()) * pue), grams / GRAMS_PER_KG
+    return SharedEnergy(float(shared.sum()), float(np.nansum(joules[inside])), float((shared * g).sum()))

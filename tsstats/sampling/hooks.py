@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Protocol
 
 from tsstats.figures.moment import ComparisonFigures
-from tsstats.sources.nvml import GpuReading
 from tsstats.storage.sql import Connection
 
 
@@ -21,11 +20,13 @@ class ComparisonHooks(Protocol):
     def load(self, con: Connection, now_ms: float) -> None:
         """At start: follow the running comparisons that name processes again."""
 
-    def add_tick(self, host: dict[str, float], gpus: list[GpuReading]) -> None:
-        """A tick's energy, for the processes followed."""
+    def attribute(self, now_ms: float) -> list[int]:
+        """Once a second: share the energy since the last read among the processes followed; returns the running
+        comparisons none of whose processes is running any more."""
+        ...
 
-    def attribute(self, now_ms: float) -> None:
-        """Once a second: share the ticks' energy among the processes followed."""
+    def abandon(self, con: Connection, comparison_ids: list[int], now_ms: float) -> None:
+        """In a transaction of its own: fail those comparisons (their processes exited without a final status)."""
 
     def save(self, con: Connection) -> None:
         """With each flush, in its own transaction: keep what has been attributed so far."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from tsstats.figures.attribution import MachineJoules
 from tsstats.figures.methods import (
     METHOD_CPU_RAPL,
     METHOD_GPU_ENERGY,
@@ -31,6 +32,7 @@ class PowerSample:
     mem_w: float
     mem_j: float
     methods: int
+    gpu_each_j: dict[int, float] = field(default_factory=dict)  # by GPU index
 
 
 def current_methods(meter: PowerMeter, gpu: NvmlReader) -> Methods:
@@ -81,6 +83,17 @@ class GpuEnergy:
             return NAN, NAN, NAN, per_gpu, 0
         return (total_w if any_power else NAN), total_j, idle_j, per_gpu, methods
 
+    def peek(self, readings: list[GpuReading], elapsed_s: float) -> dict[int, float]:
+        """Joules of each GPU since the last ``measure``, from readings taken now, leaving the counters' marks."""
+        joules = {}
+        for reading in readings:
+            counter, previous = reading.energy_counter_j, self._last_counter.get(reading.index)
+            if math.isfinite(counter) and previous is not None and counter >= previous:
+                joules[reading.index] = counter - previous
+            elif math.isfinite(reading.power_w) and elapsed_s > 0:
+                joules[reading.index] = reading.power_w * elapsed_s
+        return joules
+
 
 class PowerMeter:
     """Combines RAPL, the TDP and DIMM models and the GPUs' energy into one ``PowerSample`` a tick."""
@@ -121,8 +134,31 @@ class PowerMeter:
                 mem_j = NAN
         if not math.isfinite(mem_j):
             mem_j = self.memory_model_w * interval_s
-        gpu_w, gpu_j, gpu_idle_j, _, gpu_methods = self.gpu.measure(gpus, interval_s)
+        gpu_w, gpu_j, gpu_idle_j, per_gpu, gpu_methods = self.gpu.measure(gpus, interval_s)
         methods |= gpu_methods
         if interval_s <= 0:
             return PowerSample(NAN, 0.0, gpu_w, 0.0, 0.0, NAN, 0.0, methods)
-        return PowerSample(cpu_j / interval_s, cpu_j, gpu_w, gpu_j, gpu_idle_j, mem_j / interval_s, mem_j, methods)
+        each = {reading.index: joules for reading, joules in zip(gpus, per_gpu, strict=True) if math.isfinite(joules)}
+        return PowerSample(cpu_j / interval_s, cpu_j, gpu_w, gpu_j, gpu_idle_j, mem_j / interval_s, mem_j, methods,
+                           each)
+
+    def peek(self, elapsed_s: float, cpu_pct: float, gpus: list[GpuReading]) -> MachineJoules:
+        """The energy since the last ``measure``, read now from the counters (RAPL, NVML's energy counter) or,
+        where there is none, the models integrated over ``elapsed_s`` at the last tick's utilization; the next
+        ``measure`` still counts all of it."""
+        elapsed_s = max(elapsed_s, 0.0)
+        cpu_j = mem_j = NAN
+        try:
+            cpu_j = self.rapl.peek_cpu_joules() if self.rapl.cpu_available else NAN
+        except (OSError, ValueError):
+            pass
+        if not math.isfinite(cpu_j):
+            utilization = cpu_pct / 100.0 if math.isfinite(cpu_pct) else 0.0
+            cpu_j = cpu_model_power_w(self.tdp.tdp_w, utilization) * elapsed_s
+        try:
+            mem_j = self.rapl.peek_dram_joules() if self.rapl.dram_available else NAN
+        except (OSError, ValueError):
+            pass
+        if not math.isfinite(mem_j):
+            mem_j = self.memory_model_w * elapsed_s
+        return MachineJoules(cpu_j, mem_j, self.gpu.peek(gpus, elapsed_s))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tsstats.sampling.clocksteps import ClockWatch, StepBack
-from tsstats.sampling.meter import PowerMeter
+from tsstats.sampling.meter import PowerMeter, PowerSample
 from tsstats.sources.clocks import boot_clock
 from tsstats.sources.host import CpuTimes, HostReader, SlowReading, cpu_busy_pct
 from tsstats.sources.latency import LatencyMonitor
@@ -51,6 +51,7 @@ class Tick:
     mono: float
     host: dict[str, float]  # HOST_ROW fields by name
     gpus: list[GpuReading]
+    power: PowerSample
 
 
 class TickReader:
@@ -111,7 +112,7 @@ class TickReader:
         utilizations = [g.utilization_pct for g in gpus if g.ok and math.isfinite(g.utilization_pct)]
         slow = self._slow
         self.last_gpus = gpus
-        return Tick(mono=mono_now, gpus=gpus, host={
+        return Tick(mono=mono_now, gpus=gpus, power=power, host={
             "ts_ms": wall_ms, "interval_s": interval, "cpu_pct": cpu, "mem_pct": slow.memory_used_pct,
             "load1": slow.load1, "logical_cpus": fast.logical_cpus, "tcp_estab": slow.tcp_established,
             "rx_bps": self._net_rates[0], "tx_bps": self._net_rates[1],

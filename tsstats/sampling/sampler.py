@@ -22,6 +22,7 @@ from tsstats.sampling.flushing import Flusher
 from tsstats.sampling.guard import run_guarded
 from tsstats.sampling.hooks import ComparisonHooks
 from tsstats.sampling.ledger import EnergyLedger
+from tsstats.sampling.machine_energy import MachineEnergy
 from tsstats.sampling.publishing import StatsPublisher
 from tsstats.sampling.reading import Clocks, Sources, TickReader, gpu_rows
 from tsstats.sampling.ring import Ring
@@ -70,6 +71,7 @@ class SamplerParts:
     steps: StepMover
     publisher: StatsPublisher
     comparisons: ComparisonHooks
+    energy: MachineEnergy
 
 
 def ring_capacity(settings: Settings) -> int:
@@ -177,8 +179,7 @@ class Sampler:
             if next_tick < now:  # fell behind (suspend, overload): skip, never burst
                 next_tick = now + self.period_s
             if attribution.due(now) and parts.comparisons.tracking:
-                self.guarded(lambda: parts.comparisons.attribute(self.clocks.wall() * 1000.0),
-                             "attributing energy to processes")
+                self.guarded(self.attribute, "attributing energy to processes")
             if flush.due(now) or (self.store.failure is not None and retry.due(now)):
                 self.flush()
             if energy.due(now):
@@ -204,9 +205,17 @@ class Sampler:
         parts.ring.append(HOST_ROW.row(tick.host))
         for row in gpu_rows(tick):
             parts.gpu_ring.append(GPU_ROW.row(row))
-        parts.comparisons.add_tick(tick.host, tick.gpus)
+        parts.energy.ticked(tick.mono, tick.host["cpu_pct"], tick.power)
         parts.availability.sampled(tick.host["ts_ms"])
         self.last_tick_mono = tick.mono
+
+    def attribute(self) -> None:
+        """Give the processes followed their share; fail the runs whose processes have all exited."""
+        comparisons, now_ms = self.parts.comparisons, self.clocks.wall() * 1000.0
+        ended = comparisons.attribute(now_ms)
+        if ended:
+            self.store.transaction(lambda con: comparisons.abandon(con, ended, now_ms))
+            self._written(self.store.writer)
 
     def flush(self) -> None:
         """Write what the rings hold, and what the processes followed have been given."""

@@ -47,6 +47,12 @@ class RaplDomain:
             os.close(self._fd)
             self._fd = None
 
+    def peek(self) -> float:
+        """Joules since the previous ``advance``, leaving its mark where it is (0 before the first)."""
+        if self.last_uj is None:
+            return 0.0
+        return counter_delta(self.last_uj, self.read_uj(), self.max_range_uj) / 1e6
+
     def advance(self) -> float:
         """Joules since the previous call (0 on the first)."""
         current = self.read_uj()
@@ -116,3 +122,10 @@ class RaplReader:
 
     def dram_joules(self) -> float:
         return sum(domain.advance() for domain in self.drams)
+
+    def peek_cpu_joules(self) -> float:
+        """CPU joules since the last ``cpu_joules``, without moving its mark."""
+        return sum(domain.peek() for domain in self.packages)
+
+    def peek_dram_joules(self) -> float:
+        return sum(domain.peek() for domain in self.drams)

@@ -9,7 +9,7 @@ import duckdb
 from tsstats.storage.errors import StoreError
 from tsstats.storage.sql import Connection, first
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def schema_text() -> str:

@@ -77,6 +77,25 @@ ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS attributed_gpu_j DOUBLE;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS attributed_mem_j DOUBLE;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS attributed_jg DOUBLE;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS machine_kwh DOUBLE;
+-- schema version 4: the items a run processed (prompts, images, tokens: the functional unit of SCI), the
+-- embodied carbon amortised over it (g CO2e, the M of SCI), and how its figures were obtained (JSON: the method
+-- of each component, the estimated ones, the grid intensity used); named windows inside a run
+ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS items DOUBLE;
+ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS embodied_g DOUBLE;
+ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS accounting VARCHAR;
+
+CREATE SEQUENCE IF NOT EXISTS phase_ids START 1;
+CREATE TABLE IF NOT EXISTS phases (
+    id            BIGINT PRIMARY KEY DEFAULT nextval('phase_ids'),
+    comparison_id BIGINT NOT NULL,
+    parent_id     BIGINT,
+    name          VARCHAR NOT NULL,
+    status        VARCHAR NOT NULL,
+    started_ms    BIGINT NOT NULL,
+    finished_ms   BIGINT,
+    energy_j      DOUBLE,
+    carbon_g      DOUBLE
+);
 
 -- schema version 3: grid carbon intensity over time, from grid_intensity_file ('file') or POST /api/grid
 -- ('feed'); each row in force over [start_ms, end_ms), rows never overlap

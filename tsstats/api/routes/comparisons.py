@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from sanic import Request
+from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
 from tsstats.api.bodies import NO_STORE, committed, parse_json_body, query_lists, query_values
@@ -41,10 +42,15 @@ def add_routes(router: Router, view: ServiceView) -> None:
         query = validation.validate_list_query(query_lists(request))
         return json_response(await view.read(records.list_comparisons, query), headers=NO_STORE)
 
-    @router.route("/api/comparisons/<id:str>", ("GET", "PATCH"))
+    @router.route("/api/comparisons/<id:str>", ("GET", "PATCH", "DELETE"))
     async def comparison(request: Request, id: str):  # noqa: A002 (the path's own name)
         comparison_id = id
         number = validation.parse_comparison_id(comparison_id)
+        if request.method == "DELETE":
+            query_values(request, ())
+            if number is None or not await write(lambda con: view.delete_comparison(con, number, now_ms())):
+                raise InputError(f"no comparison {comparison_id}", status=404)
+            return HTTPResponse(status=204, headers=NO_STORE)
         if request.method == "PATCH":
             query_values(request, ())
             update = validation.validate_update(parse_json_body(request))

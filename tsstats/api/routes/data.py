@@ -14,6 +14,7 @@ from sanic.exceptions import SanicException
 from tsstats.api.bodies import NO_STORE, query_values
 from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
+from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
 from tsstats.storage.backup import copy_database
 from tsstats.storage.export import CONTENT_TYPES, parse_export_query, write_export
 from tsstats.storage.files import remove_partial
@@ -57,6 +58,16 @@ def add_routes(router: Router, view: ServiceView) -> None:
         await made(lambda con, target: write_export(con, query, target), path, "export")
         try:
             await stream_file(request, path, CONTENT_TYPES[query.format], f"tsstats-{query.tier}.{query.format}")
+        finally:
+            remove_partial(path)
+
+    @router.route("/api/export/comparisons", ("GET",), accounted=False)
+    async def export_comparisons(request: Request):
+        query = parse_comparisons_export(query_values(request, ("from", "to", "format")), time.time())
+        path = scratch_path(f".{query.format}")
+        await made(lambda con, target: write_comparisons(con, query, target), path, "export")
+        try:
+            await stream_file(request, path, CONTENT_TYPES[query.format], f"tsstats-comparisons.{query.format}")
         finally:
             remove_partial(path)
 

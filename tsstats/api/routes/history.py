@@ -11,6 +11,7 @@ from sanic.response import raw
 from tsstats.api.bodies import NO_STORE, query_lists, query_values
 from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
+from tsstats.comparisons.models import model_table
 from tsstats.core.inputs import time_range
 from tsstats.figures.energy import report
 from tsstats.figures.methods import methods_of
@@ -20,6 +21,11 @@ from tsstats.storage.catalog import catalog
 
 def add_routes(router: Router, view: ServiceView) -> None:
     pue = view.settings.pue
+
+    @router.route("/api/models", ("GET",))
+    async def models(request: Request):
+        from_ms, to_ms = time_range(query_values(request, ("from", "to")), "-30d", time.time())
+        return json_response(await view.read(model_table, from_ms, to_ms), headers=NO_STORE)
 
     @router.route("/api/energy", ("GET",))
     async def energy(request: Request):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sanic import Request
 from sanic.response import json as json_response
 from sanic.response import raw
@@ -12,6 +14,7 @@ from tsstats.api.prometheus import CONTENT_TYPE, render_metrics
 from tsstats.api.router import Router
 from tsstats.api.routes.dashboard import snapshot_source
 from tsstats.api.view import ServiceView
+from tsstats.comparisons.models import model_totals
 from tsstats.sampling.sampler import HOLD_S
 
 
@@ -28,7 +31,8 @@ def add_routes(router: Router, view: ServiceView) -> None:
         snapshot = await current_snapshot()
         if snapshot is None:
             return raw(b"", content_type=CONTENT_TYPE, status=503, headers=NO_STORE)
-        return raw(render_metrics(view.scrape(snapshot)), content_type=CONTENT_TYPE, headers=NO_STORE)
+        scrape = replace(view.scrape(snapshot), models=await view.read(model_totals))
+        return raw(render_metrics(scrape), content_type=CONTENT_TYPE, headers=NO_STORE)
 
     @router.route("/healthz", ("GET",), public=True)
     async def healthz(request: Request):

@@ -121,6 +121,7 @@
     if (counts !== state.lastCounts) {
       state.lastCounts = counts;
       loadComparisons();
+      loadModels();
     }
   }
 
@@ -248,6 +249,58 @@
       body.appendChild(row);
     }
   }
+
+  const modelSort = {key: "model", descending: false};
+
+  function modelValue(item, key) {
+    return key === "runs" ? item.runs.total : item[key];
+  }
+
+  async function loadModels() {
+    let table;
+    try { table = await api("/api/models?from=-30d"); } catch (error) { return; }
+    state.models = table.items;
+    renderModels();
+  }
+
+  function renderModels() {
+    const items = (state.models || []).slice();
+    const {key, descending} = modelSort;
+    items.sort((a, b) => {
+      const x = modelValue(a, key), y = modelValue(b, key);
+      if (x === y) return 0;
+      if (x === null || x === undefined) return 1;  // no figure: last, whatever the order
+      if (y === null || y === undefined) return -1;
+      const order = typeof x === "string" ? x.localeCompare(y) : x - y;
+      return descending ? -order : order;
+    });
+    const body = $("models").querySelector("tbody");
+    body.textContent = "";
+    $("no-models").hidden = items.length > 0;
+    for (const item of items) {
+      const row = document.createElement("tr");
+      row.dataset.model = item.model;
+      for (const column of ["model", "runs", "accuracy", "speed", "latencyMs", "energyPerRunJ", "energyPerItemJ",
+        "carbonPerItemG", "sciPerItemG"]) {
+        const cell = modelValue(item, column);
+        const td = document.createElement("td");
+        td.textContent = cell === null || cell === undefined ? "–" : (typeof cell === "number" ? format(cell) : cell);
+        row.appendChild(td);
+      }
+      body.appendChild(row);
+    }
+    for (const th of $("models").querySelectorAll("th")) {
+      th.setAttribute("aria-sort", th.dataset.key === key ? (descending ? "descending" : "ascending") : "none");
+    }
+  }
+
+  $("models").querySelector("thead").addEventListener("click", (event) => {
+    const th = event.target.closest("th");
+    if (!th) return;
+    modelSort.descending = modelSort.key === th.dataset.key ? !modelSort.descending : th.dataset.key !== "model";
+    modelSort.key = th.dataset.key;
+    renderModels();
+  });
 
   async function loadEnergy() {
     let energy;

@@ -1,0 +1,159 @@
+"""``tsstats run [options] -- CMD ARGS...``: run a command as a measured comparison, like ``/usr/bin/time``.
+
+The command's stdin, stdout and stderr are its own. SIGINT, SIGTERM and SIGHUP sent to ``tsstats run`` are
+passed on to it; a SIGINT from the terminal already reaches it (it is in the same process group) and is not
+sent twice. The exit status is the command's (128 + N when signal N killed it, 127 when it does not exist, 126
+when it cannot be run). The comparison names this process, so the command and its children are measured; it is
+``completed`` for status 0, ``failed`` otherwise, ``cancelled`` when the user interrupted it. Standard library
+and ``tsstats.client`` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from tsstats.cli.exits import EXIT_USAGE
+from tsstats.cli.summary import summary_lines
+from tsstats.client.service import Service, ServiceRefused, ServiceUnreachable
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+NOT_FOUND, NOT_EXECUTABLE = 127, 126
+RESULT_FIELDS = ("accuracy", "speed", "latencyMs", "items", "metadata")
+
+
+def _warn(message: str) -> None:
+    print(f"tsstats: {message}", file=sys.stderr, flush=True)
+
+
+class Forwarder:
+    """Takes the stop signals on a thread of its own and passes on those not sent by the terminal."""
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen[bytes] | None = None
+        self.interrupted = False
+        self._done = threading.Event()
+
+    def hold(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        threading.Thread(target=self._take, name="tsstats-run-signals", daemon=True).start()
+
+    def _take(self) -> None:
+        while not self._done.is_set():
+            info = signal.sigwaitinfo(FORWARDED)
+            number = info.si_signo
+            if number == signal.SIGINT:
+                self.interrupted = True
+            from_terminal = number == signal.SIGINT and info.si_pid == 0  # the tty's ^C reached the group
+            child = self.child
+            if child is not None and child.poll() is None and not from_terminal:
+                try:
+                    child.send_signal(number)
+                except ProcessLookupError:
+                    pass
+
+    def release(self) -> None:
+        self._done.set()
+
+
+def run_command(args: argparse.Namespace) -> int:
+    command = list(args.cmd)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print("tsstats run: name the command to run after --, e.g. tsstats run -- python bench.py", file=sys.stderr)
+        return EXIT_USAGE
+    service = Service.from_environment(args.url, args.token)
+    name = args.name or shlex.join(command)[:200]
+    run = start(service, name, args.model, args.items, args.required)
+    if run is False:
+        return EXIT_USAGE
+    forwarder = Forwarder()
+    forwarder.hold()
+    started = time.monotonic()
+    error: str | None = None
+    try:
+        forwarder.child = subprocess.Popen(command, preexec_fn=lambda: signal.pthread_sigmask(
+            signal.SIG_UNBLOCK, FORWARDED))
+    except FileNotFoundError:
+        _warn(f"{command[0]}: command not found")
+        code, error = NOT_FOUND, f"{command[0]}: command not found"
+    except PermissionError:
+        _warn(f"{command[0]}: permission denied")
+        code, error = NOT_EXECUTABLE, f"{command[0]}: permission denied"
+    else:
+        status = forwarder.child.wait()
+        code = 128 - status if status < 0 else status
+        error = None if status == 0 else (f"killed by signal {-status}" if status < 0 else f"exit status {status}")
+    forwarder.release()
+    wall_s = time.monotonic() - started
+    outcome = "cancelled" if forwarder.interrupted and code != 0 else ("completed" if code == 0 else "failed")
+    record = finish(service, run, outcome, error, args.result) if run else None
+    for line in summary_lines(name, outcome, code, wall_s, record):
+        print(line, file=sys.stderr)
+    if record is not None and args.json_out:
+        try:
+            with open(args.json_out, "w", encoding="utf-8") as out:
+                json.dump(record, out, indent=2)
+        except OSError as problem:
+            _warn(f"--json {args.json_out}: {problem}")
+    return code
+
+
+def start(service: Service, name: str, models: list[str], items: float | None,
+          required: bool) -> dict[str, Any] | None | bool:
+    """The comparison, running; None when no service answers (the command runs unmeasured); False when
+    ``required`` and none answers, or the service refused it."""
+    body: dict[str, Any] = {"name": name, "models": models, "status": "running", "pids": [os.getpid()]}
+    if items is not None:
+        body["items"] = items
+    try:
+        return service.call("POST", "/api/comparisons", body)
+    except ServiceUnreachable as error:
+        if required:
+            _warn(f"{error}; not running the command (--required)")
+            return False
+        _warn(f"{error}; the command runs unmeasured")
+    except ServiceRefused as error:
+        _warn(str(error))
+        return False
+    return None
+
+
+def finish(service: Service, run: Any, outcome: str, error: str | None,
+           result_path: str | None) -> dict[str, Any] | None:
+    body: dict[str, Any] = {"status": outcome, **read_result(result_path)}
+    if error:
+        body["error"] = error
+    try:
+        return service.call("PATCH", f"/api/comparisons/{run['id']}", body)
+    except (ServiceUnreachable, ServiceRefused) as problem:
+        _warn(f"{problem}; the run's figures are missing")
+        return None
+
+
+def read_result(path: str | None) -> dict[str, Any]:
+    """The fields of ``--result FILE`` to report; a missing or bad file is a warning, not a failure."""
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            result = json.load(handle)
+    except (OSError, ValueError) as problem:
+        _warn(f"--result {path}: {problem}; nothing reported from it")
+        return {}
+    if not isinstance(result, dict):
+        _warn(f"--result {path}: expected a JSON object; nothing reported from it")
+        return {}
+    unknown = sorted(set(result) - set(RESULT_FIELDS))
+    if unknown:
+        _warn(f"--result {path}: ignored {', '.join(unknown)} (known: {', '.join(RESULT_FIELDS)})")
+    return {key: value for key, value in result.items() if key in RESULT_FIELDS}

@@ -1,0 +1,84 @@
+"""Calls to a running tsstats service: JSON over HTTP with the token, a short connection timeout (a script is
+never slowed by a service that is down) and the service's own error messages."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+CONNECT_TIMEOUT_S = 0.25  # a service that is not there costs a script at most this, twice
+ANSWER_TIMEOUT_S = 30.0  # a service that is there answers a write once it has committed
+
+
+class ServiceUnreachable(ConnectionError):
+    """No service answered at the URL."""
+
+
+class ServiceRefused(RuntimeError):
+    """The service answered with an error: ``status``, its ``message`` and the ``field`` it names."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(f"tsstats answered {status}: {message}" + (f" (field {field})" if field else ""))
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Service:
+    """Where the service is (``TSSTATS_URL``, default http://127.0.0.1:8000) and its token (``TSSTATS_TOKEN``)."""
+
+    url: str = DEFAULT_URL
+    token: str = ""
+
+    @classmethod
+    def from_environment(cls, url: str | None = None, token: str | None = None) -> Service:
+        return cls(url or os.environ.get("TSSTATS_URL") or DEFAULT_URL,
+                   token if token is not None else os.environ.get("TSSTATS_TOKEN", ""))
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One request; the decoded JSON answer (None for an empty one). ServiceUnreachable when nothing
+        answers within the connection timeout; ServiceRefused for an error answer."""
+        parts = urllib.parse.urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"TSSTATS_URL must be http://host:port or https://host:port, not {self.url!r}")
+        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        connection = kind(parts.hostname, parts.port, timeout=CONNECT_TIMEOUT_S)
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            try:
+                connection.connect()
+            except (TimeoutError, OSError) as error:
+                raise ServiceUnreachable(f"no tsstats at {self.url}: {error}") from None
+            if connection.sock is not None:
+                connection.sock.settimeout(ANSWER_TIMEOUT_S)
+            try:
+                connection.request(method, parts.path.rstrip("/") + path, body=payload, headers=headers)
+                answer = connection.getresponse()
+                data = answer.read()
+            except (OSError, http.client.HTTPException) as error:
+                raise ServiceUnreachable(f"tsstats at {self.url} stopped answering: {error}") from None
+        finally:
+            connection.close()
+        if answer.status >= 400:
+            raise _refused(answer.status, data)
+        return json.loads(data) if data else None
+
+
+def _refused(status: int, data: bytes) -> ServiceRefused:
+    try:
+        error = json.loads(data)["error"]
+        return ServiceRefused(status, str(error["message"]), error.get("field"))
+    except (ValueError, KeyError, TypeError):
+        return ServiceRefused(status, data[:200].decode("utf-8", "replace") or "no message")

@@ -1,0 +1,107 @@
+"""Phases: named windows inside a running comparison (``run.phase("warm-up")``), which may nest; each gets its
+own time, energy and carbon. Their bodies checked, and their SQL (writes in the writer thread's transaction)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tsstats.core.inputs import InputError, reject_unknown, require_object, text_field
+from tsstats.core.timeparse import rfc3339_ms
+from tsstats.storage.sql import Connection, first
+
+MAX_PHASE_NAME = 200
+MAX_PHASES = 1000  # per comparison
+PHASE_FINISHED = ("completed", "failed", "cancelled")
+PHASE_COLUMNS = "id, comparison_id, parent_id, name, status, started_ms, finished_ms, energy_j, carbon_g"
+
+
+@dataclass(frozen=True)
+class NewPhase:
+    name: str
+    parent: int | None
+
+
+@dataclass(frozen=True)
+class PhaseEnd:
+    status: str
+
+
+def validate_new_phase(body: Any) -> NewPhase:
+    body = require_object(body)
+    reject_unknown(body, ("name", "parent"))
+    name = text_field(body, "name", MAX_PHASE_NAME)
+    if not name:
+        raise InputError(f"name is required: 1 to {MAX_PHASE_NAME} characters", field="name")
+    parent = body.get("parent")
+    if parent is not None and (isinstance(parent, bool) or not isinstance(parent, int) or parent < 1):
+        raise InputError("parent must be the id of a running phase of this comparison", field="parent")
+    return NewPhase(name, parent)
+
+
+def validate_phase_end(body: Any) -> PhaseEnd:
+    body = require_object(body)
+    reject_unknown(body, ("status",))
+    status = body.get("status")
+    if status not in PHASE_FINISHED:
+        raise InputError(f"status must be one of {', '.join(PHASE_FINISHED)}", field="status")
+    return PhaseEnd(status)
+
+
+def phase_record(row: tuple[Any, ...]) -> dict[str, Any]:
+    id_, _comparison, parent, name, status, started, finished, energy_j, carbon_g = row
+    return {"id": id_, "name": name, "parent": parent, "status": status, "startedAt": rfc3339_ms(started),
+            "finishedAt": rfc3339_ms(finished),
+            "durationS": (finished - started) / 1000.0 if finished is not None else None,
+            "energyJ": energy_j, "carbonG": carbon_g}
+
+
+def insert_phase(con: Connection, comparison_id: int, new: NewPhase, now_ms: int) -> dict[str, Any]:
+    count = first(con.execute("SELECT count(*) FROM phases WHERE comparison_id = ?", [comparison_id]).fetchall())[0]
+    if count >= MAX_PHASES:
+        raise InputError(f"a comparison holds at most {MAX_PHASES} phases", field="name", status=409)
+    if new.parent is not None:
+        parent = phase_status(con, comparison_id, new.parent)
+        if parent != "running":
+            raise InputError(f"no running phase {new.parent} in comparison {comparison_id}", field="parent",
+                             status=409 if parent else 400)
+    row = first(con.execute(f"INSERT INTO phases (comparison_id, parent_id, name, status, started_ms) "
+                            f"VALUES (?, ?, ?, 'running', ?) RETURNING {PHASE_COLUMNS}",
+                            [comparison_id, new.parent, new.name, now_ms]).fetchall())
+    return phase_record(row)
+
+
+def phase_status(con: Connection, comparison_id: int, phase_id: int) -> str | None:
+    row = first(con.execute("SELECT status FROM phases WHERE id = ? AND comparison_id = ?",
+                            [phase_id, comparison_id]).fetchall())
+    return row[0] if row else None
+
+
+def finish_phase(con: Connection, phase_id: int, status: str, finished_ms: int, energy_j: float | None,
+                 carbon_g: float | None) -> dict[str, Any]:
+    row = first(con.execute(f"UPDATE phases SET status = ?, finished_ms = ?, energy_j = ?, carbon_g = ? "
+                            f"WHERE id = ? RETURNING {PHASE_COLUMNS}",
+                            [status, finished_ms, energy_j, carbon_g, phase_id]).fetchall())
+    return phase_record(row)
+
+
+def running_phases(con: Connection, comparison_id: int) -> list[tuple[int, int | None, int]]:
+    """(id, parent, started) of a comparison's running phases, newest first."""
+    return con.execute("SELECT id, parent_id, started_ms FROM phases WHERE comparison_id = ? AND status = 'running' "
+                       "ORDER BY id DESC", [comparison_id]).fetchall()
+
+
+def phases_of(con: Connection, comparison_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The phases of each comparison, oldest first."""
+    if not comparison_ids:
+        return {}
+    rows = con.execute(f"SELECT {PHASE_COLUMNS} FROM phases WHERE comparison_id IN "
+                       f"(SELECT unnest(?::BIGINT[])) ORDER BY id", [comparison_ids]).fetchall()
+    found: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        found.setdefault(row[1], []).append(phase_record(row))
+    return found
+
+
+def delete_phases(con: Connection, comparison_id: int) -> None:
+    con.execute("DELETE FROM phases WHERE comparison_id = ?", [comparison_id])
