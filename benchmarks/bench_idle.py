@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 
 import httpx
-from servers import free_port
+from servers import free_port, venv_with
 
 
 @dataclass
@@ -72,14 +72,7 @@ def wait_ready(subject: Subject, timeout: float = 60.0) -> None:
 
 
 def glances_binary(venv: str | None, tmp: str) -> str:
-    if venv and os.path.exists(os.path.join(venv, "bin", "glances")):
-        return os.path.join(venv, "bin", "glances")
-    venv = venv or os.path.join(tmp, "glances-venv")
-    print(f"installing Glances into {venv} ...", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check",
-                    "glances[web]"], check=True)
-    return os.path.join(venv, "bin", "glances")
+    return os.path.join(venv_with(["glances[web]"], venv, tmp, "glances"), "bin", "glances")
 
 
 def poll(subjects: list[Subject], every_s: float, stop: threading.Event) -> None:

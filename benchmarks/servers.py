@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 
 import httpx
@@ -47,3 +49,16 @@ def stop(process: subprocess.Popen, label: str = "tsstats") -> None:
         print(f"  {label}: SIGTERM not handled within 20 s; killed")
         process.kill()
         process.wait()
+
+
+def venv_with(packages: list[str], venv: str | None, tmp: str, probe: str) -> str:
+    """A virtual environment holding ``packages`` (another tool measured beside tsstats, never a dependency of
+    it): ``venv`` when it already has ``bin/<probe>``, else a new one under ``tmp``. Returns its directory."""
+    if venv and os.path.exists(os.path.join(venv, "bin", probe)):
+        return venv
+    venv = venv or os.path.join(tmp, "venv-" + "-".join(packages))
+    print(f"installing {', '.join(packages)} into {venv} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "--disable-pip-version-check", *packages],
+                   check=True)
+    return venv

@@ -598,3 +598,29 @@ def test_enterprise_metrics_come_from_the_comparisons_of_the_window(inprocess):
     assert enterprise["dataThroughput"] == pytest.approx(400 / seconds, rel=0.02)
     assert stats["meta"]["units"]["enterpriseMetrics"]["dataThroughput"] == "items/s"
     assert not [name for name in stats["meta"]["unavailable"] if name.startswith("enterpriseMetrics")]
+
+
+def test_the_models_table_and_the_per_model_counters(inprocess):
+    client = inprocess().client()
+    for models, accuracy, items, status in ((["vit", "resnet"], 80.0, 100, "completed"),
+                                            (["vit"], 90.0, 300, "completed"), (["vit"], None, None, "failed")):
+        cid = client.post("/api/comparisons", json={"models": models, "status": "running"}).json()["id"]
+        time.sleep(0.1)
+        body = {"status": status, **({"accuracy": accuracy, "items": items} if accuracy else {})}
+        assert client.patch(f"/api/comparisons/{cid}", json=body).status_code == 200
+    table = client.get("/api/models", params={"from": "-1h"}).json()
+    assert table["units"]["energyPerItemJ"] == "J" and [row["model"] for row in table["items"]] == ["resnet", "vit"]
+    vit = table["items"][1]
+    assert vit["runs"]["total"] == 3 and vit["runs"]["completed"] == 2 and vit["runs"]["failed"] == 1
+    assert vit["accuracy"] == 85.0
+    records = [r for r in client.get("/api/comparisons").json()["items"] if "vit" in r["models"] and r["items"]]
+    assert vit["energyPerItemJ"] == pytest.approx(sum(r["energyJ"] for r in records) / 400)
+    assert vit["sciPerItemG"] == pytest.approx(sum(r["carbonG"] for r in records) / 400)
+    assert client.get("/api/models", params={"from": "+1d"}).status_code == 400
+    metrics = client.get("/metrics").text
+    assert 'tsstats_model_runs_total{model="vit",status="completed"} 2.0' in metrics
+    assert 'tsstats_model_runs_total{model="vit",status="failed"} 1.0' in metrics
+    energy_line = next(line for line in metrics.splitlines()
+                       if line.startswith('tsstats_model_energy_joules_total{model="vit"}'))
+    assert float(energy_line.split()[-1]) == pytest.approx(sum(r["energyJ"] for r in client.get(
+        "/api/comparisons").json()["items"] if "vit" in r["models"]), rel=1e-6)

@@ -3,10 +3,13 @@ and through a running service that holds the file."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -202,3 +205,36 @@ def test_install_without_rights_says_what_to_run(tmp_path):
         subprocess.run(["umount", str(config / "systemd" / "user")], check=True)
     assert result.returncode == 1 and "no permission to write" in result.stderr
     assert "run `sudo " in result.stderr and "install-service --user" in result.stderr
+
+
+def test_comparisons_export_from_the_file_and_through_the_service(server_factory, tmp_path):
+    """One row a comparison with the host, per-item figures and phases, in Parquet and CSV, the same from the file
+    as through the service that holds it."""
+    db = tmp_path / "runs.duckdb"
+    server = server_factory(db=db)
+    with server.client() as client:
+        cid = client.post("/api/comparisons", json={"models": ["a", "b"], "status": "running", "items": 50}).json()
+        client.post(f"/api/comparisons/{cid['id']}/phases", json={"name": "warm-up"})
+        time.sleep(0.2)
+        client.patch(f"/api/comparisons/{cid['id']}", json={"status": "completed", "accuracy": 71.0})
+        client.post("/api/comparisons", json={"name": "queued one"})
+    through = tmp_path / "through.parquet"
+    result = tsstats("export", "--comparisons", "--db", str(db), "--port", str(server.port), "--format", "parquet",
+                     "--out", str(through))
+    assert result.returncode == 0 and "through the service" in result.stdout, result.stderr
+    rows = duckdb.sql(f"SELECT host, name, models, status, items, energy_J, energy_per_item_J, accuracy_pct, "
+                      f"phases_json FROM '{through}' ORDER BY id").fetchall()
+    assert [row[1] for row in rows] == ["a vs b", "queued one"] and rows[0][2] == ["a", "b"]
+    host, _, _, status, items, energy, per_item, accuracy, phases = rows[0]
+    assert host == socket.gethostname() and status == "completed" and items == 50 and accuracy == 71.0
+    assert energy > 0 and per_item == pytest.approx(energy / 50)
+    assert [phase["name"] for phase in json.loads(phases)] == ["warm-up"]
+    assert server.stop() == 0
+    from_file = tmp_path / "file.csv"
+    result = tsstats("export", "--comparisons", "--db", str(db), "--format", "csv", "--out", str(from_file))
+    assert result.returncode == 0 and "2 comparisons" in result.stdout, result.stderr
+    csv_rows = duckdb.sql(f"SELECT models, energy_J FROM read_csv('{from_file}') ORDER BY id").fetchall()
+    assert csv_rows[0][0] == "a;b" and csv_rows[0][1] == pytest.approx(energy)
+    bad = tsstats("export", "--comparisons", "--metrics", "cpuUsage", "--db", str(db), "--format", "csv", "--out",
+                  str(tmp_path / "x.csv"))
+    assert bad.returncode == 2 and "--comparisons exports comparisons" in bad.stderr

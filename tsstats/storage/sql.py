@@ -15,31 +15,28 @@ from tsstats.storage.errors import StoreError, StoreLocked, lock_message
 Connection = duckdb.DuckDBPyConnection
 
 
-def connect(path: str, memory_limit: str, threads: int) -> Connection:
-    """Open (and lock) ``path`` for writing; StoreLocked when another process holds it."""
+def _open(path: str, **options: Any) -> Connection:
     try:
-        # background threads give the allocator's freed pages back to the system within a second or so;
-        # without them a heavy query's working memory stays resident (measured: +82 MB against +23 MB)
-        return duckdb.connect(path, config={"memory_limit": memory_limit, "threads": threads,
-                                            "allocator_background_threads": True})
+        return duckdb.connect(path, **options)
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
             raise StoreLocked(lock_message(path, error)) from None
         raise StoreError(f"cannot open database file {path}: {error}") from None
     except duckdb.Error as error:
         raise StoreError(f"cannot open database file {path}: {error}") from None
+
+
+def connect(path: str, memory_limit: str, threads: int) -> Connection:
+    """Open (and lock) ``path`` for writing; StoreLocked when another process holds it."""
+    # background threads give the allocator's freed pages back to the system within a second or so; without
+    # them a heavy query's working memory stays resident (measured: +82 MB against +23 MB)
+    return _open(path, config={"memory_limit": memory_limit, "threads": threads,
+                               "allocator_background_threads": True})
 
 
 def connect_read_only(path: str) -> Connection:
     """Open ``path`` read-only (the command line's own reads); StoreLocked when a running service holds it."""
-    try:
-        return duckdb.connect(path, read_only=True)
-    except duckdb.IOException as error:
-        if "lock" in str(error).lower():
-            raise StoreLocked(lock_message(path, error)) from None
-        raise StoreError(f"cannot open {path}: {error}") from None
-    except duckdb.Error as error:
-        raise StoreError(f"cannot open {path}: {error}") from None
+    return _open(path, read_only=True)
 
 
 def first(rows: list[Any]) -> Any:

@@ -7,6 +7,7 @@ import asyncio
 import os
 import tempfile
 import time
+from collections.abc import Callable
 
 from sanic import Request
 from sanic.exceptions import SanicException
@@ -19,6 +20,7 @@ from tsstats.storage.backup import copy_database
 from tsstats.storage.export import CONTENT_TYPES, parse_export_query, write_export
 from tsstats.storage.files import remove_partial
 from tsstats.storage.history import gpu_indexes
+from tsstats.storage.sql import Connection
 
 CHUNK_BYTES = 256 * 1024
 
@@ -49,27 +51,29 @@ def add_routes(router: Router, view: ServiceView) -> None:
             remove_partial(path)
             raise SanicException(f"the {what} could not be written: {error}", status_code=503) from None
 
+    async def serve_written(request: Request, write: Callable[[Connection, str], object], file_format: str,
+                            filename: str) -> None:
+        """Write an export into a scratch file on the read pool, stream it, and remove it whatever happens."""
+        path = scratch_path(f".{file_format}")
+        await made(write, path, "export")
+        try:
+            await stream_file(request, path, CONTENT_TYPES[file_format], filename)
+        finally:
+            remove_partial(path)
+
     @router.route("/api/export", ("GET",), accounted=False)
     async def export(request: Request):
         known = set(await view.read(gpu_indexes)) | view.gpus_present()
         query = parse_export_query(query_values(request, ("metrics", "from", "to", "tier", "format")),
                                    time.time(), known)
-        path = scratch_path(f".{query.format}")
-        await made(lambda con, target: write_export(con, query, target), path, "export")
-        try:
-            await stream_file(request, path, CONTENT_TYPES[query.format], f"tsstats-{query.tier}.{query.format}")
-        finally:
-            remove_partial(path)
+        await serve_written(request, lambda con, target: write_export(con, query, target), query.format,
+                            f"tsstats-{query.tier}.{query.format}")
 
     @router.route("/api/export/comparisons", ("GET",), accounted=False)
     async def export_comparisons(request: Request):
         query = parse_comparisons_export(query_values(request, ("from", "to", "format")), time.time())
-        path = scratch_path(f".{query.format}")
-        await made(lambda con, target: write_comparisons(con, query, target), path, "export")
-        try:
-            await stream_file(request, path, CONTENT_TYPES[query.format], f"tsstats-comparisons.{query.format}")
-        finally:
-            remove_partial(path)
+        await serve_written(request, lambda con, target: write_comparisons(con, query, target), query.format,
+                            f"tsstats-comparisons.{query.format}")
 
     @router.route("/api/backup", ("GET",), accounted=False)
     async def backup(request: Request):
