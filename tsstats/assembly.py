@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,7 @@ from sanic import Sanic
 
 from tsstats.api.app import create_app
 from tsstats.api.dashboard_json import dashboard_body
+from tsstats.api.hosts import HostCheck
 from tsstats.api.requests import RequestStats
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.attributor import Attributor
@@ -40,6 +42,7 @@ from tsstats.sampling.sampler import STALL_S, Sampler, SamplerParts, ring_capaci
 from tsstats.sources.cpu_model import count_dimms, match_tdp
 from tsstats.sources.host import HostReader
 from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
+from tsstats.sources.names import machine_names
 from tsstats.sources.nvml import NvmlReader
 from tsstats.sources.processes import ProcessTrees, ProcfsTrees, PsutilTrees
 from tsstats.sources.procfs import ProcfsHostReader
@@ -71,6 +74,36 @@ def check_exposure(settings: Settings) -> None:
         raise StartupError(
             f"refusing to listen on {settings.host} without a token: anyone who can reach it could read and "
             f"change this service. Set TSSTATS_TOKEN (or --token), or pass --allow-remote to accept that.")
+    if not is_loopback_host(settings.host) and not settings.tls_cert:
+        log.warning("listening on %s without TLS: the token and every answer travel in clear; set tls_cert and "
+                    "tls_key to serve HTTPS", settings.host)
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server's TLS context from tls_cert and tls_key (None without them); StartupError naming the file."""
+    if not settings.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    except (OSError, ssl.SSLError) as error:
+        raise StartupError(f"tls_cert {settings.tls_cert} / tls_key {settings.tls_key}: cannot load them: "
+                           f"{error}") from None
+    return context
+
+
+def allowed_host_names(settings: Settings) -> tuple[list[str], bool]:
+    """The names the service answers to (Host), and whether any Host is answered (``allowed_hosts = *``)."""
+    names = ["localhost", "127.0.0.1", "::1", *(name for name in settings.allowed_hosts if name != "*")]
+    if settings.host not in ("0.0.0.0", "::", ""):
+        names.append(settings.host.strip("[]"))
+    if not is_loopback_host(settings.host):
+        names += machine_names()
+    any_host = "*" in settings.allowed_hosts
+    if any_host:
+        log.warning("allowed_hosts is *: any Host header is answered, so a web page can reach this service "
+                    "through DNS rebinding")
+    return names, any_host
 
 
 # -- readers ---------------------------------------------------------------------------------------------
@@ -185,7 +218,8 @@ class Service:
                            self.requests)
 
     def app(self, name: str = "tsstats") -> Sanic:
-        return create_app(self.view(), name=name)
+        names, any_host = allowed_host_names(self.settings)
+        return create_app(self.view(), HostCheck(names, any_host), name=name)
 
     def start(self) -> None:
         self.sampler.start()

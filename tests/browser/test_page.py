@@ -31,6 +31,16 @@ def browser():
         launched.close()
 
 
+def wait_until(page, expression: str, arg=None, timeout: int = 10_000) -> None:
+    """Poll ``expression`` (a function or an expression) in the page until it is true. Playwright's own
+    wait_for_function compiles its predicate with eval, which the page's Content-Security-Policy forbids."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout} ms: {expression}")
+        time.sleep(0.05)
+
+
 def watch_console(page) -> list[str]:
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
@@ -49,7 +59,7 @@ def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_f
     page.goto(server.url + "/")
     page.wait_for_selector('.figure[data-field="cpuUsage"] .value', timeout=10_000)
     first = page.inner_text("#generated")
-    page.wait_for_function("(seen) => document.getElementById('generated').textContent !== seen", arg=first,
+    wait_until(page, "(seen) => document.getElementById('generated').textContent !== seen", arg=first,
                            timeout=3_000)  # the stream brings new figures within 3 s
     assert page.inner_text("#status") == "live"
     assert page.inner_text('.figure[data-field="cpuUsage"] .unit') == "%"
@@ -58,14 +68,14 @@ def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_f
     assert "estimated (tdp_model)" in page.inner_text('.figure[data-field="energyConsumption"]')
 
     page.click('#ranges button[data-range="-15m"]')  # draw again now that samples are stored
-    page.wait_for_function("Number(document.querySelector('.chart').dataset.points || 0) > 0", timeout=10_000)
+    wait_until(page, "Number(document.querySelector('.chart').dataset.points || 0) > 0", timeout=10_000)
     assert page.locator(".chart canvas").count() == 5
 
     httpx.post(server.url + "/api/comparisons", json={"models": ["llama", "mistral"], "name": "browser check"})
     page.wait_for_selector('#comparisons tr:has-text("browser check")', timeout=5_000)
 
     page.click('#ranges button[data-range="-24h"]')
-    page.wait_for_function("[...document.querySelectorAll('.chart')].every(c => c.dataset.range === '-24h')",
+    wait_until(page, "[...document.querySelectorAll('.chart')].every(c => c.dataset.range === '-24h')",
                            timeout=10_000)
     assert page.locator(".chart .empty").first.is_hidden()  # the CPU chart has its points in the 24 h range too
     assert int(page.locator(".chart").first.get_attribute("data-points")) > 250  # the synthetic day
@@ -76,13 +86,13 @@ def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_f
 
     port = server.port
     assert server.stop() == 0
-    page.wait_for_function("document.getElementById('status').textContent.startsWith('reconnecting')",
+    wait_until(page, "document.getElementById('status').textContent.startsWith('reconnecting')",
                            timeout=10_000)
     again = ServerProcess(db, "--flush-interval", "0.5s", port=port).start()
     try:
         seen = page.inner_text("#generated")
-        page.wait_for_function("document.getElementById('status').textContent === 'live'", timeout=15_000)
-        page.wait_for_function("(seen) => document.getElementById('generated').textContent !== seen", arg=seen,
+        wait_until(page, "document.getElementById('status').textContent === 'live'", timeout=15_000)
+        wait_until(page, "(seen) => document.getElementById('generated').textContent !== seen", arg=seen,
                                timeout=5_000)
     finally:
         again.stop()
@@ -99,7 +109,7 @@ def test_a_wrong_token_gets_a_clear_prompt_and_an_empty_range_says_so(browser, s
     assert "needs its token" in page.inner_text("#token-message")
     page.fill("#token-input", "wrong")
     page.click("#token-form button")
-    page.wait_for_function("document.getElementById('token-message').textContent.includes('refused')",
+    wait_until(page, "document.getElementById('token-message').textContent.includes('refused')",
                            timeout=10_000)
     assert page.is_visible("#token-form")
     page.fill("#token-input", "s3cret")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -238,3 +239,22 @@ def test_comparisons_export_from_the_file_and_through_the_service(server_factory
     bad = tsstats("export", "--comparisons", "--metrics", "cpuUsage", "--db", str(db), "--format", "csv", "--out",
                   str(tmp_path / "x.csv"))
     assert bad.returncode == 2 and "--comparisons exports comparisons" in bad.stderr
+
+
+def test_the_system_unit_is_hardened_to_an_ok_exposure(tmp_path):
+    """The system unit runs as a user of its own, with no capability, UMask 0077 and a descriptor limit for
+    its connections; systemd's own assessment reads OK or better (at most 4.9)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("scripts/test.sh installs systemd")
+    unit = tmp_path / "tsstats.service"
+    printed = tsstats("install-service", "--system", "--print", "--token-file", "/etc/tsstats/token")
+    assert printed.returncode == 0, printed.stderr
+    unit.write_text(printed.stdout)
+    for line in ("DynamicUser=yes", "UMask=0077", "CapabilityBoundingSet=\n", "NoNewPrivileges=yes",
+                 "ProtectSystem=strict", "LimitNOFILE=8192", "LoadCredential=token:/etc/tsstats/token"):
+        assert line in printed.stdout, line
+    assert "--token-file %d/token" in printed.stdout and "TSSTATS_TOKEN=" not in printed.stdout
+    assessed = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)], capture_output=True,
+                              text=True, timeout=60)
+    score = float(re.search(r"Overall exposure level for \S+: ([0-9.]+) (\w+)", assessed.stdout).group(1))
+    assert score <= 4.9, assessed.stdout[-500:]

@@ -340,3 +340,36 @@ def test_busy_port_is_a_clear_error(tmp_path):
     assert code != 0
     assert f"cannot listen on 127.0.0.1:{port}" in output, output[-2000:]
     assert "Traceback" not in output, output[-2000:]
+
+
+def test_files_are_private_whatever_the_umask(tmp_path):
+    """The database, its WAL and its directory are the owner's alone even under umask 022; another local user
+    cannot copy the WAL to read a comparison's metadata."""
+    directory = tmp_path / "made" / "here"
+    server = ServerProcess(directory / "private.duckdb", "--flush-interval", "0.2s")
+    server.process = subprocess.Popen([sys.executable, "-m", "tsstats", "serve", *server.args], env=server.env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      preexec_fn=lambda: os.umask(0o022))
+    server.wait_ready()
+    try:
+        with server.client() as client:
+            client.post("/api/comparisons", json={"models": ["secret"], "metadata": {"key": "v"}})
+        time.sleep(0.5)
+        for path in directory.iterdir():
+            assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+        assert directory.stat().st_mode & 0o777 == 0o700
+    finally:
+        server.stop()
+
+
+def test_a_request_without_a_host_is_refused(server):
+    """HTTP/1.0 without Host, as a rebinding page cannot send but a careless client might: 421, like a
+    foreign one."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as connection:
+        connection.sendall(b"GET /api/backup HTTP/1.0\r\n\r\n")
+        answer = connection.recv(4096).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 421") or answer.startswith("HTTP/1.0 421"), answer[:200]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as connection:
+        connection.sendall(b"GET /api/backup HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
+        answer = connection.recv(4096).decode("latin-1")
+    assert " 421 " in answer.splitlines()[0] and "tsstats_backup" not in answer

@@ -34,7 +34,7 @@ class InProcessClient:
     def request(self, method: str, path: str, **kwargs) -> Answer:
         import asyncio
 
-        headers = {**self.headers, **(kwargs.pop("headers", None) or {})}
+        headers = {"Host": "localhost:8000", **self.headers, **(kwargs.pop("headers", None) or {})}
         call = getattr(self.app.asgi_client, method.lower())
         _, response = asyncio.run(call(path, headers=headers, **kwargs))
         return Answer(response)

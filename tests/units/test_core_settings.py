@@ -97,13 +97,17 @@ def test_serve_help_documents_every_setting_with_its_default():
     assert "--config" in help_text
 
 
-def test_parser_accepts_every_flag():
+def test_parser_accepts_every_flag(tmp_path):
     """Every setting's flag reaches its setting through the parser and load_settings, with a value of its type."""
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    token_file.chmod(0o600)
     samples = {"str": "x", "int": "7", "float": "7.5", "duration": "90s", "list": "a:1,b:2", "bool": None}
     special = {"db": "/tmp/t.duckdb", "grid_region": "DEU", "log_level": "debug", "cors_origins": "http://a,http://b",
                "latency_targets": "example.org:443,10.0.0.1:22", "db_memory_limit": "1GB", "port": "7",
                "sample_hz": "7.5", "pue": "1.5", "renewable_share": "50", "grid_intensity": "100",
-               "max_db_mb": "100", "retention_raw": "2h", "retention_1m": "2d", "retention_1h": "30d"}
+               "max_db_mb": "100", "retention_raw": "2h", "retention_1m": "2d", "retention_1h": "30d",
+               "token": "", "token_file": str(token_file)}
     for setting in SETTINGS:
         if setting.kind == "duration" and setting.name not in special:
             special[setting.name] = f"{setting.minimum * 2:g}s"  # within every duration's bounds
@@ -119,6 +123,8 @@ def test_parser_accepts_every_flag():
         expected = True if value is None else setting.convert(value)
         if setting.name == "grid_region":
             expected = "DEU"
+        if setting.name == "token":
+            expected = "from-file"  # read from token_file
         assert getattr(settings, setting.name) == expected, setting.name
 
 
@@ -138,3 +144,18 @@ def test_durations_and_times():
     for bad in ("yesterday", "2026-13-01T00:00:00Z", "2026-11-26T01:00:00", "1e400", "-1", ""):
         with pytest.raises(ValueError):
             parse_time(bad, now)
+
+
+def test_the_token_file_is_read_and_must_be_private(tmp_path):
+    path = tmp_path / "token"
+    path.write_text("  s3cret \n")
+    path.chmod(0o600)
+    assert load_settings({"token_file": str(path)}, env={"HOME": str(tmp_path)}).token == "s3cret"
+    path.chmod(0o640)
+    with pytest.raises(ConfigError, match="readable by group or others .*chmod 600"):
+        load_settings({"token_file": str(path)}, env={"HOME": str(tmp_path)})
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings({"token_file": str(path), "token": "x"}, env={"HOME": str(tmp_path)})
+    with pytest.raises(ConfigError, match="cannot read the token file"):
+        load_settings({"token_file": str(tmp_path / "missing")}, env={"HOME": str(tmp_path)})

@@ -8,6 +8,7 @@ import sys
 from sanic import Sanic
 
 from tsstats.api.bodies import MAX_BODY_BYTES
+from tsstats.api.hosts import HostCheck
 from tsstats.api.router import Router
 from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page, phases
 from tsstats.api.view import ServiceView
@@ -15,7 +16,7 @@ from tsstats.api.view import ServiceView
 ROUTE_GROUPS = (dashboard, comparisons, phases, history, grid, data, operations, page)
 
 
-def create_app(view: ServiceView, *, name: str = "tsstats") -> Sanic:
+def create_app(view: ServiceView, hosts: HostCheck, *, name: str = "tsstats") -> Sanic:
     """The application over a started service's view (the service is owned by the caller)."""
     settings = view.settings
     app = Sanic(name)
@@ -25,7 +26,7 @@ def create_app(view: ServiceView, *, name: str = "tsstats") -> Sanic:
     app.config.MOTD = False
     # Sanic's touch-up rewrites its own handlers from their source, which a one-file executable does not carry
     app.config.TOUCHUP = not getattr(sys, "frozen", False)
-    router = Router(app, settings.token, settings.cors_origins, view.requests)
+    router = Router(app, settings.token, settings.cors_origins, view.requests, hosts)
     for group in ROUTE_GROUPS:
         group.add_routes(router, view)
     return app

@@ -94,6 +94,9 @@ def _comparison_schema() -> dict[str, Any]:
 
 
 TEXTS = {"type": "array", "items": {"type": "string"}}
+STREAM_EVENT = {"type": "object", "required": ["event", "data"], "properties": {
+    "event": {"const": "stats"}, "data": {"type": "string", "contentMediaType": "application/json",
+                                          "description": "the body of GET /api/dashboard/stats"}}}
 ITEMS = {"type": "number", "exclusiveMinimum": 0, "maximum": 1e15,
          "description": "items the run processes (prompts, images, tokens): the functional unit of SCI"}
 PIDS = {"type": "array", "minItems": 1, "maxItems": MAX_PIDS, "items": {"type": "integer", "minimum": 1,
@@ -194,8 +197,11 @@ def openapi_document() -> dict[str, Any]:
                           **_errors(401, 503)}}},
         "/api/dashboard/stream": {"get": {
             "summary": "The stats as Server-Sent Events", "operationId": "stream",
-            "responses": {"200": {"description": "`event: stats` with the stats as data, and heartbeats",
-                                  "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "responses": {"200": {"description": "`event: stats` with the stats as data, and heartbeats (comment "
+                                                 "lines); the schema is each event's (OpenAPI 3.2's itemSchema, "
+                                                 "given as schema on 3.1)",
+                                  "content": {"text/event-stream": {"schema": STREAM_EVENT,
+                                                                    "itemSchema": STREAM_EVENT}}},
                           **_errors(401)}}},
         "/api/comparisons": {
             "get": {"summary": "Comparisons, newest first", "operationId": "listComparisons",

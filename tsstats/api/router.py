@@ -14,11 +14,18 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
 from tsstats.api.bodies import MAX_BODY_BYTES, error_body
+from tsstats.api.hosts import HostCheck
 from tsstats.api.requests import RequestStats
 from tsstats.core.inputs import InputError
 from tsstats.storage.errors import StoreUnavailable
 
 log = logging.getLogger("tsstats.server")
+WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+# the page works with no inline script, style element or frame; its favicon is a data: URL
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
+                           "frame-ancestors 'none'")
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+                    "Content-Security-Policy": CONTENT_SECURITY_POLICY}
 
 
 Handler = Callable[..., Awaitable[HTTPResponse | None]]
@@ -27,11 +34,13 @@ Handler = Callable[..., Awaitable[HTTPResponse | None]]
 class Router:
     """Registers handlers on ``app`` with preflight, the token, CORS, JSON errors and request accounting."""
 
-    def __init__(self, app: Sanic, token: str, cors_origins: tuple[str, ...], requests: RequestStats):
+    def __init__(self, app: Sanic, token: str, cors_origins: tuple[str, ...], requests: RequestStats,
+                 hosts: HostCheck):
         self.app = app
         self.token = token.encode() if token else None
         self.origins = set(cors_origins)
         self.account = requests.record
+        self.hosts = hosts
         app.exception(Exception)(self._outside_handlers)
 
     def cors_headers(self, request: Request) -> dict[str, str]:
@@ -40,6 +49,34 @@ class Router:
         if origin is not None and origin in self.origins:
             return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
         return {}
+
+    def answer_headers(self, request: Request) -> dict[str, str]:
+        """Every header an answer carries besides its own: the security headers, and CORS for an allowed origin."""
+        return {**SECURITY_HEADERS, **self.cors_headers(request)}
+
+    def refusal(self, request: Request) -> HTTPResponse | None:
+        """The answer to a request from where this service must not be reached (a foreign Host, a write from a
+        foreign Origin), before any work; None for a request to serve."""
+        try:
+            allowed = self.hosts.allows(request.headers.get("host"))
+        except InputError as error:
+            return json_response(error_body(400, error.message, "host"), status=400, headers=SECURITY_HEADERS)
+        if not allowed:
+            return json_response(error_body(421, f"this service does not answer to the Host "
+                                                 f"{(request.headers.get('host') or 'none')[:100]!r}; allowed: "
+                                                 f"{', '.join(self.hosts.names())} (setting allowed_hosts)"),
+                                 status=421, headers=SECURITY_HEADERS)
+        if request.method in WRITES:
+            origin = request.headers.get("origin")
+            if origin is not None and origin not in self.origins and origin != f"{request.scheme}://{request.host}":
+                return json_response(error_body(403, f"a write from the origin {origin[:100]!r} is refused; allowed: "
+                                                     "this service's own and cors_origins"),
+                                     status=403, headers=SECURITY_HEADERS)
+        return None
+
+    def authorized(self, request: Request) -> bool:
+        """Whether a request may see what the token protects (always, without a token)."""
+        return self.token is None or self._authorized(request)
 
     def _authorized(self, request: Request) -> bool:
         supplied = request.headers.get("authorization") or ""
@@ -52,11 +89,14 @@ class Router:
         guarded = self.token is not None and not public
         account, authorized, error_response, preflight = (self.account, self._authorized, self.error_response,
                                                           self._preflight)
-        cors_headers = self.cors_headers
+        answer_headers, refusal = self.answer_headers, self.refusal
 
         def register(handler: Handler) -> Handler:
             async def wrapped(request: Request, **kwargs):
                 started = perf_counter()
+                refused = refusal(request)
+                if refused is not None:
+                    return refused
                 if request.method == "OPTIONS":
                     return preflight(request)
                 response: HTTPResponse | None
@@ -69,7 +109,7 @@ class Router:
                     except Exception as error:
                         response = error_response(request, error)
                 if response is not None:  # None: a stream that answered by itself
-                    response.headers.update(cors_headers(request))
+                    response.headers.update(answer_headers(request))
                     if accounted:
                         finished = perf_counter()
                         account(finished - started, response.status, finished)
@@ -83,7 +123,7 @@ class Router:
 
     def _preflight(self, request: Request) -> HTTPResponse:
         methods = sorted(set(request.route.methods) | {"OPTIONS"}) if request.route else ["OPTIONS"]
-        headers = {"Allow": ", ".join(methods)}
+        headers = {"Allow": ", ".join(methods), **SECURITY_HEADERS}
         cors = self.cors_headers(request)
         if cors:
             headers.update(cors, **{"Access-Control-Allow-Methods": ", ".join(methods),
@@ -126,8 +166,11 @@ class Router:
 
     async def _outside_handlers(self, request: Request, error: Exception) -> HTTPResponse:
         """Errors Sanic raises before a handler runs: unknown route, wrong method, body too large."""
-        response = self.error_response(request, error)
-        response.headers.update(self.cors_headers(request))
+        # an unknown route or method is refused like a known one from a foreign Host; a request Sanic could
+        # not even read (a head or body over its limits) gets its own error
+        refused = self.refusal(request) if isinstance(error, (NotFound, MethodNotAllowed)) else None
+        response = refused if refused is not None else self.error_response(request, error)
+        response.headers.update(self.answer_headers(request))
         started = getattr(getattr(request, "stream", None), "perft0", None)
         if request.path.startswith("/api/"):
             self.account(perf_counter() - started if started else 0.0, response.status)

@@ -24,7 +24,11 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(flags, config_path=args.config)
 
 
+PRIVATE_UMASK = 0o077  # every file tsstats creates is its owner's alone (0600, directories 0700)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)  # the database, its WAL, backups, exports and scratch files hold the user's data
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
     if not arguments or arguments[0].startswith("-") and arguments[0] not in ("-h", "--help", "--version"):

@@ -21,12 +21,26 @@ def service_url(host: str, port: int) -> str:
     return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else shown}:{port}"
 
 
+class SameServiceRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to the same scheme, host and port: the token never travels to another host."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
+            raise ServiceError(f"the service at {req.full_url} redirected to {newurl}, another host; not "
+                               f"following it (the token would go with it)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+OPENER = urllib.request.build_opener(SameServiceRedirects)
+
+
 def download(url: str, token: str, destination: str, progress=None) -> int:
     """GET ``url`` into ``destination`` (a temporary path); returns the bytes written. ``progress(done,
     total)`` is called as chunks arrive."""
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(request, timeout=600) as answer, open(destination, "wb") as out:
+        with OPENER.open(request, timeout=600) as answer, open(destination, "wb") as out:
             total = int(answer.headers.get("Content-Length") or 0)
             done = 0
             while chunk := answer.read(CHUNK_BYTES):

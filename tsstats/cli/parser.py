@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "root)")
         if name == "install-service":
             unit.add_argument("--print", action="store_true", help="print the unit instead of writing it")
+            unit.add_argument("--token-file", metavar="PATH", help="a file holding the bearer token: systemd hands "
+                              "it to the service as a credential (LoadCredential), so the token sits neither "
+                              "in the unit nor in the environment")
     add_run_parser(commands)
     return parser
 

@@ -10,7 +10,7 @@ import sys
 
 from sanic import Sanic
 
-from tsstats.assembly import StartupError, open_service
+from tsstats.assembly import StartupError, open_service, tls_context
 from tsstats.cli.exits import EXIT_FAILURE
 from tsstats.cli.stopping import StopSignals
 from tsstats.core.settings import Settings
@@ -24,6 +24,7 @@ def run_serve(settings: Settings) -> int:
     signals = StopSignals()
     signals.hold()  # first: every thread started from here on leaves the stop signals to the signal thread
     try:
+        tls = tls_context(settings)
         service = open_service(settings)
     except (StartupError, StoreError) as error:
         print(f"tsstats: {error}", file=sys.stderr)
@@ -37,8 +38,8 @@ def run_serve(settings: Settings) -> int:
         # which would otherwise walk every module's objects and show up as latency spikes.
         gc.collect()
         gc.freeze()
-        log.info("sampling at %g Hz into %s; serving on http://%s:%d", settings.sample_hz, settings.db,
-                 settings.host, settings.port)
+        log.info("sampling at %g Hz into %s; serving on %s://%s:%d", settings.sample_hz, settings.db,
+                 "https" if tls else "http", settings.host, settings.port)
 
     @app.after_server_start
     async def stop_on_signals(app: Sanic) -> None:
@@ -66,7 +67,7 @@ def run_serve(settings: Settings) -> int:
 
     try:
         app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,
-                debug=False, motd=False)
+                debug=False, motd=False, ssl=tls)
     except OSError as error:
         print(f"tsstats: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
         return EXIT_FAILURE

@@ -15,6 +15,17 @@ from pathlib import Path
 from tsstats.cli.exits import EXIT_FAILURE
 
 UNIT_NAME = "tsstats.service"
+OPEN_FILES = 8192  # connections the service may hold, with room for its own files
+# for the system unit only (a user manager cannot do these): a user of its own made for the service, no
+# capability at all, the system calls of an ordinary service; /proc and /sys stay readable (the readers need
+# them) and devices stay reachable (NVML opens /dev/nvidia*)
+SYSTEM_HARDENING = """DynamicUser=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+RemoveIPC=yes
+"""
 NO_RIGHTS = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
@@ -49,12 +60,17 @@ def rerun_command() -> str:
     return shlex.join([*executable(), *sys.argv[1:]])
 
 
-def unit_text(command: list[str], scope: Scope, extra_args: list[str] | None = None) -> str:
-    """The unit file. %S is the state directory root (/var/lib, or ~/.local/state for a user)."""
+def unit_text(command: list[str], scope: Scope, extra_args: list[str] | None = None,
+              token_file: str | None = None) -> str:
+    """The unit file. %S is the state directory root (/var/lib, or ~/.local/state for a user); with
+    ``token_file``, systemd reads it and hands it to the service as the credential ``token`` (%d/token)."""
+    token = ["--token-file", "%d/token"] if token_file else []
     arguments = " ".join(shlex.quote(part) for part in [*command, "serve", "--db", "%S/tsstats/tsstats.duckdb",
-                                                        *(extra_args or [])])
+                                                        *token, *(extra_args or [])])
+    credential = f"LoadCredential=token:{token_file}\n" if token_file else ""
     under_home = any(part.startswith(("/home/", "/root/")) for part in command)
     protect_home = "read-only" if under_home or scope.name == "user" else "yes"
+    system = SYSTEM_HARDENING if scope.name == "system" else ""
     return f"""[Unit]
 Description=tsstats: a small, fast metrics service for this workstation
 After=network.target
@@ -65,17 +81,28 @@ ExecStart={arguments}
 Restart=on-failure
 RestartSec=2
 StateDirectory=tsstats
+StateDirectoryMode=0700
 Environment=TSSTATS_LOG_LEVEL=info
+{credential}UMask=0077
+LimitNOFILE={OPEN_FILES}
 NoNewPrivileges=yes
 ProtectSystem=strict
 ProtectHome={protect_home}
 ReadWritePaths=%S/tsstats
 PrivateTmp=yes
 ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
 ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
 RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
 LockPersonality=yes
-
+SystemCallArchitectures=native
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+{system}
 [Install]
 WantedBy={scope.wanted_by}
 """
@@ -127,7 +154,8 @@ def run_unit(args: argparse.Namespace) -> int:
                 print(f"removed {removed}; now run: {scope.systemctl} disable --now tsstats; "
                       f"{scope.systemctl} daemon-reload")
             return 0
-        text = unit_text(executable(), scope)
+        token_file = os.path.abspath(args.token_file) if args.token_file else None
+        text = unit_text(executable(), scope, token_file=token_file)
         if args.print:
             print(text, end="")
             return 0

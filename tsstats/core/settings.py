@@ -157,6 +157,13 @@ class Settings:
                                      "by default)", "duration", 60, 366 * 86400)
     token: str = setting("", "bearer token required on every route but /healthz; empty: no token")
     allow_remote: bool = setting(False, "allow a non-loopback --host without a token", "bool")
+    allowed_hosts: tuple[str, ...] = setting((), "comma-separated host names this service answers to besides "
+                                             "localhost, 127.0.0.1, [::1] and the bound address (and, bound beyond "
+                                             "loopback, this machine's names and addresses); * answers any Host",
+                                             "list")
+    token_file: str = setting("", "file holding the bearer token (readable by its owner alone); instead of token")
+    tls_cert: str = setting("", "PEM certificate (chain) to serve HTTPS with; with tls_key")
+    tls_key: str = setting("", "PEM private key of tls_cert")
     cors_origins: tuple[str, ...] = setting(("http://localhost:3000",), "comma-separated origins allowed by CORS",
                                             "list")
     latency_targets: tuple[str, ...] = setting((), "comma-separated host:port probed by TCP connect for "
@@ -231,6 +238,22 @@ def read_toml(path: str) -> dict[str, Any]:
     return table
 
 
+def read_token_file(path: str, source: str) -> str:
+    """The token in ``path``, which only its owner may read (a token readable by others is no secret)."""
+    try:
+        mode = os.stat(path).st_mode
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{source}: cannot read the token file {path}: {error}") from None
+    if mode & 0o077:
+        raise ConfigError(f"{source}: the token file {path} is readable by group or others (mode "
+                          f"{mode & 0o777:o}); run chmod 600 {path}")
+    if not token:
+        raise ConfigError(f"{source}: the token file {path} is empty")
+    return token
+
+
 def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
                   config_path: str | None = None) -> Settings:
     """Resolve every setting. ``flags`` holds only the flags given (name -> raw value)."""
@@ -263,6 +286,13 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
     for origin in values["cors_origins"]:
         if origin == "*":
             raise ConfigError(f"{sources['cors_origins']}: a wildcard origin is not allowed; list the origins")
+    if bool(values["tls_cert"]) != bool(values["tls_key"]):
+        raise ConfigError(f"{sources['tls_cert'] if values['tls_cert'] else sources['tls_key']}: HTTPS needs both "
+                          f"tls_cert and tls_key")
+    if values["token_file"]:
+        if values["token"]:
+            raise ConfigError(f"{sources['token_file']}: give token or token_file, not both")
+        values["token"] = read_token_file(values["token_file"], sources["token_file"])
     for target in values["latency_targets"]:
         host, _, port = target.rpartition(":")
         if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:

@@ -56,7 +56,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
 
     @router.route("/api/dashboard/stream", ("GET",), accounted=False)
     async def stream(request: Request):
-        headers = {**NO_STORE, "X-Accel-Buffering": "no", **router.cors_headers(request)}
+        headers = {**NO_STORE, "X-Accel-Buffering": "no", **router.answer_headers(request)}
         response = await request.respond(content_type="text/event-stream", headers=headers)
         last_version = None
         last_sent = time.monotonic()

@@ -36,7 +36,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
 
     async def stream_file(request: Request, path: str, content_type: str, filename: str) -> None:
         loop = asyncio.get_running_loop()
-        headers = {**NO_STORE, **router.cors_headers(request), "Content-Length": str(os.path.getsize(path)),
+        headers = {**NO_STORE, **router.answer_headers(request), "Content-Length": str(os.path.getsize(path)),
                    "Content-Disposition": f'attachment; filename="{filename}"'}
         response = await request.respond(content_type=content_type, headers=headers)
         with open(path, "rb") as handle:

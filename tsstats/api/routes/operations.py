@@ -58,4 +58,6 @@ def add_routes(router: Router, view: ServiceView) -> None:
                 "builds": health.snapshot.version, "ageS": round(health.snapshot_age_s or 0.0, 3)},
             "problems": problems,
         }
+        if not router.authorized(request):  # with a token set, a caller without it learns up or down, no more
+            body = {"status": body["status"]}
         return json_response(body, status=200 if not problems else 503, headers=NO_STORE)
