@@ -15,6 +15,7 @@ from sanic.response import json as json_response
 
 from tsstats.api.bodies import MAX_BODY_BYTES, error_body
 from tsstats.api.hosts import HostCheck
+from tsstats.api.prepared import PreparedResponse
 from tsstats.api.requests import RequestStats
 from tsstats.core.inputs import InputError
 from tsstats.storage.errors import StoreUnavailable
@@ -52,7 +53,8 @@ class Router:
 
     def answer_headers(self, request: Request) -> dict[str, str]:
         """Every header an answer carries besides its own: the security headers, and CORS for an allowed origin."""
-        return {**SECURITY_HEADERS, **self.cors_headers(request)}
+        cors = self.cors_headers(request)
+        return {**SECURITY_HEADERS, **cors} if cors else SECURITY_HEADERS
 
     def refusal(self, request: Request) -> HTTPResponse | None:
         """The answer to a request from where this service must not be reached (a foreign Host, a write from a
@@ -89,7 +91,7 @@ class Router:
         guarded = self.token is not None and not public
         account, authorized, error_response, preflight = (self.account, self._authorized, self.error_response,
                                                           self._preflight)
-        answer_headers, refusal = self.answer_headers, self.refusal
+        answer_headers, refusal, cors_headers = self.answer_headers, self.refusal, self.cors_headers
 
         def register(handler: Handler) -> Handler:
             async def wrapped(request: Request, **kwargs):
@@ -109,7 +111,10 @@ class Router:
                     except Exception as error:
                         response = error_response(request, error)
                 if response is not None:  # None: a stream that answered by itself
-                    response.headers.update(answer_headers(request))
+                    if isinstance(response, PreparedResponse):  # the security headers are among its own
+                        response.headers.update(cors_headers(request))
+                    else:
+                        response.headers.update(answer_headers(request))
                     if accounted:
                         finished = perf_counter()
                         account(finished - started, response.status, finished)

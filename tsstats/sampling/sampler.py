@@ -39,6 +39,7 @@ FIRST_TICK_S = 0.1  # the first sample waits this long (at most) after priming: 
 HOLD_S = 600.0  # samples the database cannot take (a full disk) are held in memory this long, then dropped
 RETRY_EVERY_S = 2.0  # while the database cannot be written: how often to reopen it (if invalidated) and flush
 ATTRIBUTE_EVERY_S = 1.0  # how often the processes that comparisons name are read
+WRITE_SHARE = 0.5  # of each sample period, at most this share runs queued writes (sampling keeps its rate)
 
 
 @dataclass
@@ -169,7 +170,7 @@ class Sampler:
         while not self._stop.is_set():
             self._wake.wait(max(0.0, next_tick - mono()))
             self._wake.clear()
-            self.run_writes(budget_s=self.period_s / 2)
+            self.run_writes(budget_s=self.period_s * WRITE_SHARE)
             parts.publisher.run_requested()
             now = mono()
             if now < next_tick:

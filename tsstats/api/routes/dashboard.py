@@ -7,10 +7,10 @@ import time
 
 from sanic import Request
 from sanic.response import json as json_response
-from sanic.response import raw
 
 from tsstats.api.bodies import NO_STORE, error_body
-from tsstats.api.router import Router
+from tsstats.api.prepared import PreparedResponse, encode_headers
+from tsstats.api.router import SECURITY_HEADERS, Router
 from tsstats.api.view import ServiceView
 from tsstats.sampling.publishing import Snapshot
 
@@ -39,6 +39,9 @@ def snapshot_source(view: ServiceView):
     return rebuilt, current
 
 
+STATS_HEADERS = encode_headers({"content-type": "application/json", **NO_STORE, **SECURITY_HEADERS})
+
+
 def add_routes(router: Router, view: ServiceView) -> None:
     rebuilt, current_snapshot = snapshot_source(view)
     monotonic = view.monotonic
@@ -52,7 +55,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
         if snapshot is None:
             return json_response(error_body(503, "the first samples are not in yet; retry in a second"),
                                  status=503, headers={**NO_STORE, "Retry-After": "1"})
-        return raw(snapshot.body, content_type="application/json", headers=NO_STORE)
+        return PreparedResponse(snapshot.body, STATS_HEADERS)
 
     @router.route("/api/dashboard/stream", ("GET",), accounted=False)
     async def stream(request: Request):
