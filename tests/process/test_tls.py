@@ -4,6 +4,7 @@ service leaves loopback without TLS."""
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -38,7 +39,8 @@ def test_https_with_a_certificate_and_a_key(tmp_path, certificate):
         while True:
             assert server.process.poll() is None and time.monotonic() < deadline, "no HTTPS answer"
             try:
-                answer = httpx.get(url + "/api/dashboard/stats", verify=str(cert), timeout=2,
+                answer = httpx.get(url + "/api/dashboard/stats", verify=ssl.create_default_context(cafile=cert),
+                                   timeout=2,
                                    headers={"Authorization": "Bearer s3cret"})
                 break
             except httpx.TransportError:
