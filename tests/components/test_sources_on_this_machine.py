@@ -3,9 +3,11 @@ sampling through psutil."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 from support.procfs import read_all
@@ -36,29 +38,31 @@ def test_real_procfs_agrees_with_proc():
     assert reading.logical_cpus == os.cpu_count()
 
 
-def test_curr_estab_counts_a_new_connection():
-    before = read_all(ProcfsHostReader()).tcp_established
+@contextlib.contextmanager
+def loopback_connection() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A real TCP connection over loopback: (the client's end, the server's end)."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
     client = socket.create_connection(server.getsockname())
     accepted, _ = server.accept()
     try:
-        assert read_all(ProcfsHostReader()).tcp_established >= before + 2  # both ends are ESTABLISHED
+        yield client, accepted
     finally:
         client.close()
         accepted.close()
         server.close()
 
 
+def test_curr_estab_counts_a_new_connection():
+    before = read_all(ProcfsHostReader()).tcp_established
+    with loopback_connection():
+        assert read_all(ProcfsHostReader()).tcp_established >= before + 2  # both ends are ESTABLISHED
+
+
 def test_kernel_rtt_reader_sees_a_loopback_connection_only_when_asked():
     remote_before = len(KernelRttReader().read())
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen()
-    client = socket.create_connection(server.getsockname())
-    accepted, _ = server.accept()
-    try:
+    with loopback_connection() as (client, accepted):
         client.sendall(b"ping")
         accepted.recv(4)
         accepted.sendall(b"pong")
@@ -66,10 +70,6 @@ def test_kernel_rtt_reader_sees_a_loopback_connection_only_when_asked():
         with_loopback = KernelRttReader(include_loopback=True).read()
         assert len(with_loopback) >= 2 and all(0 < rtt < 1000 for rtt in with_loopback)
         assert len(KernelRttReader().read()) == remote_before  # loopback peers are not counted
-    finally:
-        client.close()
-        accepted.close()
-        server.close()
 
 
 def test_connect_probe_times_a_real_listener_and_skips_a_closed_port():
