@@ -31,7 +31,7 @@ from tsstats.figures.attribution import MachineJoules
 from tsstats.figures.grid import GridIntensity
 from tsstats.figures.methods import Method, Methods
 from tsstats.figures.moment import ComparisonFigures
-from tsstats.sampling.energy_sums import comparison_energy
+from tsstats.sampling.energy_sums import SharedEnergy, comparison_energy
 from tsstats.storage.sql import Connection
 
 ABANDONED = "its processes exited before it reported a final status"
@@ -130,7 +130,7 @@ class ComparisonLife:
                                        records.running_intervals(con, started_ms, until_ms), self.grid)
             if machine is not None:  # the counters' own difference over the run's edges, shared alike
                 running = max(len(records.running_intervals(con, now_ms, now_ms)), 1)
-                shared = shared.scaled_to(machine.total_j) if shared.total_j > 0 else type(shared)(
+                shared = shared.scaled_to(machine.total_j) if shared.total_j > 0 else SharedEnergy(
                     machine.total_j / running, machine.total_j,
                     machine.total_j / running * self.grid.intensity_at(now_ms))
             machine_j, energy_j, joule_g = shared.total_j, shared.shared_j, shared.joule_g_per_kwh

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tsstats.figures.attribution import MachineJoules
@@ -95,6 +96,18 @@ class GpuEnergy:
         return joules
 
 
+def counter_or_model(available: bool, read: Callable[[], float], model_j: Callable[[], float]) -> tuple[float, bool]:
+    """Joules from a counter where it can be read, else from its model; and whether the counter gave them."""
+    if available:
+        try:
+            joules = read()
+        except (OSError, ValueError):
+            joules = NAN
+        if math.isfinite(joules):
+            return joules, True
+    return model_j(), False
+
+
 class PowerMeter:
     """Combines RAPL, the TDP and DIMM models and the GPUs' energy into one ``PowerSample`` a tick."""
 
@@ -113,27 +126,20 @@ class PowerMeter:
     def memory_method(self) -> Method:
         return Method.RAPL_DRAM if self.rapl.dram_available else Method.DIMM_MODEL
 
+    def _cpu_model_w(self, cpu_pct: float) -> float:
+        return cpu_model_power_w(self.tdp.tdp_w, cpu_pct / 100.0 if math.isfinite(cpu_pct) else 0.0)
+
+    def _joules(self, cpu_pct: float, seconds: float, cpu: Callable[[], float],
+                dram: Callable[[], float]) -> tuple[float, float, int]:
+        """(CPU J, memory J, method bits): from the counters ``cpu()`` and ``dram()`` where they can be read,
+        else from the models over ``seconds``."""
+        cpu_j, cpu_metered = counter_or_model(self.rapl.cpu_available, cpu,
+                                              lambda: self._cpu_model_w(cpu_pct) * seconds)
+        mem_j, mem_metered = counter_or_model(self.rapl.dram_available, dram, lambda: self.memory_model_w * seconds)
+        return cpu_j, mem_j, (METHOD_CPU_RAPL if cpu_metered else 0) | (METHOD_MEM_RAPL if mem_metered else 0)
+
     def measure(self, interval_s: float, cpu_pct: float, gpus: list[GpuReading]) -> PowerSample:
-        methods = 0
-        cpu_j = NAN
-        if self.rapl.cpu_available:
-            try:
-                cpu_j = self.rapl.cpu_joules()
-                methods |= METHOD_CPU_RAPL
-            except (OSError, ValueError):
-                cpu_j = NAN
-        if not math.isfinite(cpu_j):
-            utilization = cpu_pct / 100.0 if math.isfinite(cpu_pct) else 0.0
-            cpu_j = cpu_model_power_w(self.tdp.tdp_w, utilization) * interval_s
-        mem_j = NAN
-        if self.rapl.dram_available:
-            try:
-                mem_j = self.rapl.dram_joules()
-                methods |= METHOD_MEM_RAPL
-            except (OSError, ValueError):
-                mem_j = NAN
-        if not math.isfinite(mem_j):
-            mem_j = self.memory_model_w * interval_s
+        cpu_j, mem_j, methods = self._joules(cpu_pct, interval_s, self.rapl.cpu_joules, self.rapl.dram_joules)
         gpu_w, gpu_j, gpu_idle_j, per_gpu, gpu_methods = self.gpu.measure(gpus, interval_s)
         methods |= gpu_methods
         if interval_s <= 0:
@@ -147,18 +153,5 @@ class PowerMeter:
         where there is none, the models integrated over ``elapsed_s`` at the last tick's utilization; the next
         ``measure`` still counts all of it."""
         elapsed_s = max(elapsed_s, 0.0)
-        cpu_j = mem_j = NAN
-        try:
-            cpu_j = self.rapl.peek_cpu_joules() if self.rapl.cpu_available else NAN
-        except (OSError, ValueError):
-            pass
-        if not math.isfinite(cpu_j):
-            utilization = cpu_pct / 100.0 if math.isfinite(cpu_pct) else 0.0
-            cpu_j = cpu_model_power_w(self.tdp.tdp_w, utilization) * elapsed_s
-        try:
-            mem_j = self.rapl.peek_dram_joules() if self.rapl.dram_available else NAN
-        except (OSError, ValueError):
-            pass
-        if not math.isfinite(mem_j):
-            mem_j = self.memory_model_w * elapsed_s
+        cpu_j, mem_j, _ = self._joules(cpu_pct, elapsed_s, self.rapl.peek_cpu_joules, self.rapl.peek_dram_joules)
         return MachineJoules(cpu_j, mem_j, self.gpu.peek(gpus, elapsed_s))
