@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-JOULES_PER_KWH = 3.6e6  # the client side keeps to the standard library and tsstats.client
+from tsstats.core.units import JOULES_PER_KWH
 
 
 def joules(value: float) -> str:
