@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tsstats.core.inputs import InputError, number_field, reject_unknown, require_object, text_field
-from tsstats.core.timeparse import parse_time, rfc3339_ms
+from tsstats.core.timeparse import rfc3339_ms, time_value
 from tsstats.storage.sql import Connection, first
 
 MAX_OFFSET_KG = 1e9
@@ -34,7 +34,7 @@ def validate_offset(body: Any, now: float) -> NewOffset:
         if isinstance(at, bool) or not isinstance(at, (str, int, float)):
             raise InputError("at must be a time: RFC 3339, Unix seconds, or relative like -1d", field="at")
         try:
-            at_s = parse_time(str(at), now)
+            at_s = time_value(at, now)
         except ValueError as error:
             raise InputError(f"at: {error}", field="at") from None
     assert kg is not None  # required above

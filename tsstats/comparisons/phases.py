@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tsstats.core.inputs import InputError, reject_unknown, require_object, text_field
+from tsstats.core.inputs import InputError, reject_unknown, require_object, text_field, whole_number
 from tsstats.core.timeparse import rfc3339_ms
 from tsstats.storage.sql import Connection, first
 
@@ -33,9 +33,11 @@ def validate_new_phase(body: Any) -> NewPhase:
     name = text_field(body, "name", MAX_PHASE_NAME)
     if not name:
         raise InputError(f"name is required: 1 to {MAX_PHASE_NAME} characters", field="name")
-    parent = body.get("parent")
-    if parent is not None and (isinstance(parent, bool) or not isinstance(parent, int) or parent < 1):
-        raise InputError("parent must be the id of a running phase of this comparison", field="parent")
+    parent = None
+    if body.get("parent") is not None:
+        parent = whole_number(body["parent"])
+        if parent is None or parent < 1:
+            raise InputError("parent must be the id of a running phase of this comparison", field="parent")
     return NewPhase(name, parent)
 
 
@@ -64,7 +66,7 @@ def insert_phase(con: Connection, comparison_id: int, new: NewPhase, now_ms: int
         parent = phase_status(con, comparison_id, new.parent)
         if parent != "running":
             raise InputError(f"no running phase {new.parent} in comparison {comparison_id}", field="parent",
-                             status=409 if parent else 400)
+                             status=409)
     row = first(con.execute(f"INSERT INTO phases (comparison_id, parent_id, name, status, started_ms) "
                             f"VALUES (?, ?, ?, 'running', ?) RETURNING {PHASE_COLUMNS}",
                             [comparison_id, new.parent, new.name, now_ms]).fetchall())

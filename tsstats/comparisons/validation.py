@@ -17,6 +17,7 @@ from tsstats.core.inputs import (
     require_object,
     single_values,
     text_field,
+    whole_number,
 )
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
@@ -36,6 +37,7 @@ MAX_LATENCY_MS = 1e12
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_ITEMS = 1e15
+MIN_ITEMS = 1e-6  # a millionth of an item: per-item figures stay finite numbers
 UNNAMED = "unnamed run"
 MAX_PIDS = 256
 MAX_PID = 2 ** 22  # Linux's pid_max limit
@@ -51,11 +53,14 @@ def validate_pids(body: dict[str, Any]) -> tuple[int, ...] | None:
         raise InputError(f"pids must be a list of 1 to {MAX_PIDS} process ids", field="pids")
     if len(pids) > MAX_PIDS:
         raise InputError(f"pids must hold at most {MAX_PIDS} process ids, not {len(pids)}", field="pids")
+    numbers = []
     for pid in pids:
-        if isinstance(pid, bool) or not isinstance(pid, int) or not 1 <= pid <= MAX_PID:
+        number = whole_number(pid)
+        if number is None or not 1 <= number <= MAX_PID:
             raise InputError(f"each pid must be a positive integer up to {MAX_PID}, not {jsontext_field(pid)}",
                              field="pids")
-    return tuple(dict.fromkeys(pids))
+        numbers.append(number)
+    return tuple(dict.fromkeys(numbers))
 
 
 def jsontext_field(value: Any) -> str:
@@ -91,12 +96,14 @@ def validate_new_comparison(body: Any) -> NewComparison:
     name = text_field(body, "name", MAX_NAME)
     if name is None:
         name = " vs ".join(models)[:MAX_NAME] or UNNAMED
-    status = body.get("status", "queued")
+    status = body.get("status")
+    if status is None:
+        status = "queued"
     if status not in CREATE_STATUSES:
         raise InputError(f"status must be one of {', '.join(CREATE_STATUSES)}", field="status")
     encoded = validate_metadata(body) or "{}"
     return NewComparison(name=name, models=tuple(models), status=status, metadata=encoded, pids=validate_pids(body),
-                         items=number_field(body, "items", 0.0, MAX_ITEMS, low_open=True))
+                         items=number_field(body, "items", MIN_ITEMS, MAX_ITEMS))
 
 
 def validate_metadata(body: dict[str, Any]) -> str | None:
@@ -147,7 +154,7 @@ def validate_update(body: Any) -> ComparisonUpdate:
         latency_ms=latency_ms,
         error=text_field(body, "error", MAX_ERROR),
         pids=validate_pids(body),
-        items=number_field(body, "items", 0.0, MAX_ITEMS, low_open=True),
+        items=number_field(body, "items", MIN_ITEMS, MAX_ITEMS),
         metadata=validate_metadata(body),
     )
 

@@ -34,6 +34,18 @@ def is_ascii_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def whole_number(value: Any) -> int | None:
+    """A JSON integer as Python's ``int``, or None: ``5`` and ``5.0`` are the same number in JSON (and to JSON
+    Schema's ``integer``); ``true``, ``5.5`` and strings are not integers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def check_text(value: str, field: str) -> str:
     """A string that can be stored: a lone surrogate (``"\\ud800"`` in JSON) has no UTF-8 form."""
     try:

@@ -8,8 +8,27 @@ from datetime import UTC, datetime
 
 UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0, "y": 365 * 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?\s*$", re.ASCII)
-# Unix seconds from 1970 to 9999 fit below this bound.
-LATEST_UNIX_SECONDS = 253402300799.0
+_UNIX_SECONDS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$", re.ASCII)  # float() alone would take 1e9, 1_000, inf
+# Every time a user gives, in any form, lies in this one range: 1970-01-01T00:00:00Z to 2099-12-31T23:59:59Z.
+# The end of the range leaves room for the durations added to a time (the end of a grid row, a bucket) without
+# ever reaching the year 10000 that Python's datetime cannot hold.
+EARLIEST_UNIX_SECONDS = 0.0
+LATEST_UNIX_SECONDS = 4102444799.0
+TIME_RANGE_TEXT = "1970-01-01T00:00:00Z to 2099-12-31T23:59:59Z"
+
+# The forms above as patterns (ECMA 262 and Python alike), for the OpenAPI document: each string a pattern
+# matches is accepted. RFC 3339 is spelled in UTC (``Z`` or ``+00:00``), with every valid day of 1970 to 2099;
+# the parser accepts any offset as well.
+_YEAR = r"(?:19[7-9][0-9]|20[0-9]{2})"
+_LEAP_YEAR = r"(?:19(?:7[26]|8[048]|9[26])|20(?:[02468][048]|[13579][26]))"
+_DATE = (rf"(?:{_YEAR}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|{_YEAR}-(?:0[13-9]|1[0-2])-(?:29|30)"
+         rf"|{_YEAR}-(?:0[13578]|1[02])-31|{_LEAP_YEAR}-02-29)")
+RFC3339_UTC_PATTERN = rf"{_DATE}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{{1,6}})?(?:Z|\+00:00)"
+# whole Unix seconds up to 4102399999 (2099-12-31T22:13:19Z)
+UNIX_SECONDS_PATTERN = r"(?:[0-9]{1,9}|[1-3][0-9]{9}|40[0-9]{8}|410[01][0-9]{6}|4102[0-3][0-9]{5})(?:\.[0-9]{1,3})?"
+RELATIVE_PATTERN = r"-[0-9]{1,3}(?:ms|s|m|h|d|w)"  # up to 999 weeks back
+ABSOLUTE_TIME_PATTERN = f"^(?:{RFC3339_UTC_PATTERN}|{UNIX_SECONDS_PATTERN})$"
+TIME_PATTERN = f"^(?:now|{RELATIVE_PATTERN}|{RFC3339_UTC_PATTERN}|{UNIX_SECONDS_PATTERN})$"
 
 
 def parse_duration(text: str) -> float:
@@ -24,25 +43,34 @@ def parse_duration(text: str) -> float:
 
 
 def parse_time(text: str, now: float) -> float:
-    """Unix seconds for ``now``, ``-30s``/``-7d`` (relative to ``now``), Unix seconds, or RFC 3339."""
+    """Unix seconds for ``now``, ``-30s``/``-7d`` (relative to ``now``), Unix seconds, or RFC 3339; every form
+    is checked against the one range (``TIME_RANGE_TEXT``)."""
+    moment = _parse_time(text, now)
+    if not EARLIEST_UNIX_SECONDS <= moment <= LATEST_UNIX_SECONDS:
+        raise ValueError(f"{text.strip()!r} is outside {TIME_RANGE_TEXT}")
+    return moment
+
+
+def time_value(value: str | int | float, now: float) -> float:
+    """Unix seconds for a time given in JSON: a number of Unix seconds, or text as ``parse_time`` reads it."""
+    if isinstance(value, str):
+        return parse_time(value, now)
+    seconds = float(value)
+    if not EARLIEST_UNIX_SECONDS <= seconds <= LATEST_UNIX_SECONDS:  # also false for NaN
+        raise ValueError(f"{value!r} is outside {TIME_RANGE_TEXT}")
+    return seconds
+
+
+def _parse_time(text: str, now: float) -> float:
     value = text.strip()
     if not value:
         raise ValueError("empty time")
     if value == "now":
         return now
     if value[0] == "-" and value[-1:].isalpha():
-        moment = now - parse_duration(value[1:])
-        if moment < 0:
-            raise ValueError(f"{text!r} reaches before 1970")
-        return moment
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = None
-    if seconds is not None:
-        if not math.isfinite(seconds) or not 0 <= seconds <= LATEST_UNIX_SECONDS:
-            raise ValueError(f"{text!r} is outside the Unix seconds from 1970 to 9999")
-        return seconds
+        return now - parse_duration(value[1:])
+    if _UNIX_SECONDS.match(value):
+        return float(value)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsstats.core.timeparse import LATEST_UNIX_SECONDS, parse_time, rfc3339_ms
+from tsstats.core.timeparse import LATEST_UNIX_SECONDS, rfc3339_ms, time_value
 from tsstats.core.units import HOUR_MS
 
 MAX_G_PER_KWH = 5000.0
@@ -36,11 +36,10 @@ class GridRow:
     line: int  # where it came from, for messages
 
 
-def _time_ms(text: str) -> int:
-    value = text.strip()
-    if value[:1] == "-" or value == "now":
-        raise ValueError(f"{value!r} is relative; give RFC 3339 with a zone or Unix seconds")
-    return int(round(parse_time(value, now=LATEST_UNIX_SECONDS) * 1000.0))
+def _time_ms(value: str | int | float) -> int:
+    if isinstance(value, str) and (value.strip()[:1] == "-" or value.strip() == "now"):
+        raise ValueError(f"{value.strip()!r} is relative; give RFC 3339 with a zone or Unix seconds")
+    return int(round(time_value(value, now=LATEST_UNIX_SECONDS) * 1000.0))
 
 
 def _number(text, what: str, low: float, high: float) -> float:
@@ -62,7 +61,7 @@ def parse_rows(items: list[tuple[int, object, object, object]], where: str) -> l
         try:
             if not isinstance(time_text, (str, int, float)) or isinstance(time_text, bool):
                 raise ValueError(f"time must be RFC 3339 text or Unix seconds, not {time_text!r}")
-            start = _time_ms(str(time_text))
+            start = _time_ms(time_text)
             g = _number(g_text, "g_per_kwh", 0.0, MAX_G_PER_KWH)
             renewable = _number(renewable_text, "renewable_pct", 0.0, 100.0)
         except ValueError as error:
@@ -94,6 +93,9 @@ def parse_csv(text: str, name: str) -> list[GridRow]:
 
 def parse_json_rows(body) -> list[GridRow]:
     """``{"rows": [{"time": ..., "gPerKwh": ..., "renewablePct": ...}, ...]}`` from ``POST /api/grid``."""
+    if isinstance(body, dict) and set(body) - {"rows"}:
+        unknown = sorted(set(body) - {"rows"})[0]
+        raise GridRowsError(f"unknown field {unknown!r}; the body holds rows only")
     rows = body.get("rows") if isinstance(body, dict) else None
     if not isinstance(rows, list) or not rows:
         raise GridRowsError("rows must be a list of {time, gPerKwh, renewablePct} objects")

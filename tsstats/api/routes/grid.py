@@ -29,7 +29,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
                     text = request.body.decode("utf-8")
                 except UnicodeDecodeError:
                     raise InputError("the CSV body is not UTF-8 text") from None
-                rows = parse_csv(text, "body line")
+                rows = parse_csv(text, "body")
             else:
                 rows = parse_json_rows(parse_json_body(request))
         except GridRowsError as error:

@@ -20,7 +20,7 @@ from tsstats.sampling.sampler import HOLD_S
 
 def add_routes(router: Router, view: ServiceView) -> None:
     _, current_snapshot = snapshot_source(view)
-    document = openapi_document()
+    document = openapi_document(token_set=router.token is not None)
 
     @router.route("/openapi.json", ("GET",))
     async def openapi(request: Request):

@@ -1,0 +1,199 @@
+"""The schemas of the OpenAPI document: the components, and the exact forms of the parameters that
+several operations share (times, durations, metric names, ids)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tsstats.api.dashboard_json import UNITS
+from tsstats.comparisons.phases import MAX_PHASE_NAME, PHASE_FINISHED
+from tsstats.comparisons.validation import (
+    CREATE_STATUSES,
+    MAX_ITEMS,
+    MAX_MODEL_NAME,
+    MAX_MODELS,
+    MAX_NAME,
+    MAX_PID,
+    MAX_PIDS,
+    MIN_ITEMS,
+    STATUSES,
+)
+from tsstats.core.timeparse import (
+    ABSOLUTE_TIME_PATTERN,
+    LATEST_UNIX_SECONDS,
+    TIME_PATTERN,
+    TIME_RANGE_TEXT,
+)
+from tsstats.figures.grid_rows import MAX_FEED_ROWS, MAX_G_PER_KWH
+from tsstats.storage.catalog import ENERGY_METRICS, HOST_METRICS
+from tsstats.storage.export import TIERS
+
+JSON = "application/json"
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _null_when_absent(schema: dict[str, Any]) -> dict[str, Any]:
+    """A request body's object schema in which each optional field may also be ``null``: the service reads a
+    null as the field left out."""
+    required = set(schema.get("required", ()))
+    properties = {name: prop if name in required else {"anyOf": [prop, {"type": "null"}]}
+                  for name, prop in schema["properties"].items()}
+    return {**schema, "properties": properties}
+
+
+def names_schema(values: Any, description: str) -> dict[str, Any]:
+    return {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(values)},
+            "description": description}
+
+
+TIME = (f"RFC 3339 with a zone, Unix seconds, `now`, or relative such as `-15m`, `-7d`, from {TIME_RANGE_TEXT} "
+        "(the pattern spells RFC 3339 in UTC; any offset is accepted)")
+TIME_TEXT = {"type": "string", "pattern": TIME_PATTERN}
+UNIX_SECONDS = {"type": "number", "minimum": 0, "maximum": LATEST_UNIX_SECONDS}
+DURATION = {"type": "string", "pattern": "^[0-9]{1,6}(\\.[0-9]{1,3})?(ms|s|m|h|d|w|y)?$",
+            "description": "a number with a unit (ms, s, m, h, d, w, y; seconds without one), at least 1ms"}
+GPU_NAMES = "and, for each GPU that has samples, `gpu<N>_<metric>` (GET /api/metrics lists them)"
+METRICS = names_schema([metric.name for metric in HOST_METRICS + ENERGY_METRICS],
+                 f"comma-separated names from GET /api/metrics: these {GPU_NAMES}")
+ID = {"type": "integer", "minimum": 0, "maximum": 10 ** 18 - 1}  # 18 digits at most (parse_comparison_id)
+CURSOR = {"type": "string", "pattern": "^[0-9]{1,18}$"}
+NUMBER = {"type": "number"}
+NULLABLE_NUMBER = {"type": ["number", "null"]}
+NULLABLE_TEXT = {"type": ["string", "null"]}
+
+
+def _stats_schema() -> dict[str, Any]:
+    groups = {group: {"type": "object", "required": list(fields), "additionalProperties": False,
+                      "properties": {name: {"type": "number", "description": unit} for name, unit in fields.items()}}
+              for group, fields in UNITS.items()}
+    meta = {"type": "object", "required": ["generatedAt", "sources", "unavailable", "estimated", "units"],
+            "properties": {"generatedAt": {"type": "string"}, "unavailable": {"type": "array", "items": {
+                "type": "string"}}, "estimated": {"type": "array", "items": {"type": "string"}},
+                "units": {"type": "object"}, "sources": {"type": "object"}, "service": {"type": "object"}}}
+    return {"type": "object", "required": [*UNITS, "meta"], "properties": {**groups, "meta": meta}}
+
+
+def _comparison_schema() -> dict[str, Any]:
+    return {"type": "object", "required": ["id", "name", "models", "status", "createdAt", "startedAt",
+                                            "finishedAt", "accuracy", "speed", "latencyMs", "error", "metadata",
+                                            "energyKwh", "carbonKg", "pids", "attribution", "gpuShare",
+                                            "machineEnergyKwh", "energyByComponentKwh"],
+            "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
+                           "models": {"type": "array", "items": {"type": "string"}},
+                           "status": {"enum": list(STATUSES)}, "createdAt": {"type": "string"},
+                           "startedAt": NULLABLE_TEXT, "finishedAt": NULLABLE_TEXT, "accuracy": NULLABLE_NUMBER,
+                           "speed": NULLABLE_NUMBER, "latencyMs": NULLABLE_NUMBER, "error": NULLABLE_TEXT,
+                           "metadata": {"type": "object"}, "energyKwh": NULLABLE_NUMBER,
+                           "carbonKg": NULLABLE_NUMBER,
+                           "pids": {"type": ["array", "null"], "items": {"type": "integer"}},
+                           "attribution": {"enum": ["process", "time_share"]},
+                           "gpuShare": {"enum": ["utilization", "memory", None]},
+                           "machineEnergyKwh": NULLABLE_NUMBER,
+                           "energyByComponentKwh": {"type": ["object", "null"], "properties": {
+                               "cpu": NUMBER, "gpu": NUMBER, "memory": NUMBER}},
+                           "durationS": NULLABLE_NUMBER, "energyJ": NULLABLE_NUMBER, "carbonG": NULLABLE_NUMBER,
+                           "items": NULLABLE_NUMBER, "energyPerItemJ": NULLABLE_NUMBER,
+                           "carbonPerItemG": NULLABLE_NUMBER, "embodiedG": NULLABLE_NUMBER,
+                           "sci": {**NULLABLE_NUMBER, "description": "g CO2e per item: (E x I + M) / R"},
+                           "sciIncludes": TEXTS, "unavailable": TEXTS,
+                           "methods": {"type": ["object", "null"]}, "estimated": TEXTS,
+                           "grid": {"type": ["object", "null"]},
+                           "phases": {"type": "array", "items": ref("Phase")}}}
+
+
+TEXTS = {"type": "array", "items": {"type": "string"}}
+STREAM_EVENT = {"type": "object", "required": ["event", "data"], "properties": {
+    "event": {"const": "stats"}, "data": {"type": "string", "contentMediaType": "application/json",
+                                          "description": "the body of GET /api/dashboard/stats"}}}
+ITEMS = {"type": "number", "minimum": MIN_ITEMS, "maximum": MAX_ITEMS,
+         "description": "items the run processes (prompts, images, tokens): the functional unit of SCI"}
+PIDS = {"type": "array", "minItems": 1, "maxItems": MAX_PIDS, "items": {"type": "integer", "minimum": 1,
+                                                                        "maximum": MAX_PID},
+        "description": "the processes doing the comparison's work (their children count too); they must exist"}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {"type": "object", "required": ["error"], "additionalProperties": False, "properties": {"error": {
+        "type": "object", "required": ["status", "message"], "properties": {
+            "status": {"type": "integer"}, "message": {"type": "string"}, "field": {"type": "string"}}}}},
+    "Stats": _stats_schema(),
+    "Comparison": _comparison_schema(),
+    "ComparisonList": {"type": "object", "required": ["items", "next"], "properties": {
+        "items": {"type": "array", "items": ref("Comparison")}, "next": NULLABLE_TEXT}},
+    "Phase": {"type": "object", "required": ["id", "name", "parent", "status", "startedAt", "finishedAt",
+                                             "durationS", "energyJ", "carbonG"], "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "parent": {"type": ["integer", "null"]},
+        "status": {"enum": ["running", *PHASE_FINISHED]}, "startedAt": {"type": "string"},
+        "finishedAt": NULLABLE_TEXT, "durationS": NULLABLE_NUMBER, "energyJ": NULLABLE_NUMBER,
+        "carbonG": NULLABLE_NUMBER}},
+    "NewPhase": _null_when_absent({"type": "object", "required": ["name"], "additionalProperties": False,
+                                   "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_PHASE_NAME},
+        "parent": {"type": "integer", "minimum": 1, "description": "a running phase of the same comparison"}}}),
+    "PhaseEnd": {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
+        "status": {"enum": list(PHASE_FINISHED)}}},
+    "Models": {"type": "object", "required": ["from", "to", "units", "items"], "properties": {
+        "from": {"type": "integer"}, "to": {"type": "integer"}, "units": {"type": "object"},
+        "items": {"type": "array", "items": {"type": "object", "required": ["model", "runs"], "properties": {
+            "model": {"type": "string"}, "runs": {"type": "object"}, "accuracy": NULLABLE_NUMBER,
+            "speed": NULLABLE_NUMBER, "latencyMs": NULLABLE_NUMBER, "energyPerRunJ": NULLABLE_NUMBER,
+            "energyPerItemJ": NULLABLE_NUMBER, "carbonPerItemG": NULLABLE_NUMBER,
+            "sciPerItemG": NULLABLE_NUMBER}}}}},
+    "NewComparison": _null_when_absent({"type": "object", "additionalProperties": False, "properties": {
+        "items": ITEMS,
+        "models": {"type": "array", "maxItems": MAX_MODELS,
+                   "items": {"type": "string", "minLength": 1, "maxLength": MAX_MODEL_NAME}},
+        "name": {"type": "string", "maxLength": MAX_NAME}, "status": {"enum": list(CREATE_STATUSES)},
+        "metadata": {"type": "object", "description": "at most 16 KiB as JSON"}, "pids": PIDS}}),
+    "ComparisonUpdate": _null_when_absent({"type": "object", "required": ["status"], "additionalProperties": False,
+                                           "properties": {
+        "status": {"enum": list(STATUSES)}, "accuracy": {"type": "number", "minimum": 0, "maximum": 100},
+        "speed": {"type": "number", "minimum": 0, "maximum": 1e15},
+        "latencyMs": {"type": "number", "minimum": 0, "maximum": 1e12,
+                      "description": "with a final status only"},
+        "error": {"type": "string", "maxLength": 4000}, "pids": PIDS, "items": ITEMS,
+        "metadata": {"type": "object", "description": "replaces the metadata; at most 16 KiB as JSON"}}}),
+    "Offset": {"type": "object", "required": ["id", "kg", "note", "at", "createdAt"], "properties": {
+        "id": {"type": "integer"}, "kg": NUMBER, "note": {"type": "string"}, "at": {"type": "string"},
+        "createdAt": {"type": "string"}}},
+    "OffsetList": {"type": "object", "required": ["items", "totalKg"], "properties": {
+        "items": {"type": "array", "items": ref("Offset")}, "totalKg": NUMBER}},
+    "NewOffset": _null_when_absent({"type": "object", "required": ["kg"], "additionalProperties": False, "properties": {
+        "kg": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}, "note": {"type": "string", "maxLength": 1000},
+        "at": {"anyOf": [TIME_TEXT, UNIX_SECONDS], "description": TIME}}}),
+    "Energy": {"type": "object", "required": ["from", "to", "energyKwh", "carbonKg", "gPerKwh", "methods"],
+               "properties": {"from": {"type": "integer"}, "to": {"type": "integer"},
+                              "energyKwh": {"type": "object", "required": ["cpu", "gpu", "memory", "total"],
+                                            "additionalProperties": NUMBER},
+                              "carbonKg": NUMBER, "gPerKwh": NUMBER, "renewablePct": NUMBER,
+                              "samplesOutsideGrid": {"type": "integer"}, "pue": NUMBER,
+                              "samples": {"type": "integer"},
+                              "methods": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    "Catalog": {"type": "array", "items": {"type": "object", "required": ["name", "unit", "description", "kind"],
+                                           "properties": {"name": {"type": "string"}, "unit": {"type": "string"},
+                                                          "description": {"type": "string"},
+                                                          "kind": {"enum": ["gauge", "counter"]}}}},
+    "History": {"type": "object", "required": ["from", "to", "step", "tier", "timestamps", "series"], "properties": {
+        "from": {"type": "integer"}, "to": {"type": "integer"}, "step": {"type": "integer"},
+        "tier": {"enum": list(TIERS)}, "timestamps": {"type": "array", "items": {"type": "integer"}},
+        "series": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": {
+            "type": "array", "items": NULLABLE_NUMBER}}}}},
+    "GridRows": {"type": "object", "required": ["rows"], "additionalProperties": False, "properties": {
+        "rows": {"type": "array", "minItems": 1, "maxItems": MAX_FEED_ROWS, "items": {
+            "type": "object", "required": ["time", "gPerKwh", "renewablePct"], "additionalProperties": False,
+            "properties": {"time": {"anyOf": [{"type": "string", "pattern": ABSOLUTE_TIME_PATTERN}, UNIX_SECONDS],
+                                    "description": f"RFC 3339 or Unix seconds, from {TIME_RANGE_TEXT}"},
+                           "gPerKwh": {"type": "number", "minimum": 0, "maximum": MAX_G_PER_KWH},
+                           "renewablePct": {"type": "number", "minimum": 0, "maximum": 100}}}}}},
+    "Grid": {"type": "object", "required": ["yearlyAverage", "overTime"], "properties": {
+        "yearlyAverage": {"type": "object"}, "overTime": {"type": ["object", "null"], "properties": {
+            "source": {"type": "string"}, "rows": {"type": "integer"}, "from": {"type": "string"},
+            "to": {"type": "string"}}}}},
+    "Health": {"type": "object", "required": ["status", "lastSampleAgeS", "database", "problems"], "properties": {
+        "status": {"enum": ["ok", "unhealthy"]}, "lastSampleAgeS": NULLABLE_NUMBER,
+        "database": {"type": "object"}, "samplesLost": {"type": "integer"},
+        "stats": {"type": ["object", "null"]}, "problems": {"type": "array", "items": {"type": "string"}}}},
+}
