@@ -277,7 +277,8 @@ def open_service(settings: Settings, nvml: Any = None, clocks: Clocks | None = N
     grid = load_grid(settings)
     file_rows = load_grid_file(settings)
     wake = threading.Event()  # the store rings it when a write is queued; the sampler thread answers
-    store = Store(settings.db, memory_limit=settings.db_memory_limit, notify=wake.set)
+    store = Store(settings.db, memory_limit=settings.db_memory_limit, threads=settings.db_threads,
+                  notify=wake.set)
     requests = RequestStats()
     try:
         install_file_rows(store, grid, file_rows)

@@ -39,9 +39,10 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 def _query(name: str, description: str, schema: dict[str, Any] | None = None,
            required: bool = False) -> dict[str, Any]:
-    parameter = {"name": name, "in": "query", "required": required, "description": description,
-                 "schema": schema or {"type": "string"}}
-    if parameter["schema"].get("type") == "array":  # comma-separated: a,b,c
+    schema = schema or {"type": "string"}
+    parameter: dict[str, Any] = {"name": name, "in": "query", "required": required, "description": description,
+                                 "schema": schema}
+    if schema.get("type") == "array":  # comma-separated: a,b,c
         parameter.update(style="form", explode=False)
     return parameter
 

@@ -24,6 +24,7 @@ from tsstats.api.requests import RequestStats
 from tsstats.core.units import JOULES_PER_KWH
 from tsstats.figures.energy import Totals
 from tsstats.figures.moment import Figures
+from tsstats.storage.memory import DatabaseMemory
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format 0.0.4 of the contract
 
@@ -39,6 +40,7 @@ class Scrape:
     samples_lost: int
     last_sample_age_s: float | None
     models: list[tuple[str, str, int, float]] = field(default_factory=list)  # (model, status, runs, J)
+    database_memory: list[DatabaseMemory] = field(default_factory=list)
 
 
 class FiguresCollector:
@@ -86,6 +88,7 @@ class FiguresCollector:
             if math.isfinite(value):
                 yield GaugeMetricFamily(name, help_text, value=value)
         yield from model_families(scrape.models)
+        yield from database_families(scrape.database_memory)
         comparisons = GaugeMetricFamily("tsstats_comparisons", "Comparisons by status (completed: ever).",
                                         labels=["status"])
         comparisons.add_metric(["queued"], f.comparisons.queued)
@@ -123,6 +126,22 @@ def model_families(models: list[tuple[str, str, int, float]]) -> Iterator[Metric
         energy.add_metric([model], joules)
     yield runs
     yield energy
+
+
+def database_families(memory: list[DatabaseMemory]) -> Iterator[Metric]:
+    """DuckDB's memory by its buffer manager's tag, and what it spilled to disk (the bound is
+    ``db_memory_limit``)."""
+    if not memory:
+        return
+    held = GaugeMetricFamily("tsstats_database_memory_bytes", "Memory DuckDB holds, by what holds it.",
+                             labels=["tag"])
+    spilled = GaugeMetricFamily("tsstats_database_temporary_bytes", "Bytes DuckDB spilled to its temporary "
+                                "directory, by what spilled them.", labels=["tag"])
+    for entry in memory:
+        held.add_metric([entry.tag], entry.memory_bytes)
+        spilled.add_metric([entry.tag], entry.temporary_bytes)
+    yield held
+    yield spilled
 
 
 def render_metrics(scrape: Scrape) -> bytes:

@@ -199,7 +199,9 @@ class Settings:
                                   50 * 365 * 86400)
     max_db_mb: float | None = setting(None, "size cap of the database file in MB: oldest raw samples go first",
                                       "float", 16, 1e7, optional=True)
-    db_memory_limit: str = setting("256MB", "DuckDB memory_limit")
+    db_memory_limit: str = setting("128MB", "DuckDB memory_limit: the most its buffer manager holds (tables' blocks, "
+                                   "hash tables, sorts); beyond it, DuckDB spills to disk")
+    db_threads: int = setting(2, "DuckDB worker threads for queries (history, exports)", "int", 1, 64)
     log_level: str = setting("info", "log level: debug, info, warning or error")
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -218,6 +220,11 @@ SETTINGS: tuple[Setting, ...] = tuple(
     if "setting" in item.metadata)
 SETTINGS_BY_NAME = {item.name: item for item in SETTINGS}
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def default_of(name: str) -> Any:
+    """A setting's default, for code that runs without a ``Settings`` (the command line's own stores)."""
+    return Settings.__dataclass_fields__[name].default
 
 
 def read_toml(path: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from tsstats.core.settings import default_of
 from tsstats.storage.batches import BatchWriter
 from tsstats.storage.errors import StoreError, StoreUnavailable, storage_failure
 from tsstats.storage.reads import ReadPool
@@ -35,9 +36,12 @@ Then = Callable[[Connection, Any], None]
 class Store:
     """Owns the connection to one DuckDB file."""
 
-    def __init__(self, path: str, memory_limit: str = "256MB", threads: int = 2, read_workers: int = 2,
-                 notify: Callable[[], None] | None = None):
-        """``notify`` is called when a write is queued, to wake the writer thread."""
+    def __init__(self, path: str, memory_limit: str | None = None, threads: int | None = None,
+                 read_workers: int = 2, notify: Callable[[], None] | None = None):
+        """``notify`` is called when a write is queued, to wake the writer thread; ``memory_limit`` and
+        ``threads`` default to the settings' defaults (``db_memory_limit``, ``db_threads``)."""
+        memory_limit = memory_limit or default_of("db_memory_limit")
+        threads = threads or default_of("db_threads")
         self.path = path
         self._writes: queue.SimpleQueue[tuple[Work, Then | None, Future[Any]]] = queue.SimpleQueue()
         self._notify = notify or (lambda: None)

@@ -16,6 +16,7 @@ from tsstats.api.routes.dashboard import snapshot_source
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.models import model_totals
 from tsstats.sampling.sampler import HOLD_S
+from tsstats.storage.memory import database_memory
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
@@ -31,7 +32,8 @@ def add_routes(router: Router, view: ServiceView) -> None:
         snapshot = await current_snapshot()
         if snapshot is None:
             return raw(b"", content_type=CONTENT_TYPE, status=503, headers=NO_STORE)
-        scrape = replace(view.scrape(snapshot), models=await view.read(model_totals))
+        models, memory = await view.read(lambda con: (model_totals(con), database_memory(con)))
+        scrape = replace(view.scrape(snapshot), models=models, database_memory=memory)
         return raw(render_metrics(scrape), content_type=CONTENT_TYPE, headers=NO_STORE)
 
     @router.route("/healthz", ("GET",), public=True)
