@@ -1,12 +1,12 @@
 """Throughput and p99 latency of GET /api/dashboard/stats against a plain Sanic app serving a static copy of
 the contract's example JSON, measured in the same run; and the time from exec to the first 200.
 
-    python benchmarks/bench_stats.py [--rounds 9] [--seconds 5] [--connections 32] [--starts 5]
+    python benchmarks/bench_stats.py [--rounds 15] [--seconds 8] [--connections 32] [--starts 5]
 
 Load comes from wrk when it is installed, else from a keep-alive load generator in this script. The two
-servers are driven alternately, round after round (9 by default), with the same load; medians are
+servers are driven alternately, round after round (15 of 8 s by default: single rounds of this machine swing by 20 % either way), with the same load; medians are
 compared, and so are the ratios taken within each round (both servers back to back). Targets:
-throughput ratio >= 0.90, p99 ratio <= 1.25. Start-up: ``--starts`` fresh services, each polled from the
+throughput ratio >= 0.95, p99 ratio <= 1.10. Start-up: ``--starts`` fresh services, each polled from the
 moment of exec; every answer must be a 200 (the service listens only once its first stats exist).
 Idle CPU and memory are measured by ``bench_idle.py``.
 """
@@ -111,8 +111,8 @@ def time_to_first_answer(env: dict[str, str], tmp: str, number: int) -> tuple[fl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--starts", type=int, default=5, help="fresh starts timed to the first 200 (default 5)")
     parser.add_argument("--no-wrk", action="store_true", help="use the script's own load generator")
@@ -157,8 +157,8 @@ def main() -> int:
         p99_ratios = [t[1] / b[1] for t, b in pairs]
         print("per-round throughput ratios: " + " ".join(f"{r:.2f}" for r in rate_ratios))
         print("per-round p99 ratios:        " + " ".join(f"{r:.2f}" for r in p99_ratios))
-        print(f"throughput ratio {statistics.median(rate_ratios):.3f} (median of rounds; target >= 0.90)")
-        print(f"p99 ratio        {statistics.median(p99_ratios):.3f} (median of rounds; target <= 1.25)")
+        print(f"throughput ratio {statistics.median(rate_ratios):.3f} (median of rounds; target >= 0.95)")
+        print(f"p99 ratio        {statistics.median(p99_ratios):.3f} (median of rounds; target <= 1.10)")
 
         baseline.terminate()
         service.terminate()

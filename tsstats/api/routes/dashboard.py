@@ -9,7 +9,7 @@ from sanic import Request
 from sanic.response import json as json_response
 
 from tsstats.api.bodies import NO_STORE, error_body
-from tsstats.api.prepared import PreparedResponse, encode_headers
+from tsstats.api.prepared import PreparedResponse, prepare_headers
 from tsstats.api.router import SECURITY_HEADERS, Router
 from tsstats.api.view import ServiceView
 from tsstats.sampling.publishing import Snapshot
@@ -39,7 +39,7 @@ def snapshot_source(view: ServiceView):
     return rebuilt, current
 
 
-STATS_HEADERS = encode_headers({"content-type": "application/json", **NO_STORE, **SECURITY_HEADERS})
+STATS_HEADERS = prepare_headers({"content-type": "application/json", **NO_STORE, **SECURITY_HEADERS})
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
