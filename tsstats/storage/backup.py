@@ -4,18 +4,19 @@ tsstats database does (tables, data, sequences)."""
 
 from __future__ import annotations
 
-from tsstats.storage.sql import Connection
+import uuid
 
-ALIAS = "tsstats_backup"
+from tsstats.storage.sql import Connection
 
 
 def copy_database(con: Connection, path: str) -> None:
     """Copy the connection's database into a new file at ``path`` (which must not exist)."""
     source = con.execute("SELECT current_database()").fetchall()[0][0]
     literal = path.replace("'", "''")
-    con.execute(f"ATTACH '{literal}' AS {ALIAS} (READ_WRITE)")  # also from a read-only connection
+    alias = f"tsstats_backup_{uuid.uuid4().hex}"  # an attachment is the database's, not the cursor's: one name each
+    con.execute(f"ATTACH '{literal}' AS {alias} (READ_WRITE)")  # also from a read-only connection
     try:
-        con.execute(f'COPY FROM DATABASE "{source}" TO {ALIAS}')
-        con.execute(f"CHECKPOINT {ALIAS}")  # one self-contained file, no WAL beside it
+        con.execute(f'COPY FROM DATABASE "{source}" TO {alias}')
+        con.execute(f"CHECKPOINT {alias}")  # one self-contained file, no WAL beside it
     finally:
-        con.execute(f"DETACH {ALIAS}")
+        con.execute(f"DETACH {alias}")
