@@ -4,8 +4,9 @@ the contract's example JSON, measured in the same run; and the time from exec to
     python benchmarks/bench_stats.py [--rounds 15] [--seconds 8] [--connections 32] [--starts 5]
 
 Load comes from wrk when it is installed, else from a keep-alive load generator in this script. The two
-servers are driven alternately, round after round (15 of 8 s by default: single rounds of this machine swing by 20 % either way), with the same load; medians are
-compared, and so are the ratios taken within each round (both servers back to back). Targets:
+servers are driven alternately, round after round (15 of 8 s by default: single rounds of a busy 2-core
+machine swing by 20 % either way), with the same load; medians are compared, and so are the ratios taken
+within each round (both servers back to back). Targets:
 throughput ratio >= 0.95, p99 ratio <= 1.10. Start-up: ``--starts`` fresh services, each polled from the
 moment of exec; every answer must be a 200 (the service listens only once its first stats exist).
 Idle CPU and memory are measured by ``bench_idle.py``.
