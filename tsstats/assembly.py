@@ -48,6 +48,7 @@ from tsstats.sources.processes import ProcessTrees, ProcfsTrees, PsutilTrees
 from tsstats.sources.procfs import ProcfsHostReader
 from tsstats.sources.psutil_host import PsutilHostReader
 from tsstats.sources.rapl import RAPL_FIX, RaplReader
+from tsstats.storage.files import remove_leftovers
 from tsstats.storage.retention import Retention
 from tsstats.storage.rollups import Rollups
 from tsstats.storage.rows import GPU_ROW, HOST_ROW
@@ -279,6 +280,8 @@ def open_service(settings: Settings, nvml: Any = None, clocks: Clocks | None = N
     wake = threading.Event()  # the store rings it when a write is queued; the sampler thread answers
     store = Store(settings.db, memory_limit=settings.db_memory_limit, threads=settings.db_threads,
                   notify=wake.set)
+    for leftover in remove_leftovers(settings.db):  # the file is ours now (locked): no export of it is running
+        log.info("removed %s, left by an export or backup that a crash interrupted", leftover)
     requests = RequestStats()
     try:
         install_file_rows(store, grid, file_rows)

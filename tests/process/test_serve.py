@@ -383,3 +383,20 @@ def test_a_request_without_a_host_is_refused(server):
         connection.sendall(b"GET /api/backup HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
         answer = connection.recv(4096).decode("latin-1")
     assert " 421 " in answer.splitlines()[0] and "tsstats_backup" not in answer
+
+
+def test_start_up_removes_what_a_crash_left_of_an_export(server_factory, tmp_path):
+    ours = tmp_path / ".tsstats-out-tsstats.duckdb-k3j2.csv"
+    another_database = tmp_path / ".tsstats-out-other.duckdb-k3j2.csv"  # another service's, maybe in use
+    for path in (ours, another_database):
+        path.write_bytes(b"time_utc,cpuUsage_pct\n" * 1000)
+    server = server_factory(db=tmp_path / "tsstats.duckdb")
+    with server.client() as client:
+        assert client.get("/healthz").status_code == 200
+        exported = client.get("/api/export", params={"from": "-1m", "format": "csv"})
+    assert exported.status_code == 200 and exported.text.startswith("time_utc,")
+    assert not ours.exists() and another_database.exists()
+    deadline = time.monotonic() + 10  # the export's own scratch file goes once its last chunk is sent
+    while list(tmp_path.glob(".tsstats-out-tsstats.duckdb-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(tmp_path.glob(".tsstats-out-tsstats.duckdb-*"))

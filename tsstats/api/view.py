@@ -54,6 +54,7 @@ class ServiceView:
         self.settings = settings
         self.requests = requests
         self.grid = grid
+        self.database_path = store.path
         self.database_directory = os.path.dirname(os.path.abspath(store.path))
         self.monotonic: Callable[[], float] = sampler.clocks.monotonic
         self._store = store

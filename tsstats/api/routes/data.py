@@ -18,18 +18,26 @@ from tsstats.api.view import ServiceView
 from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
 from tsstats.storage.backup import copy_database
 from tsstats.storage.export import CONTENT_TYPES, parse_export_query, write_export
-from tsstats.storage.files import remove_partial
+from tsstats.storage.files import remove_partial, scratch_prefix
 from tsstats.storage.history import gpu_indexes
 from tsstats.storage.sql import Connection
 
 CHUNK_BYTES = 256 * 1024
 
 
+def remove_written(done: asyncio.Future, path: str) -> None:
+    """Remove the file a write no one waits for any more has made (its outcome taken, so nothing is logged)."""
+    if not done.cancelled():
+        done.exception()
+    remove_partial(path)
+
+
 def add_routes(router: Router, view: ServiceView) -> None:
     directory = view.database_directory
+    prefix = scratch_prefix(view.database_path)
 
     def scratch_path(suffix: str) -> str:
-        handle, path = tempfile.mkstemp(prefix=".tsstats-out-", suffix=suffix, dir=directory)
+        handle, path = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
         os.close(handle)
         os.unlink(path)  # DuckDB creates it
         return path
@@ -45,8 +53,14 @@ def add_routes(router: Router, view: ServiceView) -> None:
         await response.eof()
 
     async def made(work, path: str, what: str) -> None:
+        """Write ``path`` on the read pool; a client gone before it is written (the handler cancelled) leaves
+        the pool thread writing on, so the file is removed once that thread is done with it."""
+        writing = asyncio.ensure_future(view.read(work, path))
         try:
-            await view.read(work, path)
+            await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            writing.add_done_callback(lambda done: remove_written(done, path))
+            raise
         except Exception as error:
             remove_partial(path)
             raise SanicException(f"the {what} could not be written: {error}", status_code=503) from None
