@@ -32,6 +32,20 @@ def remove_written(done: asyncio.Future, path: str) -> None:
     remove_partial(path)
 
 
+async def write_scratch(view: ServiceView, work, path: str, what: str) -> None:
+    """Write ``path`` on the read pool; a client gone before it is written (the handler cancelled) leaves
+    the pool thread writing on, so the file is removed once that thread is done with it."""
+    writing = asyncio.ensure_future(view.read(work, path))
+    try:
+        await asyncio.shield(writing)
+    except asyncio.CancelledError:
+        writing.add_done_callback(lambda done: remove_written(done, path))
+        raise
+    except Exception as error:
+        remove_partial(path)
+        raise SanicException(f"the {what} could not be written: {error}", status_code=503) from None
+
+
 def add_routes(router: Router, view: ServiceView) -> None:
     directory = view.database_directory
     prefix = scratch_prefix(view.database_path)
@@ -52,24 +66,11 @@ def add_routes(router: Router, view: ServiceView) -> None:
                 await response.send(chunk)
         await response.eof()
 
-    async def made(work, path: str, what: str) -> None:
-        """Write ``path`` on the read pool; a client gone before it is written (the handler cancelled) leaves
-        the pool thread writing on, so the file is removed once that thread is done with it."""
-        writing = asyncio.ensure_future(view.read(work, path))
-        try:
-            await asyncio.shield(writing)
-        except asyncio.CancelledError:
-            writing.add_done_callback(lambda done: remove_written(done, path))
-            raise
-        except Exception as error:
-            remove_partial(path)
-            raise SanicException(f"the {what} could not be written: {error}", status_code=503) from None
-
     async def serve_written(request: Request, write: Callable[[Connection, str], object], file_format: str,
                             filename: str) -> None:
         """Write an export into a scratch file on the read pool, stream it, and remove it whatever happens."""
         path = scratch_path(f".{file_format}")
-        await made(write, path, "export")
+        await write_scratch(view, write, path, "export")
         try:
             await stream_file(request, path, CONTENT_TYPES[file_format], filename)
         finally:
@@ -93,7 +94,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
     async def backup(request: Request):
         query_values(request, ())
         path = scratch_path(".duckdb")
-        await made(copy_database, path, "backup")
+        await write_scratch(view, copy_database, path, "backup")
         try:
             await stream_file(request, path, "application/vnd.duckdb", "tsstats-backup.duckdb")
         finally:
