@@ -27,7 +27,7 @@ import time
 
 import duckdb
 import httpx
-from servers import free_port
+from servers import free_port, wait_ready
 
 
 def uss_mb(pid: int) -> float:
@@ -174,17 +174,10 @@ def start_service(db: str, memory_limit: str | None, threads: int | None) -> tup
         (["--db-threads", str(threads)] if threads else [])
     service = subprocess.Popen([sys.executable, "-m", "tsstats", "serve", "--port", str(port), "--db", db,
                                 "--log-level", "warning", *extra], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.DEVNULL)  # an unread pipe would stall it once full
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return service, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("the service did not answer /healthz within 30 s")
+    wait_ready(url, "/healthz")
+    return service, url
 
 
 def comparisons_found(url: str) -> set[int]:

@@ -25,8 +25,7 @@ import sys
 import tempfile
 import time
 
-import httpx
-from servers import free_port, start_timed, stop
+from servers import free_port, start_timed, stop, wait_ready
 
 EXAMPLE = (b'{"systemMetrics":{"cpuUsage":74.79,"gpuUsage":86.42,"memoryUsage":79.38,"networkLatency":35.22,'
            b'"activeConnections":14},"liveStats":{"activeComparisons":12,"queueLength":5,"systemLoad":67,'
@@ -50,18 +49,6 @@ def run_baseline(port: int) -> None:
         return raw(EXAMPLE, content_type="application/json", headers={"Cache-Control": "no-store"})
 
     app.run(host="127.0.0.1", port=port, single_process=True, access_log=False, motd=False)
-
-
-def wait_ready(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + PATH, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not become ready")
 
 
 def load_with_wrk(url: str, seconds: float, connections: int) -> tuple[float, float]:
@@ -136,7 +123,7 @@ def main() -> int:
                "tsstats": (f"http://127.0.0.1:{service_port}", service_port)}
     try:
         for url, _ in targets.values():
-            wait_ready(url)
+            wait_ready(url, PATH)
         print(f"load: {'wrk -t1' if use_wrk else 'own keep-alive generator'}, {args.connections} connections, "
               f"{args.seconds:g} s per run, {args.rounds} alternating rounds")
         results: dict[str, list[tuple[float, float]]] = {name: [] for name in targets}

@@ -19,6 +19,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_ready(url: str, path: str, timeout: float = 30.0) -> None:
+    """Return once ``url + path`` answers 200; RuntimeError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + path, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url}{path} did not answer 200 within {timeout:g} s")
+
+
 def start_timed(command: list[str], db: str, env: dict[str, str], cwd: str | None = None,
                 extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, float, int]:
     """``command serve`` on a free port; (process, seconds from exec to the first answer of the stats route,
