@@ -350,6 +350,26 @@ def test_bad_energy_parameters(client, params, field):
 def test_healthz(client):
     body = client.get("/healthz").json()
     assert body["status"] == "ok" and body["lastSampleAgeS"] < 1 and body["database"]["writable"] is True
+    assert body["stats"]["failedBuilds"] == 0 and body["stats"]["lastError"] is None
+
+
+def test_healthz_reports_a_stats_builder_that_keeps_failing(inprocess, caplog):
+    service = inprocess()
+    client = service.client()
+    publisher = service.service.sampler.parts.publisher
+    served = client.get("/api/dashboard/stats").content
+
+    def broken():  # as a stored value the figures cannot use would make it
+        raise OverflowError("year 10000 is out of range")
+
+    publisher.compute = broken
+    for _ in range(4):
+        publisher.invalidate()
+        assert client.get("/api/dashboard/stats").content == served  # the last good stats, not an error
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.json()["stats"]["failedBuilds"] == 4
+    assert "building the stats has failed 4 times in a row (OverflowError: year 10000" in health.json()["problems"][0]
+    assert caplog.text.count("building the stats failed") == 1  # once, not on every poll
 
 
 

@@ -23,7 +23,7 @@ def test_a_bad_grid_file_stops_the_start_naming_the_line(tmp_path):
                              "--grid-intensity-file", str(grid_file), "--port", "1"],
                             capture_output=True, text=True, timeout=60, env={**fake_hardware_env(), "PATH": "/usr/bin"})
     assert result.returncode != 0
-    assert f"grid_intensity_file {grid_file} line 3: g_per_kwh must be a number" in result.stderr, result.stderr
+    assert f"grid_intensity_file {grid_file} line 3: g_per_kwh must be a decimal number" in result.stderr, result.stderr
 
 
 def test_a_step_change_halfway_through_a_comparison(tmp_path):
@@ -83,3 +83,62 @@ def test_a_live_feed_of_rows(tmp_path):
     again = ServerProcess(tmp_path / "feed.duckdb")
     with again, again.client() as client:
         assert client.get("/api/grid").json()["overTime"]["rows"] == 3  # kept across a restart
+
+
+def test_no_time_outside_the_range_is_stored_and_rows_are_removed_by_time(tmp_path):
+    with ServerProcess(tmp_path / "range.duckdb") as server, server.client() as client:
+        for body in ({"rows": [{"time": 253402300799, "gPerKwh": 100, "renewablePct": 50}]},
+                     {"rows": [{"time": "0001-01-01T00:00:00+23:59", "gPerKwh": 100, "renewablePct": 50}]},
+                     {"rows": [{"time": "2099-12-31T23:59:59Z", "gPerKwh": 100, "renewablePct": 50}]}):
+            refused = client.post("/api/grid", json=body)
+            assert refused.status_code == 400 and error_of(refused)["field"] == "rows", refused.text
+        for text in ("9999-12-31T23:59:59Z,100,50\n", "2026-01-01T00:00:00Z,1_000,50\n",
+                     "2026-01-01T00:00:00Z,\u0661\u0660\u0660,50\n"):
+            refused = client.post("/api/grid", content=text.encode(), headers={"Content-Type": "text/csv"})
+            assert refused.status_code == 400, refused.text
+        assert client.get("/api/grid").json()["overTime"] is None  # nothing of them was committed
+        rows = [{"time": 1_767_225_600 + 3600 * hour, "gPerKwh": 100 + hour, "renewablePct": 10} for hour in range(5)]
+        assert client.post("/api/grid", json={"rows": rows}).status_code == 200
+        missing = client.delete("/api/grid", params={"from": "2026-01-01T01:00:00Z"})
+        assert missing.status_code == 400 and error_of(missing)["field"] == "to"
+        removed = client.delete("/api/grid", params={"from": "2026-01-01T01:00:00Z", "to": "2026-01-01T03:00:00Z"})
+        assert removed.status_code == 200, removed.text
+        assert removed.json()["removed"] == 2 and removed.json()["overTime"]["rows"] == 3
+        assert client.get("/api/grid").json()["overTime"]["rows"] == 3
+
+
+def test_a_stored_row_the_service_cannot_use_is_named_and_left_out(tmp_path):
+    import duckdb
+
+    db = tmp_path / "bad.duckdb"
+    with ServerProcess(db) as server, server.client() as client:
+        assert client.post("/api/grid", json={"rows": [{"time": time.time() - 60, "gPerKwh": 80,
+                                                        "renewablePct": 40}]}).status_code == 200
+    with duckdb.connect(str(db)) as con:  # as an older version or a hand could have written it
+        con.execute("INSERT INTO grid_intensity VALUES (253402300799000, 253402304399000, 100, 50, 'feed')")
+    again = ServerProcess(db)
+    with again, again.client() as client:
+        grid = client.get("/api/grid")
+        assert grid.status_code == 200 and grid.json()["overTime"]["rows"] == 1, grid.text
+        first = client.get("/api/dashboard/stats").json()["meta"]["generatedAt"]
+        time.sleep(1.5)
+        assert client.get("/api/dashboard/stats").json()["meta"]["generatedAt"] != first  # the stats go on
+        assert client.get("/healthz").json()["status"] == "ok"
+        removed = client.delete("/api/grid", params={"from": "2099-01-01T00:00:00Z", "to": "2099-12-31T23:59:59Z"})
+        assert removed.status_code == 200 and removed.json()["removed"] == 0  # it starts after the range's end
+    log = again.output
+    assert log.count("grid_intensity row") == 1 and "start_ms 253402300799000" in log, log
+
+
+def test_a_feed_holds_at_most_10000_rows_in_any_format_and_the_sampler_keeps_going(tmp_path):
+    start = 1_767_225_600
+    big = "".join(f"{start + 60 * i},{i % 9},1\n" for i in range(60_000)).encode()  # 900 KB
+    ten_thousand = b"".join(big.splitlines(keepends=True)[:10_000])
+    with ServerProcess(tmp_path / "big.duckdb") as server, server.client() as client:
+        refused = client.post("/api/grid", content=big, headers={"Content-Type": "text/csv"})
+        assert refused.status_code == 400 and "at most 10000 rows" in error_of(refused)["message"]
+        before = client.get("/healthz").json()
+        fed = client.post("/api/grid", content=ten_thousand, headers={"Content-Type": "text/csv"})
+        assert fed.status_code == 200 and fed.json()["overTime"]["rows"] == 10_000, fed.text
+        after = client.get("/healthz").json()
+    assert before["status"] == after["status"] == "ok" and after["lastSampleAgeS"] < 1.0, (before, after)

@@ -50,7 +50,7 @@ def test_config_file_from_environment(tmp_path):
     ({"port": "eighty"}, "--port: expected an integer"),
     ({"port": "70000"}, "--port: must be at most 65535"),
     ({"sample_hz": "0"}, "--sample-hz: must be at least 0.1"),
-    ({"sample_hz": "nan"}, "--sample-hz: must be a finite number"),
+    ({"sample_hz": "nan"}, "--sample-hz: expected a decimal number, got .nan."),
     ({"flush_interval": "soon"}, "--flush-interval: 'soon' is not a duration"),
     ({"pue": "0.5"}, "--pue: must be at least 1"),
     ({"cors_origins": "*"}, "wildcard origin is not allowed"),

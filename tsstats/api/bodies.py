@@ -18,12 +18,17 @@ NO_STORE = {"Cache-Control": "no-store"}
 WRITE_TIMEOUT_S = 10.0
 
 
-async def committed(write: Future) -> Any:
-    """Wait for a write handed to the writer thread to commit; its result, or a 503 if the writer is stuck."""
-    try:
-        return await asyncio.wait_for(asyncio.wrap_future(write), WRITE_TIMEOUT_S)
-    except TimeoutError:
-        raise SanicException("the database writer did not answer in time", status_code=503) from None
+async def committed(write: Future, timeout_s: float = WRITE_TIMEOUT_S) -> Any:
+    """Wait for a write handed to the writer thread to commit; its result, or a 503 if the writer has not
+    begun it in time. A write answered with an error commits nothing: one still queued is cancelled (the writer
+    skips it), and one the writer has begun is waited for, since its commit can no longer be stopped."""
+    waiting = asyncio.wrap_future(write)
+    done, _ = await asyncio.wait([waiting], timeout=timeout_s)
+    if done:
+        return waiting.result()
+    if write.cancel():
+        raise SanicException("the database writer did not answer in time; nothing was written", status_code=503)
+    return await waiting
 
 
 def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:

@@ -132,7 +132,13 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                          "text/csv": {"schema": {"type": "string", "minLength": 1, "description":
                                                  "lines of time,g_per_kwh,renewable_pct"}}}},
                      "responses": {"200": _json(ref("Grid"), "stored, committed, in force"),
-                                   **_errors(400, 401, 413, 415, 503)}}},
+                                   **_errors(400, 401, 413, 415, 503)}},
+            "delete": {"summary": "Remove the rows that start in [from, to), of the file or the feed",
+                       "operationId": "removeGridRows",
+                       "parameters": [_query("from", f"the first start removed: {TIME}", TIME_TEXT, required=True),
+                                      _query("to", f"the end, not included: {TIME}", TIME_TEXT, required=True)],
+                       "responses": {"200": _json(ref("GridRemoval"), "removed, committed, the rest in force"),
+                                     **_errors(400, 401, 503)}}},
         "/api/metrics": {"get": {
             "summary": "The history catalog", "operationId": "catalog",
             "responses": {"200": _json(ref("Catalog"), "every metric"), **_errors(400, 401)}}},

@@ -192,6 +192,8 @@ SCHEMAS: dict[str, Any] = {
         "yearlyAverage": {"type": "object"}, "overTime": {"type": ["object", "null"], "properties": {
             "source": {"type": "string"}, "rows": {"type": "integer"}, "from": {"type": "string"},
             "to": {"type": "string"}}}}},
+    "GridRemoval": {"allOf": [ref("Grid"), {
+        "type": "object", "required": ["removed"], "properties": {"removed": {"type": "integer", "minimum": 0}}}]},
     "Health": {"type": "object", "required": ["status", "lastSampleAgeS", "database", "problems"], "properties": {
         "status": {"enum": ["ok", "unhealthy"]}, "lastSampleAgeS": NULLABLE_NUMBER,
         "database": {"type": "object"}, "samplesLost": {"type": "integer"},

@@ -23,7 +23,7 @@ from tsstats.figures.grid import GridIntensity
 from tsstats.figures.grid_rows import GridRow
 from tsstats.figures.methods import Methods
 from tsstats.sampling.energy_sums import energy_between
-from tsstats.sampling.grid_feed import GridFeed
+from tsstats.sampling.grid_feed import GridFeed, GridRemoval
 from tsstats.sampling.meter import current_methods
 from tsstats.sampling.publishing import Snapshot
 from tsstats.sampling.sampler import Sampler
@@ -46,6 +46,8 @@ class HealthReport:
     samples_lost: int
     snapshot: Snapshot | None
     snapshot_age_s: float | None
+    build_failures: int  # stats builds that failed in a row
+    build_error: str
 
 
 class ServiceView:
@@ -91,7 +93,8 @@ class ServiceView:
             database_path=self._store.path, writable=flush.ok and self._store.failure is None,
             last_error=self._store.failure or flush.error, flushes=flush.flushes, reopens=self._store.reopens,
             samples_held=len(sampler.parts.ring.pending()), samples_lost=flush.lost_rows, snapshot=snapshot,
-            snapshot_age_s=None if snapshot is None else now - snapshot.built_mono)
+            snapshot_age_s=None if snapshot is None else now - snapshot.built_mono,
+            build_failures=self._publisher.failures, build_error=self._publisher.last_failure)
 
     # what is measured
     def gpus_present(self) -> set[int]:
@@ -155,3 +158,6 @@ class ServiceView:
 
     def feed_grid(self, rows: list[GridRow]) -> Future[None]:
         return self._grid_feed.feed(rows)
+
+    def remove_grid_rows(self, from_ms: int, to_ms: int) -> Future[GridRemoval]:
+        return self._grid_feed.remove(from_ms, to_ms)

@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable
 
 from tsstats import __version__
+from tsstats.core.numbers import decimal_number, shown
 from tsstats.core.settings import SETTINGS
 
 SERVICE_SETTINGS = ("db", "host", "port", "token")  # what export and backup need to find the data
@@ -126,10 +127,9 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
 
 def _positive(name: str, maximum: float) -> Callable[[str], float]:
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, not {text!r}") from None
+        value = decimal_number(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{name} must be a decimal number, not {shown(text)}")
         if not 0 < value <= maximum or value != value:
             raise argparse.ArgumentTypeError(f"{name} must be greater than 0 and at most {maximum:g}")
         return value

@@ -19,6 +19,7 @@ from tsstats.core.inputs import (
     text_field,
     whole_number,
 )
+from tsstats.core.numbers import whole_number_text
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 CREATE_STATUSES = ("queued", "running")
@@ -188,9 +189,10 @@ def validate_list_query(args: dict[str, list[str]]) -> ListQuery:
         raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")
     limit = DEFAULT_LIMIT
     if "limit" in values:
-        if not is_ascii_digits(values["limit"]) or not 1 <= int(values["limit"]) <= MAX_LIMIT:
+        given = whole_number_text(values["limit"])
+        if given is None or not 1 <= given <= MAX_LIMIT:
             raise InputError(f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit")
-        limit = int(values["limit"])
+        limit = given
     before = None
     if "before" in values:
         before = parse_comparison_id(values["before"])

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tsstats.core.numbers import decimal_number, shown, whole_number_text
 from tsstats.core.timeparse import parse_duration
 
 
@@ -109,20 +110,21 @@ def _convert_int(value: Any) -> int:
         raise ValueError(f"expected an integer, got {value!r}")
     if isinstance(value, int):
         return value
-    text = str(value).strip()
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"expected an integer, got {text!r}") from None
+    number = whole_number_text(str(value))
+    if number is None:
+        raise ValueError(f"expected an integer, got {shown(str(value).strip())}")
+    return number
 
 
 def _convert_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a number, got {value!r}")
-    try:
+    if isinstance(value, (int, float)):
         return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {value!r}") from None
+    number = decimal_number(str(value))
+    if number is None:
+        raise ValueError(f"expected a decimal number, got {shown(str(value).strip())}")
+    return number
 
 
 def setting(default: Any, help: str, kind: str = "str", minimum: float | None = None,

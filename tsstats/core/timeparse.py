@@ -6,6 +6,8 @@ import math
 import re
 from datetime import UTC, datetime
 
+from tsstats.core.numbers import shown
+
 UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0, "y": 365 * 86400.0}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?\s*$", re.ASCII)
 _UNIX_SECONDS = re.compile(r"^[0-9]+(?:\.[0-9]+)?$", re.ASCII)  # float() alone would take 1e9, 1_000, inf
@@ -35,10 +37,10 @@ def parse_duration(text: str) -> float:
     """Seconds in ``text``: a number of seconds, or a number with a unit (ms, s, m, h, d, w, y)."""
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not a duration such as 500ms, 30s, 15m, 1h, 7d")
+        raise ValueError(f"{shown(text)} is not a duration such as 500ms, 30s, 15m, 1h, 7d")
     value = float(match.group(1)) * UNIT_SECONDS[match.group(2) or "s"]
     if not math.isfinite(value):
-        raise ValueError(f"{text!r} is too large")
+        raise ValueError(f"{shown(text)} is too large")
     return value
 
 
@@ -47,7 +49,7 @@ def parse_time(text: str, now: float) -> float:
     is checked against the one range (``TIME_RANGE_TEXT``)."""
     moment = _parse_time(text, now)
     if not EARLIEST_UNIX_SECONDS <= moment <= LATEST_UNIX_SECONDS:
-        raise ValueError(f"{text.strip()!r} is outside {TIME_RANGE_TEXT}")
+        raise ValueError(f"{shown(text.strip())} is outside {TIME_RANGE_TEXT}")
     return moment
 
 
@@ -74,9 +76,9 @@ def _parse_time(text: str, now: float) -> float:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{text!r} is not RFC 3339, Unix seconds, now, or a relative time like -15m") from None
+        raise ValueError(f"{shown(text)} is not RFC 3339, Unix seconds, now, or a relative time like -15m") from None
     if parsed.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone; add Z or an offset such as +00:00")
+        raise ValueError(f"{shown(text)} has no time zone; add Z or an offset such as +00:00")
     return parsed.timestamp()
 
 

@@ -16,12 +16,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsstats.core.timeparse import LATEST_UNIX_SECONDS, rfc3339_ms, time_value
+from tsstats.core.numbers import decimal_number, shown
+from tsstats.core.timeparse import LATEST_UNIX_SECONDS, TIME_RANGE_TEXT, rfc3339_ms, time_value
 from tsstats.core.units import HOUR_MS
 
 MAX_G_PER_KWH = 5000.0
-MAX_FEED_ROWS = 10_000
+MAX_FEED_ROWS = 10_000  # a feed's rows, in any format
+LATEST_END_MS = int(LATEST_UNIX_SECONDS * 1000) + 1000  # the end of the time range
 HEADER = ("time", "g_per_kwh", "renewable_pct")
+
+
+@dataclass(frozen=True)
+class GridColumns:
+    """Rows with their ends, as columns (epoch ms, g CO2e/kWh, %): what is stored."""
+    start_ms: np.ndarray
+    end_ms: np.ndarray
+    g_per_kwh: np.ndarray
+    renewable_pct: np.ndarray
 
 
 class GridRowsError(ValueError):
@@ -43,14 +54,15 @@ def _time_ms(value: str | int | float) -> int:
 
 
 def _number(text, what: str, low: float, high: float) -> float:
-    if isinstance(text, bool):
-        raise ValueError(f"{what} must be a number, not {text!r}")
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, not {text!r}") from None
+    value: float | None = None
+    if isinstance(text, str):
+        value = decimal_number(text)
+    elif isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text) if abs(text) < 1e300 else math.inf
+    if value is None:
+        raise ValueError(f"{what} must be a decimal number, not {shown(str(text))}")
     if not math.isfinite(value) or not low <= value <= high:
-        raise ValueError(f"{what} must be from {low:g} to {high:g}, not {text!r}")
+        raise ValueError(f"{what} must be from {low:g} to {high:g}, not {shown(str(text))}")
     return value
 
 
@@ -72,12 +84,15 @@ def parse_rows(items: list[tuple[int, object, object, object]], where: str) -> l
         rows.append(GridRow(start, g, renewable, line))
     if not rows:
         raise GridRowsError(f"{where}s: no rows of {', '.join(HEADER)}")
+    if last_end_ms([row.start_ms for row in rows]) > LATEST_END_MS:
+        raise GridRowsError(f"{where} {rows[-1].line}: the last row, in force for the batch's step, would end after "
+                            f"{TIME_RANGE_TEXT.split(' to ')[1]}")
     return rows
 
 
-def parse_csv(text: str, name: str) -> list[GridRow]:
+def parse_csv(text: str, name: str, max_rows: int | None = None) -> list[GridRow]:
     """CSV rows (an optional header line ``time,g_per_kwh,renewable_pct``; blank lines and ``#`` comments
-    skipped)."""
+    skipped); more than ``max_rows`` rows (a feed's limit, whatever its format) are refused."""
     items: list[tuple[int, object, object, object]] = []
     for line, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not fields or not "".join(fields).strip() or fields[0].lstrip().startswith("#"):
@@ -88,6 +103,8 @@ def parse_csv(text: str, name: str) -> list[GridRow]:
         if len(cleaned) != 3:
             raise GridRowsError(f"{name} line {line}: expected 3 fields ({', '.join(HEADER)}), found {len(cleaned)}")
         items.append((line, cleaned[0], cleaned[1], cleaned[2]))
+        if max_rows is not None and len(items) > max_rows:
+            raise GridRowsError(f"{name}: at most {max_rows} rows, and line {line} is row {len(items)}")
     return parse_rows(items, f"{name} line")
 
 
@@ -109,9 +126,18 @@ def parse_json_rows(body) -> list[GridRow]:
     return parse_rows(items, "row")
 
 
-def with_ends(rows: list[GridRow]) -> list[tuple[int, int, float, float]]:
-    """(start_ms, end_ms, g, renewable) for each row: to the next row's time; the last for the median step."""
-    starts = [row.start_ms for row in rows]
-    step = int(np.median(np.diff(starts))) if len(starts) > 1 else HOUR_MS
-    ends = starts[1:] + [starts[-1] + step]
-    return [(row.start_ms, end, row.g_per_kwh, row.renewable_pct) for row, end in zip(rows, ends, strict=True)]
+def _step_ms(starts: list[int]) -> int:
+    """A batch's usual step: the median gap between its rows (one hour for a single row)."""
+    return int(np.median(np.diff(starts))) if len(starts) > 1 else HOUR_MS
+
+
+def last_end_ms(starts: list[int]) -> int:
+    return starts[-1] + _step_ms(starts)
+
+
+def with_ends(rows: list[GridRow]) -> GridColumns:
+    """Each row in force to the next row's time; the last for the batch's usual step."""
+    starts = np.array([row.start_ms for row in rows], dtype=np.int64)
+    ends = np.append(starts[1:], last_end_ms(starts.tolist()))
+    return GridColumns(starts, ends, np.array([row.g_per_kwh for row in rows]),
+                       np.array([row.renewable_pct for row in rows]))

@@ -1,16 +1,17 @@
-"""The grid's rows over time put in force: the file's rows at start-up, and a live feed's rows written on the
-writer thread, after which the series in force and the report window's carbon are reloaded."""
+"""The grid's rows over time put in force: the file's rows at start-up, and a live feed's rows written (or
+removed) on the writer thread, after which the series in force and the report window's carbon are reloaded."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from tsstats.figures.grid import GridIntensity, GridSeries
 from tsstats.figures.grid_rows import GridRow
 from tsstats.sampling.ledger import EnergyLedger
 from tsstats.sampling.publishing import StatsPublisher
-from tsstats.storage.grid_table import load_series, replace_rows
+from tsstats.storage.grid_table import load_series, log_unusable, remove_rows, replace_rows
 from tsstats.storage.sql import Connection
 from tsstats.storage.store import Store
 
@@ -23,7 +24,14 @@ def install_file_rows(store: Store, grid: GridIntensity, file_rows: list[GridRow
         if file_rows:
             replace_rows(con, file_rows, "file")
     store.transaction(write)
+    log_unusable(store.writer)
     grid.series = load_series(store.writer)
+
+
+@dataclass(frozen=True)
+class GridRemoval:
+    removed: int  # rows
+    series: GridSeries | None  # what is in force after
 
 
 class GridFeed:
@@ -42,9 +50,18 @@ class GridFeed:
             replace_rows(con, rows, "feed")
             return load_series(con)
 
-        def in_force(con: Connection, series: GridSeries | None) -> None:
-            self.grid.series = series
-            self.ledger.reload_window(con, self.wall() * 1000.0)
-            self.publisher.invalidate()
+        return self.store.write(write, then=self._in_force)
 
-        return self.store.write(write, then=in_force)
+    def remove(self, from_ms: int, to_ms: int) -> Future[GridRemoval]:
+        """Remove the rows (of either source) that start in [from_ms, to_ms); resolves once committed and the
+        rest in force."""
+        def write(con: Connection) -> GridRemoval:
+            removed = remove_rows(con, from_ms, to_ms)
+            return GridRemoval(removed, load_series(con))
+
+        return self.store.write(write, then=lambda con, done: self._in_force(con, done.series))
+
+    def _in_force(self, con: Connection, series: GridSeries | None) -> None:
+        self.grid.series = series
+        self.ledger.reload_window(con, self.wall() * 1000.0)
+        self.publisher.invalidate()

@@ -15,6 +15,8 @@ from tsstats.figures.moment import Figures
 
 log = logging.getLogger("tsstats.publishing")
 
+FAILED_BUILDS_UNHEALTHY = 3  # builds failed in a row after which /healthz says unhealthy
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -37,6 +39,8 @@ class StatsPublisher:
         self._lock = threading.Lock()
         self._requested: Future | None = None
         self.serving = False  # whether the writer thread runs: else requests get the current snapshot
+        self.failures = 0  # builds that failed in a row (the last snapshot is served meanwhile)
+        self.last_failure = ""  # why the last failed build failed
 
     def due(self) -> bool:
         return self.snapshot is None or self.monotonic() >= self.expires
@@ -74,14 +78,27 @@ class StatsPublisher:
             return
         try:
             snapshot = self.build() if self.due() else self.snapshot
-        except Exception:
-            log.exception("building the stats failed")
-            snapshot = self.snapshot
+        except Exception as error:
+            snapshot = self._failed(error)
+        else:
+            if self.failures:
+                log.warning("the stats are built again, after %d failed builds", self.failures)
+            self.failures, self.last_failure = 0, ""
         with self._lock:  # callers who asked during the build share it
             if self._requested is future:
                 self._requested = None
         if future.set_running_or_notify_cancel():
             future.set_result(snapshot)
+
+    def _failed(self, error: Exception) -> Snapshot | None:
+        """Count a failed build (logged once per kind of failure, not on every poll); the last stats stay."""
+        reason = f"{type(error).__name__}: {error}"
+        if reason != self.last_failure:
+            log.exception("building the stats failed (the last stats are served meanwhile)")
+        self.failures += 1
+        self.last_failure = reason
+        self.expires = self.monotonic() + self.update_interval  # try again at the usual pace, not on every call
+        return self.snapshot
 
     def stop(self) -> None:
         """Answer any waiting caller with what there is (on shutdown)."""

@@ -12,6 +12,7 @@ import numpy as np
 from tsstats.figures.energy import EnergySums, Totals
 from tsstats.figures.grid import GridIntensity
 from tsstats.storage.catalog import ENERGY_SUMS, energy_expression
+from tsstats.storage.grid_table import USABLE_ROWS
 from tsstats.storage.sql import Connection, first
 
 _SUMMED = ("cpu_j", "cpu_active_j", "gpu_j", "gpu_idle_j", "mem_j")  # EnergySums' fields, in order
@@ -28,7 +29,7 @@ _SUMS_GRID_SQL = (
     f"coalesce(sum(({_TOTAL_J}) * coalesce({_IN_FORCE.format('g_per_kwh')}, $g)), 0), "
     f"coalesce(sum(({_TOTAL_J}) * coalesce({_IN_FORCE.format('renewable_pct')}, $r)), 0), "
     "count(*) FILTER (WHERE g.end_ms IS NULL OR s.ts_ms >= g.end_ms) "
-    "FROM samples s ASOF LEFT JOIN grid_intensity g ON s.ts_ms >= g.start_ms "
+    "FROM samples s ASOF LEFT JOIN " + USABLE_ROWS + " g ON s.ts_ms >= g.start_ms "
     "WHERE s.ts_ms >= $from AND s.ts_ms < $to"
 )
 

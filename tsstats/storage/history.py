@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsstats.core.inputs import InputError, is_ascii_digits, single_values, time_range
+from tsstats.core.inputs import InputError, single_values, time_range
+from tsstats.core.numbers import whole_number_text
 from tsstats.core.timeparse import parse_duration
 from tsstats.core.units import HOUR_MS, MINUTE_MS
 from tsstats.storage.catalog import (
@@ -123,10 +124,10 @@ def parse_history_query(args: dict[str, list[str]], now_s: float, known_gpus: se
             raise InputError("step must be at least 1ms", field="step")
         limit_field = "step"
     else:
-        text = single.get("points", str(DEFAULT_POINTS))
-        if not is_ascii_digits(text) or not 1 <= int(text) <= MAX_POINTS:
+        points = whole_number_text(single.get("points", str(DEFAULT_POINTS)))
+        if points is None or not 1 <= points <= MAX_POINTS:
             raise InputError(f"points must be an integer from 1 to {MAX_POINTS}", field="points")
-        step_ms = nice_step(max(to_ms - from_ms, 1), int(text))
+        step_ms = nice_step(max(to_ms - from_ms, 1), points)
         limit_field = "points"
     start_ms = from_ms // step_ms * step_ms
     buckets = -(-(to_ms - start_ms) // step_ms) if to_ms > start_ms else 0

@@ -15,6 +15,7 @@ from tsstats.api.router import Router
 from tsstats.api.routes.dashboard import snapshot_source
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.models import model_totals
+from tsstats.sampling.publishing import FAILED_BUILDS_UNHEALTHY
 from tsstats.sampling.sampler import HOLD_S
 from tsstats.storage.memory import database_memory
 
@@ -44,6 +45,10 @@ def add_routes(router: Router, view: ServiceView) -> None:
             problems.append("the sampler has not sampled for more than 5 s")
         if health.snapshot is None:
             problems.append("the first stats are not ready yet")
+        if health.build_failures >= FAILED_BUILDS_UNHEALTHY:
+            problems.append(f"building the stats has failed {health.build_failures} times in a row "
+                            f"({health.build_error}); the stats served are "
+                            f"{round(health.snapshot_age_s or 0.0)} s old")
         if not health.writable:
             problems.append(f"the database cannot be written: {health.last_error}; {health.samples_held} samples "
                             f"are held in memory (up to {HOLD_S:g} s of them) and written once it can")
@@ -57,7 +62,8 @@ def add_routes(router: Router, view: ServiceView) -> None:
             "samplesHeld": health.samples_held,
             "samplesLost": health.samples_lost,
             "stats": None if health.snapshot is None else {
-                "builds": health.snapshot.version, "ageS": round(health.snapshot_age_s or 0.0, 3)},
+                "builds": health.snapshot.version, "ageS": round(health.snapshot_age_s or 0.0, 3),
+                "failedBuilds": health.build_failures, "lastError": health.build_error or None},
             "problems": problems,
         }
         if not router.authorized(request):  # with a token set, a caller without it learns up or down, no more
