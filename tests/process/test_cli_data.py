@@ -258,3 +258,21 @@ def test_the_system_unit_is_hardened_to_an_ok_exposure(tmp_path):
                               text=True, timeout=60)
     score = float(re.search(r"Overall exposure level for \S+: ([0-9.]+) (\w+)", assessed.stdout).group(1))
     assert score <= 4.9, assessed.stdout[-500:]
+
+
+def test_an_export_that_would_not_fit_is_refused_with_507_and_leaves_nothing(history_db, server_factory, tmp_path):
+    with small_tmpfs(tmp_path / "small", "20m") as mount:
+        db = mount / "live.duckdb"
+        shutil.copy(history_db, db)
+        server = server_factory(db=db)
+        try:
+            with server.client() as client:
+                big = client.get("/api/export", params={"from": "-1d"})  # about 4 MiB of CSV
+                assert big.status_code == 507, big.text
+                message = big.json()["error"]["message"]
+                assert re.search(r"the export would take about [0-9.]+ MiB and [0-9.]+ MiB are free in ", message)
+                small = client.get("/api/export", params={"metrics": "cpuUsage", "from": "-10m"})
+                assert small.status_code == 200 and small.text.startswith("time_utc,"), small.text[:200]
+        finally:
+            server.stop()
+        assert not [name for name in os.listdir(mount) if name.startswith(".tsstats-out-")]

@@ -12,8 +12,9 @@ from sanic import Request
 from sanic.exceptions import SanicException
 
 from tsstats.core.inputs import InputError, NonFiniteNumber, single_values
+from tsstats.core.units import MIB
 
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = MIB
 NO_STORE = {"Cache-Control": "no-store"}
 WRITE_TIMEOUT_S = 10.0
 

@@ -33,7 +33,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "a bad parameter or body (the field is named)", 401: "a token is set and missing or wrong",
             404: "no such comparison", 405: "wrong method", 409: "an illegal change of status",
             413: "a body over 1 MiB", 415: "a body that is not application/json",
-            503: "not ready, or the database writer did not answer in time"}
+            503: "not ready, or the database writer did not answer in time",
+            507: "the file would not fit: the space it needs and the space free are named"}
     return {str(status): _json(ref("Error"), text[status]) for status in statuses}
 
 
@@ -164,7 +165,7 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                 "text/csv": {"schema": {"type": "string"}},
                 "application/vnd.apache.parquet": {"schema": {"type": "string", "contentMediaType":
                                                               "application/vnd.apache.parquet"}}}},
-                **_errors(400, 401, 503)}}},
+                **_errors(400, 401, 503, 507)}}},
         "/api/export/comparisons": {"get": {
             "summary": "Comparisons as Parquet or CSV: host, figures per item and SCI, phases",
             "operationId": "exportComparisons",
@@ -173,12 +174,12 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                 "text/csv": {"schema": {"type": "string"}},
                 "application/vnd.apache.parquet": {"schema": {"type": "string", "contentMediaType":
                                                               "application/vnd.apache.parquet"}}}},
-                **_errors(400, 401, 503)}}},
+                **_errors(400, 401, 503, 507)}}},
         "/api/backup": {"get": {
             "summary": "A consistent copy of the database", "operationId": "backup",
             "responses": {"200": {"description": "a DuckDB file", "content": {"application/vnd.duckdb": {
                 "schema": {"type": "string", "contentMediaType": "application/vnd.duckdb"}}}},
-                **_errors(400, 401, 503)}}},
+                **_errors(400, 401, 503, 507)}}},
         "/metrics": {"get": {
             "summary": "Prometheus text format 0.0.4", "operationId": "prometheus",
             "responses": {"200": {"description": "the exposition", "content": {

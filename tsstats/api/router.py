@@ -18,7 +18,7 @@ from tsstats.api.hosts import HostCheck
 from tsstats.api.prepared import PreparedResponse
 from tsstats.api.requests import RequestStats
 from tsstats.core.inputs import InputError
-from tsstats.storage.errors import StoreUnavailable
+from tsstats.storage.errors import InsufficientStorage, StoreUnavailable
 
 log = logging.getLogger("tsstats.server")
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -142,6 +142,8 @@ class Router:
         field = None
         if isinstance(error, InputError):
             status, message, field = error.status, error.message, error.field
+        elif isinstance(error, InsufficientStorage):
+            status, message = 507, str(error)
         elif isinstance(error, StoreUnavailable):
             status, message = 503, f"the database cannot be used for now: {error.reason}; nothing was written"
             headers["Retry-After"] = str(error.retry_after_s)

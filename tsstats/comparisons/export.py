@@ -61,6 +61,20 @@ def comparisons_sql(query: ComparisonsExport) -> str:
             f"AND c.created_ms <= {int(query.to_ms)} ORDER BY c.id")
 
 
+ROW_BYTES = 1024  # a comparison's fixed columns in either format, with room to spare
+PHASE_BYTES = 256
+
+
+def estimated_bytes(con: Connection, query: ComparisonsExport) -> int:
+    """About what the export's file will take: each comparison's fixed columns, its texts and its phases."""
+    rows, texts, phases = con.execute(
+        "SELECT count(*), coalesce(sum(length(coalesce(metadata, '')) + length(coalesce(accounting, '')) "
+        "+ length(coalesce(name, '')) + length(coalesce(error, ''))), 0), coalesce(sum((SELECT count(*) "
+        "FROM phases p WHERE p.comparison_id = c.id)), 0) FROM comparisons c WHERE c.created_ms >= ? "
+        "AND c.created_ms <= ?", [int(query.from_ms), int(query.to_ms)]).fetchall()[0]
+    return int(rows) * ROW_BYTES + 2 * int(texts) + int(phases) * PHASE_BYTES
+
+
 def write_comparisons(con: Connection, query: ComparisonsExport, path: str) -> int:
     """COPY the comparisons to ``path`` (a fresh temporary file); returns the rows written."""
     options = "FORMAT parquet, COMPRESSION zstd" if query.format == "parquet" else "FORMAT csv, HEADER"

@@ -4,9 +4,15 @@ tsstats database does (tables, data, sequences)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 
 from tsstats.storage.sql import Connection
+
+
+def backup_bytes(database_path: str) -> int:
+    """About what a copy takes: the file and its WAL (a copy holds the same data, checkpointed)."""
+    return sum(os.path.getsize(path) for path in (database_path, database_path + ".wal") if os.path.exists(path))
 
 
 def copy_database(con: Connection, path: str) -> None:

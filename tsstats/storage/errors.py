@@ -26,6 +26,15 @@ class StoreUnavailable(StoreError):
         self.retry_after_s = retry_after_s
 
 
+class InsufficientStorage(StoreError):
+    """A write that would not fit: the space it needs and the space there is (answered with 507)."""
+
+    def __init__(self, message: str, needed_bytes: int, free_bytes: int):
+        super().__init__(message)
+        self.needed_bytes = needed_bytes
+        self.free_bytes = free_bytes
+
+
 _FULL_DISK = ("no space left on device", "disk quota exceeded", "file too large")
 
 

@@ -23,6 +23,7 @@ FORMATS = ("parquet", "csv")
 PARAMETERS = ("metrics", "from", "to", "tier", "format")
 UNIT_SUFFIX = {"%": "pct", "count": "count", "ms": "ms", "B/s": "Bps", "W": "W", "MiB": "MiB", "°C": "degC",
                "J": "J"}
+EXPORT_BYTES = {"csv": (26, 14), "parquet": (8, 9)}  # a row's time and each value, at most, in each format
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
 
 
@@ -94,6 +95,18 @@ def _qualified(expression: str, source: str) -> str:
     for field in GPU_ROW.fields:
         expression = expression.replace(field.stored, f"{source}.{field.stored}")
     return expression
+
+
+def estimated_bytes(con: Connection, query: ExportQuery) -> int:
+    """About what the export's file will take (more than it will, rather than less): the rows of the tier in the
+    range times its columns, at what a value takes in CSV text or uncompressed Parquet."""
+    raw = query.tier == "raw"
+    time_column, table = ("ts_ms", "samples") if raw else ("bucket_ms", f"rollup_{query.tier}")
+    rows = con.execute(f"SELECT count(*) FROM {table} WHERE {time_column} >= ? AND {time_column} < ?",
+                       [int(query.from_ms), int(query.to_ms)]).fetchall()[0][0]
+    values = sum(1 if raw or series.energy is not None else 3 for series in query.series)
+    time_bytes, value_bytes = EXPORT_BYTES[query.format]
+    return int(rows) * (time_bytes + values * value_bytes)
 
 
 def write_export(con: Connection, query: ExportQuery, path: str) -> int:

@@ -1,9 +1,32 @@
-"""Files the store writes besides its own: what is left of one being written is removed."""
+"""Files the store writes besides its own: the room they need is checked first, and what is left of one being
+written is removed."""
 
 from __future__ import annotations
 
 import glob
 import os
+
+from tsstats.core.units import MIB
+from tsstats.storage.errors import InsufficientStorage
+
+SPACE_KEPT_BYTES = 16 * MIB  # left free for the database's own writes (WAL, checkpoints) when a file is made
+
+
+def free_bytes(directory: str) -> int:
+    """What an unprivileged writer may still write on the file system holding ``directory``."""
+    stats = os.statvfs(directory)
+    return stats.f_bavail * stats.f_frsize
+
+
+def check_room(directory: str, needed_bytes: int, what: str) -> None:
+    """Refuse (``InsufficientStorage``) a file of about ``needed_bytes`` that would leave less than
+    ``SPACE_KEPT_BYTES`` free beside the database."""
+    free = free_bytes(directory)
+    if needed_bytes + SPACE_KEPT_BYTES > free:
+        raise InsufficientStorage(
+            f"{what} would take about {needed_bytes / MIB:.1f} MiB and {free / MIB:.1f} MiB are free in {directory}, "
+            f"of which {SPACE_KEPT_BYTES / MIB:.0f} MiB stay for the database; free some space or ask for less "
+            f"(a shorter range, fewer metrics, a coarser tier, parquet)", needed_bytes, free)
 
 
 def scratch_prefix(database_path: str) -> str:

@@ -29,6 +29,7 @@ def _open(path: str, **options: Any) -> Connection:
 # After a task that allocated more than this, DuckDB hands its threads' cached allocations back (its default,
 # 128 MiB, is sized for an analytics process, not a sidecar).
 ALLOCATOR_FLUSH_THRESHOLD = "16MB"
+MAX_TEMP_DIRECTORY_SIZE = "1GiB"  # what a query may spill to disk (DuckDB's default: 90 % of the free space)
 
 
 def connect(path: str, memory_limit: str, threads: int) -> Connection:
@@ -37,7 +38,8 @@ def connect(path: str, memory_limit: str, threads: int) -> Connection:
     # them a heavy query's working memory stays resident (measured: +82 MB against +23 MB)
     return _open(path, config={"memory_limit": memory_limit, "threads": threads,
                                "allocator_background_threads": True,
-                               "allocator_flush_threshold": ALLOCATOR_FLUSH_THRESHOLD})
+                               "allocator_flush_threshold": ALLOCATOR_FLUSH_THRESHOLD,
+                               "max_temp_directory_size": MAX_TEMP_DIRECTORY_SIZE})
 
 
 def connect_read_only(path: str) -> Connection:

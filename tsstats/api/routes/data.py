@@ -1,5 +1,6 @@
 """Data out of the running service, which owns the database file: exports and consistent backups, each
-made into a temporary file beside the database and streamed."""
+made into a temporary file beside the database (once the room it needs is checked: 507 beyond) and
+streamed."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from sanic.exceptions import SanicException
 from tsstats.api.bodies import NO_STORE, query_values
 from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
+from tsstats.comparisons.export import estimated_bytes as comparisons_bytes
 from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
-from tsstats.storage.backup import copy_database
+from tsstats.storage.backup import backup_bytes, copy_database
 from tsstats.storage.export import CONTENT_TYPES, parse_export_query, write_export
-from tsstats.storage.files import remove_partial, scratch_prefix
+from tsstats.storage.export import estimated_bytes as export_bytes
+from tsstats.storage.files import check_room, remove_partial, scratch_prefix
 from tsstats.storage.history import gpu_indexes
 from tsstats.storage.sql import Connection
 
@@ -67,8 +70,10 @@ def add_routes(router: Router, view: ServiceView) -> None:
         await response.eof()
 
     async def serve_written(request: Request, write: Callable[[Connection, str], object], file_format: str,
-                            filename: str) -> None:
-        """Write an export into a scratch file on the read pool, stream it, and remove it whatever happens."""
+                            filename: str, estimate: Callable[[Connection], int]) -> None:
+        """Write an export into a scratch file on the read pool (if it fits), stream it, and remove it whatever
+        happens."""
+        check_room(directory, await view.read(estimate), "the export")
         path = scratch_path(f".{file_format}")
         await write_scratch(view, write, path, "export")
         try:
@@ -82,17 +87,18 @@ def add_routes(router: Router, view: ServiceView) -> None:
         query = parse_export_query(query_values(request, ("metrics", "from", "to", "tier", "format")),
                                    time.time(), known)
         await serve_written(request, lambda con, target: write_export(con, query, target), query.format,
-                            f"tsstats-{query.tier}.{query.format}")
+                            f"tsstats-{query.tier}.{query.format}", lambda con: export_bytes(con, query))
 
     @router.route("/api/export/comparisons", ("GET",), accounted=False)
     async def export_comparisons(request: Request):
         query = parse_comparisons_export(query_values(request, ("from", "to", "format")), time.time())
         await serve_written(request, lambda con, target: write_comparisons(con, query, target), query.format,
-                            f"tsstats-comparisons.{query.format}")
+                            f"tsstats-comparisons.{query.format}", lambda con: comparisons_bytes(con, query))
 
     @router.route("/api/backup", ("GET",), accounted=False)
     async def backup(request: Request):
         query_values(request, ())
+        check_room(directory, backup_bytes(view.database_path), "the backup")
         path = scratch_path(".duckdb")
         await write_scratch(view, copy_database, path, "backup")
         try:
