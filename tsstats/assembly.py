@@ -255,7 +255,7 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
     reader = TickReader(sources, clocks, watch, steps.step_back)
     energy = MachineEnergy(sources.meter, sources.gpu, clocks.monotonic)
     attributor = Attributor(open_trees(settings.proc_root), sources.gpu, grid.intensity_at, energy.now,
-                            energy.at_last_tick)
+                            energy.at_last_tick, settings.max_tracked_trees)
     comparisons = ComparisonLife(attributor, ComparisonTracker(settings.activity_window),
                                  RunClock(clocks.monotonic, energy.now), settings, grid,
                                  lambda: ring.columns_of(ring.pending()),

@@ -106,3 +106,32 @@ def test_bad_pids_are_400s_naming_the_field(api, pids, words):
         response = api.request(method, path, json=body)
         error = error_of(response)
         assert response.status_code == 400 and error["field"] == "pids" and words in error["message"], error
+
+
+def test_many_comparisons_naming_one_tree_cost_one_walk_and_trees_are_bounded(tmp_path, two_processes):
+    """500 running comparisons naming pid 1 (every process on the machine is in its tree) are one tree read
+    once a second: the sampler keeps its pace; one tree more than max_tracked_trees is a 409 that stores
+    nothing, and a restart follows them again."""
+    burner, sleeper = two_processes
+    db = tmp_path / "trees.duckdb"
+    with ServerProcess(db, "--max-tracked-trees", "2", host_hardware=False) as server, server.client() as client:
+        for _ in range(500):
+            created = client.post("/api/comparisons", json={"models": ["m"], "status": "running", "pids": [1]})
+            assert created.status_code == 201, created.text
+        second = client.post("/api/comparisons", json={"models": ["m"], "status": "running", "pids": [burner.pid]})
+        assert second.status_code == 201
+        listed = client.get("/api/comparisons", params={"limit": 1}).json()["items"][0]["id"]
+        refused = client.post("/api/comparisons", json={"models": ["m"], "status": "running",
+                                                        "pids": [sleeper.pid]})
+        assert refused.status_code == 409 and error_of(refused)["field"] == "pids", refused.text
+        assert "max_tracked_trees" in error_of(refused)["message"]
+        assert client.get("/api/comparisons", params={"limit": 1}).json()["items"][0]["id"] == listed
+        time.sleep(3.0)
+        health = client.get("/healthz").json()
+        assert health["status"] == "ok" and health["lastSampleAgeS"] < 1.0, health
+    again = ServerProcess(db, "--max-tracked-trees", "2")
+    with again, again.client() as client:
+        time.sleep(2.0)
+        health = client.get("/healthz").json()
+        assert health["status"] == "ok" and health["lastSampleAgeS"] < 1.0, health
+        assert client.get("/api/dashboard/stats").json()["liveStats"]["activeComparisons"] == 501

@@ -8,6 +8,7 @@ import pytest
 from support.nvml import FakeGpu, fake_nvml
 
 from tsstats.comparisons.attributor import Attributor
+from tsstats.core.inputs import InputError
 from tsstats.figures.attribution import MachineJoules, gpu_share, share
 from tsstats.sources.nvml import NvmlReader
 from tsstats.sources.processes import MachineUsage, TreeUsage
@@ -41,7 +42,8 @@ class CannedTrees:
 
     def tree(self, pids):
         live = [p for p in pids if p in self.cpu]
-        return TreeUsage(sum(self.cpu[p] for p in live), sum(self.rss[p] for p in live), frozenset(live))
+        self.reads = getattr(self, "reads", 0) + 1
+        return TreeUsage(sum(self.cpu[p] for p in live), sum(self.rss[p] for p in live), frozenset(live), bool(live))
 
     def machine(self):
         return MachineUsage(self.busy, self.used)
@@ -60,10 +62,11 @@ class CannedEnergy:
             self.tick = energy
 
 
-def attributor_over(trees, gpu_reader=None, energy=None, intensity=100.0):
+def attributor_over(trees, gpu_reader=None, energy=None, intensity=100.0, max_trees=64):
     energy = energy or CannedEnergy()
     reader = gpu_reader or NvmlReader(fake_nvml(None, init_fails=True))
-    return Attributor(trees, reader, lambda ts: intensity, lambda: energy.instant, lambda: energy.tick), energy
+    return Attributor(trees, reader, lambda ts: intensity, lambda: energy.instant, lambda: energy.tick,
+                      max_trees), energy
 
 
 def gpu_attributor(gpu: FakeGpu):
@@ -151,3 +154,31 @@ def test_nothing_is_read_without_a_comparison_naming_processes():
 
     attributor, _ = attributor_over(Refusing())
     assert attributor.attribute(1000.0) == [] and attributor.tracked == {}
+
+
+def test_a_tree_several_windows_name_is_read_once_a_second_for_all():
+    trees = CannedTrees()
+    trees.cpu, trees.rss = {1: 0.0, 2: 0.0}, {1: 0.0, 2: 0.0}
+    attributor, _ = attributor_over(trees)
+    for key in range(500):
+        attributor.track(key, (1,))
+    attributor.track("other", (2, 1, 2))  # the same processes in another order are another tree: (1, 2)
+    trees.reads = 0
+    attributor.attribute(1000.0)
+    assert trees.reads == 2  # (1,) once for 500 windows, (1, 2) once
+
+
+def test_the_trees_followed_are_bounded_with_a_409():
+    trees = CannedTrees()
+    trees.cpu = {pid: 0.0 for pid in range(1, 10)}
+    trees.rss = dict.fromkeys(trees.cpu, 0.0)
+    attributor, _ = attributor_over(trees, max_trees=3)
+    for pid in (1, 2, 3):
+        attributor.track(pid, (pid,))
+    assert not attributor.can_track((4,)) and attributor.can_track((2,))
+    with pytest.raises(InputError) as refused:
+        attributor.track(4, (4,))
+    assert refused.value.status == 409 and refused.value.field == "pids"
+    attributor.track("phase of 2", (2,))  # a tree followed already costs nothing more
+    attributor.untrack(1, 0.0)
+    attributor.track(4, (4,))  # room again

@@ -3,7 +3,9 @@
 Each followed window (a comparison that names processes, or one of its phases) keeps its own baseline: the
 machine's energy by component, the machine's busy CPU time and its trees' CPU time, read at the instant it
 opened. Once a second, and at the instant it closes, the named trees are read again (and nothing else: with
-no such window nothing is read) and the window is given, over the time since its last read:
+no such window nothing is read; a tree several windows name is read once for all of them, and at most
+``max_trees`` different trees are followed, a 409 beyond) and the window is given, over the time since its
+last read:
 
 - CPU energy x (CPU time of its trees / busy CPU time of the whole machine),
 - each GPU's energy x its processes' share of that GPU's SM utilization (NVML per-process samples), or, where
@@ -21,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 
+from tsstats.core.inputs import InputError
 from tsstats.figures.attribution import Attributed, MachineJoules, gpu_share, share
 from tsstats.sources.nvml import NvmlReader, ProcessGpuUse
 from tsstats.sources.processes import MachineUsage, ProcessTrees, TreeUsage
@@ -42,9 +45,12 @@ class Attributor:
     """Per-process attribution for the windows that named processes (writer thread)."""
 
     def __init__(self, trees: ProcessTrees, gpu: NvmlReader, intensity_at: Callable[[float], float],
-                 energy_now: Callable[[], MachineJoules], energy_at_tick: Callable[[], MachineJoules]):
+                 energy_now: Callable[[], MachineJoules], energy_at_tick: Callable[[], MachineJoules],
+                 max_trees: int):
         """``intensity_at(ts_ms)``: g/kWh; ``energy_now()``: the machine's energy to this instant (reads the
-        counters); ``energy_at_tick()``: the same at the last tick (free)."""
+        counters); ``energy_at_tick()``: the same at the last tick (free); ``max_trees``: the different process
+        trees followed at most (``max_tracked_trees``)."""
+        self.max_trees = max_trees
         self.trees = trees
         self.gpu = gpu
         self.intensity_at = intensity_at
@@ -55,18 +61,31 @@ class Attributor:
 
     # which windows
     def track(self, key: Hashable, pids: tuple[int, ...], attributed: Attributed | None = None) -> None:
-        """Follow a window from now (``attributed``: what it was given before a restart)."""
+        """Follow a window from now (``attributed``: what it was given before a restart); a tree beyond the
+        ``max_trees`` different ones followed is refused with a 409."""
+        pids = tree_key(pids)
         current = self.tracked.get(key)
-        machine, tree = self.trees.machine(), self.trees.tree(tuple(pids))
-        self.tracked[key] = Tracked(tuple(pids), attributed or (current.attributed if current else Attributed()),
+        followed = {tracked.pids for other, tracked in self.tracked.items() if other != key}
+        if pids not in followed and len(followed) >= self.max_trees:
+            raise InputError(f"{len(followed)} process trees are followed already, the most max_tracked_trees "
+                             f"allows; finish a comparison that names processes first, or name the same pids",
+                             field="pids", status=409)
+        machine, tree = self.trees.machine(), self.trees.tree(pids)
+        self.tracked[key] = Tracked(pids, attributed or (current.attributed if current else Attributed()),
                                     self.energy_now(), machine.busy_ticks, tree.cpu_ticks)
+
+    def can_track(self, pids: tuple[int, ...]) -> bool:
+        """Whether ``pids`` is a tree followed already, or one more would be within ``max_trees``."""
+        followed = {tracked.pids for tracked in self.tracked.values()}
+        return tree_key(pids) in followed or len(followed) < self.max_trees
 
     def untrack(self, key: Hashable, now_ms: float) -> Attributed | None:
         """Stop following a window; what it was given, read up to this instant."""
         tracked = self.tracked.get(key)
         if tracked is None:
             return None
-        self._give(tracked, self.trees.machine(), self.energy_now(), self.intensity_at(now_ms), self._uses)
+        self._give(tracked, self.trees.tree(tracked.pids), self.trees.machine(), self.energy_now(),
+                   self.intensity_at(now_ms), self._uses)
         del self.tracked[key]
         return tracked.attributed
 
@@ -84,16 +103,16 @@ class Attributor:
             self._uses = {info.index: use for info in self.gpu.gpus
                           if (use := self.gpu.process_use(info.index)) is not None}
         intensity = self.intensity_at(now_ms)
+        trees = {pids: self.trees.tree(pids) for pids in {tracked.pids for tracked in self.tracked.values()}}
         ended = []
         for key, tracked in self.tracked.items():
-            self._give(tracked, machine, energy, intensity, self._uses)
+            self._give(tracked, trees[tracked.pids], machine, energy, intensity, self._uses)
             if not tracked.alive:
                 ended.append(key)
         return ended
 
-    def _give(self, tracked: Tracked, machine: MachineUsage, energy: MachineJoules, intensity: float,
-              uses: dict[int, ProcessGpuUse]) -> None:
-        tree: TreeUsage = self.trees.tree(tracked.pids)
+    def _give(self, tracked: Tracked, tree: TreeUsage, machine: MachineUsage, energy: MachineJoules,
+              intensity: float, uses: dict[int, ProcessGpuUse]) -> None:
         spent = energy - tracked.energy
         cpu_j = max(spent.cpu_j, 0.0) * share(tree.cpu_ticks - tracked.tree_ticks, machine.busy_ticks
                                               - tracked.busy_ticks)
@@ -109,4 +128,9 @@ class Attributor:
             joule_g_per_kwh=before.joule_g_per_kwh + (cpu_j + gpu_j + mem_j) * intensity,
             gpu_method=method if uses else before.gpu_method)
         tracked.energy, tracked.busy_ticks, tracked.tree_ticks = energy, machine.busy_ticks, tree.cpu_ticks
-        tracked.alive = any(self.trees.exists(pid) for pid in tracked.pids)
+        tracked.alive = tree.running
+
+
+def tree_key(pids: tuple[int, ...]) -> tuple[int, ...]:
+    """The same processes named in any order or twice are one tree."""
+    return tuple(sorted(set(pids)))

@@ -12,6 +12,7 @@ from its counters then, and the named processes' CPU time then.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -33,6 +34,8 @@ from tsstats.figures.methods import Method, Methods
 from tsstats.figures.moment import ComparisonFigures
 from tsstats.sampling.energy_sums import SharedEnergy, comparison_energy
 from tsstats.storage.sql import Connection
+
+log = logging.getLogger("tsstats.comparisons")
 
 ABANDONED = "its processes exited before it reported a final status"
 MODELLED = (Method.TDP_MODEL, Method.DIMM_MODEL)
@@ -107,9 +110,9 @@ class ComparisonLife:
         return records.apply_update(con, comparison_id, update, now_ms, finish)
 
     def _open(self, key: Hashable, pids: tuple[int, ...] | None) -> None:
-        self.run_clock.started(key)
         if pids:
-            self.attributor.track(key, pids)
+            self.attributor.track(key, pids)  # first: a 409 here leaves nothing behind
+        self.run_clock.started(key)
 
     def _finish(self, con: Connection, comparison_id: int, started_ms: int | None, pids: tuple[int, ...] | None,
                 now_ms: int) -> Finish:
@@ -235,8 +238,15 @@ class ComparisonLife:
 
     def load(self, con: Connection, now_ms: float) -> None:
         self.tracker.refresh(con, now_ms)
+        skipped = 0
         for comparison_id, (pids, given) in records.running_with_pids(con).items():
-            self.attributor.track(comparison_id, pids, given)
+            if self.attributor.can_track(pids):
+                self.attributor.track(comparison_id, pids, given)
+            else:  # max_tracked_trees was lowered since: they keep what they were given
+                skipped += 1
+        if skipped:
+            log.warning("%d running comparisons name more process trees than max_tracked_trees (%d) allows; "
+                        "they are not followed further", skipped, self.settings.max_tracked_trees)
 
     def attribute(self, now_ms: float) -> list[int]:
         return [key for key in self.attributor.attribute(now_ms) if isinstance(key, int)]

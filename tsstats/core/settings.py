@@ -203,6 +203,9 @@ class Settings:
                                       "float", 16, 1e7, optional=True)
     db_memory_limit: str = setting("128MB", "DuckDB memory_limit: the most its buffer manager holds (tables' blocks, "
                                    "hash tables, sorts); beyond it, DuckDB spills to disk")
+    max_tracked_trees: int = setting(32, "different process trees (the pids comparisons name) followed at once for "
+                                     "per-process energy; a comparison naming one more is refused with 409",
+                                     "int", 1, 4096)
     db_threads: int = setting(2, "DuckDB worker threads for queries (history, exports)", "int", 1, 64)
     log_level: str = setting("info", "log level: debug, info, warning or error")
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)

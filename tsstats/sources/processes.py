@@ -22,7 +22,8 @@ MAX_TREE = 4096  # processes read per tree at most (a fork bomb is not measured 
 class TreeUsage:
     cpu_ticks: float  # user + system time of the live processes and the children they reaped, in clock ticks
     rss_bytes: float
-    members: frozenset[int]
+    members: frozenset[int]  # the processes read
+    running: bool  # some named process runs (is not a zombie)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class ProcfsTrees:
         except (OSError, IndexError):
             return False
 
-    def _stat(self, pid: int) -> tuple[float, float] | None:
+    def _stat(self, pid: int) -> tuple[bool, float, float] | None:
+        """(whether it runs, not a zombie; its CPU ticks; its resident bytes), or None once it is gone."""
         try:
             with open(f"{self.root}/{pid}/stat", "rb") as handle:
                 fields = handle.read().rsplit(b")", 1)[1].split()
@@ -64,7 +66,7 @@ class ProcfsTrees:
             return None
         # after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14) ... rss(21)
         ticks = float(int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14]))
-        return ticks, float(int(fields[21])) * self.page_size
+        return fields[0] != b"Z", ticks, float(int(fields[21])) * self.page_size
 
     def _children(self, pid: int) -> list[int]:
         children: list[int] = []
@@ -84,6 +86,7 @@ class ProcfsTrees:
         seen: set[int] = set()
         pending = list(pids)
         ticks = rss = 0.0
+        running = False
         while pending and len(seen) < MAX_TREE:
             pid = pending.pop()
             if pid in seen:
@@ -92,10 +95,11 @@ class ProcfsTrees:
             stat = self._stat(pid)
             if stat is None:  # exited since
                 continue
-            ticks += stat[0]
-            rss += stat[1]
+            running = running or (stat[0] and pid in pids)
+            ticks += stat[1]
+            rss += stat[2]
             pending.extend(self._children(pid))
-        return TreeUsage(ticks, rss, frozenset(seen))
+        return TreeUsage(ticks, rss, frozenset(seen), running)
 
     def machine(self) -> MachineUsage:
         with open(f"{self.root}/stat", "rb") as handle:
@@ -134,11 +138,13 @@ class PsutilTrees:
         psutil = self.psutil
         seen: set[int] = set()
         ticks = rss = 0.0
+        running = False
         for pid in pids:
             try:
                 root = psutil.Process(pid)
+                running = running or root.status() != psutil.STATUS_ZOMBIE
                 processes = [root, *root.children(recursive=True)]
-            except psutil.Error:
+            except (psutil.Error, ValueError):
                 continue
             for process in processes[:MAX_TREE]:
                 if process.pid in seen:
@@ -150,7 +156,7 @@ class PsutilTrees:
                     rss += process.memory_info().rss
                 except psutil.Error:
                     continue
-        return TreeUsage(ticks, rss, frozenset(seen))
+        return TreeUsage(ticks, rss, frozenset(seen), running)
 
     def machine(self) -> MachineUsage:
         times = self.psutil.cpu_times()
