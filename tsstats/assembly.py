@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import resource
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,14 @@ from typing import Any
 from sanic import Sanic
 
 from tsstats.api.app import create_app
+from tsstats.api.connections import (
+    BODY_BUDGET_BYTES,
+    BodyBudget,
+    ConnectionLimits,
+    connection_cap,
+    guarded_protocol,
+    raise_open_files_limit,
+)
 from tsstats.api.dashboard_json import dashboard_body
 from tsstats.api.hosts import HostCheck
 from tsstats.api.requests import RequestStats
@@ -78,6 +87,17 @@ def check_exposure(settings: Settings) -> None:
     if not is_loopback_host(settings.host) and not settings.tls_cert:
         log.warning("listening on %s without TLS: the token and every answer travel in clear; set tls_cert and "
                     "tls_key to serve HTTPS", settings.host)
+
+
+def connection_protocol(settings: Settings) -> type:
+    """The HTTP protocol the server runs with the connection bounds of the settings, within the open files this
+    process may have (its soft limit raised to the hard one first)."""
+    open_files = raise_open_files_limit(resource)
+    cap = connection_cap(settings.max_connections, open_files)
+    if cap < settings.max_connections:
+        log.warning("max_connections is %d, but %d files may be open: at most %d connections are served",
+                    settings.max_connections, open_files, cap)
+    return guarded_protocol(ConnectionLimits(cap, settings.request_timeout), BodyBudget(BODY_BUDGET_BYTES))
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

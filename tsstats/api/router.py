@@ -7,6 +7,7 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from time import perf_counter
+from typing import Any
 
 from sanic import Request, Sanic
 from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
@@ -14,6 +15,7 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
 from tsstats.api.bodies import MAX_BODY_BYTES, error_body
+from tsstats.api.connections import EarlyAnswer, admit, released
 from tsstats.api.hosts import HostCheck
 from tsstats.api.prepared import PreparedResponse
 from tsstats.api.requests import RequestStats
@@ -42,7 +44,31 @@ class Router:
         self.origins = set(cors_origins)
         self.account = requests.record
         self.hosts = hosts
+        self._public: set[Handler] = set()  # the wrapped handlers that need no token
         app.exception(Exception)(self._outside_handlers)
+        app.signal("http.routing.after")(self._before_body)
+        app.signal("http.lifecycle.response")(self._answered)
+
+    async def _before_body(self, request: Request, route: Any, kwargs: Any, handler: Handler) -> None:
+        """Once the head is read and routed, before the body is: refuse a foreign Host or Origin, a missing
+        token, a reserved connection's heavy route and a body beyond the budget (``EarlyAnswer``), so that
+        none of them costs the memory of a body."""
+        refused = self.refusal(request)
+        if refused is not None:
+            raise EarlyAnswer(refused)
+        if request.method == "OPTIONS":
+            return
+        if self.token is not None and handler not in self._public and not self._authorized(request):
+            raise EarlyAnswer(self.unauthorized())
+        admit(request, MAX_BODY_BYTES)
+
+    async def _answered(self, request: Request, response: Any) -> None:
+        released(request)
+
+    @staticmethod
+    def unauthorized() -> HTTPResponse:
+        return json_response(error_body(401, "missing or wrong bearer token"), status=401,
+                             headers={"WWW-Authenticate": 'Bearer realm="tsstats"'})
 
     def cors_headers(self, request: Request) -> dict[str, str]:
         """The CORS headers of an answer to an allowed origin (none for other origins)."""
@@ -92,6 +118,7 @@ class Router:
         account, authorized, error_response, preflight = (self.account, self._authorized, self.error_response,
                                                           self._preflight)
         answer_headers, refusal, cors_headers = self.answer_headers, self.refusal, self.cors_headers
+        unauthorized = self.unauthorized
 
         def register(handler: Handler) -> Handler:
             async def wrapped(request: Request, **kwargs):
@@ -103,8 +130,7 @@ class Router:
                     return preflight(request)
                 response: HTTPResponse | None
                 if guarded and not authorized(request):
-                    response = json_response(error_body(401, "missing or wrong bearer token"), status=401,
-                                             headers={"WWW-Authenticate": 'Bearer realm="tsstats"'})
+                    response = unauthorized()
                 else:
                     try:
                         response = await handler(request, **kwargs)
@@ -121,6 +147,8 @@ class Router:
                 return response
 
             wrapped.__name__ = handler.__name__
+            if public:
+                self._public.add(wrapped)
             self.app.route(path, methods=list(methods) + ["OPTIONS"], name=handler.__name__)(wrapped)
             return handler
 
@@ -175,8 +203,11 @@ class Router:
         """Errors Sanic raises before a handler runs: unknown route, wrong method, body too large."""
         # an unknown route or method is refused like a known one from a foreign Host; a request Sanic could
         # not even read (a head or body over its limits) gets its own error
-        refused = self.refusal(request) if isinstance(error, (NotFound, MethodNotAllowed)) else None
-        response = refused if refused is not None else self.error_response(request, error)
+        if isinstance(error, EarlyAnswer):
+            response = error.response
+        else:
+            refused = self.refusal(request) if isinstance(error, (NotFound, MethodNotAllowed)) else None
+            response = refused if refused is not None else self.error_response(request, error)
         response.headers.update(self.answer_headers(request))
         started = getattr(getattr(request, "stream", None), "perft0", None)
         if request.path.startswith("/api/"):

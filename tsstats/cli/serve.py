@@ -10,7 +10,7 @@ import sys
 
 from sanic import Sanic
 
-from tsstats.assembly import StartupError, open_service, tls_context
+from tsstats.assembly import StartupError, connection_protocol, open_service, tls_context
 from tsstats.cli.exits import EXIT_FAILURE
 from tsstats.cli.stopping import StopSignals
 from tsstats.core.settings import Settings
@@ -30,6 +30,7 @@ def run_serve(settings: Settings) -> int:
         print(f"tsstats: {error}", file=sys.stderr)
         return EXIT_FAILURE
     app = service.app()
+    protocol = connection_protocol(settings)
 
     @app.before_server_start
     async def start_sampling(app: Sanic) -> None:
@@ -67,7 +68,7 @@ def run_serve(settings: Settings) -> int:
 
     try:
         app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,
-                debug=False, motd=False, ssl=tls)
+                debug=False, motd=False, ssl=tls, protocol=protocol, backlog=1024)
     except OSError as error:
         print(f"tsstats: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
         return EXIT_FAILURE

@@ -1,0 +1,228 @@
+"""Connections no client can use to lock others out (event loop thread).
+
+Sanic's own timeouts restart on every byte received, so a client sending one header line every few seconds
+holds its connection for good, and nothing bounds how many connections are open. Here, on top of Sanic's
+HTTP protocol:
+
+- a request's head and body must arrive within ``request_timeout`` in total, counted from its first byte
+  (408 and the connection closed after);
+- at most ``max_connections`` are open for any request. Beyond that, a new connection first closes the
+  longest-idle ones (keep-alive connections between requests, or ones that have sent nothing yet), then the
+  oldest whose head has been trickling in for ``SLOW_HEAD_S``; when there are none (every connection is busy,
+  streams for instance) it gets one of ``RESERVED_CONNECTIONS`` more slots, which answer only ``/healthz`` and
+  the stats route and must send their request within ``RESERVED_TIMEOUT_S``; beyond those it is answered 503
+  at once;
+- the bodies being received share ``BODY_BUDGET_BYTES``: a request whose body does not fit is answered 503
+  with ``Retry-After`` before its body is read (as is one refused for its Host, Origin or token:
+  ``early_answer``), so held-back bodies cannot take the memory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sanic import HTTPResponse, Request
+from sanic.exceptions import RequestTimeout
+from sanic.response import json as json_response
+from sanic.server.protocols.http_protocol import HttpProtocol
+
+from tsstats.core.units import MIB
+
+LIGHT_PATHS = frozenset({"/healthz", "/api/dashboard/stats"})  # what the reserved connections answer
+RESERVED_CONNECTIONS = 16
+RESERVED_TIMEOUT_S = 2.0
+SLOW_HEAD_S = 1.0  # a head still arriving after this long may be closed to make room for a new connection
+BODY_BUDGET_BYTES = 32 * MIB  # request bodies being received, all connections together
+DESCRIPTORS_KEPT = 128  # open files kept for the database, its WAL, exports and the log beside connections
+RETRY_AFTER_S = 1
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    max_connections: int
+    request_timeout_s: float  # to receive a request's head and body, in total
+
+
+class EarlyAnswer(Exception):
+    """An answer given before the body is read (raised from the routing signal, sent by the error handler)."""
+
+    def __init__(self, response: HTTPResponse):
+        super().__init__(response.status)
+        self.response = response
+
+
+class BodyBudget:
+    """Bytes of request bodies that may be held at once (event loop thread only: no lock)."""
+
+    def __init__(self, total_bytes: int):
+        self.total_bytes = total_bytes
+        self.held_bytes = 0
+
+    def take(self, size: int) -> bool:
+        if self.held_bytes + size > self.total_bytes:
+            return False
+        self.held_bytes += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held_bytes = max(self.held_bytes - size, 0)
+
+
+def refused_body(status: int, message: str) -> bytes:
+    body = json.dumps({"error": {"status": status, "message": message}}).encode()
+    return (f"HTTP/1.1 {status} Service Unavailable\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nretry-after: {RETRY_AFTER_S}\r\nconnection: close\r\n\r\n").encode() + body
+
+
+def guarded_protocol(limits: ConnectionLimits, budget: BodyBudget,
+                     monotonic: Callable[[], float] = time.monotonic) -> type[HttpProtocol]:
+    """Sanic's HTTP/1.1 protocol with the bounds above (``app.run(protocol=...)``)."""
+
+    class GuardedProtocol(HttpProtocol):
+        __slots__ = ("opened_mono", "began_mono", "light_only", "body_held", "deadline")
+
+        def connection_made(self, transport: Any) -> None:
+            self.opened_mono = self.began_mono = monotonic()
+            self.light_only = False
+            self.body_held = 0
+            self.deadline: Any = None
+            super().connection_made(transport)
+            if len(self.connections) <= limits.max_connections:
+                return
+            make_room(self.connections, len(self.connections) - limits.max_connections, self, monotonic())
+            if len(self.connections) <= limits.max_connections:
+                return
+            if len(self.connections) <= limits.max_connections + RESERVED_CONNECTIONS:
+                self.light_only = True
+                return
+            transport.write(refused_body(503, f"{limits.max_connections} connections are open, the most "
+                                              "max_connections allows; try again in a moment"))
+            self.close()
+
+        def data_received(self, data: bytes) -> None:
+            http = getattr(self, "_http", None)  # not set up yet when the first bytes come with the connection
+            if (http is None or http.stage.name == "IDLE") and not self.recv_buffer:  # a request's first byte
+                self.give_body()
+                self.began_mono = monotonic()
+                if self.deadline is None:
+                    self.deadline = self.loop.call_later(self.receive_timeout(), self.check_received)
+            super().data_received(data)
+
+        def receive_timeout(self) -> float:
+            return RESERVED_TIMEOUT_S if self.light_only else limits.request_timeout_s
+
+        def check_received(self) -> None:
+            """At the deadline: a request whose head or body has not all arrived is ended with a 408."""
+            self.deadline = None
+            http = getattr(self, "_http", None)
+            if self._task is None or (http is not None and http.stage.name != "REQUEST" and not http.request_body
+                                      and http.stage.name != "IDLE"):
+                return  # received: being answered
+            if http is not None and http.stage.name == "IDLE" and not self.recv_buffer:
+                return  # between requests: the keep-alive timeout's business
+            left = self.receive_timeout() - (monotonic() - self.began_mono)
+            if left > 0:  # a later request on the same connection: its own deadline
+                self.deadline = self.loop.call_later(left, self.check_received)
+                return
+            if http is not None:
+                http.exception = RequestTimeout("the request's head and body did not arrive within "
+                                                f"{self.receive_timeout():g} s (request_timeout)")
+            self._task.cancel()
+
+        def take_body(self, size: int) -> bool:
+            if not budget.take(size):
+                return False
+            self.body_held += size
+            return True
+
+        def give_body(self) -> None:
+            budget.give(self.body_held)
+            self.body_held = 0
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.give_body()
+            if self.deadline is not None:
+                self.deadline.cancel()
+            super().connection_lost(exc)
+
+    return GuardedProtocol
+
+
+def make_room(connections: set, wanted: int, newcomer: Any, now: float) -> None:
+    """Close up to ``wanted`` connections for a newcomer: those between requests (or that have sent nothing)
+    first, longest idle first; then those whose head has been arriving for ``SLOW_HEAD_S`` or more, oldest
+    first (a client's head takes milliseconds; one that trickles in is the attack)."""
+    others = [other for other in connections if other is not newcomer]
+    idle = sorted((other for other in others if is_idle(other)), key=lambda other: other.began_mono)
+    slow = sorted((other for other in others if is_slow_head(other, now)), key=lambda other: other.began_mono)
+    for other in (idle + slow)[:wanted]:
+        other.close()
+        connections.discard(other)
+
+
+def is_idle(protocol: Any) -> bool:
+    http = getattr(protocol, "_http", None)
+    return http is not None and http.stage.name == "IDLE" and not protocol.recv_buffer
+
+
+def is_slow_head(protocol: Any, now: float) -> bool:
+    http = getattr(protocol, "_http", None)
+    receiving_head = http is None or http.stage.name == "REQUEST" or (http.stage.name == "IDLE"
+                                                                      and bool(protocol.recv_buffer))
+    return receiving_head and now - getattr(protocol, "began_mono", now) >= SLOW_HEAD_S
+
+
+def admit(request: Request, max_body_bytes: int) -> None:
+    """Before a request's body is read: a reserved connection answers light routes only, and the body must fit
+    in the budget (``EarlyAnswer`` with a 503 otherwise). Requests not on a guarded connection (the in-process
+    test client) pass."""
+    stream: Any = getattr(request, "stream", None)
+    protocol = getattr(stream, "protocol", None)
+    if protocol is None or not hasattr(protocol, "take_body"):
+        return
+    if protocol.light_only and request.path not in LIGHT_PATHS:
+        stream.keep_alive = False
+        raise EarlyAnswer(busy("every connection is taken; this one answers only /healthz and the stats route"))
+    length = request.headers.get("content-length") or ""
+    chunked = "chunked" in (request.headers.get("transfer-encoding") or "").lower()
+    if not length and not chunked:
+        return
+    size = max_body_bytes if chunked or not length.isdigit() else min(int(length), max_body_bytes)
+    if size and not protocol.take_body(size):
+        stream.keep_alive = False
+        raise EarlyAnswer(busy(f"request bodies of {BODY_BUDGET_BYTES // MIB} MiB are being received already; "
+                               "try again in a moment"))
+
+
+def released(request: Request) -> None:
+    """The body's share of the budget is given back once the answer is on its way."""
+    protocol = getattr(getattr(request, "stream", None), "protocol", None)
+    if protocol is not None and hasattr(protocol, "give_body"):
+        protocol.give_body()
+
+
+def busy(message: str) -> HTTPResponse:
+    return json_response({"error": {"status": 503, "message": message}}, status=503,
+                         headers={"Retry-After": str(RETRY_AFTER_S), "Connection": "close"})
+
+
+def raise_open_files_limit(resource: Any) -> int:
+    """Raise the soft limit of open files to the hard one (``resource`` is the module); returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if wanted > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def connection_cap(wanted: int, open_files: int) -> int:
+    """``max_connections`` within the open files there are, less those kept for the database and the rest."""
+    return max(min(wanted, open_files - DESCRIPTORS_KEPT - RESERVED_CONNECTIONS), 1)
