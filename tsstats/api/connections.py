@@ -23,7 +23,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from sanic import HTTPResponse, Request
 from sanic.exceptions import RequestTimeout
@@ -78,78 +78,84 @@ def refused_body(status: int, message: str) -> bytes:
             f"content-length: {len(body)}\r\nretry-after: {RETRY_AFTER_S}\r\nconnection: close\r\n\r\n").encode() + body
 
 
+class GuardedProtocol(HttpProtocol):
+    """Sanic's HTTP/1.1 protocol with the bounds above; ``guarded_protocol`` makes the class a server runs."""
+
+    __slots__ = ("opened_mono", "began_mono", "light_only", "body_held", "deadline")
+    limits: ClassVar[ConnectionLimits]
+    budget: ClassVar[BodyBudget]
+    clock: ClassVar[Callable[[], float]]
+
+    def connection_made(self, transport: Any) -> None:
+        self.opened_mono = self.began_mono = type(self).clock()
+        self.light_only = False
+        self.body_held = 0
+        self.deadline: Any = None
+        super().connection_made(transport)
+        if len(self.connections) <= self.limits.max_connections:
+            return
+        make_room(self.connections, len(self.connections) - self.limits.max_connections, self, type(self).clock())
+        if len(self.connections) <= self.limits.max_connections:
+            return
+        if len(self.connections) <= self.limits.max_connections + RESERVED_CONNECTIONS:
+            self.light_only = True
+            return
+        transport.write(refused_body(503, f"{self.limits.max_connections} connections are open, the most "
+                                          "max_connections allows; try again in a moment"))
+        self.close()
+
+    def data_received(self, data: bytes) -> None:
+        http = getattr(self, "_http", None)  # not set up yet when the first bytes come with the connection
+        if (http is None or http.stage.name == "IDLE") and not self.recv_buffer:  # a request's first byte
+            self.give_body()
+            self.began_mono = type(self).clock()
+            if self.deadline is None:
+                self.deadline = self.loop.call_later(self.receive_timeout(), self.check_received)
+        super().data_received(data)
+
+    def receive_timeout(self) -> float:
+        return RESERVED_TIMEOUT_S if self.light_only else self.limits.request_timeout_s
+
+    def check_received(self) -> None:
+        """At the deadline: a request whose head or body has not all arrived is ended with a 408."""
+        self.deadline = None
+        http = getattr(self, "_http", None)
+        if self._task is None or (http is not None and http.stage.name != "REQUEST" and not http.request_body
+                                  and http.stage.name != "IDLE"):
+            return  # received: being answered
+        if http is not None and http.stage.name == "IDLE" and not self.recv_buffer:
+            return  # between requests: the keep-alive timeout's business
+        left = self.receive_timeout() - (type(self).clock() - self.began_mono)
+        if left > 0:  # a later request on the same connection: its own deadline
+            self.deadline = self.loop.call_later(left, self.check_received)
+            return
+        if http is not None:
+            http.exception = RequestTimeout("the request's head and body did not arrive within "
+                                            f"{self.receive_timeout():g} s (request_timeout)")
+        self._task.cancel()
+
+    def take_body(self, size: int) -> bool:
+        if not self.budget.take(size):
+            return False
+        self.body_held += size
+        return True
+
+    def give_body(self) -> None:
+        self.budget.give(self.body_held)
+        self.body_held = 0
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.give_body()
+        if self.deadline is not None:
+            self.deadline.cancel()
+        super().connection_lost(exc)
+
+
 def guarded_protocol(limits: ConnectionLimits, budget: BodyBudget,
                      monotonic: Callable[[], float] = time.monotonic) -> type[HttpProtocol]:
-    """Sanic's HTTP/1.1 protocol with the bounds above (``app.run(protocol=...)``)."""
-
-    class GuardedProtocol(HttpProtocol):
-        __slots__ = ("opened_mono", "began_mono", "light_only", "body_held", "deadline")
-
-        def connection_made(self, transport: Any) -> None:
-            self.opened_mono = self.began_mono = monotonic()
-            self.light_only = False
-            self.body_held = 0
-            self.deadline: Any = None
-            super().connection_made(transport)
-            if len(self.connections) <= limits.max_connections:
-                return
-            make_room(self.connections, len(self.connections) - limits.max_connections, self, monotonic())
-            if len(self.connections) <= limits.max_connections:
-                return
-            if len(self.connections) <= limits.max_connections + RESERVED_CONNECTIONS:
-                self.light_only = True
-                return
-            transport.write(refused_body(503, f"{limits.max_connections} connections are open, the most "
-                                              "max_connections allows; try again in a moment"))
-            self.close()
-
-        def data_received(self, data: bytes) -> None:
-            http = getattr(self, "_http", None)  # not set up yet when the first bytes come with the connection
-            if (http is None or http.stage.name == "IDLE") and not self.recv_buffer:  # a request's first byte
-                self.give_body()
-                self.began_mono = monotonic()
-                if self.deadline is None:
-                    self.deadline = self.loop.call_later(self.receive_timeout(), self.check_received)
-            super().data_received(data)
-
-        def receive_timeout(self) -> float:
-            return RESERVED_TIMEOUT_S if self.light_only else limits.request_timeout_s
-
-        def check_received(self) -> None:
-            """At the deadline: a request whose head or body has not all arrived is ended with a 408."""
-            self.deadline = None
-            http = getattr(self, "_http", None)
-            if self._task is None or (http is not None and http.stage.name != "REQUEST" and not http.request_body
-                                      and http.stage.name != "IDLE"):
-                return  # received: being answered
-            if http is not None and http.stage.name == "IDLE" and not self.recv_buffer:
-                return  # between requests: the keep-alive timeout's business
-            left = self.receive_timeout() - (monotonic() - self.began_mono)
-            if left > 0:  # a later request on the same connection: its own deadline
-                self.deadline = self.loop.call_later(left, self.check_received)
-                return
-            if http is not None:
-                http.exception = RequestTimeout("the request's head and body did not arrive within "
-                                                f"{self.receive_timeout():g} s (request_timeout)")
-            self._task.cancel()
-
-        def take_body(self, size: int) -> bool:
-            if not budget.take(size):
-                return False
-            self.body_held += size
-            return True
-
-        def give_body(self) -> None:
-            budget.give(self.body_held)
-            self.body_held = 0
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.give_body()
-            if self.deadline is not None:
-                self.deadline.cancel()
-            super().connection_lost(exc)
-
-    return GuardedProtocol
+    """The protocol class a server runs (``app.run(protocol=...)``), with its limits, budget and clock."""
+    return type("GuardedProtocol", (GuardedProtocol,), {"__slots__": (), "limits": limits, "budget": budget,
+                                                      "clock": staticmethod(monotonic)})
 
 
 def make_room(connections: set, wanted: int, newcomer: Any, now: float) -> None:
