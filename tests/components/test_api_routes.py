@@ -4,6 +4,7 @@ every kind of bad input."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -644,3 +645,51 @@ def test_the_models_table_and_the_per_model_counters(inprocess):
                        if line.startswith('tsstats_model_energy_joules_total{model="vit"}'))
     assert float(energy_line.split()[-1]) == pytest.approx(sum(r["energyJ"] for r in client.get(
         "/api/comparisons").json()["items"] if "vit" in r["models"]), rel=1e-6)
+
+
+def test_records_count_against_max_db_mb_and_lists_are_paged(inprocess, tmp_path):
+    """At the records' share of the cap (half of max_db_mb), a new record is a 507 that names the figures and
+    writes nothing; the records already in the file count from the start; a page of comparisons with 16 KiB
+    of metadata each stays within 1 MiB, and every record is reached through the pages."""
+    from tsstats.storage.store import Store
+
+    metadata = json.dumps({"notes": "x" * 16_000})
+    db = tmp_path / "records.duckdb"
+    store = Store(str(db))  # 470 comparisons of 16 KiB: most of the 8 MB the records may take
+    store.transaction(lambda con: con.execute(
+        "INSERT INTO comparisons (name, models, status, created_ms, metadata) "
+        "SELECT 'old', ['m'], 'queued', 1767225600000 + range, ? FROM range(470)", [metadata]))
+    store.close()
+    client = inprocess(db=str(db), max_db_mb="16").client()
+    created = 0
+    for _ in range(100):
+        response = client.post("/api/comparisons", json={"models": ["m"], "metadata": json.loads(metadata)})
+        if response.status_code == 507:
+            break
+        assert response.status_code == 201, response.text
+        created += 1
+    assert created < 100
+    refused = error_of(response)
+    assert "the records (comparisons, phases, offsets, grid rows) take about" in refused["message"]
+    assert "max_db_mb (16 MB)" in refused["message"]
+    listed = client.get("/api/comparisons", params={"limit": 500})
+    assert len(listed.content) <= 1024 * 1024 and listed.json()["next"] is not None
+    assert 50 < len(listed.json()["items"]) < 100
+    seen = {item["id"] for item in listed.json()["items"]}
+    cursor = listed.json()["next"]
+    while cursor:
+        page = client.get("/api/comparisons", params={"limit": 500, "before": cursor}).json()
+        seen |= {item["id"] for item in page["items"]}
+        cursor = page["next"]
+    assert len(seen) == 470 + created  # nothing refused was stored
+
+
+def test_offsets_are_paged_newest_first_with_the_total_of_all(client):
+    before = client.get("/api/offsets").json()["totalKg"]
+    made = [client.post("/api/offsets", json={"kg": 0.5, "note": f"n{i}"}).json()["id"] for i in range(5)]
+    first = client.get("/api/offsets", params={"limit": 2}).json()
+    assert [item["id"] for item in first["items"]] == made[:-3:-1] and first["next"] == str(made[-2])
+    assert first["totalKg"] == pytest.approx(before + 2.5)
+    second = client.get("/api/offsets", params={"limit": 2, "before": first["next"]}).json()
+    assert [item["id"] for item in second["items"]] == [made[2], made[1]]
+    assert error_of(client.get("/api/offsets", params={"limit": 0}))["field"] == "limit"

@@ -108,8 +108,11 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                       "responses": {"200": _json(ref("Phase"), "closed, committed"),
                                     **_errors(400, 401, 404, 409, 413, 415, 503)}}},
         "/api/offsets": {
-            "get": {"summary": "Declared carbon offsets", "operationId": "listOffsets",
-                    "responses": {"200": _json(ref("OffsetList"), "every offset"), **_errors(400, 401)}},
+            "get": {"summary": "Declared carbon offsets, newest first", "operationId": "listOffsets",
+                    "parameters": [_query("limit", f"1 to {MAX_LIMIT} (default 50)", limit),
+                                   _query("before", "the `next` cursor of the previous page", CURSOR)],
+                    "responses": {"200": _json(ref("OffsetList"), "a page, and the total of all"),
+                                  **_errors(400, 401)}},
             "post": {"summary": "Declare a carbon offset", "operationId": "createOffset",
                      "requestBody": {"required": True, "content": {JSON: {"schema": ref("NewOffset")}}},
                      "responses": {"201": _json(ref("Offset"), "created, committed"),

@@ -159,8 +159,8 @@ SCHEMAS: dict[str, Any] = {
     "Offset": {"type": "object", "required": ["id", "kg", "note", "at", "createdAt"], "properties": {
         "id": {"type": "integer"}, "kg": NUMBER, "note": {"type": "string"}, "at": {"type": "string"},
         "createdAt": {"type": "string"}}},
-    "OffsetList": {"type": "object", "required": ["items", "totalKg"], "properties": {
-        "items": {"type": "array", "items": ref("Offset")}, "totalKg": NUMBER}},
+    "OffsetList": {"type": "object", "required": ["items", "next", "totalKg"], "properties": {
+        "items": {"type": "array", "items": ref("Offset")}, "next": NULLABLE_TEXT, "totalKg": NUMBER}},
     "NewOffset": _null_when_absent({"type": "object", "required": ["kg"], "additionalProperties": False, "properties": {
         "kg": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}, "note": {"type": "string", "maxLength": 1000},
         "at": {"anyOf": [TIME_TEXT, UNIX_SECONDS], "description": TIME}}}),

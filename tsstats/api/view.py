@@ -28,6 +28,7 @@ from tsstats.sampling.meter import current_methods
 from tsstats.sampling.publishing import Snapshot
 from tsstats.sampling.sampler import Sampler
 from tsstats.sources.advice import hardware_fixes
+from tsstats.storage.record_room import GRID_ROW_BYTES, RECORD_ROW_BYTES
 from tsstats.storage.rollups import TierState
 from tsstats.storage.sql import Connection
 from tsstats.storage.store import Store
@@ -50,6 +51,11 @@ class HealthReport:
     build_error: str
 
 
+def record_bytes(request_body: bytes) -> int:
+    """About what a record write adds: its body's bytes and a row's fixed columns."""
+    return len(request_body) + RECORD_ROW_BYTES
+
+
 class ServiceView:
     def __init__(self, settings: Settings, store: Store, sampler: Sampler, comparisons: ComparisonLife,
                  grid: GridIntensity, grid_feed: GridFeed, requests: RequestStats):
@@ -64,6 +70,7 @@ class ServiceView:
         self._comparisons = comparisons
         self._grid_feed = grid_feed
         self._publisher = sampler.parts.publisher
+        self._room = sampler.parts.retention.room
 
     # stats
     @property
@@ -132,8 +139,11 @@ class ServiceView:
         pending: dict[str, np.ndarray] = self._sampler.pending_columns()
         return energy_between(con, pending, from_ms, to_ms, self.grid)
 
-    def write(self, work: Callable[[Connection], Any]) -> Future[Any]:
-        """Run ``work(connection)`` in one transaction on the writer thread; resolves once committed."""
+    def write(self, work: Callable[[Connection], Any], adds_bytes: int = 0) -> Future[Any]:
+        """Run ``work(connection)`` in one transaction on the writer thread; resolves once committed. A record
+        write of about ``adds_bytes`` beyond the records' room under ``max_db_mb`` is refused first (507)."""
+        if adds_bytes:
+            self._room.charge(adds_bytes)
         return self._store.write(work)
 
     def create_comparison(self, con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
@@ -157,6 +167,7 @@ class ServiceView:
         return self._comparisons.process_exists(pid)
 
     def feed_grid(self, rows: list[GridRow]) -> Future[None]:
+        self._room.charge(len(rows) * GRID_ROW_BYTES)
         return self._grid_feed.feed(rows)
 
     def remove_grid_rows(self, from_ms: int, to_ms: int) -> Future[GridRemoval]:

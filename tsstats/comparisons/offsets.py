@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tsstats.comparisons.validation import ListQuery
 from tsstats.core.inputs import InputError, number_field, reject_unknown, require_object, text_field
 from tsstats.core.timeparse import rfc3339_ms, time_value
 from tsstats.storage.sql import Connection, first
@@ -52,11 +53,15 @@ def offset_record(row: tuple) -> dict[str, Any]:
     return {"id": row[0], "kg": row[1], "note": row[2], "at": rfc3339_ms(row[3]), "createdAt": rfc3339_ms(row[4])}
 
 
-def list_offsets(con: Connection) -> dict[str, Any]:
-    rows = con.execute("SELECT id, kg, note, at_ms, created_ms FROM offsets ORDER BY at_ms DESC, id DESC"
-                       ).fetchall()
-    total = sum(row[1] for row in rows)
-    return {"items": [offset_record(row) for row in rows], "totalKg": total}
+def list_offsets(con: Connection, query: ListQuery) -> dict[str, Any]:
+    """A page of offsets, the newest declared first (``before``: the previous page's ``next``), with the total
+    of all of them."""
+    where, params = ("WHERE id < ?", [query.before]) if query.before is not None else ("", [])
+    rows = con.execute(f"SELECT id, kg, note, at_ms, created_ms FROM offsets {where} ORDER BY id DESC LIMIT ?",
+                       params + [query.limit + 1]).fetchall()
+    items = [offset_record(row) for row in rows[:query.limit]]
+    more = len(rows) > query.limit
+    return {"items": items, "next": str(items[-1]["id"]) if more and items else None, "totalKg": offsets_total(con)}
 
 
 def offsets_total(con: Connection) -> float:

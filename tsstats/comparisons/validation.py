@@ -37,6 +37,7 @@ MAX_SPEED = 1e15
 MAX_LATENCY_MS = 1e12
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_PAGE_BYTES = 1024 * 1024  # a page of a list ends before its items' JSON passes this (one item at least)
 MAX_ITEMS = 1e15
 MIN_ITEMS = 1e-6  # a millionth of an item: per-item figures stay finite numbers
 UNNAMED = "unnamed run"
@@ -182,8 +183,11 @@ class ListQuery:
     before: int | None
 
 
-def validate_list_query(args: dict[str, list[str]]) -> ListQuery:
-    values = single_values(args, ("status", "limit", "before"))
+def validate_list_query(args: dict[str, list[str]], allowed: tuple[str, ...] = ("status", "limit", "before")
+                        ) -> ListQuery:
+    """A page of a list: ``limit`` (1 to 500, default 50), ``before`` (the previous page's ``next``) and, for
+    comparisons, ``status``."""
+    values = single_values(args, allowed)
     status = values.get("status")
     if status is not None and status not in STATUSES:
         raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")

@@ -199,7 +199,8 @@ class Settings:
                                   20 * 365 * 86400)
     retention_1h: float = setting(5 * 365 * 86400.0, "how long 1-hour rollups are kept", "duration", 86400,
                                   50 * 365 * 86400)
-    max_db_mb: float | None = setting(None, "size cap of the database file in MB: oldest raw samples go first",
+    max_db_mb: float | None = setting(None, "size cap of the database file in MB: oldest raw samples go first; "
+                                      "records (comparisons, offsets, grid rows) may take half of it, 507 beyond",
                                       "float", 16, 1e7, optional=True)
     db_memory_limit: str = setting("128MB", "DuckDB memory_limit: the most its buffer manager holds (tables' blocks, "
                                    "hash tables, sorts); beyond it, DuckDB spills to disk")

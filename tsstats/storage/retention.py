@@ -3,7 +3,8 @@
 Each pass deletes at most ``RETENTION_CHUNK_MS`` of each table (an hour of raw samples, a day of 1-minute rows,
 30 days of 1-hour rows), so that the writer never stalls for long; while a backlog lasts a pass runs every
 second, else every minute. Raw samples go only once they are rolled up. Freed blocks are given back by a
-checkpoint once a backlog is done.
+checkpoint once a backlog is done. Records are never deleted here: they have their share of the cap
+(``record_room``), measured on each pass.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 
 from tsstats.core.settings import Settings
 from tsstats.core.units import HOUR_MS
+from tsstats.storage.record_room import RecordRoom
 from tsstats.storage.sql import Connection, first
 from tsstats.storage.store import Store
 
@@ -89,12 +91,16 @@ class Retention:
         self.store = store
         self.minutes_until = minutes_until  # how far raw samples are rolled up: only those may go
         self.dirty = False  # rows were deleted: a checkpoint gives their blocks back
+        self.room = RecordRoom(settings.max_db_mb)  # the records' share of the cap
+        if settings.max_db_mb is not None:
+            self.room.measure(store.writer)
 
     def run_pass(self, now_ms: float) -> int:
         """One bounded pass of retention, then of the size cap; returns rows deleted (0: nothing to do)."""
         settings, store = self.settings, self.store
         deleted = store.transaction(lambda con: enforce_retention(con, settings, now_ms, self.minutes_until()))
         if settings.max_db_mb is not None:
+            self.room.measure(store.writer)
             cap_bytes = settings.max_db_mb * 1e6
             capped = store.transaction(lambda con: enforce_size_cap(con, cap_bytes, self.minutes_until()))
             if capped:

@@ -10,16 +10,17 @@ from sanic.response import json as json_response
 
 from tsstats.api.bodies import NO_STORE, committed, parse_json_body, query_lists, query_values
 from tsstats.api.router import Router
-from tsstats.api.view import ServiceView
+from tsstats.api.view import ServiceView, record_bytes
 from tsstats.comparisons import records, validation
 from tsstats.comparisons.offsets import insert_offset, list_offsets, validate_offset
 from tsstats.core.inputs import InputError
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
-    async def write(work):
-        """Hand ``work(connection)`` to the writer thread and wait for its commit."""
-        return await committed(view.write(work))
+    async def write(work, request: Request | None = None):
+        """Hand ``work(connection)`` to the writer thread and wait for its commit; ``request``: a write that adds
+        a record (its body's size counts against the records' room)."""
+        return await committed(view.write(work, record_bytes(request.body) if request is not None else 0))
 
     def now_ms() -> int:
         return int(time.time() * 1000)
@@ -37,7 +38,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
             query_values(request, ())  # a write takes no query parameters: an unknown one is a 400
             new = validation.validate_new_comparison(parse_json_body(request))
             check_processes(new.pids)
-            record = await write(lambda con: view.create_comparison(con, new, now_ms()))
+            record = await write(lambda con: view.create_comparison(con, new, now_ms()), request)
             return json_response(record, status=201, headers=NO_STORE)
         query = validation.validate_list_query(query_lists(request))
         return json_response(await view.read(records.list_comparisons, query), headers=NO_STORE)
@@ -57,7 +58,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
             if number is None:
                 raise InputError(f"no comparison {comparison_id}", status=404)
             check_processes(update.pids)
-            record = await write(lambda con: view.update_comparison(con, number, update, now_ms()))
+            record = await write(lambda con: view.update_comparison(con, number, update, now_ms()), request)
             return json_response(record, headers=NO_STORE)
         record = await view.read(records.fetch_comparison, number) if number is not None else None
         if record is None:
@@ -69,7 +70,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
         if request.method == "POST":
             query_values(request, ())
             offset = validate_offset(parse_json_body(request), time.time())
-            record = await write(lambda con: insert_offset(con, offset, now_ms()))
+            record = await write(lambda con: insert_offset(con, offset, now_ms()), request)
             return json_response(record, status=201, headers=NO_STORE)
-        query_values(request, ())
-        return json_response(await view.read(list_offsets), headers=NO_STORE)
+        page = validation.validate_list_query(query_lists(request), ("limit", "before"))
+        return json_response(await view.read(list_offsets, page), headers=NO_STORE)

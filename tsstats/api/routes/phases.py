@@ -10,7 +10,7 @@ from sanic.response import json as json_response
 
 from tsstats.api.bodies import NO_STORE, committed, parse_json_body, query_values
 from tsstats.api.router import Router
-from tsstats.api.view import ServiceView
+from tsstats.api.view import ServiceView, record_bytes
 from tsstats.comparisons import validation
 from tsstats.comparisons.phases import validate_new_phase, validate_phase_end
 from tsstats.core.inputs import InputError
@@ -31,7 +31,8 @@ def add_routes(router: Router, view: ServiceView) -> None:
         query_values(request, ())
         new = validate_new_phase(parse_json_body(request))
         number = known(id)
-        record = await committed(view.write(lambda con: view.open_phase(con, number, new, now_ms())))
+        record = await committed(view.write(lambda con: view.open_phase(con, number, new, now_ms()),
+                                            record_bytes(request.body)))
         return json_response(record, status=201, headers=NO_STORE)
 
     @router.route("/api/comparisons/<id:str>/phases/<phase:str>", ("PATCH",))
