@@ -89,3 +89,17 @@ def test_comparison_activity_from_outcomes():
     assert none.finished == 0 and math.isnan(none.response_ms) and math.isnan(none.error_pct)
     only_cancelled = formulas.comparison_activity(formulas.Outcomes(finished=1))
     assert math.isnan(only_cancelled.error_pct) and math.isnan(only_cancelled.response_ms)
+
+
+def test_values_rounded_to_significant_digits_match_their_text_and_carry_no_noise():
+    from tsstats.figures.formulas import round_significant
+
+    values = np.array([0.1 + 0.2, 473.00000000000006, 30.503999999999998, -1234.5678901234, 9.87654321e-5,
+                       123456789012345.0, 0.0, np.nan, np.inf, 1e-300])
+    rounded = round_significant(values, 10)
+    for value, got in zip(values.tolist(), rounded.tolist(), strict=True):
+        if not np.isfinite(value) or abs(value) < 1e-12:
+            assert got == value or (np.isnan(got) and np.isnan(value))
+        else:
+            assert got == float(f"{value:.10g}") and repr(got) == repr(float(f"{value:.10g}")), (value, got)
+    assert repr(rounded[0]) in ("0.3", "np.float64(0.3)") and rounded[1] == 473.0

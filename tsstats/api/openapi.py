@@ -33,7 +33,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "a bad parameter or body (the field is named)", 401: "a token is set and missing or wrong",
             404: "no such comparison", 405: "wrong method", 409: "an illegal change of status",
             413: "a body over 1 MiB", 415: "a body that is not application/json",
-            503: "not ready, or the database writer did not answer in time",
+            503: "not ready, the database writer did not answer in time, or (Retry-After) too many heavy reads "
+                 "or connections at once",
             507: "the file would not fit: the space it needs and the space free are named"}
     return {str(status): _json(ref("Error"), text[status]) for status in statuses}
 
@@ -121,11 +122,11 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
             "summary": "Per model: runs by status, results, energy and carbon per run and per item, SCI",
             "operationId": "models", "parameters": TIME_RANGE,
             "responses": {"200": _json(ref("Models"), "the models of the comparisons created in the range"),
-                          **_errors(400, 401)}}},
+                          **_errors(400, 401, 503)}}},
         "/api/energy": {"get": {
             "summary": "Energy by component, carbon and methods over an interval", "operationId": "energy",
             "parameters": TIME_RANGE, "responses": {"200": _json(ref("Energy"), "the interval's energy"),
-                                                    **_errors(400, 401)}}},
+                                                    **_errors(400, 401, 503)}}},
         "/api/grid": {
             "get": {"summary": "The grid's intensity: the yearly average and the rows over time",
                     "operationId": "grid", "responses": {"200": _json(ref("Grid"), "what is in force"),
@@ -158,7 +159,7 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                            _query("format", "json or csv", {"enum": ["json", "csv"]})],
             "responses": {"200": {"description": "aligned buckets, null where there is no data", "content": {
                 JSON: {"schema": ref("History")}, "text/csv": {"schema": {"type": "string"}}}},
-                **_errors(400, 401)}}},
+                **_errors(400, 401, 503)}}},
         "/api/export": {"get": {
             "summary": "Samples or rollups as Parquet or CSV, units in the column names", "operationId": "export",
             "parameters": [_query("metrics", "the metrics (default every host metric and energy)", METRICS),

@@ -20,7 +20,7 @@ from tsstats.api.hosts import HostCheck
 from tsstats.api.prepared import PreparedResponse
 from tsstats.api.requests import RequestStats
 from tsstats.core.inputs import InputError
-from tsstats.storage.errors import InsufficientStorage, StoreUnavailable
+from tsstats.storage.errors import InsufficientStorage, ReadsBusy, StoreUnavailable
 
 log = logging.getLogger("tsstats.server")
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -170,6 +170,9 @@ class Router:
         field = None
         if isinstance(error, InputError):
             status, message, field = error.status, error.message, error.field
+        elif isinstance(error, ReadsBusy):
+            status, message = 503, str(error)
+            headers["Retry-After"] = str(error.retry_after_s)
         elif isinstance(error, InsufficientStorage):
             status, message = 507, str(error)
         elif isinstance(error, StoreUnavailable):

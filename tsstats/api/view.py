@@ -132,7 +132,12 @@ class ServiceView:
 
     # reads and writes
     async def read(self, work: Callable[..., Any], *args: Any) -> Any:
+        """A light read (a page, a record): threads of its own, never behind a heavy one."""
         return await self._store.read(work, *args)
+
+    async def heavy_read(self, work: Callable[..., Any], *args: Any) -> Any:
+        """A heavy read (history, reports, exports, backups): a few at once, ``ReadsBusy`` (503) beyond."""
+        return await self._store.read(work, *args, heavy=True)
 
     def energy_between(self, con: Connection, from_ms: float, to_ms: float) -> EnergySums:
         """Energy over [from_ms, to_ms) from stored rows and those still in memory (a read, any thread)."""

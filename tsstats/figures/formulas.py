@@ -182,3 +182,24 @@ def shared_energy_j(ts_ms: np.ndarray, energy_j: np.ndarray, start_ms: float, en
         shared[inside] = energy[inside] / np.maximum(running_counts(ts[inside], starts, ends), 1)
     return shared
 
+
+def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
+    """Each finite value to ``digits`` significant digits, as the double nearest that decimal (so its shortest
+    text is the decimal, without float noise); zeros, non-finite values and those beyond 1e-12 to 1e31 (with
+    10 digits) as they are."""
+    values = np.asarray(values, dtype=float)
+    out = values.copy()
+    usable = np.isfinite(values) & (values != 0)
+    if not usable.any():
+        return out
+    shift = np.full(values.shape, np.inf)
+    shift[usable] = digits - 1 - np.floor(np.log10(np.abs(values[usable])))
+    usable &= np.abs(shift) <= 22  # beyond, a power of ten is no longer exact: such values stay as they are
+    shift = shift[usable]
+    chosen = values[usable]
+    up = shift >= 0  # scale up, round to an integer, and divide by a power of ten (exact below 1e22)
+    rounded = np.empty_like(chosen)
+    rounded[up] = np.round(chosen[up] * 10.0 ** shift[up]) / 10.0 ** shift[up]
+    rounded[~up] = np.round(chosen[~up] / 10.0 ** -shift[~up]) * 10.0 ** -shift[~up]
+    out[usable] = rounded
+    return out

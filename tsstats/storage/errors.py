@@ -26,6 +26,12 @@ class StoreUnavailable(StoreError):
         self.retry_after_s = retry_after_s
 
 
+class ReadsBusy(StoreError):
+    """As many heavy reads as may be at once are running or waiting (answered 503 with ``Retry-After``)."""
+
+    retry_after_s = 1
+
+
 class InsufficientStorage(StoreError):
     """A write that would not fit: the space it needs and the space there is (answered with 507)."""
 

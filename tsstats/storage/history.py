@@ -18,6 +18,7 @@ from tsstats.core.inputs import InputError, single_values, time_range
 from tsstats.core.numbers import whole_number_text
 from tsstats.core.timeparse import parse_duration
 from tsstats.core.units import HOUR_MS, MINUTE_MS
+from tsstats.figures.formulas import round_significant
 from tsstats.storage.catalog import (
     AGGREGATES,
     ENERGY_BY_NAME,
@@ -276,8 +277,9 @@ def run_history(con: Connection, query: HistoryQuery, minutes_until: int | None,
 
 
 def _nullable(values: np.ndarray, present: np.ndarray) -> list:
-    """Numbers to 10 significant digits (no float noise), None where a bucket has no data."""
-    return [float(f"{v:.10g}") if ok else None for v, ok in zip(values.tolist(), present.tolist(), strict=True)]
+    """Numbers to 10 significant digits (no float noise), None where a bucket has no data (vectorized: a
+    history of 700,000 values is built without a Python step per value holding the interpreter)."""
+    return np.ma.masked_array(round_significant(values, 10), mask=~present).tolist()
 
 
 def finish_gauge(partial: Partial, aggregates: tuple[str, ...]) -> dict[str, list]:

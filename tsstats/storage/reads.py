@@ -1,5 +1,10 @@
-"""Reads on a small pool of threads, each with its own cursor of the writing connection (DuckDB connections
-are not shared across threads). A reopen of the file lets running reads finish and drops the old cursors."""
+"""Reads on small pools of threads, each with its own cursor of the writing connection (DuckDB connections
+are not shared across threads). A reopen of the file lets running reads finish and drops the old cursors.
+
+Two lanes: light reads (a page of comparisons, one record, the offsets) have threads of their own, so heavy
+ones (history over days, energy and model reports, exports, backups) never make them wait; at most
+``MAX_HEAVY_IN_FLIGHT`` heavy reads run or wait at once, and one more is refused with ``ReadsBusy`` (503 with
+``Retry-After``) instead of queueing without bound."""
 
 from __future__ import annotations
 
@@ -12,11 +17,13 @@ from typing import Any
 
 import duckdb
 
-from tsstats.storage.errors import StoreUnavailable
+from tsstats.storage.errors import ReadsBusy, StoreUnavailable
 from tsstats.storage.sql import Connection
 
 log = logging.getLogger("tsstats.store")
 REOPEN_WAIT_S = 10.0
+HEAVY_WORKERS = 2
+MAX_HEAVY_IN_FLIGHT = 4  # running and waiting
 
 
 class ReadPool:
@@ -34,6 +41,8 @@ class ReadPool:
         self._reads = threading.Condition()
         self._running = 0
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tsstats-read")
+        self._heavy_pool = ThreadPoolExecutor(max_workers=HEAVY_WORKERS, thread_name_prefix="tsstats-heavy-read")
+        self.heavy_in_flight = 0  # event loop thread only
 
     def _cursor(self) -> Connection:
         local = self._local
@@ -47,10 +56,21 @@ class ReadPool:
                 self._cursors.append(cursor)
         return cursor
 
-    async def read(self, work: Callable[..., Any], *args: Any) -> Any:
-        """Run ``work(cursor, *args)`` on the pool and return its result."""
+    async def read(self, work: Callable[..., Any], *args: Any, heavy: bool = False) -> Any:
+        """Run ``work(cursor, *args)`` on the light lane, or the heavy one, and return its result."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: self.read_now(work, *args))
+        if not heavy:
+            return await loop.run_in_executor(self._pool, lambda: self.read_now(work, *args))
+        if self.heavy_in_flight >= MAX_HEAVY_IN_FLIGHT:
+            raise ReadsBusy(f"{self.heavy_in_flight} heavy reads (history, reports, exports, backups) are running "
+                            "or waiting already, the most at once; try again in a moment")
+        self.heavy_in_flight += 1
+        running = loop.run_in_executor(self._heavy_pool, lambda: self.read_now(work, *args))
+        running.add_done_callback(lambda _: self._heavy_done())
+        return await running
+
+    def _heavy_done(self) -> None:
+        self.heavy_in_flight -= 1
 
     def read_now(self, work: Callable[..., Any], *args: Any) -> Any:
         """Run a read in the calling thread on its own cursor; ``StoreUnavailable`` while the database is
@@ -91,4 +111,5 @@ class ReadPool:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+        self._heavy_pool.shutdown(wait=True)
         self.close_cursors()

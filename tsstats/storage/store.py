@@ -227,9 +227,9 @@ class Store:
     def _read_refusal(self) -> str | None:
         return (self.failure or "the database is being reopened") if self.invalidated else None
 
-    async def read(self, work: Callable[..., Any], *args: Any) -> Any:
-        """Run ``work(cursor, *args)`` on the read pool and return its result."""
-        return await self._reads.read(work, *args)
+    async def read(self, work: Callable[..., Any], *args: Any, heavy: bool = False) -> Any:
+        """Run ``work(cursor, *args)`` on the read pool (its heavy lane with ``heavy``) and return its result."""
+        return await self._reads.read(work, *args, heavy=heavy)
 
     def read_now(self, work: Callable[..., Any], *args: Any) -> Any:
         """Run a read in the calling thread on its own cursor (``StoreUnavailable`` while reopening)."""

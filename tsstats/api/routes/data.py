@@ -38,7 +38,7 @@ def remove_written(done: asyncio.Future, path: str) -> None:
 async def write_scratch(view: ServiceView, work, path: str, what: str) -> None:
     """Write ``path`` on the read pool; a client gone before it is written (the handler cancelled) leaves
     the pool thread writing on, so the file is removed once that thread is done with it."""
-    writing = asyncio.ensure_future(view.read(work, path))
+    writing = asyncio.ensure_future(view.heavy_read(work, path))
     try:
         await asyncio.shield(writing)
     except asyncio.CancelledError:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from sanic import Request
+from sanic.response import HTTPResponse, raw
 from sanic.response import json as json_response
-from sanic.response import raw
 
 from tsstats.api.bodies import NO_STORE, query_lists, query_values
 from tsstats.api.router import Router
@@ -17,6 +17,7 @@ from tsstats.figures.energy import report
 from tsstats.figures.methods import methods_of
 from tsstats.storage import history
 from tsstats.storage.catalog import catalog
+from tsstats.storage.sql import Connection
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
@@ -25,12 +26,12 @@ def add_routes(router: Router, view: ServiceView) -> None:
     @router.route("/api/models", ("GET",))
     async def models(request: Request):
         from_ms, to_ms = time_range(query_values(request, ("from", "to")), "-30d", time.time())
-        return json_response(await view.read(model_table, from_ms, to_ms), headers=NO_STORE)
+        return json_response(await view.heavy_read(model_table, from_ms, to_ms), headers=NO_STORE)
 
     @router.route("/api/energy", ("GET",))
     async def energy(request: Request):
         from_ms, to_ms = time_range(query_values(request, ("from", "to")), "-24h", time.time())
-        sums = await view.read(view.energy_between, from_ms, to_ms)
+        sums = await view.heavy_read(view.energy_between, from_ms, to_ms)
         grid = view.grid
         intensity = sums.g_per_kwh(grid.g_per_kwh)  # each sample at the grid's value then
         result = report(sums, pue, intensity)
@@ -65,8 +66,12 @@ def add_routes(router: Router, view: ServiceView) -> None:
             known = await known_gpus()
         query = history.parse_history_query(args, time.time(), known)
         tiers = view.tiers()
-        answer = await view.read(history.run_history, query, tiers.minutes_until, tiers.hours_until)
-        if query.format == "csv":
-            return raw(history.to_csv(answer, query.aggregates).encode(), content_type="text/csv; charset=utf-8",
-                       headers=NO_STORE)
-        return json_response(answer, headers=NO_STORE)
+
+        def answered(con: Connection) -> HTTPResponse:  # rendered on the read thread: megabytes of JSON or CSV
+            answer = history.run_history(con, query, tiers.minutes_until, tiers.hours_until)  # would hold the loop
+            if query.format == "csv":
+                return raw(history.to_csv(answer, query.aggregates).encode(),
+                           content_type="text/csv; charset=utf-8", headers=NO_STORE)
+            return json_response(answer, headers=NO_STORE)
+
+        return await view.heavy_read(answered)
