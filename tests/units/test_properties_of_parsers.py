@@ -111,3 +111,10 @@ def test_every_setting_takes_any_text_or_says_why(name, text):
         load_settings({name: text}, env={"HOME": "/nonexistent"})
     except ConfigError as error:
         assert name in str(error) or name.replace("_", "-") in str(error)
+
+
+def test_a_stored_time_no_calendar_names_is_written_as_null():
+    from tsstats.core.timeparse import rfc3339_ms
+
+    assert rfc3339_ms(1_767_225_600_123) == "2026-01-01T00:00:00.123Z"
+    assert rfc3339_ms(253_402_300_800_000) is None and rfc3339_ms(-10**20) is None

@@ -82,9 +82,14 @@ def _parse_time(text: str, now: float) -> float:
     return parsed.timestamp()
 
 
-def rfc3339_ms(epoch_ms: int | None) -> str | None:
-    """RFC 3339 UTC text with milliseconds for epoch milliseconds, or None."""
+def rfc3339_ms(epoch_ms: int | float | None) -> str | None:
+    """RFC 3339 UTC text with milliseconds for epoch milliseconds, or None: also for a stored time no calendar
+    date can name (before the year 1 or after 9999: a value written by hand or an older version), so that
+    one such row cannot stop an answer."""
     if epoch_ms is None:
         return None
-    moment = datetime.fromtimestamp(epoch_ms / 1000.0, tz=UTC)
+    try:
+        moment = datetime.fromtimestamp(epoch_ms / 1000.0, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(epoch_ms) % 1000:03d}Z"
