@@ -289,7 +289,7 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                          retention=Retention(settings, store, lambda: rollups.minutes_until), reader=reader,
                          steps=steps, publisher=publisher, comparisons=comparisons, energy=energy)
     sampler = Sampler(settings, store, sources, parts, clocks, wake)
-    return sampler, comparisons, GridFeed(store, grid, ledger, publisher, clocks.wall)
+    return sampler, comparisons, GridFeed(store, grid, ledger, clocks.wall)
 
 
 def open_service(settings: Settings, nvml: Any = None, clocks: Clocks | None = None) -> Service:

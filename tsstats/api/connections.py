@@ -12,9 +12,9 @@ HTTP protocol:
   streams for instance) it gets one of ``RESERVED_CONNECTIONS`` more slots, which answer only ``/healthz`` and
   the stats route and must send their request within ``RESERVED_TIMEOUT_S``; beyond those it is answered 503
   at once;
-- the bodies being received share ``BODY_BUDGET_BYTES``: a request whose body does not fit is answered 503
-  with ``Retry-After`` before its body is read (as is one refused for its Host, Origin or token:
-  ``early_answer``), so held-back bodies cannot take the memory.
+- the bodies over ``SMALL_BODY_BYTES`` being received share ``BODY_BUDGET_BYTES``: a request whose body does
+  not fit is answered 503 with ``Retry-After`` before its body is read (as is one refused for its Host, Origin
+  or token), and its body is never read, so held-back bodies cannot take the memory nor the loop's time.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, ClassVar
 
 from sanic import HTTPResponse, Request
@@ -35,8 +36,12 @@ from tsstats.core.units import MIB
 LIGHT_PATHS = frozenset({"/healthz", "/api/dashboard/stats"})  # what the reserved connections answer
 RESERVED_CONNECTIONS = 16
 RESERVED_TIMEOUT_S = 2.0
+KEEP_ALIVE_SPARED_S = 2.0  # a keep-alive connection used within this long is not closed to make room
 SLOW_HEAD_S = 1.0  # a head still arriving after this long may be closed to make room for a new connection
 BODY_BUDGET_BYTES = 32 * MIB  # request bodies being received, all connections together
+SMALL_BODY_BYTES = 24 * 1024  # bodies up to this size (a comparison with its 16 KiB of metadata, an offset) are
+# outside the budget, bounded by the connections (and Sanic's 64 KiB read buffer each): no one holding large
+# bodies can keep a comparison runner from writing
 DESCRIPTORS_KEPT = 128  # open files kept for the database, its WAL, exports and the log beside connections
 RETRY_AFTER_S = 1
 
@@ -81,20 +86,23 @@ def refused_body(status: int, message: str) -> bytes:
 class GuardedProtocol(HttpProtocol):
     """Sanic's HTTP/1.1 protocol with the bounds above; ``guarded_protocol`` makes the class a server runs."""
 
-    __slots__ = ("opened_mono", "began_mono", "light_only", "body_held", "deadline")
+    __slots__ = ("opened_mono", "began_mono", "light_only", "body_held", "deadline", "answered_early")
     limits: ClassVar[ConnectionLimits]
     budget: ClassVar[BodyBudget]
     clock: ClassVar[Callable[[], float]]
+    silent: ClassVar[dict[Any, None]]  # connections that have not sent a byte yet, the oldest first
 
     def connection_made(self, transport: Any) -> None:
         self.opened_mono = self.began_mono = type(self).clock()
-        self.light_only = False
+        self.light_only = self.answered_early = False
         self.body_held = 0
         self.deadline: Any = None
         super().connection_made(transport)
-        if len(self.connections) <= self.limits.max_connections:
+        self.silent[self] = None
+        over = len(self.connections) - self.limits.max_connections
+        if over <= 0:
             return
-        make_room(self.connections, len(self.connections) - self.limits.max_connections, self, type(self).clock())
+        self.make_room(over)
         if len(self.connections) <= self.limits.max_connections:
             return
         if len(self.connections) <= self.limits.max_connections + RESERVED_CONNECTIONS:
@@ -104,10 +112,32 @@ class GuardedProtocol(HttpProtocol):
                                           "max_connections allows; try again in a moment"))
         self.close()
 
+    def make_room(self, wanted: int) -> None:
+        """Close up to ``wanted`` other connections: those that have sent nothing for ``SLOW_HEAD_S`` (the oldest
+        first, without a scan; a younger one may not have had the time to send its request, and closing it would
+        only make its client come back at once), then heads trickling in for as long and bodies still arriving
+        after an early answer, then keep-alive connections idle for ``KEEP_ALIVE_SPARED_S`` or more, the
+        longest idle first (one that has just been answered may have its next request on the way already)."""
+        now = type(self).clock()
+        closing = [other for other in islice(self.silent, wanted + 1)
+                   if other is not self and now - other.opened_mono >= SLOW_HEAD_S][:wanted]
+        if len(closing) < wanted:
+            others = [other for other in self.connections if other is not self and other not in self.silent]
+            stuck = sorted((o for o in others if is_stuck(o, now)), key=lambda o: o.began_mono)
+            idle = sorted((o for o in others if is_idle(o) and now - o.began_mono >= KEEP_ALIVE_SPARED_S),
+                          key=lambda o: o.began_mono)
+            closing += (stuck + idle)[:wanted - len(closing)]
+        for other in closing:
+            self.silent.pop(other, None)
+            self.connections.discard(other)
+            other.close()
+
     def data_received(self, data: bytes) -> None:
         http = getattr(self, "_http", None)  # not set up yet when the first bytes come with the connection
         if (http is None or http.stage.name == "IDLE") and not self.recv_buffer:  # a request's first byte
+            self.silent.pop(self, None)
             self.give_body()
+            self.answered_early = False
             self.began_mono = type(self).clock()
             if self.deadline is None:
                 self.deadline = self.loop.call_later(self.receive_timeout(), self.check_received)
@@ -145,6 +175,7 @@ class GuardedProtocol(HttpProtocol):
         self.body_held = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.silent.pop(self, None)
         self.give_body()
         if self.deadline is not None:
             self.deadline.cancel()
@@ -153,33 +184,41 @@ class GuardedProtocol(HttpProtocol):
 
 def guarded_protocol(limits: ConnectionLimits, budget: BodyBudget,
                      monotonic: Callable[[], float] = time.monotonic) -> type[HttpProtocol]:
-    """The protocol class a server runs (``app.run(protocol=...)``), with its limits, budget and clock."""
+    """The protocol class a server runs (``app.run(protocol=...)``), with its limits, budget, clock and its own
+    record of the connections that have sent nothing."""
     return type("GuardedProtocol", (GuardedProtocol,), {"__slots__": (), "limits": limits, "budget": budget,
-                                                      "clock": staticmethod(monotonic)})
-
-
-def make_room(connections: set, wanted: int, newcomer: Any, now: float) -> None:
-    """Close up to ``wanted`` connections for a newcomer: those between requests (or that have sent nothing)
-    first, longest idle first; then those whose head has been arriving for ``SLOW_HEAD_S`` or more, oldest
-    first (a client's head takes milliseconds; one that trickles in is the attack)."""
-    others = [other for other in connections if other is not newcomer]
-    idle = sorted((other for other in others if is_idle(other)), key=lambda other: other.began_mono)
-    slow = sorted((other for other in others if is_slow_head(other, now)), key=lambda other: other.began_mono)
-    for other in (idle + slow)[:wanted]:
-        other.close()
-        connections.discard(other)
+                                                      "clock": staticmethod(monotonic), "silent": {}})
 
 
 def is_idle(protocol: Any) -> bool:
+    """Between requests on a keep-alive connection."""
     http = getattr(protocol, "_http", None)
-    return http is not None and http.stage.name == "IDLE" and not protocol.recv_buffer
+    return http is not None and http.stage.name == "IDLE" and not protocol.recv_buffer and not http.request_body
 
 
-def is_slow_head(protocol: Any, now: float) -> bool:
+def is_stuck(protocol: Any, now: float) -> bool:
+    """A head trickling in for ``SLOW_HEAD_S`` or more (a client's head takes milliseconds), or a body still
+    arriving after the request was answered early (refused before its body was read)."""
     http = getattr(protocol, "_http", None)
+    if getattr(protocol, "answered_early", False) and http is not None and http.request_body:
+        return True
     receiving_head = http is None or http.stage.name == "REQUEST" or (http.stage.name == "IDLE"
                                                                       and bool(protocol.recv_buffer))
     return receiving_head and now - getattr(protocol, "began_mono", now) >= SLOW_HEAD_S
+
+
+def answered_early(request: Request) -> None:
+    """A request answered before its body was read: the body is not read at all (Sanic would read and drop it,
+    a megabyte for each refused request), and the connection closes once the answer is sent; until then it is
+    one to close first when room is needed."""
+    stream: Any = getattr(request, "stream", None)
+    protocol = getattr(stream, "protocol", None)
+    if protocol is None or not hasattr(protocol, "answered_early"):
+        return
+    protocol.answered_early = True
+    if getattr(stream, "request_body", None):
+        stream.request_body = None
+        stream.keep_alive = False
 
 
 def admit(request: Request, max_body_bytes: int) -> None:
@@ -198,7 +237,7 @@ def admit(request: Request, max_body_bytes: int) -> None:
     if not length and not chunked:
         return
     size = max_body_bytes if chunked or not length.isdigit() else min(int(length), max_body_bytes)
-    if size and not protocol.take_body(size):
+    if size > SMALL_BODY_BYTES and not protocol.take_body(size):
         stream.keep_alive = False
         raise EarlyAnswer(busy(f"request bodies of {BODY_BUDGET_BYTES // MIB} MiB are being received already; "
                                "try again in a moment"))

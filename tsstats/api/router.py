@@ -15,7 +15,7 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
 from tsstats.api.bodies import MAX_BODY_BYTES, error_body
-from tsstats.api.connections import EarlyAnswer, admit, released
+from tsstats.api.connections import EarlyAnswer, admit, answered_early, released
 from tsstats.api.hosts import HostCheck
 from tsstats.api.prepared import PreparedResponse
 from tsstats.api.requests import RequestStats
@@ -207,6 +207,7 @@ class Router:
         # an unknown route or method is refused like a known one from a foreign Host; a request Sanic could
         # not even read (a head or body over its limits) gets its own error
         if isinstance(error, EarlyAnswer):
+            answered_early(request)
             response = error.response
         else:
             refused = self.refusal(request) if isinstance(error, (NotFound, MethodNotAllowed)) else None

@@ -204,7 +204,7 @@ class Settings:
                                       "float", 16, 1e7, optional=True)
     db_memory_limit: str = setting("128MB", "DuckDB memory_limit: the most its buffer manager holds (tables' blocks, "
                                    "hash tables, sorts); beyond it, DuckDB spills to disk")
-    max_connections: int = setting(512, "connections open at once; beyond, idle ones are closed first, then a few "
+    max_connections: int = setting(2048, "connections open at once; beyond, idle ones are closed first, then a few "
                                    "more answer only /healthz and the stats route (kept within the open-files limit)",
                                    "int", 8, 1_000_000)
     request_timeout: float = setting(10.0, "the most time to receive a request's head and body, in total (408 after)",

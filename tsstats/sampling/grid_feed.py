@@ -8,9 +8,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from tsstats.figures.grid import GridIntensity, GridSeries
-from tsstats.figures.grid_rows import GridRow
+from tsstats.figures.grid_rows import GridRow, last_end_ms
 from tsstats.sampling.ledger import EnergyLedger
-from tsstats.sampling.publishing import StatsPublisher
 from tsstats.storage.grid_table import load_series, log_unusable, remove_rows, replace_rows
 from tsstats.storage.sql import Connection
 from tsstats.storage.store import Store
@@ -35,12 +34,10 @@ class GridRemoval:
 
 
 class GridFeed:
-    def __init__(self, store: Store, grid: GridIntensity, ledger: EnergyLedger, publisher: StatsPublisher,
-                 wall: Callable[[], float]):
+    def __init__(self, store: Store, grid: GridIntensity, ledger: EnergyLedger, wall: Callable[[], float]):
         self.store = store
         self.grid = grid
         self.ledger = ledger
-        self.publisher = publisher
         self.wall = wall
 
     def feed(self, rows: list[GridRow]) -> Future[None]:
@@ -50,7 +47,8 @@ class GridFeed:
             replace_rows(con, rows, "feed")
             return load_series(con)
 
-        return self.store.write(write, then=self._in_force)
+        changed_to_ms = last_end_ms([row.start_ms for row in rows])
+        return self.store.write(write, then=lambda con, series: self._in_force(series, changed_to_ms))
 
     def remove(self, from_ms: int, to_ms: int) -> Future[GridRemoval]:
         """Remove the rows (of either source) that start in [from_ms, to_ms); resolves once committed and the
@@ -59,9 +57,11 @@ class GridFeed:
             removed = remove_rows(con, from_ms, to_ms)
             return GridRemoval(removed, load_series(con))
 
-        return self.store.write(write, then=lambda con, done: self._in_force(con, done.series))
+        return self.store.write(write, then=lambda con, done: self._in_force(done.series, to_ms))
 
-    def _in_force(self, con: Connection, series: GridSeries | None) -> None:
+    def _in_force(self, series: GridSeries | None, changed_to_ms: float) -> None:
+        """The rows in force from now; the report window is summed afresh within a second (coalesced, on the
+        writer thread) if the rows changed reach into it."""
         self.grid.series = series
-        self.ledger.reload_window(con, self.wall() * 1000.0)
-        self.publisher.invalidate()
+        if changed_to_ms > self.wall() * 1000.0 - self.ledger.window.span_ms:
+            self.ledger.mark_window_stale()  # the stats show it from their next build, within update_interval

@@ -71,6 +71,7 @@ class EnergyLedger:
         self.window = EnergyWindow(window_ms)
         self.totals = Totals()
         self.grid = grid
+        self.window_stale = False  # the grid's rows over the window changed since it was summed
         self._lock = threading.Lock()
 
     def load(self, con: Connection, now_ms: float, totals: Totals) -> None:
@@ -78,8 +79,14 @@ class EnergyLedger:
             self.totals = totals
             self.window.load(con, now_ms, self.grid)
 
+    def mark_window_stale(self) -> None:
+        """The grid's rows over the window changed: the next ``advance`` sums it afresh (one reload a second
+        however many feeds came, so that a flood of them cannot hold the writer thread)."""
+        self.window_stale = True
+
     def reload_window(self, con: Connection, now_ms: float) -> None:
         """Sum the report window afresh (the grid's rows over time changed)."""
+        self.window_stale = False
         window = EnergyWindow(self.window.span_ms)
         window.load(con, now_ms, self.grid)
         with self._lock:
@@ -96,7 +103,10 @@ class EnergyLedger:
 
     def advance(self, con: Connection, now_ms: float) -> None:
         """Slide the window's lower edge to ``now - span`` (a query over the rows that slid out, outside the
-        lock: only the writer thread stores rows)."""
+        lock: only the writer thread stores rows), or sum it afresh if the grid's rows changed."""
+        if self.window_stale:
+            self.reload_window(con, now_ms)
+            return
         slid = self.window.slid_out(con, now_ms, self.grid)
         if slid is not None:
             with self._lock:

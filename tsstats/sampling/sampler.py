@@ -39,6 +39,7 @@ FIRST_TICK_S = 0.1  # the first sample waits this long (at most) after priming: 
 HOLD_S = 600.0  # samples the database cannot take (a full disk) are held in memory this long, then dropped
 RETRY_EVERY_S = 2.0  # while the database cannot be written: how often to reopen it (if invalidated) and flush
 ATTRIBUTE_EVERY_S = 1.0  # how often the processes that comparisons name are read
+REGRID_EVERY_S = 1.0  # the most often the report window is summed afresh after grid feeds
 WRITE_SHARE = 0.5  # of each sample period, at most this share runs queued writes (sampling keeps its rate)
 
 
@@ -167,6 +168,7 @@ class Sampler:
         checkpoint = Every(settings.checkpoint_interval, now + settings.checkpoint_interval)
         retry = Every(RETRY_EVERY_S, now)
         attribution = Every(ATTRIBUTE_EVERY_S, now + ATTRIBUTE_EVERY_S)
+        regrid = Every(REGRID_EVERY_S, now)
         while not self._stop.is_set():
             self._wake.wait(max(0.0, next_tick - mono()))
             self._wake.clear()
@@ -183,6 +185,9 @@ class Sampler:
                 self.guarded(self.attribute, "attributing energy to processes")
             if flush.due(now) or (self.store.failure is not None and retry.due(now)):
                 self.flush()
+            if parts.ledger.window_stale and regrid.due(now):  # grid rows changed: at most once a second
+                self.guarded(lambda: parts.ledger.reload_window(self.store.writer, self.clocks.wall() * 1000.0),
+                             "summing the energy window at the grid's new rows")
             if energy.due(now):
                 self.guarded(lambda: parts.ledger.advance(self.store.writer, self.clocks.wall() * 1000.0),
                              "refreshing the energy window")

@@ -24,14 +24,14 @@ USABLE_ROWS = f"(SELECT * FROM grid_intensity WHERE {_USABLE})"  # NaN is above 
 
 
 def load_series(con: Connection) -> GridSeries | None:
-    found = con.execute(f"SELECT start_ms, end_ms, g_per_kwh, renewable_pct, source FROM {USABLE_ROWS} "
-                        "ORDER BY start_ms").fetchall()
-    if not found:
+    found = con.execute(f"SELECT start_ms, end_ms, g_per_kwh, renewable_pct FROM {USABLE_ROWS} "
+                        "ORDER BY start_ms").fetchnumpy()
+    if not len(found["start_ms"]):
         return None
-    columns = list(zip(*found, strict=True))
-    return GridSeries(np.array(columns[0], dtype=float), np.array(columns[1], dtype=float),
-               np.array(columns[2], dtype=float), np.array(columns[3], dtype=float),
-               tuple(sorted(set(columns[4]))))
+    sources = con.execute(f"SELECT DISTINCT source FROM {USABLE_ROWS} ORDER BY source").fetchall()
+    starts, ends, g, renewable = (np.asarray(found[key], dtype=float) for key in ("start_ms", "end_ms", "g_per_kwh",
+                                                                                 "renewable_pct"))
+    return GridSeries(starts, ends, g, renewable, tuple(row[0] for row in sources))
 
 
 def log_unusable(con: Connection, limit: int = 5) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +23,18 @@ from tsstats.storage.sql import Connection
 
 log = logging.getLogger("tsstats.store")
 REOPEN_WAIT_S = 10.0
-HEAVY_WORKERS = 2
+HEAVY_WORKERS = 1 if (os.cpu_count() or 1) <= 2 else 2  # a 2-core machine keeps one core from heavy reads
 MAX_HEAVY_IN_FLIGHT = 4  # running and waiting
+HEAVY_NICE = 10  # added to a heavy read thread's nice value
+
+
+def lower_priority() -> None:
+    """A heavy read's thread yields the CPU to the sampler and the event loop (Linux schedules threads on
+    their own nice value; raising it needs no privilege)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HEAVY_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the same priority as the rest
+        pass
 
 
 class ReadPool:
@@ -41,7 +52,8 @@ class ReadPool:
         self._reads = threading.Condition()
         self._running = 0
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tsstats-read")
-        self._heavy_pool = ThreadPoolExecutor(max_workers=HEAVY_WORKERS, thread_name_prefix="tsstats-heavy-read")
+        self._heavy_pool = ThreadPoolExecutor(max_workers=HEAVY_WORKERS, thread_name_prefix="tsstats-heavy-read",
+                                              initializer=lower_priority)
         self.heavy_in_flight = 0  # event loop thread only
 
     def _cursor(self) -> Connection:

@@ -15,7 +15,8 @@ from tsstats.api.view import ServiceView
 from tsstats.sampling.publishing import Snapshot
 
 STREAM_HEARTBEAT_S = 15.0
-BUILD_WAIT_S = 1.0  # how long a request waits for fresh stats before it is answered with the previous ones
+BUILD_WAIT_S = 1.0  # how long a request waits for stats a write changed before it gets the previous ones
+AGE_WAIT_S = 0.04  # how long it waits for stats that are merely due by age (the writer may be busy)
 
 
 def snapshot_source(view: ServiceView):
@@ -23,10 +24,12 @@ def snapshot_source(view: ServiceView):
 
     async def rebuilt() -> Snapshot | None:
         """Stats built afresh by the writer thread (one build for all who ask at once); the previous ones if it
-        is busy for longer than BUILD_WAIT_S (their generatedAt says how old they are)."""
+        is busy for longer than BUILD_WAIT_S after a write changed them, or AGE_WAIT_S when they are only due by
+        age (their generatedAt says how old they are): a busy writer costs the poller freshness, not time."""
+        wait_s = BUILD_WAIT_S if view.snapshot_expires == 0.0 or view.snapshot is None else AGE_WAIT_S
         building = asyncio.wrap_future(view.request_snapshot())
         try:
-            return await asyncio.wait_for(asyncio.shield(building), BUILD_WAIT_S)
+            return await asyncio.wait_for(asyncio.shield(building), wait_s)
         except TimeoutError:
             return view.snapshot
 
