@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from sanic import HTTPResponse, Request
 from sanic.exceptions import RequestTimeout
+from sanic.http import Http
 from sanic.response import json as json_response
 from sanic.server.protocols.http_protocol import HttpProtocol
 
@@ -83,8 +84,24 @@ def refused_body(status: int, message: str) -> bytes:
             f"content-length: {len(body)}\r\nretry-after: {RETRY_AFTER_S}\r\nconnection: close\r\n\r\n").encode() + body
 
 
+class GuardedHttp(Http):
+    """Sanic's HTTP/1.1 exchange with one step more: once a head is read, before its body is, the app's
+    ``ctx.before_body(request)`` refuses what it must (``EarlyAnswer``). Only requests with a body, or on a
+    reserved connection, pay for the check: the stats poller's GET does not."""
+
+    __slots__ = ()
+
+    async def http1_request_header(self) -> None:
+        await super().http1_request_header()
+        check = getattr(self.protocol.app.ctx, "before_body", None)
+        if check is not None and (self.request_body or getattr(self.protocol, "light_only", False)):
+            check(self.request)
+
+
 class GuardedProtocol(HttpProtocol):
     """Sanic's HTTP/1.1 protocol with the bounds above; ``guarded_protocol`` makes the class a server runs."""
+
+    HTTP_CLASS = GuardedHttp
 
     __slots__ = ("opened_mono", "began_mono", "light_only", "body_held", "deadline", "answered_early")
     limits: ClassVar[ConnectionLimits]

@@ -7,7 +7,6 @@ import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from time import perf_counter
-from typing import Any
 
 from sanic import Request, Sanic
 from sanic.exceptions import MethodNotAllowed, NotFound, SanicException
@@ -44,26 +43,19 @@ class Router:
         self.origins = set(cors_origins)
         self.account = requests.record
         self.hosts = hosts
-        self._public: set[Handler] = set()  # the wrapped handlers that need no token
         app.exception(Exception)(self._outside_handlers)
-        app.signal("http.routing.after")(self._before_body)
-        app.signal("http.lifecycle.response")(self._answered)
+        app.ctx.before_body = self._before_body  # run by the connection (api.connections.GuardedHttp)
 
-    async def _before_body(self, request: Request, route: Any, kwargs: Any, handler: Handler) -> None:
-        """Once the head is read and routed, before the body is: refuse a foreign Host or Origin, a missing
-        token, a reserved connection's heavy route and a body beyond the budget (``EarlyAnswer``), so that
-        none of them costs the memory of a body."""
+    def _before_body(self, request: Request) -> None:
+        """Once a head with a body is read, before the body is: refuse a foreign Host or Origin, a missing
+        token (no route that takes a body is public), a reserved connection's heavy route and a body beyond
+        the budget (``EarlyAnswer``), so that none of them costs the memory of a body."""
         refused = self.refusal(request)
         if refused is not None:
             raise EarlyAnswer(refused)
-        if request.method == "OPTIONS":
-            return
-        if self.token is not None and handler not in self._public and not self._authorized(request):
+        if request.method != "OPTIONS" and self.token is not None and not self._authorized(request):
             raise EarlyAnswer(self.unauthorized())
         admit(request, MAX_BODY_BYTES)
-
-    async def _answered(self, request: Request, response: Any) -> None:
-        released(request)
 
     @staticmethod
     def unauthorized() -> HTTPResponse:
@@ -136,6 +128,7 @@ class Router:
                         response = await handler(request, **kwargs)
                     except Exception as error:
                         response = error_response(request, error)
+                released(request)  # the body's share of the budget, once it has been handled
                 if response is not None:  # None: a stream that answered by itself
                     if isinstance(response, PreparedResponse):  # the security headers are among its own
                         response.headers.update(cors_headers(request))
@@ -147,8 +140,6 @@ class Router:
                 return response
 
             wrapped.__name__ = handler.__name__
-            if public:
-                self._public.add(wrapped)
             self.app.route(path, methods=list(methods) + ["OPTIONS"], name=handler.__name__)(wrapped)
             return handler
 
