@@ -1,6 +1,7 @@
 """Every abuse at once against one service for a minute, while a client polls the stats every second.
 
     python benchmarks/bench_abuse.py [--seconds 60] [--idle 1100] [--slow 200] [--held 300] [--heavy 8]
+                                     [--skip grid,exports,trees]
 
 The service runs on its defaults over a day of synthetic history (``tsstats synth``). At the same time:
 grid floods (10,000-row CSV feeds back to back, and 60,000-row ones that must be refused), exports aborted
@@ -160,8 +161,10 @@ async def attack(url: str, port: int, args: argparse.Namespace, tally: Tally, sl
     deadline = time.monotonic() + args.seconds
     body_head = (b"POST /api/comparisons HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                  b"Content-Length: 1048576\r\n\r\n" + b" " * (1024 * 1024 - 1))
-    tasks = [poll_stats(url, tally, deadline), new_clients(url, tally, deadline), grid_flood(url, tally, deadline),
-             aborted_exports(url, tally, deadline), trees(url, tally, sleepers)]
+    tasks = [poll_stats(url, tally, deadline), new_clients(url, tally, deadline)]
+    optional = {"grid": lambda: grid_flood(url, tally, deadline),
+                "exports": lambda: aborted_exports(url, tally, deadline), "trees": lambda: trees(url, tally, sleepers)}
+    tasks += [make() for name, make in optional.items() if name not in args.skip]
     tasks += [hold(port, b"", None, 5.0, deadline, "idle", tally) for _ in range(args.idle)]
     tasks += [hold(port, b"GET /api/comparisons HTTP/1.1\r\nHost: localhost\r\n", b"X-Slow: 1\r\n", 2.0, deadline,
                    "slow", tally) for _ in range(args.slow)]
@@ -202,7 +205,9 @@ def main() -> int:
     parser.add_argument("--slow", type=int, default=200)
     parser.add_argument("--held", type=int, default=300)
     parser.add_argument("--heavy", type=int, default=8)
+    parser.add_argument("--skip", default="", help="comma-separated attacks left out: grid, exports, trees")
     args = parser.parse_args()
+    args.skip = set(filter(None, args.skip.split(",")))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # this client opens thousands itself
     workdir = Path(tempfile.mkdtemp(prefix="tsstats-abuse-"))

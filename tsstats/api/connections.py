@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from sanic import HTTPResponse, Request
 from sanic.exceptions import RequestTimeout
-from sanic.http import Http
+from sanic.http import Http, Stage
 from sanic.response import json as json_response
 from sanic.server.protocols.http_protocol import HttpProtocol
 
@@ -92,6 +92,9 @@ class GuardedHttp(Http):
     __slots__ = ()
 
     async def http1_request_header(self) -> None:
+        began = getattr(self.protocol, "request_began", None)
+        if began is not None:  # the first bytes of a request are in
+            began()
         await super().http1_request_header()
         check = getattr(self.protocol.app.ctx, "before_body", None)
         if check is not None and (self.request_body or getattr(self.protocol, "light_only", False)):
@@ -149,16 +152,15 @@ class GuardedProtocol(HttpProtocol):
             self.connections.discard(other)
             other.close()
 
-    def data_received(self, data: bytes) -> None:
-        http = getattr(self, "_http", None)  # not set up yet when the first bytes come with the connection
-        if (http is None or http.stage.name == "IDLE") and not self.recv_buffer:  # a request's first byte
-            self.silent.pop(self, None)
+    def request_began(self) -> None:
+        """A request's first bytes are in (its head is about to be read): its deadline runs from now."""
+        self.silent.pop(self, None)
+        if self.body_held:
             self.give_body()
-            self.answered_early = False
-            self.began_mono = type(self).clock()
-            if self.deadline is None:
-                self.deadline = self.loop.call_later(self.receive_timeout(), self.check_received)
-        super().data_received(data)
+        self.answered_early = False
+        self.began_mono = type(self).clock()
+        if self.deadline is None:
+            self.deadline = self.loop.call_later(self.receive_timeout(), self.check_received)
 
     def receive_timeout(self) -> float:
         return RESERVED_TIMEOUT_S if self.light_only else self.limits.request_timeout_s
@@ -167,10 +169,10 @@ class GuardedProtocol(HttpProtocol):
         """At the deadline: a request whose head or body has not all arrived is ended with a 408."""
         self.deadline = None
         http = getattr(self, "_http", None)
-        if self._task is None or (http is not None and http.stage.name != "REQUEST" and not http.request_body
-                                  and http.stage.name != "IDLE"):
+        if self._task is None or (http is not None and http.stage is not Stage.REQUEST and not http.request_body
+                                  and http.stage is not Stage.IDLE):
             return  # received: being answered
-        if http is not None and http.stage.name == "IDLE" and not self.recv_buffer:
+        if http is not None and http.stage is Stage.IDLE and not self.recv_buffer:
             return  # between requests: the keep-alive timeout's business
         left = self.receive_timeout() - (type(self).clock() - self.began_mono)
         if left > 0:  # a later request on the same connection: its own deadline
@@ -210,7 +212,7 @@ def guarded_protocol(limits: ConnectionLimits, budget: BodyBudget,
 def is_idle(protocol: Any) -> bool:
     """Between requests on a keep-alive connection."""
     http = getattr(protocol, "_http", None)
-    return http is not None and http.stage.name == "IDLE" and not protocol.recv_buffer and not http.request_body
+    return http is not None and http.stage is Stage.IDLE and not protocol.recv_buffer and not http.request_body
 
 
 def is_stuck(protocol: Any, now: float) -> bool:
@@ -219,7 +221,7 @@ def is_stuck(protocol: Any, now: float) -> bool:
     http = getattr(protocol, "_http", None)
     if getattr(protocol, "answered_early", False) and http is not None and http.request_body:
         return True
-    receiving_head = http is None or http.stage.name == "REQUEST" or (http.stage.name == "IDLE"
+    receiving_head = http is None or http.stage is Stage.REQUEST or (http.stage is Stage.IDLE
                                                                       and bool(protocol.recv_buffer))
     return receiving_head and now - getattr(protocol, "began_mono", now) >= SLOW_HEAD_S
 
