@@ -24,7 +24,7 @@ from tsstats.storage.sql import Connection
 log = logging.getLogger("tsstats.store")
 REOPEN_WAIT_S = 10.0
 HEAVY_WORKERS = 1 if (os.cpu_count() or 1) <= 2 else 2  # a 2-core machine keeps one core from heavy reads
-MAX_HEAVY_IN_FLIGHT = 4  # running and waiting
+MAX_HEAVY_IN_FLIGHT = 16  # running and waiting: the page alone asks for 7 at once
 HEAVY_NICE = 10  # added to a heavy read thread's nice value
 
 

@@ -26,10 +26,15 @@
 
   class Unauthorized extends Error {}
 
-  async function api(path) {
+  async function api(path, tries = 3) {
     const headers = state.token ? {Authorization: "Bearer " + state.token} : {};
     const answer = await fetch(path, {headers, cache: "no-store"});
     if (answer.status === 401) throw new Unauthorized();
+    const retryAfter = Number(answer.headers.get("Retry-After"));
+    if (answer.status === 503 && tries > 1 && retryAfter > 0) {  // busy for a moment: as it says, try again
+      await new Promise((resolve) => setTimeout(resolve, 1000 * Math.min(retryAfter, 10)));
+      return api(path, tries - 1);
+    }
     if (!answer.ok) {
       let message = answer.statusText;
       try { message = (await answer.json()).error.message; } catch (e) { /* not JSON */ }
