@@ -32,6 +32,7 @@ from sanic.http import Http, Stage
 from sanic.response import json as json_response
 from sanic.server.protocols.http_protocol import HttpProtocol
 
+from tsstats.api.bodies import error_body
 from tsstats.core.units import MIB
 
 LIGHT_PATHS = frozenset({"/healthz", "/api/dashboard/stats"})  # what the reserved connections answer
@@ -54,7 +55,8 @@ class ConnectionLimits:
 
 
 class EarlyAnswer(Exception):
-    """An answer given before the body is read (raised from the routing signal, sent by the error handler)."""
+    """An answer given before the body is read (raised from ``GuardedHttp``'s head step, sent by the error
+    handler)."""
 
     def __init__(self, response: HTTPResponse):
         super().__init__(response.status)
@@ -78,9 +80,10 @@ class BodyBudget:
         self.held_bytes = max(self.held_bytes - size, 0)
 
 
-def refused_body(status: int, message: str) -> bytes:
-    body = json.dumps({"error": {"status": status, "message": message}}).encode()
-    return (f"HTTP/1.1 {status} Service Unavailable\r\ncontent-type: application/json\r\n"
+def refused_connection(message: str) -> bytes:
+    """The whole 503 answer written to a connection refused before it sent anything."""
+    body = json.dumps(error_body(503, message)).encode()
+    return ("HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
             f"content-length: {len(body)}\r\nretry-after: {RETRY_AFTER_S}\r\nconnection: close\r\n\r\n").encode() + body
 
 
@@ -128,8 +131,8 @@ class GuardedProtocol(HttpProtocol):
         if len(self.connections) <= self.limits.max_connections + RESERVED_CONNECTIONS:
             self.light_only = True
             return
-        transport.write(refused_body(503, f"{self.limits.max_connections} connections are open, the most "
-                                          "max_connections allows; try again in a moment"))
+        transport.write(refused_connection(f"{self.limits.max_connections} connections are open, the most "
+                                           "max_connections allows; try again in a moment"))
         self.close()
 
     def make_room(self, wanted: int) -> None:
@@ -168,16 +171,13 @@ class GuardedProtocol(HttpProtocol):
     def check_received(self) -> None:
         """At the deadline: a request whose head or body has not all arrived is ended with a 408."""
         self.deadline = None
-        http = getattr(self, "_http", None)
-        if self._task is None or (http is not None and http.stage is not Stage.REQUEST and not http.request_body
-                                  and http.stage is not Stage.IDLE):
-            return  # received: being answered
-        if http is not None and http.stage is Stage.IDLE and not self.recv_buffer:
-            return  # between requests: the keep-alive timeout's business
+        if self._task is None or not (receiving_head(self) or receiving_body(self)):
+            return  # received and being answered, or between requests (the keep-alive timeout's business)
         left = self.receive_timeout() - (type(self).clock() - self.began_mono)
         if left > 0:  # a later request on the same connection: its own deadline
             self.deadline = self.loop.call_later(left, self.check_received)
             return
+        http = getattr(self, "_http", None)
         if http is not None:
             http.exception = RequestTimeout("the request's head and body did not arrive within "
                                             f"{self.receive_timeout():g} s (request_timeout)")
@@ -209,45 +209,58 @@ def guarded_protocol(limits: ConnectionLimits, budget: BodyBudget,
                                                       "clock": staticmethod(monotonic), "silent": {}})
 
 
-def is_idle(protocol: Any) -> bool:
+def is_idle(protocol: GuardedProtocol) -> bool:
     """Between requests on a keep-alive connection."""
     http = getattr(protocol, "_http", None)
     return http is not None and http.stage is Stage.IDLE and not protocol.recv_buffer and not http.request_body
 
 
-def is_stuck(protocol: Any, now: float) -> bool:
+def receiving_head(protocol: GuardedProtocol) -> bool:
+    """Its connection task not set up yet, or a head on its way."""
+    http = getattr(protocol, "_http", None)
+    return http is None or http.stage is Stage.REQUEST or (http.stage is Stage.IDLE and bool(protocol.recv_buffer))
+
+
+def receiving_body(protocol: GuardedProtocol) -> bool:
+    http = getattr(protocol, "_http", None)
+    return http is not None and bool(http.request_body)
+
+
+def is_stuck(protocol: GuardedProtocol, now: float) -> bool:
     """A head trickling in for ``SLOW_HEAD_S`` or more (a client's head takes milliseconds), or a body still
     arriving after the request was answered early (refused before its body was read)."""
-    http = getattr(protocol, "_http", None)
-    if getattr(protocol, "answered_early", False) and http is not None and http.request_body:
+    if protocol.answered_early and receiving_body(protocol):
         return True
-    receiving_head = http is None or http.stage is Stage.REQUEST or (http.stage is Stage.IDLE
-                                                                      and bool(protocol.recv_buffer))
-    return receiving_head and now - getattr(protocol, "began_mono", now) >= SLOW_HEAD_S
+    return receiving_head(protocol) and now - protocol.began_mono >= SLOW_HEAD_S
+
+
+def guarded_connection(request: Request) -> GuardedProtocol | None:
+    """The guarded connection a request came on; None for another (the in-process test client's)."""
+    protocol = getattr(getattr(request, "stream", None), "protocol", None)
+    return protocol if isinstance(protocol, GuardedProtocol) else None
 
 
 def answered_early(request: Request) -> None:
     """A request answered before its body was read: the body is not read at all (Sanic would read and drop it,
     a megabyte for each refused request), and the connection closes once the answer is sent; until then it is
     one to close first when room is needed."""
-    stream: Any = getattr(request, "stream", None)
-    protocol = getattr(stream, "protocol", None)
-    if protocol is None or not hasattr(protocol, "answered_early"):
+    protocol = guarded_connection(request)
+    if protocol is None:
         return
     protocol.answered_early = True
-    if getattr(stream, "request_body", None):
+    stream: Any = request.stream
+    if stream.request_body:
         stream.request_body = None
         stream.keep_alive = False
 
 
 def admit(request: Request, max_body_bytes: int) -> None:
     """Before a request's body is read: a reserved connection answers light routes only, and the body must fit
-    in the budget (``EarlyAnswer`` with a 503 otherwise). Requests not on a guarded connection (the in-process
-    test client) pass."""
-    stream: Any = getattr(request, "stream", None)
-    protocol = getattr(stream, "protocol", None)
-    if protocol is None or not hasattr(protocol, "take_body"):
+    in the budget (``EarlyAnswer`` with a 503 otherwise). Requests not on a guarded connection pass."""
+    protocol = guarded_connection(request)
+    if protocol is None:
         return
+    stream: Any = request.stream
     if protocol.light_only and request.path not in LIGHT_PATHS:
         stream.keep_alive = False
         raise EarlyAnswer(busy("every connection is taken; this one answers only /healthz and the stats route"))
@@ -256,21 +269,20 @@ def admit(request: Request, max_body_bytes: int) -> None:
     if not length and not chunked:
         return
     size = max_body_bytes if chunked or not length.isdigit() else min(int(length), max_body_bytes)
-    if size > SMALL_BODY_BYTES and not protocol.take_body(size):
-        stream.keep_alive = False
+    if size > SMALL_BODY_BYTES and not protocol.take_body(size):  # answered_early closes the connection
         raise EarlyAnswer(busy(f"request bodies of {BODY_BUDGET_BYTES // MIB} MiB are being received already; "
                                "try again in a moment"))
 
 
 def released(request: Request) -> None:
     """The body's share of the budget is given back once the answer is on its way."""
-    protocol = getattr(getattr(request, "stream", None), "protocol", None)
-    if protocol is not None and hasattr(protocol, "give_body"):
+    protocol = guarded_connection(request)
+    if protocol is not None and protocol.body_held:
         protocol.give_body()
 
 
 def busy(message: str) -> HTTPResponse:
-    return json_response({"error": {"status": 503, "message": message}}, status=503,
+    return json_response(error_body(503, message), status=503,
                          headers={"Retry-After": str(RETRY_AFTER_S), "Connection": "close"})
 
 

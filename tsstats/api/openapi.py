@@ -35,7 +35,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
             413: "a body over 1 MiB", 415: "a body that is not application/json",
             503: "not ready, the database writer did not answer in time, or (Retry-After) too many heavy reads "
                  "or connections at once",
-            507: "the file would not fit: the space it needs and the space free are named"}
+            507: "no room: an export or backup beyond the free disk, or a record beyond the records' share of "
+                 "max_db_mb; the figures are named"}
     return {str(status): _json(ref("Error"), text[status]) for status in statuses}
 
 
@@ -83,7 +84,7 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                          "GetComparison": {"operationId": "getComparison", "parameters": {"id": "$response.body#/id"}},
                          "UpdateComparison": {"operationId": "updateComparison",
                                               "parameters": {"id": "$response.body#/id"}}}},
-                                   **_errors(400, 401, 413, 415, 503)}}},
+                                   **_errors(400, 401, 413, 415, 503, 507)}}},
         "/api/comparisons/{id}": {
             "get": {"summary": "One comparison", "operationId": "getComparison", "parameters": [comparison_id],
                     "responses": {"200": _json(ref("Comparison"), "the record"), **_errors(401, 404)}},
@@ -91,7 +92,7 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                       "updateComparison", "parameters": [comparison_id],
                       "requestBody": {"required": True, "content": {JSON: {"schema": ref("ComparisonUpdate")}}},
                       "responses": {"200": _json(ref("Comparison"), "updated, committed"),
-                                    **_errors(400, 401, 404, 409, 413, 415, 503)}},
+                                    **_errors(400, 401, 404, 409, 413, 415, 503, 507)}},
             "delete": {"summary": "Remove a comparison and its phases", "operationId": "deleteComparison",
                        "parameters": [comparison_id],
                        "responses": {"204": {"description": "removed, committed"}, **_errors(400, 401, 404, 503)}}},
@@ -100,7 +101,7 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                      "parameters": [comparison_id],
                      "requestBody": {"required": True, "content": {JSON: {"schema": ref("NewPhase")}}},
                      "responses": {"201": _json(ref("Phase"), "opened, committed"),
-                                   **_errors(400, 401, 404, 409, 413, 415, 503)}}},
+                                   **_errors(400, 401, 404, 409, 413, 415, 503, 507)}}},
         "/api/comparisons/{id}/phases/{phase}": {
             "patch": {"summary": "Close a phase (and the phases inside it)", "operationId": "closePhase",
                       "parameters": [comparison_id, {"name": "phase", "in": "path", "required": True,
@@ -117,7 +118,7 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
             "post": {"summary": "Declare a carbon offset", "operationId": "createOffset",
                      "requestBody": {"required": True, "content": {JSON: {"schema": ref("NewOffset")}}},
                      "responses": {"201": _json(ref("Offset"), "created, committed"),
-                                   **_errors(400, 401, 413, 415, 503)}}},
+                                   **_errors(400, 401, 413, 415, 503, 507)}}},
         "/api/models": {"get": {
             "summary": "Per model: runs by status, results, energy and carbon per run and per item, SCI",
             "operationId": "models", "parameters": TIME_RANGE,
@@ -137,7 +138,7 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                          "text/csv": {"schema": {"type": "string", "minLength": 1, "description":
                                                  "lines of time,g_per_kwh,renewable_pct"}}}},
                      "responses": {"200": _json(ref("Grid"), "stored, committed, in force"),
-                                   **_errors(400, 401, 413, 415, 503)}},
+                                   **_errors(400, 401, 413, 415, 503, 507)}},
             "delete": {"summary": "Remove the rows that start in [from, to), of the file or the feed",
                        "operationId": "removeGridRows",
                        "parameters": [_query("from", f"the first start removed: {TIME}", TIME_TEXT, required=True),

@@ -128,7 +128,8 @@ class Router:
                         response = await handler(request, **kwargs)
                     except Exception as error:
                         response = error_response(request, error)
-                released(request)  # the body's share of the budget, once it has been handled
+                if request.body:
+                    released(request)  # the body's share of the budget, once it has been handled
                 if response is not None:  # None: a stream that answered by itself
                     if isinstance(response, PreparedResponse):  # the security headers are among its own
                         response.headers.update(cors_headers(request))

@@ -65,18 +65,18 @@ class Attributor:
         ``max_trees`` different ones followed is refused with a 409."""
         pids = tree_key(pids)
         current = self.tracked.get(key)
-        followed = {tracked.pids for other, tracked in self.tracked.items() if other != key}
-        if pids not in followed and len(followed) >= self.max_trees:
-            raise InputError(f"{len(followed)} process trees are followed already, the most max_tracked_trees "
+        if not self.can_track(pids, key):
+            raise InputError(f"{self.max_trees} process trees are followed already, the most max_tracked_trees "
                              f"allows; finish a comparison that names processes first, or name the same pids",
                              field="pids", status=409)
         machine, tree = self.trees.machine(), self.trees.tree(pids)
         self.tracked[key] = Tracked(pids, attributed or (current.attributed if current else Attributed()),
                                     self.energy_now(), machine.busy_ticks, tree.cpu_ticks)
 
-    def can_track(self, pids: tuple[int, ...]) -> bool:
-        """Whether ``pids`` is a tree followed already, or one more would be within ``max_trees``."""
-        followed = {tracked.pids for tracked in self.tracked.values()}
+    def can_track(self, pids: tuple[int, ...], key: Hashable | None = None) -> bool:
+        """Whether ``pids`` is a tree followed already (by a window other than ``key``), or one more would be
+        within ``max_trees``."""
+        followed = {tracked.pids for other, tracked in self.tracked.items() if other != key}
         return tree_key(pids) in followed or len(followed) < self.max_trees
 
     def untrack(self, key: Hashable, now_ms: float) -> Attributed | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tsstats.comparisons.validation import ListQuery
+from tsstats.comparisons.validation import ListQuery, page_answer
 from tsstats.core.inputs import InputError, number_field, reject_unknown, require_object, text_field
 from tsstats.core.timeparse import rfc3339_ms, time_value
 from tsstats.storage.sql import Connection, first
@@ -59,9 +59,8 @@ def list_offsets(con: Connection, query: ListQuery) -> dict[str, Any]:
     where, params = ("WHERE id < ?", [query.before]) if query.before is not None else ("", [])
     rows = con.execute(f"SELECT id, kg, note, at_ms, created_ms FROM offsets {where} ORDER BY id DESC LIMIT ?",
                        params + [query.limit + 1]).fetchall()
-    items = [offset_record(row) for row in rows[:query.limit]]
-    more = len(rows) > query.limit
-    return {"items": items, "next": str(items[-1]["id"]) if more and items else None, "totalKg": offsets_total(con)}
+    return {**page_answer([offset_record(row) for row in rows[:query.limit]], len(rows)),
+            "totalKg": offsets_total(con)}
 
 
 def offsets_total(con: Connection) -> float:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tsstats.comparisons.phases import phases_of
-from tsstats.comparisons.validation import FINISHED, MAX_PAGE_BYTES, ComparisonUpdate, ListQuery, NewComparison
+from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, ListQuery, NewComparison, page_answer
 from tsstats.core.timeparse import rfc3339_ms
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.attribution import Attributed
@@ -186,20 +186,7 @@ def list_comparisons(con: Connection, query: ListQuery) -> dict[str, Any]:
                        params + [query.limit + 1]).fetchall()
     page = rows[:query.limit]
     phases = phases_of(con, [row[0] for row in page])
-    items = within_page_bytes([record_from_row(row, phases.get(row[0])) for row in page])
-    more = len(rows) > len(items)
-    return {"items": items, "next": str(items[-1]["id"]) if more and items else None}
-
-
-def within_page_bytes(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The first items whose JSON stays within ``MAX_PAGE_BYTES`` (the first one always): a page of
-    comparisons with 16 KiB of metadata each is cut short, and ``next`` goes on from there."""
-    size = 0
-    for count, item in enumerate(items):
-        size += len(json.dumps(item)) + 1
-        if size > MAX_PAGE_BYTES and count:
-            return items[:count]
-    return items
+    return page_answer([record_from_row(row, phases.get(row[0])) for row in page], len(rows))
 
 
 def running_intervals(con: Connection, start_ms: int, end_ms: int) -> list[tuple[int, int, int]]:

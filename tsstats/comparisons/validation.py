@@ -203,3 +203,16 @@ def validate_list_query(args: dict[str, list[str]], allowed: tuple[str, ...] = (
         if before is None:
             raise InputError("before must be the cursor from a previous page's next", field="before")
     return ListQuery(status=status, limit=limit, before=before)
+
+
+def page_answer(items: list[dict[str, Any]], fetched: int) -> dict[str, Any]:
+    """``{"items", "next"}`` of a page: ``items`` (at most ``limit``, of the ``limit + 1`` rows asked for, of which
+    ``fetched`` came), cut before their JSON passes ``MAX_PAGE_BYTES`` (the first item always); ``next`` is the
+    cursor of what follows, or None at the end."""
+    size, kept = 0, items
+    for count, item in enumerate(items):
+        size += len(json.dumps(item)) + 1
+        if size > MAX_PAGE_BYTES and count:
+            kept = items[:count]
+            break
+    return {"items": kept, "next": str(kept[-1]["id"]) if fetched > len(kept) and kept else None}

@@ -64,4 +64,4 @@ class GridFeed:
         writer thread) if the rows changed reach into it."""
         self.grid.series = series
         if changed_to_ms > self.wall() * 1000.0 - self.ledger.window.span_ms:
-            self.ledger.mark_window_stale()  # the stats show it from their next build, within update_interval
+            self.ledger.mark_window_stale()  # summed afresh within a second, shown by the next build

@@ -80,8 +80,8 @@ class EnergyLedger:
             self.window.load(con, now_ms, self.grid)
 
     def mark_window_stale(self) -> None:
-        """The grid's rows over the window changed: the next ``advance`` sums it afresh (one reload a second
-        however many feeds came, so that a flood of them cannot hold the writer thread)."""
+        """The grid's rows over the window changed: the sampler sums it afresh (``reload_window``) at most once
+        a second however many feeds came, so that a flood of them cannot hold the writer thread."""
         self.window_stale = True
 
     def reload_window(self, con: Connection, now_ms: float) -> None:
@@ -103,10 +103,7 @@ class EnergyLedger:
 
     def advance(self, con: Connection, now_ms: float) -> None:
         """Slide the window's lower edge to ``now - span`` (a query over the rows that slid out, outside the
-        lock: only the writer thread stores rows), or sum it afresh if the grid's rows changed."""
-        if self.window_stale:
-            self.reload_window(con, now_ms)
-            return
+        lock: only the writer thread stores rows)."""
         slid = self.window.slid_out(con, now_ms, self.grid)
         if slid is not None:
             with self._lock:
