@@ -8,7 +8,8 @@ grid floods (10,000-row CSV feeds back to back, and 60,000-row ones that must be
 by their client, idle connections (``--idle``, never a byte), slow ones (a header line every 2 s),
 connections holding back the last byte of a 1 MiB body, comparisons naming process trees up to
 ``max_tracked_trees`` and beyond (plus 500 naming pid 1), and heavy history (7 days, 16 metrics, 4
-aggregates). A new client connects every 2 s and asks for ``/healthz``.
+aggregates). A new client connects every 2 s and asks for ``/healthz``; it and the stats poller run in a process
+of their own, as the dashboard does.
 
 Prints samples kept (% of the sample rate over the window), the stats route's p99 (from the 1 s poller),
 peak RSS (VmHWM), the most descriptors in use, temporary files left, answers with status 500, and the new
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import resource
 import statistics
@@ -53,30 +55,54 @@ class Tally:
         return sum(count for key, count in self.statuses.items() if key.endswith(" 500"))
 
 
-async def poll_stats(url: str, tally: Tally, deadline: float) -> None:
+async def poll_stats(url: str, deadline: float) -> list[tuple[float, float, int | str]]:
+    """(latency s, seconds before ``deadline`` when it ended, status) of one stats poll a second."""
+    polls: list[tuple[float, float, int | str]] = []
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         while time.monotonic() < deadline:
             started = time.perf_counter()
             try:
-                status = (await client.get("/api/dashboard/stats")).status_code
+                status: int | str = (await client.get("/api/dashboard/stats")).status_code
             except httpx.HTTPError as error:
                 status = type(error).__name__
-            tally.stats_latency.append(time.perf_counter() - started)
-            tally.stats_at.append(time.monotonic() - deadline)
-            tally.record("stats", status)
+            polls.append((time.perf_counter() - started, time.monotonic() - deadline, status))
             await asyncio.sleep(1.0)
+    return polls
 
 
-async def new_clients(url: str, tally: Tally, deadline: float) -> None:
+async def new_clients(url: str, deadline: float) -> list[bool]:
+    """Whether each new client, one every 2 s, was answered 200 by ``/healthz``."""
+    answered: list[bool] = []
     while time.monotonic() < deadline:
-        tally.new_clients[0] += 1
         try:
             async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-                if (await client.get("/healthz")).status_code == 200:
-                    tally.new_clients[1] += 1
+                answered.append((await client.get("/healthz")).status_code == 200)
         except httpx.HTTPError:
-            pass
+            answered.append(False)
         await asyncio.sleep(2.0)
+    return answered
+
+
+async def watch_clients(url: str, seconds: float) -> dict:
+    deadline = time.monotonic() + seconds
+    polls, answered = await asyncio.gather(poll_stats(url, deadline), new_clients(url, deadline))
+    return {"polls": polls, "answered": answered}
+
+
+def start_watcher(url: str, seconds: float) -> subprocess.Popen:
+    """The stats poller and the new clients, in a process of their own as the dashboard is: measured in the
+    attackers' event loop, a poll's latency would include that loop's own delays."""
+    return subprocess.Popen([sys.executable, __file__, "--watch", url, "--seconds", str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+
+
+def collect_watcher(watcher: subprocess.Popen, tally: Tally) -> None:
+    found = json.loads(watcher.communicate(timeout=60)[0])
+    for latency, at, status in found["polls"]:
+        tally.stats_latency.append(latency)
+        tally.stats_at.append(at)
+        tally.record("stats", status)
+    tally.new_clients = [len(found["answered"]), sum(found["answered"])]
 
 
 async def grid_flood(url: str, tally: Tally, deadline: float) -> None:
@@ -161,7 +187,7 @@ async def attack(url: str, port: int, args: argparse.Namespace, tally: Tally, sl
     deadline = time.monotonic() + args.seconds
     body_head = (b"POST /api/comparisons HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                  b"Content-Length: 1048576\r\n\r\n" + b" " * (1024 * 1024 - 1))
-    tasks = [poll_stats(url, tally, deadline), new_clients(url, tally, deadline)]
+    tasks = []
     optional = {"grid": lambda: grid_flood(url, tally, deadline),
                 "exports": lambda: aborted_exports(url, tally, deadline), "trees": lambda: trees(url, tally, sleepers)}
     tasks += [make() for name, make in optional.items() if name not in args.skip]
@@ -206,7 +232,11 @@ def main() -> int:
     parser.add_argument("--held", type=int, default=300)
     parser.add_argument("--heavy", type=int, default=8)
     parser.add_argument("--skip", default="", help="comma-separated attacks left out: grid, exports, trees")
+    parser.add_argument("--watch", metavar="URL", help=argparse.SUPPRESS)  # the watcher process (start_watcher)
     args = parser.parse_args()
+    if args.watch:
+        print(json.dumps(asyncio.run(watch_clients(args.watch, args.seconds))))
+        return 0
     args.skip = set(filter(None, args.skip.split(",")))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # this client opens thousands itself
@@ -229,8 +259,10 @@ def main() -> int:
         watcher = threading.Thread(target=lambda: measured.append(watch(service.pid, time.monotonic()
                                                                         + args.seconds + 5)))
         watcher.start()
+        clients = start_watcher(url, args.seconds)
         started = asyncio.run(attack(url, port, args, tally, [p.pid for p in sleepers]))
         ended = time.time()
+        collect_watcher(clients, tally)
         watcher.join()
     finally:
         for sleeper in sleepers:
