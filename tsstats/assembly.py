@@ -48,6 +48,7 @@ from tsstats.sampling.publishing import StatsPublisher
 from tsstats.sampling.reading import Clocks, Sources, TickReader
 from tsstats.sampling.ring import Ring
 from tsstats.sampling.sampler import STALL_S, Sampler, SamplerParts, ring_capacity
+from tsstats.sources.conditions import ConditionsReader, ProcfsConditions, PsutilConditions
 from tsstats.sources.cpu_model import count_dimms, match_tdp
 from tsstats.sources.host import HostReader
 from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
@@ -144,6 +145,15 @@ def open_trees(proc_root: str = "/proc") -> ProcessTrees:
     return ProcfsTrees(proc_root) if has_procfs(proc_root) else PsutilTrees()
 
 
+def open_conditions(proc_root: str, sys_root: str, db_path: str, psutil_module: Any = None) -> ConditionsReader:
+    """The conditions' reader: procfs and sysfs where ``proc_root`` is a procfs, else psutil's; the
+    filesystem share is that of the database's directory."""
+    db_dir = os.path.dirname(os.path.abspath(db_path))
+    if has_procfs(proc_root):
+        return ProcfsConditions(proc_root, sys_root, db_dir)
+    return PsutilConditions(psutil_module, db_dir)
+
+
 @dataclass
 class Readers:
     """The host, GPU and power readers with the roots and modules from settings (or passed in)."""
@@ -188,11 +198,14 @@ def build_sources(settings: Settings, nvml: Any = None, sys_root: str = "/sys") 
                     unreadable[0].error, RAPL_FIX)
     reader = ConnectProbe(settings.latency_targets) if settings.latency_targets else KernelRttReader()
     return Sources(host=readers.host, gpu=readers.gpu, meter=readers.meter, latency=LatencyMonitor(reader),
-                   dimms_known=readers.dimms_known)
+                   dimms_known=readers.dimms_known,
+                   conditions=open_conditions(settings.proc_root, sys_root, settings.db))
 
 
 def close_sources(sources: Sources) -> None:
     sources.latency.stop()
+    if sources.conditions is not None:
+        sources.conditions.close()
     close_readers(sources)
 
 

@@ -69,7 +69,7 @@ def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_f
 
     page.click('#ranges button[data-range="-15m"]')  # draw again now that samples are stored
     wait_until(page, "Number(document.querySelector('.chart').dataset.points || 0) > 0", timeout=10_000)
-    assert page.locator(".chart canvas").count() == 5
+    assert page.locator(".chart canvas").count() == 11  # app.js CHARTS
 
     httpx.post(server.url + "/api/comparisons", json={"models": ["llama", "mistral"], "name": "browser check"})
     page.wait_for_selector('#comparisons tr:has-text("browser check")', timeout=5_000)
@@ -117,7 +117,7 @@ def test_a_wrong_token_gets_a_clear_prompt_and_an_empty_range_says_so(browser, s
     page.wait_for_selector('.figure[data-field="cpuUsage"] .value', timeout=10_000)
     time.sleep(1.0)
     # nothing flushed yet (60 s): every chart says its range has no data
-    assert page.locator(".chart .empty:not([hidden])").count() == 5
+    assert page.locator(".chart .empty:not([hidden])").count() == 11
     assert page.inner_text(".chart .empty") == "no data in this range"
 
 

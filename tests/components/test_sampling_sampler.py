@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 
 import numpy as np
@@ -11,74 +9,12 @@ import pytest
 from support.nvml import FakeGpu, fake_nvml
 from support.powercap import FakePowercap
 from support.procfs import write_stat
+from support.sampler_rig import START_WALL, Rig, make_sampler
 
-from tsstats.api.requests import RequestStats
-from tsstats.assembly import build_sampler, build_sources, close_sources, load_grid
-from tsstats.core.settings import Settings, load_settings
-from tsstats.sampling.reading import Clocks, Sources
-from tsstats.sampling.sampler import Sampler
+from tsstats.assembly import build_sources, close_sources
+from tsstats.core.settings import load_settings
+from tsstats.sampling.reading import Clocks
 from tsstats.storage.store import Store
-
-START_WALL = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self):
-        self.mono = 1000.0
-        self.wall = START_WALL
-
-    def advance(self, seconds: float, wall: float | None = None) -> None:
-        self.mono += seconds
-        self.wall = self.wall + seconds if wall is None else wall
-
-    def clocks(self) -> Clocks:
-        return Clocks(monotonic=lambda: self.mono, wall=lambda: self.wall)
-
-
-def make_sampler(settings: Settings, store: Store, sources: Sources, clocks: Clocks) -> Sampler:
-    """The sampler as the assembly builds it, over these readers and clocks."""
-    sampler, _, _ = build_sampler(settings, store, sources, load_grid(settings), RequestStats(), clocks,
-                                  threading.Event())
-    return sampler
-
-
-class Rig:
-    """A sampler over fakes that the test drives tick by tick."""
-
-    def __init__(self, tmp_path, proc_root, nvml=None, powercap=None, **settings):
-        self.proc_root = proc_root
-        self.clock = FakeClock()
-        flags = {"proc_root": str(proc_root), "db": str(tmp_path / "rig.duckdb"),
-                 "powercap_root": str(powercap or tmp_path / "no-powercap")}
-        flags.update({key: str(value) for key, value in settings.items()})
-        self.settings = load_settings(flags, env={"HOME": str(tmp_path)})
-        self.busy = 0
-        self.idle = 0
-        write_stat(proc_root, 0, 0)
-        self.nvml = nvml if nvml is not None else fake_nvml(None, init_fails=True)
-        self.open()
-
-    def open(self):
-        self.store = Store(self.settings.db)
-        self.sources = build_sources(self.settings, nvml=self.nvml, sys_root=str(self.proc_root.parent / "sys"))
-        self.sampler = make_sampler(self.settings, self.store, self.sources, self.clock.clocks())
-        self.sampler.prepare()
-
-    def close(self):
-        self.sampler.parts.flusher.flush()
-        close_sources(self.sources)
-        self.store.close()
-
-    def tick(self, cpu_pct: float = 0.0, seconds: float = 0.1, wall: float | None = None):
-        self.clock.advance(seconds, wall)
-        busy = int(round(cpu_pct))
-        self.busy += busy
-        self.idle += 100 - busy
-        write_stat(self.proc_root, self.busy, self.idle)
-        self.sampler.tick()
-
-    def stats(self) -> dict:
-        return json.loads(self.sampler.parts.publisher.build().body)
 
 
 def test_snapshot_from_canned_procfs(tmp_path, proc_root):

@@ -107,6 +107,7 @@ def render_meta(f: Figures, settings: Settings, unavailable: list[str]) -> dict[
         },
         "sources": {
             "system": f.system_source,
+            "conditions": {group: source or "unavailable" for group, source in f.condition_sources},
             "networkLatency": f.latency_source,
             "gpu": "nvml" if f.gpus else "absent",
             "cpuPower": f.methods.cpu.value,

@@ -6,7 +6,14 @@ import json
 import os
 from typing import Any
 
-from tsstats.assembly import StartupError, close_readers, kernel_rtt_readable, load_grid, open_readers
+from tsstats.assembly import (
+    StartupError,
+    close_readers,
+    kernel_rtt_readable,
+    load_grid,
+    open_conditions,
+    open_readers,
+)
 from tsstats.core.settings import Settings
 from tsstats.sources.advice import hardware_fixes
 
@@ -25,6 +32,9 @@ def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys
                          "power": "power" not in info.unsupported,
                          "unsupported": sorted(info.unsupported)})
     close_readers(readers)
+    conditions = open_conditions(settings.proc_root, sys_root, settings.db)
+    condition_sources = conditions.sources()
+    conditions.close()
     fixes = hardware_fixes(settings.powercap_root, rapl, gpu, readers.dimms_known)
     try:
         grid = load_grid(settings).meta()
@@ -45,6 +55,8 @@ def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys
         },
         "memory": {"dimms": meter.dimms if readers.dimms_known else None, "modelW": meter.memory_model_w},
         "nvml": {"available": has_gpu, "driver": gpu.driver_version, "error": gpu.error or None, "gpus": gpus},
+        "conditions": {"reader": conditions.name,
+                       "sources": {group: source or "unavailable" for group, source in condition_sources.items()}},
         "networkLatency": {"kernelRtt": kernel_rtt_readable(), "targets": list(settings.latency_targets)},
         "grid": grid,
         "database": settings.db,
@@ -78,6 +90,11 @@ def run_check(settings: Settings, as_json: bool) -> int:
                          f"{'yes' if gpu['energyCounter'] else 'no'}, power {'yes' if gpu['power'] else 'no'}")
     else:
         lines.append(f"NVML         none ({nvml['error']})")
+    conditions = report["conditions"]["sources"]
+    read = [f"{group} ({source})" for group, source in conditions.items() if source != "unavailable"]
+    missing = [group for group, source in conditions.items() if source == "unavailable"]
+    lines.append("conditions   " + (", ".join(read) or "none") + (f"; unavailable here: {', '.join(missing)}"
+                                                                    if missing else ""))
     latency = report["networkLatency"]
     lines.append("latency      " + (f"TCP connect to {', '.join(latency['targets'])}" if latency["targets"] else
                                     f"kernel TCP RTT {'readable' if latency['kernelRtt'] else 'unreadable'}"))

@@ -94,6 +94,7 @@ class Figures:
     grid: GridIntensity
     tdp: TdpMatch
     grid_outside: int = 0  # samples of the report window outside the grid's rows over time
+    condition_sources: tuple[tuple[str, str], ...] = ()  # each group of the conditions' readings: its source
 
     @property
     def estimated(self) -> tuple[str, ...]:
@@ -107,8 +108,8 @@ class Figures:
 def compute_figures(*, settings: Settings, now_s: float, current: dict[str, np.ndarray], latency_ms: float,
                     latency_source: str, system_source: str, window: EnergySums, totals: Totals, uptime_pct: float,
                     comparisons: ComparisonFigures, service: RequestSummary, grid: GridIntensity, methods: Methods,
-                    tdp: TdpMatch,
-                    gpu_infos: list[GpuInfo], gpu_readings: list[GpuReading]) -> Figures:
+                    tdp: TdpMatch, gpu_infos: list[GpuInfo], gpu_readings: list[GpuReading],
+                    condition_sources: dict[str, str] | None = None) -> Figures:
     """Every figure of the stats body from in-memory state: no I/O."""
     pue = settings.pue
     intensity = window.g_per_kwh(grid.g_per_kwh)  # per sample, at the grid's value then
@@ -145,6 +146,7 @@ def compute_figures(*, settings: Settings, now_s: float, current: dict[str, np.n
         gpus=gpus,
         latency_source=latency_source,
         system_source=system_source,
+        condition_sources=tuple(sorted((condition_sources or {}).items())),
         service=service,
         grid=grid,
         tdp=tdp,

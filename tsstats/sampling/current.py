@@ -51,4 +51,5 @@ class CurrentFigures:
             uptime_pct=self.availability.uptime_pct(now_ms, settings.availability_window),
             comparisons=self.comparisons.shown(), service=self.service(), grid=self.grid,
             methods=current_methods(sources.meter, sources.gpu), tdp=sources.meter.tdp,
-            gpu_infos=sources.gpu.gpus, gpu_readings=self.reader.last_gpus)
+            gpu_infos=sources.gpu.gpus, gpu_readings=self.reader.last_gpus,
+            condition_sources=sources.conditions.sources() if sources.conditions is not None else {})

@@ -1,14 +1,16 @@
 """One tick's readings: the host, the GPUs, power and latency turned into a sample row by field name.
 
 CPU, GPU and power are read every tick; memory, the load average (which the kernel updates every 5 s), the
-TCP count and the network counters once a second, carried to the ticks between (repeated values cost next to
-nothing in DuckDB's run-length encoding, NULLs would not), the network as bytes per second over that second.
+TCP count, the network counters and the conditions (``sources.conditions``) once a second, carried to the
+ticks between (repeated values cost next to nothing in DuckDB's run-length encoding, NULLs would not), the
+network as bytes per second over that second.
 Intervals come from the monotonic clock, timestamps from the wall clock, never decreasing (``clocksteps``: a
 step back moves what was stamped ahead).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -17,13 +19,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tsstats.sampling.clocksteps import ClockWatch, StepBack
+from tsstats.sampling.conditions_row import condition_values
 from tsstats.sampling.meter import PowerMeter, PowerSample
 from tsstats.sources.clocks import boot_clock
+from tsstats.sources.conditions import Conditions, ConditionsReader
 from tsstats.sources.host import CpuTimes, HostReader, SlowReading, cpu_busy_pct
 from tsstats.sources.latency import LatencyMonitor
 from tsstats.sources.nvml import GpuReading, NvmlReader
 
-SLOW_READ_S = 1.0  # memory, load, TCP and network: read once a second
+log = logging.getLogger("tsstats.sampler")
+SLOW_READ_S = 1.0  # memory, load, TCP, network and the conditions: read once a second
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Sources:
     meter: PowerMeter
     latency: LatencyMonitor
     dimms_known: bool = True  # the DIMM count came from the system or a setting, not the model's assumption
+    conditions: ConditionsReader | None = None  # None: none of the conditions' readings (NaN)
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,9 @@ class TickReader:
         self._prev_cpu: CpuTimes | None = None
         self._slow_mono = 0.0
         self._slow: SlowReading | None = None
+        self._conditions: Conditions | None = None
+        self._condition_values: dict[str, float] = {}
+        self._failures_logged: set[str] = set()
         self.last_gpus: list[GpuReading] = []  # the newest tick's GPU readings
 
     def prime(self, last_ts_ms: float | None) -> None:
@@ -81,6 +90,19 @@ class TickReader:
         self._prev_mono = self._slow_mono = self.clocks.monotonic()
         self._slow = self.sources.host.read_slow()
         self._net_rates = (math.nan, math.nan)  # no rate before the second reading
+        self._read_conditions(0.0)
+
+    def _read_conditions(self, elapsed_s: float) -> None:
+        reader = self.sources.conditions
+        if reader is None:
+            return
+        current = reader.read()
+        self._condition_values = condition_values(self._conditions, current, elapsed_s)
+        self._conditions = current
+        for what, error in reader.failures.items():
+            if what not in self._failures_logged:
+                self._failures_logged.add(what)
+                log.warning("%s cannot be read (%s): those readings are unavailable, the rest go on", what, error)
 
     def read(self) -> Tick:
         sources = self.sources
@@ -105,6 +127,7 @@ class TickReader:
             self._slow_mono = mono_now
             self._net_rates = (max(self._slow.net_rx_bytes - previous.net_rx_bytes, 0) / elapsed,
                                max(self._slow.net_tx_bytes - previous.net_tx_bytes, 0) / elapsed)
+            self._read_conditions(elapsed)
         cpu = cpu_busy_pct(self._prev_cpu, fast.cpu)
         self._prev_cpu = fast.cpu
         gpus = sources.gpu.read() if sources.gpu.gpus else []
@@ -119,6 +142,7 @@ class TickReader:
             "gpu_pct": float(np.mean(utilizations)) if utilizations else math.nan,
             "latency_ms": sources.latency.take_fresh(), "cpu_j": power.cpu_j, "gpu_j": power.gpu_j,
             "gpu_idle_j": power.gpu_idle_j, "mem_j": power.mem_j, "methods": power.methods,
+            **self._condition_values,
         })
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from tsstats.sources.files import OpenFiles
 from tsstats.sources.host import CpuTimes, FastReading, SlowReading
 
 
@@ -87,28 +88,11 @@ class ProcfsHostReader:
 
     def __init__(self, proc_root: str = "/proc"):
         self.proc_root = proc_root
-        self._fds: dict[str, int] = {}
-
-    def _read(self, relative: str) -> str:
-        fd = self._fds.get(relative)
-        if fd is None:
-            fd = self._fds[relative] = os.open(os.path.join(self.proc_root, relative), os.O_RDONLY)
-        chunks = []
-        offset = 0
-        while True:
-            chunk = os.pread(fd, 65536, offset)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            offset += len(chunk)
-            if len(chunk) < 65536:
-                break
-        return b"".join(chunks).decode("ascii", "replace")
+        self._files = OpenFiles(proc_root)
+        self._read = self._files.read
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        self._files.close()
 
     def read_fast(self) -> FastReading:
         cpu, logical = parse_stat(self._read("stat"))
@@ -120,7 +104,6 @@ class ProcfsHostReader:
                            load1=parse_loadavg(self._read("loadavg")),
                            tcp_established=parse_snmp_curr_estab(self._read("net/snmp")), net_rx_bytes=rx,
                            net_tx_bytes=tx)
-
 
     def cpu_model(self) -> str:
         try:

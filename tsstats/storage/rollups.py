@@ -24,6 +24,22 @@ def tier_columns(gpu: bool) -> list[tuple[str, str]]:
     return head + energy + [(name, "INTEGER" if name.endswith("_n") else "DOUBLE") for name in rollup_columns(metrics)]
 
 
+ROLLUP_TABLES = (("rollup_1m", False), ("rollup_1h", False), ("gpu_rollup_1m", True), ("gpu_rollup_1h", True))
+
+
+def missing_column_statements(con: Connection) -> list[str]:
+    """ALTER statements adding the rollup columns of metrics the catalog has and a file's tables do not yet
+    (a file from an earlier version): the catalog is the one list of metrics, schema.sql creates the tables
+    with the first ones."""
+    present: dict[str, set[str]] = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns "
+                                     "WHERE table_name IN ('rollup_1m', 'rollup_1h', 'gpu_rollup_1m', "
+                                     "'gpu_rollup_1h')").fetchall():
+        present.setdefault(table, set()).add(column)
+    return [f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}" for table, gpu in ROLLUP_TABLES
+            for name, sql_type in tier_columns(gpu) if name not in present.get(table, set())]
+
+
 def _insert_buckets(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool,
                     from_raw: bool) -> str:
     """INSERT of the closed buckets of [?, ?) into ``table``, from raw samples or from the finer tier."""

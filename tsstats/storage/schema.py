@@ -7,9 +7,10 @@ from importlib import resources
 import duckdb
 
 from tsstats.storage.errors import StoreError
+from tsstats.storage.rollups import missing_column_statements
 from tsstats.storage.sql import Connection, first
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def schema_text() -> str:
@@ -28,6 +29,8 @@ def apply_schema(con: Connection, path: str) -> None:
     con.execute("BEGIN")
     try:
         con.execute(schema_text())
+        for statement in missing_column_statements(con):
+            con.execute(statement)
         con.execute("INSERT OR REPLACE INTO schema_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         con.execute("COMMIT")
     except Exception:

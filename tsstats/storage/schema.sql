@@ -118,7 +118,8 @@ CREATE TABLE IF NOT EXISTS offsets (
 
 -- Rollups: one row per closed bucket, written by the sampler when the bucket closes (1-minute rows from
 -- samples, 1-hour rows from 1-minute rows) and rebuilt from the finer tier after a restart or a crash.
--- Per metric: min, max, sum and count of the non-missing values, and the last value.
+-- Per metric: min, max, sum and count of the non-missing values, and the last value. Metrics added after
+-- schema version 4 get their columns from the catalog (storage.rollups.missing_column_statements).
 
 -- 1m buckets of samples
 CREATE TABLE IF NOT EXISTS rollup_1m (
@@ -189,3 +190,25 @@ CREATE TABLE IF NOT EXISTS gpu_rollup_1h (
     power_min DOUBLE, power_max DOUBLE, power_sum DOUBLE, power_n INTEGER, power_last DOUBLE,  -- gpuNPower
     temp_min DOUBLE, temp_max DOUBLE, temp_sum DOUBLE, temp_n INTEGER, temp_last DOUBLE   -- gpuNTemperature
 );
+-- schema version 5: the conditions of the last second, read once a second (docs/conditions.md)
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_user_pm SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_system_pm SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_iowait_pm SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_steal_pm SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS psi_cpu_c SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS psi_memory_c SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS psi_io_c SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS swap_used_mb INTEGER;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS swap_in_bps BIGINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS swap_out_bps BIGINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS disk_read_bps BIGINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS disk_write_bps BIGINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS disk_read_ops_c INTEGER;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS disk_write_ops_c INTEGER;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS fs_used_pm SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_temp_dc SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_core_temp_dc SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_freq_mhz INTEGER;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_freq_min_mhz INTEGER;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_freq_pm SMALLINT;
+ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_throttle_c INTEGER;

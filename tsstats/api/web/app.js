@@ -19,6 +19,12 @@
     {title: "GPU %", metrics: ["gpuUsage"], perGpu: "Usage"},
     {title: "Power W", metrics: ["power", "cpuPower", "gpuPower", "memoryPower"], perGpu: "Power"},
     {title: "Network B/s", metrics: ["networkReceive", "networkTransmit"]},
+    {title: "CPU time by kind %", metrics: ["cpuUser", "cpuSystem", "cpuIowait", "cpuSteal"]},
+    {title: "Temperatures °C", metrics: ["cpuTemperature", "cpuCoreTemperature"], perGpu: "Temperature"},
+    {title: "CPU clock MHz", metrics: ["cpuFrequency", "cpuFrequencyMin"]},
+    {title: "Disk B/s", metrics: ["diskRead", "diskWrite"]},
+    {title: "Swap B/s", metrics: ["swapIn", "swapOut"]},
+    {title: "Pressure stalls %", metrics: ["pressureCpu", "pressureMemory", "pressureIo"]},
   ];
   const state = {token: sessionStorage.getItem(TOKEN_KEY) || "", range: "-15m", charts: [], reasons: {},
     gpus: [], lastCounts: "", reportS: 86400};

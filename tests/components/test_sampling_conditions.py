@@ -1,0 +1,95 @@
+"""The conditions through the sampler: read once a second from canned procfs and sysfs, stored as columns,
+rolled up, served as history metrics, named in meta.sources; a counter reset is a gap."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from support.conditions import add_block, add_coretemp, add_cpus, diskstats_line, write_proc_conditions
+from support.sampler_rig import Rig
+
+from tsstats.storage.catalog import HOST_METRICS
+from tsstats.storage.history import parse_history_query, run_history
+
+
+def conditions_rig(tmp_path, proc_root) -> Rig:
+    sys_root = proc_root.parent / "sys"
+    add_block(sys_root, "sda", physical=True)
+    add_coretemp(sys_root, 60_000, [55_000, 67_000])
+    add_cpus(sys_root, [2_000_000] * 4, 4_000_000, core_throttles=[0, 0, 0, 0], package_throttle=0)
+    write_proc_conditions(proc_root, pswpin=0, pswpout=0, disks=diskstats_line("sda", 0, 0, 0, 0))
+    return Rig(tmp_path, proc_root)
+
+
+def stored(rig: Rig, sql: str) -> list[tuple]:
+    return rig.store.read_now(lambda con: con.execute(sql).fetchall())
+
+
+def test_conditions_are_read_once_a_second_and_stored(tmp_path, proc_root):
+    rig = conditions_rig(tmp_path, proc_root)
+    for _ in range(10):
+        rig.tick(cpu_pct=25)
+    # one second later: 2 MiB written, 100 write operations, 3 throttle events, pages swapped out
+    write_proc_conditions(proc_root, pswpin=0, pswpout=256, pressure=(4.0, 5.0, 6.0),
+                          disks=diskstats_line("sda", 0, 0, 100, 4096))
+    add_cpus(proc_root.parent / "sys", [2_000_000] * 4, 4_000_000, core_throttles=[1, 1, 1, 0], package_throttle=0)
+    for _ in range(11):
+        rig.tick(cpu_pct=25)
+    rig.sampler.parts.flusher.flush()
+    rows = stored(rig, "SELECT disk_write_bps, disk_write_ops_c, psi_io_c, cpu_temp_dc, cpu_core_temp_dc, "
+                       "cpu_freq_pm, cpu_throttle_c, swap_out_bps, cpu_user_pm FROM samples ORDER BY ts_ms")
+    last = rows[-1]
+    assert last[0] == pytest.approx(2 * 1024 * 1024, rel=0.02)  # over the second between the two readings
+    assert last[1] / 100 == pytest.approx(100, rel=0.02)
+    assert last[2] / 100 == 6.0
+    assert (last[3] / 10, last[4] / 10) == (60.0, 67.0)
+    assert last[5] / 10 == 50.0  # 2 GHz of 4
+    assert last[6] / 100 == pytest.approx(3, rel=0.02)
+    assert last[7] == pytest.approx(256 * os.sysconf("SC_PAGE_SIZE"), rel=0.02)
+    assert last[8] / 10 == pytest.approx(25.0, abs=0.2)
+    distinct = stored(rig, "SELECT count(DISTINCT disk_write_bps) FROM samples WHERE disk_write_bps IS NOT NULL")
+    assert distinct[0][0] <= 2  # carried between the once-a-second readings
+    stats = rig.stats()
+    assert stats["meta"]["sources"]["conditions"]["cpuTemperature"] == "hwmon/thermal"
+    assert stats["meta"]["sources"]["conditions"]["disks"] == "procfs"
+    rig.close()
+
+
+def test_a_disk_counter_that_goes_back_is_a_gap(tmp_path, proc_root):
+    rig = conditions_rig(tmp_path, proc_root)
+    write_proc_conditions(proc_root, disks=diskstats_line("sda", 0, 0, 500, 100_000))
+    for _ in range(11):
+        rig.tick()
+    write_proc_conditions(proc_root, disks=diskstats_line("sda", 0, 0, 5, 10))  # the device was reset
+    for _ in range(11):
+        rig.tick()
+    rig.sampler.parts.flusher.flush()
+    rates = [row[0] for row in stored(rig, "SELECT disk_write_bps FROM samples ORDER BY ts_ms")]
+    assert all(rate is None or rate >= 0 for rate in rates)
+    assert rates[-1] is None  # a gap, not a negative rate
+    rig.close()
+
+
+def test_every_condition_is_a_history_metric_with_its_unit(tmp_path, proc_root):
+    names = {metric.name: metric.unit for metric in HOST_METRICS}
+    for name, unit in (("cpuSteal", "%"), ("pressureIo", "%"), ("swapIn", "B/s"), ("diskWriteOps", "ops/s"),
+                       ("cpuTemperature", "°C"), ("cpuFrequency", "MHz"), ("cpuThrottleEvents", "events/s"),
+                       ("filesystemUsed", "%")):
+        assert names[name] == unit
+    rig = conditions_rig(tmp_path, proc_root)
+    for _ in range(25):
+        rig.tick(cpu_pct=40)
+    rig.sampler.parts.flusher.flush()
+    now_s = rig.clock.wall
+    query = parse_history_query({"metrics": ["cpuTemperature,filesystemUsed,cpuFrequencyShare,pressureCpu"],
+                                 "from": ["-10s"],
+                                 "step": ["10s"], "agg": ["avg,max"]}, now_s=now_s)
+    rollups = rig.sampler.parts.flusher.rollups
+    answer = rig.store.read_now(run_history, query, rollups.minutes_until, rollups.hours_until)
+    series = answer["series"]
+    assert series["cpuTemperature"]["max"][-1] == 60.0
+    assert series["cpuFrequencyShare"]["avg"][-1] == 50.0
+    assert series["pressureCpu"]["avg"][-1] == 1.5
+    assert 0 <= series["filesystemUsed"]["avg"][-1] <= 100
+    rig.close()

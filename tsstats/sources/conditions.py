@@ -1,0 +1,218 @@
+"""The conditions a run had: CPU time by kind, pressure stalls, swap, disks, the database's filesystem and
+the CPU's temperatures, clocks and throttling, read once a second by the sampler. One interface, two readers:
+``ProcfsConditions`` (Linux: procfs and sysfs) and ``PsutilConditions`` (machines without procfs)."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tsstats.sources.conditions_parse import (
+    CpuKinds,
+    Disks,
+    parse_cpu_kinds,
+    parse_diskstats,
+    parse_pressure_some_avg10,
+    parse_swap,
+    parse_vmstat_swaps,
+)
+from tsstats.sources.cpu_sensors import CpuSensorReading, CpuSensors
+from tsstats.sources.files import OpenFiles
+
+NAN = math.nan
+PRESSURES = ("cpu", "memory", "io")
+NO_SENSORS = CpuSensorReading(NAN, NAN, NAN, NAN, NAN, NAN)
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """One reading; counters are cumulative (rates are the sampler's), NaN or None where unavailable."""
+
+    kinds: CpuKinds | None
+    pressure_pct: dict[str, float]  # "some avg10" by resource: cpu, memory, io
+    swap_used_bytes: float
+    swapped_in_bytes: float  # since boot
+    swapped_out_bytes: float
+    disks: Disks | None
+    filesystem_used_pct: float  # of the filesystem holding the database
+    sensors: CpuSensorReading
+
+
+class ConditionsReader(Protocol):
+    name: str  # the reader's method, for meta.sources
+    failures: dict[str, str]  # what failed since start, by kind of reading, with the first error
+
+    def read(self) -> Conditions: ...
+
+    def sources(self) -> dict[str, str]:
+        """Each group of readings (cpuKinds, pressure, swap, disks, filesystem, cpuTemperature, cpuFrequency,
+        cpuThrottle) with its source, or '' where this machine gives none."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def filesystem_used_pct(path: str) -> float:
+    """Used share of the filesystem holding ``path``, as ``df`` shows it (blocks reserved for root left out
+    of the total); a path not created yet is measured at its nearest existing parent. NaN where it cannot be
+    read."""
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        found = os.statvfs(path)
+    except OSError:
+        return NAN
+    used = found.f_blocks - found.f_bfree
+    usable = used + found.f_bavail
+    return 100.0 * used / usable if usable > 0 else NAN
+
+
+def whole_disks(sys_root: str) -> frozenset[str]:
+    """Block devices backed by a device (``/sys/block/X/device``): disks, not partitions, loop devices,
+    device-mapper or RAID volumes (which would count the same bytes twice) nor RAM disks."""
+    block = os.path.join(sys_root, "block")
+    try:
+        names = os.listdir(block)
+    except OSError:
+        return frozenset()
+    return frozenset(name for name in names if os.path.exists(os.path.join(block, name, "device")))
+
+
+class ProcfsConditions:
+    """Reads procfs under ``proc_root`` and sysfs under ``sys_root``; a file that fails makes its figures NaN
+    for that reading, and ``failures`` names each kind that could be read at start and failed since (for the
+    log, once)."""
+
+    name = "procfs"
+
+    def __init__(self, proc_root: str = "/proc", sys_root: str = "/sys", db_dir: str = ".",
+                 sensors: CpuSensors | None = None):
+        self._files = OpenFiles(proc_root)
+        self.db_dir = db_dir
+        self.disks = whole_disks(sys_root)
+        self.sensors = sensors if sensors is not None else CpuSensors(sys_root)
+        self.failures: dict[str, str] = {}
+        self._absent: frozenset[str] = frozenset()
+        self._sources = self._probe()
+
+    def _attempt(self, what: str, read: Any, default: Any) -> Any:
+        try:
+            return read()
+        except (OSError, ValueError, IndexError) as error:
+            if what not in self._absent:  # absent from the start is unavailable (meta.sources), not a failure
+                self.failures.setdefault(what, f"{type(error).__name__}: {error}")
+            return default
+
+    def _probe(self) -> dict[str, str]:
+        found = self.read()
+        sensor_sources = self.sensors.found.sources
+        self._absent = frozenset(self.failures)
+        self.failures.clear()
+        return {"cpuKinds": "procfs" if found.kinds is not None else "",
+                "pressure": "procfs" if any(math.isfinite(v) for v in found.pressure_pct.values()) else "",
+                "swap": "procfs" if math.isfinite(found.swap_used_bytes) else "",
+                "disks": "procfs" if found.disks is not None and self.disks else "",
+                "filesystem": "statvfs" if math.isfinite(found.filesystem_used_pct) else "",
+                **sensor_sources}
+
+    def sources(self) -> dict[str, str]:
+        return dict(self._sources)
+
+    def read(self) -> Conditions:
+        files = self._files
+        kinds = self._attempt("cpu kinds", lambda: parse_cpu_kinds(files.read("stat").partition("\n")[0]), None)
+        pressure = {resource: self._attempt(f"pressure {resource}", lambda r=resource: parse_pressure_some_avg10(
+            files.read(f"pressure/{r}")), NAN) for resource in PRESSURES}
+        swap = self._attempt("swap", lambda: parse_swap(files.read("meminfo")), None)
+        swapped = self._attempt("vmstat", lambda: parse_vmstat_swaps(files.read("vmstat")), None)
+        page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        disks = self._attempt("diskstats", lambda: parse_diskstats(files.read("diskstats"), self.disks), None) \
+            if self.disks else None
+        return Conditions(kinds=kinds, pressure_pct=pressure,
+                          swap_used_bytes=float(swap.used_bytes) if swap is not None else NAN,
+                          swapped_in_bytes=float(swapped[0] * page) if swapped is not None else NAN,
+                          swapped_out_bytes=float(swapped[1] * page) if swapped is not None else NAN,
+                          disks=disks, filesystem_used_pct=filesystem_used_pct(self.db_dir),
+                          sensors=self._attempt("cpu sensors", self.sensors.read, NO_SENSORS))
+
+    def close(self) -> None:
+        self._files.close()
+        self.sensors.close()
+
+
+def _psutil_sensors(ps: Any) -> CpuSensorReading:
+    package = cores = NAN
+    read_temperatures = getattr(ps, "sensors_temperatures", None)
+    if read_temperatures is not None:
+        for chip, entries in (read_temperatures() or {}).items():
+            if chip not in ("coretemp", "k10temp", "zenpower", "cpu_thermal"):
+                continue
+            for entry in entries:
+                if entry.label.startswith(("Package id", "Tctl", "Tdie")) or not entry.label:
+                    package = max(entry.current, package) if math.isfinite(package) else entry.current
+                elif entry.label.startswith(("Core ", "Tccd")):
+                    cores = max(entry.current, cores) if math.isfinite(cores) else entry.current
+    freqs = ps.cpu_freq(percpu=True) if getattr(ps, "cpu_freq", None) is not None else []
+    current = [f.current for f in freqs or [] if f.current]
+    top = max((f.max for f in freqs or [] if f.max), default=NAN)
+    return CpuSensorReading(package_c=package, hottest_core_c=cores,
+                            freq_mean_mhz=sum(current) / len(current) if current else NAN,
+                            freq_min_mhz=min(current) if current else NAN, freq_max_mhz=top, throttle_count=NAN)
+
+
+class PsutilConditions:
+    """The same readings through psutil where there is no procfs: no pressure stall information and no
+    throttle counters there (``sources`` says so)."""
+
+    name = "psutil"
+
+    def __init__(self, psutil_module: Any = None, db_dir: str = "."):
+        if psutil_module is None:
+            import psutil
+
+            psutil_module = psutil
+        self._psutil = psutil_module
+        self.db_dir = db_dir
+        self.failures: dict[str, str] = {}
+        first = self.read()
+        self._sources = {"cpuKinds": "psutil", "pressure": "",
+                         "swap": "psutil" if math.isfinite(first.swap_used_bytes) else "",
+                         "disks": "psutil" if first.disks is not None else "",
+                         "filesystem": "statvfs" if math.isfinite(first.filesystem_used_pct) else "",
+                         "cpuTemperature": "psutil" if math.isfinite(first.sensors.package_c) else "",
+                         "cpuFrequency": "psutil" if math.isfinite(first.sensors.freq_mean_mhz) else "",
+                         "cpuThrottle": ""}
+
+    def sources(self) -> dict[str, str]:
+        return dict(self._sources)
+
+    def read(self) -> Conditions:
+        ps = self._psutil
+        times = ps.cpu_times()._asdict()
+        kinds = CpuKinds(user=times.get("user", 0.0) + times.get("nice", 0.0),
+                         system=times.get("system", 0.0) + times.get("irq", 0.0) + times.get("softirq", 0.0),
+                         iowait=times.get("iowait", 0.0), steal=times.get("steal", 0.0),
+                         total=sum(v for k, v in times.items() if k not in ("guest", "guest_nice")))
+        try:
+            swap = ps.swap_memory()
+            used, sin, sout = float(swap.used), float(swap.sin), float(swap.sout)
+        except (OSError, RuntimeError):
+            used = sin = sout = NAN
+        try:
+            io = ps.disk_io_counters(perdisk=False)
+        except (OSError, RuntimeError):
+            io = None
+        disks = Disks(read_bytes=io.read_bytes, write_bytes=io.write_bytes, reads=io.read_count,
+                      writes=io.write_count) if io is not None else None
+        try:
+            sensors = _psutil_sensors(ps)
+        except (OSError, RuntimeError, AttributeError):
+            sensors = NO_SENSORS
+        return Conditions(kinds=kinds, pressure_pct=dict.fromkeys(PRESSURES, NAN), swap_used_bytes=used,
+                          swapped_in_bytes=sin, swapped_out_bytes=sout, disks=disks,
+                          filesystem_used_pct=filesystem_used_pct(self.db_dir), sensors=sensors)
+
+    def close(self) -> None:
+        pass
