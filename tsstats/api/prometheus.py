@@ -24,6 +24,7 @@ from tsstats.api.requests import RequestStats
 from tsstats.core.units import JOULES_PER_KWH
 from tsstats.figures.energy import Totals
 from tsstats.figures.moment import Figures
+from tsstats.sources.conditions import Conditions
 from tsstats.storage.memory import DatabaseMemory
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format 0.0.4 of the contract
@@ -41,6 +42,7 @@ class Scrape:
     last_sample_age_s: float | None
     models: list[tuple[str, str, int, float]] = field(default_factory=list)  # (model, status, runs, J)
     database_memory: list[DatabaseMemory] = field(default_factory=list)
+    conditions: Conditions | None = None  # the latest reading, counters as read
 
 
 class FiguresCollector:
@@ -87,6 +89,8 @@ class FiguresCollector:
         for name, help_text, value in gauges:
             if math.isfinite(value):
                 yield GaugeMetricFamily(name, help_text, value=value)
+        if scrape.conditions is not None:
+            yield from condition_families(scrape.conditions)
         yield from model_families(scrape.models)
         yield from database_families(scrape.database_memory)
         comparisons = GaugeMetricFamily("tsstats_comparisons", "Comparisons by status (completed: ever).",
@@ -107,6 +111,54 @@ class FiguresCollector:
                     power.add_metric(labels, gpu.power_w)
             yield utilization
             yield power
+
+
+def _finite(family: GaugeMetricFamily | CounterMetricFamily, values: list[tuple[list[str], float]]
+            ) -> Iterator[Metric]:
+    """The family with its finite values, or nothing where it has none (not measured here: absent, not 0)."""
+    kept = [(labels, value) for labels, value in values if math.isfinite(value)]
+    for labels, value in kept:
+        family.add_metric(labels, value)
+    if kept:
+        yield family
+
+
+def condition_families(c: Conditions) -> Iterator[Metric]:
+    """The conditions (docs/conditions.md) by Prometheus' conventions: cumulative counters as read (rates are
+    the query's), levels as gauges in base units."""
+    if c.kinds is not None:
+        yield from _finite(CounterMetricFamily("tsstats_cpu_seconds", "CPU time of all CPUs by mode (user with "
+                                               "nice, system with interrupts).", labels=["mode"]),
+                           [([mode], getattr(c.kinds, mode)) for mode in ("user", "system", "iowait", "steal")])
+    if c.disks is not None:
+        yield from _finite(CounterMetricFamily("tsstats_disk_read_bytes", "Bytes read from whole disks."),
+                           [([], c.disks.read_bytes)])
+        yield from _finite(CounterMetricFamily("tsstats_disk_written_bytes", "Bytes written to whole disks."),
+                           [([], c.disks.write_bytes)])
+        yield from _finite(CounterMetricFamily("tsstats_disk_reads_completed", "Reads completed by whole disks."),
+                           [([], c.disks.reads)])
+        yield from _finite(CounterMetricFamily("tsstats_disk_writes_completed", "Writes completed by whole "
+                                               "disks."), [([], c.disks.writes)])
+    yield from _finite(CounterMetricFamily("tsstats_swap_in_bytes", "Bytes swapped in since boot."),
+                       [([], c.swapped_in_bytes)])
+    yield from _finite(CounterMetricFamily("tsstats_swap_out_bytes", "Bytes swapped out since boot."),
+                       [([], c.swapped_out_bytes)])
+    yield from _finite(GaugeMetricFamily("tsstats_swap_used_bytes", "Swap in use."), [([], c.swap_used_bytes)])
+    yield from _finite(GaugeMetricFamily("tsstats_pressure_stall_ratio", "Share of the last 10 s in which some "
+                                         "task waited for the resource (PSI some avg10).", labels=["resource"]),
+                       [([resource], value / 100) for resource, value in c.pressure_pct.items()])
+    yield from _finite(GaugeMetricFamily("tsstats_filesystem_used_ratio", "Used share of the filesystem holding "
+                                         "the database."), [([], c.filesystem_used_pct / 100)])
+    sensors = c.sensors
+    yield from _finite(GaugeMetricFamily("tsstats_cpu_temperature_celsius", "CPU temperature: the package, and "
+                                         "the hottest core.", labels=["sensor"]),
+                       [(["package"], sensors.package_c), (["hottest_core"], sensors.hottest_core_c)])
+    yield from _finite(GaugeMetricFamily("tsstats_cpu_frequency_hertz", "CPU clock: mean and minimum over cores, "
+                                         "and the highest maximum.", labels=["stat"]),
+                       [(["mean"], sensors.freq_mean_mhz * 1e6), (["min"], sensors.freq_min_mhz * 1e6),
+                        (["max"], sensors.freq_max_mhz * 1e6)])
+    yield from _finite(CounterMetricFamily("tsstats_cpu_thermal_throttle_events", "CPU thermal throttle events "
+                                           "since boot, cores and packages."), [([], sensors.throttle_count)])
 
 
 def model_families(models: list[tuple[str, str, int, float]]) -> Iterator[Metric]:

@@ -92,6 +92,11 @@ class TickReader:
         self._net_rates = (math.nan, math.nan)  # no rate before the second reading
         self._read_conditions(0.0)
 
+    @property
+    def conditions(self) -> Conditions | None:
+        """The latest reading of the conditions (a frozen record: the API thread may read it as it is)."""
+        return self._conditions
+
     def _read_conditions(self, elapsed_s: float) -> None:
         reader = self.sources.conditions
         if reader is None:

@@ -91,6 +91,7 @@ class ProcfsConditions:
                  sensors: CpuSensors | None = None):
         self._files = OpenFiles(proc_root)
         self.db_dir = db_dir
+        self.seconds_per_tick = 1.0 / os.sysconf("SC_CLK_TCK")
         self.disks = whole_disks(sys_root)
         self.sensors = sensors if sensors is not None else CpuSensors(sys_root)
         self.failures: dict[str, str] = {}
@@ -122,7 +123,8 @@ class ProcfsConditions:
 
     def read(self) -> Conditions:
         files = self._files
-        kinds = self._attempt("cpu kinds", lambda: parse_cpu_kinds(files.read("stat").partition("\n")[0]), None)
+        kinds = self._attempt("cpu kinds", lambda: parse_cpu_kinds(files.read("stat").partition("\n")[0],
+                                                                   self.seconds_per_tick), None)
         pressure = {resource: self._attempt(f"pressure {resource}", lambda r=resource: parse_pressure_some_avg10(
             files.read(f"pressure/{r}")), NAN) for resource in PRESSURES}
         swap = self._attempt("swap", lambda: parse_swap(files.read("meminfo")), None)

@@ -11,7 +11,7 @@ SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the devic
 
 @dataclass(frozen=True)
 class CpuKinds:
-    """Cumulative CPU time by kind over all CPUs (jiffies of /proc/stat; only differences are used)."""
+    """Cumulative CPU time by kind over all CPUs, in seconds (the readers convert /proc/stat's ticks)."""
 
     user: float  # user + nice (guest time is already inside user)
     system: float  # system + irq + softirq
@@ -36,17 +36,20 @@ class Swap:
     total_bytes: int
 
 
-def parse_cpu_kinds(line: str) -> CpuKinds:
-    """The aggregate ``cpu`` line of /proc/stat (or a ``cpuN`` line) by kind."""
+def parse_cpu_kinds(line: str, seconds_per_tick: float = 1.0) -> CpuKinds:
+    """The aggregate ``cpu`` line of /proc/stat (or a ``cpuN`` line) by kind; its ticks are
+    ``1 / sysconf(SC_CLK_TCK)`` s each."""
     values = ([int(x) for x in line.split()[1:9]] + [0] * 8)[:8]
     user, nice, system, idle, iowait, irq, softirq, steal = values
-    return CpuKinds(user=float(user + nice), system=float(system + irq + softirq), iowait=float(iowait),
-                    steal=float(steal), total=float(sum(values)))
+    k = seconds_per_tick
+    return CpuKinds(user=(user + nice) * k, system=(system + irq + softirq) * k, iowait=iowait * k,
+                    steal=steal * k, total=sum(values) * k)
 
 
-def parse_core_lines(text: str) -> list[CpuKinds]:
+def parse_core_lines(text: str, seconds_per_tick: float = 1.0) -> list[CpuKinds]:
     """Each online core's ``cpuN`` line of /proc/stat, in order."""
-    return [parse_cpu_kinds(line) for line in text.splitlines() if line.startswith("cpu") and line[3:4].isdigit()]
+    return [parse_cpu_kinds(line, seconds_per_tick) for line in text.splitlines()
+            if line.startswith("cpu") and line[3:4].isdigit()]
 
 
 def kind_shares(previous: CpuKinds, current: CpuKinds) -> dict[str, float]:
