@@ -128,7 +128,8 @@ def test_comparison_flow(client):
                             "speed", "latencyMs", "error", "metadata", "energyKwh", "carbonKg", "pids", "attribution",
                             "gpuShare", "machineEnergyKwh", "energyByComponentKwh", "durationS", "energyJ", "carbonG",
                             "items", "energyPerItemJ", "carbonPerItemG", "embodiedG", "sci", "sciIncludes",
-                            "unavailable", "methods", "estimated", "grid", "phases"]
+                            "unavailable", "methods", "estimated", "grid", "conditions", "fair", "unfairReasons",
+                            "phases"]
     assert record["status"] == "queued" and record["startedAt"] is None and record["metadata"] == {"suite": "mmlu"}
     cid = record["id"]
     assert client.get(f"/api/comparisons/{cid}").json() == record

@@ -9,6 +9,7 @@ import pytest
 from support.conditions import add_block, add_coretemp, add_cpus, diskstats_line, write_proc_conditions
 from support.sampler_rig import Rig
 
+from tsstats.comparisons.validation import ComparisonUpdate, NewComparison
 from tsstats.storage.catalog import HOST_METRICS
 from tsstats.storage.history import parse_history_query, run_history
 
@@ -92,4 +93,44 @@ def test_every_condition_is_a_history_metric_with_its_unit(tmp_path, proc_root):
     assert series["cpuFrequencyShare"]["avg"][-1] == 50.0
     assert series["pressureCpu"]["avg"][-1] == 1.5
     assert 0 <= series["filesystemUsed"]["avg"][-1] <= 100
+    rig.close()
+
+
+def run_comparison(rig: Rig, during) -> dict:
+    """A comparison created running, ``during()`` between its start and end, then completed: its record."""
+    life = rig.sampler.parts.comparisons
+    created = rig.store.write(lambda con: life.create(con, NewComparison("run", ("m",), "running", "{}"),
+                                                      int(rig.clock.wall * 1000)))
+    rig.store.run_writes(committed=rig.sampler._written)
+    comparison_id = created.result()["id"]
+    during()
+    done = rig.store.write(lambda con: life.update(con, comparison_id, ComparisonUpdate("completed", None, None,
+                                                                                        None, None),
+                                                   int(rig.clock.wall * 1000)))
+    rig.store.run_writes(committed=rig.sampler._written)
+    return done.result()
+
+
+def test_a_run_during_which_the_cpu_throttled_is_unfair(tmp_path, proc_root):
+    rig = conditions_rig(tmp_path, proc_root)
+    for _ in range(11):
+        rig.tick(cpu_pct=50)
+
+    def throttle():
+        for second in range(3):
+            add_cpus(proc_root.parent / "sys", [2_000_000] * 4, 4_000_000, core_throttles=[second + 1] * 4,
+                     package_throttle=0)
+            for _ in range(10):
+                rig.tick(cpu_pct=50)
+
+    record = run_comparison(rig, throttle)
+    conditions = record["conditions"]
+    assert conditions["cpuThrottledS"] == pytest.approx(3.0, abs=1.1)
+    assert conditions["peakCpuTemperatureC"] == 60.0 and conditions["cpuFrequencyPct"] == 50.0
+    assert conditions["contentionPct"] is None and "contentionPct" in conditions["unavailable"]  # no pids
+    assert record["fair"] is False and any(r.startswith("cpu throttled") for r in record["unfairReasons"])
+    for _ in range(11):  # a second without throttling: the once-a-second reading of the last one is carried
+        rig.tick(cpu_pct=50)  # to the ticks of the next second (docs/conditions.md)
+    quiet = run_comparison(rig, lambda: [rig.tick(cpu_pct=50) for _ in range(20)])
+    assert quiet["unfairReasons"] == [] and quiet["fair"] is True, quiet["unfairReasons"]
     rig.close()

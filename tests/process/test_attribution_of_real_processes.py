@@ -75,6 +75,13 @@ def test_a_burner_gets_most_of_the_cpu_energy_against_a_sleeper(tmp_path, two_pr
         assert record["carbonKg"] > 0 or record["energyKwh"] == 0
     assert plain["attribution"] == "time_share" and plain["pids"] is None and plain["energyKwh"] > 0
     assert plain["energyByComponentKwh"] is None and plain["machineEnergyKwh"] is None
+    # contention: the sleeper's run had the machine busy with other work (the burner) the whole time
+    burner_run, sleeper_run = done
+    assert sleeper_run["conditions"]["contentionPct"] > 50 and sleeper_run["fair"] is False
+    assert any(reason.startswith("contention ") for reason in sleeper_run["unfairReasons"]), sleeper_run
+    assert burner_run["conditions"]["contentionPct"] < sleeper_run["conditions"]["contentionPct"]
+    assert plain["conditions"]["contentionPct"] is None  # without pids: unavailable, not guessed
+    assert "contentionPct" in plain["conditions"]["unavailable"]
 
 
 def test_gpu_share_of_real_processes_through_the_service(tmp_path, two_processes):

@@ -76,7 +76,9 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
             "get": {"summary": "Comparisons, newest first", "operationId": "listComparisons",
                     "parameters": [_query("status", "only this status", {"enum": list(STATUSES)}),
                                    _query("limit", f"1 to {MAX_LIMIT} (default 50)", limit),
-                                   _query("before", "the `next` cursor of the previous page", CURSOR)],
+                                   _query("before", "the `next` cursor of the previous page", CURSOR),
+                                   _query("fair", "true: only ended runs judged fair; false: only those judged "
+                                                  "unfair", {"enum": ["true", "false"]})],
                     "responses": {"200": _json(ref("ComparisonList"), "a page"), **_errors(400, 401)}},
             "post": {"summary": "Create a comparison", "operationId": "createComparison",
                      "requestBody": {"required": True, "content": {JSON: {"schema": ref("NewComparison")}}},

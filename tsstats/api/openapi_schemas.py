@@ -101,6 +101,15 @@ def _comparison_schema() -> dict[str, Any]:
                            "sciIncludes": TEXTS, "unavailable": TEXTS,
                            "methods": {"type": ["object", "null"]}, "estimated": TEXTS,
                            "grid": {"type": ["object", "null"]},
+                           "conditions": {"type": ["object", "null"], "description": "the run's conditions once "
+                                          "it has ended (docs/conditions.md)", "properties": {
+                               **{name: NULLABLE_NUMBER for name in (
+                                   "peakCpuTemperatureC", "peakGpuTemperatureC", "cpuThrottledS", "cpuFrequencyPct",
+                                   "swapInBytes", "stealPct", "contentionPct")},
+                               "unavailable": TEXTS, "limits": {"type": "object"}}},
+                           "fair": {"type": ["boolean", "null"], "description": "whether the run's conditions "
+                                    "made it a fair one to compare; null until it has ended"},
+                           "unfairReasons": TEXTS,
                            "phases": {"type": "array", "items": ref("Phase")}}}
 
 

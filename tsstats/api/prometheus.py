@@ -99,18 +99,23 @@ class FiguresCollector:
         comparisons.add_metric(["running"], f.comparisons.running)
         comparisons.add_metric(["completed"], f.comparisons.completed)
         yield comparisons
-        if f.gpus:
-            utilization = GaugeMetricFamily("tsstats_gpu_utilization_ratio", "NVML utilization per GPU.",
-                                            labels=["gpu", "name"])
-            power = GaugeMetricFamily("tsstats_gpu_power_watts", "NVML power per GPU.", labels=["gpu", "name"])
-            for gpu in f.gpus:
-                labels = [str(gpu.index), gpu.name]
-                if math.isfinite(gpu.utilization_pct):
-                    utilization.add_metric(labels, gpu.utilization_pct / 100)
-                if math.isfinite(gpu.power_w):
-                    power.add_metric(labels, gpu.power_w)
-            yield utilization
-            yield power
+        yield from gpu_families(f)
+
+
+def gpu_families(f: Figures) -> Iterator[Metric]:
+    if not f.gpus:
+        return
+    utilization = GaugeMetricFamily("tsstats_gpu_utilization_ratio", "NVML utilization per GPU.",
+                                    labels=["gpu", "name"])
+    power = GaugeMetricFamily("tsstats_gpu_power_watts", "NVML power per GPU.", labels=["gpu", "name"])
+    for gpu in f.gpus:
+        labels = [str(gpu.index), gpu.name]
+        if math.isfinite(gpu.utilization_pct):
+            utilization.add_metric(labels, gpu.utilization_pct / 100)
+        if math.isfinite(gpu.power_w):
+            power.add_metric(labels, gpu.power_w)
+    yield utilization
+    yield power
 
 
 def _finite(family: GaugeMetricFamily | CounterMetricFamily, values: list[tuple[list[str], float]]

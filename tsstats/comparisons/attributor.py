@@ -126,7 +126,9 @@ class Attributor:
         tracked.attributed = replace(
             before, cpu_j=before.cpu_j + cpu_j, gpu_j=before.gpu_j + gpu_j, mem_j=before.mem_j + mem_j,
             joule_g_per_kwh=before.joule_g_per_kwh + (cpu_j + gpu_j + mem_j) * intensity,
-            gpu_method=method if uses else before.gpu_method)
+            gpu_method=method if uses else before.gpu_method,
+            tree_cpu=before.tree_cpu + max(tree.cpu_ticks - tracked.tree_ticks, 0.0),
+            busy_cpu=before.busy_cpu + max(machine.busy_ticks - tracked.busy_ticks, 0.0))
         tracked.energy, tracked.busy_ticks, tracked.tree_ticks = energy, machine.busy_ticks, tree.cpu_ticks
         tracked.alive = tree.running
 

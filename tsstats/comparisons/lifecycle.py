@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from tsstats.comparisons import phases, records
 from tsstats.comparisons.attributor import Attributor
+from tsstats.comparisons.conditions import run_conditions
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.records import Finish
 from tsstats.comparisons.stats import ComparisonTracker
@@ -27,8 +29,8 @@ from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, NewCompar
 from tsstats.core.inputs import InputError
 from tsstats.core.settings import Settings
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
-from tsstats.figures import formulas, sci
-from tsstats.figures.attribution import MachineJoules
+from tsstats.figures import fairness, formulas, sci
+from tsstats.figures.attribution import Attributed, MachineJoules
 from tsstats.figures.grid import GridIntensity
 from tsstats.figures.methods import Method, Methods
 from tsstats.figures.moment import ComparisonFigures
@@ -121,6 +123,7 @@ class ComparisonLife:
         if started_ms is None:
             return Finish(0.0, 0.0, finished_ms, accounting=self._accounting(0.0, 0.0))
         until_ms = max(now_ms, started_ms)
+        judged, fair = self._judge(con, started_ms, until_ms, attributed)
         pue = self.settings.pue
         if pids:
             attributed = attributed or records.attribution_loaded(con, comparison_id)
@@ -143,7 +146,16 @@ class ComparisonLife:
             embodied = sci.embodied_g(self.settings.embodied_kg, self.settings.lifetime_years,
                                       (finished_ms - started_ms) / 1000.0, energy_j / machine_j if machine_j else 0.0)
         return Finish(energy_kwh, carbon_kg, finished_ms, formulas.kwh(machine_j * pue) if pids else None,
-                      attributed if pids else None, embodied, self._accounting(energy_kwh, carbon_kg))
+                      attributed if pids else None, embodied, self._accounting(energy_kwh, carbon_kg), judged, fair)
+
+    def _judge(self, con: Connection, from_ms: int, to_ms: int, attributed: Attributed | None) -> tuple[str, bool]:
+        """A run's conditions over its window and whether it was fair (JSON for the record, and the verdict);
+        contention only where its processes were followed in this process's life (not guessed otherwise)."""
+        limit = self.settings.contention_limit_pct
+        contention = fairness.contention_pct(attributed.tree_cpu, attributed.busy_cpu) if attributed else math.nan
+        found = run_conditions(con, self.pending(), from_ms, to_ms, contention)
+        reasons = fairness.unfair_reasons(found, limit)
+        return json.dumps({"conditions": found.as_dict(limit), "unfairReasons": reasons}), not reasons
 
     def _accounting(self, energy_kwh: float, carbon_kg: float) -> str:
         """How a run's figures were obtained: each component's method, the estimated ones, the grid used."""

@@ -18,13 +18,15 @@ from tsstats.storage.sql import Connection, first
 
 RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms, accuracy, speed, latency_ms, "
                   "error, metadata, energy_kwh, carbon_kg, pids, gpu_share, machine_kwh, "
-                  "attributed_cpu_j, attributed_gpu_j, attributed_mem_j, items, embodied_g, accounting")
+                  "attributed_cpu_j, attributed_gpu_j, attributed_mem_j, items, embodied_g, accounting, conditions, "
+                  "fair")
 
 
 def record_from_row(row: tuple, phases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The API's record of a comparison (``phases``: its named windows, oldest first)."""
     (id_, name, models, status, created, started, finished, accuracy, speed, latency_ms, error, metadata, energy,
-     carbon, pids, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j, items, embodied, accounting) = row
+     carbon, pids, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j, items, embodied, accounting, conditions, fair) = row
+    judged = json.loads(conditions) if conditions else None
     by_component = None
     if pids and energy is not None and status in FINISHED:
         given = (cpu_j or 0.0) + (gpu_j or 0.0) + (mem_j or 0.0)
@@ -51,6 +53,9 @@ def record_from_row(row: tuple, phases: list[dict[str, Any]] | None = None) -> d
         "machineEnergyKwh": machine_kwh,
         "energyByComponentKwh": by_component,
         **run_figures(started, finished, energy, carbon, items, embodied, accounting),
+        "conditions": judged["conditions"] if judged else None,
+        "fair": fair,
+        "unfairReasons": judged["unfairReasons"] if judged else [],
         "phases": phases or [],
     }
 
@@ -114,6 +119,8 @@ class Finish:
     attributed: Attributed | None = None
     embodied_g: float | None = None
     accounting: str | None = None  # JSON: the method of each component, the estimated ones, the grid used
+    conditions: str | None = None  # JSON: {"conditions", "unfairReasons"} (figures.fairness)
+    fair: bool | None = None
 
 
 def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, now_ms: int,
@@ -128,11 +135,13 @@ def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, 
         f"speed = coalesce(?, speed), latency_ms = coalesce(?, latency_ms), error = coalesce(?, error), "
         f"energy_kwh = coalesce(?, energy_kwh), carbon_kg = coalesce(?, carbon_kg), pids = coalesce(?, pids), "
         f"machine_kwh = coalesce(?, machine_kwh), items = coalesce(?, items), embodied_g = coalesce(?, embodied_g), "
-        f"accounting = coalesce(?, accounting), metadata = coalesce(?, metadata), {_ATTRIBUTED_SET} "
+        f"accounting = coalesce(?, accounting), metadata = coalesce(?, metadata), "
+        f"conditions = coalesce(?, conditions), fair = coalesce(?, fair), {_ATTRIBUTED_SET} "
         f"WHERE id = ? RETURNING {RECORD_COLUMNS}",
         [update.status, started, finished, update.accuracy, update.speed, update.latency_ms, update.error,
          finish.energy_kwh, finish.carbon_kg, pids, finish.machine_kwh, update.items, finish.embodied_g,
-         finish.accounting, update.metadata, *_attributed_values(finish.attributed), comparison_id]).fetchall())
+         finish.accounting, update.metadata, finish.conditions, finish.fair, *_attributed_values(finish.attributed),
+         comparison_id]).fetchall())
     return record_from_row(row, phases_of(con, [comparison_id]).get(comparison_id))
 
 
@@ -181,6 +190,9 @@ def list_comparisons(con: Connection, query: ListQuery) -> dict[str, Any]:
     if query.before is not None:
         conditions.append("id < ?")
         params.append(query.before)
+    if query.fair is not None:
+        conditions.append("fair = ?")
+        params.append(query.fair)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = con.execute(f"SELECT {RECORD_COLUMNS} FROM comparisons {where} ORDER BY id DESC LIMIT ?",
                        params + [query.limit + 1]).fetchall()

@@ -181,12 +181,14 @@ class ListQuery:
     status: str | None
     limit: int
     before: int | None
+    fair: bool | None = None
 
 
-def validate_list_query(args: dict[str, list[str]], allowed: tuple[str, ...] = ("status", "limit", "before")
-                        ) -> ListQuery:
+def validate_list_query(args: dict[str, list[str]],
+                        allowed: tuple[str, ...] = ("status", "limit", "before", "fair")) -> ListQuery:
     """A page of a list: ``limit`` (1 to 500, default 50), ``before`` (the previous page's ``next``) and, for
-    comparisons, ``status``."""
+    comparisons, ``status`` and ``fair`` (``true``: the finished runs judged fair; ``false``: those judged
+    unfair)."""
     values = single_values(args, allowed)
     status = values.get("status")
     if status is not None and status not in STATUSES:
@@ -202,7 +204,12 @@ def validate_list_query(args: dict[str, list[str]], allowed: tuple[str, ...] = (
         before = parse_comparison_id(values["before"])
         if before is None:
             raise InputError("before must be the cursor from a previous page's next", field="before")
-    return ListQuery(status=status, limit=limit, before=before)
+    fair = None
+    if "fair" in values:
+        if values["fair"] not in ("true", "false"):
+            raise InputError("fair must be true or false", field="fair")
+        fair = values["fair"] == "true"
+    return ListQuery(status=status, limit=limit, before=before, fair=fair)
 
 
 def page_answer(items: list[dict[str, Any]], fetched: int) -> dict[str, Any]:

@@ -209,6 +209,8 @@ class Settings:
                                    "int", 8, 1_000_000)
     request_timeout: float = setting(10.0, "the most time to receive a request's head and body, in total (408 after)",
                                      "duration", 1, 600)
+    contention_limit_pct: float = setting(10.0, "a run is unfair when other processes took more than this share "
+                                          "of the busy CPU time (or a hypervisor's steal did)", "float", 0, 100)
     max_tracked_trees: int = setting(32, "different process trees (the pids comparisons name) followed at once for "
                                      "per-process energy; a comparison naming one more is refused with 409",
                                      "int", 1, 4096)

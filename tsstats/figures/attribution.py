@@ -21,6 +21,8 @@ class Attributed:
     mem_j: float = 0.0
     joule_g_per_kwh: float = 0.0  # sum of joules x the grid's g/kWh at their time
     gpu_method: str | None = None  # "utilization" or "memory", once a GPU share was taken
+    tree_cpu: float = 0.0  # CPU time of its trees while followed (ticks), kept in memory only
+    busy_cpu: float = 0.0  # busy CPU time of the whole machine over the same reads
 
     @property
     def total_j(self) -> float:

@@ -1,0 +1,63 @@
+"""A finished run's conditions from the samples of its window (stored, and the ring's rows not stored yet):
+peak temperatures, throttled seconds, clock share, swap-in, steal; contention from its processes' CPU time
+(the attributor's). Runs on the writer thread at the run's end."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from tsstats.figures.fairness import RunConditions
+from tsstats.storage.rows import GPU_ROW, HOST_ROW
+from tsstats.storage.sql import Connection
+
+COLUMNS = ("ts_ms", "interval_s", "cpu_temp_c", "cpu_throttle_eps", "cpu_freq_pct", "swap_in_bps", "cpu_steal_pct")
+
+
+def window_columns(con: Connection, pending: dict[str, np.ndarray], from_ms: int, to_ms: int
+                   ) -> dict[str, np.ndarray]:
+    """The host columns of [from_ms, to_ms] in ring units, stored rows and pending ones together."""
+    select = ", ".join(HOST_ROW.sql(name) for name in COLUMNS)
+    rows = con.execute(f"SELECT {select} FROM samples WHERE ts_ms >= ? AND ts_ms <= ?", [from_ms, to_ms]).fetchnumpy()
+    stored = [np.asarray(np.ma.filled(np.ma.asarray(column).astype(float), np.nan)) for column in rows.values()]
+    out = {}
+    for i, name in enumerate(COLUMNS):
+        extra = np.asarray(pending.get(name, np.empty(0)), dtype=float)
+        if len(extra) and "ts_ms" in pending:
+            times = np.asarray(pending["ts_ms"], dtype=float)
+            extra = extra[(times >= from_ms) & (times <= to_ms)]
+        out[name] = np.concatenate([stored[i], extra])
+    return out
+
+
+def _max(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if len(finite) else math.nan
+
+
+def _mean(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else math.nan
+
+
+def _weighted_sum(values: np.ndarray, seconds: np.ndarray) -> float:
+    known = np.isfinite(values) & np.isfinite(seconds)
+    return float(np.sum(values[known] * seconds[known])) if known.any() else math.nan
+
+
+def run_conditions(con: Connection, pending: dict[str, np.ndarray], from_ms: int, to_ms: int,
+                   contention_pct: float) -> RunConditions:
+    columns = window_columns(con, pending, from_ms, to_ms)
+    seconds = columns["interval_s"]
+    throttle = columns["cpu_throttle_eps"]
+    known = np.isfinite(throttle)
+    throttled_s = float(np.sum(seconds[known & (throttle > 0)])) if known.any() else math.nan
+    gpu_temp = con.execute(f"SELECT max({GPU_ROW.sql('temp_c')}) FROM gpu_samples WHERE ts_ms >= ? AND ts_ms <= ?",
+                           [from_ms, to_ms]).fetchall()[0][0]
+    return RunConditions(
+        peak_cpu_temperature_c=_max(columns["cpu_temp_c"]),
+        peak_gpu_temperature_c=float(gpu_temp) if gpu_temp is not None else math.nan,
+        cpu_throttled_s=throttled_s, cpu_frequency_pct=_mean(columns["cpu_freq_pct"]),
+        swap_in_bytes=_weighted_sum(columns["swap_in_bps"], seconds), steal_pct=_mean(columns["cpu_steal_pct"]),
+        contention_pct=contention_pct)
