@@ -28,8 +28,10 @@ from tsstats.sampling.meter import current_methods
 from tsstats.sampling.publishing import Snapshot
 from tsstats.sampling.sampler import Sampler
 from tsstats.sources.advice import hardware_fixes
+from tsstats.storage.history_ring import PendingRows
 from tsstats.storage.record_room import GRID_ROW_BYTES, RECORD_ROW_BYTES
 from tsstats.storage.rollups import TierState
+from tsstats.storage.rows import GPU_ROW, HOST_ROW
 from tsstats.storage.sql import Connection
 from tsstats.storage.store import Store
 
@@ -138,6 +140,11 @@ class ServiceView:
     async def heavy_read(self, work: Callable[..., Any], *args: Any) -> Any:
         """A heavy read (history, reports, exports, backups): a few at once, ``ReadsBusy`` (503) beyond."""
         return await self._store.read(work, *args, heavy=True)
+
+    def pending_rows(self) -> PendingRows:
+        """The sample rows not stored yet, as the tables store them (any thread): history to the last tick."""
+        return PendingRows(host=HOST_ROW.to_stored(self._sampler.pending_columns()),
+                           gpu=GPU_ROW.to_stored(self._sampler.pending_gpu_columns()))
 
     def energy_between(self, con: Connection, from_ms: float, to_ms: float) -> EnergySums:
         """Energy over [from_ms, to_ms) from stored rows and those still in memory (a read, any thread)."""

@@ -63,8 +63,32 @@ def _segments(rng: np.random.Generator, n: int, rate_per_row: float, min_len: in
     return mask
 
 
+def synth_conditions(rng: np.random.Generator, cpu: np.ndarray, activity: np.ndarray, read: np.ndarray
+                     ) -> dict[str, np.ndarray]:
+    """The conditions' columns (read once a second, carried between), at their sensors' resolution: CPU time by
+    kind and pressure follow the load, the clock and the package's heat follow it too, disks move with
+    activity, swap stays still and nothing throttles."""
+    n = len(cpu)
+    user = cpu * 0.8
+    clock = np.round(800.0 + 3200.0 * np.clip(cpu / 60.0, 0.0, 1.0))
+    values = {
+        "cpu_user_pct": user, "cpu_system_pct": cpu - user, "cpu_iowait_pct": rng.exponential(0.3, n),
+        "cpu_steal_pct": np.zeros(n), "psi_cpu_pct": np.round(np.clip(cpu - 50.0, 0.0, None) * 0.5, 2),
+        "psi_memory_pct": np.zeros(n), "psi_io_pct": np.round(rng.exponential(0.1, n), 2),
+        "swap_used_bytes": np.full(n, 64.0 * 1048576), "swap_in_bps": np.zeros(n), "swap_out_bps": np.zeros(n),
+        "disk_read_bps": np.round(rng.lognormal(8.0 + 3.0 * activity, 1.5)),
+        "disk_write_bps": np.round(rng.lognormal(9.0 + 2.0 * activity, 1.5)),
+        "disk_read_ops": np.round(rng.exponential(2.0 + 20.0 * activity), 2),
+        "disk_write_ops": np.round(rng.exponential(5.0 + 20.0 * activity), 2),
+        "fs_used_pct": np.full(n, 41.3), "cpu_temp_c": np.round(38.0 + 0.45 * cpu),
+        "cpu_core_temp_c": np.round(40.0 + 0.5 * cpu), "cpu_freq_mhz": clock, "cpu_freq_min_mhz": np.full(n, 800.0),
+        "cpu_freq_pct": np.round(100.0 * clock / 4000.0, 1), "cpu_throttle_eps": np.zeros(n),
+    }
+    return {name: column[read] for name, column in values.items()}
+
+
 def synth_chunk(rng: np.random.Generator, ts_ms: np.ndarray, hz: float, gpus: int, machine: Machine,
-                state: dict) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                state: dict, conditions: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Ring columns for the samples at ``ts_ms`` (and per-GPU columns), continuing ``state``."""
     n = len(ts_ms)
     interval = 1.0 / hz
@@ -92,6 +116,8 @@ def synth_chunk(rng: np.random.Generator, ts_ms: np.ndarray, hz: float, gpus: in
                    load1=np.round(load, 2), logical_cpus=np.full(n, machine.logical_cpus), tcp_estab=tcp,
                    rx_bps=np.round(rx), tx_bps=np.round(tx), latency_ms=latency, cpu_j=cpu_w * interval,
                    mem_j=np.full(n, memory_w * interval), methods=np.zeros(n))
+    if conditions:
+        columns.update(synth_conditions(rng, cpu, activity, read))
     gpu_columns = empty_columns(GPU_ROW, 0)
     if gpus:
         jobs = _segments(rng, n, 1.0 / (4 * 3600 * hz), int(600 * hz), int(3 * 3600 * hz))
@@ -119,8 +145,9 @@ def synth_chunk(rng: np.random.Generator, ts_ms: np.ndarray, hz: float, gpus: in
 
 
 def synthesize(store: Store, days: float, hz: float, gpus: int = 0, end_s: float | None = None, seed: int = 1,
-               progress: Callable[[float, int], None] | None = None) -> int:
-    """Write ``days`` of samples at ``hz`` ending at ``end_s`` (default now); returns the samples written."""
+               progress: Callable[[float, int], None] | None = None, conditions: bool = True) -> int:
+    """Write ``days`` of samples at ``hz`` ending at ``end_s`` (default now); returns the samples written.
+    ``conditions=False`` leaves the conditions' columns empty (as a version before them wrote)."""
     end_ms = (time.time() if end_s is None else end_s) * 1000.0
     start_ms = end_ms - days * 86_400_000.0
     newest = first(store.writer.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
@@ -142,7 +169,7 @@ def synthesize(store: Store, days: float, hz: float, gpus: int = 0, end_s: float
         ts = np.arange(chunk_start, chunk_end, step_ms)
         ts = np.round(ts)
         if len(ts):
-            columns, gpu_columns = synth_chunk(rng, ts, hz, gpus, machine, state)
+            columns, gpu_columns = synth_chunk(rng, ts, hz, gpus, machine, state, conditions)
             write_batch(store, rollups, columns, gpu_columns if gpus else None, None,
                         {"first_sample_ms": repr(float(first_ms))} if first_ms is not None else None)
             first_ms = None

@@ -250,3 +250,8 @@ class Sampler:
         """The sample rows not yet stored, by ring column (any thread)."""
         ring = self.parts.ring
         return ring.columns_of(ring.pending())
+
+    def pending_gpu_columns(self) -> dict[str, np.ndarray]:
+        """The per-GPU rows not yet stored, by ring column (any thread)."""
+        ring = self.parts.gpu_ring
+        return ring.columns_of(ring.pending())

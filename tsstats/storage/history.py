@@ -30,6 +30,7 @@ from tsstats.storage.catalog import (
     gpu_metric,
 )
 from tsstats.storage.energy_sql import retained_energy
+from tsstats.storage.history_ring import PendingRows, registered
 from tsstats.storage.sql import Connection
 
 MAX_POINTS = 11_000
@@ -240,8 +241,10 @@ def tier_plan(tier: str, begin: int, end: int, minutes_until: int, hours_until: 
     return plan
 
 
-def run_history(con: Connection, query: HistoryQuery, minutes_until: int | None, hours_until: int | None) -> dict:
-    """The answer of ``GET /api/history`` as a dict (arrays as lists, None for empty buckets)."""
+def run_history(con: Connection, query: HistoryQuery, minutes_until: int | None, hours_until: int | None,
+                pending: PendingRows | None = None) -> dict:
+    """The answer of ``GET /api/history`` as a dict (arrays as lists, None for empty buckets); ``pending``: the
+    rows not stored yet, read beside the stored ones (``history_ring``)."""
     buckets = query.buckets
     end = query.start_ms + buckets * query.step_ms
     begin = query.start_ms
@@ -255,13 +258,16 @@ def run_history(con: Connection, query: HistoryQuery, minutes_until: int | None,
     groups = [(host, "samples", "rollup_1m", "rollup_1h")]
     groups += [([s for s in query.series if s.gpu == g], "gpu_samples", "gpu_rollup_1m", "gpu_rollup_1h")
                for g in gpus]
-    for group, raw_table, minute_table, hour_table in groups:
-        tables = {"1h": hour_table, "1m": minute_table, "raw": raw_table}
-        pieces = [(tables[level], level == "raw", low, high)
-                  for level, low, high in tier_plan(query.tier, begin, end, minutes, hours)]
-        for first_series in range(0, len(group), SERIES_PER_STATEMENT):
-            _read_group(con, query, pieces, group[first_series:first_series + SERIES_PER_STATEMENT], partials,
-                        energy, rows)
+    with registered(con, pending) as rings:
+        for group, raw_table, minute_table, hour_table in groups:
+            tables = {"1h": hour_table, "1m": minute_table, "raw": raw_table}
+            pieces = [(tables[level], level == "raw", low, high)
+                      for level, low, high in tier_plan(query.tier, begin, end, minutes, hours)]
+            pieces += [(rings[raw_table], True, low, high) for table, _, low, high in pieces
+                       if table == raw_table and raw_table in rings]
+            for first_series in range(0, len(group), SERIES_PER_STATEMENT):
+                _read_group(con, query, pieces, group[first_series:first_series + SERIES_PER_STATEMENT], partials,
+                            energy, rows)
     series_out: dict[str, dict[str, list]] = {}
     for series in query.series:
         if series.energy is None:

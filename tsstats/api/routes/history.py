@@ -68,7 +68,8 @@ def add_routes(router: Router, view: ServiceView) -> None:
         tiers = view.tiers()
 
         def answered(con: Connection) -> HTTPResponse:  # rendered on the read thread: megabytes of JSON or CSV
-            answer = history.run_history(con, query, tiers.minutes_until, tiers.hours_until)  # would hold the loop
+            answer = history.run_history(con, query, tiers.minutes_until, tiers.hours_until,  # would hold the loop
+                                         view.pending_rows())
             if query.format == "csv":
                 return raw(history.to_csv(answer, query.aggregates).encode(),
                            content_type="text/csv; charset=utf-8", headers=NO_STORE)
