@@ -63,6 +63,22 @@ def test_latency_monitor_median_and_window():
     assert math.isnan(monitor.median_ms())
 
 
+def test_latency_polls_back_off_while_there_is_nothing_to_measure():
+    class Reader:
+        name = "test"
+        values = [[], [], [], [], [], [5.0], []]
+
+        def read(self):
+            return self.values.pop(0)
+
+    monitor = LatencyMonitor(Reader(), interval_s=2.0)
+    waits = []
+    for _ in range(7):
+        monitor.poll_once()
+        waits.append(monitor.wait_s)
+    assert waits == [4.0, 8.0, 16.0, 16.0, 16.0, 2.0, 4.0]  # found a round trip: back to every 2 s
+
+
 # -- NVML -----------------------------------------------------------------------------------------------
 def test_nvml_missing_driver_means_no_gpu():
     reader = NvmlReader(fake_nvml(None, init_fails=True))

@@ -153,9 +153,9 @@ def aggregate_parts(metric: Metric, from_raw: bool) -> dict[str, str]:
     (``samples``/``gpu_samples``) or by merging finer rollup rows."""
     if from_raw:
         e = f"({metric.expression})"
-        return {"min": f"min({e})", "max": f"max({e})", "sum": f"sum({e})", "n": f"count({e})",
-                "last": f"arg_max({e}, ts_ms) FILTER (WHERE {e} IS NOT NULL)",
-                "last_time": f"max(ts_ms) FILTER (WHERE {e} IS NOT NULL)"}
+        known_time = f"CASE WHEN {e} IS NOT NULL THEN ts_ms END"  # arg_max skips a NULL key: half the planning
+        return {"min": f"min({e})", "max": f"max({e})", "sum": f"sum({e})", "n": f"count({e})",  # of a FILTER
+                "last": f"arg_max({e}, {known_time})", "last_time": f"max({known_time})"}
     s = metric.stem
     return {"min": f"min({s}_min)", "max": f"max({s}_max)", "sum": f"sum({s}_sum)", "n": f"sum({s}_n)",
             "last": f"arg_max({s}_last, bucket_ms) FILTER (WHERE {s}_last IS NOT NULL)",
