@@ -48,8 +48,11 @@ from tsstats.sampling.publishing import StatsPublisher
 from tsstats.sampling.reading import Clocks, Sources, TickReader
 from tsstats.sampling.ring import Ring
 from tsstats.sampling.sampler import STALL_S, Sampler, SamplerParts, ring_capacity
+from tsstats.sources.amdsmi_reader import AmdSmiReader
 from tsstats.sources.conditions import ConditionsReader, ProcfsConditions, PsutilConditions
 from tsstats.sources.cpu_model import count_dimms, match_tdp
+from tsstats.sources.gpu import GpuReader
+from tsstats.sources.gpus import AllGpus
 from tsstats.sources.host import HostReader
 from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
 from tsstats.sources.names import machine_names
@@ -160,16 +163,26 @@ class Readers:
 
     host: HostReader
     logical_cpus: int
-    gpu: NvmlReader
+    gpu: GpuReader
     meter: PowerMeter
     dimms_known: bool
 
 
-def open_readers(settings: Settings, nvml: Any = None, sys_root: str = "/sys") -> Readers:
+def open_gpus(nvml: Any = None, amdsmi: Any = None) -> AllGpus:
+    """NVIDIA GPUs through NVML, then AMD GPUs through AMD SMI, started; ``nvml`` or ``amdsmi`` (fakes) given
+    alone read that library alone: a test's GPUs are its fake's whatever the machine has."""
+    readers: list[GpuReader] = [NvmlReader(nvml)] if nvml is not None or amdsmi is None else []
+    if amdsmi is not None or nvml is None:
+        readers.append(AmdSmiReader(amdsmi))
+    gpus = AllGpus(readers)
+    gpus.start()
+    return gpus
+
+
+def open_readers(settings: Settings, nvml: Any = None, sys_root: str = "/sys", amdsmi: Any = None) -> Readers:
     host = open_host_reader(settings.proc_root)
     logical_cpus = host.read_fast().logical_cpus
-    gpu = NvmlReader(nvml)
-    gpu.start()
+    gpu = open_gpus(nvml, amdsmi)
     rapl = RaplReader(settings.powercap_root).discover()
     tdp = match_tdp(host.cpu_model(), logical_cpus)
     dimms = settings.dimm_count if settings.dimm_count is not None else count_dimms(sys_root)

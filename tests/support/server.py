@@ -23,9 +23,10 @@ def free_port() -> int:
 
 
 def fake_hardware_env(gpus: list[dict] | None = None) -> dict[str, str]:
-    """Environment for a process that must see the fake pynvml (``gpus``, default none) instead of the host's."""
+    """Environment for a process that must see the fake pynvml (``gpus``, default none) and a fake AMD SMI with
+    no GPU instead of the host's."""
     path = os.pathsep.join(filter(None, [str(FAKE_MODULES), os.environ.get("PYTHONPATH")]))
-    return {"PYTHONPATH": path, "FAKE_NVML_GPUS": json.dumps(gpus or [])}
+    return {"PYTHONPATH": path, "FAKE_NVML_GPUS": json.dumps(gpus or []), "FAKE_AMDSMI_GPUS": "[]"}
 
 
 class ServerProcess:

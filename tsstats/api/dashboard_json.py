@@ -109,7 +109,7 @@ def render_meta(f: Figures, settings: Settings, unavailable: list[str]) -> dict[
             "system": f.system_source,
             "conditions": {group: source or "unavailable" for group, source in f.condition_sources},
             "networkLatency": f.latency_source,
-            "gpu": "nvml" if f.gpus else "absent",
+            "gpu": "+".join(dict.fromkeys(gpu.library for gpu in f.gpus)) or "absent",
             "cpuPower": f.methods.cpu.value,
             "memoryPower": f.methods.memory.value,
             "gpuPower": f.methods.gpu.value,
@@ -124,7 +124,7 @@ def render_meta(f: Figures, settings: Settings, unavailable: list[str]) -> dict[
         "service": {"windowS": service.window_s, "requests": service.requests,
                     "meanResponseMs": round(service.mean_ms, 3),
                     "serverErrorPct": round(service.server_error_pct, 3)},
-        "gpus": [{"index": gpu.index, "name": gpu.name, "unsupported": list(gpu.unsupported),
+        "gpus": [{"index": gpu.index, "name": gpu.name, "library": gpu.library, "unsupported": list(gpu.unsupported),
                   "utilization": _optional(gpu.utilization_pct), "powerW": _optional(gpu.power_w)}
                  for gpu in f.gpus],
         "unavailable": unavailable,

@@ -15,7 +15,8 @@ from tsstats.assembly import (
     open_readers,
 )
 from tsstats.core.settings import Settings
-from tsstats.sources.advice import hardware_fixes
+from tsstats.sources.advice import LIBRARIES, hardware_fixes
+from tsstats.sources.gpu_vendors import INTEL_REASON, unread_gpus
 
 
 def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys") -> dict[str, Any]:
@@ -27,7 +28,7 @@ def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys
     if has_gpu:
         readings = gpu.read()
         for info, gpu_reading in zip(gpu.gpus, readings, strict=False):
-            gpus.append({"index": info.index, "name": info.name, "ok": gpu_reading.ok,
+            gpus.append({"index": info.index, "name": info.name, "library": info.library, "ok": gpu_reading.ok,
                          "energyCounter": "energy" not in info.unsupported,
                          "power": "power" not in info.unsupported,
                          "unsupported": sorted(info.unsupported)})
@@ -54,7 +55,9 @@ def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys
             "memoryMethod": meter.memory_method,
         },
         "memory": {"dimms": meter.dimms if readers.dimms_known else None, "modelW": meter.memory_model_w},
-        "nvml": {"available": has_gpu, "driver": gpu.driver_version, "error": gpu.error or None, "gpus": gpus},
+        "gpu": {"available": has_gpu, "readers": gpu.name, "driver": gpu.driver_version, "error": gpu.error or None,
+                "gpus": gpus, "notRead": [{"device": device, "vendor": vendor, "reason": INTEL_REASON}
+                                          for device, vendor in unread_gpus(sys_root)]},
         "conditions": {"reader": conditions.name,
                        "sources": {group: source or "unavailable" for group, source in condition_sources.items()}},
         "networkLatency": {"kernelRtt": kernel_rtt_readable(), "targets": list(settings.latency_targets)},
@@ -70,7 +73,7 @@ def run_check(settings: Settings, as_json: bool) -> int:
     if as_json:
         print(json.dumps(report, indent=2))
         return 0
-    cpu, rapl, nvml = report["cpu"], report["rapl"], report["nvml"]
+    cpu, rapl, gpu_report = report["cpu"], report["rapl"], report["gpu"]
     lines = [
         f"CPU          {cpu['model'] or 'unknown model'}, {cpu['logicalCpus']} logical CPUs (read through "
         f"{report['system']})",
@@ -83,13 +86,16 @@ def run_check(settings: Settings, as_json: bool) -> int:
     ]
     for entry in rapl["unreadable"]:
         lines.append(f"RAPL         {entry['domain']} unreadable: {entry['error']}")
-    if nvml["available"]:
-        lines.append(f"NVML         driver {nvml['driver']}, {len(nvml['gpus'])} GPU(s)")
-        for gpu in nvml["gpus"]:
-            lines.append(f"  GPU {gpu['index']}      {gpu['name']}: energy counter "
+    if gpu_report["available"]:
+        lines.append(f"GPUs         {len(gpu_report['gpus'])} through {gpu_report['readers']} (driver "
+                     f"{gpu_report['driver'] or 'unknown'})")
+        for gpu in gpu_report["gpus"]:
+            lines.append(f"  GPU {gpu['index']}      {gpu['name']} ({LIBRARIES[gpu['library']]}): energy counter "
                          f"{'yes' if gpu['energyCounter'] else 'no'}, power {'yes' if gpu['power'] else 'no'}")
     else:
-        lines.append(f"NVML         none ({nvml['error']})")
+        lines.append(f"GPUs         none ({gpu_report['error']})")
+    for other in gpu_report["notRead"]:
+        lines.append(f"  {other['vendor']} GPU {other['device']} not read: {other['reason']}")
     conditions = report["conditions"]["sources"]
     read = [f"{group} ({source})" for group, source in conditions.items() if source != "unavailable"]
     missing = [group for group, source in conditions.items() if source == "unavailable"]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 
 from tsstats.core.inputs import InputError
 from tsstats.figures.attribution import Attributed, MachineJoules, gpu_share, share
-from tsstats.sources.nvml import NvmlReader, ProcessGpuUse
+from tsstats.sources.gpu import GpuReader, ProcessGpuUse
 from tsstats.sources.processes import MachineUsage, ProcessTrees, TreeUsage
 
 
@@ -44,7 +44,7 @@ class Tracked:
 class Attributor:
     """Per-process attribution for the windows that named processes (writer thread)."""
 
-    def __init__(self, trees: ProcessTrees, gpu: NvmlReader, intensity_at: Callable[[float], float],
+    def __init__(self, trees: ProcessTrees, gpu: GpuReader, intensity_at: Callable[[float], float],
                  energy_now: Callable[[], MachineJoules], energy_at_tick: Callable[[], MachineJoules],
                  max_trees: int):
         """``intensity_at(ts_ms)``: g/kWh; ``energy_now()``: the machine's energy to this instant (reads the

@@ -17,7 +17,7 @@ from tsstats.figures.energy import EnergyReport, EnergySums, Totals, report
 from tsstats.figures.grid import GridIntensity
 from tsstats.figures.methods import Methods
 from tsstats.sources.cpu_model import TdpMatch
-from tsstats.sources.nvml import GpuInfo, GpuReading
+from tsstats.sources.gpu import GpuInfo, GpuReading
 
 NAN = float("nan")
 LATENCY_WINDOW_S = 30
@@ -30,6 +30,7 @@ class GpuFigure:
     unsupported: tuple[str, ...]
     utilization_pct: float
     power_w: float
+    library: str = "nvml"  # the reader's: nvml or amdsmi
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ def compute_figures(*, settings: Settings, now_s: float, current: dict[str, np.n
     readings = {reading.index: reading for reading in gpu_readings}
     gpus = tuple(GpuFigure(info.index, info.name, tuple(sorted(info.unsupported)),
                            readings[info.index].utilization_pct if info.index in readings else NAN,
-                           readings[info.index].power_w if info.index in readings else NAN) for info in gpu_infos)
+                           readings[info.index].power_w if info.index in readings else NAN, info.library)
+                 for info in gpu_infos)
     return Figures(
         generated_ms=int(now_s * 1000),
         cpu_pct=formulas.finite_mean(current["cpu_pct"]),

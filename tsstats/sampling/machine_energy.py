@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 from tsstats.figures.attribution import MachineJoules
 from tsstats.sampling.meter import PowerMeter, PowerSample
-from tsstats.sources.nvml import NvmlReader
+from tsstats.sources.gpu import GpuReader
 
 
 class MachineEnergy:
-    def __init__(self, meter: PowerMeter, gpu: NvmlReader, monotonic: Callable[[], float]):
+    def __init__(self, meter: PowerMeter, gpu: GpuReader, monotonic: Callable[[], float]):
         self.meter = meter
         self.gpu = gpu
         self.monotonic = monotonic

@@ -17,7 +17,7 @@ from tsstats.figures.methods import (
 )
 from tsstats.figures.power_models import cpu_model_power_w, dimm_model_power_w
 from tsstats.sources.cpu_model import TdpMatch
-from tsstats.sources.nvml import GpuReading, NvmlReader
+from tsstats.sources.gpu import GpuReader, GpuReading
 from tsstats.sources.rapl import RaplReader
 
 NAN = float("nan")
@@ -36,7 +36,7 @@ class PowerSample:
     gpu_each_j: dict[int, float] = field(default_factory=dict)  # by GPU index
 
 
-def current_methods(meter: PowerMeter, gpu: NvmlReader) -> Methods:
+def current_methods(meter: PowerMeter, gpu: GpuReader) -> Methods:
     """How each component is measured now, from the meter and the NVML reader."""
     gpu_method = Method.ABSENT
     if gpu.gpus:

@@ -23,9 +23,9 @@ from tsstats.sampling.conditions_row import condition_values
 from tsstats.sampling.meter import PowerMeter, PowerSample
 from tsstats.sources.clocks import boot_clock
 from tsstats.sources.conditions import Conditions, ConditionsReader
+from tsstats.sources.gpu import GpuReader, GpuReading
 from tsstats.sources.host import CpuTimes, HostReader, SlowReading, cpu_busy_pct
 from tsstats.sources.latency import LatencyMonitor
-from tsstats.sources.nvml import GpuReading, NvmlReader
 
 log = logging.getLogger("tsstats.sampler")
 SLOW_READ_S = 1.0  # memory, load, TCP, network and the conditions: read once a second
@@ -45,7 +45,7 @@ class Sources:
     """The readers of this machine, opened and closed by the service."""
 
     host: HostReader
-    gpu: NvmlReader
+    gpu: GpuReader
     meter: PowerMeter
     latency: LatencyMonitor
     dimms_known: bool = True  # the DIMM count came from the system or a setting, not the model's assumption

@@ -12,38 +12,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-NAN = float("nan")
-
-
-@dataclass
-class GpuReading:
-    index: int
-    ok: bool = True
-    utilization_pct: float = NAN
-    memory_used_bytes: float = NAN
-    memory_total_bytes: float = NAN
-    power_w: float = NAN
-    energy_counter_j: float = NAN  # NVML's cumulative counter, in joules
-    temperature_c: float = NAN
-
-
-@dataclass(frozen=True)
-class ProcessGpuUse:
-    """What each process used of one GPU: SM utilization summed over NVML's samples ("utilization"), or bytes
-    of GPU memory held ("memory")."""
-
-    by_pid: dict[int, float]
-    method: str
-
-
-@dataclass
-class GpuInfo:
-    index: int
-    name: str
-    unsupported: set[str] = field(default_factory=set)
+from tsstats.sources.gpu import GpuInfo, GpuReading, ProcessGpuUse
 
 
 def _import_pynvml() -> Any:
@@ -59,10 +30,14 @@ def _text(value: Any) -> str:
 
 
 class NvmlReader:
-    """Per-GPU readings; ``nvml`` is the pynvml module or a stand-in with the same functions."""
+    """Per-GPU readings (``sources.gpu.GpuReader``); ``nvml`` is the pynvml module or a stand-in with the same
+    functions."""
 
-    def __init__(self, nvml: Any = None):
+    name = "nvml"
+
+    def __init__(self, nvml: Any = None, first_index: int = 0):
         self._nvml = nvml if nvml is not None else _import_pynvml()
+        self.first_index = first_index  # the index of this reader's first GPU
         self.gpus: list[GpuInfo] = []
         self._handles: list[Any] = []
         self.driver_version = ""
@@ -98,7 +73,7 @@ class NvmlReader:
             except Exception as error:
                 handle, name = None, f"unavailable ({error})"
             self._handles.append(handle)
-            self.gpus.append(GpuInfo(index=index, name=name))
+            self.gpus.append(GpuInfo(index=self.first_index + index, name=name))
         if not self.gpus:
             self.error = "NVML found no GPU"
         return bool(self.gpus)
@@ -128,7 +103,7 @@ class NvmlReader:
             return None
 
     def energy_supported(self, index: int) -> bool:
-        return "energy" not in self.gpus[index].unsupported
+        return "energy" not in self.gpus[index - self.first_index].unsupported
 
     def read(self) -> list[GpuReading]:
         nvml = self._nvml
@@ -161,7 +136,8 @@ class NvmlReader:
 
     def process_use(self, index: int) -> ProcessGpuUse | None:
         """Per-process use of GPU ``index`` since the last call; None when NVML gives neither measure."""
-        nvml, info, handle = self._nvml, self.gpus[index], self._handles[index]
+        local = index - self.first_index
+        nvml, info, handle = self._nvml, self.gpus[local], self._handles[local]
         if handle is None:
             return None
         if "process_utilization" not in info.unsupported:

@@ -1,0 +1,189 @@
+"""AMD GPUs through AMD SMI (``amdsmi``, the optional extra ``tsstats[amd]``); every AMD SMI quirk is kept here.
+
+- A missing library, ROCm or driver means "no AMD GPU", not an error (the import itself fails with OSError
+  when ``libamd_smi.so`` is missing, AttributeError when ROCm and amdsmi's versions differ).
+- A field a GPU does not give (``AMDSMI_STATUS_NOT_SUPPORTED``, or the value ``"N/A"``) is unavailable for
+  that GPU and not asked again; any other error marks that GPU failed for the tick and leaves the others.
+- Utilization: ``gfx_activity`` of ``amdsmi_get_gpu_activity`` (%). Memory: ``amdsmi_get_gpu_vram_usage``
+  (MiB). Power: ``current_socket_power`` of ``amdsmi_get_power_info`` (W), else ``average_socket_power``.
+  Temperature: the edge sensor (°C), else the hotspot.
+- Energy: ``amdsmi_get_energy_count``: ``energy_accumulator`` (``power`` before amdsmi 6.2.1) times
+  ``counter_resolution`` is microjoules since the driver loaded.
+- Per process: ``amdsmi_get_gpu_process_list`` gives the VRAM each process holds (``mem``), so the share of a
+  GPU is taken by memory, flagged as such (AMD SMI gives no per-process utilization samples).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tsstats.sources.gpu import GpuInfo, GpuReading, ProcessGpuUse
+
+NOT_SUPPORTED = 2  # AMDSMI_STATUS_NOT_SUPPORTED
+MIB = 1024 * 1024
+
+
+def _import_amdsmi() -> Any:
+    try:
+        import amdsmi  # type: ignore[import-not-found]
+    except (ImportError, OSError, AttributeError):
+        return None
+    return amdsmi
+
+
+class Unsupported(Exception):
+    """A value the library answered "N/A" for."""
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, str) or value is None:
+        raise Unsupported(value)
+    return float(value)
+
+
+class AmdSmiReader:
+    """Per-GPU readings (``sources.gpu.GpuReader``); ``amdsmi`` is the amdsmi module or a stand-in with the
+    same functions; indexes start at ``first_index``."""
+
+    name = "amdsmi"
+
+    def __init__(self, amdsmi: Any = None, first_index: int = 0):
+        self._amdsmi = amdsmi if amdsmi is not None else _import_amdsmi()
+        self.first_index = first_index
+        self.gpus: list[GpuInfo] = []
+        self._handles: list[Any] = []
+        self.driver_version = ""
+        self.error = ""
+        self.started = False
+
+    def start(self) -> bool:
+        smi = self._amdsmi
+        if smi is None:
+            self.error = "amdsmi is not installed (pip install 'tsstats[amd]', with ROCm)"
+            return False
+        try:
+            flags = getattr(getattr(smi, "AmdSmiInitFlags", None), "INIT_AMD_GPUS", None)
+            smi.amdsmi_init(flags) if flags is not None else smi.amdsmi_init()
+        except Exception as error:  # AmdSmiLibraryException: no driver, no permission
+            self.error = f"AMD SMI unavailable: {error}"
+            return False
+        self.started = True
+        try:
+            version = smi.amdsmi_get_gpu_driver_info(smi.amdsmi_get_processor_handles()[0])
+            self.driver_version = str(version.get("driver_version", ""))
+        except Exception:
+            self.driver_version = ""
+        try:
+            handles = list(smi.amdsmi_get_processor_handles())
+        except Exception as error:
+            self.error = f"AMD SMI cannot list GPUs: {error}"
+            return False
+        for offset, handle in enumerate(handles):
+            try:
+                name = str(smi.amdsmi_get_gpu_asic_info(handle).get("market_name") or "AMD GPU")
+            except Exception as error:
+                name = f"unavailable ({error})"
+            self._handles.append(handle)
+            self.gpus.append(GpuInfo(index=self.first_index + offset, name=name, library="amdsmi"))
+        if not self.gpus:
+            self.error = "AMD SMI found no GPU"
+        return bool(self.gpus)
+
+    def stop(self) -> None:
+        if self.started:
+            try:
+                self._amdsmi.amdsmi_shut_down()
+            except Exception:
+                pass
+            self.started = False
+
+    def _not_supported(self, error: Exception) -> bool:
+        if isinstance(error, Unsupported):
+            return True
+        code = getattr(error, "get_error_code", None)
+        return callable(code) and code() == NOT_SUPPORTED
+
+    def _field(self, info: GpuInfo, reading: GpuReading, name: str, read) -> float | None:
+        if name in info.unsupported:
+            return None
+        try:
+            return read()
+        except Exception as error:
+            if self._not_supported(error):
+                info.unsupported.add(name)
+            else:
+                reading.ok = False
+            return None
+
+    def energy_supported(self, index: int) -> bool:
+        return "energy" not in self.gpus[index - self.first_index].unsupported
+
+    def _power_w(self, handle: Any) -> float:
+        info = self._amdsmi.amdsmi_get_power_info(handle)
+        for key in ("current_socket_power", "average_socket_power"):
+            value = info.get(key)
+            if not isinstance(value, str) and value is not None:
+                return float(value)
+        raise Unsupported(info)
+
+    def _energy_j(self, handle: Any) -> float:
+        counts = self._amdsmi.amdsmi_get_energy_count(handle)
+        accumulated = counts.get("energy_accumulator", counts.get("power"))
+        return _number(accumulated) * _number(counts.get("counter_resolution")) / 1e6
+
+    def _temperature_c(self, handle: Any) -> float:
+        smi = self._amdsmi
+        kinds, metric = smi.AmdSmiTemperatureType, smi.AmdSmiTemperatureMetric.CURRENT
+        try:
+            return _number(smi.amdsmi_get_temp_metric(handle, kinds.EDGE, metric))
+        except Exception:  # no edge sensor on some data-centre GPUs: the hotspot
+            return _number(smi.amdsmi_get_temp_metric(handle, kinds.HOTSPOT, metric))
+
+    def read(self) -> list[GpuReading]:
+        smi = self._amdsmi
+        readings = []
+        for info, handle in zip(self.gpus, self._handles, strict=False):
+            reading = GpuReading(index=info.index)
+            activity = self._field(info, reading, "utilization",
+                                   lambda h=handle: _number(smi.amdsmi_get_gpu_activity(h).get("gfx_activity")))
+            if activity is not None:
+                reading.utilization_pct = activity
+            vram = self._field(info, reading, "memory", lambda h=handle: _number(
+                smi.amdsmi_get_gpu_vram_usage(h).get("vram_used")))
+            if vram is not None:
+                reading.memory_used_bytes = vram * MIB
+            power = self._field(info, reading, "power", lambda h=handle: self._power_w(h))
+            if power is not None:
+                reading.power_w = power
+            energy = self._field(info, reading, "energy", lambda h=handle: self._energy_j(h))
+            if energy is not None:
+                reading.energy_counter_j = energy
+            temperature = self._field(info, reading, "temperature", lambda h=handle: self._temperature_c(h))
+            if temperature is not None:
+                reading.temperature_c = temperature
+            readings.append(reading)
+        return readings
+
+    def process_use(self, index: int) -> ProcessGpuUse | None:
+        """The VRAM each process holds on GPU ``index``; None when AMD SMI cannot say."""
+        info = self.gpus[index - self.first_index]
+        handle = self._handles[index - self.first_index]
+        if "processes" in info.unsupported:
+            return None
+        try:
+            processes = self._amdsmi.amdsmi_get_gpu_process_list(handle)
+        except Exception as error:
+            if self._not_supported(error):
+                info.unsupported.add("processes")
+            return None
+        held: dict[int, float] = {}
+        for process in processes:
+            if not isinstance(process, dict):  # amdsmi before 6.1 lists handles, not the processes' info
+                try:
+                    process = self._amdsmi.amdsmi_get_gpu_process_info(handle, process)
+                except Exception:
+                    continue
+            pid, memory = process.get("pid"), process.get("mem")
+            if isinstance(pid, int) and isinstance(memory, (int, float)):
+                held[pid] = held.get(pid, 0.0) + float(memory)
+        return ProcessGpuUse(held, "memory")
