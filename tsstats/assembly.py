@@ -172,9 +172,7 @@ def open_gpus(nvml: Any = None, amdsmi: Any = None) -> AllGpus:
     """NVIDIA GPUs through NVML, then AMD GPUs through AMD SMI, started; ``nvml`` or ``amdsmi`` (fakes) given
     alone read that library alone: a test's GPUs are its fake's whatever the machine has."""
     readers: list[GpuReader] = [NvmlReader(nvml)] if nvml is not None or amdsmi is None else []
-    if amdsmi is not None or nvml is None:
-        readers.append(AmdSmiReader(amdsmi))
-    gpus = AllGpus(readers)
+    gpus = AllGpus(readers + ([AmdSmiReader(amdsmi)] if amdsmi is not None or nvml is None else []))
     gpus.start()
     return gpus
 
@@ -305,7 +303,8 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
     comparisons = ComparisonLife(attributor, ComparisonTracker(settings.activity_window),
                                  RunClock(clocks.monotonic, energy.now), settings, grid,
                                  lambda: ring.columns_of(ring.pending()),
-                                 lambda: current_methods(sources.meter, sources.gpu))
+                                 lambda: current_methods(sources.meter, sources.gpu),
+                                 lambda: gpu_ring.columns_of(gpu_ring.pending()))
     current = CurrentFigures(settings, store, sources, clocks, ring, reader, ledger, availability, comparisons, grid,
                              requests.summary)
     publisher = StatsPublisher(settings.update_interval, clocks.monotonic, current.compute,

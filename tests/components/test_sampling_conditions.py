@@ -7,6 +7,7 @@ import os
 
 import pytest
 from support.conditions import add_block, add_coretemp, add_cpus, diskstats_line, write_proc_conditions
+from support.nvml import FakeGpu, fake_nvml
 from support.sampler_rig import Rig
 
 from tsstats.comparisons.validation import ComparisonUpdate, NewComparison
@@ -133,4 +134,27 @@ def test_a_run_during_which_the_cpu_throttled_is_unfair(tmp_path, proc_root):
         rig.tick(cpu_pct=50)  # to the ticks of the next second (docs/conditions.md)
     quiet = run_comparison(rig, lambda: [rig.tick(cpu_pct=50) for _ in range(20)])
     assert quiet["unfairReasons"] == [] and quiet["fair"] is True, quiet["unfairReasons"]
+    rig.close()
+
+
+def test_a_run_during_which_a_gpu_throttled_names_the_reason(tmp_path, proc_root):
+    gpu = FakeGpu(util=90)
+    rig = Rig(tmp_path, proc_root, nvml=fake_nvml([gpu]))
+    for _ in range(11):
+        rig.tick(cpu_pct=50)
+
+    def heat():
+        gpu.throttle = 0x40 | 0x1  # HwThermalSlowdown (and GpuIdle, which is no throttling)
+        for _ in range(25):
+            rig.tick(cpu_pct=50)
+        gpu.throttle = 0
+
+    record = run_comparison(rig, heat)
+    conditions = record["conditions"]
+    assert conditions["gpuThrottledS"] == pytest.approx(2.5, abs=1.1)
+    assert conditions["gpuThrottleReasons"] == ["HwThermalSlowdown"]
+    assert any(r.startswith("gpu throttled") and "HwThermalSlowdown" in r for r in record["unfairReasons"])
+    rig.sampler.parts.flusher.flush()
+    rows = stored(rig, "SELECT max(sm_clock_mhz), max(fan_pct), bit_or(throttle_mask) FROM gpu_samples")
+    assert rows[0] == (1980, 40, 0x41)
     rig.close()

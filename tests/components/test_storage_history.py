@@ -35,7 +35,9 @@ def make_columns(ts: np.ndarray, rng: np.random.Generator) -> tuple[dict, dict]:
     columns["latency_ms"] = np.where(np.arange(n) % 20 == 0, np.round(rng.uniform(1, 50, n), 3), np.nan)
     util = np.round(rng.uniform(0, 100, n))
     gpu = {"ts_ms": ts, "gpu": np.zeros(n), "util_pct": util, "mem_used_bytes": np.full(n, 2.0**30),
-           "power_w": np.round(50 + util, 3), "temp_c": np.full(n, 60.0)}
+           "power_w": np.round(50 + util, 3), "temp_c": np.full(n, 60.0), "sm_clock_mhz": np.round(800 + util * 10),
+           "memory_clock_mhz": np.full(n, 2619.0), "fan_pct": np.full(n, np.nan),
+           "throttle_mask": np.where(util > 90, 4.0, 0.0)}
     columns["gpu_pct"] = util
     return columns, {name: gpu[name] for name in GPU_ROW.names}
 
@@ -121,6 +123,18 @@ def test_per_gpu_series_match_numpy(history_store):
     assert_series(answer["series"]["gpu0Usage"]["avg"], expected(ts, util, parsed.start_ms, HOUR_MS, 4, "avg"))
     ts, power = stored(store, "power_mw / 1000.0", "gpu_samples")
     assert_series(answer["series"]["gpu0Power"]["max"], expected(ts, power, parsed.start_ms, HOUR_MS, 4, "max"))
+
+
+def test_gpu_throttled_share_and_clocks_match_numpy(history_store):
+    store, rollups = history_store
+    parsed, answer = query(store, rollups, metrics="gpu0Throttled,gpu0SmClock", agg="avg,max", step="1m",
+                           **{"from": HOUR0 / 1000, "to": (HOUR0 + 190 * MINUTE_MS) / 1000})
+    ts, throttled = stored(store, "CASE WHEN throttle_mask & 4 <> 0 THEN 100.0 ELSE 0.0 END", "gpu_samples")
+    assert_series(answer["series"]["gpu0Throttled"]["avg"],
+                  expected(ts, throttled, parsed.start_ms, MINUTE_MS, parsed.buckets, "avg"))
+    ts, clock = stored(store, "sm_clock_mhz", "gpu_samples")
+    assert_series(answer["series"]["gpu0SmClock"]["max"],
+                  expected(ts, clock, parsed.start_ms, MINUTE_MS, parsed.buckets, "max"))
 
 
 def test_buckets_are_aligned_and_gaps_are_null(history_store):

@@ -17,7 +17,8 @@ class FakeNVMLError(Exception):
 
 class FakeGpu:
     def __init__(self, name="Fake GPU", util=50, mem_used=1 << 30, mem_total=8 << 30, power_mw=100_000,
-                 energy_mj=0, temperature=60, failing=False, unsupported=(), processes=None):
+                 energy_mj=0, temperature=60, failing=False, unsupported=(), processes=None, sm_clock=1980,
+                 mem_clock=2619, fan=40, throttle=0):
         """``processes``: {pid: (SM utilization %, GPU memory bytes)} running on this GPU."""
         self.processes = dict(processes or {})
         self.name = name
@@ -27,6 +28,7 @@ class FakeGpu:
         self.power_mw = power_mw
         self.energy_mj = energy_mj
         self.temperature = temperature
+        self.sm_clock, self.mem_clock, self.fan, self.throttle = sm_clock, mem_clock, fan, throttle
         self.failing = failing
         self.unsupported = set(unsupported)
         self.calls = {}
@@ -64,6 +66,11 @@ def fake_nvml(gpus: list[FakeGpu] | None, init_fails: bool = False) -> types.Sim
         nvmlDeviceGetPowerUsage=lambda g: g.value("power", g.power_mw),
         nvmlDeviceGetTotalEnergyConsumption=lambda g: g.value("energy", g.energy_mj),
         nvmlDeviceGetTemperature=lambda g, sensor: g.value("temperature", g.temperature),
+        NVML_CLOCK_SM=1, NVML_CLOCK_MEM=2,
+        nvmlDeviceGetClockInfo=lambda g, kind: g.value("sm_clock" if kind == 1 else "memory_clock",
+                                                      g.sm_clock if kind == 1 else g.mem_clock),
+        nvmlDeviceGetFanSpeed=lambda g: g.value("fan", g.fan),
+        nvmlDeviceGetCurrentClocksEventReasons=lambda g: g.value("throttle_reasons", g.throttle),
         NVML_ERROR_NOT_FOUND=6,
         nvmlDeviceGetProcessUtilization=lambda g, since: g.value("process_utilization", [
             types.SimpleNamespace(pid=pid, smUtil=sm, memUtil=0, timeStamp=since + 1)

@@ -49,6 +49,20 @@ def test_every_condition_by_the_conventions():
     assert series["tsstats_cpu_thermal_throttle_events_total"][()] == 7
 
 
+def test_gpu_clocks_fan_and_throttling():
+    from tsstats.api.prometheus import gpu_condition_families
+    from tsstats.figures.moment import GpuFigure
+    from tsstats.sources.gpu import GpuConditions
+
+    figures = type("F", (), {"gpus": (GpuFigure(0, "Fake H200", (), 90.0, 500.0),)})()
+    found = {0: GpuConditions(1980.0, 2619.0, NAN, float(0x40 | 0x1))}
+    families = {family.name: family for family in gpu_condition_families(figures, found)}
+    clocks = {sample.labels["domain"]: sample.value for sample in families["tsstats_gpu_clock_hertz"].samples}
+    assert clocks == {"sm": 1.98e9, "memory": 2.619e9}
+    assert families["tsstats_gpu_throttled"].samples[0].value == 1.0
+    assert "tsstats_gpu_fan_ratio" not in families  # passively cooled: no fan, no series
+
+
 def test_what_is_not_measured_is_left_out_not_zero():
     series = rendered(Conditions(
         kinds=CpuKinds(1.0, 1.0, 0.0, 0.0, 4.0), pressure_pct={"cpu": NAN, "memory": NAN, "io": NAN},

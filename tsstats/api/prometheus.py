@@ -25,6 +25,7 @@ from tsstats.core.units import JOULES_PER_KWH
 from tsstats.figures.energy import Totals
 from tsstats.figures.moment import Figures
 from tsstats.sources.conditions import Conditions
+from tsstats.sources.gpu import THROTTLED, GpuConditions
 from tsstats.storage.memory import DatabaseMemory
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format 0.0.4 of the contract
@@ -43,6 +44,7 @@ class Scrape:
     models: list[tuple[str, str, int, float]] = field(default_factory=list)  # (model, status, runs, J)
     database_memory: list[DatabaseMemory] = field(default_factory=list)
     conditions: Conditions | None = None  # the latest reading, counters as read
+    gpu_conditions: dict[int, GpuConditions] = field(default_factory=dict)  # clocks, fan, throttle, by GPU
 
 
 class FiguresCollector:
@@ -100,6 +102,7 @@ class FiguresCollector:
         comparisons.add_metric(["completed"], f.comparisons.completed)
         yield comparisons
         yield from gpu_families(f)
+        yield from gpu_condition_families(f, scrape.gpu_conditions)
 
 
 def gpu_families(f: Figures) -> Iterator[Metric]:
@@ -116,6 +119,22 @@ def gpu_families(f: Figures) -> Iterator[Metric]:
             power.add_metric(labels, gpu.power_w)
     yield utilization
     yield power
+
+
+def gpu_condition_families(f: Figures, found: dict[int, GpuConditions]) -> Iterator[Metric]:
+    names = {gpu.index: gpu.name for gpu in f.gpus}
+    labels = ["gpu", "name"]
+    rows = [([str(index), names.get(index, "")], c) for index, c in sorted(found.items())]
+    yield from _finite(GaugeMetricFamily("tsstats_gpu_clock_hertz", "GPU clocks by domain (sm, memory).",
+                                         labels=[*labels, "domain"]),
+                       [([*key, domain], value * 1e6) for key, c in rows
+                        for domain, value in (("sm", c.sm_clock_mhz), ("memory", c.memory_clock_mhz))])
+    yield from _finite(GaugeMetricFamily("tsstats_gpu_fan_ratio", "GPU fan speed, of its maximum.", labels=labels),
+                       [(key, c.fan_pct / 100) for key, c in rows])
+    yield from _finite(GaugeMetricFamily("tsstats_gpu_throttled", "1 while a power-cap, thermal or hardware "
+                                         "slowdown holds the GPU's clocks down.", labels=labels),
+                       [(key, float(int(c.throttle_mask) & THROTTLED != 0) if math.isfinite(c.throttle_mask)
+                         else math.nan) for key, c in rows])
 
 
 def _finite(family: GaugeMetricFamily | CounterMetricFamily, values: list[tuple[list[str], float]]

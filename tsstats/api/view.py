@@ -91,7 +91,8 @@ class ServiceView:
         parts = self._sampler.parts
         return Scrape(figures=snapshot.figures, totals=parts.ledger.view().totals, pue=self.settings.pue,
                       requests=self.requests, samples_lost=parts.flusher.health.lost_rows,
-                      last_sample_age_s=self.health().last_sample_age_s, conditions=parts.reader.conditions)
+                      last_sample_age_s=self.health().last_sample_age_s, conditions=parts.reader.conditions,
+                      gpu_conditions=parts.reader.gpu_conditions)
 
     def health(self) -> HealthReport:
         sampler, now = self._sampler, self.monotonic()

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from tsstats.figures.fairness import RunConditions
+from tsstats.sources.gpu import THROTTLED, reason_names
 from tsstats.storage.rows import GPU_ROW, HOST_ROW
 from tsstats.storage.sql import Connection
 
@@ -21,14 +22,8 @@ def window_columns(con: Connection, pending: dict[str, np.ndarray], from_ms: int
     select = ", ".join(HOST_ROW.sql(name) for name in COLUMNS)
     rows = con.execute(f"SELECT {select} FROM samples WHERE ts_ms >= ? AND ts_ms <= ?", [from_ms, to_ms]).fetchnumpy()
     stored = [np.asarray(np.ma.filled(np.ma.asarray(column).astype(float), np.nan)) for column in rows.values()]
-    out = {}
-    for i, name in enumerate(COLUMNS):
-        extra = np.asarray(pending.get(name, np.empty(0)), dtype=float)
-        if len(extra) and "ts_ms" in pending:
-            times = np.asarray(pending["ts_ms"], dtype=float)
-            extra = extra[(times >= from_ms) & (times <= to_ms)]
-        out[name] = np.concatenate([stored[i], extra])
-    return out
+    return {name: np.concatenate([stored[i], _pending(pending, name, from_ms, to_ms)])
+            for i, name in enumerate(COLUMNS)}
 
 
 def _max(values: np.ndarray) -> float:
@@ -46,9 +41,40 @@ def _weighted_sum(values: np.ndarray, seconds: np.ndarray) -> float:
     return float(np.sum(values[known] * seconds[known])) if known.any() else math.nan
 
 
+def gpu_throttling(con: Connection, pending_gpu: dict[str, np.ndarray], host: dict[str, np.ndarray], from_ms: int,
+                   to_ms: int) -> tuple[float, tuple[str, ...]]:
+    """(seconds the most throttled GPU was held down, the reasons seen) over the window; each GPU row lasts its
+    tick's interval. NaN where no GPU gives throttle reasons."""
+    rows = con.execute(f"SELECT ts_ms, gpu, {GPU_ROW.sql('throttle_mask')} FROM gpu_samples "
+                       "WHERE ts_ms >= ? AND ts_ms <= ?", [from_ms, to_ms]).fetchnumpy()
+    stored = [np.asarray(np.ma.filled(np.ma.asarray(column).astype(float), np.nan)) for column in rows.values()]
+    times, gpus, masks = (np.concatenate([stored[i], _pending(pending_gpu, name, from_ms, to_ms)])
+                          for i, name in enumerate(("ts_ms", "gpu", "throttle_mask")))
+    known = np.isfinite(masks)
+    if not known.any():
+        return math.nan, ()
+    order = np.argsort(host["ts_ms"])
+    host_times, intervals = host["ts_ms"][order], np.nan_to_num(host["interval_s"][order])
+    at = np.clip(np.searchsorted(host_times, times), 0, max(len(host_times) - 1, 0))
+    seconds = intervals[at] if len(host_times) else np.zeros(len(times))
+    held = known & ((np.nan_to_num(masks).astype(np.int64) & THROTTLED) != 0)
+    per_gpu = [float(np.sum(seconds[held & (gpus == gpu)])) for gpu in np.unique(gpus[known])]
+    seen = int(np.bitwise_or.reduce(np.nan_to_num(masks[held]).astype(np.int64))) if held.any() else 0
+    return max(per_gpu, default=0.0), tuple(reason_names(seen & THROTTLED))
+
+
+def _pending(pending: dict[str, np.ndarray], name: str, from_ms: int, to_ms: int) -> np.ndarray:
+    values = np.asarray(pending.get(name, np.empty(0)), dtype=float)
+    if not len(values):
+        return values
+    times = np.asarray(pending["ts_ms"], dtype=float)
+    return values[(times >= from_ms) & (times <= to_ms)]
+
+
 def run_conditions(con: Connection, pending: dict[str, np.ndarray], from_ms: int, to_ms: int,
-                   contention_pct: float) -> RunConditions:
+                   contention_pct: float, pending_gpu: dict[str, np.ndarray] | None = None) -> RunConditions:
     columns = window_columns(con, pending, from_ms, to_ms)
+    gpu_throttled_s, gpu_reasons = gpu_throttling(con, pending_gpu or {}, columns, from_ms, to_ms)
     seconds = columns["interval_s"]
     throttle = columns["cpu_throttle_eps"]
     known = np.isfinite(throttle)
@@ -60,4 +86,4 @@ def run_conditions(con: Connection, pending: dict[str, np.ndarray], from_ms: int
         peak_gpu_temperature_c=float(gpu_temp) if gpu_temp is not None else math.nan,
         cpu_throttled_s=throttled_s, cpu_frequency_pct=_mean(columns["cpu_freq_pct"]),
         swap_in_bytes=_weighted_sum(columns["swap_in_bps"], seconds), steal_pct=_mean(columns["cpu_steal_pct"]),
-        contention_pct=contention_pct)
+        contention_pct=contention_pct, gpu_throttled_s=gpu_throttled_s, gpu_throttle_reasons=gpu_reasons)

@@ -74,9 +74,11 @@ class RunClock:
 
 class ComparisonLife:
     def __init__(self, attributor: Attributor, tracker: ComparisonTracker, run_clock: RunClock, settings: Settings,
-                 grid: GridIntensity, pending: Callable[[], dict[str, np.ndarray]], methods: Callable[[], Methods]):
-        """``pending()``: the sample rows not yet stored, by ring column; ``methods()``: how each component's
-        energy is obtained now."""
+                 grid: GridIntensity, pending: Callable[[], dict[str, np.ndarray]], methods: Callable[[], Methods],
+                 pending_gpu: Callable[[], dict[str, np.ndarray]] = dict):
+        """``pending()``, ``pending_gpu()``: the sample rows (per-GPU rows) not yet stored, by ring column;
+        ``methods()``: how each component's energy is obtained now."""
+        self.pending_gpu = pending_gpu
         self.attributor = attributor
         self.tracker = tracker
         self.run_clock = run_clock
@@ -153,7 +155,7 @@ class ComparisonLife:
         contention only where its processes were followed in this process's life (not guessed otherwise)."""
         limit = self.settings.contention_limit_pct
         contention = fairness.contention_pct(attributed.tree_cpu, attributed.busy_cpu) if attributed else math.nan
-        found = run_conditions(con, self.pending(), from_ms, to_ms, contention)
+        found = run_conditions(con, self.pending(), from_ms, to_ms, contention, self.pending_gpu())
         reasons = fairness.unfair_reasons(found, limit)
         return json.dumps({"conditions": found.as_dict(limit), "unfairReasons": reasons}), not reasons
 

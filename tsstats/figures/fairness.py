@@ -2,7 +2,8 @@
 
 A run is unfair for each of: contention (CPU time of processes outside its tree, as a share of the machine's
 busy CPU time) above ``contention_limit_pct``; steal (time a hypervisor gave other guests) above the same
-limit; any second in which the CPU throttled; any swap-in. A figure this machine or run could not give is
+limit; any second in which the CPU, or a GPU (NVML's power-cap, thermal and hardware slowdown reasons), throttled;
+any swap-in. A figure this machine or run could not give is
 listed as unavailable and judges nothing: ``fair`` says what was measured, never a guess.
 """
 
@@ -25,14 +26,18 @@ class RunConditions:
     swap_in_bytes: float
     steal_pct: float
     contention_pct: float  # NaN without pids
+    gpu_throttled_s: float = math.nan  # the most of any GPU; NaN without GPU throttle reasons
+    gpu_throttle_reasons: tuple[str, ...] = ()  # every reason seen while a GPU was throttled
 
     def as_dict(self, limit_pct: float) -> dict[str, object]:
         values = {"peakCpuTemperatureC": self.peak_cpu_temperature_c,
                   "peakGpuTemperatureC": self.peak_gpu_temperature_c, "cpuThrottledS": self.cpu_throttled_s,
                   "cpuFrequencyPct": self.cpu_frequency_pct, "swapInBytes": self.swap_in_bytes,
-                  "stealPct": self.steal_pct, "contentionPct": self.contention_pct}
+                  "stealPct": self.steal_pct, "contentionPct": self.contention_pct,
+                  "gpuThrottledS": self.gpu_throttled_s}
         shown: dict[str, object] = {name: (round(value, 2) if math.isfinite(value) else None)
                                     for name, value in values.items()}
+        shown["gpuThrottleReasons"] = list(self.gpu_throttle_reasons)
         shown["unavailable"] = [name for name, value in values.items() if not math.isfinite(value)]
         shown["limits"] = {"contentionPct": limit_pct}
         return shown
@@ -46,6 +51,9 @@ def unfair_reasons(conditions: RunConditions, limit_pct: float) -> list[str]:
         reasons.append(f"steal {conditions.steal_pct:.0f} % > {limit_pct:g} %")
     if conditions.cpu_throttled_s > 0:
         reasons.append(f"cpu throttled {max(conditions.cpu_throttled_s, 1):.0f} s")
+    if conditions.gpu_throttled_s > 0:
+        reasons.append(f"gpu throttled {max(conditions.gpu_throttled_s, 1):.0f} s "
+                       f"({', '.join(conditions.gpu_throttle_reasons) or 'reason unknown'})")
     if conditions.swap_in_bytes > 0:
         reasons.append(f"swapped in {conditions.swap_in_bytes / MIB:.1f} MiB")
     return reasons

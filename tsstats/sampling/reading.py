@@ -23,7 +23,7 @@ from tsstats.sampling.conditions_row import condition_values
 from tsstats.sampling.meter import PowerMeter, PowerSample
 from tsstats.sources.clocks import boot_clock
 from tsstats.sources.conditions import Conditions, ConditionsReader
-from tsstats.sources.gpu import GpuReader, GpuReading
+from tsstats.sources.gpu import GpuConditions, GpuReader, GpuReading
 from tsstats.sources.host import CpuTimes, HostReader, SlowReading, cpu_busy_pct
 from tsstats.sources.latency import LatencyMonitor
 
@@ -58,6 +58,7 @@ class Tick:
     host: dict[str, float]  # HOST_ROW fields by name
     gpus: list[GpuReading]
     power: PowerSample
+    gpu_conditions: dict[int, GpuConditions]
 
 
 class TickReader:
@@ -81,6 +82,7 @@ class TickReader:
         self._condition_values: dict[str, float] = {}
         self._failures_logged: set[str] = set()
         self.last_gpus: list[GpuReading] = []  # the newest tick's GPU readings
+        self.gpu_conditions: dict[int, GpuConditions] = {}  # the newest once-a-second reading, by GPU
 
     def prime(self, last_ts_ms: float | None) -> None:
         """Take the first counter readings (the next tick's differences start here); ``last_ts_ms`` is the
@@ -98,6 +100,8 @@ class TickReader:
         return self._conditions
 
     def _read_conditions(self, elapsed_s: float) -> None:
+        if self.sources.gpu.gpus:
+            self.gpu_conditions = self.sources.gpu.read_conditions()
         reader = self.sources.conditions
         if reader is None:
             return
@@ -140,7 +144,7 @@ class TickReader:
         utilizations = [g.utilization_pct for g in gpus if g.ok and math.isfinite(g.utilization_pct)]
         slow = self._slow
         self.last_gpus = gpus
-        return Tick(mono=mono_now, gpus=gpus, power=power, host={
+        return Tick(mono=mono_now, gpus=gpus, power=power, gpu_conditions=self.gpu_conditions, host={
             "ts_ms": wall_ms, "interval_s": interval, "cpu_pct": cpu, "mem_pct": slow.memory_used_pct,
             "load1": slow.load1, "logical_cpus": fast.logical_cpus, "tcp_estab": slow.tcp_established,
             "rx_bps": self._net_rates[0], "tx_bps": self._net_rates[1],
@@ -154,5 +158,12 @@ class TickReader:
 def gpu_rows(tick: Tick) -> list[dict[str, float]]:
     """The per-GPU rows (GPU_ROW fields by name) of a tick."""
     ts = tick.host["ts_ms"]
-    return [{"ts_ms": ts, "gpu": g.index, "util_pct": g.utilization_pct, "mem_used_bytes": g.memory_used_bytes,
-             "power_w": g.power_w, "temp_c": g.temperature_c} for g in tick.gpus]
+    unknown = GpuConditions()
+    rows = []
+    for g in tick.gpus:
+        c = tick.gpu_conditions.get(g.index, unknown)
+        rows.append({"ts_ms": ts, "gpu": g.index, "util_pct": g.utilization_pct,
+                     "mem_used_bytes": g.memory_used_bytes, "power_w": g.power_w, "temp_c": g.temperature_c,
+                     "sm_clock_mhz": c.sm_clock_mhz, "memory_clock_mhz": c.memory_clock_mhz, "fan_pct": c.fan_pct,
+                     "throttle_mask": c.throttle_mask})
+    return rows

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tsstats.sources.gpu import GpuInfo, GpuReading, ProcessGpuUse
+from tsstats.sources.gpu import GpuConditions, GpuInfo, GpuReading, ProcessGpuUse
 
 NOT_SUPPORTED = 2  # AMDSMI_STATUS_NOT_SUPPORTED
 MIB = 1024 * 1024
@@ -163,6 +163,20 @@ class AmdSmiReader:
                 reading.temperature_c = temperature
             readings.append(reading)
         return readings
+
+    def read_conditions(self) -> dict[int, GpuConditions]:
+        """The GFX and memory clocks (MHz) of each GPU; AMD SMI gives no fan share nor throttle reasons in
+        NVML's terms, so those stay unknown."""
+        smi = self._amdsmi
+        kinds = getattr(smi, "AmdSmiClkType", None)
+        found = {}
+        for info, handle in zip(self.gpus, self._handles, strict=False):
+            reading = GpuReading(index=info.index)
+            clocks = [self._field(info, reading, name, lambda h=handle, k=kind: _number(
+                smi.amdsmi_get_clock_info(h, k).get("clk"))) if kinds is not None else None
+                for name, kind in (("sm_clock", getattr(kinds, "GFX", 0)), ("memory_clock", getattr(kinds, "MEM", 1)))]
+            found[info.index] = GpuConditions(*(value if value is not None else float("nan") for value in clocks))
+        return found
 
     def process_use(self, index: int) -> ProcessGpuUse | None:
         """The VRAM each process holds on GPU ``index``; None when AMD SMI cannot say."""

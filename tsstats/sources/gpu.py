@@ -23,6 +23,27 @@ class GpuReading:
 
 
 @dataclass(frozen=True)
+class GpuConditions:
+    """Read once a second: clocks, fan, and the reasons the driver holds the clocks down now."""
+
+    sm_clock_mhz: float = NAN
+    memory_clock_mhz: float = NAN
+    fan_pct: float = NAN
+    throttle_mask: float = NAN  # NVML's clocks-event reasons, a bit mask (THROTTLE_REASONS); NaN: unknown
+
+
+# NVML's clocks-event (throttle) reasons by bit; those in THROTTLED hold the clocks below what the load asks
+THROTTLE_REASONS = {0x1: "GpuIdle", 0x2: "ApplicationsClocksSetting", 0x4: "SwPowerCap", 0x8: "HwSlowdown",
+                    0x10: "SyncBoost", 0x20: "SwThermalSlowdown", 0x40: "HwThermalSlowdown",
+                    0x80: "HwPowerBrakeSlowdown", 0x100: "DisplayClockSetting"}
+THROTTLED = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
+
+
+def reason_names(mask: int) -> list[str]:
+    return [name for bit, name in THROTTLE_REASONS.items() if mask & bit]
+
+
+@dataclass(frozen=True)
 class ProcessGpuUse:
     """What each process used of one GPU: SM utilization summed over the driver's samples ("utilization"), or
     bytes of GPU memory held ("memory")."""
@@ -54,6 +75,10 @@ class GpuReader(Protocol):
     def stop(self) -> None: ...
 
     def read(self) -> list[GpuReading]: ...
+
+    def read_conditions(self) -> dict[int, GpuConditions]:
+        """Clocks, fan and throttle reasons by GPU index (once a second)."""
+        ...
 
     def process_use(self, index: int) -> ProcessGpuUse | None: ...
 

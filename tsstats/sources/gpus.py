@@ -3,7 +3,7 @@ AMD's through AMD SMI, numbered 0, 1, ... in that order."""
 
 from __future__ import annotations
 
-from tsstats.sources.gpu import GpuInfo, GpuReader, GpuReading, ProcessGpuUse
+from tsstats.sources.gpu import GpuConditions, GpuInfo, GpuReader, GpuReading, ProcessGpuUse
 
 
 class AllGpus:
@@ -45,6 +45,13 @@ class AllGpus:
             if reader.gpus:
                 readings.extend(reader.read())
         return readings
+
+    def read_conditions(self) -> dict[int, GpuConditions]:
+        found: dict[int, GpuConditions] = {}
+        for reader in self.readers:
+            if reader.gpus:
+                found.update(reader.read_conditions())
+        return found
 
     def process_use(self, index: int) -> ProcessGpuUse | None:
         return self._owner[index].process_use(index)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tsstats.sources.gpu import GpuInfo, GpuReading, ProcessGpuUse
+from tsstats.sources.gpu import NAN, GpuConditions, GpuInfo, GpuReading, ProcessGpuUse
 
 
 def _import_pynvml() -> Any:
@@ -133,6 +133,25 @@ class NvmlReader:
                 reading.temperature_c = float(temperature)
             readings.append(reading)
         return readings
+
+    def read_conditions(self) -> dict[int, GpuConditions]:
+        """SM and memory clocks (MHz), fan speed (%) and the current clocks-event reasons of each GPU."""
+        nvml = self._nvml
+        found = {}
+        for info, handle in zip(self.gpus, self._handles, strict=False):
+            if handle is None:
+                continue
+            reading = GpuReading(index=info.index)  # collects failures; the tick's reading is apart
+            sm = self._field(info, reading, "sm_clock", nvml.nvmlDeviceGetClockInfo, handle,
+                             getattr(nvml, "NVML_CLOCK_SM", 1))
+            memory = self._field(info, reading, "memory_clock", nvml.nvmlDeviceGetClockInfo, handle,
+                                 getattr(nvml, "NVML_CLOCK_MEM", 2))
+            fan = self._field(info, reading, "fan", nvml.nvmlDeviceGetFanSpeed, handle)
+            events = getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+                nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None)
+            mask = self._field(info, reading, "throttle_reasons", events, handle) if events else None
+            found[info.index] = GpuConditions(*(float(v) if v is not None else NAN for v in (sm, memory, fan, mask)))
+        return found
 
     def process_use(self, index: int) -> ProcessGpuUse | None:
         """Per-process use of GPU ``index`` since the last call; None when NVML gives neither measure."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from tsstats.sources.gpu import THROTTLED
 from tsstats.storage.rows import GPU_ROW, HOST_ROW
 
 AGGREGATES = ("avg", "min", "max", "last")
@@ -88,6 +89,12 @@ GPU_METRICS: tuple[Metric, ...] = (
     Metric("MemoryUsed", "memused", "MiB", "memory used on GPU {i}", GPU_ROW.field("mem_used_bytes").stored),
     Metric("Power", "power", "W", "power of GPU {i}", GPU_ROW.sql("power_w")),
     Metric("Temperature", "temp", "°C", "temperature of GPU {i}", GPU_ROW.sql("temp_c")),
+    Metric("SmClock", "smclk", "MHz", "SM (GFX) clock of GPU {i}", GPU_ROW.sql("sm_clock_mhz")),
+    Metric("MemoryClock", "memclk", "MHz", "memory clock of GPU {i}", GPU_ROW.sql("memory_clock_mhz")),
+    Metric("Fan", "fan", "%", "fan speed of GPU {i}", GPU_ROW.sql("fan_pct")),
+    Metric("Throttled", "thrtl", "%", "share of time GPU {i}'s clocks were held down (power cap, thermal or "
+           "hardware slowdown)", f"CASE WHEN {GPU_ROW.sql('throttle_mask')} IS NULL THEN NULL WHEN "
+           f"({GPU_ROW.sql('throttle_mask')}::INTEGER & {THROTTLED}) <> 0 THEN 100.0 ELSE 0.0 END"),
 )
 # Energy per bucket, summed (joules), kept beside the metrics in the rollups.
 ENERGY_SUMS: tuple[tuple[str, str], ...] = (
@@ -116,7 +123,7 @@ ENERGY_METRICS: tuple[Metric, ...] = (
     Metric("energy", "total_j", "J", "CPU + GPU + memory energy since the oldest retained hour, before PUE", "",
            "counter"),
 )
-_GPU_NAME = re.compile(r"^gpu(\d{1,2})(Usage|MemoryUsed|Power|Temperature)$")
+_GPU_NAME = re.compile(r"^gpu(\d{1,2})(" + "|".join(metric.name for metric in GPU_METRICS) + ")$")
 
 
 def gpu_metric(name: str) -> tuple[int, Metric] | None:

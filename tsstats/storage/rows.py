@@ -104,6 +104,11 @@ GPU_ROW = RowSpec("gpu_samples", (
     Field("mem_used_bytes", "mem_used_mb", 1 / 1048576, "B", "INTEGER"),
     Field("power_w", "power_mw", 1000, "W", "INTEGER"),
     Field("temp_c", "temp_c", 1, "°C", "SMALLINT"),
+    # schema version 5: read once a second (sources.gpu.GpuConditions)
+    Field("sm_clock_mhz", "sm_clock_mhz", 1, "MHz", "INTEGER"),
+    Field("memory_clock_mhz", "memory_clock_mhz", 1, "MHz", "INTEGER"),
+    Field("fan_pct", "fan_pct", 1, "%", "SMALLINT"),
+    Field("throttle_mask", "throttle_mask", 1, "bits", "INTEGER"),
 ))
 
 

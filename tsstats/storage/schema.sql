@@ -193,6 +193,11 @@ CREATE TABLE IF NOT EXISTS gpu_rollup_1h (
 -- schema version 5: a finished run's conditions (JSON: {"conditions", "unfairReasons"}) and whether it was fair
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS conditions VARCHAR;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS fair BOOLEAN;
+-- schema version 5: each GPU's clocks, fan and throttle reasons (NVML's bit mask), read once a second
+ALTER TABLE gpu_samples ADD COLUMN IF NOT EXISTS sm_clock_mhz INTEGER;
+ALTER TABLE gpu_samples ADD COLUMN IF NOT EXISTS memory_clock_mhz INTEGER;
+ALTER TABLE gpu_samples ADD COLUMN IF NOT EXISTS fan_pct SMALLINT;
+ALTER TABLE gpu_samples ADD COLUMN IF NOT EXISTS throttle_mask INTEGER;
 -- schema version 5: the conditions of the last second, read once a second (docs/conditions.md)
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_user_pm SMALLINT;
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_system_pm SMALLINT;

@@ -87,3 +87,11 @@ def amdsmi_get_temp_metric(handle, sensor, metric):
 def amdsmi_get_gpu_process_list(handle):
     return [{"name": "python", "pid": int(pid), "mem": memory, "engine_usage": {"gfx": 0}}
             for pid, memory in _gpu(handle).get("processes", {}).items()]
+
+
+AmdSmiClkType = types.SimpleNamespace(GFX=0, MEM=1)
+
+
+def amdsmi_get_clock_info(handle, kind):
+    return {"clk": _value(handle, "gfx_clock" if kind == AmdSmiClkType.GFX else "mem_clock", 1000),
+            "min_clk": 500, "max_clk": 2100}

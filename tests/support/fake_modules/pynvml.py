@@ -2,7 +2,8 @@
 
 Tests put this folder first on PYTHONPATH, so such a process sees the GPUs described by the environment
 variable ``FAKE_NVML_GPUS`` (a JSON list of objects with ``name``, ``util``, ``power_mw``, ``energy_mj``,
-``mem_used``, ``mem_total``, ``temperature``, and ``processes``: a list of {``pid``, ``sm``, ``memory``},
+``mem_used``, ``mem_total``, ``temperature``, ``sm_clock``, ``mem_clock``, ``fan`` (absent: not supported),
+``throttle`` (the clocks-event reasons' bit mask), and ``processes``: a list of {``pid``, ``sm``, ``memory``},
 with ``process_utilization: false`` for a driver that gives no per-process samples), whatever the host has.
 Unset or empty: no driver.
 """
@@ -73,6 +74,24 @@ def nvmlDeviceGetTotalEnergyConsumption(gpu):
 
 def nvmlDeviceGetTemperature(gpu, sensor):
     return gpu.get("temperature", 60)
+
+
+NVML_CLOCK_SM = 1
+NVML_CLOCK_MEM = 2
+
+
+def nvmlDeviceGetClockInfo(gpu, kind):
+    return gpu.get("sm_clock", 1980) if kind == NVML_CLOCK_SM else gpu.get("mem_clock", 2619)
+
+
+def nvmlDeviceGetFanSpeed(gpu):
+    if "fan" not in gpu:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)  # passively cooled data-centre cards
+    return gpu["fan"]
+
+
+def nvmlDeviceGetCurrentClocksEventReasons(gpu):
+    return gpu.get("throttle", 0)
 
 
 def nvmlDeviceGetProcessUtilization(gpu, since):
