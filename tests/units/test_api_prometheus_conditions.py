@@ -37,7 +37,8 @@ def test_every_condition_by_the_conventions():
         kinds=CpuKinds(user=10.0, system=5.0, iowait=1.0, steal=0.5, total=100.0),
         pressure_pct={"cpu": 12.0, "memory": 0.0, "io": 3.0}, swap_used_bytes=1024.0, swapped_in_bytes=4096.0,
         swapped_out_bytes=8192.0, disks=Disks(read_bytes=1, write_bytes=2, reads=3, writes=4),
-        filesystem_used_pct=42.0, sensors=CpuSensorReading(61.0, 70.5, 2500.0, 1200.0, 4000.0, 7.0)))
+        filesystem_used_pct=42.0, sensors=CpuSensorReading(61.0, 70.5, 2500.0, 1200.0, 4000.0, 7.0),
+        cores=(CpuKinds(5.0, 2.0, 0.5, 0.25, 50.0, idle=42.25), CpuKinds(5.0, 3.0, 0.5, 0.25, 50.0, idle=41.25))))
     assert series["tsstats_cpu_seconds_total"][(("mode", "steal"),)] == 0.5
     assert series["tsstats_disk_written_bytes_total"][()] == 2
     assert series["tsstats_disk_writes_completed_total"][()] == 4
@@ -47,6 +48,7 @@ def test_every_condition_by_the_conventions():
     assert series["tsstats_cpu_temperature_celsius"][(("sensor", "hottest_core"),)] == 70.5
     assert series["tsstats_cpu_frequency_hertz"][(("stat", "min"),)] == 1.2e9
     assert series["tsstats_cpu_thermal_throttle_events_total"][()] == 7
+    assert series["tsstats_cpu_core_seconds_total"][(("core", "1"), ("mode", "system"))] == 3.0
 
 
 def test_gpu_clocks_fan_and_throttling():

@@ -111,6 +111,16 @@ def test_condition_values_of_two_readings():
     assert (values["psi_io_pct"], values["fs_used_pct"], values["swap_used_bytes"]) == (3, 42, 4096)
 
 
+def test_the_busiest_core_of_the_second():
+    idle_core = CpuKinds(user=0, system=0, iowait=0, steal=0, total=100, idle=100)
+    before = conditions(CpuKinds(0, 0, 0, 0, 0))
+    before = Conditions(**{**vars(before), "cores": (idle_core, idle_core)})
+    after = Conditions(**{**vars(before), "cores": (
+        CpuKinds(user=0, system=0, iowait=0, steal=0, total=200, idle=200),  # idle all second
+        CpuKinds(user=70, system=5, iowait=10, steal=0, total=200, idle=115))})  # 75 busy, 10 waiting of 100
+    assert condition_values(before, after, 1.0)["cpu_core_max_pct"] == 75.0
+
+
 def test_the_first_reading_has_levels_but_no_rates():
     values = condition_values(None, conditions(CpuKinds(50, 20, 10, 5, 200), Disks(1, 1, 1, 1)), 0.0)
     assert math.isnan(values["cpu_user_pct"]) and math.isnan(values["disk_read_bps"])
@@ -154,7 +164,7 @@ def test_psutil_reader_reads_what_psutil_gives(tmp_path):
     freqs = [SimpleNamespace(current=2000.0, max=4000.0), SimpleNamespace(current=3000.0, max=4000.0)]
     reader = PsutilConditions(fake_psutil(temperatures, freqs), str(tmp_path))
     reading = reader.read()
-    assert reading.kinds == CpuKinds(user=11.0, system=7.0, iowait=2.0, steal=0.0, total=100.0)
+    assert reading.kinds == CpuKinds(user=11.0, system=7.0, iowait=2.0, steal=0.0, total=100.0, idle=80.0)
     assert (reading.swap_used_bytes, reading.swapped_in_bytes, reading.swapped_out_bytes) == (1024, 2048, 4096)
     assert reading.disks == Disks(10, 20, 1, 2)
     assert (reading.sensors.package_c, reading.sensors.hottest_core_c) == (61.0, 63.0)

@@ -154,6 +154,11 @@ def condition_families(c: Conditions) -> Iterator[Metric]:
         yield from _finite(CounterMetricFamily("tsstats_cpu_seconds", "CPU time of all CPUs by mode (user with "
                                                "nice, system with interrupts).", labels=["mode"]),
                            [([mode], getattr(c.kinds, mode)) for mode in ("user", "system", "iowait", "steal")])
+    if c.cores:
+        yield from _finite(CounterMetricFamily("tsstats_cpu_core_seconds", "CPU time of each core by mode.",
+                                               labels=["core", "mode"]),
+                           [([str(core), mode], getattr(kinds, mode)) for core, kinds in enumerate(c.cores)
+                            for mode in ("user", "system", "iowait", "steal", "idle")])
     if c.disks is not None:
         yield from _finite(CounterMetricFamily("tsstats_disk_read_bytes", "Bytes read from whole disks."),
                            [([], c.disks.read_bytes)])

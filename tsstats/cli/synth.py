@@ -83,6 +83,7 @@ def synth_conditions(rng: np.random.Generator, cpu: np.ndarray, activity: np.nda
         "fs_used_pct": np.full(n, 41.3), "cpu_temp_c": np.round(38.0 + 0.45 * cpu),
         "cpu_core_temp_c": np.round(40.0 + 0.5 * cpu), "cpu_freq_mhz": clock, "cpu_freq_min_mhz": np.full(n, 800.0),
         "cpu_freq_pct": np.round(100.0 * clock / 4000.0, 1), "cpu_throttle_eps": np.zeros(n),
+        "cpu_core_max_pct": np.round(np.clip(cpu * 1.4, 0.0, 100.0), 1),
     }
     return {name: column[read] for name, column in values.items()}
 

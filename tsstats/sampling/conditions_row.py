@@ -5,14 +5,14 @@ from __future__ import annotations
 import math
 
 from tsstats.sources.conditions import Conditions
-from tsstats.sources.conditions_parse import counter_rate, kind_shares
+from tsstats.sources.conditions_parse import busy_share, counter_rate, kind_shares
 
 NAN = math.nan
 CONDITION_FIELDS = (
     "cpu_user_pct", "cpu_system_pct", "cpu_iowait_pct", "cpu_steal_pct", "psi_cpu_pct", "psi_memory_pct",
     "psi_io_pct", "swap_used_bytes", "swap_in_bps", "swap_out_bps", "disk_read_bps", "disk_write_bps",
     "disk_read_ops", "disk_write_ops", "fs_used_pct", "cpu_temp_c", "cpu_core_temp_c", "cpu_freq_mhz",
-    "cpu_freq_min_mhz", "cpu_freq_pct", "cpu_throttle_eps",
+    "cpu_freq_min_mhz", "cpu_freq_pct", "cpu_throttle_eps", "cpu_core_max_pct",
 )
 
 
@@ -24,6 +24,9 @@ def condition_values(previous: Conditions | None, current: Conditions, elapsed_s
         shares = kind_shares(previous.kinds, current.kinds)
         values.update(cpu_user_pct=shares["user"], cpu_system_pct=shares["system"],
                       cpu_iowait_pct=shares["iowait"], cpu_steal_pct=shares["steal"])
+    if previous is not None and len(previous.cores) == len(current.cores) and current.cores:
+        values["cpu_core_max_pct"] = max(busy_share(before, now) for before, now in
+                                         zip(previous.cores, current.cores, strict=True))
     values.update(psi_cpu_pct=current.pressure_pct.get("cpu", NAN),
                   psi_memory_pct=current.pressure_pct.get("memory", NAN),
                   psi_io_pct=current.pressure_pct.get("io", NAN), swap_used_bytes=current.swap_used_bytes,

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from tsstats.sources.conditions_parse import (
     CpuKinds,
     Disks,
+    parse_core_lines,
     parse_cpu_kinds,
     parse_diskstats,
     parse_pressure_some_avg10,
@@ -38,6 +39,7 @@ class Conditions:
     disks: Disks | None
     filesystem_used_pct: float  # of the filesystem holding the database
     sensors: CpuSensorReading
+    cores: tuple[CpuKinds, ...] = ()  # each online core's, in order (empty where unknown)
 
 
 class ConditionsReader(Protocol):
@@ -123,8 +125,10 @@ class ProcfsConditions:
 
     def read(self) -> Conditions:
         files = self._files
-        kinds = self._attempt("cpu kinds", lambda: parse_cpu_kinds(files.read("stat").partition("\n")[0],
-                                                                   self.seconds_per_tick), None)
+        stat = self._attempt("cpu kinds", lambda: files.read("stat"), "")
+        kinds = self._attempt("cpu kinds", lambda: parse_cpu_kinds(stat.partition("\n")[0], self.seconds_per_tick),
+                              None) if stat else None
+        cores = tuple(parse_core_lines(stat, self.seconds_per_tick)) if stat else ()
         pressure = {resource: self._attempt(f"pressure {resource}", lambda r=resource: parse_pressure_some_avg10(
             files.read(f"pressure/{r}")), NAN) for resource in PRESSURES}
         swap = self._attempt("swap", lambda: parse_swap(files.read("meminfo")), None)
@@ -132,7 +136,7 @@ class ProcfsConditions:
         page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         disks = self._attempt("diskstats", lambda: parse_diskstats(files.read("diskstats"), self.disks), None) \
             if self.disks else None
-        return Conditions(kinds=kinds, pressure_pct=pressure,
+        return Conditions(kinds=kinds, cores=cores, pressure_pct=pressure,
                           swap_used_bytes=float(swap.used_bytes) if swap is not None else NAN,
                           swapped_in_bytes=float(swapped[0] * page) if swapped is not None else NAN,
                           swapped_out_bytes=float(swapped[1] * page) if swapped is not None else NAN,
@@ -164,6 +168,16 @@ def _psutil_sensors(ps: Any) -> CpuSensorReading:
                             freq_min_mhz=min(current) if current else NAN, freq_max_mhz=top, throttle_count=NAN)
 
 
+def kinds_of(times: Any) -> CpuKinds:
+    """CPU time by kind from a ``psutil.cpu_times()`` tuple (seconds)."""
+    fields = times._asdict()
+    return CpuKinds(user=fields.get("user", 0.0) + fields.get("nice", 0.0),
+                    system=fields.get("system", 0.0) + fields.get("irq", 0.0) + fields.get("softirq", 0.0),
+                    iowait=fields.get("iowait", 0.0), steal=fields.get("steal", 0.0),
+                    total=sum(v for k, v in fields.items() if k not in ("guest", "guest_nice")),
+                    idle=fields.get("idle", 0.0))
+
+
 class PsutilConditions:
     """The same readings through psutil where there is no procfs: no pressure stall information and no
     throttle counters there (``sources`` says so)."""
@@ -192,11 +206,11 @@ class PsutilConditions:
 
     def read(self) -> Conditions:
         ps = self._psutil
-        times = ps.cpu_times()._asdict()
-        kinds = CpuKinds(user=times.get("user", 0.0) + times.get("nice", 0.0),
-                         system=times.get("system", 0.0) + times.get("irq", 0.0) + times.get("softirq", 0.0),
-                         iowait=times.get("iowait", 0.0), steal=times.get("steal", 0.0),
-                         total=sum(v for k, v in times.items() if k not in ("guest", "guest_nice")))
+        kinds = kinds_of(ps.cpu_times())
+        try:
+            cores = tuple(kinds_of(core) for core in ps.cpu_times(percpu=True))
+        except TypeError:  # a stand-in without percpu
+            cores = ()
         try:
             swap = ps.swap_memory()
             used, sin, sout = float(swap.used), float(swap.sin), float(swap.sout)
@@ -212,7 +226,7 @@ class PsutilConditions:
             sensors = _psutil_sensors(ps)
         except (OSError, RuntimeError, AttributeError):
             sensors = NO_SENSORS
-        return Conditions(kinds=kinds, pressure_pct=dict.fromkeys(PRESSURES, NAN), swap_used_bytes=used,
+        return Conditions(kinds=kinds, cores=cores, pressure_pct=dict.fromkeys(PRESSURES, NAN), swap_used_bytes=used,
                           swapped_in_bytes=sin, swapped_out_bytes=sout, disks=disks,
                           filesystem_used_pct=filesystem_used_pct(self.db_dir), sensors=sensors)
 

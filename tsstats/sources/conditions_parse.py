@@ -18,6 +18,7 @@ class CpuKinds:
     iowait: float
     steal: float  # time the hypervisor gave another guest while this one had work
     total: float
+    idle: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ def parse_cpu_kinds(line: str, seconds_per_tick: float = 1.0) -> CpuKinds:
     user, nice, system, idle, iowait, irq, softirq, steal = values
     k = seconds_per_tick
     return CpuKinds(user=(user + nice) * k, system=(system + irq + softirq) * k, iowait=iowait * k,
-                    steal=steal * k, total=sum(values) * k)
+                    steal=steal * k, total=sum(values) * k, idle=idle * k)
 
 
 def parse_core_lines(text: str, seconds_per_tick: float = 1.0) -> list[CpuKinds]:
@@ -60,6 +61,16 @@ def kind_shares(previous: CpuKinds, current: CpuKinds) -> dict[str, float]:
         return {kind: float("nan") for kind in ("user", "system", "iowait", "steal")}
     return {kind: 100.0 * min(max(getattr(current, kind) - getattr(previous, kind), 0.0), total) / total
             for kind in ("user", "system", "iowait", "steal")}
+
+
+def busy_share(previous: CpuKinds, current: CpuKinds) -> float:
+    """Share of one CPU's time neither idle nor waiting for I/O between two readings, in % (0 without elapsed
+    time)."""
+    total = current.total - previous.total
+    if total <= 0:
+        return 0.0
+    waiting = max(current.idle - previous.idle, 0.0) + max(current.iowait - previous.iowait, 0.0)
+    return 100.0 * min(max(total - waiting, 0.0), total) / total
 
 
 def parse_pressure_some_avg10(text: str) -> float:

@@ -83,6 +83,8 @@ HOST_METRICS: tuple[Metric, ...] = (
            HOST_ROW.sql("cpu_freq_pct")),
     Metric("cpuThrottleEvents", "thr", "events/s", "CPU thermal throttle events per second (cores and packages)",
            HOST_ROW.sql("cpu_throttle_eps")),
+    Metric("cpuBusiestCore", "coremax", "%", "busy share of the busiest core over the last second",
+           HOST_ROW.sql("cpu_core_max_pct")),
 )
 GPU_METRICS: tuple[Metric, ...] = (
     Metric("Usage", "util", "%", "NVML utilization of GPU {i}", GPU_ROW.sql("util_pct")),

@@ -96,6 +96,7 @@ HOST_ROW = RowSpec("samples", (
     Field("cpu_freq_min_mhz", "cpu_freq_min_mhz", 1, "MHz", "INTEGER"),
     Field("cpu_freq_pct", "cpu_freq_pm", 10, "%", "SMALLINT"),
     Field("cpu_throttle_eps", "cpu_throttle_c", 100, "events/s", "INTEGER"),
+    Field("cpu_core_max_pct", "cpu_core_max_pm", 10, "%", "SMALLINT"),
 ))
 GPU_ROW = RowSpec("gpu_samples", (
     Field("ts_ms", "ts_ms", 1, "epoch ms", "BIGINT"),

@@ -14,7 +14,7 @@
   const ESTIMATE_METHOD = {energyConsumption: "cpuPower", carbonFootprint: "cpuPower", energyEfficiency: "cpuPower",
     greenScore: "cpuPower", totalCarbonSaved: "cpuPower"};
   const CHARTS = [
-    {title: "CPU %", metrics: ["cpuUsage"]},
+    {title: "CPU %", metrics: ["cpuUsage", "cpuBusiestCore"]},
     {title: "Memory %", metrics: ["memoryUsage"]},
     {title: "GPU %", metrics: ["gpuUsage"], perGpu: "Usage"},
     {title: "Power W", metrics: ["power", "cpuPower", "gpuPower", "memoryPower"], perGpu: "Power"},
