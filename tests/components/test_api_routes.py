@@ -639,6 +639,15 @@ def test_the_models_table_and_the_per_model_counters(inprocess):
     assert vit["energyPerItemJ"] == pytest.approx(sum(r["energyJ"] for r in records) / 400)
     assert vit["sciPerItemG"] == pytest.approx(sum(r["carbonG"] for r in records) / 400)
     assert client.get("/api/models", params={"from": "+1d"}).status_code == 400
+    fair = client.get("/api/models", params={"from": "-1h", "fair": "true"}).json()
+    judged = [r for r in client.get("/api/comparisons").json()["items"] if "vit" in r["models"]]
+    assert all(r["fair"] in (True, False) for r in judged)  # every ended run is judged
+    assert fair["fairOnly"] is True and sum(row["runs"]["total"] for row in fair["items"] if row["model"] == "vit") \
+        == sum(1 for r in judged if r["fair"] is not False)
+    unfair_only = client.get("/api/comparisons", params={"fair": "false"}).json()["items"]
+    assert [r["id"] for r in unfair_only] == [r["id"] for r in client.get("/api/comparisons").json()["items"]
+                                             if r["fair"] is False]
+    assert client.get("/api/models", params={"fair": "maybe"}).json()["error"]["field"] == "fair"
     metrics = client.get("/metrics").text
     assert 'tsstats_model_runs_total{model="vit",status="completed"} 2.0' in metrics
     assert 'tsstats_model_runs_total{model="vit",status="failed"} 1.0' in metrics

@@ -123,7 +123,9 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                                    **_errors(400, 401, 413, 415, 503, 507)}}},
         "/api/models": {"get": {
             "summary": "Per model: runs by status, results, energy and carbon per run and per item, SCI",
-            "operationId": "models", "parameters": TIME_RANGE,
+            "operationId": "models", "parameters": [*TIME_RANGE, _query(
+                "fair", "true: leave out the runs judged unfair (queued and running ones stay)",
+                {"enum": ["true", "false"]})],
             "responses": {"200": _json(ref("Models"), "the models of the comparisons created in the range"),
                           **_errors(400, 401, 503)}}},
         "/api/energy": {"get": {

@@ -145,6 +145,7 @@ SCHEMAS: dict[str, Any] = {
     "PhaseEnd": {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
         "status": {"enum": list(PHASE_FINISHED)}}},
     "Models": {"type": "object", "required": ["from", "to", "units", "items"], "properties": {
+        "fairOnly": {"type": "boolean"},
         "from": {"type": "integer"}, "to": {"type": "integer"}, "units": {"type": "object"},
         "items": {"type": "array", "items": {"type": "object", "required": ["model", "runs"], "properties": {
             "model": {"type": "string"}, "runs": {"type": "object"}, "accuracy": NULLABLE_NUMBER,

@@ -16,9 +16,10 @@ UNITS = {"runs": "count", "accuracy": "%", "speed": "as reported", "latencyMs": 
 _FINISHED_WITH_ITEMS = "status IN ('completed', 'failed', 'cancelled') AND items IS NOT NULL AND energy_kwh IS NOT NULL"
 
 
-def model_table(con: Connection, from_ms: int, to_ms: int) -> dict[str, Any]:
+def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = False) -> dict[str, Any]:
     """Per model, over the comparisons created in [from_ms, to_ms] that name it (a run naming two models counts
-    for both); sorted by name, at most 1,000 models."""
+    for both; with ``fair_only``, the runs judged unfair are left out); sorted by name, at most 1,000 models."""
+    unfair = " AND fair IS NOT false" if fair_only else ""
     counts = ", ".join(f"count(*) FILTER (WHERE status = '{status}')" for status in STATUSES)
     rows = con.execute(
         f"SELECT model, count(*), {counts}, "
@@ -31,7 +32,8 @@ def model_table(con: Connection, from_ms: int, to_ms: int) -> dict[str, Any]:
         f"/ nullif(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0), "
         f"sum(carbon_kg * {GRAMS_PER_KG!r} + coalesce(embodied_g, 0)) FILTER (WHERE {_FINISHED_WITH_ITEMS}) "
         f"/ nullif(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0) "
-        "FROM (SELECT unnest(models) AS model, * FROM comparisons WHERE created_ms >= ? AND created_ms <= ?) "
+        "FROM (SELECT unnest(models) AS model, * FROM comparisons WHERE created_ms >= ? AND created_ms <= ?"
+        f"{unfair}) "
         f"GROUP BY model ORDER BY model LIMIT {MAX_MODELS_LISTED}", [from_ms, to_ms]).fetchall()
     items = []
     for row in rows:
@@ -40,7 +42,7 @@ def model_table(con: Connection, from_ms: int, to_ms: int) -> dict[str, Any]:
         items.append({"model": model, "runs": {"total": total, **dict(zip(STATUSES, by_status, strict=True))},
                       "accuracy": accuracy, "speed": speed, "latencyMs": latency, "energyPerRunJ": per_run,
                       "energyPerItemJ": per_item, "carbonPerItemG": carbon_item, "sciPerItemG": sci_item})
-    return {"from": from_ms, "to": to_ms, "units": UNITS, "items": items}
+    return {"from": from_ms, "to": to_ms, "fairOnly": fair_only, "units": UNITS, "items": items}
 
 
 def model_totals(con: Connection) -> list[tuple[str, str, int, float]]:

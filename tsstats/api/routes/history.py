@@ -12,7 +12,7 @@ from tsstats.api.bodies import NO_STORE, query_lists, query_values
 from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.models import model_table
-from tsstats.core.inputs import time_range
+from tsstats.core.inputs import InputError, time_range
 from tsstats.figures.energy import report
 from tsstats.figures.methods import methods_of
 from tsstats.storage import history
@@ -25,8 +25,12 @@ def add_routes(router: Router, view: ServiceView) -> None:
 
     @router.route("/api/models", ("GET",))
     async def models(request: Request):
-        from_ms, to_ms = time_range(query_values(request, ("from", "to")), "-30d", time.time())
-        return json_response(await view.heavy_read(model_table, from_ms, to_ms), headers=NO_STORE)
+        values = query_values(request, ("from", "to", "fair"))
+        from_ms, to_ms = time_range(values, "-30d", time.time())
+        if values.get("fair", "false") not in ("true", "false"):
+            raise InputError("fair must be true (leave the runs judged unfair out) or false", field="fair")
+        fair_only = values.get("fair") == "true"
+        return json_response(await view.heavy_read(model_table, from_ms, to_ms, fair_only), headers=NO_STORE)
 
     @router.route("/api/energy", ("GET",))
     async def energy(request: Request):
