@@ -10,6 +10,7 @@ from support.nvml import FakeGpu, fake_nvml
 from tsstats.comparisons.attributor import Attributor
 from tsstats.core.inputs import InputError
 from tsstats.figures.attribution import MachineJoules, gpu_share, share
+from tsstats.figures.fairness import contention_pct
 from tsstats.sources.nvml import NvmlReader
 from tsstats.sources.processes import MachineUsage, TreeUsage
 
@@ -89,6 +90,19 @@ def test_gpu_energy_follows_per_process_utilization():
     assert first.gpu_j == pytest.approx(300.0 * 0.75) and second.gpu_j == pytest.approx(300.0 * 0.25)
     assert first.gpu_method == "utilization"
     assert first.joule_g_per_kwh == pytest.approx(225.0 * 100.0)
+
+
+def test_gpu_contention_and_the_peak_gpu_memory_of_a_tree():
+    gpu = FakeGpu(processes={101: (75, 1 << 30), 202: (25, 3 << 30)})
+    attributor, energy = gpu_attributor(gpu)
+    attributor.attribute(1000.0)
+    gpu.processes = {101: (60, 2 << 30), 202: (40, 1 << 30)}
+    attributor.attribute(2000.0)
+    gpu.processes = {101: (100, 1 << 30)}
+    given = attributor.untrack(1, 2500.0)
+    assert given is not None
+    assert given.peak_gpu_memory_bytes == 2 << 30  # its own process's most, not the other's
+    assert contention_pct(given.gpu_tree_use[0], given.gpu_all_use[0]) == pytest.approx(100 * 65 / 200)  # the two reads
 
 
 def test_without_per_process_samples_the_gpu_memory_share_is_used_and_flagged():

@@ -25,6 +25,15 @@ def test_each_reason_is_named_with_its_figure():
     assert reasons == ["contention 34 % > 10 %", "steal 12 % > 10 %", "cpu throttled 12 s", "swapped in 3.0 MiB"]
 
 
+def test_gpu_contention_and_throttling_are_reasons_by_gpu():
+    found = conditions(gpu_contention_pct={0: 3.0, 1: 40.0}, gpu_throttled_s=2.0,
+                       gpu_throttle_reasons=("SwPowerCap",), peak_gpu_memory_mib=1024.0)
+    assert unfair_reasons(found, 10) == ["gpu 1 contention 40 % > 10 %", "gpu throttled 2 s (SwPowerCap)"]
+    shown = found.as_dict(10)
+    assert shown["gpuContentionPct"] == 40.0 and shown["gpuContentionByGpu"] == {"0": 3.0, "1": 40.0}
+    assert shown["peakGpuMemoryMiB"] == 1024.0
+
+
 def test_limits_are_strict_and_a_throttled_instant_counts_as_a_second():
     assert unfair_reasons(conditions(contention_pct=10.0), 10) == []
     assert unfair_reasons(conditions(cpu_throttled_s=0.1), 10) == ["cpu throttled 1 s"]

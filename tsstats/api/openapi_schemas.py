@@ -105,8 +105,10 @@ def _comparison_schema() -> dict[str, Any]:
                                           "it has ended (docs/conditions.md)", "properties": {
                                **{name: NULLABLE_NUMBER for name in (
                                    "peakCpuTemperatureC", "peakGpuTemperatureC", "cpuThrottledS", "cpuFrequencyPct",
-                                   "swapInBytes", "stealPct", "contentionPct", "gpuThrottledS")},
-                               "gpuThrottleReasons": TEXTS, "unavailable": TEXTS, "limits": {"type": "object"}}},
+                                   "swapInBytes", "stealPct", "contentionPct", "gpuThrottledS", "peakGpuMemoryMiB",
+                                   "gpuContentionPct")},
+                               "gpuThrottleReasons": TEXTS, "gpuContentionByGpu": {"type": "object"},
+                               "unavailable": TEXTS, "limits": {"type": "object"}}},
                            "fair": {"type": ["boolean", "null"], "description": "whether the run's conditions "
                                     "made it a fair one to compare; null until it has ended"},
                            "unfairReasons": TEXTS,

@@ -20,6 +20,7 @@ writer thread.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 
@@ -58,6 +59,7 @@ class Attributor:
         self.energy_at_tick = energy_at_tick
         self.tracked: dict[Hashable, Tracked] = {}
         self._uses: dict[int, ProcessGpuUse] = {}  # the last per-process GPU use read, by GPU
+        self._memory: dict[int, dict[int, float]] = {}  # the last GPU memory held by process, by GPU
 
     # which windows
     def track(self, key: Hashable, pids: tuple[int, ...], attributed: Attributed | None = None) -> None:
@@ -85,7 +87,7 @@ class Attributor:
         if tracked is None:
             return None
         self._give(tracked, self.trees.tree(tracked.pids), self.trees.machine(), self.energy_now(),
-                   self.intensity_at(now_ms), self._uses)
+                   self.intensity_at(now_ms), self._uses, fresh=False)
         del self.tracked[key]
         return tracked.attributed
 
@@ -102,6 +104,9 @@ class Attributor:
         if self.gpu.gpus:
             self._uses = {info.index: use for info in self.gpu.gpus
                           if (use := self.gpu.process_use(info.index)) is not None}
+            self._memory = {info.index: use.by_pid if (use := self._uses.get(info.index)) is not None
+                            and use.method == "memory" else self.gpu.process_memory(info.index)
+                            for info in self.gpu.gpus}
         intensity = self.intensity_at(now_ms)
         trees = {pids: self.trees.tree(pids) for pids in {tracked.pids for tracked in self.tracked.values()}}
         ended = []
@@ -112,23 +117,34 @@ class Attributor:
         return ended
 
     def _give(self, tracked: Tracked, tree: TreeUsage, machine: MachineUsage, energy: MachineJoules,
-              intensity: float, uses: dict[int, ProcessGpuUse]) -> None:
+              intensity: float, uses: dict[int, ProcessGpuUse], fresh: bool = True) -> None:
+        """``fresh``: ``uses`` were read for this call (the once-a-second read), not kept from the last one (a
+        window's own end), so their samples count towards its GPU contention."""
         spent = energy - tracked.energy
         cpu_j = max(spent.cpu_j, 0.0) * share(tree.cpu_ticks - tracked.tree_ticks, machine.busy_ticks
                                               - tracked.busy_ticks)
         mem_j = max(spent.mem_j, 0.0) * share(tree.rss_bytes, machine.used_bytes)
         gpu_j, method = 0.0, tracked.attributed.gpu_method
+        before = tracked.attributed
+        tree_use, all_use = dict(before.gpu_tree_use), dict(before.gpu_all_use)
         for index, use in uses.items():
             gpu_j += max(spent.gpu_j.get(index, 0.0), 0.0) * gpu_share(use.by_pid, tree.members)
             if use.method == "memory" or method is None:
                 method = use.method
-        before = tracked.attributed
+            if use.method == "utilization" and fresh:
+                tree_use[index] = tree_use.get(index, 0.0) + sum(v for p, v in use.by_pid.items() if p in tree.members)
+                all_use[index] = all_use.get(index, 0.0) + sum(use.by_pid.values())
+        peak = before.peak_gpu_memory_bytes
+        if self._memory:  # what its processes hold now on all GPUs together
+            now = sum(v for memory in self._memory.values() for p, v in memory.items() if p in tree.members)
+            peak = max(peak, now) if math.isfinite(peak) else now
         tracked.attributed = replace(
             before, cpu_j=before.cpu_j + cpu_j, gpu_j=before.gpu_j + gpu_j, mem_j=before.mem_j + mem_j,
             joule_g_per_kwh=before.joule_g_per_kwh + (cpu_j + gpu_j + mem_j) * intensity,
             gpu_method=method if uses else before.gpu_method,
             tree_cpu=before.tree_cpu + max(tree.cpu_ticks - tracked.tree_ticks, 0.0),
-            busy_cpu=before.busy_cpu + max(machine.busy_ticks - tracked.busy_ticks, 0.0))
+            busy_cpu=before.busy_cpu + max(machine.busy_ticks - tracked.busy_ticks, 0.0),
+            gpu_tree_use=tree_use, gpu_all_use=all_use, peak_gpu_memory_bytes=peak)
         tracked.energy, tracked.busy_ticks, tracked.tree_ticks = energy, machine.busy_ticks, tree.cpu_ticks
         tracked.alive = tree.running
 

@@ -8,7 +8,8 @@ import math
 
 import numpy as np
 
-from tsstats.figures.fairness import RunConditions
+from tsstats.figures.attribution import Attributed
+from tsstats.figures.fairness import MIB, RunConditions, gpu_contention
 from tsstats.sources.gpu import THROTTLED, reason_names
 from tsstats.storage.rows import GPU_ROW, HOST_ROW
 from tsstats.storage.sql import Connection
@@ -72,7 +73,8 @@ def _pending(pending: dict[str, np.ndarray], name: str, from_ms: int, to_ms: int
 
 
 def run_conditions(con: Connection, pending: dict[str, np.ndarray], from_ms: int, to_ms: int,
-                   contention_pct: float, pending_gpu: dict[str, np.ndarray] | None = None) -> RunConditions:
+                   contention_pct: float, pending_gpu: dict[str, np.ndarray] | None = None,
+                   attributed: Attributed | None = None) -> RunConditions:
     columns = window_columns(con, pending, from_ms, to_ms)
     gpu_throttled_s, gpu_reasons = gpu_throttling(con, pending_gpu or {}, columns, from_ms, to_ms)
     seconds = columns["interval_s"]
@@ -86,4 +88,7 @@ def run_conditions(con: Connection, pending: dict[str, np.ndarray], from_ms: int
         peak_gpu_temperature_c=float(gpu_temp) if gpu_temp is not None else math.nan,
         cpu_throttled_s=throttled_s, cpu_frequency_pct=_mean(columns["cpu_freq_pct"]),
         swap_in_bytes=_weighted_sum(columns["swap_in_bps"], seconds), steal_pct=_mean(columns["cpu_steal_pct"]),
-        contention_pct=contention_pct, gpu_throttled_s=gpu_throttled_s, gpu_throttle_reasons=gpu_reasons)
+        contention_pct=contention_pct, gpu_throttled_s=gpu_throttled_s, gpu_throttle_reasons=gpu_reasons,
+        peak_gpu_memory_mib=attributed.peak_gpu_memory_bytes / MIB if attributed else math.nan,
+        gpu_contention_pct=gpu_contention(dict(attributed.gpu_tree_use), dict(attributed.gpu_all_use))
+        if attributed else {})

@@ -155,7 +155,7 @@ class ComparisonLife:
         contention only where its processes were followed in this process's life (not guessed otherwise)."""
         limit = self.settings.contention_limit_pct
         contention = fairness.contention_pct(attributed.tree_cpu, attributed.busy_cpu) if attributed else math.nan
-        found = run_conditions(con, self.pending(), from_ms, to_ms, contention, self.pending_gpu())
+        found = run_conditions(con, self.pending(), from_ms, to_ms, contention, self.pending_gpu(), attributed)
         reasons = fairness.unfair_reasons(found, limit)
         return json.dumps({"conditions": found.as_dict(limit), "unfairReasons": reasons}), not reasons
 

@@ -23,6 +23,9 @@ class Attributed:
     gpu_method: str | None = None  # "utilization" or "memory", once a GPU share was taken
     tree_cpu: float = 0.0  # CPU time of its trees while followed (ticks), kept in memory only
     busy_cpu: float = 0.0  # busy CPU time of the whole machine over the same reads
+    gpu_tree_use: Mapping[int, float] = field(default_factory=dict)  # its processes' summed SM samples, by GPU
+    gpu_all_use: Mapping[int, float] = field(default_factory=dict)  # every process's, by GPU
+    peak_gpu_memory_bytes: float = math.nan  # the most GPU memory its processes held at once (NaN: no GPU)
 
     @property
     def total_j(self) -> float:

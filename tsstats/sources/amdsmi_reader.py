@@ -180,16 +180,22 @@ class AmdSmiReader:
 
     def process_use(self, index: int) -> ProcessGpuUse | None:
         """The VRAM each process holds on GPU ``index``; None when AMD SMI cannot say."""
+        held = self.process_memory(index)
+        return ProcessGpuUse(held, "memory") if "processes" not in self.gpus[index - self.first_index].unsupported \
+            else None
+
+    def process_memory(self, index: int) -> dict[int, float]:
+        """Bytes of VRAM each process holds on GPU ``index`` (AMD SMI's ``mem``)."""
         info = self.gpus[index - self.first_index]
         handle = self._handles[index - self.first_index]
         if "processes" in info.unsupported:
-            return None
+            return {}
         try:
             processes = self._amdsmi.amdsmi_get_gpu_process_list(handle)
         except Exception as error:
             if self._not_supported(error):
                 info.unsupported.add("processes")
-            return None
+            return {}
         held: dict[int, float] = {}
         for process in processes:
             if not isinstance(process, dict):  # amdsmi before 6.1 lists handles, not the processes' info
@@ -200,4 +206,4 @@ class AmdSmiReader:
             pid, memory = process.get("pid"), process.get("mem")
             if isinstance(pid, int) and isinstance(memory, (int, float)):
                 held[pid] = held.get(pid, 0.0) + float(memory)
-        return ProcessGpuUse(held, "memory")
+        return held

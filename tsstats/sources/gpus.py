@@ -56,5 +56,8 @@ class AllGpus:
     def process_use(self, index: int) -> ProcessGpuUse | None:
         return self._owner[index].process_use(index)
 
+    def process_memory(self, index: int) -> dict[int, float]:
+        return self._owner[index].process_memory(index)
+
     def energy_supported(self, index: int) -> bool:
         return self._owner[index].energy_supported(index)

@@ -176,6 +176,14 @@ class NvmlReader:
                     newest = max(newest, int(sample.timeStamp))
                 self._process_seen_us[index] = newest
                 return ProcessGpuUse(by_pid, "utilization")
+        return ProcessGpuUse(self.process_memory(index), "memory")
+
+    def process_memory(self, index: int) -> dict[int, float]:
+        """Bytes of GPU ``index``'s memory each process holds (compute and graphics processes)."""
+        local = index - self.first_index
+        nvml, handle = self._nvml, self._handles[local]
+        if handle is None:
+            return {}
         held: dict[int, float] = {}
         for call in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
             try:
@@ -185,4 +193,4 @@ class NvmlReader:
             for process in processes:
                 memory = getattr(process, "usedGpuMemory", None)
                 held[int(process.pid)] = held.get(int(process.pid), 0.0) + float(memory or 0)
-        return ProcessGpuUse(held, "memory")
+        return held
