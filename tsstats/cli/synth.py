@@ -131,9 +131,13 @@ def synth_chunk(rng: np.random.Generator, ts_ms: np.ndarray, hz: float, gpus: in
             power = machine.gpu_idle_w + (machine.gpu_max_w - machine.gpu_idle_w) * utilization / 100.0
             memory_used = np.where(jobs > 0, 0.7, 0.03) * machine.gpu_memory_bytes
             temperature = np.round(35 + 45 * utilization / 100.0)
+            clock = np.round(np.where(utilization > 5, 1980.0, 345.0)[read])  # read once a second, as the sampler does
             rows.append(np.column_stack([{"ts_ms": ts_ms, "gpu": np.full(n, index), "util_pct": utilization,
-                                          "mem_used_bytes": memory_used, "power_w": power,
-                                          "temp_c": temperature}[name] for name in GPU_ROW.names]))
+                                          "mem_used_bytes": memory_used, "power_w": power, "temp_c": temperature,
+                                          "sm_clock_mhz": clock, "memory_clock_mhz": np.full(n, 2619.0),
+                                          "fan_pct": np.round(30.0 + 0.5 * temperature[read]),
+                                          "throttle_mask": np.where(utilization[read] > 5, 0.0, 1.0)}[name]
+                                         for name in GPU_ROW.names]))
             total_w += power
             utilization_sum += utilization
         stacked = np.vstack(rows)
