@@ -581,6 +581,11 @@ def test_phases_nest_and_get_their_own_figures(client):
     assert list(phases) == ["warm-up", "load", "eval"] and phases["eval"]["status"] == "completed"
     assert phases["eval"]["id"] == late["id"] and all(phase["finishedAt"] for phase in done["phases"])
     assert phases["load"]["energyJ"] <= phases["warm-up"]["energyJ"]
+    for phase in done["phases"]:  # each closed phase is judged as a run is, over its own window
+        assert phase["fair"] in (True, False) and phase["conditions"]["limits"] == {"contentionPct": 10.0}
+        assert phase["fair"] == (phase["unfairReasons"] == [])
+        assert "contentionPct" in phase["conditions"]["unavailable"]  # no pids named
+    assert inner.json()["fair"] is None and inner.json()["conditions"] is None  # running: not judged yet
     for body, status, field in (({"name": ""}, 400, "name"), ({"name": "x", "parent": 10 ** 9}, 400, "parent"),
                                 ({"name": "x", "colour": 1}, 400, "colour")):
         answer = client.post(f"/api/comparisons/{cid}/phases", json=body)

@@ -101,21 +101,22 @@ def _comparison_schema() -> dict[str, Any]:
                            "sciIncludes": TEXTS, "unavailable": TEXTS,
                            "methods": {"type": ["object", "null"]}, "estimated": TEXTS,
                            "grid": {"type": ["object", "null"]},
-                           "conditions": {"type": ["object", "null"], "description": "the run's conditions once "
-                                          "it has ended (docs/conditions.md)", "properties": {
-                               **{name: NULLABLE_NUMBER for name in (
-                                   "peakCpuTemperatureC", "peakGpuTemperatureC", "cpuThrottledS", "cpuFrequencyPct",
-                                   "swapInBytes", "stealPct", "contentionPct", "gpuThrottledS", "peakGpuMemoryMiB",
-                                   "gpuContentionPct")},
-                               "gpuThrottleReasons": TEXTS, "gpuContentionByGpu": {"type": "object"},
-                               "unavailable": TEXTS, "limits": {"type": "object"}}},
-                           "fair": {"type": ["boolean", "null"], "description": "whether the run's conditions "
-                                    "made it a fair one to compare; null until it has ended"},
-                           "unfairReasons": TEXTS,
+                           **JUDGED,
                            "phases": {"type": "array", "items": ref("Phase")}}}
 
 
 TEXTS = {"type": "array", "items": {"type": "string"}}
+JUDGED = {  # a run's or a phase's conditions once it has ended, and the verdict (docs/conditions.md)
+    "conditions": {"type": ["object", "null"], "description": "the conditions once it has ended", "properties": {
+        **{name: NULLABLE_NUMBER for name in (
+            "peakCpuTemperatureC", "peakGpuTemperatureC", "cpuThrottledS", "cpuFrequencyPct", "swapInBytes",
+            "stealPct", "contentionPct", "gpuThrottledS", "peakGpuMemoryMiB", "gpuContentionPct")},
+        "gpuThrottleReasons": TEXTS, "gpuContentionByGpu": {"type": "object"}, "unavailable": TEXTS,
+        "limits": {"type": "object"}}},
+    "fair": {"type": ["boolean", "null"], "description": "whether its conditions made it a fair one to compare; "
+             "null until it has ended"},
+    "unfairReasons": TEXTS,
+}
 STREAM_EVENT = {"type": "object", "required": ["event", "data"], "properties": {
     "event": {"const": "stats"}, "data": {"type": "string", "contentMediaType": "application/json",
                                           "description": "the body of GET /api/dashboard/stats"}}}
@@ -139,7 +140,7 @@ SCHEMAS: dict[str, Any] = {
         "id": {"type": "integer"}, "name": {"type": "string"}, "parent": {"type": ["integer", "null"]},
         "status": {"enum": ["running", *PHASE_FINISHED]}, "startedAt": {"type": "string"},
         "finishedAt": NULLABLE_TEXT, "durationS": NULLABLE_NUMBER, "energyJ": NULLABLE_NUMBER,
-        "carbonG": NULLABLE_NUMBER}},
+        "carbonG": NULLABLE_NUMBER, **JUDGED}},
     "NewPhase": _null_when_absent({"type": "object", "required": ["name"], "additionalProperties": False,
                                    "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": MAX_PHASE_NAME},

@@ -203,16 +203,20 @@ class ComparisonLife:
         closed = {}
         for phase_id, _, started_ms in running:  # innermost first
             if phase_id in inside:
-                finished_ms, energy_j, carbon_g = self._phase_energy(con, ("phase", phase_id), started_ms, now_ms)
-                closed[phase_id] = phases.finish_phase(con, phase_id, status, finished_ms, energy_j, carbon_g)
+                attributed = self.attributor.untrack(("phase", phase_id), now_ms)
+                finished_ms, energy_j, carbon_g = self._phase_energy(con, ("phase", phase_id), started_ms, now_ms,
+                                                                     attributed)
+                judged, fair = self._judge(con, started_ms, max(finished_ms, started_ms), attributed)
+                closed[phase_id] = phases.finish_phase(con, phase_id, status, finished_ms, energy_j, carbon_g,
+                                                       judged, fair)
         return closed
 
-    def _phase_energy(self, con: Connection, key: Hashable, started_ms: int,
-                      now_ms: int) -> tuple[int, float | None, float | None]:
-        """(finish time, energy in J after PUE, carbon in g) of a phase: its processes' share like its run's, or
-        the machine's energy over its edges shared among the comparisons running (None after a restart)."""
+    def _phase_energy(self, con: Connection, key: Hashable, started_ms: int, now_ms: int,
+                      attributed: Attributed | None) -> tuple[int, float | None, float | None]:
+        """(finish time, energy in J after PUE, carbon in g) of a phase: its processes' share like its run's
+        (``attributed``, what it was given), or the machine's energy over its edges shared among the
+        comparisons running (None after a restart)."""
         pue = self.settings.pue
-        attributed = self.attributor.untrack(key, now_ms)
         finished_ms, machine = self.run_clock.finished(key, started_ms, now_ms)
         if attributed is not None:
             return finished_ms, attributed.total_j * pue, attributed.joule_g_per_kwh * pue / JOULES_PER_KWH

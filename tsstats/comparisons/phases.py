@@ -3,6 +3,7 @@ own time, energy and carbon. Their bodies checked, and their SQL (writes in the 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,8 @@ from tsstats.storage.sql import Connection, first
 MAX_PHASE_NAME = 200
 MAX_PHASES = 1000  # per comparison
 PHASE_FINISHED = ("completed", "failed", "cancelled")
-PHASE_COLUMNS = "id, comparison_id, parent_id, name, status, started_ms, finished_ms, energy_j, carbon_g"
+PHASE_COLUMNS = ("id, comparison_id, parent_id, name, status, started_ms, finished_ms, energy_j, carbon_g, "
+                 "conditions, fair")
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,13 @@ def validate_phase_end(body: Any) -> PhaseEnd:
 
 
 def phase_record(row: tuple[Any, ...]) -> dict[str, Any]:
-    id_, _comparison, parent, name, status, started, finished, energy_j, carbon_g = row
+    id_, _comparison, parent, name, status, started, finished, energy_j, carbon_g, conditions, fair = row
+    judged = json.loads(conditions) if conditions else None
     return {"id": id_, "name": name, "parent": parent, "status": status, "startedAt": rfc3339_ms(started),
             "finishedAt": rfc3339_ms(finished),
             "durationS": (finished - started) / 1000.0 if finished is not None else None,
-            "energyJ": energy_j, "carbonG": carbon_g}
+            "energyJ": energy_j, "carbonG": carbon_g, "conditions": judged["conditions"] if judged else None,
+            "fair": fair, "unfairReasons": judged["unfairReasons"] if judged else []}
 
 
 def insert_phase(con: Connection, comparison_id: int, new: NewPhase, now_ms: int) -> dict[str, Any]:
@@ -80,10 +84,11 @@ def phase_status(con: Connection, comparison_id: int, phase_id: int) -> str | No
 
 
 def finish_phase(con: Connection, phase_id: int, status: str, finished_ms: int, energy_j: float | None,
-                 carbon_g: float | None) -> dict[str, Any]:
-    row = first(con.execute(f"UPDATE phases SET status = ?, finished_ms = ?, energy_j = ?, carbon_g = ? "
-                            f"WHERE id = ? RETURNING {PHASE_COLUMNS}",
-                            [status, finished_ms, energy_j, carbon_g, phase_id]).fetchall())
+                 carbon_g: float | None, judged: str | None = None, fair: bool | None = None) -> dict[str, Any]:
+    """Close a phase with its figures; ``judged``: its conditions and unfair reasons (JSON), ``fair``."""
+    row = first(con.execute(f"UPDATE phases SET status = ?, finished_ms = ?, energy_j = ?, carbon_g = ?, "
+                            f"conditions = ?, fair = ? WHERE id = ? RETURNING {PHASE_COLUMNS}",
+                            [status, finished_ms, energy_j, carbon_g, judged, fair, phase_id]).fetchall())
     return phase_record(row)
 
 

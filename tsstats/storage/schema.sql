@@ -190,6 +190,9 @@ CREATE TABLE IF NOT EXISTS gpu_rollup_1h (
     power_min DOUBLE, power_max DOUBLE, power_sum DOUBLE, power_n INTEGER, power_last DOUBLE,  -- gpuNPower
     temp_min DOUBLE, temp_max DOUBLE, temp_sum DOUBLE, temp_n INTEGER, temp_last DOUBLE   -- gpuNTemperature
 );
+-- schema version 5: a closed phase's conditions, as its run's
+ALTER TABLE phases ADD COLUMN IF NOT EXISTS conditions VARCHAR;
+ALTER TABLE phases ADD COLUMN IF NOT EXISTS fair BOOLEAN;
 -- schema version 5: a finished run's conditions (JSON: {"conditions", "unfairReasons"}) and whether it was fair
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS conditions VARCHAR;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS fair BOOLEAN;
