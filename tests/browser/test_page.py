@@ -69,10 +69,20 @@ def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_f
 
     page.click('#ranges button[data-range="-15m"]')  # draw again now that samples are stored
     wait_until(page, "Number(document.querySelector('.chart').dataset.points || 0) > 0", timeout=10_000)
+    wait_until(page, "[...document.querySelectorAll('.chart')].every(c => c.dataset.range === '-15m')",
+               timeout=10_000)  # every chart drawn again
     assert page.locator(".chart canvas").count() == 11  # app.js CHARTS
 
     httpx.post(server.url + "/api/comparisons", json={"models": ["llama", "mistral"], "name": "browser check"})
     page.wait_for_selector('#comparisons tr:has-text("browser check")', timeout=5_000)
+    assert page.inner_text('#comparisons tr:has-text("browser check") td.fair') == "–"  # queued: not judged
+    ended = httpx.post(server.url + "/api/comparisons", json={"models": ["llama"], "name": "judged run",
+                                                             "status": "running"}).json()
+    record = httpx.patch(server.url + f"/api/comparisons/{ended['id']}", json={"status": "completed"}).json()
+    page.wait_for_selector('#comparisons tr:has-text("judged run")', timeout=5_000)
+    cell = page.locator('#comparisons tr:has-text("judged run") td.fair')
+    assert cell.inner_text() == ("yes" if record["fair"] else "no")
+    assert (cell.get_attribute("title") or "") == "; ".join(record["unfairReasons"])
 
     page.click('#ranges button[data-range="-24h"]')
     wait_until(page, "[...document.querySelectorAll('.chart')].every(c => c.dataset.range === '-24h')",

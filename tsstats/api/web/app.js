@@ -257,6 +257,11 @@
         td.textContent = cell === null || cell === undefined ? "–" : (typeof cell === "number" ? format(cell) : cell);
         row.appendChild(td);
       }
+      const fair = document.createElement("td");  // judged once it has ended (docs/conditions.md)
+      fair.className = "fair";
+      fair.textContent = item.fair === null || item.fair === undefined ? "–" : (item.fair ? "yes" : "no");
+      if (item.fair === false) fair.title = item.unfairReasons.join("; ");
+      row.appendChild(fair);
       body.appendChild(row);
     }
   }
