@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -30,7 +31,15 @@ class FakePowercap:
         self.domains[entry] = path
 
     def set(self, entry: str, microjoules: int) -> None:
-        (self.domains[entry] / "energy_uj").write_text(f"{microjoules % self.max_range_uj}\n")
+        """Write the counter in one write at offset 0, as sysfs answers a read whole: truncating first (as
+        ``write_text`` does) would let the sampler's read in between see an empty file."""
+        data = f"{microjoules % self.max_range_uj}\n".encode()
+        fd = os.open(self.domains[entry] / "energy_uj", os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))  # shorter only after a wrap
+        finally:
+            os.close(fd)
 
     def get(self, entry: str) -> int:
         return int((self.domains[entry] / "energy_uj").read_text())
