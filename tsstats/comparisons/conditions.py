@@ -12,7 +12,7 @@ from tsstats.figures.attribution import Attributed
 from tsstats.figures.fairness import MIB, RunConditions, gpu_contention
 from tsstats.sources.gpu import THROTTLED, reason_names
 from tsstats.storage.rows import GPU_ROW, HOST_ROW
-from tsstats.storage.sql import Connection
+from tsstats.storage.sql import Connection, float_columns
 
 COLUMNS = ("ts_ms", "interval_s", "cpu_temp_c", "cpu_throttle_eps", "cpu_freq_pct", "swap_in_bps", "cpu_steal_pct")
 
@@ -22,7 +22,7 @@ def window_columns(con: Connection, pending: dict[str, np.ndarray], from_ms: int
     """The host columns of [from_ms, to_ms] in ring units, stored rows and pending ones together."""
     select = ", ".join(HOST_ROW.sql(name) for name in COLUMNS)
     rows = con.execute(f"SELECT {select} FROM samples WHERE ts_ms >= ? AND ts_ms <= ?", [from_ms, to_ms]).fetchnumpy()
-    stored = [np.asarray(np.ma.filled(np.ma.asarray(column).astype(float), np.nan)) for column in rows.values()]
+    stored = float_columns(rows)
     return {name: np.concatenate([stored[i], _pending(pending, name, from_ms, to_ms)])
             for i, name in enumerate(COLUMNS)}
 
@@ -48,7 +48,7 @@ def gpu_throttling(con: Connection, pending_gpu: dict[str, np.ndarray], host: di
     tick's interval. NaN where no GPU gives throttle reasons."""
     rows = con.execute(f"SELECT ts_ms, gpu, {GPU_ROW.sql('throttle_mask')} FROM gpu_samples "
                        "WHERE ts_ms >= ? AND ts_ms <= ?", [from_ms, to_ms]).fetchnumpy()
-    stored = [np.asarray(np.ma.filled(np.ma.asarray(column).astype(float), np.nan)) for column in rows.values()]
+    stored = float_columns(rows)
     times, gpus, masks = (np.concatenate([stored[i], _pending(pending_gpu, name, from_ms, to_ms)])
                           for i, name in enumerate(("ts_ms", "gpu", "throttle_mask")))
     known = np.isfinite(masks)

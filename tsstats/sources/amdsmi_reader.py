@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tsstats.sources.gpu import GpuConditions, GpuInfo, GpuReading, ProcessGpuUse
+from tsstats.sources.gpu import GpuConditions, GpuInfo, GpuReading, ProcessGpuUse, read_field
 
 NOT_SUPPORTED = 2  # AMDSMI_STATUS_NOT_SUPPORTED
 MIB = 1024 * 1024
@@ -69,15 +69,14 @@ class AmdSmiReader:
             return False
         self.started = True
         try:
-            version = smi.amdsmi_get_gpu_driver_info(smi.amdsmi_get_processor_handles()[0])
-            self.driver_version = str(version.get("driver_version", ""))
-        except Exception:
-            self.driver_version = ""
-        try:
             handles = list(smi.amdsmi_get_processor_handles())
         except Exception as error:
             self.error = f"AMD SMI cannot list GPUs: {error}"
             return False
+        try:
+            self.driver_version = str(smi.amdsmi_get_gpu_driver_info(handles[0]).get("driver_version", ""))
+        except Exception:  # no GPU, or a version without driver information
+            self.driver_version = ""
         for offset, handle in enumerate(handles):
             try:
                 name = str(smi.amdsmi_get_gpu_asic_info(handle).get("market_name") or "AMD GPU")
@@ -104,16 +103,7 @@ class AmdSmiReader:
         return callable(code) and code() == NOT_SUPPORTED
 
     def _field(self, info: GpuInfo, reading: GpuReading, name: str, read) -> float | None:
-        if name in info.unsupported:
-            return None
-        try:
-            return read()
-        except Exception as error:
-            if self._not_supported(error):
-                info.unsupported.add(name)
-            else:
-                reading.ok = False
-            return None
+        return read_field(info, reading, name, read, self._not_supported)
 
     def energy_supported(self, index: int) -> bool:
         return "energy" not in self.gpus[index - self.first_index].unsupported

@@ -94,6 +94,7 @@ class ProcfsConditions:
         self._files = OpenFiles(proc_root)
         self.db_dir = db_dir
         self.seconds_per_tick = 1.0 / os.sysconf("SC_CLK_TCK")
+        self.page_bytes = os.sysconf("SC_PAGE_SIZE")
         self.disks = whole_disks(sys_root)
         self.sensors = sensors if sensors is not None else CpuSensors(sys_root)
         self.failures: dict[str, str] = {}
@@ -133,13 +134,12 @@ class ProcfsConditions:
             files.read(f"pressure/{r}")), NAN) for resource in PRESSURES}
         swap = self._attempt("swap", lambda: parse_swap(files.read("meminfo")), None)
         swapped = self._attempt("vmstat", lambda: parse_vmstat_swaps(files.read("vmstat")), None)
-        page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
         disks = self._attempt("diskstats", lambda: parse_diskstats(files.read("diskstats"), self.disks), None) \
             if self.disks else None
         return Conditions(kinds=kinds, cores=cores, pressure_pct=pressure,
                           swap_used_bytes=float(swap.used_bytes) if swap is not None else NAN,
-                          swapped_in_bytes=float(swapped[0] * page) if swapped is not None else NAN,
-                          swapped_out_bytes=float(swapped[1] * page) if swapped is not None else NAN,
+                          swapped_in_bytes=float(swapped[0] * self.page_bytes) if swapped is not None else NAN,
+                          swapped_out_bytes=float(swapped[1] * self.page_bytes) if swapped is not None else NAN,
                           disks=disks, filesystem_used_pct=filesystem_used_pct(self.db_dir),
                           sensors=self._attempt("cpu sensors", self.sensors.read, NO_SENSORS))
 

@@ -4,8 +4,9 @@ reads every kind a machine has as one list."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 NAN = float("nan")
 
@@ -58,6 +59,22 @@ class GpuInfo:
     name: str
     unsupported: set[str] = field(default_factory=set)
     library: str = "nvml"  # the reader's: nvml or amdsmi
+
+
+def read_field(info: GpuInfo, reading: GpuReading, name: str, read: Callable[[], Any],
+               not_supported: Callable[[Exception], bool]) -> Any:
+    """``read()``, or None: a field the GPU does not give (``not_supported`` says which errors mean that) is
+    named in ``info.unsupported`` and not asked again; any other error marks the reading failed."""
+    if name in info.unsupported:
+        return None
+    try:
+        return read()
+    except Exception as error:
+        if not_supported(error):
+            info.unsupported.add(name)
+        else:
+            reading.ok = False
+        return None
 
 
 class GpuReader(Protocol):

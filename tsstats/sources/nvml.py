@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tsstats.sources.gpu import NAN, GpuConditions, GpuInfo, GpuReading, ProcessGpuUse
+from tsstats.sources.gpu import NAN, GpuConditions, GpuInfo, GpuReading, ProcessGpuUse, read_field
 
 
 def _import_pynvml() -> Any:
@@ -91,16 +91,7 @@ class NvmlReader:
         return getattr(error, "value", None) == code
 
     def _field(self, info: GpuInfo, reading: GpuReading, name: str, call, *args) -> Any:
-        if name in info.unsupported:
-            return None
-        try:
-            return call(*args)
-        except Exception as error:
-            if self._not_supported(error):
-                info.unsupported.add(name)
-            else:
-                reading.ok = False
-            return None
+        return read_field(info, reading, name, lambda: call(*args), self._not_supported)
 
     def energy_supported(self, index: int) -> bool:
         return "energy" not in self.gpus[index - self.first_index].unsupported

@@ -31,7 +31,7 @@ from tsstats.storage.catalog import (
 )
 from tsstats.storage.energy_sql import retained_energy
 from tsstats.storage.history_ring import PendingRows, registered
-from tsstats.storage.sql import Connection
+from tsstats.storage.sql import Connection, float_columns
 
 MAX_POINTS = 11_000
 DEFAULT_POINTS = 300
@@ -212,7 +212,7 @@ def _read_group(con: Connection, query: HistoryQuery, pieces: list[tuple[str, bo
     rows = con.execute(f"SELECT {', '.join(outer)} FROM ({union}) GROUP BY b ORDER BY b", params).fetchnumpy()
     if not len(rows["b"]):
         return
-    columns = [np.asarray(np.ma.filled(np.ma.asarray(rows[key]).astype(float), np.nan)) for key in rows]
+    columns = float_columns(rows)
     index = ((columns[0] - query.start_ms) // query.step_ms).astype(np.int64)
     position = 1
     for series in gauges:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from tsstats.storage.errors import StoreError, StoreLocked, lock_message
 
@@ -50,3 +51,8 @@ def connect_read_only(path: str) -> Connection:
 def first(rows: list[Any]) -> Any:
     """The first of fetched rows, or None."""
     return rows[0] if rows else None
+
+
+def float_columns(fetched: dict[str, Any]) -> list[np.ndarray]:
+    """The columns of a ``fetchnumpy()`` result as float64 arrays, NaN where the value is NULL."""
+    return [np.asarray(np.ma.filled(np.ma.asarray(column).astype(float), np.nan)) for column in fetched.values()]
