@@ -8,10 +8,11 @@ every bucket still missing, from the finer tier, so the tiers always agree with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from tsstats.core.units import HOUR_MS, MINUTE_MS
 from tsstats.storage.catalog import ENERGY_SUMS, GPU_METRICS, HOST_METRICS, rollup_aggregates, rollup_columns
+from tsstats.storage.minute_buckets import insert_minutes, values_select
 from tsstats.storage.sql import Connection, first
 
 
@@ -40,29 +41,37 @@ def missing_column_statements(con: Connection) -> list[str]:
             for name, sql_type in tier_columns(gpu) if name not in present.get(table, set())]
 
 
-def _insert_buckets(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool,
-                    from_raw: bool) -> str:
-    """INSERT of the closed buckets of [?, ?) into ``table``, from raw samples or from the finer tier."""
-    time_column = "ts_ms" if from_raw else "bucket_ms"
+def _merge_buckets(step_ms: int, table: str, source: str, metrics, energy: bool, gpu: bool) -> str:
+    """INSERT of the closed buckets of [?, ?) into ``table``, merging the finer tier's rows."""
     key = ["gpu"] if gpu else []
-    rows = f"{source} WHERE {time_column} >= ? AND {time_column} < ?"
     energy_values = [f"sum({column})" for column, _ in ENERGY_SUMS] if energy else []
-    if from_raw:  # each metric's expression computed once, below the aggregates (a third of the planning)
-        inner = [time_column, *key, *(f"{expression} AS {column}" for column, expression in ENERGY_SUMS if energy),
-                 *(f"({metric.expression}) AS m_{metric.stem}" for metric in metrics)]
-        rows = f"(SELECT {', '.join(inner)} FROM {rows})"
-        metrics = tuple(replace(metric, expression=f"m_{metric.stem}") for metric in metrics)
     columns = [name for name, _ in tier_columns(gpu)]
-    values = [f"({time_column} // {step_ms}) * {step_ms}", *key, "count(*)" if from_raw else "sum(samples)",
-              *energy_values, *rollup_aggregates(metrics, from_raw)]
-    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {rows} "
-            f"GROUP BY {''.join(k + ', ' for k in key)}({time_column} // {step_ms}) ORDER BY 1")
+    values = [f"(bucket_ms // {step_ms}) * {step_ms}", *key, "sum(samples)", *energy_values,
+              *rollup_aggregates(metrics, False)]
+    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {source} "
+            f"WHERE bucket_ms >= ? AND bucket_ms < ? GROUP BY {''.join(k + ', ' for k in key)}"
+            f"(bucket_ms // {step_ms}) ORDER BY 1")
 
 
-MINUTE_SQL = (_insert_buckets(MINUTE_MS, "rollup_1m", "samples", HOST_METRICS, True, False, True),
-              _insert_buckets(MINUTE_MS, "gpu_rollup_1m", "gpu_samples", GPU_METRICS, False, True, True))
-HOUR_SQL = (_insert_buckets(HOUR_MS, "rollup_1h", "rollup_1m", HOST_METRICS, True, False, False),
-            _insert_buckets(HOUR_MS, "gpu_rollup_1h", "gpu_rollup_1m", GPU_METRICS, False, True, False))
+@dataclass(frozen=True)
+class MinuteTier:
+    """One minute tier: its table, its columns, and the query of the raw values it is made of."""
+
+    table: str
+    gpu: bool
+    energy: bool
+    select: str
+
+    def close(self, con: Connection, start_ms: int, end_ms: int) -> int:
+        names = [name for name, _ in tier_columns(self.gpu)]
+        return insert_minutes(con, self.table, self.select, self.gpu, self.energy, names, start_ms, end_ms,
+                              MINUTE_MS)
+
+
+MINUTE_TIERS = (MinuteTier("rollup_1m", False, True, values_select("samples", HOST_METRICS, True, False)),
+                MinuteTier("gpu_rollup_1m", True, False, values_select("gpu_samples", GPU_METRICS, False, True)))
+HOUR_SQL = (_merge_buckets(HOUR_MS, "rollup_1h", "rollup_1m", HOST_METRICS, True, False),
+            _merge_buckets(HOUR_MS, "gpu_rollup_1h", "gpu_rollup_1m", GPU_METRICS, False, True))
 
 
 @dataclass(frozen=True)
@@ -122,8 +131,8 @@ class Rollups:
             minutes_until = origin // MINUTE_MS * MINUTE_MS
             hours_until = origin // HOUR_MS * HOUR_MS
         if minute_start > minutes_until:
-            for statement in MINUTE_SQL:
-                con.execute(statement, [minutes_until, minute_start])
+            for tier in MINUTE_TIERS:
+                tier.close(con, minutes_until, minute_start)
             minutes_until = minute_start
         assert hours_until is not None  # the tiers start together
         hour_start = minutes_until // HOUR_MS * HOUR_MS
