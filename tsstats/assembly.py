@@ -5,11 +5,9 @@ and shut-down."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import resource
-import ssl
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,13 +24,14 @@ from tsstats.api.connections import (
     raise_open_files_limit,
 )
 from tsstats.api.dashboard_json import dashboard_body
+from tsstats.api.exposure import allowed_host_names, check_exposure, tls_context
 from tsstats.api.hosts import HostCheck
 from tsstats.api.requests import RequestStats
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.lifecycle import ComparisonLife, RunClock
 from tsstats.comparisons.stats import ComparisonTracker
-from tsstats.core.settings import Settings
+from tsstats.core.settings import Settings, StartupError, default_of
 from tsstats.figures.grid import GridIntensity, resolve_grid
 from tsstats.figures.grid_rows import GridRow, GridRowsError, parse_csv
 from tsstats.sampling.availability import Availability
@@ -55,7 +54,6 @@ from tsstats.sources.gpu import GpuReader
 from tsstats.sources.gpus import AllGpus
 from tsstats.sources.host import HostReader
 from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
-from tsstats.sources.names import machine_names
 from tsstats.sources.nvml import NvmlReader
 from tsstats.sources.processes import ProcessTrees, ProcfsTrees, PsutilTrees
 from tsstats.sources.procfs import ProcfsHostReader
@@ -70,29 +68,6 @@ from tsstats.storage.store import Store
 log = logging.getLogger("tsstats")
 
 
-class StartupError(RuntimeError):
-    """The service cannot start with these settings; the message says why and what to do."""
-
-
-def is_loopback_host(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(settings: Settings) -> None:
-    if not is_loopback_host(settings.host) and not settings.token and not settings.allow_remote:
-        raise StartupError(
-            f"refusing to listen on {settings.host} without a token: anyone who can reach it could read and "
-            f"change this service. Set TSSTATS_TOKEN (or --token), or pass --allow-remote to accept that.")
-    if not is_loopback_host(settings.host) and not settings.tls_cert:
-        log.warning("listening on %s without TLS: the token and every answer travel in clear; set tls_cert and "
-                    "tls_key to serve HTTPS", settings.host)
-
-
 def connection_protocol(settings: Settings) -> type:
     """The HTTP protocol the server runs with the connection bounds of the settings, within the open files this
     process may have (its soft limit raised to the hard one first)."""
@@ -102,33 +77,6 @@ def connection_protocol(settings: Settings) -> type:
         log.warning("max_connections is %d, but %d files may be open: at most %d connections are served",
                     settings.max_connections, open_files, cap)
     return guarded_protocol(ConnectionLimits(cap, settings.request_timeout), BodyBudget(BODY_BUDGET_BYTES))
-
-
-def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """The server's TLS context from tls_cert and tls_key (None without them); StartupError naming the file."""
-    if not settings.tls_cert:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(settings.tls_cert, settings.tls_key)
-    except (OSError, ssl.SSLError) as error:
-        raise StartupError(f"tls_cert {settings.tls_cert} / tls_key {settings.tls_key}: cannot load them: "
-                           f"{error}") from None
-    return context
-
-
-def allowed_host_names(settings: Settings) -> tuple[list[str], bool]:
-    """The names the service answers to (Host), and whether any Host is answered (``allowed_hosts = *``)."""
-    names = ["localhost", "127.0.0.1", "::1", *(name for name in settings.allowed_hosts if name != "*")]
-    if settings.host not in ("0.0.0.0", "::", ""):
-        names.append(settings.host.strip("[]"))
-    if not is_loopback_host(settings.host):
-        names += machine_names()
-    any_host = "*" in settings.allowed_hosts
-    if any_host:
-        log.warning("allowed_hosts is *: any Host header is answered, so a web page can reach this service "
-                    "through DNS rebinding")
-    return names, any_host
 
 
 # -- readers ---------------------------------------------------------------------------------------------
@@ -245,6 +193,25 @@ def load_grid_file(settings: Settings) -> list[GridRow] | None:
         raise StartupError(str(error)) from None
 
 
+def checked_settings(settings: Settings) -> tuple[GridIntensity, list[GridRow] | None]:
+    """What ``serve`` refuses to start with (StartupError), checked before anything opens; ``tsstats check``
+    runs the same checks. Returns the grid and the grid file's rows."""
+    check_exposure(settings)
+    tls_context(settings)
+    return load_grid(settings), load_grid_file(settings)
+
+
+def path_warnings(settings: Settings) -> list[str]:
+    """Path settings that name nothing: the reader falls back, and the user should hear which."""
+    warnings = []
+    if settings.proc_root != default_of("proc_root") and not has_procfs(settings.proc_root):
+        warnings.append(f"proc_root {settings.proc_root} has no stat file: the host, process and conditions "
+                        f"readers use psutil instead")
+    if settings.powercap_root != default_of("powercap_root") and not os.path.isdir(settings.powercap_root):
+        warnings.append(f"powercap_root {settings.powercap_root} does not exist: no RAPL counter is read there")
+    return warnings
+
+
 # -- the service -----------------------------------------------------------------------------------------
 @dataclass
 class Service:
@@ -319,9 +286,7 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
 
 def open_service(settings: Settings, nvml: Any = None, clocks: Clocks | None = None) -> Service:
     """Open the database and the readers and build the sampler; raises StoreLocked/StoreError/StartupError."""
-    check_exposure(settings)
-    grid = load_grid(settings)
-    file_rows = load_grid_file(settings)
+    grid, file_rows = checked_settings(settings)
     wake = threading.Event()  # the store rings it when a write is queued; the sampler thread answers
     store = Store(settings.db, memory_limit=settings.db_memory_limit, threads=settings.db_threads,
                   notify=wake.set)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from support.powercap import FakePowercap
 from support.server import fake_hardware_env
 
@@ -80,3 +81,51 @@ def test_bad_flags_exit_with_usage_errors(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tsstats", "serve", "--no-such-flag"], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "unrecognized arguments" in result.stderr
+
+
+def tsstats_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tsstats", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **fake_hardware_env(), **(env or {})})
+
+
+@pytest.mark.parametrize("args", [
+    ["--grid-region", "XYZ"],
+    ["--host", "0.0.0.0"],
+    ["--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"],
+])
+def test_check_refuses_what_serve_refuses_with_the_same_message(tmp_path, args):
+    common = ["--db", str(tmp_path / "x.duckdb"), "--powercap-root", str(tmp_path / "none")]
+    served = tsstats_cli("serve", *common, "--port", "1", *args)
+    checked = tsstats_cli("check", *common, *args)
+    assert served.returncode == checked.returncode == 1
+    assert checked.stderr.strip() == served.stderr.strip() and checked.stderr.startswith("tsstats: ")
+    assert checked.stdout == ""
+    assert not (tmp_path / "x.duckdb").exists()  # neither opened the database
+
+
+def test_a_path_setting_that_names_nothing_is_a_warning_naming_it(tmp_path):
+    result = tsstats_cli("check", "--json", "--proc-root", "/nonexistent", "--db", str(tmp_path / "x.duckdb"))
+    assert result.returncode == 0
+    assert "warning: proc_root /nonexistent has no stat file" in result.stderr and "psutil" in result.stderr
+    assert any("proc_root /nonexistent" in warning for warning in json.loads(result.stdout)["warnings"])
+
+
+def test_no_command_prints_the_usage_and_starts_nothing(tmp_path):
+    result = tsstats_cli(env={"XDG_DATA_HOME": str(tmp_path)})
+    assert result.returncode == 2 and result.stdout.startswith("usage: tsstats")
+    assert "serve" in result.stdout and "export" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no database created
+    flags_alone = tsstats_cli("--port", "9000", env={"XDG_DATA_HOME": str(tmp_path)})
+    assert flags_alone.returncode == 2 and "name a command before its options" in flags_alone.stderr
+
+
+def test_each_command_lists_only_its_own_flags_in_its_words():
+    serve = tsstats_cli("serve", "--help").stdout
+    assert "--sample-hz" in serve and "address to listen on" in serve
+    for command in ("export", "backup"):
+        text = tsstats_cli(command, "--help").stdout
+        assert "--sample-hz" not in text and "--retention-raw" not in text and "--tls-cert" not in text
+        assert "where the service is" in text and "address to listen on" not in text
+        assert "--url" in text and "--db" in text
+    synth = tsstats_cli("synth", "--help").stdout
+    assert "--port" not in synth and "--host" not in synth

@@ -150,7 +150,9 @@ def test_backup_of_a_running_service_serves_the_same_data(history_db, server_fac
         assert again["series"] == history["series"]
         assert client.post("/api/comparisons", json={"models": ["c"]}).json()["id"] == 3  # the sequence goes on
     stopped = tmp_path / "stopped.duckdb"
-    assert tsstats("backup", "--db", str(out), "--out", str(stopped)).returncode != 0  # held by the copy's server
+    held = tsstats("backup", "--db", str(out), "--out", str(stopped))  # held: through the copy's server
+    assert held.returncode == 0 and f"through the service at {copy.url}" in held.stdout
+    stopped.unlink()
     copy.stop()
     result = tsstats("backup", "--db", str(out), "--out", str(stopped))
     assert result.returncode == 0 and "backed up" in result.stdout

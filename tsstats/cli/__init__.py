@@ -31,9 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)  # the database, its WAL, backups, exports and scratch files hold the user's data
     parser = build_parser()
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if not arguments or arguments[0].startswith("-") and arguments[0] not in ("-h", "--help", "--version"):
-        arguments = ["serve", *arguments]
+    if not arguments:  # a command is always named: `tsstats serve` starts the service
+        parser.print_help()
+        return EXIT_USAGE
+    if arguments[0].startswith("-") and arguments[0] not in ("-h", "--help", "--version"):
+        parser.error(f"name a command before its options, for instance: tsstats serve {' '.join(arguments)}")
     args = parser.parse_args(attach_relative_times(arguments))
+    if args.command is None:
+        parser.error("name a command, for instance: tsstats serve")
     if args.command == "synth":
         from tsstats.cli.synth import run_synth
 

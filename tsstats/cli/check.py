@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from tsstats.assembly import (
     StartupError,
+    checked_settings,
     close_readers,
     kernel_rtt_readable,
     load_grid,
     open_conditions,
     open_readers,
+    path_warnings,
 )
+from tsstats.cli.exits import EXIT_FAILURE
 from tsstats.core.settings import Settings
 from tsstats.sources.advice import LIBRARIES, hardware_fixes
 from tsstats.sources.gpu_vendors import INTEL_REASON, unread_gpus
@@ -65,11 +69,20 @@ def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys
         "database": settings.db,
         "databaseExists": os.path.exists(settings.db),
         "fixes": fixes,
+        "warnings": path_warnings(settings),
     }
 
 
 def run_check(settings: Settings, as_json: bool) -> int:
+    """Exit 1 with serve's own message for a setting serve refuses; otherwise 0 and the report."""
+    try:
+        checked_settings(settings)
+    except StartupError as error:
+        print(f"tsstats: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     report = describe_machine(settings)
+    for warning in report["warnings"]:
+        print(f"tsstats: warning: {warning}", file=sys.stderr)
     if as_json:
         print(json.dumps(report, indent=2))
         return 0

@@ -16,9 +16,33 @@ class ServiceError(RuntimeError):
     """The service refused or could not be reached; the message says which and why."""
 
 
-def service_url(host: str, port: int) -> str:
+def service_url(host: str, port: int, scheme: str = "http") -> str:
+    """Where a client reaches a service listening on ``host``:``port`` (a wildcard address through loopback)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
     shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else shown}:{port}"
+    return f"{scheme}://{shown}:{port}"
+
+
+def service_database(url: str, token: str) -> str | None:
+    """The database file the service at ``url`` holds, from ``GET /healthz`` (None when it does not say: a
+    token is needed to see it). ``ServiceError`` when nothing answers there."""
+    request = urllib.request.Request(f"{url}/healthz", headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with OPENER.open(request, timeout=10) as answer:
+            body = answer.read()
+    except urllib.error.HTTPError as error:  # 503: unhealthy, the body still says which file
+        body = error.read()
+    except (urllib.error.URLError, OSError) as error:
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
+        raise ServiceError(f"no tsstats service answers at {url}: {reason}") from None
+    try:
+        path = json.loads(body)["database"]["path"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return path if isinstance(path, str) else None
 
 
 class SameServiceRedirects(urllib.request.HTTPRedirectHandler):

@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 import duckdb
 
-from tsstats.cli.client import ByteProgress, ServiceError, download, service_url, with_query
+from tsstats.cli.client import ByteProgress, ServiceError, download, with_query
 from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
+from tsstats.cli.locate import LocateError, locate
 from tsstats.cli.outputs import OutputError, atomic_output
 from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
 from tsstats.core.inputs import InputError
@@ -30,11 +31,16 @@ def open_read_only(path: str) -> Connection:
     if not os.path.exists(path):
         raise OutputError(f"no database at {path}; pass --db, or start tsstats serve first")
     try:
-        return connect_read_only(path)
+        con = connect_read_only(path)
     except StoreLocked:
         raise
     except StoreError as error:
         raise OutputError(str(error)) from None
+    if not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_meta'"
+                       ).fetchall()[0][0]:
+        con.close()
+        raise OutputError(f"{path} is not a tsstats database (it has no schema_meta table)")
+    return con
 
 
 def _fail(message: str, code: int = EXIT_FAILURE) -> int:
@@ -86,25 +92,24 @@ def _write_out(what: str, settings: Settings, args: argparse.Namespace, from_fil
     """Write ``args.out`` from the database file, or through the service when one holds the file (or ``--url``
     names it); every failure is one clear line and a non-zero exit, with nothing left under the name."""
     try:
-        url, con = args.url, None
-        if not url:
-            try:
-                con = open_read_only(settings.db)
-            except StoreLocked:
-                url = service_url(settings.host, settings.port)
-        if url:
+        source = locate(settings, args, open_read_only)
+        if source.url:
             progress = ByteProgress(what)
             with atomic_output(args.out, args.force) as temporary:
-                size = download(with_query(url, path, values), settings.token, temporary, progress)
+                size = download(with_query(source.url, path, values), settings.token, temporary, progress)
             progress.finish()
-            message = f"{what}: wrote {size:,} bytes to {args.out} through the service at {url}"
+            message = f"{what}: wrote {size:,} bytes to {args.out} through the service at {source.url} " \
+                      f"(database {source.db})"
         else:
-            assert con is not None  # opened above: no service holds the file
+            con = source.connection
+            assert con is not None  # opened by locate: no service holds the file
             try:
                 with atomic_output(args.out, args.force) as temporary:
                     message = from_file(con, temporary)
             finally:
                 con.close()
+    except LocateError as error:
+        return _fail(str(error))
     except InputError as error:
         return _fail(f"{error.field}: {error.message}" if error.field else error.message, EXIT_USAGE)
     except OutputError as error:

@@ -10,7 +10,14 @@ from tsstats import __version__
 from tsstats.core.numbers import decimal_number, shown
 from tsstats.core.settings import SETTINGS
 
-SERVICE_SETTINGS = ("db", "host", "port", "token")  # what export and backup need to find the data
+CLIENT_FLAGS = (  # export and backup: where the data is, worded for a client (the settings' own text is the server's)
+    ("db", "the database to read: the file itself when no process holds it, else through the service that holds "
+           "it, found from the runtime file beside it (<db>.service.json)"),
+    ("host", "where the service is (a host name or address); naming it or --port reads through that service and "
+             "the database it holds"),
+    ("port", "the service's port"),
+    ("token", "the service's bearer token, where it has one"),
+)
 
 
 def add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
@@ -30,13 +37,28 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | 
                                help=text)
 
 
+def add_client_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that find a service's data (``locate``), as settings: each also from the environment and
+    ``--config``."""
+    parser.add_argument("--url", help="the service's URL, for instance http://127.0.0.1:8411 (instead of "
+                                      "--host and --port)")
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings (env TSSTATS_CONFIG)")
+    group = parser.add_argument_group("where the data is", "each also as a TSSTATS_<NAME> environment variable")
+    by_name = {setting.name: setting for setting in SETTINGS}
+    for name, text in CLIENT_FLAGS:
+        setting = by_name[name]
+        shown_default = "none" if name == "token" else setting.shown_default()
+        group.add_argument(setting.flag, dest=name, metavar=name.upper(), default=None,
+                           help=f"{text} (default: {shown_default}; env {setting.env_var})".replace("%", "%%"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tsstats", description="A small, fast metrics service for a workstation: samples CPU, memory, "
                                     "network, GPUs and power into DuckDB and serves the dashboard's stats.")
     parser.add_argument("--version", action="version", version=f"tsstats {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="sample and serve the HTTP API (the default)",
+    serve = commands.add_parser("serve", help="sample this machine and serve the HTTP API",
                                 description="Sample this machine and serve the HTTP API until SIGINT/SIGTERM.")
     add_setting_flags(serve)
     check = commands.add_parser("check", help="print what this machine can measure and how",
@@ -72,18 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("parquet", "csv"), required=True, help="file format")
     export.add_argument("--out", required=True, metavar="PATH", help="file to write")
     export.add_argument("--force", action="store_true", help="replace PATH if it exists")
-    export.add_argument("--url", help="a running service to export through (default: the one on --host/--port "
-                                      "when it holds the database)")
-    add_setting_flags(export, SERVICE_SETTINGS)
+    add_client_flags(export)
     backup = commands.add_parser(
         "backup", help="make a consistent copy of the database",
         description="Copy the database consistently, from the file when no service holds it, else through the "
                     "running service while it keeps sampling. `tsstats serve --db PATH` serves the copy.")
     backup.add_argument("--out", required=True, metavar="PATH", help="file to write")
     backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
-    backup.add_argument("--url", help="a running service to back up through (default: the one on --host/--port "
-                                      "when it holds the database)")
-    add_setting_flags(backup, SERVICE_SETTINGS)
+    add_client_flags(backup)
     for name, verb in (("install-service", "write"), ("uninstall-service", "remove")):
         unit = commands.add_parser(name, help=f"{verb} a systemd unit that runs tsstats",
                                    description=f"{verb.capitalize()} a systemd unit (tsstats.service) that runs this "

@@ -10,13 +10,25 @@ import sys
 
 from sanic import Sanic
 
-from tsstats.assembly import StartupError, connection_protocol, open_service, tls_context
+from tsstats.api.exposure import tls_context
+from tsstats.assembly import StartupError, connection_protocol, open_service, path_warnings
+from tsstats.cli.client import service_url
 from tsstats.cli.exits import EXIT_FAILURE
+from tsstats.cli.holder import remove_holder, write_holder
 from tsstats.cli.stopping import StopSignals
 from tsstats.core.settings import Settings
 from tsstats.storage.errors import StoreError
 
 EARLY_STOP_DELAY_S = 0.1
+
+
+def announce(settings: Settings, tls: bool) -> None:
+    """Write the runtime file by which a client command given only ``--db`` finds this service."""
+    try:
+        write_holder(settings.db, service_url(settings.host, settings.port, "https" if tls else "http"))
+    except OSError as error:
+        logging.getLogger("tsstats").warning("cannot write the runtime file beside %s (clients given only --db "
+                                             "will not find this service): %s", settings.db, error)
 
 
 def run_serve(settings: Settings) -> int:
@@ -29,6 +41,7 @@ def run_serve(settings: Settings) -> int:
     except (StartupError, StoreError) as error:
         print(f"tsstats: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    list(map(log.warning, path_warnings(settings)))
     app = service.app()
     protocol = connection_protocol(settings)
 
@@ -57,9 +70,11 @@ def run_serve(settings: Settings) -> int:
         # a signal that came during start-up stops the server once it runs (a stop from inside this hook would
         # end the hook's own run of the loop, not the server's)
         signals.serving(stop, early=lambda: loop.call_later(EARLY_STOP_DELAY_S, app.stop, False))
+        announce(settings, tls is not None)
 
     @app.after_server_stop
     async def stop_sampling(app: Sanic) -> None:
+        remove_holder(settings.db)
         if service.stop():
             log.error("stopped; %d samples could not be written to %s (see the errors above)", service.unwritten,
                       settings.db)
@@ -73,5 +88,6 @@ def run_serve(settings: Settings) -> int:
         print(f"tsstats: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
+        remove_holder(settings.db)
         service.stop()  # idempotent: after_server_stop has usually done it
     return EXIT_FAILURE if service.unwritten else 0

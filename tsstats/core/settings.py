@@ -24,6 +24,10 @@ class ConfigError(ValueError):
     """A setting has a value that cannot be used; the message names the setting and its source."""
 
 
+class StartupError(RuntimeError):
+    """The service cannot start with these settings; the message says why and what to do."""
+
+
 def default_db_path(env: Mapping[str, str]) -> str:
     data_home = env.get("XDG_DATA_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "share")
     return str(Path(data_home) / "tsstats" / "tsstats.duckdb")

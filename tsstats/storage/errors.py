@@ -13,7 +13,11 @@ class StoreError(RuntimeError):
 
 
 class StoreLocked(StoreError):
-    """Another process holds the database file."""
+    """Another process holds the database file; ``pid`` is that process where DuckDB names it."""
+
+    def __init__(self, message: str, pid: int | None = None):
+        super().__init__(message)
+        self.pid = pid
 
 
 class StoreUnavailable(StoreError):
@@ -62,6 +66,12 @@ def storage_failure(path: str, error: BaseException) -> tuple[str, bool] | None:
 
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0][:300] if text.strip() else "no detail"
+
+
+def lock_holder_pid(error: Exception) -> int | None:
+    """The process DuckDB's lock error names as holding the file (``... (PID 1234) ...``)."""
+    found = re.search(r"\(PID (\d+)\)", str(error))
+    return int(found.group(1)) if found else None
 
 
 def lock_message(path: str, error: Exception) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from tsstats.storage.errors import StoreError, StoreLocked, lock_message
+from tsstats.storage.errors import StoreError, StoreLocked, lock_holder_pid, lock_message
 
 Connection = duckdb.DuckDBPyConnection
 
@@ -21,7 +21,7 @@ def _open(path: str, **options: Any) -> Connection:
         return duckdb.connect(path, **options)
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
-            raise StoreLocked(lock_message(path, error)) from None
+            raise StoreLocked(lock_message(path, error), lock_holder_pid(error)) from None
         raise StoreError(f"cannot open database file {path}: {error}") from None
     except duckdb.Error as error:
         raise StoreError(f"cannot open database file {path}: {error}") from None
