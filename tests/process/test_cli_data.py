@@ -196,6 +196,30 @@ def test_install_and_uninstall_for_a_user(tmp_path):
     assert "nothing removed" in tsstats("uninstall-service", "--user", env=env).stdout
 
 
+def test_install_passes_settings_on_to_the_unit(tmp_path):
+    printed = tsstats("install-service", "--print", "--port", "9000", "--grid-region", "fra", "--allow-remote")
+    assert printed.returncode == 0, printed.stderr
+    command = next(line for line in printed.stdout.splitlines() if line.startswith("ExecStart="))
+    assert command.endswith("serve --db %S/tsstats/tsstats.duckdb --port 9000 --allow-remote --grid-region fra")
+    config = tmp_path / "tsstats.toml"
+    config.write_text('port = 9100\n')
+    with_config = tsstats("install-service", "--print", "--config", str(config))
+    assert f"--config {config}" in with_config.stdout
+    if str(config).startswith(("/tmp/", "/var/tmp/")):  # pytest's directory: PrivateTmp hides it from the unit
+        assert f"warning: {config} is under /" in with_config.stderr and "PrivateTmp=yes" in with_config.stderr
+
+
+def test_install_refuses_settings_serve_would_refuse(tmp_path):
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "HOME": str(tmp_path)}
+    refused = tsstats("install-service", "--grid-region", "XYZ", env=env)
+    assert refused.returncode == 1 and "would refuse to start: unknown grid region 'XYZ'" in refused.stderr
+    bad = tsstats("install-service", "--port", "http", env=env)
+    assert bad.returncode == 2 and "--port: expected an integer" in bad.stderr
+    assert not (tmp_path / "config" / "systemd" / "user" / "tsstats.service").exists()
+    help_text = tsstats("install-service", "--help").stdout
+    assert "--db DB" not in help_text and "--token TOKEN" not in help_text and "--port PORT" in help_text
+
+
 def test_install_without_rights_says_what_to_run(tmp_path):
     config = tmp_path / "config"
     (config / "systemd" / "user").mkdir(parents=True)

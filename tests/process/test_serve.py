@@ -400,3 +400,18 @@ def test_start_up_removes_what_a_crash_left_of_an_export(server_factory, tmp_pat
     while list(tmp_path.glob(".tsstats-out-tsstats.duckdb-*")) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not list(tmp_path.glob(".tsstats-out-tsstats.duckdb-*"))
+
+
+def test_each_log_line_is_written_once(tmp_path):
+    """Sanic's lines and tsstats' go through one handler, to stderr: none is repeated on stdout."""
+    server = ServerProcess(tmp_path / "logs.duckdb")
+    server.process = subprocess.Popen([sys.executable, "-m", "tsstats", "serve", *server.args], env=server.env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server.wait_ready()
+    server.process.send_signal(signal.SIGTERM)
+    out, err = server.process.communicate(timeout=30)
+    messages = [line.split(": ", 1)[1] for line in err.splitlines() if ": " in line]
+    assert any("Worker ready" in message for message in messages)  # Sanic's own line, once
+    assert any("samples flushed and checkpointed" in message for message in messages)
+    assert len(messages) == len(set(messages)), err
+    assert out == ""

@@ -19,7 +19,7 @@ ROUTE_GROUPS = (dashboard, comparisons, phases, history, grid, data, operations,
 def create_app(view: ServiceView, hosts: HostCheck, *, name: str = "tsstats") -> Sanic:
     """The application over a started service's view (the service is owned by the caller)."""
     settings = view.settings
-    app = Sanic(name)
+    app = Sanic(name, configure_logging=False)  # its lines go through the root logger once, not twice
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.KEEP_ALIVE_TIMEOUT = 75

@@ -37,6 +37,9 @@ def add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | 
                                help=text)
 
 
+UNIT_SETTINGS = tuple(setting.name for setting in SETTINGS if setting.name not in ("db", "token", "token_file"))
+
+
 def add_client_flags(parser: argparse.ArgumentParser) -> None:
     """The flags that find a service's data (``locate``), as settings: each also from the environment and
     ``--config``."""
@@ -117,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
             unit.add_argument("--token-file", metavar="PATH", help="a file holding the bearer token: systemd hands "
                               "it to the service as a credential (LoadCredential), so the token sits neither "
                               "in the unit nor in the environment")
+            add_setting_flags(unit, UNIT_SETTINGS)
+            unit.epilog = ("The settings given here (and --config, as an absolute path) are checked as serve checks "
+                           "them and passed on to the unit's command line; the database stays under the state "
+                           "directory, and the token comes from --token-file.")
     add_run_parser(commands)
     return parser
 

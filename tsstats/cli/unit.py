@@ -12,7 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tsstats.cli.exits import EXIT_FAILURE
+from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
+from tsstats.core.settings import SETTINGS, ConfigError, load_settings
 
 UNIT_NAME = "tsstats.service"
 OPEN_FILES = 8192  # connections the service may hold, with room for its own files
@@ -108,6 +109,38 @@ WantedBy={scope.wanted_by}
 """
 
 
+HIDDEN_BY_PRIVATE_TMP = ("/tmp/", "/var/tmp/")
+
+
+def hidden_paths(paths: list[str]) -> list[str]:
+    """Paths the unit needs that its ``PrivateTmp=yes`` hides from the service (a virtual environment under
+    /tmp): it would not start."""
+    return [f"{path} is under {top.rstrip('/')}, which the unit's PrivateTmp=yes hides from the service: it would "
+            f"not find it. Install tsstats (and its --config) elsewhere"
+            for path in paths for top in HIDDEN_BY_PRIVATE_TMP if path.startswith(top)]
+
+
+def unit_arguments(args: argparse.Namespace, has_token_file: bool) -> list[str]:
+    """The serve flags given to install-service, checked as serve checks them (``ConfigError``,
+    ``ServiceInstallError`` for what serve would refuse), for the unit's command line."""
+    from tsstats.assembly import StartupError, checked_settings  # only when a unit is made: it imports the service
+    from tsstats.cli.parser import UNIT_SETTINGS
+
+    given = {name: getattr(args, name) for name in UNIT_SETTINGS if getattr(args, name, None) is not None}
+    config = os.path.abspath(args.config) if args.config else None
+    settings = load_settings({**given, **({"token": "from --token-file"} if has_token_file else {})}, env={},
+                             config_path=config)
+    try:
+        checked_settings(settings)
+    except StartupError as error:
+        raise ServiceInstallError(f"the unit's service would refuse to start: {error}") from None
+    flags = {setting.name: setting for setting in SETTINGS}
+    extra = ["--config", config] if config else []
+    for name, value in given.items():
+        extra += [flags[name].flag] if flags[name].kind == "bool" else [flags[name].flag, str(value)]
+    return extra
+
+
 class ServiceInstallError(RuntimeError):
     """The unit cannot be written or removed; the message says what to run instead."""
 
@@ -155,7 +188,11 @@ def run_unit(args: argparse.Namespace) -> int:
                       f"{scope.systemctl} daemon-reload")
             return 0
         token_file = os.path.abspath(args.token_file) if args.token_file else None
-        text = unit_text(executable(), scope, token_file=token_file)
+        command = executable()
+        extra = unit_arguments(args, token_file is not None)
+        for warning in hidden_paths([command[0], *([os.path.abspath(args.config)] if args.config else [])]):
+            print(f"tsstats: warning: {warning}", file=sys.stderr)
+        text = unit_text(command, scope, extra, token_file=token_file)
         if args.print:
             print(text, end="")
             return 0
@@ -163,6 +200,9 @@ def run_unit(args: argparse.Namespace) -> int:
     except ServiceInstallError as error:
         print(f"tsstats: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    except ConfigError as error:
+        print(f"tsstats: {error}", file=sys.stderr)
+        return EXIT_USAGE
     print(f"wrote {path}; now run: {scope.systemctl} daemon-reload && {scope.systemctl} enable --now tsstats")
     if scope.name == "user":
         print("to keep it running after you log out: loginctl enable-linger $USER")
