@@ -112,6 +112,71 @@ def test_export_and_backup_refuse_bad_destinations(history_db, tmp_path):
     assert partials(tmp_path) == []
 
 
+def test_export_to_standard_output(history_db):
+    csv_out = tsstats("export", "--db", str(history_db), "--from", "-1h", "--out", "-")
+    assert csv_out.returncode == 0, csv_out.stderr
+    lines = csv_out.stdout.splitlines()
+    assert lines[0].startswith("time_utc,cpuUsage_pct,") and 3000 < len(lines) <= 3602
+    assert "to standard output" in csv_out.stderr
+    parquet = subprocess.run([sys.executable, "-m", "tsstats", "export", "--db", str(history_db), "--from", "-1h",
+                              "--out", "-", "--format", "parquet"], capture_output=True, timeout=300,
+                             env={**os.environ, **fake_hardware_env()})
+    assert parquet.returncode == 0 and parquet.stdout[:4] == b"PAR1" and parquet.stdout[-4:] == b"PAR1"
+    backup = tsstats("backup", "--db", str(history_db), "--out", "-")
+    assert backup.returncode == 2 and "a backup is a database file" in backup.stderr and backup.stdout == ""
+
+
+def test_the_format_follows_the_file_name_and_a_contradiction_is_refused(history_db, tmp_path):
+    parquet = tmp_path / "by-name.parquet"
+    assert tsstats("export", "--db", str(history_db), "--from", "-1h", "--out", str(parquet)).returncode == 0
+    assert parquet.read_bytes()[:4] == b"PAR1"
+    csv = tmp_path / "by-name.CSV"
+    assert tsstats("export", "--db", str(history_db), "--from", "-1h", "--out", str(csv)).returncode == 0
+    assert csv.read_text().startswith("time_utc,")
+    contradiction = tsstats("export", "--db", str(history_db), "--format", "parquet", "--out", str(tmp_path / "f.csv"))
+    assert contradiction.returncode == 2 and "--format parquet contradicts --out" in contradiction.stderr
+    unknown = tsstats("export", "--db", str(history_db), "--out", str(tmp_path / "f.txt"))
+    assert unknown.returncode == 2 and "pass --format csv or --format parquet" in unknown.stderr
+    assert not (tmp_path / "f.csv").exists() and not (tmp_path / "f.txt").exists()
+
+
+def test_one_directory_rule_for_synth_export_and_backup(history_db, tmp_path):
+    missing = tmp_path / "missing"
+    for command in (["synth", "--days", "0.01", "--db", str(missing / "s.duckdb")],
+                    ["export", "--db", str(history_db), "--out", str(missing / "e.csv")],
+                    ["backup", "--db", str(history_db), "--out", str(missing / "b.duckdb")]):
+        result = tsstats(*command)
+        assert result.returncode == 2 and f"the directory {missing} does not exist" in result.stderr, command
+    assert not missing.exists()
+
+
+def test_a_date_alone_is_midnight_utc_and_messages_say_times_in_rfc_3339(history_db, tmp_path):
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    by_date, by_time = tmp_path / "date.csv", tmp_path / "time.csv"
+    assert tsstats("export", "--db", str(history_db), "--from", today, "--out", str(by_date)).returncode == 0
+    assert tsstats("export", "--db", str(history_db), "--from", f"{today}T00:00:00Z", "--to", "now",
+                   "--out", str(by_time)).returncode == 0
+    assert by_date.read_text().splitlines()[0] == by_time.read_text().splitlines()[0]
+    assert abs(len(by_date.read_text().splitlines()) - len(by_time.read_text().splitlines())) <= 2
+    naive = tsstats("export", "--db", str(history_db), "--from", f"{today}T10:00:00", "--out", str(tmp_path / "n.csv"))
+    assert naive.returncode == 2 and "has no time zone" in naive.stderr
+    again = tsstats("synth", "--days", "0.01", "--db", str(history_db))
+    assert again.returncode == 1 and re.search(r"samples up to \d{4}-\d\d-\d\dT[0-9:.]+Z", again.stderr)
+    assert not re.search(r"\d{12,} ms", again.stderr)
+
+
+def test_the_same_mistake_reads_and_exits_the_same_through_the_service(history_db, server_factory, tmp_path):
+    db = tmp_path / "same.duckdb"
+    shutil.copy(history_db, db)
+    from_file = tsstats("export", "--db", str(db), "--from", "yesterday", "--out", str(tmp_path / "a.csv"))
+    server = server_factory(db=db)
+    through = tsstats("export", "--db", str(db), "--port", str(server.port), "--from", "yesterday",
+                      "--out", str(tmp_path / "b.csv"))
+    assert from_file.returncode == through.returncode == 2
+    assert from_file.stderr == through.stderr
+    assert from_file.stderr.count("from:") == 1  # one prefix, not "from: from:"
+
+
 @pytest.fixture
 def tiny_disk(tmp_path):
     """A 256 KiB tmpfs (needs root, as CI runs)."""

@@ -13,7 +13,12 @@ CHUNK_BYTES = 256 * 1024
 
 
 class ServiceError(RuntimeError):
-    """The service refused or could not be reached; the message says which and why."""
+    """The service refused or could not be reached; the message says which and why. ``status`` is the HTTP
+    status of a refusal (400: the request's own mistake, as the command line's usage errors)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 def service_url(host: str, port: int, scheme: str = "http") -> str:
@@ -73,7 +78,9 @@ def download(url: str, token: str, destination: str, progress=None) -> int:
                 if progress is not None:
                     progress(done, total)
     except urllib.error.HTTPError as error:
-        raise ServiceError(f"the service answered {error.code}: {_message(error)}") from None
+        if error.code == 400:  # the same words as the same mistake made against the file
+            raise ServiceError(_message(error), 400) from None
+        raise ServiceError(f"the service answered {error.code}: {_message(error)}", error.code) from None
     except urllib.error.URLError as error:
         raise ServiceError(f"cannot reach the service at {url}: {error.reason}") from None
     if total and done != total:

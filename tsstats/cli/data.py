@@ -15,7 +15,7 @@ import duckdb
 from tsstats.cli.client import ByteProgress, ServiceError, download, with_query
 from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
 from tsstats.cli.locate import LocateError, locate
-from tsstats.cli.outputs import OutputError, atomic_output
+from tsstats.cli.outputs import STDOUT, OutputError, atomic_output, output_format
 from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
 from tsstats.core.inputs import InputError
 from tsstats.core.settings import Settings
@@ -43,12 +43,20 @@ def open_read_only(path: str) -> Connection:
     return con
 
 
+def shown_out(path: str) -> str:
+    return "standard output" if path == STDOUT else path
+
+
 def _fail(message: str, code: int = EXIT_FAILURE) -> int:
     print(f"tsstats: {message}", file=sys.stderr)
     return code
 
 
 def run_export(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        args.format = output_format(args.format, args.out)
+    except OutputError as error:
+        return _fail(str(error), EXIT_USAGE)
     if args.comparisons:
         return run_comparisons_export(settings, args)
     values = {"from": args.from_, "to": args.to, "metrics": args.metrics, "tier": args.tier, "format": args.format}
@@ -56,11 +64,11 @@ def run_export(settings: Settings, args: argparse.Namespace) -> int:
 
     def from_file(con: Connection, temporary: str) -> str:
         query = parse_export_query(values, time.time(), set(gpu_indexes(con)))
-        if sys.stdout.isatty():  # DuckDB draws its own progress bar on the terminal
+        if sys.stdout.isatty() and args.out != STDOUT:  # DuckDB draws its own progress bar on the terminal
             con.execute("SET enable_progress_bar = true")
             con.execute("SET progress_bar_time = 500")
         rows = write_export(con, query, temporary)
-        return f"wrote {rows:,} rows ({query.tier}, {query.format}) to {args.out}"
+        return f"wrote {rows:,} rows ({query.tier}, {query.format}) to {shown_out(args.out)}"
 
     return _write_out("export", settings, args, from_file, "/api/export", values)
 
@@ -74,12 +82,15 @@ def run_comparisons_export(settings: Settings, args: argparse.Namespace) -> int:
     def from_file(con: Connection, temporary: str) -> str:
         query = parse_comparisons_export(values, time.time())
         rows = write_comparisons(con, query, temporary)
-        return f"wrote {rows:,} comparisons ({query.format}, host {query.host}) to {args.out}"
+        return f"wrote {rows:,} comparisons ({query.format}, host {query.host}) to {shown_out(args.out)}"
 
     return _write_out("export", settings, args, from_file, "/api/export/comparisons", values)
 
 
 def run_backup(settings: Settings, args: argparse.Namespace) -> int:
+    if args.out == STDOUT:
+        return _fail("a backup is a database file: name one with --out (standard output is for exports)",
+                     EXIT_USAGE)
     def from_file(con: Connection, temporary: str) -> str:
         copy_database(con, temporary)
         return f"backed up {settings.db} to {args.out}"
@@ -98,7 +109,7 @@ def _write_out(what: str, settings: Settings, args: argparse.Namespace, from_fil
             with atomic_output(args.out, args.force) as temporary:
                 size = download(with_query(source.url, path, values), settings.token, temporary, progress)
             progress.finish()
-            message = f"{what}: wrote {size:,} bytes to {args.out} through the service at {source.url} " \
+            message = f"{what}: wrote {size:,} bytes to {shown_out(args.out)} through the service at {source.url} " \
                       f"(database {source.db})"
         else:
             con = source.connection
@@ -111,12 +122,13 @@ def _write_out(what: str, settings: Settings, args: argparse.Namespace, from_fil
     except LocateError as error:
         return _fail(str(error))
     except InputError as error:
-        return _fail(f"{error.field}: {error.message}" if error.field else error.message, EXIT_USAGE)
+        named = not error.field or error.message.startswith(error.field)  # most messages name their field
+        return _fail(error.message if named else f"{error.field}: {error.message}", EXIT_USAGE)
     except OutputError as error:
         return _fail(str(error), EXIT_USAGE)
     except (duckdb.Error, OSError) as error:
         return _fail(f"the {what} to {args.out} failed, nothing written: {error}")
     except ServiceError as error:
-        return _fail(str(error))
-    print(message)
+        return _fail(str(error), EXIT_USAGE if error.status == 400 else EXIT_FAILURE)
+    print(message, file=sys.stderr if args.out == STDOUT else sys.stdout)  # stdout holds the data then
     return 0

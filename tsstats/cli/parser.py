@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write samples (tier raw) or 1-minute/1-hour rollups to Parquet or CSV, units in the column "
                     "names, from the database file, or through the running service when it holds the file. The "
                     "file appears only once complete.")
-    export.add_argument("--from", dest="from_", metavar="TIME", help="start: RFC 3339, Unix seconds or -7d "
-                                                                    "(default: -24h)")
+    export.add_argument("--from", dest="from_", metavar="TIME", help="start: RFC 3339, a date (00:00 UTC), Unix "
+                                                                    "seconds or -7d (default: -24h)")
     export.add_argument("--to", metavar="TIME", help="end (default: now)")
     export.add_argument("--metrics", metavar="NAMES", help="comma-separated names from GET /api/metrics "
                                                           "(default: every host metric and energy)")
@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--comparisons", action="store_true", help="export comparisons instead (one row each, "
                         "with the host, figures per item and SCI, phases; --from/--to bound their creation, "
                         "default the last 30 days)")
-    export.add_argument("--format", choices=("parquet", "csv"), required=True, help="file format")
-    export.add_argument("--out", required=True, metavar="PATH", help="file to write")
+    export.add_argument("--format", choices=("parquet", "csv"), help="file format (default: from the name of --out, "
+                                                                     ".csv or .parquet; csv for -)")
+    export.add_argument("--out", required=True, metavar="PATH", help="file to write, or - for standard output")
     export.add_argument("--force", action="store_true", help="replace PATH if it exists")
     add_client_flags(export)
     backup = commands.add_parser(

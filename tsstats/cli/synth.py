@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsstats.assembly import open_store
-from tsstats.cli.exits import EXIT_FAILURE
+from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
+from tsstats.cli.outputs import OutputError, check_directory
+from tsstats.core.timeparse import rfc3339_ms
 from tsstats.figures.methods import METHOD_GPU_POWER
 from tsstats.figures.power_models import cpu_model_power_w, dimm_model_power_w
 from tsstats.sampling.flushing import write_batch
@@ -157,8 +159,8 @@ def synthesize(store: Store, days: float, hz: float, gpus: int = 0, end_s: float
     start_ms = end_ms - days * 86_400_000.0
     newest = first(store.writer.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
     if newest is not None and newest >= start_ms:
-        raise ValueError(f"{store.path} already holds samples up to {newest:.0f} ms, after the synthetic start; "
-                         f"use an empty file")
+        raise ValueError(f"{store.path} already holds samples up to {rfc3339_ms(newest)}, after the synthetic "
+                         f"start {rfc3339_ms(start_ms)}; use an empty file or fewer --days")
     rng = np.random.default_rng(seed)
     rollups = Rollups()
     rollups.load(store.writer)
@@ -214,6 +216,11 @@ class ProgressBar:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    try:
+        check_directory(args.db)
+    except OutputError as error:
+        print(f"tsstats: {error}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         store = open_store(args.db)
     except StoreError as error:

@@ -1,4 +1,5 @@
-"""Durations and points in time as users write them: ``30s``, ``-15m``, ``now``, RFC 3339, Unix seconds."""
+"""Durations and points in time as users write them: ``30s``, ``-15m``, ``now``, RFC 3339, a date alone
+(``2026-11-30``: 00:00 UTC that day), Unix seconds."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ RFC3339_UTC_PATTERN = rf"{_DATE}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.
 # whole Unix seconds up to 4102399999 (2099-12-31T22:13:19Z)
 UNIX_SECONDS_PATTERN = r"(?:[0-9]{1,9}|[1-3][0-9]{9}|40[0-9]{8}|410[01][0-9]{6}|4102[0-3][0-9]{5})(?:\.[0-9]{1,3})?"
 RELATIVE_PATTERN = r"-[0-9]{1,3}(?:ms|s|m|h|d|w)"  # up to 999 weeks back
-ABSOLUTE_TIME_PATTERN = f"^(?:{RFC3339_UTC_PATTERN}|{UNIX_SECONDS_PATTERN})$"
-TIME_PATTERN = f"^(?:now|{RELATIVE_PATTERN}|{RFC3339_UTC_PATTERN}|{UNIX_SECONDS_PATTERN})$"
+ABSOLUTE_TIME_PATTERN = f"^(?:{RFC3339_UTC_PATTERN}|{_DATE}|{UNIX_SECONDS_PATTERN})$"  # a date alone: its 00:00 UTC
+TIME_PATTERN = f"^(?:now|{RELATIVE_PATTERN}|{RFC3339_UTC_PATTERN}|{_DATE}|{UNIX_SECONDS_PATTERN})$"
+_DATE_ALONE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", re.ASCII)
 
 
 def parse_duration(text: str) -> float:
@@ -76,8 +78,11 @@ def _parse_time(text: str, now: float) -> float:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{shown(text)} is not RFC 3339, Unix seconds, now, or a relative time like -15m") from None
+        raise ValueError(f"{shown(text)} is not RFC 3339, a date, Unix seconds, now, or a relative time like "
+                         f"-15m") from None
     if parsed.tzinfo is None:
+        if _DATE_ALONE.match(value):  # a day, as `date -I` writes it: its start in UTC
+            return parsed.replace(tzinfo=UTC).timestamp()
         raise ValueError(f"{shown(text)} has no time zone; add Z or an offset such as +00:00")
     return parsed.timestamp()
 

@@ -22,7 +22,7 @@ TIERS = ("raw", "1m", "1h")
 FORMATS = ("parquet", "csv")
 PARAMETERS = ("metrics", "from", "to", "tier", "format")
 UNIT_SUFFIX = {"%": "pct", "count": "count", "ms": "ms", "B/s": "Bps", "W": "W", "MiB": "MiB", "°C": "degC",
-               "J": "J"}
+               "J": "J", "MHz": "MHz", "ops/s": "opsps", "events/s": "eventsps"}  # every catalog unit has one
 EXPORT_BYTES = {"csv": (26, 14), "parquet": (8, 9)}  # a row's time and each value, at most, in each format
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
 
@@ -57,7 +57,7 @@ def parse_export_query(values: dict[str, str], now_s: float, known_gpus: set[int
 
 
 def _column(series: Series, aggregate: str | None = None) -> str:
-    unit = UNIT_SUFFIX.get(series.metric.unit, "value")
+    unit = UNIT_SUFFIX[series.metric.unit]
     return f'"{series.name}_{aggregate}_{unit}"' if aggregate else f'"{series.name}_{unit}"'
 
 

@@ -12,6 +12,7 @@ import logging
 
 import numpy as np
 
+from tsstats.core.timeparse import rfc3339_ms
 from tsstats.figures.grid import GridSeries
 from tsstats.figures.grid_rows import LATEST_END_MS, MAX_G_PER_KWH, GridRow, with_ends
 from tsstats.storage.sql import Connection
@@ -34,14 +35,22 @@ def load_series(con: Connection) -> GridSeries | None:
     return GridSeries(starts, ends, g, renewable, tuple(row[0] for row in sources))
 
 
+def _shown_time(epoch_ms: object) -> str:
+    """A stored time as RFC 3339, or as stored where no calendar date can name it."""
+    try:
+        return rfc3339_ms(float(epoch_ms)) or f"{epoch_ms!r} ms"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return repr(epoch_ms)
+
+
 def log_unusable(con: Connection, limit: int = 5) -> int:
     """Name the stored rows that are left out (at start-up, so once per run); returns how many there are."""
     unusable = con.execute(f"SELECT rowid, start_ms, end_ms, g_per_kwh, renewable_pct, source FROM grid_intensity "
                            f"WHERE NOT coalesce({_USABLE}, false) ORDER BY rowid").fetchall()
     for rowid, start, end, g, renewable, source in unusable[:limit]:
-        log.warning("grid_intensity row %s (source %s: start_ms %s, end_ms %s, g_per_kwh %r, renewable_pct %r) "
-                    "cannot be used and is left out; remove it with DELETE /api/grid", rowid, source, start, end,
-                    g, renewable)
+        log.warning("grid_intensity row %s (source %s: from %s to %s, g_per_kwh %r, renewable_pct %r) cannot be "
+                    "used and is left out; remove it with DELETE /api/grid", rowid, source, _shown_time(start),
+                    _shown_time(end), g, renewable)
     if len(unusable) > limit:
         log.warning("%d more grid_intensity rows cannot be used and are left out", len(unusable) - limit)
     return len(unusable)
