@@ -126,7 +126,8 @@ def test_comparison_flow(client):
     record = created.json()
     assert list(record) == ["id", "name", "models", "status", "createdAt", "startedAt", "finishedAt", "accuracy",
                             "speed", "latencyMs", "error", "metadata", "energyKwh", "carbonKg", "pids", "attribution",
-                            "gpuShare", "machineEnergyKwh", "energyByComponentKwh", "durationS", "energyJ", "carbonG",
+                            "gpuShare", "machineEnergyJ", "energyByComponentJ", "machineEnergyKwh",
+                            "energyByComponentKwh", "durationS", "energyJ", "carbonG",
                             "items", "energyPerItemJ", "carbonPerItemG", "embodiedG", "sci", "sciIncludes",
                             "unavailable", "methods", "estimated", "grid", "conditions", "fair", "unfairReasons",
                             "phases"]
@@ -147,9 +148,10 @@ def test_comparison_flow(client):
     assert done["status"] == "completed" and done["accuracy"] == 91.5 and done["speed"] == 12
     assert done["latencyMs"] == 245.5
     assert done["finishedAt"] >= done["startedAt"]
-    assert done["energyKwh"] > 0 and done["carbonKg"] == pytest.approx(done["energyKwh"] * 473 / 1000)
-    assert done["energyJ"] == pytest.approx(done["energyKwh"] * 3.6e6)
-    assert done["carbonG"] == pytest.approx(done["carbonKg"] * 1000)
+    # each at its unit's precision (1 mJ, 1 ug; the deprecated kWh and kg fields 0.36 mJ and 1 ug)
+    assert done["energyJ"] > 0 and done["carbonG"] == pytest.approx(done["energyJ"] / 3.6e6 * 473, abs=1e-6)
+    assert done["energyKwh"] == pytest.approx(done["energyJ"] / 3.6e6, abs=1e-9)
+    assert done["carbonKg"] == pytest.approx(done["carbonG"] / 1000, abs=1e-9)
     assert done["durationS"] == pytest.approx(1.5, abs=0.5)
     assert done["methods"] == {"cpu": "tdp_model", "gpu": "absent", "memory": "dimm_model"}
     assert done["estimated"] == ["cpu", "memory"]
@@ -708,3 +710,40 @@ def test_offsets_are_paged_newest_first_with_the_total_of_all(client):
     second = client.get("/api/offsets", params={"limit": 2, "before": first["next"]}).json()
     assert [item["id"] for item in second["items"]] == [made[2], made[1]]
     assert error_of(client.get("/api/offsets", params={"limit": 0}))["field"] == "limit"
+
+
+def significant_digits(value: float) -> int:
+    mantissa = repr(abs(value)).split("e")[0].replace(".", "").strip("0")
+    return len(mantissa)
+
+
+def floats_in(value, path: str = ""):
+    if isinstance(value, float):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from floats_in(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from floats_in(item, f"{path}[{index}]")
+
+
+def test_figures_carry_no_float_noise_and_joules_and_grams_agree_with_the_deprecated_fields(client):
+    created = client.post("/api/comparisons", json={"models": ["noise"], "status": "running", "items": 7}).json()
+    time.sleep(0.7)
+    done = client.patch(f"/api/comparisons/{created['id']}", json={"status": "completed", "accuracy": 90.1}).json()
+    client.post("/api/offsets", json={"kg": 0.0123})
+    answers = {"record": done, "energy": client.get("/api/energy").json(),
+               "models": client.get("/api/models").json(), "offsets": client.get("/api/offsets").json()}
+    noisy = [(name + path, value) for name, answer in answers.items() for path, value in floats_in(answer)
+             if significant_digits(value) > 7]
+    assert noisy == []
+    assert done["energyJ"] > 0 and done["carbonG"] > 0
+    assert done["energyKwh"] == pytest.approx(done["energyJ"] / 3.6e6, rel=1e-6)
+    assert done["carbonKg"] == pytest.approx(done["carbonG"] / 1000, rel=1e-6)
+    energy = answers["energy"]
+    for part in ("cpu", "gpu", "memory", "total"):
+        assert energy["energyJ"][part] == pytest.approx(energy["energyKwh"][part] * 3.6e6, rel=1e-6)
+    assert energy["carbonG"] == pytest.approx(energy["carbonKg"] * 1000, rel=1e-6)
+    offsets = answers["offsets"]
+    assert offsets["totalG"] == pytest.approx(offsets["totalKg"] * 1000) and offsets["items"][0]["carbonG"] == 12.3

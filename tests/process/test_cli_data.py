@@ -118,6 +118,8 @@ def test_export_to_standard_output(history_db):
     lines = csv_out.stdout.splitlines()
     assert lines[0].startswith("time_utc,cpuUsage_pct,") and 3000 < len(lines) <= 3602
     assert "to standard output" in csv_out.stderr
+    numbers = [cell for line in lines[1:] for cell in line.split(",")[1:] if cell]
+    assert numbers and max(len(cell.lstrip("-").replace(".", "").strip("0")) for cell in numbers) <= 10  # no noise
     parquet = subprocess.run([sys.executable, "-m", "tsstats", "export", "--db", str(history_db), "--from", "-1h",
                               "--out", "-", "--format", "parquet"], capture_output=True, timeout=300,
                              env={**os.environ, **fake_hardware_env()})

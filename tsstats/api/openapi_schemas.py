@@ -62,6 +62,7 @@ ID = {"type": "integer", "minimum": 0, "maximum": 10 ** 18 - 1}  # 18 digits at 
 CURSOR = {"type": "string", "pattern": "^[0-9]{1,18}$"}
 NUMBER = {"type": "number"}
 NULLABLE_NUMBER = {"type": ["number", "null"]}
+BY_COMPONENT = {"type": ["object", "null"], "properties": {"cpu": NUMBER, "gpu": NUMBER, "memory": NUMBER}}
 NULLABLE_TEXT = {"type": ["string", "null"]}
 
 
@@ -76,24 +77,35 @@ def _stats_schema() -> dict[str, Any]:
     return {"type": "object", "required": [*UNITS, "meta"], "properties": {**groups, "meta": meta}}
 
 
+ENERGY_PARTS = {"type": "object", "required": ["cpu", "gpu", "memory", "total"], "additionalProperties": NUMBER}
+
+
+def deprecated(schema: dict[str, Any], instead: str) -> dict[str, Any]:
+    """A field kept for older clients, in the unit its name says; ``instead`` is the field to read."""
+    return {**schema, "deprecated": True, "description": f"deprecated: read {instead}"}
+
+
 def _comparison_schema() -> dict[str, Any]:
     return {"type": "object", "required": ["id", "name", "models", "status", "createdAt", "startedAt",
                                             "finishedAt", "accuracy", "speed", "latencyMs", "error", "metadata",
                                             "energyKwh", "carbonKg", "pids", "attribution", "gpuShare",
-                                            "machineEnergyKwh", "energyByComponentKwh"],
+                                            "machineEnergyKwh", "energyByComponentKwh", "energyJ", "carbonG",
+                                            "machineEnergyJ", "energyByComponentJ"],
             "properties": {"id": {"type": "integer"}, "name": {"type": "string"},
                            "models": {"type": "array", "items": {"type": "string"}},
                            "status": {"enum": list(STATUSES)}, "createdAt": {"type": "string"},
                            "startedAt": NULLABLE_TEXT, "finishedAt": NULLABLE_TEXT, "accuracy": NULLABLE_NUMBER,
                            "speed": NULLABLE_NUMBER, "latencyMs": NULLABLE_NUMBER, "error": NULLABLE_TEXT,
-                           "metadata": {"type": "object"}, "energyKwh": NULLABLE_NUMBER,
-                           "carbonKg": NULLABLE_NUMBER,
+                           "metadata": {"type": "object"},
+                           "energyKwh": deprecated(NULLABLE_NUMBER, "energyJ"),
+                           "carbonKg": deprecated(NULLABLE_NUMBER, "carbonG"),
                            "pids": {"type": ["array", "null"], "items": {"type": "integer"}},
                            "attribution": {"enum": ["process", "time_share"]},
                            "gpuShare": {"enum": ["utilization", "memory", None]},
-                           "machineEnergyKwh": NULLABLE_NUMBER,
-                           "energyByComponentKwh": {"type": ["object", "null"], "properties": {
-                               "cpu": NUMBER, "gpu": NUMBER, "memory": NUMBER}},
+                           "machineEnergyJ": NULLABLE_NUMBER,
+                           "energyByComponentJ": BY_COMPONENT,
+                           "machineEnergyKwh": deprecated(NULLABLE_NUMBER, "machineEnergyJ"),
+                           "energyByComponentKwh": deprecated(BY_COMPONENT, "energyByComponentJ"),
                            "durationS": NULLABLE_NUMBER, "energyJ": NULLABLE_NUMBER, "carbonG": NULLABLE_NUMBER,
                            "items": NULLABLE_NUMBER, "energyPerItemJ": NULLABLE_NUMBER,
                            "carbonPerItemG": NULLABLE_NUMBER, "embodiedG": NULLABLE_NUMBER,
@@ -169,19 +181,22 @@ SCHEMAS: dict[str, Any] = {
                       "description": "with a final status only"},
         "error": {"type": "string", "maxLength": 4000}, "pids": PIDS, "items": ITEMS,
         "metadata": {"type": "object", "description": "replaces the metadata; at most 16 KiB as JSON"}}}),
-    "Offset": {"type": "object", "required": ["id", "kg", "note", "at", "createdAt"], "properties": {
-        "id": {"type": "integer"}, "kg": NUMBER, "note": {"type": "string"}, "at": {"type": "string"},
-        "createdAt": {"type": "string"}}},
-    "OffsetList": {"type": "object", "required": ["items", "next", "totalKg"], "properties": {
-        "items": {"type": "array", "items": ref("Offset")}, "next": NULLABLE_TEXT, "totalKg": NUMBER}},
+    "Offset": {"type": "object", "required": ["id", "carbonG", "kg", "note", "at", "createdAt"], "properties": {
+        "id": {"type": "integer"}, "carbonG": NUMBER, "kg": {**NUMBER, "description": "as declared (carbonG: grams)"},
+        "note": {"type": "string"}, "at": {"type": "string"}, "createdAt": {"type": "string"}}},
+    "OffsetList": {"type": "object", "required": ["items", "next", "totalG", "totalKg"], "properties": {
+        "items": {"type": "array", "items": ref("Offset")}, "next": NULLABLE_TEXT, "totalG": NUMBER,
+        "totalKg": deprecated(NUMBER, "totalG")}},
     "NewOffset": _null_when_absent({"type": "object", "required": ["kg"], "additionalProperties": False, "properties": {
         "kg": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9}, "note": {"type": "string", "maxLength": 1000},
         "at": {"anyOf": [TIME_TEXT, UNIX_SECONDS], "description": TIME}}}),
-    "Energy": {"type": "object", "required": ["from", "to", "energyKwh", "carbonKg", "gPerKwh", "methods"],
+    "Energy": {"type": "object", "required": ["from", "to", "energyJ", "carbonG", "energyKwh", "carbonKg", "gPerKwh",
+                                              "methods"],
                "properties": {"from": {"type": "integer"}, "to": {"type": "integer"},
-                              "energyKwh": {"type": "object", "required": ["cpu", "gpu", "memory", "total"],
-                                            "additionalProperties": NUMBER},
-                              "carbonKg": NUMBER, "gPerKwh": NUMBER, "renewablePct": NUMBER,
+                              "energyJ": ENERGY_PARTS,
+                              "carbonG": NUMBER,
+                              "energyKwh": deprecated(ENERGY_PARTS, "energyJ"),
+                              "carbonKg": deprecated(NUMBER, "carbonG"), "gPerKwh": NUMBER, "renewablePct": NUMBER,
                               "samplesOutsideGrid": {"type": "integer"}, "pue": NUMBER,
                               "samples": {"type": "integer"},
                               "methods": {"type": "object", "additionalProperties": {"type": "string"}}}},

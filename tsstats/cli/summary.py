@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tsstats.core.units import JOULES_PER_KWH
-
 
 def joules(value: float) -> str:
     if value == 0:
@@ -31,10 +29,10 @@ def summary_lines(name: str, outcome: str, code: int, wall_s: float, record: dic
         return lines + ["  not measured: no figures from the service"]
     methods = record.get("methods") or {}
     estimated = set(record.get("estimated") or [])
-    by_component = record.get("energyByComponentKwh")
+    by_component = record.get("energyByComponentJ")
     if by_component:
-        parts = [f"{component} {joules(kwh * JOULES_PER_KWH)} ({methods.get(component, '?')}"
-                 f"{', estimated' if component in estimated else ''})" for component, kwh in by_component.items()]
+        parts = [f"{component} {joules(value)} ({methods.get(component, '?')}"
+                 f"{', estimated' if component in estimated else ''})" for component, value in by_component.items()]
         lines.append(f"  energy   {joules(record['energyJ'])}: " + ", ".join(parts))
     else:
         how = ", ".join(f"{component} {method}" for component, method in methods.items())
@@ -48,9 +46,9 @@ def summary_lines(name: str, outcome: str, code: int, wall_s: float, record: dic
         includes = " + ".join(record.get("sciIncludes") or [])
         lines.append(f"  per item {joules(record['energyPerItemJ'])}, {grams(record['carbonPerItemG'])} over "
                      f"{record['items']:,g} items; SCI {grams(sci) if sci is not None else '-'} per item ({includes})")
-    machine = record.get("machineEnergyKwh")
-    energy = record.get("energyKwh")
+    machine = record.get("machineEnergyJ")
+    energy = record.get("energyJ")
     if machine and energy is not None:
         lines.append(f"  share    {100.0 * energy / machine:.1f} % of the machine's energy over the run "
-                     f"({joules(machine * JOULES_PER_KWH)})")
+                     f"({joules(machine)})")
     return lines

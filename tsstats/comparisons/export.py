@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from tsstats.core.inputs import InputError, single_values, time_range
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
-from tsstats.storage.sql import Connection
+from tsstats.storage.sql import Connection, significant_sql
 
 FORMATS = ("parquet", "csv")
 PARAMETERS = ("from", "to", "format")
@@ -42,19 +42,21 @@ def comparisons_sql(query: ComparisonsExport) -> str:
         (lambda column: f"array_to_string({column}, ';')")  # CSV: a list as text
     energy = f"c.energy_kwh * {JOULES_PER_KWH!r}"
     carbon = f"c.carbon_kg * {GRAMS_PER_KG!r}"
+    n = significant_sql  # each derived figure to the significant digits JSON gives it
     phases = ("(SELECT to_json(list({'id': p.id, 'name': p.name, 'parent': p.parent_id, 'status': p.status, "
               "'started_utc': make_timestamp(p.started_ms * 1000), 'finished_utc': make_timestamp(p.finished_ms "
-              "* 1000), 'energy_J': p.energy_j, 'carbon_g': p.carbon_g} ORDER BY p.id)) FROM phases p "
-              "WHERE p.comparison_id = c.id)")
+              f"* 1000), 'energy_J': {n('p.energy_j')}, 'carbon_g': {n('p.carbon_g')}}} ORDER BY p.id)) "
+              "FROM phases p WHERE p.comparison_id = c.id)")
     columns = [
         f"{_text(query.host)} AS host", "c.id", "c.name", f"{listed('c.models')} AS models", "c.status",
         "make_timestamp(c.created_ms * 1000) AS created_utc", "make_timestamp(c.started_ms * 1000) AS started_utc",
         "make_timestamp(c.finished_ms * 1000) AS finished_utc",
         "(c.finished_ms - c.started_ms) / 1000.0 AS duration_s", "c.accuracy AS accuracy_pct", "c.speed",
-        "c.latency_ms", "c.error", f"{energy} AS energy_J", f"{carbon} AS carbon_g", "c.items",
-        f"{energy} / c.items AS energy_per_item_J", f"{carbon} / c.items AS carbon_per_item_g",
-        "c.embodied_g AS embodied_g", f"({carbon} + coalesce(c.embodied_g, 0)) / c.items AS sci_g_per_item",
-        f"c.machine_kwh * {JOULES_PER_KWH!r} AS machine_energy_J", f"{listed('c.pids::VARCHAR[]')} AS pids",
+        "c.latency_ms", "c.error", f"{n(energy)} AS energy_J", f"{n(carbon)} AS carbon_g", "c.items",
+        f"{n(f'{energy} / c.items')} AS energy_per_item_J", f"{n(f'{carbon} / c.items')} AS carbon_per_item_g",
+        f"{n('c.embodied_g')} AS embodied_g",
+        f"{n(f'({carbon} + coalesce(c.embodied_g, 0)) / c.items')} AS sci_g_per_item",
+        f"{n(f'c.machine_kwh * {JOULES_PER_KWH!r}')} AS machine_energy_J", f"{listed('c.pids::VARCHAR[]')} AS pids",
         "CASE WHEN c.pids IS NULL THEN 'time_share' ELSE 'process' END AS attribution",
         "c.metadata AS metadata_json", "c.accounting AS accounting_json", f"{phases} AS phases_json"]
     return (f"SELECT {', '.join(columns)} FROM comparisons c WHERE c.created_ms >= {int(query.from_ms)} "

@@ -8,6 +8,7 @@ from typing import Any
 from tsstats.comparisons.validation import ListQuery, page_answer
 from tsstats.core.inputs import InputError, number_field, reject_unknown, require_object, text_field
 from tsstats.core.timeparse import rfc3339_ms, time_value
+from tsstats.core.units import GRAMS_PER_KG, rounded
 from tsstats.storage.sql import Connection, first
 
 MAX_OFFSET_KG = 1e9
@@ -50,7 +51,8 @@ def insert_offset(con: Connection, offset: NewOffset, now_ms: int) -> dict[str, 
 
 
 def offset_record(row: tuple) -> dict[str, Any]:
-    return {"id": row[0], "kg": row[1], "note": row[2], "at": rfc3339_ms(row[3]), "createdAt": rfc3339_ms(row[4])}
+    return {"id": row[0], "carbonG": rounded(row[1] * GRAMS_PER_KG, "g"), "kg": row[1], "note": row[2],
+            "at": rfc3339_ms(row[3]), "createdAt": rfc3339_ms(row[4])}
 
 
 def list_offsets(con: Connection, query: ListQuery) -> dict[str, Any]:
@@ -59,8 +61,9 @@ def list_offsets(con: Connection, query: ListQuery) -> dict[str, Any]:
     where, params = ("WHERE id < ?", [query.before]) if query.before is not None else ("", [])
     rows = con.execute(f"SELECT id, kg, note, at_ms, created_ms FROM offsets {where} ORDER BY id DESC LIMIT ?",
                        params + [query.limit + 1]).fetchall()
+    total_kg = offsets_total(con)
     return {**page_answer([offset_record(row) for row in rows[:query.limit]], len(rows)),
-            "totalKg": offsets_total(con)}
+            "totalG": rounded(total_kg * GRAMS_PER_KG, "g"), "totalKg": rounded(total_kg, "kg")}  # totalKg: deprecated
 
 
 def offsets_total(con: Connection) -> float:

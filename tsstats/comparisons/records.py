@@ -11,7 +11,7 @@ from typing import Any
 from tsstats.comparisons.phases import phases_of
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, ListQuery, NewComparison, page_answer
 from tsstats.core.timeparse import rfc3339_ms
-from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, rounded
 from tsstats.figures.attribution import Attributed
 from tsstats.figures.sci import per_item, sci_per_item
 from tsstats.storage.sql import Connection, first
@@ -27,7 +27,7 @@ def record_from_row(row: tuple, phases: list[dict[str, Any]] | None = None) -> d
     (id_, name, models, status, created, started, finished, accuracy, speed, latency_ms, error, metadata, energy,
      carbon, pids, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j, items, embodied, accounting, conditions, fair) = row
     judged = json.loads(conditions) if conditions else None
-    by_component = None
+    by_component: dict[str, float] | None = None
     if pids and energy is not None and status in FINISHED:
         given = (cpu_j or 0.0) + (gpu_j or 0.0) + (mem_j or 0.0)
         scale = energy / given if given > 0 else 0.0  # kWh after PUE per joule given
@@ -45,13 +45,17 @@ def record_from_row(row: tuple, phases: list[dict[str, Any]] | None = None) -> d
         "latencyMs": latency_ms,
         "error": error,
         "metadata": json.loads(metadata),
-        "energyKwh": energy,
-        "carbonKg": carbon,
+        "energyKwh": rounded(energy, "kWh"),  # deprecated: energyJ
+        "carbonKg": rounded(carbon, "kg"),  # deprecated: carbonG
         "pids": list(pids) if pids is not None else None,
         "attribution": "process" if pids else "time_share",
         "gpuShare": gpu_share,
-        "machineEnergyKwh": machine_kwh,
-        "energyByComponentKwh": by_component,
+        "machineEnergyJ": rounded(None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, "J"),
+        "energyByComponentJ": None if by_component is None else
+        {part: rounded(kwh * JOULES_PER_KWH, "J") for part, kwh in by_component.items()},
+        "machineEnergyKwh": rounded(machine_kwh, "kWh"),  # deprecated: machineEnergyJ
+        "energyByComponentKwh": None if by_component is None else  # deprecated: energyByComponentJ
+        {part: rounded(kwh, "kWh") for part, kwh in by_component.items()},
         **run_figures(started, finished, energy, carbon, items, embodied, accounting),
         "conditions": judged["conditions"] if judged else None,
         "fair": fair,
@@ -68,14 +72,15 @@ def run_figures(started: int | None, finished: int | None, energy_kwh: float | N
     how = json.loads(accounting) if accounting else {}
     finished_run = finished is not None and energy_kwh is not None
     return {
-        "durationS": (finished - started) / 1000.0 if started is not None and finished is not None else None,
-        "energyJ": energy_j,
-        "carbonG": carbon_g,
+        "durationS": rounded((finished - started) / 1000.0, "s") if started is not None and finished is not None
+        else None,
+        "energyJ": rounded(energy_j, "J"),
+        "carbonG": rounded(carbon_g, "g"),
         "items": items,
-        "energyPerItemJ": per_item(energy_j, items),
-        "carbonPerItemG": per_item(carbon_g, items),
-        "embodiedG": embodied,
-        "sci": sci_per_item(carbon_g, embodied, items),
+        "energyPerItemJ": rounded(per_item(energy_j, items), "J"),
+        "carbonPerItemG": rounded(per_item(carbon_g, items), "g"),
+        "embodiedG": rounded(embodied, "g"),
+        "sci": rounded(sci_per_item(carbon_g, embodied, items), "g"),
         "sciIncludes": (["operational", "embodied"] if embodied is not None else ["operational"])
         if finished_run else [],
         "unavailable": ([] if embodied is not None else ["embodied"]) + ([] if items else ["items"])

@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tsstats.core.inputs import InputError, single_values, time_range
+from tsstats.core.units import SERIES_SIGNIFICANT
 from tsstats.storage.catalog import ENERGY_METRICS, HOST_METRICS, energy_expression
 from tsstats.storage.history import Series, resolve_series
 from tsstats.storage.rows import GPU_ROW
-from tsstats.storage.sql import Connection
+from tsstats.storage.sql import Connection, significant_sql
 
 TIERS = ("raw", "1m", "1h")
 FORMATS = ("parquet", "csv")
@@ -69,9 +70,13 @@ def export_sql(query: ExportQuery) -> str:
     gpu_table = "gpu_samples" if raw else f"gpu_rollup_{query.tier}"
     where = f"{time_column} >= {int(query.from_ms)} AND {time_column} < {int(query.to_ms)}"
     columns, joins = [f"make_timestamp(h.{time_column} * 1000) AS time_utc"], []
+
+    def n(expression: str) -> str:
+        return significant_sql(expression, SERIES_SIGNIFICANT)
+
     for number, series in enumerate(query.series):
-        if series.energy is not None:
-            columns.append(f"{energy_expression(series.energy, raw)} AS {_column(series)}")
+        if series.energy is not None:  # every value to the digits history gives it: no binary noise in a CSV
+            columns.append(f"{n(energy_expression(series.energy, raw))} AS {_column(series)}")
             continue
         source = "h"
         if series.gpu is not None:
@@ -79,11 +84,12 @@ def export_sql(query: ExportQuery) -> str:
             joins.append(f"LEFT JOIN (SELECT * FROM {gpu_table} WHERE gpu = {int(series.gpu)} AND {where}) "
                          f"{source} ON {source}.{time_column} = h.{time_column}")
         if raw:
-            columns.append(f"{_qualified(series.metric.expression, source)} AS {_column(series)}")
+            columns.append(f"{n(_qualified(series.metric.expression, source))} AS {_column(series)}")
             continue
         stem = f"{source}.{series.metric.stem}"
-        columns += [f"{stem}_sum / nullif({stem}_n, 0) AS {_column(series, 'avg')}",
-                    f"{stem}_min AS {_column(series, 'min')}", f"{stem}_max AS {_column(series, 'max')}"]
+        columns += [f"{n(f'{stem}_sum / nullif({stem}_n, 0)')} AS {_column(series, 'avg')}",
+                    f"{n(f'{stem}_min')} AS {_column(series, 'min')}",
+                    f"{n(f'{stem}_max')} AS {_column(series, 'max')}"]
     return (f"SELECT {', '.join(columns)} FROM (SELECT * FROM {host_table} WHERE {where}) h {' '.join(joins)} "
             f"ORDER BY h.{time_column}")
 

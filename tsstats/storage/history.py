@@ -17,7 +17,7 @@ import numpy as np
 from tsstats.core.inputs import InputError, single_values, time_range
 from tsstats.core.numbers import whole_number_text
 from tsstats.core.timeparse import parse_duration
-from tsstats.core.units import HOUR_MS, MINUTE_MS
+from tsstats.core.units import HOUR_MS, MINUTE_MS, SERIES_SIGNIFICANT
 from tsstats.figures.formulas import round_significant
 from tsstats.storage.catalog import (
     AGGREGATES,
@@ -283,9 +283,9 @@ def run_history(con: Connection, query: HistoryQuery, minutes_until: int | None,
 
 
 def _nullable(values: np.ndarray, present: np.ndarray) -> list:
-    """Numbers to 10 significant digits (no float noise), None where a bucket has no data (vectorized: a
+    """Numbers to ``SERIES_SIGNIFICANT`` digits (no float noise), None where a bucket has no data (vectorized: a
     history of 700,000 values is built without a Python step per value holding the interpreter)."""
-    return np.ma.masked_array(round_significant(values, 10), mask=~present).tolist()
+    return np.ma.masked_array(round_significant(values, SERIES_SIGNIFICANT), mask=~present).tolist()
 
 
 def finish_gauge(partial: Partial, aggregates: tuple[str, ...]) -> dict[str, list]:

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from tsstats.core.units import SIGNIFICANT
 from tsstats.storage.errors import StoreError, StoreLocked, lock_holder_pid, lock_message
 
 Connection = duckdb.DuckDBPyConnection
@@ -56,3 +57,11 @@ def first(rows: list[Any]) -> Any:
 def float_columns(fetched: dict[str, Any]) -> list[np.ndarray]:
     """The columns of a ``fetchnumpy()`` result as float64 arrays, NaN where the value is NULL."""
     return [np.asarray(np.ma.filled(np.ma.asarray(column).astype(float), np.nan)) for column in fetched.values()]
+
+
+def significant_sql(expression: str, digits: int = SIGNIFICANT) -> str:
+    """SQL for ``expression`` (a DOUBLE) to ``digits`` significant digits, as ``core.units.rounded`` gives
+    figures in JSON; zero, NULL and non-finite values as they are."""
+    e = f"({expression})"
+    return (f"(CASE WHEN {e} = 0 OR NOT isfinite({e}) THEN {e} "
+            f"ELSE round({e}, {digits - 1} - CAST(floor(log10(abs({e}))) AS INTEGER)) END)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sanic import Request
 from sanic.response import HTTPResponse, raw
@@ -13,11 +14,22 @@ from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.models import model_table
 from tsstats.core.inputs import InputError, time_range
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, rounded
 from tsstats.figures.energy import report
 from tsstats.figures.methods import methods_of
 from tsstats.storage import history
 from tsstats.storage.catalog import catalog
 from tsstats.storage.sql import Connection
+
+
+def energy_figures(result) -> dict[str, Any]:
+    """An interval's energy by component in joules and its carbon in grams, each at its precision, with the
+    deprecated kWh and kg fields beside them."""
+    kwh = {"cpu": result.cpu_kwh, "gpu": result.gpu_kwh, "memory": result.memory_kwh, "total": result.total_kwh}
+    return {"energyJ": {part: rounded(value * JOULES_PER_KWH, "J") for part, value in kwh.items()},
+            "carbonG": rounded(result.carbon_kg * GRAMS_PER_KG, "g"),
+            "energyKwh": {part: rounded(value, "kWh") for part, value in kwh.items()},  # deprecated: energyJ
+            "carbonKg": rounded(result.carbon_kg, "kg")}  # deprecated: carbonG
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
@@ -38,20 +50,12 @@ def add_routes(router: Router, view: ServiceView) -> None:
         sums = await view.heavy_read(view.energy_between, from_ms, to_ms)
         grid = view.grid
         intensity = sums.g_per_kwh(grid.g_per_kwh)  # each sample at the grid's value then
-        result = report(sums, pue, intensity)
         methods = methods_of(sums.methods(), bool(view.gpus_present())) if sums.rows else view.current_methods()
-        return json_response({
-            "from": from_ms, "to": to_ms,
-            "energyKwh": {"cpu": result.cpu_kwh, "gpu": result.gpu_kwh, "memory": result.memory_kwh,
-                          "total": result.total_kwh},
-            "carbonKg": result.carbon_kg,
-            "gPerKwh": intensity,
-            "renewablePct": sums.renewable_pct(grid.renewable_pct),
-            "samplesOutsideGrid": sums.outside,
-            "pue": pue,
-            "samples": sums.rows,
-            "methods": methods.as_dict(),
-        }, headers=NO_STORE)
+        return json_response({"from": from_ms, "to": to_ms, **energy_figures(report(sums, pue, intensity)),
+                              "gPerKwh": rounded(intensity, "g/kWh"),
+                              "renewablePct": rounded(sums.renewable_pct(grid.renewable_pct), "%"),
+                              "samplesOutsideGrid": sums.outside, "pue": pue, "samples": sums.rows,
+                              "methods": methods.as_dict()}, headers=NO_STORE)
 
     async def known_gpus() -> set[int]:
         """GPUs the database has rows of, and those present now."""
