@@ -416,6 +416,8 @@ def test_stats_and_metrics_with_two_gpus(inprocess):
     assert 'tsstats_gpu_utilization_ratio{gpu="0",name="Fake A"} 0.8' in text
     assert 'tsstats_gpu_power_watts{gpu="1",name="Fake B"} 100.0' in text
     assert "tsstats_gpu_usage_ratio 0.6" in text
+    assert 'tsstats_energy_joules_total{component="gpu"}' in text and 'tsstats_power_watts{component="gpu"}' in text
+    assert 'tsstats_energy_method_info{component="gpu",estimated="false",method="nvml_energy"} 1.0' in text
 
 
 def test_energy_route_with_rapl_counters(inprocess, tmp_path):
@@ -747,3 +749,14 @@ def test_figures_carry_no_float_noise_and_joules_and_grams_agree_with_the_deprec
     assert energy["carbonG"] == pytest.approx(energy["carbonKg"] * 1000, rel=1e-6)
     offsets = answers["offsets"]
     assert offsets["totalG"] == pytest.approx(offsets["totalKg"] * 1000) and offsets["items"][0]["carbonG"] == 12.3
+
+
+def test_metrics_leave_out_what_is_not_measured_and_name_each_method(client):
+    text = client.get("/metrics").text
+    series = [line for line in text.splitlines() if not line.startswith("#")]
+    assert not any('component="gpu"' in line for line in series)  # no GPU here: no gpu series, not a 0
+    powers = {line.split('"')[1]: float(line.split()[-1]) for line in series if line.startswith("tsstats_power_watts")}
+    assert set(powers) == {"cpu", "memory", "total"}
+    assert powers["total"] == pytest.approx(powers["cpu"] + powers["memory"]) and powers["memory"] > 0
+    assert 'tsstats_energy_method_info{component="cpu",estimated="true",method="tdp_model"} 1.0' in series
+    assert 'tsstats_energy_method_info{component="memory",estimated="true",method="dimm_model"} 1.0' in series

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
+import duckdb
 import pytest
 from support.answers import error_of
+from support.server import fake_hardware_env
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +72,17 @@ def test_history_routes(server_factory, synth_db):
                                                    "agg": "avg,min,max,last"}).json()
     assert after["timestamps"] == before["timestamps"]
     assert after["series"] == before["series"]
+
+
+def test_synth_uses_this_machines_live_power_models(synth_db):
+    """Synthetic history meets the live samples without a step: the same TDP and DIMM models as the sampler."""
+    check = subprocess.run([sys.executable, "-m", "tsstats", "check", "--json"], capture_output=True, text=True,
+                           timeout=60, env={**os.environ, **fake_hardware_env()})
+    report = json.loads(check.stdout)
+    rows = duckdb.connect(str(synth_db), read_only=True).execute(
+        "SELECT mem_mj * 1.0 / interval_ms, cpu_mj * 1.0 / interval_ms, cpu_pm / 1000.0 FROM samples "
+        "USING SAMPLE 200 ROWS").fetchall()
+    tdp_w = report["cpu"]["tdpW"]
+    for memory_w, cpu_w, utilization in rows:
+        assert memory_w == pytest.approx(report["memory"]["modelW"], abs=0.01)
+        assert cpu_w == pytest.approx(tdp_w * (0.1 + 0.9 * utilization ** 3), abs=0.01 + tdp_w * 0.003)

@@ -23,6 +23,7 @@ from prometheus_client.metrics_core import (
 from tsstats.api.requests import RequestStats
 from tsstats.core.units import JOULES_PER_KWH
 from tsstats.figures.energy import Totals
+from tsstats.figures.methods import ESTIMATED_METHODS, Method
 from tsstats.figures.moment import Figures
 from tsstats.sources.conditions import Conditions
 from tsstats.sources.gpu import THROTTLED, GpuConditions
@@ -64,11 +65,7 @@ class FiguresCollector:
                                     sum_value=scrape.requests.total_seconds)
         yield CounterMetricFamily("tsstats_samples_lost", "Samples overwritten before they could be written.",
                                   value=scrape.samples_lost)
-        energy = CounterMetricFamily("tsstats_energy_joules", "Energy used by this machine over everything "
-                                     "retained, PUE applied.", labels=["component"])
-        for component, joules in scrape.totals.by_component().items():
-            energy.add_metric([component], joules * scrape.pue)
-        yield energy
+        yield from energy_families(f, scrape)
         gauges = (
             ("tsstats_cpu_usage_ratio", "Share of all logical CPUs busy.", f.cpu_pct / 100),
             ("tsstats_memory_usage_ratio", "(total - available) / total physical memory.", f.memory_pct / 100),
@@ -103,6 +100,29 @@ class FiguresCollector:
         yield comparisons
         yield from gpu_families(f)
         yield from gpu_condition_families(f, scrape.gpu_conditions)
+
+
+def energy_families(f: Figures, scrape: Scrape) -> Iterator[Metric]:
+    """Energy counters and power gauges by component, leaving out a component this machine does not measure
+    (no GPU: no gpu series, not a 0), and each component's method and whether it is a model's estimate."""
+    methods = f.methods.as_dict()
+    absent = {component for component, method in methods.items() if method == Method.ABSENT}
+    energy = CounterMetricFamily("tsstats_energy_joules", "Energy used by this machine over everything "
+                                 "retained, PUE applied.", labels=["component"])
+    for component, joules in scrape.totals.by_component().items():
+        if component not in absent or joules > 0:  # a GPU seen earlier keeps its energy
+            energy.add_metric([component], joules * scrape.pue)
+    yield energy
+    power = GaugeMetricFamily("tsstats_power_watts", "Mean power over the current window, before PUE.",
+                              labels=["component"])
+    yield from _finite(power, [([component], watts) for component, watts in f.power.by_component().items()])
+    info = GaugeMetricFamily("tsstats_energy_method_info", "How each component's energy is obtained; estimated "
+                             "is true for a model (TDP, DIMM) rather than a meter.",
+                             labels=["component", "method", "estimated"])
+    for component, method in methods.items():
+        if component not in absent:
+            info.add_metric([component, method, "true" if method in ESTIMATED_METHODS else "false"], 1)
+    yield info
 
 
 def gpu_families(f: Figures) -> Iterator[Metric]:

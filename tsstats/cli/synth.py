@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsstats.assembly import open_store
+from tsstats.assembly import open_host_reader, open_store
 from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
 from tsstats.cli.outputs import OutputError, check_directory
 from tsstats.core.timeparse import rfc3339_ms
 from tsstats.figures.methods import METHOD_GPU_POWER
 from tsstats.figures.power_models import cpu_model_power_w, dimm_model_power_w
 from tsstats.sampling.flushing import write_batch
+from tsstats.sources.cpu_model import count_dimms, match_tdp
 from tsstats.storage.errors import StoreError
 from tsstats.storage.rollups import Rollups
 from tsstats.storage.rows import GPU_ROW, HOST_ROW, empty_columns
@@ -30,7 +31,7 @@ CHUNK_S = 3600.0  # one transaction per synthetic hour
 
 @dataclass(frozen=True)
 class Machine:
-    """The synthetic workstation."""
+    """The synthetic workstation (``live_machine`` gives this one's CPUs, TDP and DIMMs)."""
 
     logical_cpus: int = 16
     tdp_w: float = 105.0
@@ -151,8 +152,22 @@ def synth_chunk(rng: np.random.Generator, ts_ms: np.ndarray, hz: float, gpus: in
     return columns, gpu_columns
 
 
+def live_machine() -> Machine:
+    """This machine's CPUs, TDP and DIMMs, as the live sampler models them, so that synthetic history meets
+    the live samples without a step in power at the seam."""
+    host = open_host_reader()
+    try:
+        logical_cpus = host.read_fast().logical_cpus
+        tdp = match_tdp(host.cpu_model(), logical_cpus)
+    finally:
+        host.close()
+    _, dimms = dimm_model_power_w(count_dimms("/sys"))
+    return Machine(logical_cpus=logical_cpus, tdp_w=tdp.tdp_w, dimms=dimms)
+
+
 def synthesize(store: Store, days: float, hz: float, gpus: int = 0, end_s: float | None = None, seed: int = 1,
-               progress: Callable[[float, int], None] | None = None, conditions: bool = True) -> int:
+               progress: Callable[[float, int], None] | None = None, conditions: bool = True,
+               machine: Machine | None = None) -> int:
     """Write ``days`` of samples at ``hz`` ending at ``end_s`` (default now); returns the samples written.
     ``conditions=False`` leaves the conditions' columns empty (as a version before them wrote)."""
     end_ms = (time.time() if end_s is None else end_s) * 1000.0
@@ -164,7 +179,7 @@ def synthesize(store: Store, days: float, hz: float, gpus: int = 0, end_s: float
     rng = np.random.default_rng(seed)
     rollups = Rollups()
     rollups.load(store.writer)
-    machine = Machine()
+    machine = machine or Machine()
     state = {"memory": 35.0, "load": 1.0}
     step_ms = 1000.0 / hz
     written = 0
@@ -227,7 +242,7 @@ def run_synth(args: argparse.Namespace) -> int:
         print(f"tsstats: {error}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        written = synthesize(store, args.days, args.hz, gpus=args.gpus, seed=args.seed,
+        written = synthesize(store, args.days, args.hz, gpus=args.gpus, seed=args.seed, machine=live_machine(),
                              progress=ProgressBar(f"synth {args.days:g} d at {args.hz:g} Hz"))
     except ValueError as error:
         print(f"tsstats: {error}", file=sys.stderr)

@@ -24,6 +24,13 @@ def last_finite(values: np.ndarray) -> float:
     return float(finite[-1]) if finite.size else float("nan")
 
 
+def mean_power_w(energy_j: np.ndarray, interval_s: np.ndarray) -> float:
+    """Watts over the samples that have an energy: their joules over their seconds (NaN without any)."""
+    known = np.isfinite(energy_j) & np.isfinite(interval_s)
+    seconds = float(interval_s[known].sum())
+    return float(energy_j[known].sum()) / seconds if seconds > 0 else float("nan")
+
+
 def system_load_pct(load1: float, logical_cpus: float) -> float:
     """1-minute load average over logical CPUs, in % (above 100 when overloaded)."""
     if not logical_cpus or not math.isfinite(load1):

@@ -24,6 +24,9 @@ class Method(StrEnum):
     ABSENT = "absent"
 
 
+ESTIMATED_METHODS = (Method.TDP_MODEL, Method.DIMM_MODEL)  # a model's estimate rather than a meter's reading
+
+
 @dataclass(frozen=True)
 class Methods:
     """The method of each component."""

@@ -65,6 +65,20 @@ class ComparisonFigures:
 
 
 @dataclass(frozen=True)
+class PowerNow:
+    """Each component's mean power over the current window (NaN: not measured here)."""
+
+    cpu_w: float = NAN
+    gpu_w: float = NAN
+    memory_w: float = NAN
+
+    def by_component(self) -> dict[str, float]:
+        parts = {"cpu": self.cpu_w, "gpu": self.gpu_w, "memory": self.memory_w}
+        known = [value for value in parts.values() if math.isfinite(value)]
+        return {**parts, "total": sum(known) if known else NAN}
+
+
+@dataclass(frozen=True)
 class Figures:
     generated_ms: int
     # systemMetrics
@@ -96,6 +110,7 @@ class Figures:
     tdp: TdpMatch
     grid_outside: int = 0  # samples of the report window outside the grid's rows over time
     condition_sources: tuple[tuple[str, str], ...] = ()  # each group of the conditions' readings: its source
+    power: PowerNow = PowerNow()
 
     @property
     def estimated(self) -> tuple[str, ...]:
@@ -149,6 +164,9 @@ def compute_figures(*, settings: Settings, now_s: float, current: dict[str, np.n
         latency_source=latency_source,
         system_source=system_source,
         condition_sources=tuple(sorted((condition_sources or {}).items())),
+        power=PowerNow(formulas.mean_power_w(current["cpu_j"], current["interval_s"]),
+                       formulas.mean_power_w(current["gpu_j"], current["interval_s"]) if gpu_infos else NAN,
+                       formulas.mean_power_w(current["mem_j"], current["interval_s"])),
         service=service,
         grid=grid,
         tdp=tdp,
