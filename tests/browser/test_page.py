@@ -65,13 +65,21 @@ def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_f
     assert page.inner_text('.figure[data-field="cpuUsage"] .unit') == "%"
     assert page.inner_text('.figure[data-field="carbonFootprint"] .unit').startswith("g CO2e")
     assert "not measured: no NVIDIA GPU readings" in page.inner_text('.figure[data-field="gpuUsage"]')
-    assert "estimated (tdp_model)" in page.inner_text('.figure[data-field="energyConsumption"]')
+    assert "estimated (CPU: TDP model, memory: DIMM model)" in page.inner_text(
+        '.figure[data-field="energyConsumption"]')
 
     page.click('#ranges button[data-range="-15m"]')  # draw again now that samples are stored
     wait_until(page, "Number(document.querySelector('.chart').dataset.points || 0) > 0", timeout=10_000)
     wait_until(page, "[...document.querySelectorAll('.chart')].every(c => c.dataset.range === '-15m')",
                timeout=10_000)  # every chart drawn again
-    assert page.locator(".chart canvas").count() == 11  # app.js CHARTS
+    assert page.locator(".chart canvas").count() == 11  # app.js CHARTS, without the GPU chart: no GPU here
+    assert page.locator('.chart[data-title="GPU"]').count() == 0
+    legends = page.locator(".chart").first.locator(".u-legend .u-series .u-label").all_inner_texts()
+    assert legends[1:] == ["CPU %", "busiest core %"]  # words and units, not metric names
+    energy = page.locator('.chart[data-title="Energy and carbon"]')
+    assert energy.locator(".u-legend").inner_text().count("energy Wh") == 1 and "carbon g CO2e" in \
+        energy.locator(".u-legend").inner_text()
+    assert int(energy.get_attribute("data-points")) > 0
 
     httpx.post(server.url + "/api/comparisons", json={"models": ["llama", "mistral"], "name": "browser check"})
     page.wait_for_selector('#comparisons tr:has-text("browser check")', timeout=5_000)
@@ -87,6 +95,7 @@ def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_f
     page.click('#ranges button[data-range="-24h"]')
     wait_until(page, "[...document.querySelectorAll('.chart')].every(c => c.dataset.range === '-24h')",
                            timeout=10_000)
+    assert page.url.endswith("/?range=-24h")  # the range is in the URL: a reload or a link keeps it
     assert page.locator(".chart .empty").first.is_hidden()  # the CPU chart has its points in the 24 h range too
     assert int(page.locator(".chart").first.get_attribute("data-points")) > 250  # the synthetic day
     shot = os.environ.get("TSSTATS_SCREENSHOT") or str(tmp_path / "page.png")
@@ -159,3 +168,28 @@ def test_the_models_table_sorts_by_any_column(browser, server_factory):
     assert order() == ["alpha", "gamma", "beta"]
     assert page.get_attribute('#models th[data-key="accuracy"]', "aria-sort") == "ascending"
     assert "J per item" in page.inner_text("#models thead") and errors == [], errors
+
+
+def test_the_range_in_the_url_a_narrow_window_and_figures_before_the_checks(browser, server_factory, tmp_path):
+    """A link with ?range= opens on that range; at 480 px nothing scrolls sideways; the figures are drawn from
+    the first stats answer even while /api/check has not answered."""
+    from support.powercap import FakePowercap
+
+    FakePowercap(tmp_path / "powercap", packages=1, dram=False)  # RAPL for the CPU, the DIMM model for memory
+    server = server_factory("--powercap-root", str(tmp_path / "powercap"))
+    page = browser.new_page(viewport={"width": 480, "height": 900})
+    errors = watch_console(page)
+    held: list = []
+    page.route("**/api/check", lambda route: held.append(route))  # not answered until the end
+    page.goto(server.url + "/?range=-1h")
+    page.wait_for_selector('.figure[data-field="cpuUsage"] .value', timeout=10_000)
+    assert held, "the page asked for /api/check"
+    assert page.get_attribute('#ranges button[data-range="-1h"]', "class") == "active"
+    wait_until(page, "[...document.querySelectorAll('.chart')].every(c => c.dataset.range === '-1h')",
+               timeout=10_000)
+    badge = page.inner_text('.figure[data-field="energyConsumption"] .est')
+    assert badge == "estimated (memory: DIMM model)"  # the CPU is metered: only the memory is a model's
+    assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    for route in held:
+        route.continue_()
+    assert errors == [], errors

@@ -11,23 +11,32 @@
     totalCarbonSaved: "Carbon saved", greenScore: "Green score", energyEfficiency: "Energy efficiency",
     renewableEnergyUsage: "Renewable share", carbonOffset: "Carbon offset", totalComparisons: "Completed",
     modelsCompared: "Models compared", averageAccuracy: "Average accuracy", averageSpeed: "Average speed"};
-  const ESTIMATE_METHOD = {energyConsumption: "cpuPower", carbonFootprint: "cpuPower", energyEfficiency: "cpuPower",
-    greenScore: "cpuPower", totalCarbonSaved: "cpuPower"};
+  // the energy figures come from the CPU's and memory's power; a badge names each part a model estimates
+  const ESTIMATED_PARTS = [["CPU", "cpuPower"], ["memory", "memoryPower"]];
+  const MODEL_WORDS = {tdp_model: "TDP model", dimm_model: "DIMM model"};
+  // each chart: its unit, its series (words for the legend), per-GPU series (gpu<i><suffix>) and whether it
+  // is drawn only on a machine with a GPU
   const CHARTS = [
-    {title: "CPU %", metrics: ["cpuUsage", "cpuBusiestCore"]},
-    {title: "Memory %", metrics: ["memoryUsage"]},
-    {title: "GPU %", metrics: ["gpuUsage"], perGpu: "Usage"},
-    {title: "Power W", metrics: ["power", "cpuPower", "gpuPower", "memoryPower"], perGpu: "Power"},
-    {title: "Network B/s", metrics: ["networkReceive", "networkTransmit"]},
-    {title: "CPU time by kind %", metrics: ["cpuUser", "cpuSystem", "cpuIowait", "cpuSteal"]},
-    {title: "Temperatures °C", metrics: ["cpuTemperature", "cpuCoreTemperature"], perGpu: "Temperature"},
-    {title: "CPU clock MHz", metrics: ["cpuFrequency", "cpuFrequencyMin"]},
-    {title: "Disk B/s", metrics: ["diskRead", "diskWrite"]},
-    {title: "Swap B/s", metrics: ["swapIn", "swapOut"]},
-    {title: "Pressure stalls %", metrics: ["pressureCpu", "pressureMemory", "pressureIo"]},
+    {title: "CPU", unit: "%", metrics: {cpuUsage: "CPU", cpuBusiestCore: "busiest core"}},
+    {title: "Memory", unit: "%", metrics: {memoryUsage: "memory"}},
+    {title: "GPU", unit: "%", metrics: {gpuUsage: "all GPUs"}, perGpu: "Usage", gpuOnly: true},
+    {title: "Power", unit: "W", metrics: {power: "total", cpuPower: "CPU", memoryPower: "memory"},
+      gpuMetrics: {gpuPower: "GPUs"}, perGpu: "Power"},
+    {title: "Energy and carbon", unit: "Wh", energy: true},
+    {title: "Network", unit: "B/s", metrics: {networkReceive: "received", networkTransmit: "sent"}},
+    {title: "CPU time by kind", unit: "%", metrics: {cpuUser: "user", cpuSystem: "system", cpuIowait: "I/O wait",
+      cpuSteal: "steal"}},
+    {title: "Temperatures", unit: "°C", metrics: {cpuTemperature: "CPU package", cpuCoreTemperature: "hottest core"},
+      perGpu: "Temperature"},
+    {title: "CPU clock", unit: "MHz", metrics: {cpuFrequency: "mean", cpuFrequencyMin: "slowest core"}},
+    {title: "Disk", unit: "B/s", metrics: {diskRead: "read", diskWrite: "written"}},
+    {title: "Swap", unit: "B/s", metrics: {swapIn: "in", swapOut: "out"}},
+    {title: "Pressure stalls", unit: "%", metrics: {pressureCpu: "CPU", pressureMemory: "memory", pressureIo: "I/O"}},
   ];
-  const state = {token: sessionStorage.getItem(TOKEN_KEY) || "", range: "-15m", charts: [], reasons: {},
-    gpus: [], lastCounts: "", reportS: 86400};
+  const RANGES = ["-15m", "-1h", "-24h", "-7d", "-30d"];
+  const asked = new URLSearchParams(location.search).get("range");
+  const state = {token: sessionStorage.getItem(TOKEN_KEY) || "", range: RANGES.includes(asked) ? asked : "-15m",
+    charts: [], reasons: {}, gpus: [], lastCounts: "", reportS: 86400};
   const $ = (id) => document.getElementById(id);
 
   class Unauthorized extends Error {}
@@ -77,11 +86,32 @@
   function format(value) {
     if (Math.abs(value) >= 1000 || value === 0 || Number.isInteger(value)) return value.toLocaleString("en");
     if (Math.abs(value) >= 1) return value.toFixed(2);
-    return value.toPrecision(3);
+    return String(Number(value.toPrecision(3)));
+  }
+
+  // a quantity in the unit that reads best: energy from joules (mWh, Wh, kWh, MWh), carbon from grams
+  function scaled(value, units) {
+    if (value === null || value === undefined) return "–";
+    for (const [limit, unit, factor] of units) {
+      if (Math.abs(value) >= limit) return format(Number((value * factor).toPrecision(3))) + " " + unit;
+    }
+    const [, unit, factor] = units[units.length - 1];
+    return format(Number((value * factor).toPrecision(3))) + " " + unit;
+  }
+  const energyText = (joules) => scaled(joules, [[3.6e9, "MWh", 1 / 3.6e9], [3.6e6, "kWh", 1 / 3.6e6],
+    [3600, "Wh", 1 / 3600], [0, "mWh", 1 / 3.6]]);
+  const carbonText = (grams) => scaled(grams, [[1e6, "t CO2e", 1e-6], [1000, "kg CO2e", 1e-3], [1, "g CO2e", 1],
+    [0, "mg CO2e", 1000]]);
+
+  function estimateNote(sources) {
+    const parts = ESTIMATED_PARTS.filter(([, key]) => MODEL_WORDS[sources[key]])
+      .map(([name, key]) => name + ": " + MODEL_WORDS[sources[key]]);
+    return "estimated (" + parts.join(", ") + ")";
   }
 
   // -- figures -------------------------------------------------------------------------------------------
   function renderFigures(stats) {
+    state.lastStats = stats;
     const meta = stats.meta;
     const unavailable = new Set(meta.unavailable);
     const estimated = new Set(meta.estimated);
@@ -111,7 +141,7 @@
           if (estimated.has(field)) {
             const badge = document.createElement("span");
             badge.className = "est";
-            badge.textContent = "estimated (" + meta.sources[ESTIMATE_METHOD[field]] + ")";
+            badge.textContent = estimateNote(meta.sources);
             shown.appendChild(badge);
           }
         }
@@ -178,22 +208,38 @@
     return ["--c1", "--c2", "--c3", "--c4", "--c5"].map((name) => style.getPropertyValue(name).trim());
   }
 
-  function chartMetrics(spec) {
-    const perGpu = spec.perGpu ? state.gpus.map((index) => "gpu" + index + spec.perGpu) : [];
-    return spec.metrics.concat(perGpu);
+  // the series of a chart: [metric, legend in words with its unit]
+  function chartSeries(spec) {
+    if (spec.energy) return [["energy", "energy Wh"], ["energy", "carbon g CO2e"]];
+    const gpus = state.gpus.length ? Object.entries(spec.gpuMetrics || {}) : [];
+    const perGpu = spec.perGpu ? state.gpus.map((index) => ["gpu" + index + spec.perGpu, "GPU " + index]) : [];
+    return Object.entries(spec.metrics).concat(gpus, perGpu).map(([name, words]) => [name, words + " " + spec.unit]);
   }
 
   function buildCharts() {
     const container = $("charts");
     container.textContent = "";
-    state.charts = CHARTS.map((spec) => {
+    state.charts = CHARTS.filter((spec) => !spec.gpuOnly || state.gpus.length).map((spec) => {
       const box = document.createElement("div");
       box.className = "chart";
-      box.innerHTML = `<h3>${spec.title}</h3><div class="plot"></div><div class="empty" hidden>no data in this range</div>`;
+      box.dataset.title = spec.title;
+      box.innerHTML = `<h3></h3><div class="plot"></div><div class="empty" hidden>no data in this range</div>`;
+      box.querySelector("h3").textContent = spec.energy ? "Energy (Wh) and carbon (g CO2e) per interval"
+        : spec.title + " " + spec.unit;
       container.appendChild(box);
       return {spec, box, plot: null};
     });
     loadHistory();
+  }
+
+  // energy per bucket from the counter (its value at the bucket's end less that at its start), in Wh, and its
+  // carbon at the range's mean intensity and PUE (as /api/energy gives them)
+  async function energyData(answer, range) {
+    const {min, max} = answer.series.energy;
+    const wh = max.map((end, i) => (end === null || min[i] === null ? null : Math.max(end - min[i], 0) / 3600));
+    const energy = await api("/api/energy?from=" + encodeURIComponent(range));
+    const grams = wh.map((value) => (value === null ? null : value * energy.pue * energy.gPerKwh / 1000));
+    return [wh, grams];
   }
 
   let historyRound = 0;
@@ -203,18 +249,21 @@
     const round = ++historyRound;
     const range = state.range;
     await Promise.all(state.charts.map(async (chart) => {
-      const metrics = chartMetrics(chart.spec);
-      const query = new URLSearchParams({metrics: metrics.join(","), from: range, points: "300"});
-      let answer;
+      const series = chartSeries(chart.spec);
+      const metrics = [...new Set(series.map(([name]) => name))];
+      const query = new URLSearchParams({metrics: metrics.join(","), from: range, points: "300",
+        agg: chart.spec.energy ? "min,max" : "avg"});
+      let answer, values;
       try {
         answer = await api("/api/history?" + query);
+        values = chart.spec.energy ? await energyData(answer, range) : metrics.map((name) => answer.series[name].avg);
       } catch (error) {
         if (error instanceof Unauthorized) { askToken(true); }
         return;
       }
       if (round !== historyRound) return;  // a newer request (another range) is on its way
       const xs = answer.timestamps.map((ms) => ms / 1000);
-      const data = [xs].concat(metrics.map((name) => answer.series[name].avg));
+      const data = [xs].concat(values);
       const hasData = data.slice(1).some((values) => values.some((value) => value !== null));
       chart.box.querySelector(".empty").hidden = hasData;
       chart.box.dataset.points = String(data.slice(1).reduce(
@@ -224,10 +273,13 @@
       if (chart.plot) chart.plot.destroy();
       chart.plot = new uPlot({
         width, height: 180,
-        series: [{}].concat(metrics.map((name, i) => ({label: name, stroke: palette[i % palette.length],
+        series: [{}].concat(series.map(([, label], i) => ({label, stroke: palette[i % palette.length],
+          scale: chart.spec.energy && i === 1 ? "g" : "y",
           width: 1.5, spanGaps: false, points: {show: (u, si, i0, i1) => i1 - i0 < 60 || undefined}}))),
         axes: [{stroke: palette.length ? getComputedStyle(document.body).color : undefined},
-          {stroke: getComputedStyle(document.body).color, size: 64}],
+          {stroke: getComputedStyle(document.body).color, size: 64, scale: "y"}].concat(chart.spec.energy
+          ? [{stroke: getComputedStyle(document.body).color, size: 64, scale: "g", side: 1, grid: {show: false}}]
+          : []),
       }, data, chart.box.querySelector(".plot"));
     }));
   }
@@ -235,10 +287,18 @@
   $("ranges").addEventListener("click", (event) => {
     const button = event.target.closest("button");
     if (!button) return;
-    state.range = button.dataset.range;
-    for (const other of $("ranges").querySelectorAll("button")) other.classList.toggle("active", other === button);
+    chooseRange(button.dataset.range);
+    history.replaceState(null, "", "?range=" + encodeURIComponent(state.range));  // a link keeps the range
     loadHistory();
   });
+
+  function chooseRange(range) {
+    state.range = range;
+    for (const other of $("ranges").querySelectorAll("button")) {
+      other.classList.toggle("active", other.dataset.range === range);
+    }
+  }
+  chooseRange(state.range);
 
   // -- comparisons and energy ------------------------------------------------------------------------------
   async function loadComparisons() {
@@ -250,8 +310,8 @@
     for (const item of page.items) {
       const row = document.createElement("tr");
       row.dataset.id = String(item.id);
-      const cells = [item.id, item.name, item.status, item.accuracy, item.speed, item.latencyMs, item.energyKwh,
-        item.carbonKg === null ? null : item.carbonKg * 1000];
+      const cells = [item.id, item.name, item.status, item.accuracy, item.speed, item.latencyMs,
+        energyText(item.energyJ), carbonText(item.carbonG)];
       for (const cell of cells) {
         const td = document.createElement("td");
         td.textContent = cell === null || cell === undefined ? "–" : (typeof cell === "number" ? format(cell) : cell);
@@ -325,14 +385,17 @@
     $("energy-window").textContent = "(report window: last " + (hours >= 1 ? hours + " h" : state.reportS + " s") + ")";
     const body = $("energy").querySelector("tbody");
     body.textContent = "";
-    const rows = [["CPU", energy.energyKwh.cpu, energy.methods.cpu], ["GPU", energy.energyKwh.gpu, energy.methods.gpu],
-      ["Memory", energy.energyKwh.memory, energy.methods.memory], ["Total", energy.energyKwh.total, ""],
-      ["Carbon", energy.carbonKg * 1000, "g CO2e at " + energy.gPerKwh + " g/kWh"]];
-    for (const [name, value, note] of rows) {
+    const joules = energy.energyJ;
+    const rows = [["CPU", energyText(joules.cpu), energy.methods.cpu],
+      ["GPU", energyText(joules.gpu), energy.methods.gpu], ["Memory", energyText(joules.memory), energy.methods.memory],
+      ["Total", energyText(joules.total), ""],
+      ["Carbon", carbonText(energy.carbonG), "at " + format(energy.gPerKwh) + " g/kWh"]];
+    for (const [name, text, note] of rows) {
+      if (name === "GPU" && note === "absent") continue;  // no GPU here: not a row of zeros
       const row = document.createElement("tr");
       row.innerHTML = "<td></td><td class='value'></td><td class='muted'></td>";
       row.children[0].textContent = name;
-      row.children[1].textContent = format(value) + (name === "Carbon" ? " g" : " kWh");
+      row.children[1].textContent = text;
       row.children[2].textContent = note;
       body.appendChild(row);
     }
@@ -342,10 +405,11 @@
   let started = false;
 
   async function start() {
-    try {
-      const check = await api("/api/check");
-      state.reasons = check.reasons || {};
-      renderFigures(await api("/api/dashboard/stats"));
+    try {  // the figures first; the reasons for what is not measured fill in once /api/check answers
+      const check = api("/api/check").then((answer) => { state.reasons = answer.reasons || {}; }, () => {});
+      const stats = await api("/api/dashboard/stats");
+      renderFigures(stats);
+      check.then(() => renderFigures(state.lastStats || stats));
     } catch (error) {
       if (error instanceof Unauthorized) { askToken(Boolean(state.token)); return; }
       setStatus("unreachable: " + error.message, "down");
