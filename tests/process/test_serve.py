@@ -415,3 +415,17 @@ def test_each_log_line_is_written_once(tmp_path):
     assert any("samples flushed and checkpointed" in message for message in messages)
     assert len(messages) == len(set(messages)), err
     assert out == ""
+
+
+def test_uptime_reflects_a_restart_at_once(server_factory, tmp_path):
+    """The gap since the last run counts from the first answer after a restart, not from the first flush."""
+    db = tmp_path / "uptime.duckdb"
+    first = server_factory("--flush-interval", "0.5s", db=db)
+    time.sleep(2.0)
+    assert first.stop() == 0
+    time.sleep(6.0)  # stopped: down time
+    again = server_factory("--flush-interval", "60s", db=db)  # nothing flushed while this test looks
+    with again.client() as client:
+        live = client.get("/api/dashboard/stats").json()["liveStats"]
+    assert live["uptime"] < 80, live  # about 2 s sampled in 8 s
+    assert live["uptime"] == round(live["uptime"], 2)

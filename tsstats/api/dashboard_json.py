@@ -60,9 +60,9 @@ def render_dashboard(f: Figures, settings: Settings) -> dict[str, Any]:
             "systemLoad": _number(f.system_load_pct, unavailable, "systemLoad"),
             "carbonFootprint": _number(energy.carbon_g, unavailable, "carbonFootprint", -6),
             "energyConsumption": _number(energy.total_kwh, unavailable, "energyConsumption", -6),
-            "uptime": _number(f.uptime_pct, unavailable, "uptime", 3),
+            "uptime": _number(f.uptime_pct, unavailable, "uptime", 2),
             "responseTime": _number(f.activity.response_ms, unavailable, "responseTime", 3),
-            "errorRate": _number(f.activity.error_pct, unavailable, "errorRate", 3),
+            "errorRate": _number(f.activity.error_pct, unavailable, "errorRate", 2),
         },
         "sustainability": {
             "totalCarbonSaved": _number(f.carbon_saved_kg, unavailable, "totalCarbonSaved", -6),
@@ -80,8 +80,8 @@ def render_dashboard(f: Figures, settings: Settings) -> dict[str, Any]:
         "enterpriseMetrics": {
             "modelAccuracy": _number(activity.accuracy_pct, unavailable, "enterpriseMetrics.modelAccuracy"),
             "processingSpeed": _number(activity.speed, unavailable, "enterpriseMetrics.processingSpeed"),
-            "systemUptime": _number(f.uptime_pct, unavailable, "enterpriseMetrics.systemUptime", 3),
-            "successRate": _number(100.0 - activity.error_pct, unavailable, "enterpriseMetrics.successRate", 3),
+            "systemUptime": _number(f.uptime_pct, unavailable, "enterpriseMetrics.systemUptime", 2),
+            "successRate": _number(100.0 - activity.error_pct, unavailable, "enterpriseMetrics.successRate", 2),
             "responseTime": _number(activity.response_ms, unavailable, "enterpriseMetrics.responseTime", 3),
             "queueLength": comparisons.queued,
             "concurrentComparisons": comparisons.running,

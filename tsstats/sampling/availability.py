@@ -17,6 +17,12 @@ class Availability:
     first_sample_ms: float | None = None
     first_stored: bool = False
     outages: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
+    # the gap since the newest sample stored before this run, counted from the first tick on (the flush that
+    # stores it as an outage clears it): uptime reflects a restart at once, not after the first flush
+    restarted_after_ms: float | None = None
+    max_gap_ms: float = float("inf")
+    restart_gap: tuple[float, float] | None = None
+    _sampled: bool = False
 
     def load(self, store: Store, now_ms: float, window_s: float) -> None:
         stored = store.get_meta("first_sample_ms")
@@ -35,6 +41,17 @@ class Availability:
     def sampled(self, ts_ms: float) -> None:
         if self.first_sample_ms is None:
             self.first_sample_ms = ts_ms
+        if not self._sampled:
+            self._sampled = True
+            if self.restarted_after_ms is not None and ts_ms - self.restarted_after_ms > self.max_gap_ms:
+                self.restart_gap = (self.restarted_after_ms, ts_ms)
+
+    def stored(self, gaps: np.ndarray) -> None:
+        """The outages of a committed flush (the restart's gap among them, if it was the first)."""
+        if len(gaps):
+            self.outages = np.vstack((self.outages, gaps))
+        self.restart_gap = None
 
     def uptime_pct(self, now_ms: float, window_s: float) -> float:
-        return formulas.uptime_pct(now_ms, self.first_sample_ms, window_s * 1000.0, self.outages)
+        outages = self.outages if self.restart_gap is None else np.vstack((self.outages, [self.restart_gap]))
+        return formulas.uptime_pct(now_ms, self.first_sample_ms, window_s * 1000.0, outages)

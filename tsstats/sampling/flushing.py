@@ -104,8 +104,7 @@ class Flusher:
         availability.first_stored = availability.first_stored or first_due is not None
         if segment is not None and self.clock_watch is not None:
             self.clock_watch.saved(segment)
-        if len(gaps):
-            availability.outages = np.vstack((availability.outages, gaps))
+        availability.stored(gaps)
         self.last_flushed_ms = float(columns["ts_ms"][-1])
         self.restarted = False
         if not self.health.ok:

@@ -112,6 +112,7 @@ class Sampler:
             last = parts.rollups.minutes_until
         last = float(last) if last is not None else None
         parts.flusher.last_flushed_ms = last
+        parts.availability.restarted_after_ms, parts.availability.max_gap_ms = last, parts.flusher.max_gap_ms
         if last is not None:
             parts.rollups.close(store, max(now_ms, last))
         self.reload_energy(con)
