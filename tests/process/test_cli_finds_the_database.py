@@ -90,6 +90,7 @@ def test_a_db_the_service_does_not_hold_is_refused_naming_both(served, tmp_path)
                      "--out", str(out), home=home)
     assert result.returncode == 1 and not out.exists()
     assert str(server.db.resolve()) in result.stderr and str(other) in result.stderr and server.url in result.stderr
+    assert f"(pid {server.process.pid})" in result.stderr
 
 
 def test_nothing_on_the_port_is_an_error_not_a_file(served, tmp_path):

@@ -51,6 +51,9 @@ def same_file(a: str, b: str) -> bool:
 
 def through_service(url: str, settings: Settings, db: str | None, pid: int | None = None) -> Source:
     held = service_database(url, settings.token)
+    if pid is None and held is not None:  # the runtime file beside the file it holds names its process
+        found = read_holder(held)
+        pid = found.pid if found is not None else None
     holder = f" (pid {pid})" if pid is not None else ""
     if db is not None and held is not None and not same_file(held, db):
         raise LocateError(f"the service at {url}{holder} holds {held}, not {db}; pass the --db it holds, or the "
