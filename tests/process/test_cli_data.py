@@ -44,7 +44,7 @@ def test_export_parquet_opens_with_timestamps_and_numbers(history_db, tmp_path):
     out = tmp_path / "raw.parquet"
     result = tsstats("export", "--db", str(history_db), "--from", "-1d", "--format", "parquet", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "rows (raw, parquet)" in result.stdout and result.stderr == ""  # no progress bar on a pipe
+    assert f"rows (raw, parquet) from {history_db} to" in result.stdout and result.stderr == ""  # no bar on a pipe
     types = dict(duckdb.sql(f"DESCRIBE SELECT * FROM '{out}'").fetchall() and
                  [(row[0], row[1]) for row in duckdb.sql(f"DESCRIBE SELECT * FROM '{out}'").fetchall()])
     assert types["time_utc"] == "TIMESTAMP" and types["cpuUsage_pct"] == "DOUBLE"

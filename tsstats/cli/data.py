@@ -68,7 +68,7 @@ def run_export(settings: Settings, args: argparse.Namespace) -> int:
             con.execute("SET enable_progress_bar = true")
             con.execute("SET progress_bar_time = 500")
         rows = write_export(con, query, temporary)
-        return f"wrote {rows:,} rows ({query.tier}, {query.format}) to {shown_out(args.out)}"
+        return f"wrote {rows:,} rows ({query.tier}, {query.format}) from {settings.db} to {shown_out(args.out)}"
 
     return _write_out("export", settings, args, from_file, "/api/export", values)
 
@@ -82,7 +82,8 @@ def run_comparisons_export(settings: Settings, args: argparse.Namespace) -> int:
     def from_file(con: Connection, temporary: str) -> str:
         query = parse_comparisons_export(values, time.time())
         rows = write_comparisons(con, query, temporary)
-        return f"wrote {rows:,} comparisons ({query.format}, host {query.host}) to {shown_out(args.out)}"
+        return (f"wrote {rows:,} comparisons ({query.format}, host {query.host}) from {settings.db} to "
+                f"{shown_out(args.out)}")
 
     return _write_out("export", settings, args, from_file, "/api/export/comparisons", values)
 
