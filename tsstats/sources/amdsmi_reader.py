@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tsstats.sources.gpu import GpuConditions, GpuInfo, GpuReading, ProcessGpuUse, read_field
+from tsstats.sources.gpu import GpuConditions, GpuInfo, GpuReading, LibraryGpuReader, ProcessGpuUse
 
 NOT_SUPPORTED = 2  # AMDSMI_STATUS_NOT_SUPPORTED
 MIB = 1024 * 1024
@@ -41,20 +41,15 @@ def _number(value: Any) -> float:
     return float(value)
 
 
-class AmdSmiReader:
+class AmdSmiReader(LibraryGpuReader):
     """Per-GPU readings (``sources.gpu.GpuReader``); ``amdsmi`` is the amdsmi module or a stand-in with the
     same functions; indexes start at ``first_index``."""
 
     name = "amdsmi"
 
     def __init__(self, amdsmi: Any = None, first_index: int = 0):
+        super().__init__(first_index)
         self._amdsmi = amdsmi if amdsmi is not None else _import_amdsmi()
-        self.first_index = first_index
-        self.gpus: list[GpuInfo] = []
-        self._handles: list[Any] = []
-        self.driver_version = ""
-        self.error = ""
-        self.started = False
 
     def start(self) -> bool:
         smi = self._amdsmi
@@ -88,25 +83,14 @@ class AmdSmiReader:
             self.error = "AMD SMI found no GPU"
         return bool(self.gpus)
 
-    def stop(self) -> None:
-        if self.started:
-            try:
-                self._amdsmi.amdsmi_shut_down()
-            except Exception:
-                pass
-            self.started = False
+    def _shut_down(self) -> None:
+        self._amdsmi.amdsmi_shut_down()
 
     def _not_supported(self, error: Exception) -> bool:
         if isinstance(error, Unsupported):
             return True
         code = getattr(error, "get_error_code", None)
         return callable(code) and code() == NOT_SUPPORTED
-
-    def _field(self, info: GpuInfo, reading: GpuReading, name: str, read) -> float | None:
-        return read_field(info, reading, name, read, self._not_supported)
-
-    def energy_supported(self, index: int) -> bool:
-        return "energy" not in self.gpus[index - self.first_index].unsupported
 
     def _power_w(self, handle: Any) -> float:
         info = self._amdsmi.amdsmi_get_power_info(handle)
@@ -142,13 +126,13 @@ class AmdSmiReader:
                 smi.amdsmi_get_gpu_vram_usage(h).get("vram_used")))
             if vram is not None:
                 reading.memory_used_bytes = vram * MIB
-            power = self._field(info, reading, "power", lambda h=handle: self._power_w(h))
+            power = self._field(info, reading, "power", self._power_w, handle)
             if power is not None:
                 reading.power_w = power
-            energy = self._field(info, reading, "energy", lambda h=handle: self._energy_j(h))
+            energy = self._field(info, reading, "energy", self._energy_j, handle)
             if energy is not None:
                 reading.energy_counter_j = energy
-            temperature = self._field(info, reading, "temperature", lambda h=handle: self._temperature_c(h))
+            temperature = self._field(info, reading, "temperature", self._temperature_c, handle)
             if temperature is not None:
                 reading.temperature_c = temperature
             readings.append(reading)
@@ -171,13 +155,11 @@ class AmdSmiReader:
     def process_use(self, index: int) -> ProcessGpuUse | None:
         """The VRAM each process holds on GPU ``index``; None when AMD SMI cannot say."""
         held = self.process_memory(index)
-        return ProcessGpuUse(held, "memory") if "processes" not in self.gpus[index - self.first_index].unsupported \
-            else None
+        return ProcessGpuUse(held, "memory") if "processes" not in self._info(index).unsupported else None
 
     def process_memory(self, index: int) -> dict[int, float]:
         """Bytes of VRAM each process holds on GPU ``index`` (AMD SMI's ``mem``)."""
-        info = self.gpus[index - self.first_index]
-        handle = self._handles[index - self.first_index]
+        info, handle = self._info(index), self._handle(index)
         if "processes" in info.unsupported:
             return {}
         try:

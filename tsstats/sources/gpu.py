@@ -77,6 +77,48 @@ def read_field(info: GpuInfo, reading: GpuReading, name: str, read: Callable[[],
         return None
 
 
+class LibraryGpuReader:
+    """What the NVML and AMD SMI readers share: their GPUs numbered on from ``first_index`` with a handle each,
+    the one way a field is read (``read_field``, with the library's ``_not_supported``), and the library's
+    shutdown (``_shut_down``) once started."""
+
+    name = ""
+
+    def __init__(self, first_index: int = 0):
+        self.first_index = first_index  # the index of this reader's first GPU
+        self.gpus: list[GpuInfo] = []
+        self._handles: list[Any] = []
+        self.driver_version = ""
+        self.error = ""
+        self.started = False
+
+    def _not_supported(self, error: Exception) -> bool:
+        raise NotImplementedError
+
+    def _shut_down(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.started:
+            try:
+                self._shut_down()
+            except Exception:
+                pass
+            self.started = False
+
+    def _field(self, info: GpuInfo, reading: GpuReading, name: str, call: Callable[..., Any], *args: Any) -> Any:
+        return read_field(info, reading, name, lambda: call(*args), self._not_supported)
+
+    def _info(self, index: int) -> GpuInfo:
+        return self.gpus[index - self.first_index]
+
+    def _handle(self, index: int) -> Any:
+        return self._handles[index - self.first_index]
+
+    def energy_supported(self, index: int) -> bool:
+        return "energy" not in self._info(index).unsupported
+
+
 class GpuReader(Protocol):
     """Per-GPU readings every tick, per-process use once a second; a field a GPU does not give is NaN and
     named in its ``unsupported``."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tsstats.sources.gpu import NAN, GpuConditions, GpuInfo, GpuReading, ProcessGpuUse, read_field
+from tsstats.sources.gpu import NAN, GpuConditions, GpuInfo, GpuReading, LibraryGpuReader, ProcessGpuUse
 
 
 def _import_pynvml() -> Any:
@@ -29,20 +29,15 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class NvmlReader:
+class NvmlReader(LibraryGpuReader):
     """Per-GPU readings (``sources.gpu.GpuReader``); ``nvml`` is the pynvml module or a stand-in with the same
     functions."""
 
     name = "nvml"
 
     def __init__(self, nvml: Any = None, first_index: int = 0):
+        super().__init__(first_index)
         self._nvml = nvml if nvml is not None else _import_pynvml()
-        self.first_index = first_index  # the index of this reader's first GPU
-        self.gpus: list[GpuInfo] = []
-        self._handles: list[Any] = []
-        self.driver_version = ""
-        self.error = ""
-        self.started = False
         self._process_seen_us: dict[int, int] = {}  # newest process-utilization sample taken, per GPU
 
     def start(self) -> bool:
@@ -78,23 +73,12 @@ class NvmlReader:
             self.error = "NVML found no GPU"
         return bool(self.gpus)
 
-    def stop(self) -> None:
-        if self.started:
-            try:
-                self._nvml.nvmlShutdown()
-            except Exception:
-                pass
-            self.started = False
+    def _shut_down(self) -> None:
+        self._nvml.nvmlShutdown()
 
     def _not_supported(self, error: Exception) -> bool:
         code = getattr(self._nvml, "NVML_ERROR_NOT_SUPPORTED", 3)
         return getattr(error, "value", None) == code
-
-    def _field(self, info: GpuInfo, reading: GpuReading, name: str, call, *args) -> Any:
-        return read_field(info, reading, name, lambda: call(*args), self._not_supported)
-
-    def energy_supported(self, index: int) -> bool:
-        return "energy" not in self.gpus[index - self.first_index].unsupported
 
     def read(self) -> list[GpuReading]:
         nvml = self._nvml
@@ -146,8 +130,7 @@ class NvmlReader:
 
     def process_use(self, index: int) -> ProcessGpuUse | None:
         """Per-process use of GPU ``index`` since the last call; None when NVML gives neither measure."""
-        local = index - self.first_index
-        nvml, info, handle = self._nvml, self.gpus[local], self._handles[local]
+        nvml, info, handle = self._nvml, self._info(index), self._handle(index)
         if handle is None:
             return None
         if "process_utilization" not in info.unsupported:
@@ -171,8 +154,7 @@ class NvmlReader:
 
     def process_memory(self, index: int) -> dict[int, float]:
         """Bytes of GPU ``index``'s memory each process holds (compute and graphics processes)."""
-        local = index - self.first_index
-        nvml, handle = self._nvml, self._handles[local]
+        nvml, handle = self._nvml, self._handle(index)
         if handle is None:
             return {}
         held: dict[int, float] = {}
