@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tsstats.sources.host import CpuTimes, cpu_busy_pct
+
 SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own sector size
 
 
@@ -19,6 +21,11 @@ class CpuKinds:
     steal: float  # time the hypervisor gave another guest while this one had work
     total: float
     idle: float = 0.0
+
+    @property
+    def times(self) -> CpuTimes:
+        """Busy (neither idle nor waiting for I/O) and total time, as ``cpu_busy_pct`` takes them."""
+        return CpuTimes(busy=self.total - self.idle - self.iowait, total=self.total)
 
 
 @dataclass(frozen=True)
@@ -65,12 +72,9 @@ def kind_shares(previous: CpuKinds, current: CpuKinds) -> dict[str, float]:
 
 def busy_share(previous: CpuKinds, current: CpuKinds) -> float:
     """Share of one CPU's time neither idle nor waiting for I/O between two readings, in % (0 without elapsed
-    time)."""
-    total = current.total - previous.total
-    if total <= 0:
-        return 0.0
-    waiting = max(current.idle - previous.idle, 0.0) + max(current.iowait - previous.iowait, 0.0)
-    return 100.0 * min(max(total - waiting, 0.0), total) / total
+    time): ``host.cpu_busy_pct`` over the core's counters."""
+    share = cpu_busy_pct(previous.times, current.times)
+    return share if share == share else 0.0
 
 
 def parse_pressure_some_avg10(text: str) -> float:
