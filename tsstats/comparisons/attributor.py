@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
 
 from tsstats.core.inputs import InputError
-from tsstats.figures.attribution import Attributed, MachineJoules, gpu_share, share
+from tsstats.figures.attribution import Attributed, MachineJoules, gpu_share, share, tree_part
 from tsstats.sources.gpu import GpuReader, ProcessGpuUse
 from tsstats.sources.processes import MachineUsage, ProcessTrees, TreeUsage
 
@@ -132,11 +132,11 @@ class Attributor:
             if use.method == "memory" or method is None:
                 method = use.method
             if use.method == "utilization" and fresh:
-                tree_use[index] = tree_use.get(index, 0.0) + sum(v for p, v in use.by_pid.items() if p in tree.members)
+                tree_use[index] = tree_use.get(index, 0.0) + tree_part(use.by_pid, tree.members)
                 all_use[index] = all_use.get(index, 0.0) + sum(use.by_pid.values())
         peak = before.peak_gpu_memory_bytes
         if self._memory:  # what its processes hold now on all GPUs together
-            now = sum(v for memory in self._memory.values() for p, v in memory.items() if p in tree.members)
+            now = sum(tree_part(memory, tree.members) for memory in self._memory.values())
             peak = max(peak, now) if math.isfinite(peak) else now
         tracked.attributed = replace(
             before, cpu_j=before.cpu_j + cpu_j, gpu_j=before.gpu_j + gpu_j, mem_j=before.mem_j + mem_j,

@@ -70,5 +70,10 @@ def share(part: float, whole: float) -> float:
     return min(max(part / whole, 0.0), 1.0)
 
 
+def tree_part(by_pid: Mapping[int, float], members: frozenset[int]) -> float:
+    """What the tree's processes used of a per-process measure."""
+    return sum(value for pid, value in by_pid.items() if pid in members)
+
+
 def gpu_share(by_pid: dict[int, float], members: frozenset[int]) -> float:
-    return share(sum(value for pid, value in by_pid.items() if pid in members), sum(by_pid.values()))
+    return share(tree_part(by_pid, members), sum(by_pid.values()))
