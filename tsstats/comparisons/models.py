@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from tsstats.comparisons.validation import STATUSES
-from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, rounded
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
+from tsstats.figures.formulas import rounded
 from tsstats.storage.sql import Connection
 
 MAX_MODELS_LISTED = 1000
@@ -40,9 +41,9 @@ def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = Fal
         model, total, *by_status = row[:2 + len(STATUSES)]
         accuracy, speed, latency, per_run, per_item, carbon_item, sci_item = row[2 + len(STATUSES):]
         items.append({"model": model, "runs": {"total": total, **dict(zip(STATUSES, by_status, strict=True))},
-                      "accuracy": rounded(accuracy, "%"), "speed": speed, "latencyMs": rounded(latency, "ms"),
-                      "energyPerRunJ": rounded(per_run, "J"), "energyPerItemJ": rounded(per_item, "J"),
-                      "carbonPerItemG": rounded(carbon_item, "g"), "sciPerItemG": rounded(sci_item, "g")})
+                      "accuracy": rounded(accuracy), "speed": speed, "latencyMs": rounded(latency),
+                      "energyPerRunJ": rounded(per_run), "energyPerItemJ": rounded(per_item),
+                      "carbonPerItemG": rounded(carbon_item), "sciPerItemG": rounded(sci_item)})
     return {"from": from_ms, "to": to_ms, "fairOnly": fair_only, "units": UNITS, "items": items}
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from tsstats.comparisons.validation import ListQuery, page_answer
 from tsstats.core.inputs import InputError, number_field, reject_unknown, require_object, text_field
 from tsstats.core.timeparse import rfc3339_ms, time_value
-from tsstats.core.units import GRAMS_PER_KG, rounded
+from tsstats.core.units import GRAMS_PER_KG
+from tsstats.figures.formulas import rounded
 from tsstats.storage.sql import Connection, first
 
 MAX_OFFSET_KG = 1e9
@@ -51,7 +52,7 @@ def insert_offset(con: Connection, offset: NewOffset, now_ms: int) -> dict[str, 
 
 
 def offset_record(row: tuple) -> dict[str, Any]:
-    return {"id": row[0], "carbonG": rounded(row[1] * GRAMS_PER_KG, "g"), "kg": row[1], "note": row[2],
+    return {"id": row[0], "carbonG": rounded(row[1] * GRAMS_PER_KG), "kg": row[1], "note": row[2],
             "at": rfc3339_ms(row[3]), "createdAt": rfc3339_ms(row[4])}
 
 
@@ -63,7 +64,7 @@ def list_offsets(con: Connection, query: ListQuery) -> dict[str, Any]:
                        params + [query.limit + 1]).fetchall()
     total_kg = offsets_total(con)
     return {**page_answer([offset_record(row) for row in rows[:query.limit]], len(rows)),
-            "totalG": rounded(total_kg * GRAMS_PER_KG, "g"), "totalKg": rounded(total_kg, "kg")}  # totalKg: deprecated
+            "totalG": rounded(total_kg * GRAMS_PER_KG), "totalKg": rounded(total_kg)}  # totalKg: deprecated
 
 
 def offsets_total(con: Connection) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tsstats.core.inputs import InputError, reject_unknown, require_object, text_field, whole_number
 from tsstats.core.timeparse import rfc3339_ms
-from tsstats.core.units import rounded
+from tsstats.figures.formulas import rounded
 from tsstats.storage.sql import Connection, first
 
 MAX_PHASE_NAME = 200
@@ -58,8 +58,8 @@ def phase_record(row: tuple[Any, ...]) -> dict[str, Any]:
     judged = json.loads(conditions) if conditions else None
     return {"id": id_, "name": name, "parent": parent, "status": status, "startedAt": rfc3339_ms(started),
             "finishedAt": rfc3339_ms(finished),
-            "durationS": rounded((finished - started) / 1000.0, "s") if finished is not None else None,
-            "energyJ": rounded(energy_j, "J"), "carbonG": rounded(carbon_g, "g"),
+            "durationS": rounded((finished - started) / 1000.0) if finished is not None else None,
+            "energyJ": rounded(energy_j), "carbonG": rounded(carbon_g),
             "conditions": judged["conditions"] if judged else None,
             "fair": fair, "unfairReasons": judged["unfairReasons"] if judged else []}
 

@@ -11,8 +11,9 @@ from typing import Any
 from tsstats.comparisons.phases import phases_of
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, ListQuery, NewComparison, page_answer
 from tsstats.core.timeparse import rfc3339_ms
-from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, rounded
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.attribution import Attributed
+from tsstats.figures.formulas import rounded
 from tsstats.figures.sci import per_item, sci_per_item
 from tsstats.storage.sql import Connection, first
 
@@ -45,17 +46,17 @@ def record_from_row(row: tuple, phases: list[dict[str, Any]] | None = None) -> d
         "latencyMs": latency_ms,
         "error": error,
         "metadata": json.loads(metadata),
-        "energyKwh": rounded(energy, "kWh"),  # deprecated: energyJ
-        "carbonKg": rounded(carbon, "kg"),  # deprecated: carbonG
+        "energyKwh": rounded(energy),  # deprecated: energyJ
+        "carbonKg": rounded(carbon),  # deprecated: carbonG
         "pids": list(pids) if pids is not None else None,
         "attribution": "process" if pids else "time_share",
         "gpuShare": gpu_share,
-        "machineEnergyJ": rounded(None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, "J"),
+        "machineEnergyJ": rounded(None if machine_kwh is None else machine_kwh * JOULES_PER_KWH),
         "energyByComponentJ": None if by_component is None else
-        {part: rounded(kwh * JOULES_PER_KWH, "J") for part, kwh in by_component.items()},
-        "machineEnergyKwh": rounded(machine_kwh, "kWh"),  # deprecated: machineEnergyJ
+        {part: rounded(kwh * JOULES_PER_KWH) for part, kwh in by_component.items()},
+        "machineEnergyKwh": rounded(machine_kwh),  # deprecated: machineEnergyJ
         "energyByComponentKwh": None if by_component is None else  # deprecated: energyByComponentJ
-        {part: rounded(kwh, "kWh") for part, kwh in by_component.items()},
+        {part: rounded(kwh) for part, kwh in by_component.items()},
         **run_figures(started, finished, energy, carbon, items, embodied, accounting),
         "conditions": judged["conditions"] if judged else None,
         "fair": fair,
@@ -72,15 +73,15 @@ def run_figures(started: int | None, finished: int | None, energy_kwh: float | N
     how = json.loads(accounting) if accounting else {}
     finished_run = finished is not None and energy_kwh is not None
     return {
-        "durationS": rounded((finished - started) / 1000.0, "s") if started is not None and finished is not None
+        "durationS": rounded((finished - started) / 1000.0) if started is not None and finished is not None
         else None,
-        "energyJ": rounded(energy_j, "J"),
-        "carbonG": rounded(carbon_g, "g"),
+        "energyJ": rounded(energy_j),
+        "carbonG": rounded(carbon_g),
         "items": items,
-        "energyPerItemJ": rounded(per_item(energy_j, items), "J"),
-        "carbonPerItemG": rounded(per_item(carbon_g, items), "g"),
-        "embodiedG": rounded(embodied, "g"),
-        "sci": rounded(sci_per_item(carbon_g, embodied, items), "g"),
+        "energyPerItemJ": rounded(per_item(energy_j, items)),
+        "carbonPerItemG": rounded(per_item(carbon_g, items)),
+        "embodiedG": rounded(embodied),
+        "sci": rounded(sci_per_item(carbon_g, embodied, items)),
         "sciIncludes": (["operational", "embodied"] if embodied is not None else ["operational"])
         if finished_run else [],
         "unavailable": ([] if embodied is not None else ["embodied"]) + ([] if items else ["items"])

@@ -14,18 +14,11 @@ YEAR_S = 365.25 * 86_400.0
 MIB = 1024 * 1024  # bytes
 
 # Precision outside the dashboard's object (docs/api.md, Units and precision). A figure tsstats derives
-# (energy, carbon, per item, SCI, durations, grid means) keeps SIGNIFICANT digits: finer than its inputs (RAPL
-# counts in 61 uJ, a grid intensity to 3 or 4 digits, a power model within a few per cent) and coarse enough
-# that no binary noise shows (473, not 473.00000000000006). History values, in JSON and in exports alike, keep
-# SERIES_SIGNIFICANT digits: the stored samples' own resolution (0.1 % of CPU, 1 mJ) and means over millions of
-# them both fit, and an export's averages equal /api/history's.
+# (energy, carbon, per item, SCI, durations, grid means) keeps SIGNIFICANT digits (figures.formulas.rounded):
+# finer than its inputs (RAPL counts in 61 uJ, a grid intensity to 3 or 4 digits, a power model within a few
+# per cent) and coarse enough that no binary noise shows (473, not 473.00000000000006). History values, in
+# JSON and in exports alike, keep SERIES_SIGNIFICANT digits: the stored samples' own resolution (0.1 % of CPU,
+# 1 mJ) and means over millions of them both fit, and an export's averages equal /api/history's.
 SIGNIFICANT = 7
 SERIES_SIGNIFICANT = 10
 
-
-def rounded(value: float | None, unit: str = "") -> float | None:
-    """A derived figure to ``SIGNIFICANT`` digits (``unit`` names it for the reader); None and non-finite values
-    as they are."""
-    if value is None or value != value or value in (float("inf"), float("-inf")):
-        return value
-    return float(f"{float(value):.{SIGNIFICANT}g}")

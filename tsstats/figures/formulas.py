@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, SIGNIFICANT
 from tsstats.figures.grid import WORLD_INTENSITY
 
 
@@ -210,3 +210,11 @@ def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
     rounded[~up] = np.round(chosen[~up] / 10.0 ** -shift[~up]) * 10.0 ** -shift[~up]
     out[usable] = rounded
     return out
+
+
+def rounded(value: float | None) -> float | None:
+    """A derived figure to ``SIGNIFICANT`` digits (docs/api.md, Units and precision); None and non-finite values
+    as they are."""
+    if value is None:
+        return None
+    return float(round_significant(np.array([value], dtype=float), SIGNIFICANT)[0])

@@ -60,7 +60,7 @@ def float_columns(fetched: dict[str, Any]) -> list[np.ndarray]:
 
 
 def significant_sql(expression: str, digits: int = SIGNIFICANT) -> str:
-    """SQL for ``expression`` (a DOUBLE) to ``digits`` significant digits, as ``core.units.rounded`` gives
+    """SQL for ``expression`` (a DOUBLE) to ``digits`` significant digits, as ``figures.formulas.rounded`` gives
     figures in JSON; zero, NULL and non-finite values as they are."""
     e = f"({expression})"
     return (f"(CASE WHEN {e} = 0 OR NOT isfinite({e}) THEN {e} "

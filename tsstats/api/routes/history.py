@@ -14,8 +14,9 @@ from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.models import model_table
 from tsstats.core.inputs import InputError, time_range
-from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, rounded
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.energy import report
+from tsstats.figures.formulas import rounded
 from tsstats.figures.methods import methods_of
 from tsstats.storage import history
 from tsstats.storage.catalog import catalog
@@ -26,10 +27,10 @@ def energy_figures(result) -> dict[str, Any]:
     """An interval's energy by component in joules and its carbon in grams, each at its precision, with the
     deprecated kWh and kg fields beside them."""
     kwh = {"cpu": result.cpu_kwh, "gpu": result.gpu_kwh, "memory": result.memory_kwh, "total": result.total_kwh}
-    return {"energyJ": {part: rounded(value * JOULES_PER_KWH, "J") for part, value in kwh.items()},
-            "carbonG": rounded(result.carbon_kg * GRAMS_PER_KG, "g"),
-            "energyKwh": {part: rounded(value, "kWh") for part, value in kwh.items()},  # deprecated: energyJ
-            "carbonKg": rounded(result.carbon_kg, "kg")}  # deprecated: carbonG
+    return {"energyJ": {part: rounded(value * JOULES_PER_KWH) for part, value in kwh.items()},
+            "carbonG": rounded(result.carbon_kg * GRAMS_PER_KG),
+            "energyKwh": {part: rounded(value) for part, value in kwh.items()},  # deprecated: energyJ
+            "carbonKg": rounded(result.carbon_kg)}  # deprecated: carbonG
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
@@ -52,8 +53,8 @@ def add_routes(router: Router, view: ServiceView) -> None:
         intensity = sums.g_per_kwh(grid.g_per_kwh)  # each sample at the grid's value then
         methods = methods_of(sums.methods(), bool(view.gpus_present())) if sums.rows else view.current_methods()
         return json_response({"from": from_ms, "to": to_ms, **energy_figures(report(sums, pue, intensity)),
-                              "gPerKwh": rounded(intensity, "g/kWh"),
-                              "renewablePct": rounded(sums.renewable_pct(grid.renewable_pct), "%"),
+                              "gPerKwh": rounded(intensity),
+                              "renewablePct": rounded(sums.renewable_pct(grid.renewable_pct)),
                               "samplesOutsideGrid": sums.outside, "pue": pue, "samples": sums.rows,
                               "methods": methods.as_dict()}, headers=NO_STORE)
 
