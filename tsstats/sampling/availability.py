@@ -21,7 +21,7 @@ class Availability:
     # stores it as an outage clears it): uptime reflects a restart at once, not after the first flush
     restarted_after_ms: float | None = None
     max_gap_ms: float = float("inf")
-    restart_gap: tuple[float, float] | None = None
+    restart_gap: np.ndarray | None = None
     _sampled: bool = False
 
     def load(self, store: Store, now_ms: float, window_s: float) -> None:
@@ -41,10 +41,11 @@ class Availability:
     def sampled(self, ts_ms: float) -> None:
         if self.first_sample_ms is None:
             self.first_sample_ms = ts_ms
-        if not self._sampled:
+        if not self._sampled:  # the flush's own rule, on the first tick
             self._sampled = True
-            if self.restarted_after_ms is not None and ts_ms - self.restarted_after_ms > self.max_gap_ms:
-                self.restart_gap = (self.restarted_after_ms, ts_ms)
+            gap = formulas.find_outages(np.array([ts_ms]), np.array([np.nan]), self.restarted_after_ms,
+                                        self.max_gap_ms)
+            self.restart_gap = gap if len(gap) else None
 
     def stored(self, gaps: np.ndarray) -> None:
         """The outages of a committed flush (the restart's gap among them, if it was the first)."""
@@ -53,5 +54,5 @@ class Availability:
         self.restart_gap = None
 
     def uptime_pct(self, now_ms: float, window_s: float) -> float:
-        outages = self.outages if self.restart_gap is None else np.vstack((self.outages, [self.restart_gap]))
+        outages = self.outages if self.restart_gap is None else np.vstack((self.outages, self.restart_gap))
         return formulas.uptime_pct(now_ms, self.first_sample_ms, window_s * 1000.0, outages)

@@ -9,6 +9,7 @@ every bucket still missing, from the finer tier, so the tiers always agree with 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from tsstats.core.units import HOUR_MS, MINUTE_MS
 from tsstats.storage.catalog import ENERGY_SUMS, GPU_METRICS, HOST_METRICS, rollup_aggregates, rollup_columns
@@ -55,21 +56,27 @@ def _merge_buckets(step_ms: int, table: str, source: str, metrics, energy: bool,
 
 @dataclass(frozen=True)
 class MinuteTier:
-    """One minute tier: its table, its columns, and the query of the raw values it is made of."""
+    """One minute tier: its table, made of the raw values of ``source`` (host rows with the energy sums, or
+    per-GPU rows)."""
 
     table: str
+    source: str
     gpu: bool
-    energy: bool
-    select: str
+
+    @cached_property
+    def select(self) -> str:
+        return values_select(self.source, GPU_METRICS if self.gpu else HOST_METRICS, not self.gpu, self.gpu)
+
+    @cached_property
+    def columns(self) -> list[str]:
+        return [name for name, _ in tier_columns(self.gpu)]
 
     def close(self, con: Connection, start_ms: int, end_ms: int) -> int:
-        names = [name for name, _ in tier_columns(self.gpu)]
-        return insert_minutes(con, self.table, self.select, self.gpu, self.energy, names, start_ms, end_ms,
+        return insert_minutes(con, self.table, self.select, self.gpu, not self.gpu, self.columns, start_ms, end_ms,
                               MINUTE_MS)
 
 
-MINUTE_TIERS = (MinuteTier("rollup_1m", False, True, values_select("samples", HOST_METRICS, True, False)),
-                MinuteTier("gpu_rollup_1m", True, False, values_select("gpu_samples", GPU_METRICS, False, True)))
+MINUTE_TIERS = (MinuteTier("rollup_1m", "samples", False), MinuteTier("gpu_rollup_1m", "gpu_samples", True))
 HOUR_SQL = (_merge_buckets(HOUR_MS, "rollup_1h", "rollup_1m", HOST_METRICS, True, False),
             _merge_buckets(HOUR_MS, "gpu_rollup_1h", "gpu_rollup_1m", GPU_METRICS, False, True))
 
