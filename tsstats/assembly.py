@@ -287,6 +287,8 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
 def open_service(settings: Settings, nvml: Any = None, clocks: Clocks | None = None) -> Service:
     """Open the database and the readers and build the sampler; raises StoreLocked/StoreError/StartupError."""
     grid, file_rows = checked_settings(settings)
+    for warning in path_warnings(settings):
+        log.warning("%s", warning)
     wake = threading.Event()  # the store rings it when a write is queued; the sampler thread answers
     store = Store(settings.db, memory_limit=settings.db_memory_limit, threads=settings.db_threads,
                   notify=wake.set)

@@ -12,19 +12,21 @@ from tsstats.assembly import (
     checked_settings,
     close_readers,
     kernel_rtt_readable,
-    load_grid,
     open_conditions,
     open_readers,
     path_warnings,
 )
 from tsstats.cli.exits import EXIT_FAILURE
 from tsstats.core.settings import Settings
+from tsstats.figures.grid import GridIntensity
 from tsstats.sources.advice import LIBRARIES, hardware_fixes
 from tsstats.sources.gpu_vendors import INTEL_REASON, unread_gpus
 
 
-def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys") -> dict[str, Any]:
-    """What this machine can measure and how, with the fix for each thing that is missing."""
+def describe_machine(settings: Settings, grid: GridIntensity, nvml: Any = None,
+                     sys_root: str = "/sys") -> dict[str, Any]:
+    """What this machine can measure and how, with the fix for each thing that is missing (``grid``: the one
+    ``checked_settings`` resolved)."""
     readers = open_readers(settings, nvml, sys_root)
     meter, gpu, rapl, tdp = readers.meter, readers.gpu, readers.meter.rapl, readers.meter.tdp
     has_gpu = bool(gpu.gpus)
@@ -41,11 +43,6 @@ def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys
     condition_sources = conditions.sources()
     conditions.close()
     fixes = hardware_fixes(settings.powercap_root, rapl, gpu, readers.dimms_known)
-    try:
-        grid = load_grid(settings).meta()
-    except StartupError as error:
-        grid = {"error": str(error)}
-        fixes.append(str(error))
     return {
         "system": readers.host.name,
         "cpu": {"model": tdp.model, "logicalCpus": readers.logical_cpus, "tdpW": tdp.tdp_w,
@@ -65,7 +62,7 @@ def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys
         "conditions": {"reader": conditions.name,
                        "sources": {group: source or "unavailable" for group, source in condition_sources.items()}},
         "networkLatency": {"kernelRtt": kernel_rtt_readable(), "targets": list(settings.latency_targets)},
-        "grid": grid,
+        "grid": grid.meta(),
         "database": settings.db,
         "databaseExists": os.path.exists(settings.db),
         "fixes": fixes,
@@ -76,11 +73,11 @@ def describe_machine(settings: Settings, nvml: Any = None, sys_root: str = "/sys
 def run_check(settings: Settings, as_json: bool) -> int:
     """Exit 1 with serve's own message for a setting serve refuses; otherwise 0 and the report."""
     try:
-        checked_settings(settings)
+        grid, _ = checked_settings(settings)
     except StartupError as error:
         print(f"tsstats: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    report = describe_machine(settings)
+    report = describe_machine(settings, grid)
     for warning in report["warnings"]:
         print(f"tsstats: warning: {warning}", file=sys.stderr)
     if as_json:
@@ -117,12 +114,9 @@ def run_check(settings: Settings, as_json: bool) -> int:
     latency = report["networkLatency"]
     lines.append("latency      " + (f"TCP connect to {', '.join(latency['targets'])}" if latency["targets"] else
                                     f"kernel TCP RTT {'readable' if latency['kernelRtt'] else 'unreadable'}"))
-    grid = report["grid"]
-    if "error" in grid:
-        lines.append(f"grid         {grid['error']}")
-    else:
-        lines.append(f"grid         {grid['region']} ({grid['year']}): {grid['gPerKwh']:g} g/kWh, "
-                     f"{grid['renewablePct']:g}% renewable — {grid['source']}")
+    grid_report = report["grid"]
+    lines.append(f"grid         {grid_report['region']} ({grid_report['year']}): {grid_report['gPerKwh']:g} g/kWh, "
+                 f"{grid_report['renewablePct']:g}% renewable — {grid_report['source']}")
     lines.append(f"database     {report['database']}{'' if report['databaseExists'] else ' (not created yet)'}")
     if report["fixes"]:
         lines.append("")

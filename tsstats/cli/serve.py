@@ -11,7 +11,7 @@ import sys
 from sanic import Sanic
 
 from tsstats.api.exposure import tls_context
-from tsstats.assembly import StartupError, connection_protocol, open_service, path_warnings
+from tsstats.assembly import StartupError, connection_protocol, open_service
 from tsstats.cli.client import service_url
 from tsstats.cli.exits import EXIT_FAILURE
 from tsstats.cli.holder import remove_holder, write_holder
@@ -41,7 +41,6 @@ def run_serve(settings: Settings) -> int:
     except (StartupError, StoreError) as error:
         print(f"tsstats: {error}", file=sys.stderr)
         return EXIT_FAILURE
-    list(map(log.warning, path_warnings(settings)))
     app = service.app()
     protocol = connection_protocol(settings)
 
