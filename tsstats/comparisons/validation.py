@@ -10,6 +10,7 @@ from typing import Any
 from tsstats.core.inputs import (
     InputError,
     NonFiniteNumber,
+    boolean_value,
     check_text,
     is_ascii_digits,
     number_field,
@@ -204,12 +205,7 @@ def validate_list_query(args: dict[str, list[str]],
         before = parse_comparison_id(values["before"])
         if before is None:
             raise InputError("before must be the cursor from a previous page's next", field="before")
-    fair = None
-    if "fair" in values:
-        if values["fair"] not in ("true", "false"):
-            raise InputError("fair must be true or false", field="fair")
-        fair = values["fair"] == "true"
-    return ListQuery(status=status, limit=limit, before=before, fair=fair)
+    return ListQuery(status=status, limit=limit, before=before, fair=boolean_value(values, "fair"))
 
 
 def page_answer(items: list[dict[str, Any]], fetched: int) -> dict[str, Any]:

@@ -93,6 +93,15 @@ def reject_unknown(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
             raise InputError(f"unknown field {key!r}; allowed: {', '.join(allowed)}", field=key)
 
 
+def boolean_value(values: dict[str, str], name: str) -> bool | None:
+    """A query parameter that is ``true`` or ``false`` (None when absent); anything else is a 400 naming it."""
+    if name not in values:
+        return None
+    if values[name] not in ("true", "false"):
+        raise InputError(f"{name} must be true or false", field=name)
+    return values[name] == "true"
+
+
 def number_field(body: dict[str, Any], name: str, low: float, high: float, low_open: bool = False) -> float | None:
     if name not in body or body[name] is None:
         return None

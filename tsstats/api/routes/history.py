@@ -13,7 +13,7 @@ from tsstats.api.bodies import NO_STORE, query_lists, query_values
 from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.models import model_table
-from tsstats.core.inputs import InputError, time_range
+from tsstats.core.inputs import boolean_value, time_range
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.energy import report
 from tsstats.figures.formulas import rounded
@@ -40,9 +40,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
     async def models(request: Request):
         values = query_values(request, ("from", "to", "fair"))
         from_ms, to_ms = time_range(values, "-30d", time.time())
-        if values.get("fair", "false") not in ("true", "false"):
-            raise InputError("fair must be true (leave the runs judged unfair out) or false", field="fair")
-        fair_only = values.get("fair") == "true"
+        fair_only = boolean_value(values, "fair") is True  # true: leave out the runs judged unfair
         return json_response(await view.heavy_read(model_table, from_ms, to_ms, fair_only), headers=NO_STORE)
 
     @router.route("/api/energy", ("GET",))
