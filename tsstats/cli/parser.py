@@ -20,8 +20,12 @@ CLIENT_FLAGS = (  # export and backup: where the data is, worded for a client (t
 )
 
 
-def add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file of settings (env TSSTATS_CONFIG)")
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    add_config_flag(parser)
     group = parser.add_argument_group(
         "settings", "each also as a TSSTATS_<NAME> environment variable and a key in the --config TOML file; "
                     "flags win over the environment, which wins over the file")
@@ -45,7 +49,7 @@ def add_client_flags(parser: argparse.ArgumentParser) -> None:
     ``--config``."""
     parser.add_argument("--url", help="the service's URL, for instance http://127.0.0.1:8411 (instead of "
                                       "--host and --port)")
-    parser.add_argument("--config", metavar="FILE", help="TOML file of settings (env TSSTATS_CONFIG)")
+    add_config_flag(parser)
     group = parser.add_argument_group("where the data is", "each also as a TSSTATS_<NAME> environment variable")
     by_name = {setting.name: setting for setting in SETTINGS}
     for name, text in CLIENT_FLAGS:

@@ -89,13 +89,11 @@
     return String(Number(value.toPrecision(3)));
   }
 
-  // a quantity in the unit that reads best: energy from joules (mWh, Wh, kWh, MWh), carbon from grams
+  // a quantity in the unit that reads best (units from the largest; the last one's limit is 0): energy from
+  // joules (mWh, Wh, kWh, MWh), carbon from grams
   function scaled(value, units) {
     if (value === null || value === undefined) return "–";
-    for (const [limit, unit, factor] of units) {
-      if (Math.abs(value) >= limit) return format(Number((value * factor).toPrecision(3))) + " " + unit;
-    }
-    const [, unit, factor] = units[units.length - 1];
+    const [, unit, factor] = units.find(([limit]) => Math.abs(value) >= limit);
     return format(Number((value * factor).toPrecision(3))) + " " + unit;
   }
   const energyText = (joules) => scaled(joules, [[3.6e9, "MWh", 1 / 3.6e9], [3.6e6, "kWh", 1 / 3.6e6],
