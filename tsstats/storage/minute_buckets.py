@@ -40,14 +40,21 @@ def _or_none(values: np.ndarray) -> list[float | None]:
     return [None if np.isnan(value) else float(value) for value in values.tolist()]
 
 
+def counts_and_sums(values: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per group, how many values it has and their sum (NaN, SQL's NULL, over a group without any)."""
+    known = ~np.isnan(values)
+    counts = np.add.reduceat(known.astype(np.int64), starts)
+    sums = np.add.reduceat(np.where(known, values, 0.0), starts)
+    sums[counts == 0] = np.nan
+    return counts, sums
+
+
 def metric_parts(values: np.ndarray, starts: np.ndarray) -> list[list[Any]]:
     """min, max, sum, n and last of one metric per group, NULL (None) over a group without a value, as the
     SQL aggregates give them (``last``: the latest sample that has one)."""
     known = ~np.isnan(values)
-    counts = np.add.reduceat(known.astype(np.int64), starts)
+    counts, sums = counts_and_sums(values, starts)
     empty = counts == 0
-    sums = np.add.reduceat(np.where(known, values, 0.0), starts)
-    sums[empty] = np.nan
     lows, highs = np.fmin.reduceat(values, starts), np.fmax.reduceat(values, starts)
     last_index = np.maximum.reduceat(np.where(known, np.arange(len(values)), -1), starts)
     lasts = np.where(empty, np.nan, values[np.maximum(last_index, 0)])
@@ -67,7 +74,7 @@ def bucket_rows(columns: list[np.ndarray], step_ms: int, gpu: bool, energy_sums:
     head.append(np.diff(np.append(starts, len(times))).tolist())
     first_value = 2 if gpu else 1
     for column in columns[first_value:first_value + energy_sums]:
-        head.append(metric_parts(column, starts)[2])
+        head.append(_or_none(counts_and_sums(column, starts)[1]))
     for column in columns[first_value + energy_sums:]:
         head.extend(metric_parts(column, starts))
     return list(zip(*head, strict=True))
