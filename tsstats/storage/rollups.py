@@ -8,13 +8,17 @@ every bucket still missing, from the finer tier, so the tiers always agree with 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 
-from tsstats.core.units import HOUR_MS, MINUTE_MS
+from tsstats.core.units import DAY_MS, HOUR_MS, MINUTE_MS
 from tsstats.storage.catalog import ENERGY_SUMS, GPU_METRICS, HOST_METRICS, rollup_aggregates, rollup_columns
 from tsstats.storage.minute_buckets import insert_minutes, values_select
 from tsstats.storage.sql import Connection, first
+
+log = logging.getLogger("tsstats.store")
+CATCH_UP_MS = HOUR_MS  # the most samples one transaction of a catch-up rolls up (36,000 rows at 10 Hz)
 
 
 def tier_columns(gpu: bool) -> list[tuple[str, str]]:
@@ -153,6 +157,17 @@ class Rollups:
         self.state = state
 
     def close(self, store, latest_ts_ms: float) -> None:
-        """Close the buckets due at ``latest_ts_ms`` in a transaction of their own."""
-        self.commit(store.transaction(lambda con: self.close_buckets(con, latest_ts_ms)))
+        """Close the buckets due at ``latest_ts_ms`` in transactions of their own, each over at most
+        ``CATCH_UP_MS`` of samples: a file with weeks of samples and no rollups (schema version 1) is caught up
+        in bounded memory."""
+        latest = int(latest_ts_ms)
+        until = self.state.minutes_until
+        if until is not None and latest - until > CATCH_UP_MS:
+            log.warning("writing the rollups of %.1f days of samples", (latest - until) / DAY_MS)
+        while True:
+            until = self.state.minutes_until
+            step = latest if until is None else min(latest, until + CATCH_UP_MS)
+            self.commit(store.transaction(lambda con, step=step: self.close_buckets(con, step)))
+            if step >= latest:
+                return
 

@@ -224,3 +224,7 @@ ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_freq_min_mhz INTEGER;
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_freq_pm SMALLINT;
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_throttle_c INTEGER;
 ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_core_max_pm SMALLINT;
+-- schema version 6: who ended a run ('client': its own report; 'service': its processes exited and nobody
+-- reported within report_grace_s) and when its processes were all seen gone (its measured window ends there)
+ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS ended_by VARCHAR;
+ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS exited_ms BIGINT;
