@@ -73,9 +73,10 @@ class ServerProcess:
             time.sleep(0.1)
         raise RuntimeError("server did not become ready")
 
-    def auth_headers(self) -> dict[str, str]:
+    def auth_headers(self) -> dict[str, bytes]:
+        """The token's header as its UTF-8 bytes, as the clients send it."""
         token = self.env.get("TSSTATS_TOKEN")
-        return {"Authorization": f"Bearer {token}"} if token else {}
+        return {"Authorization": b"Bearer " + token.encode()} if token else {}
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=10.0, headers=self.auth_headers())

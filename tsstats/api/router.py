@@ -19,6 +19,7 @@ from tsstats.api.hosts import HostCheck
 from tsstats.api.prepared import PreparedResponse
 from tsstats.api.requests import RequestStats
 from tsstats.core.inputs import InputError
+from tsstats.core.numbers import shown
 from tsstats.storage.errors import InsufficientStorage, ReadsBusy, StoreUnavailable
 
 log = logging.getLogger("tsstats.server")
@@ -99,10 +100,14 @@ class Router:
         return self.token is None or self._authorized(request)
 
     def _authorized(self, request: Request) -> bool:
+        """Whether the request carries the token: the header's bytes as sent (Sanic keeps bytes that are not
+        UTF-8 as surrogates) against the token's UTF-8, so a token may hold any character and any bytes are
+        a 401 at worst."""
         supplied = request.headers.get("authorization") or ""
         scheme, _, value = supplied.partition(" ")
         token = self.token
-        return token is not None and scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), token)
+        return token is not None and scheme.lower() == "bearer" and hmac.compare_digest(
+            value.strip().encode("utf-8", "surrogateescape"), token)
 
     def route(self, path: str, methods: tuple[str, ...], *, public: bool = False, accounted: bool = True):
         accounted = accounted and path.startswith("/api/")
@@ -188,9 +193,11 @@ class Router:
             else:
                 message = str(error) or ("internal error" if status >= 500 else "bad request")
             if status >= 500:
-                log.error("%s %s failed: %s", request.method, request.path, error)
-        else:
-            log.error("%s %s failed", request.method, request.path, exc_info=error)
+                log.error("%s %s failed: %s", request.method, shown(request.path, 200), shown(str(error), 500))
+        else:  # one line a request, whatever it sent; the traceback only at debug level
+            log.error("%s %s failed: %s: %s", request.method, shown(request.path, 200), type(error).__name__,
+                      shown(str(error), 500))
+            log.debug("the traceback of %s %s", request.method, shown(request.path, 200), exc_info=error)
             status, message = 500, "internal error; see the server log"
         return json_response(error_body(status, message, field), status=status, headers=headers)
 

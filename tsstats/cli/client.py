@@ -9,6 +9,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from tsstats.client.service import bearer
+
 CHUNK_BYTES = 256 * 1024
 
 
@@ -34,7 +36,7 @@ def service_url(host: str, port: int, scheme: str = "http") -> str:
 def service_database(url: str, token: str) -> str | None:
     """The database file the service at ``url`` holds, from ``GET /healthz`` (None when it does not say: a
     token is needed to see it). ``ServiceError`` when nothing answers there."""
-    request = urllib.request.Request(f"{url}/healthz", headers={"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(f"{url}/healthz", headers=bearer(token))  # type: ignore[arg-type]
     try:
         with OPENER.open(request, timeout=10) as answer:
             body = answer.read()
@@ -67,7 +69,7 @@ OPENER = urllib.request.build_opener(SameServiceRedirects)
 def download(url: str, token: str, destination: str, progress=None) -> int:
     """GET ``url`` into ``destination`` (a temporary path); returns the bytes written. ``progress(done,
     total)`` is called as chunks arrive."""
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(url, headers=bearer(token))  # type: ignore[arg-type]
     try:
         with OPENER.open(request, timeout=600) as answer, open(destination, "wb") as out:
             total = int(answer.headers.get("Content-Length") or 0)

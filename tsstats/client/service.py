@@ -49,9 +49,7 @@ class Service:
             raise ValueError(f"TSSTATS_URL must be http://host:port or https://host:port, not {self.url!r}")
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         connection = kind(parts.hostname, parts.port, timeout=CONNECT_TIMEOUT_S)
-        headers = {"Accept": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
+        headers: dict[str, str | bytes] = {"Accept": "application/json", **bearer(self.token)}
         payload = None
         if body is not None:
             payload = json.dumps(body).encode()
@@ -74,6 +72,12 @@ class Service:
         if answer.status >= 400:
             raise _refused(answer.status, data)
         return json.loads(data) if data else None
+
+
+def bearer(token: str) -> dict[str, bytes]:
+    """The Authorization header of ``token``, as UTF-8 bytes (http.client would send a text value as Latin-1 and
+    refuse other characters; the service compares the bytes); none without a token."""
+    return {"Authorization": b"Bearer " + token.encode("utf-8", "surrogateescape")} if token else {}
 
 
 def _refused(status: int, data: bytes) -> ServiceRefused:

@@ -1,7 +1,9 @@
 """Export of samples or rollups to Parquet or CSV, with units in the column names.
 
-One query per export, written by DuckDB's COPY to a file the caller names (a temporary one beside the
-destination, renamed into place once complete, so a failed or interrupted export leaves no partial file).
+Written by DuckDB's COPY to a file the caller names (a temporary one beside the destination, renamed into
+place once complete, so a failed or interrupted export leaves no partial file), a stretch of the range at a
+time (``copy_chunks``, which the comparisons' export uses too): a day of raw samples in one statement ran out
+of the 128 MB ``db_memory_limit``.
 Columns: ``time_utc`` (a timestamp), then per metric ``<name>_<unit>`` for raw samples, or
 ``<name>_<agg>_<unit>`` (avg, min, max) for the 1-minute and 1-hour tiers; energy metrics are the joules of
 each sample or bucket (``<name>_J``). The tiers hold closed buckets only: the newest minute (and hour) is in
@@ -10,10 +12,12 @@ the raw samples until it closes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import shutil
+from dataclasses import dataclass, replace
 
 from tsstats.core.inputs import InputError, single_values, time_range
-from tsstats.core.units import SERIES_SIGNIFICANT
+from tsstats.core.units import DAY_MS, HOUR_MS, SERIES_SIGNIFICANT
 from tsstats.storage.catalog import ENERGY_METRICS, HOST_METRICS, energy_expression
 from tsstats.storage.history import Series, resolve_series
 from tsstats.storage.rows import GPU_ROW
@@ -115,9 +119,55 @@ def estimated_bytes(con: Connection, query: ExportQuery) -> int:
     return int(rows) * (time_bytes + values * value_bytes)
 
 
+CHUNK_MS = {"raw": 2 * HOUR_MS, "1m": 15 * DAY_MS, "1h": 730 * DAY_MS}  # ~72,000 raw rows, ~22,000 bucket rows
+CHUNK_ROW_GROUP = 20_000  # rows of a Parquet row group when chunks are read back into one file
+
+
 def write_export(con: Connection, query: ExportQuery, path: str) -> int:
-    """COPY the export to ``path`` (a fresh temporary file); returns the rows written."""
-    options = "FORMAT parquet, COMPRESSION zstd" if query.format == "parquet" else "FORMAT csv, HEADER"
-    literal = path.replace("'", "''")
-    rows = con.execute(f"COPY ({export_sql(query)}) TO '{literal}' ({options})").fetchall()
-    return int(rows[0][0]) if rows else 0
+    """Write the export to ``path`` (a fresh temporary file), ``CHUNK_MS`` of its range at a time so that memory
+    stays within the database's limit whatever the range; returns the rows written."""
+    step = CHUNK_MS[query.tier]
+    spans = [(start, min(start + step, query.to_ms)) for start in range(query.from_ms, query.to_ms, step)]
+    spans = spans or [(query.from_ms, query.to_ms)]
+    return copy_chunks(con, [export_sql(replace(query, from_ms=start, to_ms=end)) for start, end in spans], path,
+                       query.format)
+
+
+def copy_chunks(con: Connection, selects: list[str], path: str, file_format: str) -> int:
+    """COPY the rows of ``selects``, one after the other, into the one file ``path`` (CSV with one header, or
+    Parquet), each statement on its own so that none holds more than its share in memory: CSV chunks are appended
+    to the file, Parquet chunks written as parts beside it (named after it, so a crash leaves them where
+    start-up removes scratch files) and read back into it. Returns the rows written."""
+    parquet = file_format == "parquet"
+    if len(selects) == 1:
+        options = "FORMAT parquet, COMPRESSION zstd" if parquet else "FORMAT csv, HEADER"
+        return _copied(con, f"COPY ({selects[0]}) TO {_literal(path)} ({options})")
+    parts = [f"{path}.part{number}" for number in range(len(selects))]
+    rows = 0
+    try:
+        for number, (select, part) in enumerate(zip(selects, parts, strict=True)):
+            options = "FORMAT parquet, COMPRESSION zstd" if parquet else \
+                f"FORMAT csv, HEADER {'true' if number == 0 else 'false'}"
+            rows += _copied(con, f"COPY ({select}) TO {_literal(part)} ({options})")
+        if parquet:
+            con.execute(f"COPY (SELECT * FROM read_parquet([{', '.join(_literal(part) for part in parts)}])) TO "
+                        f"{_literal(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {CHUNK_ROW_GROUP})")
+        else:
+            with open(path, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as handle:
+                        shutil.copyfileobj(handle, out, 1 << 20)
+    finally:
+        for part in parts:
+            if os.path.exists(part):
+                os.unlink(part)
+    return rows
+
+
+def _literal(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
+
+
+def _copied(con: Connection, statement: str) -> int:
+    found = con.execute(statement).fetchall()
+    return int(found[0][0]) if found else 0

@@ -19,6 +19,7 @@ from tsstats.api.view import ServiceView
 from tsstats.comparisons.export import estimated_bytes as comparisons_bytes
 from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
 from tsstats.storage.backup import backup_bytes, copy_database
+from tsstats.storage.errors import ReadsBusy, StoreUnavailable
 from tsstats.storage.export import CONTENT_TYPES, parse_export_query, write_export
 from tsstats.storage.export import estimated_bytes as export_bytes
 from tsstats.storage.files import check_room, remove_partial, scratch_prefix
@@ -44,9 +45,13 @@ async def write_scratch(view: ServiceView, work, path: str, what: str) -> None:
     except asyncio.CancelledError:
         writing.add_done_callback(lambda done: remove_written(done, path))
         raise
-    except Exception as error:
+    except (StoreUnavailable, ReadsBusy):  # for now: 503 with Retry-After
         remove_partial(path)
-        raise SanicException(f"the {what} could not be written: {error}", status_code=503) from None
+        raise
+    except Exception as error:  # not a matter of waiting: a 500 that says why, in one line
+        remove_partial(path)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SanicException(f"the {what} could not be written: {reason}", status_code=500) from None
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
