@@ -130,7 +130,7 @@ def test_comparison_flow(client):
                             "energyByComponentKwh", "durationS", "energyJ", "carbonG",
                             "items", "energyPerItemJ", "carbonPerItemG", "embodiedG", "sci", "sciIncludes",
                             "unavailable", "methods", "estimated", "grid", "conditions", "fair", "unfairReasons",
-                            "phases"]
+                            "endedBy", "processesExitedAt", "phases"]
     assert record["status"] == "queued" and record["startedAt"] is None and record["metadata"] == {"suite": "mmlu"}
     cid = record["id"]
     assert client.get(f"/api/comparisons/{cid}").json() == record

@@ -1,5 +1,5 @@
 """The tree shows the architecture: every layer says what it owns, which thread runs it and what it may import;
-owners stay small. (The import rules themselves are import-linter's, run by the test command.)"""
+no god object. (The import rules themselves are import-linter's, run by the test command.)"""
 
 from __future__ import annotations
 
@@ -24,17 +24,20 @@ def test_the_assembly_says_it_alone_builds_things():
     assert "builds" in doc and "thread" in doc
 
 
-def test_owners_are_small():
-    """No module over 350 lines, no class over 250, no function over 60 but the declarative tables."""
+def test_no_god_object():
+    """A module over 700 lines or a class over 400 says why in its docstring ("large because"); a function reads in
+    one screen (60 lines) but the declarative tables. A module is one concept: it may be long."""
     too_big = []
     for path in sorted(PACKAGE.rglob("*.py")):
         text = path.read_text(encoding="utf-8")
         name = str(path.relative_to(PACKAGE))
-        if text.count("\n") > 350:
+        tree = ast.parse(text)
+        if text.count("\n") > 700 and "large because" not in (ast.get_docstring(tree) or ""):
             too_big.append(f"{name}: {text.count(chr(10))} lines")
-        for node in ast.walk(ast.parse(text)):
+        for node in ast.walk(tree):
             length = (node.end_lineno or node.lineno) - node.lineno + 1 if hasattr(node, "lineno") else 0
-            if isinstance(node, ast.ClassDef) and length > 250:
+            if isinstance(node, ast.ClassDef) and length > 400 and "large because" not in (ast.get_docstring(node)
+                                                                                          or ""):
                 too_big.append(f"{name}: class {node.name} {length} lines")
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and length > 60 \
                     and (name, node.name) not in DECLARATIVE:

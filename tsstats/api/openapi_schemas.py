@@ -114,6 +114,12 @@ def _comparison_schema() -> dict[str, Any]:
                            "methods": {"type": ["object", "null"]}, "estimated": TEXTS,
                            "grid": {"type": ["object", "null"]},
                            **JUDGED,
+                           "endedBy": {"enum": ["client", "service", None],
+                                       "description": "who gave the final status: the client's report, or the "
+                                                      "service when its processes exited and nobody reported "
+                                                      "within report_grace (a report still replaces that)"},
+                           "processesExitedAt": {**NULLABLE_TEXT, "description": "when every process it names "
+                                                 "was seen gone: its measured window ends there"},
                            "phases": {"type": "array", "items": ref("Phase")}}}
 
 

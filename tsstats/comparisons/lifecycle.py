@@ -1,7 +1,9 @@
 """A comparison's life, owned in one place: created, moved through its states, its phases opened and closed,
 its processes followed while it runs, and on its end given its duration (monotonic), energy, carbon, SCI
-and how each was obtained; a run whose processes all exited without a final status is failed, and a record
-can be deleted.
+and how each was obtained. When every process a run names has exited, its measured window ends then (energy and
+CPU time up to the exit) and the record waits for the client's report; one nobody reports on within
+``report_grace`` is failed by the service, and a client's final status replaces that verdict whenever it
+comes (``endedBy`` says who ended it). A record can be deleted.
 
 ``ComparisonLife`` runs on the writer thread: its writes are the work of ``Store.write`` (inside the writer's
 transaction) and its hooks (``sampling.hooks.ComparisonHooks``) are called by the sampler between ticks.
@@ -23,7 +25,7 @@ from tsstats.comparisons import phases, records
 from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.conditions import run_conditions
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
-from tsstats.comparisons.records import Finish
+from tsstats.comparisons.records import EXITED_UNREPORTED, Current, Finish
 from tsstats.comparisons.stats import ComparisonTracker
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, NewComparison, check_transition
 from tsstats.core.inputs import InputError
@@ -39,7 +41,6 @@ from tsstats.storage.sql import Connection
 
 log = logging.getLogger("tsstats.comparisons")
 
-ABANDONED = "its processes exited before it reported a final status"
 MODELLED = (Method.TDP_MODEL, Method.DIMM_MODEL)
 
 
@@ -86,6 +87,7 @@ class ComparisonLife:
         self.grid = grid
         self.pending = pending
         self.methods = methods
+        self.awaiting: dict[int, int] = {}  # runs whose processes exited: when, until their report comes
 
     # -- writes (the work of Store.write, on the writer thread) -----------------------------------------
     def create(self, con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
@@ -95,23 +97,33 @@ class ComparisonLife:
             self._open(record["id"], new.pids)
         return record
 
-    def update(self, con: Connection, comparison_id: int, update: ComparisonUpdate, now_ms: int) -> dict[str, Any]:
+    def update(self, con: Connection, comparison_id: int, update: ComparisonUpdate, now_ms: int,
+               ended_by: str = "client") -> dict[str, Any]:
         """Check the transition, follow the processes a running comparison names, and give one that ran and now
         finishes its duration, energy and carbon. With ``pids``, its energy is what the attributor gave its
-        processes; without, the machine's energy while it ran, shared equally among the comparisons running."""
+        processes; without, the machine's energy while it ran, shared equally among the comparisons running.
+        A run whose processes exited keeps the figures of its window, which closed then; a client's final status
+        replaces one the service gave on its own."""
         current = records.current_status(con, comparison_id)
         if current is None:
             raise InputError(f"no comparison {comparison_id}", status=404)
-        status, started_ms, named = current
-        check_transition(status, update.status)
-        pids = update.pids or named
+        check_transition(current.status, update.status, current.ended_by)
+        pids = update.pids or current.pids
         finish = Finish()
         if update.status == "running":
             self._open(comparison_id, pids)
-        if update.status in FINISHED:
+        replacing = current.status in FINISHED  # the service's verdict, replaced by the client's
+        if update.status in FINISHED and not replacing:
             self._close_phases(con, comparison_id, None, update.status, now_ms)
-            finish = self._finish(con, comparison_id, started_ms, pids, now_ms)
-        return records.apply_update(con, comparison_id, update, now_ms, finish)
+            if current.exited_ms is not None:  # the window closed at the exit; the figures are kept
+                finish = Finish(finished_ms=current.finished_ms)
+            else:
+                finish = self._finish(con, comparison_id, current.started_ms, pids, now_ms)
+            self.awaiting.pop(comparison_id, None)
+        if replacing:
+            finish = Finish(finished_ms=current.finished_ms)
+        return records.apply_update(con, comparison_id, update, now_ms, finish,
+                                    ended_by if update.status in FINISHED else None, error_replaced=replacing)
 
     def _open(self, key: Hashable, pids: tuple[int, ...] | None) -> None:
         if pids:
@@ -176,11 +188,12 @@ class ComparisonLife:
         current = records.current_status(con, comparison_id)
         if current is None:
             raise InputError(f"no comparison {comparison_id}", status=404)
-        if current[0] != "running":
-            raise InputError(f"phases open in a running comparison; {comparison_id} is {current[0]}",
+        if current.status != "running" or current.exited_ms is not None:
+            state = current.status if current.exited_ms is None else "running, but its processes have exited"
+            raise InputError(f"phases open in a running comparison; {comparison_id} is {state}",
                              field="status", status=409)
         record = phases.insert_phase(con, comparison_id, new, now_ms)
-        self._open(("phase", record["id"]), current[2])
+        self._open(("phase", record["id"]), current.pids)
         return record
 
     def close_phase(self, con: Connection, comparison_id: int, phase_id: int, end: PhaseEnd,
@@ -194,21 +207,27 @@ class ComparisonLife:
 
     def _close_phases(self, con: Connection, comparison_id: int, top: int | None, status: str,
                       now_ms: int) -> dict[int, dict[str, Any]]:
-        """Close a running phase and the phases inside it (every running phase when ``top`` is None)."""
-        running = phases.running_phases(con, comparison_id)  # (id, parent, started), newest first
+        """Close a running phase and the phases inside it (every running phase when ``top`` is None); with
+        ``status`` 'running' only their windows close (their run's processes exited), the status waits."""
+        running = phases.running_phases(con, comparison_id)  # (id, parent, started, finished), newest first
         inside = {top} if top is not None else {row[0] for row in running}
-        for phase_id, parent, _ in reversed(running):
+        for phase_id, parent, _, _ in reversed(running):
             if parent in inside:
                 inside.add(phase_id)
         closed = {}
-        for phase_id, _, started_ms in running:  # innermost first
-            if phase_id in inside:
-                attributed = self.attributor.untrack(("phase", phase_id), now_ms)
-                finished_ms, energy_j, carbon_g = self._phase_energy(con, ("phase", phase_id), started_ms, now_ms,
-                                                                     attributed)
-                judged, fair = self._judge(con, started_ms, max(finished_ms, started_ms), attributed)
-                closed[phase_id] = phases.finish_phase(con, phase_id, status, finished_ms, energy_j, carbon_g,
-                                                       judged, fair)
+        for phase_id, _, started_ms, window_closed_ms in running:  # innermost first
+            if phase_id not in inside:
+                continue
+            if window_closed_ms is not None:  # measured to its run's exit already
+                if status != "running":
+                    closed[phase_id] = phases.set_phase_status(con, phase_id, status)
+                continue
+            attributed = self.attributor.untrack(("phase", phase_id), now_ms)
+            finished_ms, energy_j, carbon_g = self._phase_energy(con, ("phase", phase_id), started_ms, now_ms,
+                                                                 attributed)
+            judged, fair = self._judge(con, started_ms, max(finished_ms, started_ms), attributed)
+            closed[phase_id] = phases.finish_phase(con, phase_id, status, finished_ms, energy_j, carbon_g,
+                                                   judged, fair)
         return closed
 
     def _phase_energy(self, con: Connection, key: Hashable, started_ms: int, now_ms: int,
@@ -226,22 +245,44 @@ class ComparisonLife:
         joules = machine.total_j * pue / running
         return finished_ms, joules, joules * self.grid.intensity_at(now_ms) / JOULES_PER_KWH
 
-    def abandon(self, con: Connection, comparison_ids: list[int], now_ms: float) -> None:
-        """Fail the running comparisons whose processes have all exited (a script killed before it reported)."""
-        for comparison_id in comparison_ids:
+    def settle(self, con: Connection, exited: list[int], now_ms: float) -> None:
+        """Close the windows of the running comparisons whose processes have all exited (``exited``: found now),
+        and fail those whose report has not come within ``report_grace``."""
+        for comparison_id in exited:
             current = records.current_status(con, comparison_id)
-            if current is not None and current[0] == "running":
-                self.update(con, comparison_id, ComparisonUpdate("failed", None, None, None, ABANDONED), int(now_ms))
+            if current is not None and current.status == "running" and current.exited_ms is None:
+                self._processes_exited(con, comparison_id, current, int(now_ms))
+        for comparison_id in self.overdue(now_ms):
+            self.awaiting.pop(comparison_id, None)
+            current = records.current_status(con, comparison_id)
+            if current is not None and current.status == "running":
+                grace = self.settings.report_grace
+                error = f"{EXITED_UNREPORTED} ({grace:g} s); a report (PATCH with a final status) still replaces this"
+                self.update(con, comparison_id, ComparisonUpdate("failed", None, None, None, error), int(now_ms),
+                            ended_by="service")
+
+    def _processes_exited(self, con: Connection, comparison_id: int, current: Current, now_ms: int) -> None:
+        self._close_phases(con, comparison_id, None, "running", now_ms)
+        finish = self._finish(con, comparison_id, current.started_ms, current.pids, now_ms)
+        exited_ms = finish.finished_ms if finish.finished_ms is not None else now_ms  # the window's own end
+        records.close_window(con, comparison_id, finish, exited_ms)
+        self.awaiting[comparison_id] = exited_ms
+
+    def overdue(self, now_ms: float) -> list[int]:
+        """The runs whose processes exited more than ``report_grace`` ago and that have no final status yet."""
+        cut = now_ms - self.settings.report_grace * 1000.0
+        return [comparison_id for comparison_id, exited_ms in self.awaiting.items() if exited_ms <= cut]
 
     def delete(self, con: Connection, comparison_id: int, now_ms: int) -> bool:
         """Remove a record and its phases; a running one stops being followed."""
         if records.current_status(con, comparison_id) is None:
             return False
-        for phase_id, _, _ in phases.running_phases(con, comparison_id):  # (id, parent, started)
+        for phase_id, *_ in phases.running_phases(con, comparison_id):
             self.attributor.untrack(("phase", phase_id), now_ms)
             self.run_clock.forget(("phase", phase_id))
         self.attributor.untrack(comparison_id, now_ms)
         self.run_clock.forget(comparison_id)
+        self.awaiting.pop(comparison_id, None)
         phases.delete_phases(con, comparison_id)
         records.delete_comparison(con, comparison_id)
         return True
@@ -254,8 +295,13 @@ class ComparisonLife:
     def tracking(self) -> bool:
         return bool(self.attributor.tracked)
 
+    @property
+    def waiting(self) -> bool:
+        return bool(self.awaiting)
+
     def load(self, con: Connection, now_ms: float) -> None:
         self.tracker.refresh(con, now_ms)
+        self.awaiting = records.awaiting_reports(con)
         skipped = 0
         for comparison_id, (pids, given) in records.running_with_pids(con).items():
             if self.attributor.can_track(pids):

@@ -26,7 +26,7 @@ def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = Fal
         f"SELECT model, count(*), {counts}, "
         "avg(accuracy) FILTER (WHERE status = 'completed'), avg(speed) FILTER (WHERE status = 'completed'), "
         "avg(latency_ms) FILTER (WHERE status = 'completed'), "
-        f"avg(energy_kwh) FILTER (WHERE energy_kwh IS NOT NULL) * {JOULES_PER_KWH!r}, "
+        f"avg(energy_kwh) FILTER (WHERE energy_kwh IS NOT NULL AND status != 'running') * {JOULES_PER_KWH!r}, "
         f"sum(energy_kwh) FILTER (WHERE {_FINISHED_WITH_ITEMS}) * {JOULES_PER_KWH!r} "
         f"/ nullif(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0), "
         f"sum(carbon_kg) FILTER (WHERE {_FINISHED_WITH_ITEMS}) * {GRAMS_PER_KG!r} "

@@ -94,10 +94,18 @@ def finish_phase(con: Connection, phase_id: int, status: str, finished_ms: int, 
     return phase_record(row)
 
 
-def running_phases(con: Connection, comparison_id: int) -> list[tuple[int, int | None, int]]:
-    """(id, parent, started) of a comparison's running phases, newest first."""
-    return con.execute("SELECT id, parent_id, started_ms FROM phases WHERE comparison_id = ? AND status = 'running' "
-                       "ORDER BY id DESC", [comparison_id]).fetchall()
+def running_phases(con: Connection, comparison_id: int) -> list[tuple[int, int | None, int, int | None]]:
+    """(id, parent, started, finished) of a comparison's running phases, newest first; ``finished`` is set where
+    the phase's window closed when its run's processes exited (its status waits for a report)."""
+    return con.execute("SELECT id, parent_id, started_ms, finished_ms FROM phases WHERE comparison_id = ? "
+                       "AND status = 'running' ORDER BY id DESC", [comparison_id]).fetchall()
+
+
+def set_phase_status(con: Connection, phase_id: int, status: str) -> dict[str, Any]:
+    """The status of a phase whose window closed already (its figures stay)."""
+    row = first(con.execute(f"UPDATE phases SET status = ? WHERE id = ? RETURNING {PHASE_COLUMNS}",
+                            [status, phase_id]).fetchall())
+    return phase_record(row)
 
 
 def phases_of(con: Connection, comparison_ids: list[int]) -> dict[int, list[dict[str, Any]]]:

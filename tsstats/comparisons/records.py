@@ -20,13 +20,16 @@ from tsstats.storage.sql import Connection, first
 RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms, accuracy, speed, latency_ms, "
                   "error, metadata, energy_kwh, carbon_kg, pids, gpu_share, machine_kwh, "
                   "attributed_cpu_j, attributed_gpu_j, attributed_mem_j, items, embodied_g, accounting, conditions, "
-                  "fair")
+                  "fair, ended_by, exited_ms")
+EXITED_UNREPORTED = "its processes exited and no final status was reported within report_grace"
+ENDED_BY = ("client", "service")
 
 
 def record_from_row(row: tuple, phases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The API's record of a comparison (``phases``: its named windows, oldest first)."""
     (id_, name, models, status, created, started, finished, accuracy, speed, latency_ms, error, metadata, energy,
-     carbon, pids, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j, items, embodied, accounting, conditions, fair) = row
+     carbon, pids, gpu_share, machine_kwh, cpu_j, gpu_j, mem_j, items, embodied, accounting, conditions, fair,
+     ended_by, exited_ms) = row
     judged = json.loads(conditions) if conditions else None
     by_component: dict[str, float] | None = None
     if pids and energy is not None and status in FINISHED:
@@ -61,8 +64,15 @@ def record_from_row(row: tuple, phases: list[dict[str, Any]] | None = None) -> d
         "conditions": judged["conditions"] if judged else None,
         "fair": fair,
         "unfairReasons": judged["unfairReasons"] if judged else [],
+        "endedBy": ended_by if ended_by is not None or status not in FINISHED else _ended_by_before(error),
+        "processesExitedAt": rfc3339_ms(exited_ms),
         "phases": phases or [],
     }
+
+
+def _ended_by_before(error: str | None) -> str:
+    """Who ended a run finished before schema version 6 kept it: the service only with its own error."""
+    return "service" if error == "its processes exited before it reported a final status" else "client"
 
 
 def run_figures(started: int | None, finished: int | None, energy_kwh: float | None, carbon_kg: float | None,
@@ -107,10 +117,24 @@ def fetch_comparison(con: Connection, comparison_id: int) -> dict[str, Any] | No
     return record_from_row(row, phases_of(con, [comparison_id]).get(comparison_id)) if row else None
 
 
-def current_status(con: Connection, comparison_id: int) -> tuple[str, int | None, tuple[int, ...] | None] | None:
-    row = first(con.execute("SELECT status, started_ms, pids FROM comparisons WHERE id = ?",
-                            [comparison_id]).fetchall())
-    return (row[0], row[1], tuple(row[2]) if row[2] else None) if row else None
+@dataclass(frozen=True)
+class Current:
+    """Where a comparison stands: its status, start, named processes, who ended it (a final status), and when
+    its processes were all seen gone (its measured window closed then; None while they run or when none are
+    named) with the window's end."""
+
+    status: str
+    started_ms: int | None
+    pids: tuple[int, ...] | None
+    ended_by: str | None
+    exited_ms: int | None
+    finished_ms: int | None
+
+
+def current_status(con: Connection, comparison_id: int) -> Current | None:
+    row = first(con.execute("SELECT status, started_ms, pids, ended_by, exited_ms, finished_ms FROM comparisons "
+                            "WHERE id = ?", [comparison_id]).fetchall())
+    return Current(row[0], row[1], tuple(row[2]) if row[2] else None, row[3], row[4], row[5]) if row else None
 
 
 @dataclass(frozen=True)
@@ -130,25 +154,46 @@ class Finish:
 
 
 def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, now_ms: int,
-                 finish: Finish = Finish()) -> dict[str, Any]:
+                 finish: Finish = Finish(), ended_by: str | None = None, error_replaced: bool = False
+                 ) -> dict[str, Any]:
+    """Write a transition; ``ended_by``: who gave a final status; ``error_replaced``: the update's error (None
+    included) replaces the record's, as a client's verdict replaces the service's."""
     started = now_ms if update.status == "running" else None
     finished = (finish.finished_ms if finish.finished_ms is not None else now_ms) \
         if update.status in FINISHED else None
     pids = list(update.pids) if update.pids else None
+    error = "?" if error_replaced else "coalesce(?, error)"
     row = first(con.execute(
         f"UPDATE comparisons SET status = ?, started_ms = coalesce(?, started_ms), "
         f"finished_ms = coalesce(?, finished_ms), accuracy = coalesce(?, accuracy), "
-        f"speed = coalesce(?, speed), latency_ms = coalesce(?, latency_ms), error = coalesce(?, error), "
+        f"speed = coalesce(?, speed), latency_ms = coalesce(?, latency_ms), error = {error}, "
+        f"ended_by = coalesce(?, ended_by), "
         f"energy_kwh = coalesce(?, energy_kwh), carbon_kg = coalesce(?, carbon_kg), pids = coalesce(?, pids), "
         f"machine_kwh = coalesce(?, machine_kwh), items = coalesce(?, items), embodied_g = coalesce(?, embodied_g), "
         f"accounting = coalesce(?, accounting), metadata = coalesce(?, metadata), "
         f"conditions = coalesce(?, conditions), fair = coalesce(?, fair), {_ATTRIBUTED_SET} "
         f"WHERE id = ? RETURNING {RECORD_COLUMNS}",
-        [update.status, started, finished, update.accuracy, update.speed, update.latency_ms, update.error,
+        [update.status, started, finished, update.accuracy, update.speed, update.latency_ms, update.error, ended_by,
          finish.energy_kwh, finish.carbon_kg, pids, finish.machine_kwh, update.items, finish.embodied_g,
          finish.accounting, update.metadata, finish.conditions, finish.fair, *_attributed_values(finish.attributed),
          comparison_id]).fetchall())
     return record_from_row(row, phases_of(con, [comparison_id]).get(comparison_id))
+
+
+def close_window(con: Connection, comparison_id: int, finish: Finish, exited_ms: int) -> None:
+    """Keep a running comparison's figures over its window, which closed when its processes were all seen gone
+    at ``exited_ms``; its status waits for the client's report (or ``report_grace``)."""
+    con.execute(
+        f"UPDATE comparisons SET exited_ms = ?, finished_ms = ?, energy_kwh = ?, carbon_kg = ?, machine_kwh = ?, "
+        f"embodied_g = ?, accounting = ?, conditions = ?, fair = ?, {_ATTRIBUTED_SET} WHERE id = ?",
+        [exited_ms, finish.finished_ms, finish.energy_kwh, finish.carbon_kg, finish.machine_kwh, finish.embodied_g,
+         finish.accounting, finish.conditions, finish.fair, *_attributed_values(finish.attributed), comparison_id])
+
+
+def awaiting_reports(con: Connection) -> dict[int, int]:
+    """The running comparisons whose processes have exited, and when: they wait for their report."""
+    return dict(con.execute("SELECT id, exited_ms FROM comparisons WHERE status = 'running' "
+                            "AND exited_ms IS NOT NULL").fetchall())
 
 
 _ATTRIBUTED_COLUMNS = ("attributed_cpu_j", "attributed_gpu_j", "attributed_mem_j", "attributed_jg", "gpu_share")
@@ -183,7 +228,7 @@ def save_attribution(con: Connection, attributed: dict[int, Attributed]) -> None
 
 def running_with_pids(con: Connection) -> dict[int, tuple[tuple[int, ...], Attributed]]:
     rows = con.execute(f"SELECT id, pids, {', '.join(_ATTRIBUTED_COLUMNS)} FROM comparisons "
-                       "WHERE status = 'running' AND pids IS NOT NULL").fetchall()
+                       "WHERE status = 'running' AND pids IS NOT NULL AND exited_ms IS NULL").fetchall()
     return {row[0]: (tuple(row[1]), _attributed_of(row[2:])) for row in rows}
 
 

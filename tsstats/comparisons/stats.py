@@ -33,7 +33,8 @@ def outcomes_since(con: Connection, since_ms: float) -> formulas.Outcomes:
         "coalesce(sum(items) FILTER (WHERE status = 'completed' AND finished_ms > started_ms), 0), "
         "coalesce(sum(finished_ms - started_ms) FILTER (WHERE status = 'completed' AND items IS NOT NULL "
         "AND finished_ms > started_ms), 0) / 1000.0 "
-        "FROM comparisons WHERE finished_ms > ?", [int(since_ms)]).fetchall())
+        "FROM comparisons WHERE finished_ms > ? AND status IN ('completed', 'failed', 'cancelled')",
+        [int(since_ms)]).fetchall())
     return formulas.Outcomes(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4]), float(row[5]),
                              int(row[6]), float(row[7]), int(row[8]), float(row[9]), float(row[10]))
 

@@ -162,7 +162,11 @@ def validate_update(body: Any) -> ComparisonUpdate:
     )
 
 
-def check_transition(current: str, wanted: str) -> None:
+def check_transition(current: str, wanted: str, ended_by: str | None = None) -> None:
+    """Refuse (409) a move the states do not allow; a final status the service gave on its own (``ended_by``
+    'service': the run's processes exited and nobody reported) gives way to the client's final status."""
+    if ended_by == "service" and current in FINISHED and wanted in FINISHED:
+        return
     if wanted not in TRANSITIONS.get(current, ()):
         allowed = TRANSITIONS.get(current)
         hint = f"allowed from {current}: {', '.join(allowed)}" if allowed else f"{current} is final"

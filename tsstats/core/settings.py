@@ -215,6 +215,10 @@ class Settings:
                                      "duration", 1, 600)
     contention_limit_pct: float = setting(10.0, "a run is unfair when other processes took more than this share "
                                           "of the busy CPU time (or a hypervisor's steal did)", "float", 0, 100)
+    report_grace: float = setting(120.0, "once every process a run names has exited (its measured window ends "
+                                  "then), how long its report (a PATCH with a final status) is waited for before "
+                                  "the service fails it; a later report still replaces that verdict", "duration", 0,
+                                  7 * 86400)
     max_tracked_trees: int = setting(32, "different process trees (the pids comparisons name) followed at once for "
                                      "per-process energy; a comparison naming one more is refused with 409",
                                      "int", 1, 4096)

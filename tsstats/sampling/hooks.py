@@ -17,6 +17,11 @@ class ComparisonHooks(Protocol):
         """Whether a running comparison names processes (else nothing is attributed, nothing is read)."""
         ...
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a running comparison's processes have exited and its report is waited for."""
+        ...
+
     def load(self, con: Connection, now_ms: float) -> None:
         """At start: follow the running comparisons that name processes again."""
 
@@ -25,8 +30,13 @@ class ComparisonHooks(Protocol):
         comparisons none of whose processes is running any more."""
         ...
 
-    def abandon(self, con: Connection, comparison_ids: list[int], now_ms: float) -> None:
-        """In a transaction of its own: fail those comparisons (their processes exited without a final status)."""
+    def overdue(self, now_ms: float) -> list[int]:
+        """The comparisons whose report has not come within ``report_grace`` of their processes' exit."""
+        ...
+
+    def settle(self, con: Connection, exited: list[int], now_ms: float) -> None:
+        """In a transaction of its own: close the windows of the comparisons whose processes have all exited, and
+        fail the overdue ones."""
 
     def save(self, con: Connection) -> None:
         """With each flush, in its own transaction: keep what has been attributed so far."""

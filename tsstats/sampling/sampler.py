@@ -182,7 +182,7 @@ class Sampler:
             next_tick += self.period_s
             if next_tick < now:  # fell behind (suspend, overload): skip, never burst
                 next_tick = now + self.period_s
-            if attribution.due(now) and parts.comparisons.tracking:
+            if attribution.due(now) and (parts.comparisons.tracking or parts.comparisons.waiting):
                 self.guarded(self.attribute, "attributing energy to processes")
             if flush.due(now) or (self.store.failure is not None and retry.due(now)):
                 self.flush()
@@ -217,11 +217,12 @@ class Sampler:
         self.last_tick_mono = tick.mono
 
     def attribute(self) -> None:
-        """Give the processes followed their share; fail the runs whose processes have all exited."""
+        """Give the processes followed their share; close the windows of the runs whose processes have all exited,
+        and fail those whose report did not come within report_grace."""
         comparisons, now_ms = self.parts.comparisons, self.clocks.wall() * 1000.0
-        ended = comparisons.attribute(now_ms)
-        if ended:
-            self.store.transaction(lambda con: comparisons.abandon(con, ended, now_ms))
+        exited = comparisons.attribute(now_ms) if comparisons.tracking else []
+        if exited or comparisons.overdue(now_ms):
+            self.store.transaction(lambda con: comparisons.settle(con, exited, now_ms))
             self._written(self.store.writer)
 
     def flush(self) -> None:
