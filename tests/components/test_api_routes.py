@@ -658,8 +658,10 @@ def test_the_models_table_and_the_per_model_counters(inprocess):
                                              if r["fair"] is False]
     assert client.get("/api/models", params={"fair": "maybe"}).json()["error"]["field"] == "fair"
     metrics = client.get("/metrics").text
-    assert 'tsstats_model_runs_total{model="vit",status="completed"} 2.0' in metrics
-    assert 'tsstats_model_runs_total{model="vit",status="failed"} 1.0' in metrics
+    assert 'tsstats_model_runs{model="vit",status="completed"} 2.0' in metrics
+    assert 'tsstats_model_runs{model="vit",status="failed"} 1.0' in metrics
+    assert 'tsstats_model_runs_finished_total{model="vit"} 3.0' in metrics
+    assert "tsstats_model_series_omitted 0.0" in metrics
     energy_line = next(line for line in metrics.splitlines()
                        if line.startswith('tsstats_model_energy_joules_total{model="vit"}'))
     assert float(energy_line.split()[-1]) == pytest.approx(sum(r["energyJ"] for r in client.get(
@@ -760,3 +762,36 @@ def test_metrics_leave_out_what_is_not_measured_and_name_each_method(client):
     assert powers["total"] == pytest.approx(powers["cpu"] + powers["memory"]) and powers["memory"] > 0
     assert 'tsstats_energy_method_info{component="cpu",estimated="true",method="tdp_model"} 1.0' in series
     assert 'tsstats_energy_method_info{component="memory",estimated="true",method="dimm_model"} 1.0' in series
+
+
+def test_metrics_keep_the_most_recently_active_models_and_their_counters_never_go_down(inprocess, monkeypatch):
+    from tsstats.comparisons import models as models_module
+
+    client = inprocess(metrics_max_models="5").client()
+    ids = {}
+    for number in range(12):
+        record = client.post("/api/comparisons", json={"models": [f"m{number:02d}"], "status": "running"}).json()
+        ids[number] = record["id"]
+        assert client.patch(f"/api/comparisons/{record['id']}", json={"status": "completed"}).status_code == 200
+
+    def series(text: str, name: str) -> dict[str, float]:
+        found = {}
+        for line in text.splitlines():
+            if line.startswith(name + "{"):
+                labels, value = line.rsplit(" ", 1)
+                found[labels[labels.index('model="') + 7:].split('"')[0]] = float(value)
+        return found
+
+    metrics = client.get("/metrics").text
+    assert sorted(series(metrics, "tsstats_model_runs_finished_total")) == ["m07", "m08", "m09", "m10", "m11"]
+    assert "tsstats_model_series_omitted 7.0" in metrics
+    energy = series(metrics, "tsstats_model_energy_joules_total")
+    assert client.delete(f"/api/comparisons/{ids[11]}").status_code == 204
+    after = client.get("/metrics").text
+    assert series(after, "tsstats_model_runs_finished_total")["m11"] == 1.0  # a delete takes nothing back
+    assert series(after, "tsstats_model_energy_joules_total")["m11"] == energy["m11"]
+    assert 'tsstats_model_runs{model="m11",status="completed"} 0.0' in after  # the gauge says what is there now
+
+    monkeypatch.setattr(models_module, "MAX_MODELS_LISTED", 4)
+    table = client.get("/api/models").json()
+    assert (len(table["items"]), table["models"], table["omitted"]) == (4, 11, 7)  # m11 was deleted

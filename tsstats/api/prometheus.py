@@ -21,6 +21,7 @@ from prometheus_client.metrics_core import (
 )
 
 from tsstats.api.requests import RequestStats
+from tsstats.comparisons.models import ModelSeries
 from tsstats.core.units import JOULES_PER_KWH
 from tsstats.figures.energy import Totals
 from tsstats.figures.methods import ESTIMATED_METHODS, Method
@@ -42,7 +43,7 @@ class Scrape:
     requests: RequestStats
     samples_lost: int
     last_sample_age_s: float | None
-    models: list[tuple[str, str, int, float]] = field(default_factory=list)  # (model, status, runs, J)
+    models: ModelSeries | None = None  # the per-model series, the most recently active models
     database_memory: list[DatabaseMemory] = field(default_factory=list)
     conditions: Conditions | None = None  # the latest reading, counters as read
     gpu_conditions: dict[int, GpuConditions] = field(default_factory=dict)  # clocks, fan, throttle, by GPU
@@ -90,7 +91,8 @@ class FiguresCollector:
                 yield GaugeMetricFamily(name, help_text, value=value)
         if scrape.conditions is not None:
             yield from condition_families(scrape.conditions)
-        yield from model_families(scrape.models)
+        if scrape.models is not None:
+            yield from model_families(scrape.models)
         yield from database_families(scrape.database_memory)
         comparisons = GaugeMetricFamily("tsstats_comparisons", "Comparisons by status (completed: ever).",
                                         labels=["status"])
@@ -210,22 +212,31 @@ def condition_families(c: Conditions) -> Iterator[Metric]:
                                            "since boot, cores and packages."), [([], sensors.throttle_count)])
 
 
-def model_families(models: list[tuple[str, str, int, float]]) -> Iterator[Metric]:
-    """Per model, so that one Prometheus sums a lab's machines: runs by status and the energy of its runs (a run
-    naming two models counts for both). Deleting a record lowers them, as a counter reset."""
-    if not models:
+def model_families(series: ModelSeries) -> Iterator[Metric]:
+    """Per model, so that one Prometheus sums a lab's machines: its runs by status now (a gauge: a run moves
+    between statuses), and counters that only grow while the service runs (and across restarts, kept in the
+    database): the runs that reached a final status and their energy (a run naming two models counts for both; a
+    deleted record takes nothing back). Only the ``metrics_max_models`` most recently active models have series;
+    ``tsstats_model_series_omitted`` says how many others there are."""
+    omitted = GaugeMetricFamily("tsstats_model_series_omitted", "Models with comparisons that have no series here "
+                                "(beyond metrics_max_models, the least recently active).")
+    omitted.add_metric([], series.omitted)
+    yield omitted
+    if not series.rows:
         return
-    runs = CounterMetricFamily("tsstats_model_runs", "Comparisons naming the model, by status.",
-                               labels=["model", "status"])
+    runs = GaugeMetricFamily("tsstats_model_runs", "Comparisons naming the model now, by status.",
+                             labels=["model", "status"])
+    finished = CounterMetricFamily("tsstats_model_runs_finished", "Comparisons naming the model that reached a "
+                                   "final status.", labels=["model"])
     energy = CounterMetricFamily("tsstats_model_energy_joules", "Energy of the finished comparisons naming the "
                                  "model, PUE applied.", labels=["model"])
-    by_model: dict[str, float] = {}
-    for model, status, count, joules in models:
-        runs.add_metric([model, status], count)
-        by_model[model] = by_model.get(model, 0.0) + joules
-    for model, joules in by_model.items():
+    for model, by_status, ended, joules in series.rows:
+        for status, count in by_status.items():
+            runs.add_metric([model, status], count)
+        finished.add_metric([model], ended)
         energy.add_metric([model], joules)
     yield runs
+    yield finished
     yield energy
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from tsstats.comparisons import phases, records
+from tsstats.comparisons import models, phases, records
 from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.conditions import run_conditions
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
@@ -93,6 +93,7 @@ class ComparisonLife:
     def create(self, con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
         """A new comparison; one created running is timed from now, and followed at once if it names pids."""
         record = records.insert_comparison(con, new, now_ms)
+        models.count_created(con, list(new.models), new.status, now_ms)
         if new.status == "running":
             self._open(record["id"], new.pids)
         return record
@@ -122,8 +123,10 @@ class ComparisonLife:
             self.awaiting.pop(comparison_id, None)
         if replacing:
             finish = Finish(finished_ms=current.finished_ms)
-        return records.apply_update(con, comparison_id, update, now_ms, finish,
-                                    ended_by if update.status in FINISHED else None, error_replaced=replacing)
+        record = records.apply_update(con, comparison_id, update, now_ms, finish,
+                                      ended_by if update.status in FINISHED else None, error_replaced=replacing)
+        models.count_moved(con, current.models, current.status, update.status, record["energyJ"], now_ms)
+        return record
 
     def _open(self, key: Hashable, pids: tuple[int, ...] | None) -> None:
         if pids:
@@ -275,8 +278,10 @@ class ComparisonLife:
 
     def delete(self, con: Connection, comparison_id: int, now_ms: int) -> bool:
         """Remove a record and its phases; a running one stops being followed."""
-        if records.current_status(con, comparison_id) is None:
+        current = records.current_status(con, comparison_id)
+        if current is None:
             return False
+        models.count_deleted(con, current.models, current.status)
         for phase_id, *_ in phases.running_phases(con, comparison_id):
             self.attributor.untrack(("phase", phase_id), now_ms)
             self.run_clock.forget(("phase", phase_id))

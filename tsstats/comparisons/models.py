@@ -1,15 +1,18 @@
 """The models table: per model, its runs by status, mean accuracy, speed and latency of those completed, and
-energy and carbon per run, per item and as SCI (``GET /api/models``), and the per-model totals behind the
-Prometheus counters. Reads on a pool cursor."""
+energy and carbon per run, per item and as SCI (``GET /api/models``); and the per-model counters behind
+``/metrics`` (table ``model_counters``), kept by each write of a comparison inside its transaction on the writer
+thread, so that a scrape reads one row a model and a kept model's counters never go down. Reads on a pool
+cursor."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from tsstats.comparisons.validation import STATUSES
+from tsstats.comparisons.validation import FINISHED, STATUSES
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.formulas import rounded
-from tsstats.storage.sql import Connection
+from tsstats.storage.sql import Connection, first
 
 MAX_MODELS_LISTED = 1000
 UNITS = {"runs": "count", "accuracy": "%", "speed": "as reported", "latencyMs": "ms", "energyPerRunJ": "J",
@@ -19,7 +22,8 @@ _FINISHED_WITH_ITEMS = "status IN ('completed', 'failed', 'cancelled') AND items
 
 def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = False) -> dict[str, Any]:
     """Per model, over the comparisons created in [from_ms, to_ms] that name it (a run naming two models counts
-    for both; with ``fair_only``, the runs judged unfair are left out); sorted by name, at most 1,000 models."""
+    for both; with ``fair_only``, the runs judged unfair are left out); sorted by name, at most 1,000 models:
+    ``models`` says how many there are, ``omitted`` how many are not listed."""
     unfair = " AND fair IS NOT false" if fair_only else ""
     counts = ", ".join(f"count(*) FILTER (WHERE status = '{status}')" for status in STATUSES)
     rows = con.execute(
@@ -44,12 +48,57 @@ def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = Fal
                       "accuracy": rounded(accuracy), "speed": speed, "latencyMs": rounded(latency),
                       "energyPerRunJ": rounded(per_run), "energyPerItemJ": rounded(per_item),
                       "carbonPerItemG": rounded(carbon_item), "sciPerItemG": rounded(sci_item)})
-    return {"from": from_ms, "to": to_ms, "fairOnly": fair_only, "units": UNITS, "items": items}
+    total = first(con.execute(
+        "SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons WHERE created_ms >= ? "
+        f"AND created_ms <= ?{unfair})", [from_ms, to_ms]).fetchall())[0] if len(items) == MAX_MODELS_LISTED \
+        else len(items)
+    return {"from": from_ms, "to": to_ms, "fairOnly": fair_only, "units": UNITS, "models": int(total),
+            "omitted": int(total) - len(items), "items": items}
 
 
-def model_totals(con: Connection) -> list[tuple[str, str, int, float]]:
-    """(model, status, runs, energy in J after PUE) of every comparison, for ``/metrics``."""
-    return con.execute(
-        f"SELECT model, status, count(*), coalesce(sum(energy_kwh), 0) * {JOULES_PER_KWH!r} "
-        "FROM (SELECT unnest(models) AS model, status, energy_kwh FROM comparisons) GROUP BY model, status "
-        f"ORDER BY model, status LIMIT {MAX_MODELS_LISTED * len(STATUSES)}").fetchall()
+def count_created(con: Connection, models: list[str], status: str, now_ms: int) -> None:
+    """A comparison naming ``models`` was created with ``status`` (inside its transaction)."""
+    if not models:
+        return
+    con.execute("INSERT INTO model_counters (model, active_ms) SELECT DISTINCT unnest(?::VARCHAR[]), ? "
+                "ON CONFLICT DO NOTHING", [models, now_ms])
+    con.execute(f"UPDATE model_counters SET {status} = {status} + 1, active_ms = greatest(active_ms, ?) "
+                "WHERE model IN (SELECT unnest(?::VARCHAR[]))", [now_ms, models])
+
+
+def count_moved(con: Connection, models: list[str], before: str, after: str, energy_j: float | None,
+                now_ms: int) -> None:
+    """A comparison naming ``models`` moved from ``before`` to ``after``; the first final status adds it and its
+    energy to the counters (a final status replaced by another does not count it again)."""
+    if not models or before == after:
+        return
+    first_end = after in FINISHED and before not in FINISHED
+    con.execute(f"UPDATE model_counters SET {before} = {before} - 1, {after} = {after} + 1, "
+                "finished_total = finished_total + ?, energy_j_total = energy_j_total + ?, "
+                "active_ms = greatest(active_ms, ?) WHERE model IN (SELECT unnest(?::VARCHAR[]))",
+                [int(first_end), (energy_j or 0.0) if first_end else 0.0, now_ms, models])
+
+
+def count_deleted(con: Connection, models: list[str], status: str) -> None:
+    """A comparison was deleted: its runs by status lose it; the counters keep what it added."""
+    if models:
+        con.execute(f"UPDATE model_counters SET {status} = {status} - 1 WHERE model IN "
+                    "(SELECT unnest(?::VARCHAR[]))", [models])
+
+
+@dataclass(frozen=True)
+class ModelSeries:
+    """The models ``/metrics`` shows (the most recently active, at most ``limit``) and how many it leaves out:
+    (model, runs by status, runs finished, energy in J after PUE)."""
+
+    rows: list[tuple[str, dict[str, int], int, float]]
+    omitted: int
+
+
+def model_series(con: Connection, limit: int) -> ModelSeries:
+    rows = con.execute(f"SELECT model, {', '.join(STATUSES)}, finished_total, energy_j_total FROM model_counters "
+                       "ORDER BY active_ms DESC, model LIMIT ?", [limit]).fetchall()
+    total = first(con.execute("SELECT count(*) FROM model_counters").fetchall())[0]
+    kept = [(row[0], dict(zip(STATUSES, row[1:1 + len(STATUSES)], strict=True)), int(row[-2]), float(row[-1]))
+            for row in sorted(rows)]
+    return ModelSeries(kept, int(total) - len(kept))

@@ -129,12 +129,14 @@ class Current:
     ended_by: str | None
     exited_ms: int | None
     finished_ms: int | None
+    models: list[str]
 
 
 def current_status(con: Connection, comparison_id: int) -> Current | None:
-    row = first(con.execute("SELECT status, started_ms, pids, ended_by, exited_ms, finished_ms FROM comparisons "
-                            "WHERE id = ?", [comparison_id]).fetchall())
-    return Current(row[0], row[1], tuple(row[2]) if row[2] else None, row[3], row[4], row[5]) if row else None
+    row = first(con.execute("SELECT status, started_ms, pids, ended_by, exited_ms, finished_ms, models "
+                            "FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
+    return Current(row[0], row[1], tuple(row[2]) if row[2] else None, row[3], row[4], row[5],
+                   list(row[6])) if row else None
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,8 @@ class Settings:
                                   "then), how long its report (a PATCH with a final status) is waited for before "
                                   "the service fails it; a later report still replaces that verdict", "duration", 0,
                                   7 * 86400)
+    metrics_max_models: int = setting(500, "models with series in /metrics: the most recently active ones; "
+                                      "tsstats_model_series_omitted counts the others", "int", 0, 100_000)
     max_tracked_trees: int = setting(32, "different process trees (the pids comparisons name) followed at once for "
                                      "per-process energy; a comparison naming one more is refused with 409",
                                      "int", 1, 4096)

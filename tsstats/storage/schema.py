@@ -26,6 +26,7 @@ from importlib import resources
 
 import duckdb
 
+from tsstats.core.units import JOULES_PER_KWH
 from tsstats.storage.errors import StoreError
 from tsstats.storage.rollups import ROLLUP_TABLES, tier_columns
 from tsstats.storage.sql import Connection, first
@@ -43,6 +44,22 @@ DERIVED: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
                             ("rx_bytes", "interval_ms")),
     ("samples", "tx_bps"): ("CAST(round(tx_bytes * 1000.0 / nullif(interval_ms, 0)) AS BIGINT)",
                             ("tx_bytes", "interval_ms")),
+}
+
+# A table an upgrade creates that starts from the rows an earlier version kept (run when it is created in a file
+# that has the rows; a new file has none).
+FILLED_FROM_EARLIER: dict[str, str] = {
+    "model_counters": (
+        "INSERT INTO model_counters SELECT model, "
+        "count(*) FILTER (WHERE status = 'queued'), count(*) FILTER (WHERE status = 'running'), "
+        "count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'), "
+        "count(*) FILTER (WHERE status = 'cancelled'), "
+        "count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')), "
+        "coalesce(sum(energy_kwh) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')), 0) "
+        f"* {JOULES_PER_KWH!r}, "
+        "max(greatest(created_ms, coalesce(finished_ms, 0))) "
+        "FROM (SELECT unnest(models) AS model, status, energy_kwh, created_ms, finished_ms FROM comparisons) "
+        "GROUP BY model"),
 }
 
 # Columns of earlier versions that today's schema does not have, and why leaving them out loses nothing.
@@ -196,6 +213,8 @@ def apply_schema(con: Connection, path: str) -> None:
                 con.execute(sequences[step.table])
             elif step.kind == "create":
                 con.execute(tables[step.table].create_sql)
+                if step.table in FILLED_FROM_EARLIER and version is not None:
+                    con.execute(FILLED_FROM_EARLIER[step.table])
             else:
                 if upgrading:
                     log.info("upgrading table %s (%d rows)", step.table, step.rows)

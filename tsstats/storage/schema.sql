@@ -228,3 +228,18 @@ ALTER TABLE samples ADD COLUMN IF NOT EXISTS cpu_core_max_pm SMALLINT;
 -- reported within report_grace_s) and when its processes were all seen gone (its measured window ends there)
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS ended_by VARCHAR;
 ALTER TABLE comparisons ADD COLUMN IF NOT EXISTS exited_ms BIGINT;
+-- schema version 6: per model, kept by each write of a comparison in the same transaction (never by a scan):
+-- its runs by status now, and counters that only grow: the runs that reached a final status and their energy
+-- (J after PUE; a verdict replaced later counts once, a deleted record leaves them as they were); and when the
+-- model was last active (a run created or ended), which decides the models /metrics shows
+CREATE TABLE IF NOT EXISTS model_counters (
+    model          VARCHAR PRIMARY KEY,
+    queued         BIGINT NOT NULL DEFAULT 0,
+    running        BIGINT NOT NULL DEFAULT 0,
+    completed      BIGINT NOT NULL DEFAULT 0,
+    failed         BIGINT NOT NULL DEFAULT 0,
+    cancelled      BIGINT NOT NULL DEFAULT 0,
+    finished_total BIGINT NOT NULL DEFAULT 0,
+    energy_j_total DOUBLE NOT NULL DEFAULT 0,
+    active_ms      BIGINT NOT NULL
+);

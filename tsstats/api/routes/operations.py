@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from sanic import Request
@@ -14,7 +15,7 @@ from tsstats.api.prometheus import CONTENT_TYPE, render_metrics
 from tsstats.api.router import Router
 from tsstats.api.routes.dashboard import snapshot_source
 from tsstats.api.view import ServiceView
-from tsstats.comparisons.models import model_totals
+from tsstats.comparisons.models import model_series
 from tsstats.sampling.publishing import FAILED_BUILDS_UNHEALTHY
 from tsstats.sampling.sampler import HOLD_S
 from tsstats.storage.memory import database_memory
@@ -23,6 +24,7 @@ from tsstats.storage.memory import database_memory
 def add_routes(router: Router, view: ServiceView) -> None:
     _, current_snapshot = snapshot_source(view)
     document = openapi_document(token_set=router.token is not None)
+    max_models = view.settings.metrics_max_models
 
     @router.route("/openapi.json", ("GET",))
     async def openapi(request: Request):
@@ -33,9 +35,10 @@ def add_routes(router: Router, view: ServiceView) -> None:
         snapshot = await current_snapshot()
         if snapshot is None:
             return raw(b"", content_type=CONTENT_TYPE, status=503, headers=NO_STORE)
-        models, memory = await view.read(lambda con: (model_totals(con), database_memory(con)))
+        models, memory = await view.read(lambda con: (model_series(con, max_models), database_memory(con)))
         scrape = replace(view.scrape(snapshot), models=models, database_memory=memory)
-        return raw(render_metrics(scrape), content_type=CONTENT_TYPE, headers=NO_STORE)
+        body = await asyncio.get_running_loop().run_in_executor(None, render_metrics, scrape)  # off the loop
+        return raw(body, content_type=CONTENT_TYPE, headers=NO_STORE)
 
     @router.route("/healthz", ("GET",), public=True)
     async def healthz(request: Request):

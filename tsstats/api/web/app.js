@@ -334,6 +334,10 @@
     let table;
     try { table = await api("/api/models?from=-30d"); } catch (error) { return; }
     state.models = table.items;
+    const omitted = $("models-omitted");
+    omitted.hidden = !table.omitted;
+    omitted.textContent = table.omitted ? `Showing ${format(table.items.length)} of ${format(table.models)} models ` +
+      `(the first by name); ${format(table.omitted)} more are not listed.` : "";
     renderModels();
   }
 
