@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import httpx
 import pytest
@@ -143,6 +144,37 @@ def test_a_url_over_8_kb_is_a_413_that_says_so(client):
     response = client.get("/api/comparisons", params={"x": "a" * 9000})
     assert response.status_code == 413
     assert "request line and headers are larger than 8192 bytes" in error_of(response)["message"]
+
+
+def test_closing_a_thousand_phases_does_not_stop_sampling(server_factory):
+    """A run with 1,000 running phases (nested 1,000 deep) ends: its phases close in one write of bounded size
+    (one read of the samples, one statement), so the longest gap between samples meanwhile stays within what
+    the quiet seconds before show (a relation: a busy host stretches both); it was the whole 4 s write."""
+    import os
+
+    server = server_factory("--flush-interval", "0.5s")
+    with server.client() as client:
+        record = client.post("/api/comparisons", json={"models": ["deep"], "status": "running",
+                                                       "pids": [os.getpid()]}).json()
+        parent = None
+        for number in range(1000):
+            body = {"name": f"p{number}", **({"parent": parent} if parent else {})}
+            parent = client.post(f"/api/comparisons/{record['id']}/phases", json=body).json()["id"]
+        quiet_from = time.time()
+        time.sleep(3.0)
+        closing = time.time()
+        done = client.patch(f"/api/comparisons/{record['id']}", json={"status": "completed"}, timeout=60)
+        closed = time.time()
+        time.sleep(1.5)  # flushed
+        assert done.status_code == 200 and len(done.json()["phases"]) == 1000
+        assert {phase["status"] for phase in done.json()["phases"]} == {"completed"}
+        export = client.get("/api/export", params={"metrics": "cpuUsage", "from": f"{quiet_from:.3f}",
+                                                   "to": f"{closed + 1.0:.3f}", "format": "csv"}).text
+    times = [datetime.fromisoformat(line.split(",")[0]).timestamp() for line in export.strip().splitlines()[1:]]
+    gaps = [(later - earlier, later) for earlier, later in zip(times, times[1:], strict=False)]
+    quiet = max(gap for gap, at in gaps if at < closing)
+    during = max(gap for gap, at in gaps if at >= closing)
+    assert during <= max(1.0, 5 * quiet), (during, quiet, closed - closing)
 
 
 def test_two_writers_at_once_do_not_stop_sampling(server_factory):

@@ -23,7 +23,7 @@ import numpy as np
 
 from tsstats.comparisons import models, phases, records
 from tsstats.comparisons.attributor import Attributor
-from tsstats.comparisons.conditions import run_conditions
+from tsstats.comparisons.conditions import WindowSamples, run_conditions, window_samples
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.records import EXITED_UNREPORTED, Current, Finish
 from tsstats.comparisons.stats import ComparisonTracker
@@ -52,25 +52,27 @@ class RunClock:
 
     def __init__(self, monotonic: Callable[[], float], energy_now: Callable[[], MachineJoules]):
         self._monotonic = monotonic
-        self._energy_now = energy_now
+        self.energy_now = energy_now  # the machine's energy to this instant (reads the counters)
         self._started: dict[Hashable, tuple[float, MachineJoules]] = {}
 
     def started(self, key: Hashable) -> None:
-        self._started[key] = (self._monotonic(), self._energy_now())
+        self._started[key] = (self._monotonic(), self.energy_now())
 
     def forget(self, key: Hashable) -> None:
         self._started.pop(key, None)
 
-    def finished(self, key: Hashable, started_ms: int | None, now_ms: int) -> tuple[int, MachineJoules | None]:
+    def finished(self, key: Hashable, started_ms: int | None, now_ms: int, energy: MachineJoules | None = None
+                 ) -> tuple[int, MachineJoules | None]:
         """(finish time in epoch ms, the machine's energy over the window or None when it opened before a
-        restart)."""
+        restart); ``energy``: the counters read now for several windows closing together."""
         mark = self._started.pop(key, None)
         if started_ms is None:
             return now_ms, None
         if mark is None:
             return max(now_ms, started_ms), None
-        mono, energy = mark
-        return started_ms + round((self._monotonic() - mono) * 1000.0), self._energy_now() - energy
+        mono, mark_energy = mark
+        now_energy = energy if energy is not None else self.energy_now()
+        return started_ms + round((self._monotonic() - mono) * 1000.0), now_energy - mark_energy
 
 
 class ComparisonLife:
@@ -115,11 +117,11 @@ class ComparisonLife:
             self._open(comparison_id, pids)
         replacing = current.status in FINISHED  # the service's verdict, replaced by the client's
         if update.status in FINISHED and not replacing:
-            self._close_phases(con, comparison_id, None, update.status, now_ms)
             if current.exited_ms is not None:  # the window closed at the exit; the figures are kept
                 finish = Finish(finished_ms=current.finished_ms)
             else:
                 finish = self._finish(con, comparison_id, current.started_ms, pids, now_ms)
+            self._close_phases(con, comparison_id, None, update.status, now_ms, finish.finished_ms)
             self.awaiting.pop(comparison_id, None)
         if replacing:
             finish = Finish(finished_ms=current.finished_ms)
@@ -165,12 +167,15 @@ class ComparisonLife:
         return Finish(energy_kwh, carbon_kg, finished_ms, formulas.kwh(machine_j * pue) if pids else None,
                       attributed if pids else None, embodied, self._accounting(energy_kwh, carbon_kg), judged, fair)
 
-    def _judge(self, con: Connection, from_ms: int, to_ms: int, attributed: Attributed | None) -> tuple[str, bool]:
+    def _judge(self, con: Connection, from_ms: int, to_ms: int, attributed: Attributed | None,
+               samples: WindowSamples | None = None) -> tuple[str, bool]:
         """A run's conditions over its window and whether it was fair (JSON for the record, and the verdict);
-        contention only where its processes were followed in this process's life (not guessed otherwise)."""
+        contention only where its processes were followed in this process's life (not guessed otherwise).
+        ``samples``: read already for a span holding the window."""
         limit = self.settings.contention_limit_pct
         contention = fairness.contention_pct(attributed.tree_cpu, attributed.busy_cpu) if attributed else math.nan
-        found = run_conditions(con, self.pending(), from_ms, to_ms, contention, self.pending_gpu(), attributed)
+        found = run_conditions(con, self.pending(), from_ms, to_ms, contention, self.pending_gpu(), attributed,
+                               samples)
         reasons = fairness.unfair_reasons(found, limit)
         return json.dumps({"conditions": found.as_dict(limit), "unfairReasons": reasons}), not reasons
 
@@ -206,46 +211,54 @@ class ComparisonLife:
             raise InputError(f"no phase {phase_id} in comparison {comparison_id}", status=404)
         if status != "running":
             raise InputError(f"phase {phase_id} is {status} already", field="status", status=409)
-        return self._close_phases(con, comparison_id, phase_id, end.status, now_ms)[phase_id]
+        self._close_phases(con, comparison_id, phase_id, end.status, now_ms)
+        return phases.phase_by_id(con, phase_id)
 
-    def _close_phases(self, con: Connection, comparison_id: int, top: int | None, status: str,
-                      now_ms: int) -> dict[int, dict[str, Any]]:
+    def _close_phases(self, con: Connection, comparison_id: int, top: int | None, status: str, now_ms: int,
+                      run_end_ms: int | None = None) -> None:
         """Close a running phase and the phases inside it (every running phase when ``top`` is None); with
-        ``status`` 'running' only their windows close (their run's processes exited), the status waits."""
+        ``status`` 'running' only their windows close (their run's processes exited), the status waits; none
+        ends after ``run_end_ms``, its run's own end when the run ends with them. However
+        many close, the machine, its energy, the trees and the samples are read once and the phases written by
+        one statement: the sampler's ticks never wait long on it."""
         running = phases.running_phases(con, comparison_id)  # (id, parent, started, finished), newest first
         inside = {top} if top is not None else {row[0] for row in running}
         for phase_id, parent, _, _ in reversed(running):
             if parent in inside:
                 inside.add(phase_id)
-        closed = {}
-        for phase_id, _, started_ms, window_closed_ms in running:  # innermost first
-            if phase_id not in inside:
-                continue
-            if window_closed_ms is not None:  # measured to its run's exit already
-                if status != "running":
-                    closed[phase_id] = phases.set_phase_status(con, phase_id, status)
-                continue
-            attributed = self.attributor.untrack(("phase", phase_id), now_ms)
-            finished_ms, energy_j, carbon_g = self._phase_energy(con, ("phase", phase_id), started_ms, now_ms,
-                                                                 attributed)
-            judged, fair = self._judge(con, started_ms, max(finished_ms, started_ms), attributed)
-            closed[phase_id] = phases.finish_phase(con, phase_id, status, finished_ms, energy_j, carbon_g,
-                                                   judged, fair)
-        return closed
+        if status != "running":
+            phases.set_phase_status(con, [row[0] for row in running if row[0] in inside and row[3] is not None],
+                                    status)
+        opening = {row[0]: row[2] for row in running if row[0] in inside and row[3] is None}
+        if not opening:
+            return
+        given = self.attributor.untrack_many([("phase", phase_id) for phase_id in opening], now_ms)
+        energy = self.run_clock.energy_now()
+        running_runs = max(len(records.running_intervals(con, now_ms, now_ms)), 1)
+        samples = window_samples(con, self.pending(), self.pending_gpu(), min(opening.values()), now_ms)
+        ended = []
+        for phase_id, started_ms in opening.items():
+            attributed = given[("phase", phase_id)]
+            finished_ms, energy_j, carbon_g = self._phase_energy(("phase", phase_id), started_ms, now_ms, attributed,
+                                                                 energy, running_runs)
+            if run_end_ms is not None:
+                finished_ms = max(min(finished_ms, run_end_ms), started_ms)
+            judged, fair = self._judge(con, started_ms, max(finished_ms, started_ms), attributed, samples)
+            ended.append((phase_id, finished_ms, energy_j, carbon_g, judged, fair))
+        phases.finish_phases(con, status, ended)
 
-    def _phase_energy(self, con: Connection, key: Hashable, started_ms: int, now_ms: int,
-                      attributed: Attributed | None) -> tuple[int, float | None, float | None]:
+    def _phase_energy(self, key: Hashable, started_ms: int, now_ms: int, attributed: Attributed | None,
+                      energy: MachineJoules, running_runs: int) -> tuple[int, float | None, float | None]:
         """(finish time, energy in J after PUE, carbon in g) of a phase: its processes' share like its run's
-        (``attributed``, what it was given), or the machine's energy over its edges shared among the
-        comparisons running (None after a restart)."""
+        (``attributed``, what it was given), or the machine's energy over its edges (``energy``: the counters
+        now) shared among the ``running_runs`` comparisons running (None after a restart)."""
         pue = self.settings.pue
-        finished_ms, machine = self.run_clock.finished(key, started_ms, now_ms)
+        finished_ms, machine = self.run_clock.finished(key, started_ms, now_ms, energy)
         if attributed is not None:
             return finished_ms, attributed.total_j * pue, attributed.joule_g_per_kwh * pue / JOULES_PER_KWH
         if machine is None:
             return finished_ms, None, None
-        running = max(len(records.running_intervals(con, now_ms, now_ms)), 1)
-        joules = machine.total_j * pue / running
+        joules = machine.total_j * pue / running_runs
         return finished_ms, joules, joules * self.grid.intensity_at(now_ms) / JOULES_PER_KWH
 
     def settle(self, con: Connection, exited: list[int], now_ms: float) -> None:
@@ -265,8 +278,8 @@ class ComparisonLife:
                             ended_by="service")
 
     def _processes_exited(self, con: Connection, comparison_id: int, current: Current, now_ms: int) -> None:
-        self._close_phases(con, comparison_id, None, "running", now_ms)
         finish = self._finish(con, comparison_id, current.started_ms, current.pids, now_ms)
+        self._close_phases(con, comparison_id, None, "running", now_ms, finish.finished_ms)
         exited_ms = finish.finished_ms if finish.finished_ms is not None else now_ms  # the window's own end
         records.close_window(con, comparison_id, finish, exited_ms)
         self.awaiting[comparison_id] = exited_ms

@@ -85,12 +85,29 @@ def phase_status(con: Connection, comparison_id: int, phase_id: int) -> str | No
     return row[0] if row else None
 
 
-def finish_phase(con: Connection, phase_id: int, status: str, finished_ms: int, energy_j: float | None,
-                 carbon_g: float | None, judged: str | None = None, fair: bool | None = None) -> dict[str, Any]:
-    """Close a phase with its figures; ``judged``: its conditions and unfair reasons (JSON), ``fair``."""
-    row = first(con.execute(f"UPDATE phases SET status = ?, finished_ms = ?, energy_j = ?, carbon_g = ?, "
-                            f"conditions = ?, fair = ? WHERE id = ? RETURNING {PHASE_COLUMNS}",
-                            [status, finished_ms, energy_j, carbon_g, judged, fair, phase_id]).fetchall())
+def finish_phases(con: Connection, status: str, ended: list[tuple[int, int, float | None, float | None, str, bool]]
+                  ) -> None:
+    """Close phases with their figures in one statement: ``ended`` holds (id, finished_ms, energy_j, carbon_g,
+    judged, fair) of each, ``judged`` being its conditions and unfair reasons as JSON."""
+    if not ended:
+        return
+    ids, finished, energy, carbon, judged, fair = (list(column) for column in zip(*ended, strict=True))
+    con.execute(
+        "UPDATE phases SET status = ?, finished_ms = v.finished_ms, energy_j = v.energy_j, carbon_g = v.carbon_g, "
+        "conditions = v.conditions, fair = v.fair FROM (SELECT unnest(?::BIGINT[]) AS id, "
+        "unnest(?::BIGINT[]) AS finished_ms, unnest(?::DOUBLE[]) AS energy_j, unnest(?::DOUBLE[]) AS carbon_g, "
+        "unnest(?::VARCHAR[]) AS conditions, unnest(?::BOOLEAN[]) AS fair) v WHERE phases.id = v.id",
+        [status, ids, finished, energy, carbon, judged, fair])
+
+
+def set_phase_status(con: Connection, phase_ids: list[int], status: str) -> None:
+    """The status of phases whose windows closed already (their figures stay)."""
+    if phase_ids:
+        con.execute("UPDATE phases SET status = ? WHERE id IN (SELECT unnest(?::BIGINT[]))", [status, phase_ids])
+
+
+def phase_by_id(con: Connection, phase_id: int) -> dict[str, Any]:
+    row = first(con.execute(f"SELECT {PHASE_COLUMNS} FROM phases WHERE id = ?", [phase_id]).fetchall())
     return phase_record(row)
 
 
@@ -100,12 +117,6 @@ def running_phases(con: Connection, comparison_id: int) -> list[tuple[int, int |
     return con.execute("SELECT id, parent_id, started_ms, finished_ms FROM phases WHERE comparison_id = ? "
                        "AND status = 'running' ORDER BY id DESC", [comparison_id]).fetchall()
 
-
-def set_phase_status(con: Connection, phase_id: int, status: str) -> dict[str, Any]:
-    """The status of a phase whose window closed already (its figures stay)."""
-    row = first(con.execute(f"UPDATE phases SET status = ? WHERE id = ? RETURNING {PHASE_COLUMNS}",
-                            [status, phase_id]).fetchall())
-    return phase_record(row)
 
 
 def phases_of(con: Connection, comparison_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
