@@ -42,3 +42,33 @@ def test_two_backups_at_once_both_succeed(tmp_path):
             assert copy.execute("SELECT count(*) FROM comparisons").fetchall() == [(0,)]
         finally:
             copy.close()
+
+
+def test_a_backup_of_90_days_of_minutes_fits_the_default_memory_limit(tmp_path):
+    """129,600 rows of the 183-column minute tier (90 days, the default retention_1m): one COPY FROM DATABASE ran
+    out of the 128 MB db_memory_limit building a row group of it; the copy has every row, sequence and index."""
+    import duckdb as duck
+    from support import old_files
+
+    path = tmp_path / "minutes.duckdb"
+    old_files.build(path, 5, days=0.01, comparisons=300)
+    con = duck.connect(str(path))
+    con.execute("DELETE FROM rollup_1m")
+    old_files.fill(con, "rollup_1m", 90 * 1440, 60_000, old_files.START_MS)
+    con.close()
+    store = Store(str(path))  # memory_limit: the settings' default
+    try:
+        copy = tmp_path / "copy.duckdb"
+        store.read_now(lambda cursor: copy_database(cursor, str(copy)))
+    finally:
+        store.close()
+    assert old_files.fingerprint(copy) == old_files.fingerprint(path)
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["copy.duckdb", "minutes.duckdb"]
+    restored = Store(str(copy))
+    try:
+        made = restored.transaction(lambda cursor: cursor.execute(
+            "INSERT INTO comparisons (name, models, status, created_ms) VALUES ('next', ['m'], 'queued', 1) "
+            "RETURNING id").fetchall())
+    finally:
+        restored.close()
+    assert made == [(301,)]  # the sequence goes on where the original's was

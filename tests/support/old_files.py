@@ -52,7 +52,7 @@ def _value(table: str, column: str, sql_type: str) -> str:
     return f"(hash(i, '{column}') % 1000)::{sql_type}"
 
 
-def _fill(con: duckdb.DuckDBPyConnection, table: str, rows: int, step_ms: int, start_ms: int) -> None:
+def fill(con: duckdb.DuckDBPyConnection, table: str, rows: int, step_ms: int, start_ms: int) -> None:
     columns = _columns(con, table)
     values = ", ".join(f"{_value(table, name, sql_type)} AS \"{name}\"" for name, sql_type in columns)
     con.execute(f"INSERT INTO {table} SELECT {values} FROM (SELECT i, {start_ms} + i * {step_ms} AS t "
@@ -83,7 +83,7 @@ def build(path: str | Path, version: int, days: float = 0.02, comparisons: int =
                  "grid_intensity": (48, 3_600_000), "outages": (5, 3_600_000)}
         for table, (rows, step) in sizes.items():
             if table in tables and rows:
-                _fill(con, table, rows, step, start_ms)
+                fill(con, table, rows, step, start_ms)
         for sequence, table in (("comparison_ids", "comparisons"), ("phase_ids", "phases"),
                                 ("offset_ids", "offsets")):
             if table in tables:  # the ids were given explicitly: move the sequence past them, as use would have
