@@ -52,9 +52,7 @@ def start_timed(command: list[str], db: str, env: dict[str, str], cwd: str | Non
 
 
 def stop(process: subprocess.Popen, label: str = "tsstats") -> None:
-    """SIGTERM after half a second (a signal in the instant after the first answers can be lost, see
-    docs/operations.md), SIGKILL if it is not handled within 20 s."""
-    time.sleep(0.5)
+    """SIGTERM (never lost, even during start-up: docs/operations.md), SIGKILL if it is not handled within 20 s."""
     process.terminate()
     try:
         process.wait(20)

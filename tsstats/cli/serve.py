@@ -3,7 +3,6 @@ checkpointed on the way out."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import sys
@@ -15,11 +14,9 @@ from tsstats.assembly import StartupError, connection_protocol, open_service
 from tsstats.cli.client import service_url
 from tsstats.cli.exits import EXIT_FAILURE
 from tsstats.cli.holder import remove_holder, write_holder
-from tsstats.cli.stopping import StopSignals
+from tsstats.cli.stopping import StopSignals, stop_on_signals
 from tsstats.core.settings import Settings
 from tsstats.storage.errors import StoreError
-
-EARLY_STOP_DELAY_S = 0.1
 
 
 def announce(settings: Settings, tls: bool) -> None:
@@ -54,23 +51,6 @@ def run_serve(settings: Settings) -> int:
         log.info("sampling at %g Hz into %s; serving on %s://%s:%d", settings.sample_hz, settings.db,
                  "https" if tls else "http", settings.host, settings.port)
 
-    @app.after_server_start
-    async def stop_on_signals(app: Sanic) -> None:
-        """SIGTERM, SIGINT and SIGHUP (a closed terminal, a reload request) stop the service: flushed and
-        checkpointed, exit 0; a reload would have nothing to reread that a restart does not."""
-        loop = asyncio.get_running_loop()
-
-        def stop() -> None:
-            try:
-                loop.call_soon_threadsafe(app.stop, False)
-            except RuntimeError:  # the loop has already closed: it is stopping anyway
-                pass
-
-        # a signal that came during start-up stops the server once it runs (a stop from inside this hook would
-        # end the hook's own run of the loop, not the server's)
-        signals.serving(stop, early=lambda: loop.call_later(EARLY_STOP_DELAY_S, app.stop, False))
-        announce(settings, tls is not None)
-
     @app.after_server_stop
     async def stop_sampling(app: Sanic) -> None:
         remove_holder(settings.db)
@@ -80,6 +60,7 @@ def run_serve(settings: Settings) -> int:
         else:
             log.info("stopped; samples flushed and checkpointed to %s", settings.db)
 
+    stop_on_signals(app, signals, lambda: announce(settings, tls is not None))  # after the other listeners
     try:
         app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,
                 debug=False, motd=False, ssl=tls, protocol=protocol, backlog=1024)

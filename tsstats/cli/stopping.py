@@ -5,16 +5,27 @@ it, and one thread takes them with ``sigwait``. A blocked signal is queued, neve
 starts, and not in the instant when Sanic sets SIGTERM and SIGINT to "ignore" before installing its own
 handlers (a signal delivered then would be lost). A stop asked for before the server runs is carried out as
 soon as it does.
+
+Sanic stops by stopping the event loop, and it runs its start-up hooks on the same loop with
+``run_until_complete`` before it runs it for good: a stop that lands inside a hook's run ends that run, not the
+server's, and is lost. So the stop is armed by a callback that the last start-up hook schedules, which runs in the
+very iteration that ends the hooks' run: every stop from then on (and one asked for before) is queued after it,
+for the server's own run; and a stop that has not taken effect is asked again (``STOP_AGAIN_S``) until the server
+begins to stop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
 from collections.abc import Callable
 
+from sanic import Sanic
+
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+STOP_AGAIN_S = 0.5  # a stop that has not ended the server by then is asked again
 log = logging.getLogger("tsstats")
 
 
@@ -51,3 +62,36 @@ class StopSignals:
                 stop = self._stop
             if stop is not None:
                 stop()
+
+
+def stop_on_signals(app: Sanic, signals: StopSignals, started: Callable[[], None] = lambda: None) -> None:
+    """Register on ``app`` (after every other listener) what makes a stop signal end the server, whenever it
+    comes: SIGTERM, SIGINT and SIGHUP stop it (flushed and checkpointed, exit 0); ``started()`` runs once it
+    serves, before the stop is armed."""
+    stopping = threading.Event()  # the server has begun to stop: no more asking
+
+    @app.after_server_start
+    async def arm_stop(app: Sanic) -> None:
+        loop = asyncio.get_running_loop()
+
+        def stop_now() -> None:
+            if stopping.is_set():
+                return
+            app.stop(False)
+            loop.call_later(STOP_AGAIN_S, stop_now)
+
+        def stop() -> None:  # from the signal thread
+            try:
+                loop.call_soon_threadsafe(stop_now)
+            except RuntimeError:  # the loop has already closed: it is stopping anyway
+                pass
+
+        def arm() -> None:  # runs in the iteration that ends the start-up hooks' run of the loop
+            signals.serving(stop, early=lambda: loop.call_soon(stop_now))
+
+        started()
+        loop.call_soon(arm)  # last: nothing of this hook may run the loop after it
+
+    @app.before_server_stop
+    async def stop_began(app: Sanic) -> None:
+        stopping.set()
