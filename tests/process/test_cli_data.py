@@ -369,3 +369,23 @@ def test_an_export_that_would_not_fit_is_refused_with_507_and_leaves_nothing(his
         finally:
             server.stop()
         assert not [name for name in os.listdir(mount) if name.startswith(".tsstats-out-")]
+
+
+def test_export_and_backup_take_the_token_from_a_file_and_serve_warns_of_a_token_flag(server_factory, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("file-tøken\n", encoding="utf-8")
+    token_file.chmod(0o600)
+    server = server_factory(db=tmp_path / "guarded.duckdb", env={"TSSTATS_TOKEN_FILE": str(token_file)})
+    out = tmp_path / "runs.csv"
+    exported = tsstats("export", "--comparisons", "--port", str(server.port), "--token-file", str(token_file),
+                       "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert out.read_text().startswith("host,id,")
+    backed_up = tsstats("backup", "--port", str(server.port), "--out", str(tmp_path / "copy.duckdb"),
+                        env={"TSSTATS_TOKEN_FILE": str(token_file)})
+    assert backed_up.returncode == 0, backed_up.stderr
+    refused = tsstats("backup", "--port", str(server.port), "--out", str(tmp_path / "no.duckdb"))
+    assert refused.returncode == 1 and "401" in refused.stderr
+    flagged = server_factory("--token", "on-the-command-line", db=tmp_path / "flagged.duckdb")
+    flagged.stop()
+    assert "--token puts the token on the command line" in flagged.output and "token_file" in flagged.output

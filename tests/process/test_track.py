@@ -177,3 +177,32 @@ def test_a_service_gone_during_the_run_is_a_warning_at_the_end(tmp_path):
     assert out == {"measured": False, "outcome": "script result"} and result.returncode == 0
     assert "figures are missing" in result.stderr
     time.sleep(0)
+
+
+def test_a_token_from_a_file_and_a_refused_token_as_no_service(tmp_path):
+    """``token_file`` (or TSSTATS_TOKEN_FILE) carries the token; a service that refuses it (401) is as one that is
+    not there: the script runs unmeasured with one warning, or TsstatsUnavailable with required=True."""
+    from support.server import ServerProcess
+
+    token_file = tmp_path / "token"
+    token_file.write_text("tøken ✓\n", encoding="utf-8")
+    with ServerProcess(tmp_path / "guarded.duckdb", env={"TSSTATS_TOKEN": "tøken ✓"}) as server:
+        result = script(f"""
+            import json, tsstats
+            with tsstats.track(name="from a file", token_file={str(token_file)!r}) as run:
+                pass
+            with tsstats.track(name="wrong", token="not it") as wrong:
+                pass
+            try:
+                with tsstats.track(token="not it", required=True):
+                    pass
+                refused = None
+            except tsstats.TsstatsUnavailable as error:
+                refused = str(error)
+            print(json.dumps({{"measured": run.measured, "status": run.record["status"],
+                               "wrong": wrong.measured, "refused": refused}}))
+            """, server.url)
+    found = last_json(result)
+    assert found["measured"] and found["status"] == "completed"
+    assert found["wrong"] is False and "refused the token (401" in found["refused"]
+    assert result.stderr.count("refused the token (401") == 1 and "this run is not measured" in result.stderr

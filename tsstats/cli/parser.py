@@ -16,7 +16,9 @@ CLIENT_FLAGS = (  # export and backup: where the data is, worded for a client (t
     ("host", "where the service is (a host name or address); naming it or --port reads through that service and "
              "the database it holds"),
     ("port", "the service's port"),
-    ("token", "the service's bearer token, where it has one"),
+    ("token", "the service's bearer token, where it has one (visible to every local user on the command line: "
+              "prefer --token-file)"),
+    ("token_file", "a file holding the service's bearer token"),
 )
 
 
@@ -54,7 +56,7 @@ def add_client_flags(parser: argparse.ArgumentParser) -> None:
     by_name = {setting.name: setting for setting in SETTINGS}
     for name, text in CLIENT_FLAGS:
         setting = by_name[name]
-        shown_default = "none" if name == "token" else setting.shown_default()
+        shown_default = "none" if name in ("token", "token_file") else setting.shown_default()
         group.add_argument(setting.flag, dest=name, metavar=name.upper(), default=None,
                            help=f"{text} (default: {shown_default}; env {setting.env_var})".replace("%", "%%"))
 
@@ -151,7 +153,10 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--json", dest="json_out", metavar="FILE", help="write the finished record to FILE")
     run.add_argument("--required", action="store_true", help="refuse to run the command when no service answers")
     run.add_argument("--url", help="the service (default: TSSTATS_URL, else http://127.0.0.1:8000)")
-    run.add_argument("--token", help="its bearer token (default: TSSTATS_TOKEN)")
+    run.add_argument("--token", help="its bearer token (default: TSSTATS_TOKEN); visible to every local user on the "
+                                     "command line: prefer --token-file")
+    run.add_argument("--token-file", metavar="PATH", help="a file holding its bearer token (default: "
+                                                          "TSSTATS_TOKEN_FILE)")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="the command and its arguments, after --")
 
 

@@ -30,8 +30,28 @@ NOT_FOUND, NOT_EXECUTABLE = 127, 126
 RESULT_FIELDS = ("accuracy", "speed", "latencyMs", "items", "metadata")
 
 
+def say(line: str) -> None:
+    """A line on this process's stderr, never anywhere else: with stderr closed (``2>&-``), Python has no
+    sys.stderr and print would fall back to stdout, the command's own stream."""
+    if sys.stderr is not None:
+        print(line, file=sys.stderr, flush=True)
+
+
 def _warn(message: str) -> None:
-    print(f"tsstats: {message}", file=sys.stderr, flush=True)
+    say(f"tsstats: {message}")
+
+
+def keep_standard_descriptors() -> None:
+    """Put /dev/null on any of descriptors 0, 1 and 2 that is closed, so that no socket or file opened here takes
+    its number and reaches the command as its stdin, stdout or stderr."""
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != descriptor:
+                os.dup2(opened, descriptor)
+                os.close(opened)
 
 
 class Forwarder:
@@ -41,10 +61,25 @@ class Forwarder:
         self.child: subprocess.Popen[bytes] | None = None
         self.interrupted = False
         self._done = threading.Event()
+        self._inherited: dict[int, Any] = {}
 
     def hold(self) -> None:
+        """Block the signals and take them on a thread of its own. One this process inherited as ignored (a
+        background job ignores SIGINT, nohup SIGHUP) would never reach that thread: it is taken all the same,
+        and the command gets the disposition it would have had (``for_child``)."""
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+        for number in FORWARDED:
+            self._inherited[number] = signal.getsignal(number)
+            if self._inherited[number] == signal.SIG_IGN:
+                signal.signal(number, signal.SIG_DFL)  # blocked: pending until the thread takes it
         threading.Thread(target=self._take, name="tsstats-run-signals", daemon=True).start()
+
+    def for_child(self) -> None:
+        """In the command's process, before it runs: the signals as this process found them."""
+        for number, disposition in self._inherited.items():
+            if disposition == signal.SIG_IGN:
+                signal.signal(number, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 
     def _take(self) -> None:
         while not self._done.is_set():
@@ -69,9 +104,14 @@ def run_command(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print("tsstats run: name the command to run after --, e.g. tsstats run -- python bench.py", file=sys.stderr)
+        say("tsstats run: name the command to run after --, e.g. tsstats run -- python bench.py")
         return EXIT_USAGE
-    service = Service.from_environment(args.url, args.token)
+    keep_standard_descriptors()
+    try:
+        service = Service.from_environment(args.url, args.token, args.token_file)
+    except ValueError as unreadable:
+        say(f"tsstats run: {unreadable}")
+        return EXIT_USAGE
     name = args.name or shlex.join(command)[:200]
     run = start(service, name, args.model, args.items, args.required)
     if run is False:
@@ -81,8 +121,7 @@ def run_command(args: argparse.Namespace) -> int:
     started = time.monotonic()
     error: str | None = None
     try:
-        forwarder.child = subprocess.Popen(command, preexec_fn=lambda: signal.pthread_sigmask(
-            signal.SIG_UNBLOCK, FORWARDED))
+        forwarder.child = subprocess.Popen(command, preexec_fn=forwarder.for_child)
     except FileNotFoundError:
         _warn(f"{command[0]}: command not found")
         code, error = NOT_FOUND, f"{command[0]}: command not found"
@@ -98,7 +137,7 @@ def run_command(args: argparse.Namespace) -> int:
     outcome = "cancelled" if forwarder.interrupted and code != 0 else ("completed" if code == 0 else "failed")
     record = finish(service, run, outcome, error, args.result) if run else None
     for line in summary_lines(name, outcome, code, wall_s, record):
-        print(line, file=sys.stderr)
+        say(line)
     if record is not None and args.json_out:
         try:
             with open(args.json_out, "w", encoding="utf-8") as out:

@@ -19,6 +19,10 @@ class ServiceUnreachable(ConnectionError):
     """No service answered at the URL."""
 
 
+class ServiceUnauthorized(ServiceUnreachable):
+    """The service refused the token (401): for a script, as good as no service (it runs unmeasured)."""
+
+
 class ServiceRefused(RuntimeError):
     """The service answered with an error: ``status``, its ``message`` and the ``field`` it names."""
 
@@ -29,17 +33,38 @@ class ServiceRefused(RuntimeError):
         self.field = field
 
 
+def token_in_file(path: str) -> str:
+    """The bearer token a file holds (its first line, trimmed); ValueError saying why there is none."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.read().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read the token file {path}: {error}") from None
+    if not token:
+        raise ValueError(f"the token file {path} is empty")
+    return token
+
+
 @dataclass(frozen=True)
 class Service:
-    """Where the service is (``TSSTATS_URL``, default http://127.0.0.1:8000) and its token (``TSSTATS_TOKEN``)."""
+    """Where the service is (``TSSTATS_URL``, default http://127.0.0.1:8000) and its token."""
 
     url: str = DEFAULT_URL
     token: str = ""
 
     @classmethod
-    def from_environment(cls, url: str | None = None, token: str | None = None) -> Service:
-        return cls(url or os.environ.get("TSSTATS_URL") or DEFAULT_URL,
-                   token if token is not None else os.environ.get("TSSTATS_TOKEN", ""))
+    def from_environment(cls, url: str | None = None, token: str | None = None,
+                         token_file: str | None = None) -> Service:
+        """The token: ``token``, else the file ``token_file``, else ``TSSTATS_TOKEN``, else the file
+        ``TSSTATS_TOKEN_FILE`` (a file keeps it off the command line, which every local user can read); a file
+        that cannot be read is a ValueError saying why."""
+        if token is None and token_file:
+            token = token_in_file(token_file)
+        if token is None:
+            token = os.environ.get("TSSTATS_TOKEN") or None
+        if token is None and os.environ.get("TSSTATS_TOKEN_FILE"):
+            token = token_in_file(os.environ["TSSTATS_TOKEN_FILE"])
+        return cls(url or os.environ.get("TSSTATS_URL") or DEFAULT_URL, token or "")
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One request; the decoded JSON answer (None for an empty one). ServiceUnreachable when nothing
@@ -69,6 +94,9 @@ class Service:
                 raise ServiceUnreachable(f"tsstats at {self.url} stopped answering: {error}") from None
         finally:
             connection.close()
+        if answer.status == 401:
+            raise ServiceUnauthorized(f"tsstats at {self.url} refused the token (401: {_refused(401, data).message}); "
+                                      f"set TSSTATS_TOKEN or TSSTATS_TOKEN_FILE to the service's token")
         if answer.status >= 400:
             raise _refused(answer.status, data)
         return json.loads(data) if data else None

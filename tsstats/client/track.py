@@ -204,9 +204,12 @@ class Tracker:
 
 def track(models: list[str] | tuple[str, ...] | None = None, name: str | None = None, items: float | None = None,
           metadata: dict[str, Any] | None = None, *, required: bool = False, url: str | None = None,
-          token: str | None = None) -> Tracker:
+          token: str | None = None, token_file: str | None = None) -> Tracker:
     """Measure a block (``with track(...) as run``) or each call of a function (``@track(...)``) as a run of the
-    service at ``url`` (default ``TSSTATS_URL``, else http://127.0.0.1:8000) with ``token`` (``TSSTATS_TOKEN``)."""
+    service at ``url`` (default ``TSSTATS_URL``, else http://127.0.0.1:8000) with ``token``, else the one in the
+    file ``token_file`` (default ``TSSTATS_TOKEN``, else the file ``TSSTATS_TOKEN_FILE``). A service that refuses
+    the token (401) is as one that is not there: the run is not measured, with one warning (``required=True``:
+    ``TsstatsUnavailable``)."""
     if models is None:
         models = []
     if isinstance(models, str) or not isinstance(models, (list, tuple)) \
@@ -221,5 +224,8 @@ def track(models: list[str] | tuple[str, ...] | None = None, name: str | None = 
         raise TsstatsError(f"metadata must be a dict, not {type(metadata).__name__}")
     if not isinstance(required, bool):
         raise TsstatsError(f"required must be True or False, not {required!r}")
-    return Tracker(Service.from_environment(url, token), list(models), name, checked_items, dict(metadata or {}),
-                   required)
+    try:
+        service = Service.from_environment(url, token, token_file)
+    except ValueError as error:
+        raise TsstatsError(str(error)) from None
+    return Tracker(service, list(models), name, checked_items, dict(metadata or {}), required)
