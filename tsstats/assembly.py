@@ -245,7 +245,9 @@ class Service:
             self.unwritten = self.sampler.stop()
         finally:
             close_sources(self.sources)
-            self.store.close()
+            self.store.close()  # the read pool has finished: no export or backup is being written any more
+            for leftover in remove_leftovers(self.store.path):
+                log.info("removed the scratch file %s of an export or backup cut short by the stop", leftover)
         return self.unwritten
 
 

@@ -110,7 +110,7 @@ def test_cpu_usage_agrees_with_proc_stat_idle_and_burning(server_factory):
                 burner.wait()
     assert idle_service == pytest.approx(idle_proc, abs=10.0), (idle_service, idle_proc)
     assert busy_service == pytest.approx(busy_proc, abs=10.0), (busy_service, busy_proc)
-    assert busy_proc > idle_proc  # the burners did burn
+    assert busy_proc > idle_proc or idle_proc >= 95  # the burners did burn, unless the machine was saturated already
 
 
 def test_body_over_1_mib_is_a_413(client):
@@ -440,14 +440,40 @@ def test_start_up_removes_what_a_crash_left_of_an_export(server_factory, tmp_pat
     assert not list(tmp_path.glob(".tsstats-out-tsstats.duckdb-*"))
 
 
+def test_an_export_cut_short_leaves_nothing_even_when_the_service_stops_at_once(tmp_path):
+    """A client goes away during a large export and the service is stopped right after, while the read thread
+    may still be writing the scratch file: once the service has exited nothing is left beside the database."""
+    from support import old_files
+
+    hour = 3_600_000
+    db = tmp_path / "big.duckdb"
+    old_files.build(db, 5, days=1, comparisons=10, start_ms=(int(time.time() * 1000) // hour - 24) * hour)
+    for delay in (0.1, 0.5):
+        server = ServerProcess(db).start()
+        try:
+            with httpx.Client(base_url=server.url, timeout=30) as client, \
+                    client.stream("GET", "/api/export", params={"from": "-1d", "format": "csv"}):
+                time.sleep(delay)  # gone before the answer: the handler is cancelled, the thread writes on
+            code = server.stop(signal.SIGTERM)
+        finally:
+            server.stop(signal.SIGKILL)
+        assert code == 0, server.output[-2000:]
+        assert not list(tmp_path.glob(".tsstats-out-*")), (delay, sorted(p.name for p in tmp_path.iterdir()))
+
+
 def test_each_log_line_is_written_once(tmp_path):
     """Sanic's lines and tsstats' go through one handler, to stderr: none is repeated on stdout."""
     server = ServerProcess(tmp_path / "logs.duckdb")
     server.process = subprocess.Popen([sys.executable, "-m", "tsstats", "serve", *server.args], env=server.env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    server.wait_ready()
-    server.process.send_signal(signal.SIGTERM)
-    out, err = server.process.communicate(timeout=30)
+    try:
+        server.wait_ready()
+        server.process.send_signal(signal.SIGTERM)
+        out, err = server.process.communicate(timeout=30)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate()
     messages = [line.split(": ", 1)[1] for line in err.splitlines() if ": " in line]
     assert any("Worker ready" in message for message in messages)  # Sanic's own line, once
     assert any("samples flushed and checkpointed" in message for message in messages)

@@ -50,7 +50,10 @@ def remove_leftovers(database_path: str) -> list[str]:
 
 
 def remove_partial(path: str) -> None:
-    """Remove a file being written, and the WAL beside it if it was a database."""
-    for leftover in (path, path + ".wal"):
-        if os.path.exists(leftover):
+    """Remove a file being written, the WAL beside it if it was a database, and its parts (``<path>.part<N>.*``,
+    written by chunked exports and backups); what is gone already is no error."""
+    for leftover in (path, path + ".wal", *glob.glob(glob.escape(path) + ".part*")):
+        try:
             os.unlink(leftover)
+        except FileNotFoundError:
+            pass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 
@@ -29,21 +30,34 @@ from tsstats.storage.sql import Connection
 CHUNK_BYTES = 256 * 1024
 
 
-def remove_written(done: asyncio.Future, path: str) -> None:
-    """Remove the file a write no one waits for any more has made (its outcome taken, so nothing is logged)."""
-    if not done.cancelled():
-        done.exception()
-    remove_partial(path)
-
-
 async def write_scratch(view: ServiceView, work, path: str, what: str) -> None:
-    """Write ``path`` on the read pool; a client gone before it is written (the handler cancelled) leaves
-    the pool thread writing on, so the file is removed once that thread is done with it."""
-    writing = asyncio.ensure_future(view.heavy_read(work, path))
+    """Write ``path`` on the read pool. A client gone before it is written (the handler cancelled) leaves the
+    pool thread writing on: whichever of the two ends last, the thread or the cancelled handler, removes the
+    file (decided under a lock, so exactly one does); the service's stop removes whatever is left once the pool
+    has finished, and start-up what a crash left."""
+    lock = threading.Lock()
+    ended = {"abandoned": False, "written": False}
+
+    def write(con: Connection, target: str) -> object:
+        try:
+            return work(con, target)
+        finally:
+            with lock:
+                ended["written"] = True
+                gone = ended["abandoned"]
+            if gone:
+                remove_partial(target)
+
+    writing = asyncio.ensure_future(view.heavy_read(write, path))
     try:
         await asyncio.shield(writing)
     except asyncio.CancelledError:
-        writing.add_done_callback(lambda done: remove_written(done, path))
+        with lock:
+            ended["abandoned"] = True
+            written = ended["written"]
+        if written:
+            remove_partial(path)
+        writing.add_done_callback(lambda done: done.cancelled() or done.exception())  # its outcome taken: no log
         raise
     except (StoreUnavailable, ReadsBusy):  # for now: 503 with Retry-After
         remove_partial(path)
