@@ -13,6 +13,8 @@ from tsstats.api.router import Router
 from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page, phases
 from tsstats.api.view import ServiceView
 
+RESPONSE_TIMEOUT_S = 3600
+
 ROUTE_GROUPS = (dashboard, comparisons, phases, history, grid, data, operations, page)
 
 
@@ -23,6 +25,9 @@ def create_app(view: ServiceView, hosts: HostCheck, *, name: str = "tsstats") ->
     app.config.REQUEST_MAX_SIZE = MAX_BODY_BYTES
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.KEEP_ALIVE_TIMEOUT = 75
+    # an export or a backup of a large file is written whole before its first byte is sent (minutes for 90 days
+    # at 10 Hz); Sanic's 60 s would answer 503 "Response Timeout" to it. Every byte sent starts the count again.
+    app.config.RESPONSE_TIMEOUT = RESPONSE_TIMEOUT_S
     app.config.MOTD = False
     # Sanic's touch-up rewrites its own handlers from their source, which a one-file executable does not carry
     app.config.TOUCHUP = not getattr(sys, "frozen", False)
