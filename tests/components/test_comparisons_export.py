@@ -3,28 +3,21 @@ within the default memory limit with many comparisons and phases."""
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 from support import old_files
 
 from tsstats.comparisons import export
 from tsstats.comparisons.export import ComparisonsExport, write_comparisons
-from tsstats.storage.store import Store
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("export") / "many.duckdb"
-    old_files.build(path, 5, days=0.001, comparisons=3000)  # and four phases each
-    opened = Store(str(path))
+    opened = old_files.opened(tmp_path_factory.mktemp("export") / "many.duckdb", 5, 0.001, 3000)  # 4 phases each
     yield opened
     opened.close()
 
 
-def _read(path, file_format: str) -> list[str]:
-    """The rows as text (NaN equals NaN there)."""
-    reader = "read_parquet" if file_format == "parquet" else "read_csv"
-    return [repr(row) for row in duckdb.connect().execute(f"SELECT * FROM {reader}('{path}') ORDER BY id").fetchall()]
+_read = old_files.exported_rows
 
 
 @pytest.mark.parametrize("file_format", ["csv", "parquet"])

@@ -3,29 +3,23 @@ formats, with one CSV header and no part left behind."""
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 from support import old_files
 
 from tsstats.storage import export
 from tsstats.storage.export import parse_export_query, write_export
-from tsstats.storage.store import Store
 
 HOUR_S = 3600
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("export") / "samples.duckdb"
-    old_files.build(path, 5, days=0.5, comparisons=1)
-    opened = Store(str(path))
+    opened = old_files.opened(tmp_path_factory.mktemp("export") / "samples.duckdb", 5, 0.5, 1)
     yield opened
     opened.close()
 
 
-def _read(path, file_format: str) -> list[str]:
-    reader = "read_parquet" if file_format == "parquet" else "read_csv"
-    return [repr(row) for row in duckdb.connect().execute(f"SELECT * FROM {reader}('{path}')").fetchall()]
+_read = old_files.exported_rows
 
 
 @pytest.mark.parametrize("file_format", ["csv", "parquet"])
@@ -45,3 +39,15 @@ def test_an_export_in_stretches_is_the_same_as_one_statement(store, tmp_path, mo
     assert sorted(path.name for path in tmp_path.iterdir()) == sorted([whole.name, stretched.name])
     if file_format == "csv":
         assert stretched.read_text().count("time_utc") == 1
+
+
+def test_stretches_cover_the_rows_there_are_not_the_whole_range(store):
+    """A century's range over 12 hours of samples: six stretches of 2 h, the first and last reaching the range's
+    ends (a stretch for every 2 h of the range would be 438,000 statements)."""
+    query = parse_export_query({"from": "1990-01-01", "to": "2090-01-01"}, old_files.START_MS // 1000)
+    spans = store.read_now(lambda con: export.export_spans(con, query))
+    assert len(spans) == 6
+    assert spans[0][0] == query.from_ms and spans[-1][1] == query.to_ms
+    assert all(end == later for (_, end), (later, _) in zip(spans, spans[1:], strict=False))
+    empty = parse_export_query({"from": "2080-01-01", "to": "2090-01-01"}, old_files.START_MS // 1000)
+    assert store.read_now(lambda con: export.export_spans(con, empty)) == [(empty.from_ms, empty.to_ms)]

@@ -114,6 +114,20 @@ def fingerprint(path: str | Path, tables: tuple[str, ...] | None = None,
         con.close()
 
 
+def opened(path: str | Path, version: int, days: float, comparisons: int):
+    """A store over a new file of ``version`` (upgraded as it opens); the caller closes it."""
+    from tsstats.storage.store import Store
+
+    build(path, version, days=days, comparisons=comparisons)
+    return Store(str(path))
+
+
+def exported_rows(path: str | Path, file_format: str) -> list[str]:
+    """The rows of an exported CSV or Parquet file, as text (NaN equals NaN there)."""
+    reader = "read_parquet" if file_format == "parquet" else "read_csv"
+    return [repr(row) for row in duckdb.connect().execute(f"SELECT * FROM {reader}('{path}')").fetchall()]
+
+
 def stamped(path: str | Path) -> int:
     con = duckdb.connect(str(path), read_only=True)
     try:

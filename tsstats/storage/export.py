@@ -126,11 +126,23 @@ CHUNK_ROW_GROUP = 20_000  # rows of a Parquet row group when chunks are read bac
 def write_export(con: Connection, query: ExportQuery, path: str) -> int:
     """Write the export to ``path`` (a fresh temporary file), ``CHUNK_MS`` of its range at a time so that memory
     stays within the database's limit whatever the range; returns the rows written."""
+    return copy_chunks(con, [export_sql(replace(query, from_ms=start, to_ms=end))
+                             for start, end in export_spans(con, query)], path, query.format)
+
+
+def export_spans(con: Connection, query: ExportQuery) -> list[tuple[int, int]]:
+    """The stretches of the range, ``CHUNK_MS`` each, over the rows there are (a range of a century holding a
+    day of samples is a day's stretches); one stretch, the whole range, when it holds none."""
+    raw = query.tier == "raw"
+    column, table = ("ts_ms", "samples") if raw else ("bucket_ms", f"rollup_{query.tier}")
+    low, high = con.execute(f"SELECT min({column}), max({column}) FROM {table} WHERE {column} >= ? AND {column} < ?",
+                            [int(query.from_ms), int(query.to_ms)]).fetchall()[0]
+    if low is None:
+        return [(query.from_ms, query.to_ms)]
     step = CHUNK_MS[query.tier]
-    spans = [(start, min(start + step, query.to_ms)) for start in range(query.from_ms, query.to_ms, step)]
-    spans = spans or [(query.from_ms, query.to_ms)]
-    return copy_chunks(con, [export_sql(replace(query, from_ms=start, to_ms=end)) for start, end in spans], path,
-                       query.format)
+    starts = list(range(int(low), int(high) + 1, step))
+    return [(query.from_ms if number == 0 else start, query.to_ms if number == len(starts) - 1 else start + step)
+            for number, start in enumerate(starts)]
 
 
 def copy_chunks(con: Connection, selects: list[str], path: str, file_format: str) -> int:
