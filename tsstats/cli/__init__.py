@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from tsstats.cli.run import run_command
 
         return run_command(args)
+    if args.command == "compare":
+        from tsstats.cli.compare import run_compare
+
+        return run_compare(args)
     if args.command in ("install-service", "uninstall-service"):
         from tsstats.cli.unit import run_unit
 

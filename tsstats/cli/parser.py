@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Callable
 
 from tsstats import __version__
-from tsstats.core.numbers import decimal_number, shown
+from tsstats.core.numbers import decimal_number, shown, whole_number_text
 from tsstats.core.settings import SETTINGS
 
 CLIENT_FLAGS = (  # export and backup: where the data is, worded for a client (the settings' own text is the server's)
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "them and passed on to the unit's command line; the database stays under the state "
                            "directory, and the token comes from --token-file.")
     add_run_parser(commands)
+    add_compare_parser(commands)
     return parser
 
 
@@ -158,6 +159,68 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--token-file", metavar="PATH", help="a file holding its bearer token (default: "
                                                           "TSSTATS_TOKEN_FILE)")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="the command and its arguments, after --")
+
+
+def add_compare_parser(commands: argparse._SubParsersAction) -> None:
+    compare = commands.add_parser(
+        "compare", help="compare two or more commands over repeated, interleaved trials: energy and time with "
+                        "spread, 95 % intervals and a verdict",
+        description="Run each command --warmup times, then --runs rounds in which every command runs once, in an "
+                    "order shuffled each round; each trial is measured by the running service. Prints per "
+                    "command energy per item (or per run) and time, mean ± σ, the 95 %% interval and the range; "
+                    "then each command's ratio to the least, with its interval and Welch's t-test at the 5 %% "
+                    "level; and warnings (outliers, a slow first trial, σ above 10 %% of the mean). A command that "
+                    "fails stops the study with its output. Without a service the commands are timed only.",
+        usage="tsstats compare [options] -- CMD_A [ARGS...] -- CMD_B [ARGS...] [-- ...]")
+    compare.add_argument("--runs", type=_runs, default="10", metavar="N|auto",
+                         help="rounds of measured trials (default 10); auto: until every ratio's 95 %% interval is "
+                              "within --target-ci")
+    compare.add_argument("--min-runs", type=_whole("min-runs", 2, 10_000), default=5, metavar="N",
+                         help="with --runs auto, at least this many rounds (default 5)")
+    compare.add_argument("--max-runs", type=_whole("max-runs", 2, 10_000), default=30, metavar="N",
+                         help="with --runs auto, at most this many rounds (default 30)")
+    compare.add_argument("--target-ci", type=_positive("target-ci", 100), default=5.0, metavar="PCT",
+                         help="with --runs auto, the half-width of every ratio's interval to reach, in %% of the "
+                              "ratio (default 5)")
+    compare.add_argument("--warmup", type=_whole("warmup", 0, 10_000), default=1, metavar="W",
+                         help="warm-up trials of each command, measured and left out (default 1)")
+    compare.add_argument("--items", type=_positive("items", 1e15), metavar="N",
+                         help="items each trial processes: energy per item instead of per run")
+    compare.add_argument("--name", action="append", default=[], metavar="NAME",
+                         help="a command's name, once per command in order (default: the command lines)")
+    compare.add_argument("--seed", type=_whole("seed", 0, 2 ** 63), metavar="S",
+                         help="the seed of the trials' order (default: random)")
+    compare.add_argument("--study", metavar="NAME", help="the study's name, in each trial's metadata")
+    compare.add_argument("--allow-unfair", action="store_true",
+                         help="keep the trials the service judged unfair in the statistics")
+    compare.add_argument("--export-json", metavar="FILE", help="write every trial and figure as JSON")
+    compare.add_argument("--export-csv", metavar="FILE", help="write each command's figures as CSV")
+    compare.add_argument("--export-markdown", metavar="FILE", help="write a Markdown table")
+    compare.add_argument("--url", help="the service (default: TSSTATS_URL, else http://127.0.0.1:8000)")
+    compare.add_argument("--token", help="its bearer token (default: TSSTATS_TOKEN); prefer --token-file")
+    compare.add_argument("--token-file", metavar="PATH", help="a file holding its bearer token (default: "
+                                                              "TSSTATS_TOKEN_FILE)")
+    compare.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD",
+                         help="the commands and their arguments, each after --")
+
+
+def _runs(text: str) -> str:
+    if text == "auto":
+        return text
+    value = whole_number_text(text)
+    if value is None or not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"runs must be auto or a whole number from 1 to 10000, not {shown(text)}")
+    return str(value)
+
+
+def _whole(name: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = whole_number_text(text)
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number from {low} to {high}, not {shown(text)}")
+        return value
+
+    return parse
 
 
 def _positive(name: str, maximum: float) -> Callable[[str], float]:
