@@ -795,3 +795,27 @@ def test_metrics_keep_the_most_recently_active_models_and_their_counters_never_g
     monkeypatch.setattr(models_module, "MAX_MODELS_LISTED", 4)
     table = client.get("/api/models").json()
     assert (len(table["items"]), table["models"], table["omitted"]) == (4, 11, 7)  # m11 was deleted
+
+
+def test_models_give_the_spread_beside_each_mean_and_comparisons_filter_by_model(inprocess):
+    client = inprocess().client()
+    for accuracy in (80, 82, 84, 86):
+        record = client.post("/api/comparisons", json={"models": ["m", "shared"], "status": "running",
+                                                       "items": 10}).json()
+        client.patch(f"/api/comparisons/{record['id']}", json={"status": "completed", "accuracy": accuracy})
+    client.post("/api/comparisons", json={"models": ["other"]})
+    found = {item["model"]: item for item in client.get("/api/models").json()["items"]}
+    spread = found["m"]["spread"]["accuracy"]
+    assert (spread["n"], spread["mean"]) == (4, 83.0)
+    assert spread["stdev"] == pytest.approx(2.5819889, rel=1e-6)
+    half = 3.1824463 * 2.5819889 / 2  # Student's t for 3 degrees of freedom
+    assert (spread["ci95Low"], spread["ci95High"]) == (pytest.approx(83 - half, rel=1e-6),
+                                                       pytest.approx(83 + half, rel=1e-6))
+    per_item = found["m"]["spread"]["energyPerItemJ"]
+    assert per_item["n"] == 4 and per_item["ci95Low"] <= per_item["mean"] <= per_item["ci95High"]
+    assert found["other"]["spread"]["accuracy"] == {"n": 0, "mean": None, "stdev": None, "ci95Low": None,
+                                                    "ci95High": None}
+    named = client.get("/api/comparisons", params={"model": "m"}).json()["items"]
+    assert len(named) == 4 and all("m" in item["models"] for item in named)
+    assert client.get("/api/comparisons", params={"model": "nobody"}).json()["items"] == []
+    assert error_of(client.get("/api/comparisons", params={"model": "x" * 201}))["field"] == "model"

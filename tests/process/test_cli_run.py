@@ -38,6 +38,7 @@ def test_the_command_keeps_its_streams_and_status_and_the_summary_says_what_it_c
     summary = result.stderr.split("err\n", 1)[1]
     assert "tsstats: bench: failed (exit 3) in" in summary and "energy" in summary and "carbon" in summary
     assert "per item" in summary and "share" in summary
+    assert "\n  fair     yes" in summary or "\n  fair     no: " in summary  # judged, and why not
     record = json.loads(record_file.read_text())
     assert record["status"] == "failed" and record["error"] == "exit status 3"
     assert record["models"] == ["m1", "m2"] and record["accuracy"] == 88.0 and record["items"] == 300

@@ -78,7 +78,9 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                                    _query("limit", f"1 to {MAX_LIMIT} (default 50)", limit),
                                    _query("before", "the `next` cursor of the previous page", CURSOR),
                                    _query("fair", "true: only ended runs judged fair; false: only those judged "
-                                                  "unfair", {"enum": ["true", "false"]})],
+                                                  "unfair", {"enum": ["true", "false"]}),
+                                   _query("model", "only the comparisons naming this model",
+                                          {"type": "string", "minLength": 1, "maxLength": 200})],
                     "responses": {"200": _json(ref("ComparisonList"), "a page"), **_errors(400, 401)}},
             "post": {"summary": "Create a comparison", "operationId": "createComparison",
                      "requestBody": {"required": True, "content": {JSON: {"schema": ref("NewComparison")}}},

@@ -165,14 +165,24 @@ SCHEMAS: dict[str, Any] = {
         "parent": {"type": "integer", "minimum": 1, "description": "a running phase of the same comparison"}}}),
     "PhaseEnd": {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
         "status": {"enum": list(PHASE_FINISHED)}}},
-    "Models": {"type": "object", "required": ["from", "to", "units", "items"], "properties": {
+    "Models": {"type": "object", "required": ["from", "to", "units", "models", "omitted", "items"], "properties": {
         "fairOnly": {"type": "boolean"},
         "from": {"type": "integer"}, "to": {"type": "integer"}, "units": {"type": "object"},
-        "items": {"type": "array", "items": {"type": "object", "required": ["model", "runs"], "properties": {
+        "models": {"type": "integer", "description": "models with comparisons in the range"},
+        "omitted": {"type": "integer", "description": "of them, not listed (beyond 1,000)"},
+        "items": {"type": "array", "items": {"type": "object", "required": ["model", "runs", "spread"], "properties": {
             "model": {"type": "string"}, "runs": {"type": "object"}, "accuracy": NULLABLE_NUMBER,
             "speed": NULLABLE_NUMBER, "latencyMs": NULLABLE_NUMBER, "energyPerRunJ": NULLABLE_NUMBER,
             "energyPerItemJ": NULLABLE_NUMBER, "carbonPerItemG": NULLABLE_NUMBER,
-            "sciPerItemG": NULLABLE_NUMBER}}}}},
+            "sciPerItemG": NULLABLE_NUMBER,
+            "spread": {"type": "object", "description": "per figure, over the runs' own values: n, mean, stdev "
+                                                        "and the mean's 95 % interval (Student's t)",
+                       "additionalProperties": {"type": "object", "required": ["n", "mean", "stdev", "ci95Low",
+                                                                                "ci95High"],
+                                                "properties": {"n": {"type": "integer"}, "mean": NULLABLE_NUMBER,
+                                                               "stdev": NULLABLE_NUMBER,
+                                                               "ci95Low": NULLABLE_NUMBER,
+                                                               "ci95High": NULLABLE_NUMBER}}}}}}}},
     "NewComparison": _null_when_absent({"type": "object", "additionalProperties": False, "properties": {
         "items": ITEMS,
         "models": {"type": "array", "maxItems": MAX_MODELS,

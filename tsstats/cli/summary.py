@@ -51,4 +51,8 @@ def summary_lines(name: str, outcome: str, code: int, wall_s: float, record: dic
     if machine and energy is not None:
         lines.append(f"  share    {100.0 * energy / machine:.1f} % of the machine's energy over the run "
                      f"({joules(machine)})")
+    if record.get("fair") is not None:
+        reasons = "; ".join(record.get("unfairReasons") or [])
+        lines.append("  fair     yes: nothing spoiled the comparison (docs/conditions.md)" if record["fair"] else
+                     f"  fair     no: {reasons} (left out of ?fair=true and of a study's statistics)")
     return lines

@@ -66,7 +66,10 @@ def comparisons_sql(query: ComparisonsExport, first_id: int = 0, last_id: int = 
         f"{n(f'({carbon} + coalesce(c.embodied_g, 0)) / c.items')} AS sci_g_per_item",
         f"{n(f'c.machine_kwh * {JOULES_PER_KWH!r}')} AS machine_energy_J", f"{listed('c.pids::VARCHAR[]')} AS pids",
         "CASE WHEN c.pids IS NULL THEN 'time_share' ELSE 'process' END AS attribution",
-        "c.metadata AS metadata_json", "c.accounting AS accounting_json", "ph.phases_json"]
+        "c.metadata AS metadata_json", "c.accounting AS accounting_json", "ph.phases_json",
+        "c.fair", "CAST(json_extract(c.conditions, '$.unfairReasons') AS VARCHAR) AS unfair_reasons_json",
+        "CAST(json_extract(c.conditions, '$.conditions') AS VARCHAR) AS conditions_json",
+        "json_extract_string(c.metadata, '$.study') AS study", "c.ended_by"]
     return (f"SELECT {', '.join(columns)} FROM comparisons c LEFT JOIN (SELECT p.comparison_id, "
             f"{_phases_json(n)} AS phases_json FROM phases p WHERE p.comparison_id {ids} GROUP BY p.comparison_id) "
             f"ph ON ph.comparison_id = c.id WHERE c.id {ids} AND c.created_ms >= {int(query.from_ms)} "

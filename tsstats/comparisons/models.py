@@ -6,9 +6,11 @@ cursor."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+from tsstats.client.statistics import t_quantile
 from tsstats.comparisons.validation import FINISHED, STATUSES
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.formulas import rounded
@@ -36,24 +38,57 @@ def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = Fal
         f"sum(carbon_kg) FILTER (WHERE {_FINISHED_WITH_ITEMS}) * {GRAMS_PER_KG!r} "
         f"/ nullif(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0), "
         f"sum(carbon_kg * {GRAMS_PER_KG!r} + coalesce(embodied_g, 0)) FILTER (WHERE {_FINISHED_WITH_ITEMS}) "
-        f"/ nullif(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0) "
+        f"/ nullif(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0), "
+        f"{', '.join(_moments(expression, where) for expression, where in SPREAD_OF.values())} "
         "FROM (SELECT unnest(models) AS model, * FROM comparisons WHERE created_ms >= ? AND created_ms <= ?"
         f"{unfair}) "
         f"GROUP BY model ORDER BY model LIMIT {MAX_MODELS_LISTED}", [from_ms, to_ms]).fetchall()
     items = []
+    figures = 2 + len(STATUSES) + 7
     for row in rows:
         model, total, *by_status = row[:2 + len(STATUSES)]
-        accuracy, speed, latency, per_run, per_item, carbon_item, sci_item = row[2 + len(STATUSES):]
+        accuracy, speed, latency, per_run, per_item, carbon_item, sci_item = row[2 + len(STATUSES):figures]
+        moments = row[figures:]
         items.append({"model": model, "runs": {"total": total, **dict(zip(STATUSES, by_status, strict=True))},
                       "accuracy": rounded(accuracy), "speed": speed, "latencyMs": rounded(latency),
                       "energyPerRunJ": rounded(per_run), "energyPerItemJ": rounded(per_item),
-                      "carbonPerItemG": rounded(carbon_item), "sciPerItemG": rounded(sci_item)})
+                      "carbonPerItemG": rounded(carbon_item), "sciPerItemG": rounded(sci_item),
+                      "spread": {name: _spread(*moments[3 * number:3 * number + 3])
+                                 for number, name in enumerate(SPREAD_OF)}})
     total = first(con.execute(
         "SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons WHERE created_ms >= ? "
         f"AND created_ms <= ?{unfair})", [from_ms, to_ms]).fetchall())[0] if len(items) == MAX_MODELS_LISTED \
         else len(items)
     return {"from": from_ms, "to": to_ms, "fairOnly": fair_only, "units": UNITS, "models": int(total),
             "omitted": int(total) - len(items), "items": items}
+
+
+_FINISHED_WITH_ENERGY = "status IN ('completed', 'failed', 'cancelled') AND energy_kwh IS NOT NULL"
+# Per model, the runs' own figures whose spread /api/models gives: (each run's value, the runs it is taken over)
+SPREAD_OF = {
+    "energyPerRunJ": (f"energy_kwh * {JOULES_PER_KWH!r}", _FINISHED_WITH_ENERGY),
+    "energyPerItemJ": (f"energy_kwh * {JOULES_PER_KWH!r} / items", _FINISHED_WITH_ITEMS),
+    "carbonPerItemG": (f"carbon_kg * {GRAMS_PER_KG!r} / items", _FINISHED_WITH_ITEMS),
+    "accuracy": ("accuracy", "status = 'completed'"),
+    "speed": ("speed", "status = 'completed'"),
+    "latencyMs": ("latency_ms", "status = 'completed'"),
+}
+
+
+def _moments(expression: str, where: str) -> str:
+    return (f"count({expression}) FILTER (WHERE {where}), avg({expression}) FILTER (WHERE {where}), "
+            f"stddev_samp({expression}) FILTER (WHERE {where})")
+
+
+def _spread(n: int, mean: float | None, stdev: float | None) -> dict[str, Any]:
+    """n runs' mean, their standard deviation and the mean's 95 % interval (Student's t; null below 2 runs)."""
+    if not n or mean is None:
+        return {"n": int(n or 0), "mean": None, "stdev": None, "ci95Low": None, "ci95High": None}
+    if n < 2 or stdev is None:
+        return {"n": int(n), "mean": rounded(mean), "stdev": None, "ci95Low": None, "ci95High": None}
+    half = t_quantile(0.975, n - 1) * stdev / math.sqrt(n)
+    return {"n": int(n), "mean": rounded(mean), "stdev": rounded(stdev), "ci95Low": rounded(mean - half),
+            "ci95High": rounded(mean + half)}
 
 
 def count_created(con: Connection, models: list[str], status: str, now_ms: int) -> None:

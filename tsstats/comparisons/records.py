@@ -246,6 +246,9 @@ def list_comparisons(con: Connection, query: ListQuery) -> dict[str, Any]:
     if query.fair is not None:
         conditions.append("fair = ?")
         params.append(query.fair)
+    if query.model is not None:
+        conditions.append("list_contains(models, ?)")
+        params.append(query.model)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = con.execute(f"SELECT {RECORD_COLUMNS} FROM comparisons {where} ORDER BY id DESC LIMIT ?",
                        params + [query.limit + 1]).fetchall()

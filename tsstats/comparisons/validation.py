@@ -187,14 +187,20 @@ class ListQuery:
     limit: int
     before: int | None
     fair: bool | None = None
+    model: str | None = None
 
 
 def validate_list_query(args: dict[str, list[str]],
-                        allowed: tuple[str, ...] = ("status", "limit", "before", "fair")) -> ListQuery:
+                        allowed: tuple[str, ...] = ("status", "limit", "before", "fair", "model")) -> ListQuery:
     """A page of a list: ``limit`` (1 to 500, default 50), ``before`` (the previous page's ``next``) and, for
-    comparisons, ``status`` and ``fair`` (``true``: the finished runs judged fair; ``false``: those judged
-    unfair)."""
+    comparisons, ``status``, ``fair`` (``true``: the finished runs judged fair; ``false``: those judged unfair)
+    and ``model`` (the comparisons naming it)."""
     values = single_values(args, allowed)
+    model = values.get("model")
+    if model is not None:
+        if not 1 <= len(model) <= MAX_MODEL_NAME:
+            raise InputError(f"model must be a model name of 1 to {MAX_MODEL_NAME} characters", field="model")
+        check_text(model, "model")
     status = values.get("status")
     if status is not None and status not in STATUSES:
         raise InputError(f"status must be one of {', '.join(STATUSES)}", field="status")
@@ -209,7 +215,7 @@ def validate_list_query(args: dict[str, list[str]],
         before = parse_comparison_id(values["before"])
         if before is None:
             raise InputError("before must be the cursor from a previous page's next", field="before")
-    return ListQuery(status=status, limit=limit, before=before, fair=boolean_value(values, "fair"))
+    return ListQuery(status=status, limit=limit, before=before, fair=boolean_value(values, "fair"), model=model)
 
 
 def page_answer(items: list[dict[str, Any]], fetched: int) -> dict[str, Any]:
