@@ -167,3 +167,22 @@ def test_without_a_service_the_command_still_runs(tmp_path):
     assert result.returncode == 0 and "runs unmeasured" in result.stderr
     assert tsstats_run(down, "--required", "--", "true").returncode == 2
     assert time.monotonic() - started < 20
+
+
+def test_a_service_on_another_port_is_found_from_its_runtime_file(tmp_path):
+    """No URL given: the service holding TSSTATS_DB, or the default database under XDG_DATA_HOME, is found from
+    the runtime file beside it, as tsstats export finds it."""
+    default = tmp_path / "data" / "tsstats" / "tsstats.duckdb"
+    default.parent.mkdir(parents=True)
+    with ServerProcess(default) as server:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("TSSTATS_")}
+        by_default = subprocess.run([sys.executable, "-m", "tsstats", "run", "--", "true"], capture_output=True,
+                                    text=True, timeout=60, env={**env, "XDG_DATA_HOME": str(tmp_path / "data")})
+        by_db = subprocess.run([sys.executable, "-m", "tsstats", "run", "--", "true"], capture_output=True, text=True,
+                               timeout=60, env={**env, "TSSTATS_DB": str(default), "XDG_DATA_HOME": "/nonexistent"})
+        with server.client() as client:
+            runs = client.get("/api/comparisons").json()["items"]
+    assert server.port != 8000
+    for result in (by_default, by_db):
+        assert result.returncode == 0 and "energy" in result.stderr, result.stderr
+    assert len(runs) == 2

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 
 from tsstats.cli.client import ServiceError, service_database, service_url
-from tsstats.cli.holder import drop_stale_holder, holder_path, read_holder
+from tsstats.client.holder import drop_stale_holder, holder_path, read_holder
 from tsstats.core.settings import Settings
 from tsstats.storage.errors import StoreLocked
 from tsstats.storage.sql import Connection

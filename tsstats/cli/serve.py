@@ -13,8 +13,8 @@ from tsstats.api.exposure import tls_context
 from tsstats.assembly import StartupError, connection_protocol, open_service
 from tsstats.cli.client import service_url
 from tsstats.cli.exits import EXIT_FAILURE
-from tsstats.cli.holder import remove_holder, write_holder
 from tsstats.cli.stopping import StopSignals, stop_on_signals
+from tsstats.client.holder import remove_holder, write_holder
 from tsstats.core.settings import Settings
 from tsstats.storage.errors import StoreError
 

@@ -10,6 +10,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from tsstats.client.holder import local_service_url
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 CONNECT_TIMEOUT_S = 0.25  # a service that is not there costs a script at most this, twice
 ANSWER_TIMEOUT_S = 30.0  # a service that is there answers a write once it has committed
@@ -55,7 +57,9 @@ class Service:
     @classmethod
     def from_environment(cls, url: str | None = None, token: str | None = None,
                          token_file: str | None = None) -> Service:
-        """The token: ``token``, else the file ``token_file``, else ``TSSTATS_TOKEN``, else the file
+        """The URL: ``url``, else ``TSSTATS_URL``, else the service holding ``TSSTATS_DB`` or the default database
+        (its runtime file, as ``tsstats export`` finds it), else http://127.0.0.1:8000. The token: ``token``, else
+        the file ``token_file``, else ``TSSTATS_TOKEN``, else the file
         ``TSSTATS_TOKEN_FILE`` (a file keeps it off the command line, which every local user can read); a file
         that cannot be read is a ValueError saying why."""
         if token is None and token_file:
@@ -64,7 +68,7 @@ class Service:
             token = os.environ.get("TSSTATS_TOKEN") or None
         if token is None and os.environ.get("TSSTATS_TOKEN_FILE"):
             token = token_in_file(os.environ["TSSTATS_TOKEN_FILE"])
-        return cls(url or os.environ.get("TSSTATS_URL") or DEFAULT_URL, token or "")
+        return cls(url or os.environ.get("TSSTATS_URL") or local_service_url() or DEFAULT_URL, token or "")
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One request; the decoded JSON answer (None for an empty one). ServiceUnreachable when nothing

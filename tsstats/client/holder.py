@@ -2,8 +2,10 @@
 
 ``tsstats serve --db data/a.duckdb`` writes ``data/a.duckdb.service.json`` (its pid, URL, the database's
 absolute path and when it started) once it listens, and removes it when it stops. A client command given only
-``--db`` reads it to reach the service that holds that file; a file whose process has gone (a kill -9) is stale
-and is ignored and removed. Standard library only.
+``--db`` reads it to reach the service that holds that file; ``tsstats run``, ``compare`` and ``track`` given no
+URL read the one beside ``TSSTATS_DB`` or the default database (``local_service_url``), so a service on another
+port is found. A file whose process has gone (a kill -9) is stale and is ignored and removed. Standard library
+only.
 """
 
 from __future__ import annotations
@@ -58,6 +60,22 @@ def remove_holder(db: str, pid: int | None = None) -> None:
     if found is not None and found.pid == (pid if pid is not None else os.getpid()):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(holder_path(db))
+
+
+def default_database(env: dict[str, str] | None = None) -> str:
+    """The database ``tsstats serve`` uses by default: $XDG_DATA_HOME/tsstats/tsstats.duckdb (the rule of the
+    setting ``db``, core.settings.default_db_path, which this layer cannot import)."""
+    env = dict(os.environ if env is None else env)
+    data_home = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser(env.get("HOME") or "~"), ".local", "share")
+    return os.path.join(data_home, "tsstats", "tsstats.duckdb")
+
+
+def local_service_url(env: dict[str, str] | None = None) -> str | None:
+    """The URL of the live service holding ``TSSTATS_DB`` (or the default database), from its runtime file; None
+    when none holds it."""
+    env = dict(os.environ if env is None else env)
+    found = read_holder(env.get("TSSTATS_DB") or default_database(env), drop_stale=False)
+    return found.url if found is not None else None
 
 
 def drop_stale_holder(db: str) -> None:
