@@ -206,3 +206,33 @@ def test_a_token_from_a_file_and_a_refused_token_as_no_service(tmp_path):
     assert found["measured"] and found["status"] == "completed"
     assert found["wrong"] is False and "refused the token (401" in found["refused"]
     assert result.stderr.count("refused the token (401") == 1 and "this run is not measured" in result.stderr
+
+
+def test_compare_callables_in_this_process_and_a_tracked_run_of_a_study(service):
+    result = script("""
+        import json, tsstats
+        work = lambda n: sum(i * i for i in range(n))
+        found = tsstats.compare({"small": lambda: work(1_000_000), "large": lambda: work(3_000_000)}, runs=3,
+                                warmup=1, items=10, seed=2, allow_unfair=True, study="callables", quiet=True)
+        with tsstats.track(models=["by hand"], study="callables") as run:
+            work(100_000)
+        try:
+            tsstats.compare({"alone": lambda: None})
+            refused = None
+        except ValueError as error:
+            refused = str(error)
+        print(json.dumps({"ratios": found.ratios, "stopped": found.stopped, "report": str(found),
+                          "runs": [len(r.used) for r in found.results], "study": run.record["metadata"],
+                          "refused": refused}))
+        """, service.url)
+    found = last_json(result)
+    assert found["runs"] == [3, 3] and found["stopped"] == "3 runs each"
+    energy, duration = found["ratios"]["energy"][0], found["ratios"]["time"][0]
+    assert energy["base"] == "small" and energy["other"] == "large" and energy["value"] > 1.3
+    assert duration["value"] > 1.3 and "'small' used the least energy per item" in found["report"]
+    assert found["study"] == {"study": "callables"}
+    assert "two or more named callables" in found["refused"]
+    with service.client() as client:
+        trials = [item for item in client.get("/api/comparisons", params={"limit": 50}).json()["items"]
+                  if item["metadata"].get("study") == "callables"]
+    assert len(trials) == 1 + 2 * (1 + 3)  # the tracked run, and each callable's warm-up and three trials

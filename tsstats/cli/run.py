@@ -16,25 +16,17 @@ import os
 import shlex
 import signal
 import subprocess
-import sys
 import threading
 import time
 from typing import Any
 
 from tsstats.cli.exits import EXIT_USAGE
 from tsstats.cli.summary import summary_lines
-from tsstats.client.service import Service, ServiceRefused, ServiceUnreachable
+from tsstats.client.service import Service, ServiceRefused, ServiceUnreachable, say
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NOT_FOUND, NOT_EXECUTABLE = 127, 126
 RESULT_FIELDS = ("accuracy", "speed", "latencyMs", "items", "metadata")
-
-
-def say(line: str) -> None:
-    """A line on this process's stderr, never anywhere else: with stderr closed (``2>&-``), Python has no
-    sys.stderr and print would fall back to stdout, the command's own stream."""
-    if sys.stderr is not None:
-        print(line, file=sys.stderr, flush=True)
 
 
 def _warn(message: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import sys
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,13 @@ from tsstats.client.holder import local_service_url
 DEFAULT_URL = "http://127.0.0.1:8000"
 CONNECT_TIMEOUT_S = 0.25  # a service that is not there costs a script at most this, twice
 ANSWER_TIMEOUT_S = 30.0  # a service that is there answers a write once it has committed
+
+
+def say(line: str) -> None:
+    """A line on this process's stderr, never anywhere else: with stderr closed (``2>&-``), Python has no
+    sys.stderr and print would fall back to stdout, which may be a command's own stream or a report."""
+    if sys.stderr is not None:
+        print(line, file=sys.stderr, flush=True)
 
 
 class ServiceUnreachable(ConnectionError):

@@ -18,12 +18,11 @@ import contextlib
 import functools
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from tsstats.client.service import Service, ServiceRefused, ServiceUnreachable
+from tsstats.client.service import Service, ServiceRefused, ServiceUnreachable, say
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_ERROR = 4000
@@ -38,7 +37,7 @@ class TsstatsUnavailable(ConnectionError):
 
 
 def _warn(message: str) -> None:
-    print(f"tsstats: {message}", file=sys.stderr, flush=True)
+    say(f"tsstats: {message}")
 
 
 def _check_number(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float | None:
@@ -204,7 +203,7 @@ class Tracker:
 
 def track(models: list[str] | tuple[str, ...] | None = None, name: str | None = None, items: float | None = None,
           metadata: dict[str, Any] | None = None, *, required: bool = False, url: str | None = None,
-          token: str | None = None, token_file: str | None = None) -> Tracker:
+          token: str | None = None, token_file: str | None = None, study: str | None = None) -> Tracker:
     """Measure a block (``with track(...) as run``) or each call of a function (``@track(...)``) as a run of the
     service at ``url`` (default ``TSSTATS_URL``, else http://127.0.0.1:8000) with ``token``, else the one in the
     file ``token_file`` (default ``TSSTATS_TOKEN``, else the file ``TSSTATS_TOKEN_FILE``). A service that refuses
@@ -222,6 +221,10 @@ def track(models: list[str] | tuple[str, ...] | None = None, name: str | None = 
     checked_items = _check_number("items", items, 0.0, 1e15, low_open=True)
     if metadata is not None and not isinstance(metadata, dict):
         raise TsstatsError(f"metadata must be a dict, not {type(metadata).__name__}")
+    if study is not None:
+        if not isinstance(study, str) or not 1 <= len(study) <= 200:
+            raise TsstatsError(f"study must be a name of 1 to 200 characters, not {study!r}")
+        metadata = {**(metadata or {}), "study": study}  # a run of a named study, as tsstats compare's trials
     if not isinstance(required, bool):
         raise TsstatsError(f"required must be True or False, not {required!r}")
     try:
