@@ -129,3 +129,6 @@ def test_each_command_lists_only_its_own_flags_in_its_words():
         assert "--url" in text and "--db" in text
     synth = tsstats_cli("synth", "--help").stdout
     assert "--port" not in synth and "--host" not in synth
+    for command in ("run", "compare"):  # a client's flags only; and the help renders (a bare % would not)
+        shown = tsstats_cli(command, "--help")
+        assert shown.returncode == 0 and "--token-file" in shown.stdout and "--sample-hz" not in shown.stdout

@@ -164,7 +164,7 @@ def add_run_parser(commands: argparse._SubParsersAction) -> None:
 def add_compare_parser(commands: argparse._SubParsersAction) -> None:
     compare = commands.add_parser(
         "compare", help="compare two or more commands over repeated, interleaved trials: energy and time with "
-                        "spread, 95 % intervals and a verdict",
+                        "spread, 95 %% intervals and a verdict",
         description="Run each command --warmup times, then --runs rounds in which every command runs once, in an "
                     "order shuffled each round; each trial is measured by the running service. Prints per "
                     "command energy per item (or per run) and time, mean ± σ, the 95 %% interval and the range; "
