@@ -27,8 +27,8 @@ import tempfile
 from collections.abc import Callable
 
 from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
-from tsstats.cli.run import NOT_FOUND, keep_standard_descriptors
-from tsstats.client.service import Service, say
+from tsstats.cli.run import NOT_FOUND, command_service
+from tsstats.client.service import say
 from tsstats.client.study import Contender, Study, StudyOptions, finish_study, write_exports
 
 INTERRUPTED = 130
@@ -90,11 +90,8 @@ def run_compare(args: argparse.Namespace) -> int:
     if missing:
         say(f"tsstats compare: {missing[0]}: command not found or not executable; no trial was run")
         return NOT_FOUND
-    keep_standard_descriptors()
-    try:
-        service = Service.from_environment(args.url, args.token, args.token_file)
-    except ValueError as unreadable:
-        say(f"tsstats compare: {unreadable}")
+    service = command_service(args, "tsstats compare")
+    if service is None:
         return EXIT_USAGE
     options = StudyOptions(runs=args.runs, warmup=args.warmup, items=args.items, seed=args.seed,
                            allow_unfair=args.allow_unfair, study=args.study, min_runs=args.min_runs,

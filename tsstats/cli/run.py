@@ -91,6 +91,17 @@ class Forwarder:
         self._done.set()
 
 
+def command_service(args: argparse.Namespace, who: str) -> Service | None:
+    """For a command that runs others (run, compare): descriptors 0-2 kept, and the service its flags name (None,
+    with the reason said, when the token file cannot be read)."""
+    keep_standard_descriptors()
+    try:
+        return Service.from_environment(args.url, args.token, args.token_file)
+    except ValueError as unreadable:
+        say(f"{who}: {unreadable}")
+        return None
+
+
 def run_command(args: argparse.Namespace) -> int:
     command = list(args.cmd)
     if command and command[0] == "--":
@@ -98,11 +109,8 @@ def run_command(args: argparse.Namespace) -> int:
     if not command:
         say("tsstats run: name the command to run after --, e.g. tsstats run -- python bench.py")
         return EXIT_USAGE
-    keep_standard_descriptors()
-    try:
-        service = Service.from_environment(args.url, args.token, args.token_file)
-    except ValueError as unreadable:
-        say(f"tsstats run: {unreadable}")
+    service = command_service(args, "tsstats run")
+    if service is None:
         return EXIT_USAGE
     name = args.name or shlex.join(command)[:200]
     run = start(service, name, args.model, args.items, args.required)
