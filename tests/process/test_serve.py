@@ -95,7 +95,7 @@ def test_cpu_usage_agrees_with_proc_stat_idle_and_burning(server_factory):
         values = [value for ts, value in zip(history["timestamps"], history["series"]["cpuUsage"]["avg"],
                                              strict=True)
                   if value is not None and started * 1000 <= ts and ts + 100 <= ended * 1000]
-        assert len(values) >= 10 * seconds * 0.8, len(values)
+        assert len(values) >= 10 * seconds * 0.5, len(values)  # burners on every core may delay ticks
         return sum(values) / len(values), cpu_busy_pct(before, after)
 
     with server.client() as client:
