@@ -10,12 +10,12 @@ from sanic import Sanic
 from tsstats.api.bodies import MAX_BODY_BYTES
 from tsstats.api.hosts import HostCheck
 from tsstats.api.router import Router
-from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page, phases
+from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page, phases, studies
 from tsstats.api.view import ServiceView
 
 RESPONSE_TIMEOUT_S = 3600
 
-ROUTE_GROUPS = (dashboard, comparisons, phases, history, grid, data, operations, page)
+ROUTE_GROUPS = (dashboard, comparisons, phases, studies, history, grid, data, operations, page)
 
 
 def create_app(view: ServiceView, hosts: HostCheck, *, name: str = "tsstats") -> Sanic:

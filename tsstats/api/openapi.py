@@ -59,6 +59,9 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
     (no operation does): it describes the service that serves it."""
     limit = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
     comparison_id = {"name": "id", "in": "path", "required": True, "schema": ID, "description": "a comparison's id"}
+    study_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1,
+                                                                          "maxLength": 200},
+                "description": "a study's name, as its trials' metadata.study gives it"}
     paths: dict[str, Any] = {
         "/api/dashboard/stats": {"get": {
             "summary": "The dashboard's stats: four objects and meta", "operationId": "stats",
@@ -123,6 +126,18 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                      "requestBody": {"required": True, "content": {JSON: {"schema": ref("NewOffset")}}},
                      "responses": {"201": _json(ref("Offset"), "created, committed"),
                                    **_errors(400, 401, 413, 415, 503, 507)}}},
+        "/api/studies": {"get": {
+            "summary": "Studies: the comparisons whose metadata names a study, most recently active first",
+            "operationId": "listStudies",
+            "responses": {"200": _json(ref("Studies"), "at most 500 studies"), **_errors(400, 401)}}},
+        "/api/studies/{id}": {
+            "get": {"summary": "A study's figures from its stored trials: per contender energy and time with spread "
+                               "and 95 % intervals, the ratios with Welch's t-test", "operationId": "getStudy",
+                    "parameters": [study_id],
+                    "responses": {"200": _json(ref("Study"), "the study"), **_errors(400, 401, 404, 503)}},
+            "delete": {"summary": "Remove every trial of a study", "operationId": "deleteStudy",
+                       "parameters": [study_id],
+                       "responses": {"204": {"description": "removed, committed"}, **_errors(400, 401, 404, 503)}}},
         "/api/models": {"get": {
             "summary": "Per model: runs by status, results, energy and carbon per run and per item, SCI",
             "operationId": "models", "parameters": [*TIME_RANGE, _query(

@@ -165,6 +165,20 @@ SCHEMAS: dict[str, Any] = {
         "parent": {"type": "integer", "minimum": 1, "description": "a running phase of the same comparison"}}}),
     "PhaseEnd": {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
         "status": {"enum": list(PHASE_FINISHED)}}},
+    "Studies": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
+        "type": "object", "required": ["id", "trials", "warmups", "firstAt", "lastAt", "contenders"], "properties": {
+            "id": {"type": "string"}, "trials": {"type": "integer"}, "warmups": {"type": "integer"},
+            "firstAt": {"type": "string"}, "lastAt": {"type": "string"},
+            "contenders": {"type": "array", "items": {"type": "string"}}}}}}},
+    "Study": {"type": "object", "required": ["study", "commands", "ratios", "report"], "properties": {
+        "study": {"type": "string"}, "stopped": {"type": "string"}, "energyUnit": {"type": "string"},
+        "timeUnit": {"type": "string"}, "items": {"type": ["string", "null"]}, "seed": {"type": ["integer", "null"]},
+        "commands": {"type": "array", "items": {"type": "object", "required": ["name", "time", "energy", "trials",
+                                                                              "excluded"]}},
+        "ratios": {"type": "object", "required": ["energy", "time"], "properties": {
+            "energy": {"type": "array", "items": {"type": "object"}},
+            "time": {"type": "array", "items": {"type": "object"}}}},
+        "report": {"type": "array", "items": {"type": "string"}}}},
     "Models": {"type": "object", "required": ["from", "to", "units", "models", "omitted", "items"], "properties": {
         "fairOnly": {"type": "boolean"},
         "from": {"type": "integer"}, "to": {"type": "integer"}, "units": {"type": "object"},

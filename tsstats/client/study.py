@@ -75,12 +75,16 @@ class Trial:
 
 @dataclass
 class Result:
+    """A contender's figures: the trials used and those left out as unfair, time and energy described (energy
+    None when a used trial has none), and the energy values described (per item or per run)."""
+
     name: str
     command: list[str] | None
     used: list[Trial]
     excluded: list[Trial]
     time: Description
     energy: Description | None
+    energies: list[float] = field(default_factory=list)
 
 
 class Study:
@@ -172,23 +176,30 @@ class Study:
         return trial.energy_j / self.options.items if self.options.items else trial.energy_j
 
     def results(self) -> list[Result]:
-        found = []
-        for index, contender in enumerate(self.contenders):
-            measured = [trial for trial in self.trials if trial.command == index and trial.number > 0]
-            used = [trial for trial in measured if trial.fair is not False or self.options.allow_unfair]
-            excluded = [trial for trial in measured if trial not in used]
-            energies = [value for trial in used if (value := self.per_unit(trial)) is not None]
-            found.append(Result(contender.name, contender.command, used, excluded,
-                                describe([trial.wall_s for trial in used]),
-                                describe(energies) if energies and len(energies) == len(used) else None))
-        return found
+        return analyse([(contender.name, contender.command) for contender in self.contenders], self.trials,
+                       self.per_unit, self.options.allow_unfair)
+
+
+def analyse(contenders: list[tuple[str, list[str] | None]], trials: list[Trial],
+            unit_energy: Callable[[Trial], float | None], allow_unfair: bool) -> list[Result]:
+    """Each contender's figures from its measured trials (``number`` above 0); those judged unfair are left out
+    unless ``allow_unfair``; ``unit_energy``: a trial's energy per item (or per run)."""
+    found = []
+    for index, (name, command) in enumerate(contenders):
+        measured = [trial for trial in trials if trial.command == index and trial.number > 0]
+        used = [trial for trial in measured if trial.fair is not False or allow_unfair]
+        excluded = [trial for trial in measured if trial not in used]
+        energies = [value for trial in used if (value := unit_energy(trial)) is not None]
+        complete = bool(energies) and len(energies) == len(used)
+        found.append(Result(name, command, used, excluded, describe([trial.wall_s for trial in used]),
+                            describe(energies) if complete else None, energies if complete else []))
+    return found
 
 
 def ranked(results: list[Result], quantity: str) -> tuple[int, list[tuple[int, Ratio]]] | None:
     """The index of the command with the least mean of ``quantity`` ('energy' or 'time'), and each other's ratio
     to it."""
-    values = {index: [trial.wall_s for trial in result.used] if quantity == "time" else
-              [trial.energy_j for trial in result.used if trial.energy_j is not None]  # a ratio: per item alike
+    values = {index: [trial.wall_s for trial in result.used] if quantity == "time" else result.energies
               for index, result in enumerate(results)}
     described = {index: (result.time if quantity == "time" else result.energy) for index, result in enumerate(results)}
     if any(description is None or description.n == 0 for description in described.values()):
@@ -215,8 +226,10 @@ def description_lines(label: str, description: Description, unit: str) -> list[s
             f"  {'Range (min … max):':32s}{text(description.minimum)} … {text(description.maximum)}"]
 
 
-def report(study: Study, results: list[Result], stopped: str) -> list[str]:
-    unit_name = "Energy per item" if study.options.items else "Energy per run"
+def report(results: list[Result], stopped: str, per_item: bool, unmeasured: str | None = None) -> list[str]:
+    """The lines a reader reads first, as hyperfine prints them: each contender's figures, the ratios with their
+    verdicts, the warnings; ``unmeasured``: why there is no energy, where there is none."""
+    unit_name = "Energy per item" if per_item else "Energy per run"
     lines = []
     for number, result in enumerate(results, start=1):
         lines.append(f"Command {number}: {result.name}")
@@ -239,7 +252,7 @@ def report(study: Study, results: list[Result], stopped: str) -> list[str]:
         found = ranked(results, quantity)
         if found is None:
             if quantity == "energy":
-                lines.append(f"  energy was not measured ({study.unmeasured_reason or 'no figures from the service'})")
+                lines.append(f"  energy was not measured ({unmeasured or 'no figures from the service'})")
             continue
         best, others = found
         lines.append(f"  {results[best].name!r} {least}")
@@ -287,6 +300,12 @@ def warning_lines(results: list[Result]) -> list[str]:
 
 # -- the exports --------------------------------------------------------------------------------------------
 def study_json(study: Study, results: list[Result], stopped: str) -> dict[str, Any]:
+    return study_document(study.label, study.options.seed, study.options.items, results, stopped)
+
+
+def study_document(label: str, seed: int | None, items: float | None, results: list[Result],
+                   stopped: str) -> dict[str, Any]:
+    """The study as the exports and the service give it: each contender's figures and trials, and the ratios."""
     def ratios(quantity: str) -> list[dict[str, Any]]:
         found = ranked(results, quantity)
         if found is None:
@@ -295,8 +314,8 @@ def study_json(study: Study, results: list[Result], stopped: str) -> dict[str, A
         return [{"base": results[best].name, "other": results[index].name, **asdict(value)}
                 for index, value in others]
 
-    return {"study": study.label, "seed": study.options.seed, "items": study.options.items, "stopped": stopped,
-            "energyUnit": "J per item" if study.options.items else "J per run", "timeUnit": "s",
+    return {"study": label, "seed": seed, "items": items, "stopped": stopped,
+            "energyUnit": "J per item" if items else "J per run", "timeUnit": "s",
             "commands": [{"name": result.name, "command": result.command,
                           "time": asdict(result.time), "energy": asdict(result.energy) if result.energy else None,
                           "trials": [asdict(trial) for trial in result.used],
@@ -378,7 +397,8 @@ class StudyResult:
 
 def finish_study(study: Study, stopped: str) -> StudyResult:
     results = study.results()
-    return StudyResult(results, stopped, report(study, results, stopped), study_json(study, results, stopped))
+    return StudyResult(results, stopped, report(results, stopped, bool(study.options.items), study.unmeasured_reason),
+                       study_json(study, results, stopped))
 
 
 def _call(function: Callable[[], Any]) -> Callable[[], int]:
