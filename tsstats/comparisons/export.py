@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from tsstats.core.inputs import InputError, single_values, time_range
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.storage.export import copy_chunks
-from tsstats.storage.sql import Connection, significant_sql
+from tsstats.storage.sql import Connection, significant_sql, sql_text
 
 FORMATS = ("parquet", "csv")
 PARAMETERS = ("from", "to", "format")
@@ -34,10 +34,6 @@ def parse_comparisons_export(values: dict[str, str], now_s: float, host: str | N
     return ComparisonsExport(from_ms, to_ms, output, host or socket.gethostname())
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _phases_json(n) -> str:
     """Each comparison's phases as one JSON array of objects, oldest first (a row per comparison that has any)."""
     phase = ("{'id': p.id, 'name': p.name, 'parent': p.parent_id, 'status': p.status, "
@@ -56,7 +52,7 @@ def comparisons_sql(query: ComparisonsExport, first_id: int = 0, last_id: int = 
     n = significant_sql  # each derived figure to the significant digits JSON gives it
     ids = f"BETWEEN {int(first_id)} AND {int(last_id)}"
     columns = [
-        f"{_text(query.host)} AS host", "c.id", "c.name", f"{listed('c.models')} AS models", "c.status",
+        f"{sql_text(query.host)} AS host", "c.id", "c.name", f"{listed('c.models')} AS models", "c.status",
         "make_timestamp(c.created_ms * 1000) AS created_utc", "make_timestamp(c.started_ms * 1000) AS started_utc",
         "make_timestamp(c.finished_ms * 1000) AS finished_utc",
         "(c.finished_ms - c.started_ms) / 1000.0 AS duration_s", "c.accuracy AS accuracy_pct", "c.speed",

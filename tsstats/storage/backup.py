@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from tsstats.storage.sql import Connection, connect
+from tsstats.storage.sql import Connection, connect, sql_text
 
 PART_VALUES = 2_000_000  # rows x columns in one Parquet part and one load statement (~16 MB of doubles)
 
@@ -29,10 +29,6 @@ def backup_bytes(database_path: str) -> int:
 class Part:
     table: str
     path: str
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _snapshot(con: Connection, path: str, parts: list[Part]) -> tuple[list[str], list[str]]:
@@ -57,7 +53,7 @@ def _snapshot(con: Connection, path: str, parts: list[Part]) -> tuple[list[str],
             part = Part(table, f"{path}.part{len(parts)}.parquet")
             parts.append(part)
             con.execute(f'COPY (SELECT * FROM "{table}" WHERE rowid >= {start} AND rowid < {start + rows_per_part}) '
-                        f"TO {_literal(part.path)} (FORMAT parquet, ROW_GROUP_SIZE {rows_per_part})")
+                        f"TO {sql_text(part.path)} (FORMAT parquet, ROW_GROUP_SIZE {rows_per_part})")
     return sequences, [sql for _, sql, _ in tables]
 
 
@@ -78,7 +74,7 @@ def copy_database(con: Connection, path: str, memory_limit: str = "128MB", threa
             for statement in sequences + tables:
                 copy.execute(statement)
             for number, part in enumerate(parts):
-                copy.execute(f'INSERT INTO "{part.table}" SELECT * FROM read_parquet({_literal(part.path)})')
+                copy.execute(f'INSERT INTO "{part.table}" SELECT * FROM read_parquet({sql_text(part.path)})')
                 os.unlink(part.path)
                 if number % 8 == 7:
                     copy.execute("CHECKPOINT")  # committed rows leave memory for the file

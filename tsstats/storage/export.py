@@ -21,7 +21,7 @@ from tsstats.core.units import DAY_MS, HOUR_MS, SERIES_SIGNIFICANT
 from tsstats.storage.catalog import ENERGY_METRICS, HOST_METRICS, energy_expression
 from tsstats.storage.history import Series, resolve_series
 from tsstats.storage.rows import GPU_ROW
-from tsstats.storage.sql import Connection, significant_sql
+from tsstats.storage.sql import Connection, significant_sql, sql_text
 
 TIERS = ("raw", "1m", "1h")
 FORMATS = ("parquet", "csv")
@@ -153,17 +153,17 @@ def copy_chunks(con: Connection, selects: list[str], path: str, file_format: str
     parquet = file_format == "parquet"
     if len(selects) == 1:
         options = "FORMAT parquet, COMPRESSION zstd" if parquet else "FORMAT csv, HEADER"
-        return _copied(con, f"COPY ({selects[0]}) TO {_literal(path)} ({options})")
+        return _copied(con, f"COPY ({selects[0]}) TO {sql_text(path)} ({options})")
     parts = [f"{path}.part{number}" for number in range(len(selects))]
     rows = 0
     try:
         for number, (select, part) in enumerate(zip(selects, parts, strict=True)):
             options = "FORMAT parquet, COMPRESSION zstd" if parquet else \
                 f"FORMAT csv, HEADER {'true' if number == 0 else 'false'}"
-            rows += _copied(con, f"COPY ({select}) TO {_literal(part)} ({options})")
+            rows += _copied(con, f"COPY ({select}) TO {sql_text(part)} ({options})")
         if parquet:
-            con.execute(f"COPY (SELECT * FROM read_parquet([{', '.join(_literal(part) for part in parts)}])) TO "
-                        f"{_literal(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {CHUNK_ROW_GROUP})")
+            con.execute(f"COPY (SELECT * FROM read_parquet([{', '.join(sql_text(part) for part in parts)}])) TO "
+                        f"{sql_text(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {CHUNK_ROW_GROUP})")
         else:
             with open(path, "wb") as out:
                 for part in parts:
@@ -174,10 +174,6 @@ def copy_chunks(con: Connection, selects: list[str], path: str, file_format: str
             if os.path.exists(part):
                 os.unlink(part)
     return rows
-
-
-def _literal(path: str) -> str:
-    return "'" + path.replace("'", "''") + "'"
 
 
 def _copied(con: Connection, statement: str) -> int:

@@ -34,9 +34,9 @@ ROLLUP_TABLES = (("rollup_1m", False), ("rollup_1h", False), ("gpu_rollup_1m", T
 
 
 def missing_column_statements(con: Connection) -> list[str]:
-    """ALTER statements adding the rollup columns of metrics the catalog has and a file's tables do not yet
-    (a file from an earlier version): the catalog is the one list of metrics, schema.sql creates the tables
-    with the first ones."""
+    """ALTER statements adding the rollup columns of metrics the catalog has and the tables do not yet: the
+    catalog is the one list of metrics, schema.sql creates the tables with the first ones. The schema's target is
+    built with them; a file of this version that lacks any is upgraded (storage.schema)."""
     present: dict[str, set[str]] = {}
     for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns "
                                      "WHERE table_name IN ('rollup_1m', 'rollup_1h', 'gpu_rollup_1m', "
@@ -161,13 +161,11 @@ class Rollups:
         ``CATCH_UP_MS`` of samples: a file with weeks of samples and no rollups (schema version 1) is caught up
         in bounded memory."""
         latest = int(latest_ts_ms)
-        until = self.state.minutes_until
-        if until is not None and latest - until > CATCH_UP_MS:
-            log.warning("writing the rollups of %.1f days of samples", (latest - until) / DAY_MS)
-        while True:
-            until = self.state.minutes_until
+        if self.minutes_until is not None and latest - self.minutes_until > CATCH_UP_MS:
+            log.warning("writing the rollups of %.1f days of samples", (latest - self.minutes_until) / DAY_MS)
+        step = None
+        while step != latest:
+            until = self.minutes_until
             step = latest if until is None else min(latest, until + CATCH_UP_MS)
             self.commit(store.transaction(lambda con, step=step: self.close_buckets(con, step)))
-            if step >= latest:
-                return
 

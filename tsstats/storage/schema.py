@@ -28,7 +28,7 @@ import duckdb
 
 from tsstats.core.units import JOULES_PER_KWH
 from tsstats.storage.errors import StoreError
-from tsstats.storage.rollups import ROLLUP_TABLES, tier_columns
+from tsstats.storage.rollups import missing_column_statements
 from tsstats.storage.sql import Connection, first
 
 log = logging.getLogger("tsstats.store")
@@ -110,11 +110,8 @@ def target() -> Target:
     con = duckdb.connect(":memory:")
     try:
         con.execute(schema_text())
-        for table, gpu in ROLLUP_TABLES:  # metrics added to the catalog after the tables' first columns
-            present = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
-            for name, sql_type in tier_columns(gpu):
-                if name not in present:
-                    con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}")
+        for statement in missing_column_statements(con):  # metrics the catalog added after the tables' first ones
+            con.execute(statement)
         sequences = tuple(con.execute("SELECT sequence_name, sql FROM duckdb_sequences() ORDER BY sequence_oid"
                                       ).fetchall())
         return Target(sequences, tuple(_tables(con).values()))
@@ -140,10 +137,11 @@ class Step:
     rows: int = 0
 
 
-def plan(con: Connection) -> list[Step]:
-    """What makes the file's schema this version's (empty when it is already)."""
+def plan(con: Connection, present: dict[str, Table] | None = None) -> list[Step]:
+    """What makes the file's schema this version's (empty when it is already); ``present``: the file's tables,
+    when read already."""
     wanted = target()
-    present = _tables(con)
+    present = _tables(con) if present is None else present
     sequences = {row[0] for row in con.execute("SELECT sequence_name FROM duckdb_sequences()").fetchall()}
     steps = [Step(name, "sequence") for name, _ in wanted.sequences if name not in sequences]
     for table in wanted.tables:
@@ -193,7 +191,10 @@ def apply_schema(con: Connection, path: str) -> None:
     if version is not None and version > SCHEMA_VERSION:
         raise StoreError(f"database file {path} has schema version {version}, newer than this "
                          f"tsstats understands ({SCHEMA_VERSION}); upgrade tsstats")
-    steps = plan(con)
+    if version == SCHEMA_VERSION and not missing_column_statements(con):
+        return  # stamped by the transaction that made it whole, with every metric of the catalog: nothing to do
+    present = _tables(con)
+    steps = plan(con, present)
     if not steps and version == SCHEMA_VERSION:
         return
     wanted = target()
@@ -207,7 +208,6 @@ def apply_schema(con: Connection, path: str) -> None:
     started = time.monotonic()
     con.execute("BEGIN")
     try:
-        present = _tables(con)
         for step in steps:
             if step.kind == "sequence":
                 con.execute(sequences[step.table])

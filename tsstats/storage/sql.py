@@ -49,6 +49,11 @@ def connect_read_only(path: str) -> Connection:
     return _open(path, read_only=True)
 
 
+def sql_text(value: str) -> str:
+    """``value`` as an SQL string literal (a file path in COPY, a host name in a SELECT)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def first(rows: list[Any]) -> Any:
     """The first of fetched rows, or None."""
     return rows[0] if rows else None
