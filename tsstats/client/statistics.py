@@ -95,6 +95,12 @@ class Description:
         return self.stdev / abs(self.mean) if self.mean else math.nan
 
 
+def half_width(n: int, stdev: float) -> float:
+    """Half the width of the 95 % interval of the mean of ``n`` values of standard deviation ``stdev``
+    (Student's t with n - 1 degrees of freedom; n >= 2)."""
+    return t_quantile(0.5 + LEVEL / 2.0, n - 1) * stdev / math.sqrt(n)
+
+
 def describe(values: list[float]) -> Description:
     if not values:
         return Description(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
@@ -102,7 +108,7 @@ def describe(values: list[float]) -> Description:
     if len(values) < 2:
         return Description(1, mean, math.nan, math.nan, math.nan, values[0], values[0])
     stdev = statistics.stdev(values)
-    half = t_quantile(0.5 + LEVEL / 2.0, len(values) - 1) * stdev / math.sqrt(len(values))
+    half = half_width(len(values), stdev)
     return Description(len(values), mean, stdev, mean - half, mean + half, min(values), max(values))
 
 

@@ -21,7 +21,7 @@ writer thread.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 
 from tsstats.core.inputs import InputError
@@ -85,7 +85,7 @@ class Attributor:
         """Stop following a window; what it was given, read up to this instant."""
         return self.untrack_many([key], now_ms)[key]
 
-    def untrack_many(self, keys: list[Hashable], now_ms: float) -> dict[Hashable, Attributed | None]:
+    def untrack_many(self, keys: Sequence[Hashable], now_ms: float) -> dict[Hashable, Attributed | None]:
         """Stop following windows that end at the same instant: the machine, its energy and each tree are read
         once for all of them (a run's thousand phases closing with it cost one read)."""
         followed = [key for key in keys if key in self.tracked]

@@ -116,15 +116,13 @@ class ComparisonLife:
         if update.status == "running":
             self._open(comparison_id, pids)
         replacing = current.status in FINISHED  # the service's verdict, replaced by the client's
+        if replacing or (update.status in FINISHED and current.exited_ms is not None):
+            finish = Finish(finished_ms=current.finished_ms)  # the window closed already: its figures are kept
+        elif update.status in FINISHED:
+            finish = self._finish(con, comparison_id, current.started_ms, pids, now_ms)
         if update.status in FINISHED and not replacing:
-            if current.exited_ms is not None:  # the window closed at the exit; the figures are kept
-                finish = Finish(finished_ms=current.finished_ms)
-            else:
-                finish = self._finish(con, comparison_id, current.started_ms, pids, now_ms)
             self._close_phases(con, comparison_id, None, update.status, now_ms, finish.finished_ms)
             self.awaiting.pop(comparison_id, None)
-        if replacing:
-            finish = Finish(finished_ms=current.finished_ms)
         record = records.apply_update(con, comparison_id, update, now_ms, finish,
                                       ended_by if update.status in FINISHED else None, error_replaced=replacing)
         models.count_moved(con, current.models, current.status, update.status, record["energyJ"], now_ms)
@@ -295,9 +293,10 @@ class ComparisonLife:
         if current is None:
             return False
         models.count_deleted(con, current.models, current.status)
-        for phase_id, *_ in phases.running_phases(con, comparison_id):
-            self.attributor.untrack(("phase", phase_id), now_ms)
-            self.run_clock.forget(("phase", phase_id))
+        windows = [("phase", phase_id) for phase_id, *_ in phases.running_phases(con, comparison_id)]
+        self.attributor.untrack_many(windows, now_ms)  # one read for them all, as when they close
+        for window in windows:
+            self.run_clock.forget(window)
         self.attributor.untrack(comparison_id, now_ms)
         self.run_clock.forget(comparison_id)
         self.awaiting.pop(comparison_id, None)

@@ -6,11 +6,10 @@ cursor."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from tsstats.client.statistics import t_quantile
+from tsstats.client.statistics import half_width
 from tsstats.comparisons.validation import FINISHED, STATUSES
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.formulas import rounded
@@ -20,6 +19,17 @@ MAX_MODELS_LISTED = 1000
 UNITS = {"runs": "count", "accuracy": "%", "speed": "as reported", "latencyMs": "ms", "energyPerRunJ": "J",
          "energyPerItemJ": "J", "carbonPerItemG": "g CO2e", "sciPerItemG": "g CO2e"}
 _FINISHED_WITH_ITEMS = "status IN ('completed', 'failed', 'cancelled') AND items IS NOT NULL AND energy_kwh IS NOT NULL"
+_FINISHED_WITH_ENERGY = "status IN ('completed', 'failed', 'cancelled') AND energy_kwh IS NOT NULL"
+# Per model, the runs' own figures: the mean /api/models gives of each, and its spread (each run's value, the runs
+# it is taken over)
+SPREAD_OF = {
+    "energyPerRunJ": (f"energy_kwh * {JOULES_PER_KWH!r}", _FINISHED_WITH_ENERGY),
+    "energyPerItemJ": (f"energy_kwh * {JOULES_PER_KWH!r} / items", _FINISHED_WITH_ITEMS),
+    "carbonPerItemG": (f"carbon_kg * {GRAMS_PER_KG!r} / items", _FINISHED_WITH_ITEMS),
+    "accuracy": ("accuracy", "status = 'completed'"),
+    "speed": ("speed", "status = 'completed'"),
+    "latencyMs": ("latency_ms", "status = 'completed'"),
+}
 
 
 def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = False) -> dict[str, Any]:
@@ -30,9 +40,6 @@ def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = Fal
     counts = ", ".join(f"count(*) FILTER (WHERE status = '{status}')" for status in STATUSES)
     rows = con.execute(
         f"SELECT model, count(*), {counts}, "
-        "avg(accuracy) FILTER (WHERE status = 'completed'), avg(speed) FILTER (WHERE status = 'completed'), "
-        "avg(latency_ms) FILTER (WHERE status = 'completed'), "
-        f"avg(energy_kwh) FILTER (WHERE energy_kwh IS NOT NULL AND status != 'running') * {JOULES_PER_KWH!r}, "
         f"sum(energy_kwh) FILTER (WHERE {_FINISHED_WITH_ITEMS}) * {JOULES_PER_KWH!r} "
         f"/ nullif(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0), "
         f"sum(carbon_kg) FILTER (WHERE {_FINISHED_WITH_ITEMS}) * {GRAMS_PER_KG!r} "
@@ -44,35 +51,24 @@ def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = Fal
         f"{unfair}) "
         f"GROUP BY model ORDER BY model LIMIT {MAX_MODELS_LISTED}", [from_ms, to_ms]).fetchall()
     items = []
-    figures = 2 + len(STATUSES) + 7
+    figures = 2 + len(STATUSES) + 3
     for row in rows:
         model, total, *by_status = row[:2 + len(STATUSES)]
-        accuracy, speed, latency, per_run, per_item, carbon_item, sci_item = row[2 + len(STATUSES):figures]
-        moments = row[figures:]
+        per_item, carbon_item, sci_item = row[2 + len(STATUSES):figures]
+        moments = {name: row[figures + 3 * number:figures + 3 * number + 3] for number, name in enumerate(SPREAD_OF)}
+        means = {name: found[1] for name, found in moments.items()}  # each run's own figure, averaged
         items.append({"model": model, "runs": {"total": total, **dict(zip(STATUSES, by_status, strict=True))},
-                      "accuracy": rounded(accuracy), "speed": speed, "latencyMs": rounded(latency),
-                      "energyPerRunJ": rounded(per_run), "energyPerItemJ": rounded(per_item),
-                      "carbonPerItemG": rounded(carbon_item), "sciPerItemG": rounded(sci_item),
-                      "spread": {name: _spread(*moments[3 * number:3 * number + 3])
-                                 for number, name in enumerate(SPREAD_OF)}})
+                      "accuracy": rounded(means["accuracy"]), "speed": means["speed"],
+                      "latencyMs": rounded(means["latencyMs"]), "energyPerRunJ": rounded(means["energyPerRunJ"]),
+                      "energyPerItemJ": rounded(per_item), "carbonPerItemG": rounded(carbon_item),
+                      "sciPerItemG": rounded(sci_item),
+                      "spread": {name: _spread(*found) for name, found in moments.items()}})
     total = first(con.execute(
         "SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons WHERE created_ms >= ? "
         f"AND created_ms <= ?{unfair})", [from_ms, to_ms]).fetchall())[0] if len(items) == MAX_MODELS_LISTED \
         else len(items)
     return {"from": from_ms, "to": to_ms, "fairOnly": fair_only, "units": UNITS, "models": int(total),
             "omitted": int(total) - len(items), "items": items}
-
-
-_FINISHED_WITH_ENERGY = "status IN ('completed', 'failed', 'cancelled') AND energy_kwh IS NOT NULL"
-# Per model, the runs' own figures whose spread /api/models gives: (each run's value, the runs it is taken over)
-SPREAD_OF = {
-    "energyPerRunJ": (f"energy_kwh * {JOULES_PER_KWH!r}", _FINISHED_WITH_ENERGY),
-    "energyPerItemJ": (f"energy_kwh * {JOULES_PER_KWH!r} / items", _FINISHED_WITH_ITEMS),
-    "carbonPerItemG": (f"carbon_kg * {GRAMS_PER_KG!r} / items", _FINISHED_WITH_ITEMS),
-    "accuracy": ("accuracy", "status = 'completed'"),
-    "speed": ("speed", "status = 'completed'"),
-    "latencyMs": ("latency_ms", "status = 'completed'"),
-}
 
 
 def _moments(expression: str, where: str) -> str:
@@ -86,7 +82,7 @@ def _spread(n: int, mean: float | None, stdev: float | None) -> dict[str, Any]:
         return {"n": int(n or 0), "mean": None, "stdev": None, "ci95Low": None, "ci95High": None}
     if n < 2 or stdev is None:
         return {"n": int(n), "mean": rounded(mean), "stdev": None, "ci95Low": None, "ci95High": None}
-    half = t_quantile(0.975, n - 1) * stdev / math.sqrt(n)
+    half = half_width(n, stdev)
     return {"n": int(n), "mean": rounded(mean), "stdev": rounded(stdev), "ci95Low": rounded(mean - half),
             "ci95High": rounded(mean + half)}
 

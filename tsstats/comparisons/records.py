@@ -22,7 +22,6 @@ RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms
                   "attributed_cpu_j, attributed_gpu_j, attributed_mem_j, items, embodied_g, accounting, conditions, "
                   "fair, ended_by, exited_ms")
 EXITED_UNREPORTED = "its processes exited and no final status was reported within report_grace"
-ENDED_BY = ("client", "service")
 
 
 def record_from_row(row: tuple, phases: list[dict[str, Any]] | None = None) -> dict[str, Any]:
