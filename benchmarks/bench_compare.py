@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -55,7 +56,7 @@ def main() -> int:
     try:
         wait_ready(url, "/healthz")
         hyper_json = os.path.join(directory, "hyperfine.json")
-        quoted = [" ".join(part if " " not in part else f"'{part}'" for part in command) for command in commands]
+        quoted = [shlex.join(command) for command in commands]
         subprocess.run([hyperfine(), "--warmup", "1", "--runs", str(args.runs), "--export-json", hyper_json, *quoted],
                        check=True, stdout=subprocess.DEVNULL)
         ours_json = os.path.join(directory, "tsstats.json")

@@ -129,7 +129,7 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
         "/api/studies": {"get": {
             "summary": "Studies: the comparisons whose metadata names a study, most recently active first",
             "operationId": "listStudies",
-            "responses": {"200": _json(ref("Studies"), "at most 500 studies"), **_errors(400, 401)}}},
+            "responses": {"200": _json(ref("Studies"), "at most 500 studies"), **_errors(400, 401, 503)}}},
         "/api/studies/{id}": {
             "get": {"summary": "A study's figures from its stored trials: per contender energy and time with spread "
                                "and 95 % intervals, the ratios with Welch's t-test", "operationId": "getStudy",
