@@ -75,13 +75,35 @@ def test_a_burner_gets_most_of_the_cpu_energy_against_a_sleeper(tmp_path, two_pr
         assert record["carbonKg"] > 0 or record["energyKwh"] == 0
     assert plain["attribution"] == "time_share" and plain["pids"] is None and plain["energyKwh"] > 0
     assert plain["energyByComponentKwh"] is None and plain["machineEnergyKwh"] is None
-    # contention: the sleeper's run had the machine busy with other work (the burner) the whole time
+    # contention: the burner is among the others of the sleeper's run, not of its own (a share of the
+    # machine's capacity: a core of two is half of it, a core of sixteen 6 %)
     burner_run, sleeper_run = done
-    assert sleeper_run["conditions"]["contentionPct"] > 50 and sleeper_run["fair"] is False
-    assert any(reason.startswith("contention ") for reason in sleeper_run["unfairReasons"]), sleeper_run
     assert burner_run["conditions"]["contentionPct"] < sleeper_run["conditions"]["contentionPct"]
+    assert sleeper_run["conditions"]["serviceCpuPct"] is not None
     assert plain["conditions"]["contentionPct"] is None  # without pids: unavailable, not guessed
     assert "contentionPct" in plain["conditions"]["unavailable"]
+
+
+def test_a_cpu_bound_run_beside_a_burner_on_every_cpu_is_unfair(tmp_path):
+    """A run burning one CPU while as many burners as CPUs run outside it: others had most of the machine, and
+    the run waited for a CPU while they ran; both are reasons (a busier machine only adds to either)."""
+    burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(os.cpu_count() or 1)]
+    run = subprocess.Popen([sys.executable, "-c", BURN])
+    try:
+        with ServerProcess(tmp_path / "burners.duckdb") as server, server.client() as client:
+            created = client.post("/api/comparisons", json={"models": ["m"], "status": "running",
+                                                           "pids": [run.pid]}).json()
+            time.sleep(3.0)
+            done = client.patch(f"/api/comparisons/{created['id']}", json={"status": "completed"}).json()
+    finally:
+        for process in (*burners, run):
+            process.kill()
+            process.wait()
+    conditions = done["conditions"]
+    assert done["fair"] is False and conditions["contentionPct"] > 40, done
+    assert any(reason.startswith("contention ") for reason in done["unfairReasons"]), done
+    if conditions["cpuDeniedPct"] is not None:  # kernels with schedstats
+        assert conditions["cpuDeniedPct"] > 10 and conditions["cpuWaitPct"] >= conditions["cpuDeniedPct"], done
 
 
 def test_gpu_share_of_real_processes_through_the_service(tmp_path, two_processes):

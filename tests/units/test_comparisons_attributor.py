@@ -10,7 +10,7 @@ from support.nvml import FakeGpu, fake_nvml
 from tsstats.comparisons.attributor import Attributor
 from tsstats.core.inputs import InputError
 from tsstats.figures.attribution import MachineJoules, gpu_share, share
-from tsstats.figures.fairness import contention_pct
+from tsstats.figures.fairness import cpu_shares, gpu_contention
 from tsstats.sources.nvml import NvmlReader
 from tsstats.sources.processes import MachineUsage, TreeUsage
 
@@ -35,7 +35,10 @@ class CannedTrees:
     def __init__(self):
         self.cpu = {}
         self.rss = {}
+        self.wait = {}  # ticks runnable but waiting, by process
         self.busy = 0.0
+        self.total = 0.0  # the machine's capacity, idle included
+        self.service = 0.0  # this service's own CPU time
         self.used = 1000.0
 
     def exists(self, pid):
@@ -44,10 +47,11 @@ class CannedTrees:
     def tree(self, pids):
         live = [p for p in pids if p in self.cpu]
         self.reads = getattr(self, "reads", 0) + 1
-        return TreeUsage(sum(self.cpu[p] for p in live), sum(self.rss[p] for p in live), frozenset(live), bool(live))
+        return TreeUsage(sum(self.cpu[p] for p in live), sum(self.rss[p] for p in live), frozenset(live), bool(live),
+                         sum(self.wait.get(p, 0.0) for p in live))
 
     def machine(self):
-        return MachineUsage(self.busy, self.used)
+        return MachineUsage(self.busy, self.used, self.total, 0.0, self.service)
 
 
 class CannedEnergy:
@@ -102,7 +106,7 @@ def test_gpu_contention_and_the_peak_gpu_memory_of_a_tree():
     given = attributor.untrack(1, 2500.0)
     assert given is not None
     assert given.peak_gpu_memory_bytes == 2 << 30  # its own process's most, not the other's
-    assert contention_pct(given.gpu_tree_use[0], given.gpu_all_use[0]) == pytest.approx(100 * 65 / 200)  # the two reads
+    assert gpu_contention(dict(given.gpu_tree_use), dict(given.gpu_all_use)) == {0: pytest.approx(100 * 65 / 200)}
 
 
 def test_without_per_process_samples_the_gpu_memory_share_is_used_and_flagged():
@@ -127,6 +131,28 @@ def test_cpu_and_memory_shares_and_what_stays_unattributed():
     assert burner.cpu_j == pytest.approx(36.0) and sleeper.cpu_j == pytest.approx(2.0)  # 2 J of 40 unattributed
     assert burner.mem_j == pytest.approx(3.0) and sleeper.mem_j == pytest.approx(1.0)
     assert attributor.untrack(7, 1000.0) == burner and 7 not in attributor.tracked
+
+
+def test_who_had_the_cpus_is_summed_over_the_reads_from_the_window_s_own_baseline():
+    trees = CannedTrees()
+    trees.cpu, trees.rss, trees.wait = {1: 50.0}, {1: 0.0}, {1: 7.0}
+    trees.busy, trees.total, trees.service = 500.0, 1000.0, 30.0  # before the window: not its own
+    attributor, energy = attributor_over(trees)
+    attributor.track(1, (1,))
+    for step in range(1, 4):  # three seconds on 2 CPUs: the run 40 ticks, others 20, the service 2, 3 waited
+        trees.cpu[1] += 40.0
+        trees.wait[1] += 3.0
+        trees.busy += 62.0
+        trees.total += 200.0
+        trees.service += 2.0
+        attributor.attribute(1000.0 * step)
+    given = attributor.untrack(1, 3000.0)
+    assert given is not None
+    assert (given.tree_cpu, given.busy_cpu, given.capacity_cpu, given.service_cpu, given.tree_wait) == (
+        120.0, 186.0, 600.0, 6.0, 9.0)
+    shares = cpu_shares(given)
+    assert shares.contention_pct == pytest.approx(10.0) and shares.service_pct == pytest.approx(1.0)
+    assert shares.wait_pct == pytest.approx(100 * 9 / 129)
 
 
 def test_a_window_is_measured_from_its_own_edges():

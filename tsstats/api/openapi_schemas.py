@@ -128,7 +128,8 @@ JUDGED = {  # a run's or a phase's conditions once it has ended, and the verdict
     "conditions": {"type": ["object", "null"], "description": "the conditions once it has ended", "properties": {
         **{name: NULLABLE_NUMBER for name in (
             "peakCpuTemperatureC", "peakGpuTemperatureC", "cpuThrottledS", "cpuFrequencyPct", "swapInBytes",
-            "stealPct", "contentionPct", "gpuThrottledS", "peakGpuMemoryMiB", "gpuContentionPct")},
+            "stealPct", "contentionPct", "cpuWaitPct", "cpuDeniedPct", "serviceCpuPct", "gpuThrottledS",
+            "peakGpuMemoryMiB", "gpuContentionPct")},
         "gpuThrottleReasons": TEXTS, "gpuContentionByGpu": {"type": "object"}, "unavailable": TEXTS,
         "limits": {"type": "object"}}},
     "fair": {"type": ["boolean", "null"], "description": "whether its conditions made it a fair one to compare; "

@@ -37,8 +37,9 @@ class Tracked:
     pids: tuple[int, ...]
     attributed: Attributed = field(default_factory=Attributed)
     energy: MachineJoules = field(default_factory=MachineJoules)
-    busy_ticks: float = 0.0
+    machine: MachineUsage = field(default_factory=lambda: MachineUsage(0.0, 0.0))
     tree_ticks: float = 0.0
+    wait_ticks: float = 0.0
     alive: bool = True  # some named process was running at the last read
 
 
@@ -73,7 +74,7 @@ class Attributor:
                              field="pids", status=409)
         machine, tree = self.trees.machine(), self.trees.tree(pids)
         self.tracked[key] = Tracked(pids, attributed or (current.attributed if current else Attributed()),
-                                    self.energy_now(), machine.busy_ticks, tree.cpu_ticks)
+                                    self.energy_now(), machine, tree.cpu_ticks, tree.wait_ticks)
 
     def can_track(self, pids: tuple[int, ...], key: Hashable | None = None) -> bool:
         """Whether ``pids`` is a tree followed already (by a window other than ``key``), or one more would be
@@ -129,9 +130,9 @@ class Attributor:
               intensity: float, uses: dict[int, ProcessGpuUse], fresh: bool = True) -> None:
         """``fresh``: ``uses`` were read for this call (the once-a-second read), not kept from the last one (a
         window's own end), so their samples count towards its GPU contention."""
-        spent = energy - tracked.energy
+        spent, last = energy - tracked.energy, tracked.machine
         cpu_j = max(spent.cpu_j, 0.0) * share(tree.cpu_ticks - tracked.tree_ticks, machine.busy_ticks
-                                              - tracked.busy_ticks)
+                                              - last.busy_ticks)
         mem_j = max(spent.mem_j, 0.0) * share(tree.rss_bytes, machine.used_bytes)
         gpu_j, method = 0.0, tracked.attributed.gpu_method
         before = tracked.attributed
@@ -152,9 +153,14 @@ class Attributor:
             joule_g_per_kwh=before.joule_g_per_kwh + (cpu_j + gpu_j + mem_j) * intensity,
             gpu_method=method if uses else before.gpu_method,
             tree_cpu=before.tree_cpu + max(tree.cpu_ticks - tracked.tree_ticks, 0.0),
-            busy_cpu=before.busy_cpu + max(machine.busy_ticks - tracked.busy_ticks, 0.0),
+            busy_cpu=before.busy_cpu + max(machine.busy_ticks - last.busy_ticks, 0.0),
+            capacity_cpu=before.capacity_cpu + max(machine.total_ticks - last.total_ticks, 0.0),
+            steal_cpu=before.steal_cpu + max(machine.steal_ticks - last.steal_ticks, 0.0),
+            service_cpu=before.service_cpu + max(machine.service_ticks - last.service_ticks, 0.0),
+            tree_wait=before.tree_wait + max(tree.wait_ticks - tracked.wait_ticks, 0.0),  # a thread's exit: 0
             gpu_tree_use=tree_use, gpu_all_use=all_use, peak_gpu_memory_bytes=peak)
-        tracked.energy, tracked.busy_ticks, tracked.tree_ticks = energy, machine.busy_ticks, tree.cpu_ticks
+        tracked.energy, tracked.machine, tracked.tree_ticks = energy, machine, tree.cpu_ticks
+        tracked.wait_ticks = tree.wait_ticks
         tracked.alive = tree.running
 
 

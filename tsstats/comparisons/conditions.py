@@ -1,7 +1,8 @@
 """A finished run's conditions from the samples of its window (stored, and the ring's rows not stored yet):
-peak temperatures, throttled seconds, clock share, swap-in, steal; contention from its processes' CPU time
-(the attributor's). Runs on the writer thread at the run's end. The samples are read once for a span
-(``window_samples``) and each window takes its slice, so that a thousand phases closing together cost one read."""
+peak temperatures, throttled seconds, clock share, swap-in, steal; who had the CPUs from the attributor's
+reads of its process trees, the machine and this service. Runs on the writer thread at the run's end. The
+samples are read once for a span (``window_samples``) and each window takes its slice, so that a thousand
+phases closing together cost one read."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsstats.figures.attribution import Attributed
-from tsstats.figures.fairness import MIB, RunConditions, gpu_contention
+from tsstats.figures.fairness import MIB, CpuShares, RunConditions, cpu_shares, gpu_contention
 from tsstats.sources.gpu import THROTTLED, reason_names
 from tsstats.storage.rows import GPU_ROW, HOST_ROW
 from tsstats.storage.sql import Connection, float_columns
@@ -97,9 +98,10 @@ def _pending(pending: dict[str, np.ndarray], name: str, from_ms: int, to_ms: int
 
 
 def run_conditions(con: Connection, pending: dict[str, np.ndarray], from_ms: int, to_ms: int,
-                   contention_pct: float, pending_gpu: dict[str, np.ndarray] | None = None,
+                   pending_gpu: dict[str, np.ndarray] | None = None,
                    attributed: Attributed | None = None, samples: WindowSamples | None = None) -> RunConditions:
-    """The conditions of [from_ms, to_ms], from ``samples`` (read for a span holding it) or read now."""
+    """The conditions of [from_ms, to_ms], from ``samples`` (read for a span holding it) or read now; who had
+    the CPUs from ``attributed`` (a window followed from its start in this service's life, else unknown)."""
     window = (samples or window_samples(con, pending, pending_gpu or {}, from_ms, to_ms)).slice(from_ms, to_ms)
     columns = window.host
     gpu_throttled_s, gpu_reasons = gpu_throttling(columns, window.gpu)
@@ -112,7 +114,8 @@ def run_conditions(con: Connection, pending: dict[str, np.ndarray], from_ms: int
         peak_gpu_temperature_c=_max(window.gpu["temp_c"]),
         cpu_throttled_s=throttled_s, cpu_frequency_pct=_mean(columns["cpu_freq_pct"]),
         swap_in_bytes=_weighted_sum(columns["swap_in_bps"], seconds), steal_pct=_mean(columns["cpu_steal_pct"]),
-        contention_pct=contention_pct, gpu_throttled_s=gpu_throttled_s, gpu_throttle_reasons=gpu_reasons,
+        cpu=cpu_shares(attributed) if attributed else CpuShares(), gpu_throttled_s=gpu_throttled_s,
+        gpu_throttle_reasons=gpu_reasons,
         peak_gpu_memory_mib=attributed.peak_gpu_memory_bytes / MIB if attributed else math.nan,
         gpu_contention_pct=gpu_contention(dict(attributed.gpu_tree_use), dict(attributed.gpu_all_use))
         if attributed else {})

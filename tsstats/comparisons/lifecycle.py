@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -171,9 +170,7 @@ class ComparisonLife:
         contention only where its processes were followed in this process's life (not guessed otherwise).
         ``samples``: read already for a span holding the window."""
         limit = self.settings.contention_limit_pct
-        contention = fairness.contention_pct(attributed.tree_cpu, attributed.busy_cpu) if attributed else math.nan
-        found = run_conditions(con, self.pending(), from_ms, to_ms, contention, self.pending_gpu(), attributed,
-                               samples)
+        found = run_conditions(con, self.pending(), from_ms, to_ms, self.pending_gpu(), attributed, samples)
         reasons = fairness.unfair_reasons(found, limit)
         return json.dumps({"conditions": found.as_dict(limit), "unfairReasons": reasons}), not reasons
 

@@ -214,7 +214,9 @@ class Settings:
     request_timeout: float = setting(10.0, "the most time to receive a request's head and body, in total (408 after)",
                                      "duration", 1, 600)
     contention_limit_pct: float = setting(10.0, "a run is unfair when other processes took more than this share "
-                                          "of the busy CPU time (or a hypervisor's steal did)", "float", 0, 100)
+                                          "of the machine's CPU capacity, its threads waited this share of the "
+                                          "time they wanted a CPU while others ran, or a hypervisor's steal took "
+                                          "this share", "float", 0, 100)
     report_grace: float = setting(120.0, "once every process a run names has exited (its measured window ends "
                                   "then), how long its report (a PATCH with a final status) is waited for before "
                                   "the service fails it; a later report still replaces that verdict", "duration", 0,

@@ -23,6 +23,10 @@ class Attributed:
     gpu_method: str | None = None  # "utilization" or "memory", once a GPU share was taken
     tree_cpu: float = 0.0  # CPU time of its trees while followed (ticks), kept in memory only
     busy_cpu: float = 0.0  # busy CPU time of the whole machine over the same reads
+    capacity_cpu: float = 0.0  # CPU time of all CPUs, idle included, over the same reads
+    steal_cpu: float = 0.0  # of busy_cpu, the time a hypervisor gave other guests
+    service_cpu: float = 0.0  # of busy_cpu, this service's own (NaN: unknown)
+    tree_wait: float = 0.0  # its trees' time runnable but waiting for a CPU (ticks; NaN: unknown)
     gpu_tree_use: Mapping[int, float] = field(default_factory=dict)  # its processes' summed SM samples, by GPU
     gpu_all_use: Mapping[int, float] = field(default_factory=dict)  # every process's, by GPU
     peak_gpu_memory_bytes: float = math.nan  # the most GPU memory its processes held at once (NaN: no GPU)

@@ -1,10 +1,12 @@
-"""Whether a run was a fair one to compare: its conditions against the limits (docs/conditions.md).
+"""Whether a run was fair to compare: its conditions against the limits (docs/conditions.md).
 
-A run is unfair for each of: contention (CPU time of processes outside its tree, as a share of the machine's
-busy CPU time) above ``contention_limit_pct``; steal (time a hypervisor gave other guests) above the same
-limit; any second in which the CPU, or a GPU (NVML's power-cap, thermal and hardware slowdown reasons), throttled;
-any swap-in. A figure this machine or run could not give is
-listed as unavailable and judges nothing: ``fair`` says what was measured, never a guess.
+A run is unfair for each of: contention (CPU time of processes outside its tree and outside this service, as a
+share of the machine's CPU capacity over the run) above ``contention_limit_pct``; CPU denied (of the time the
+run's threads wanted a CPU, the part they waited while others ran) above the same limit; steal (time a
+hypervisor gave other guests) above the same limit; any second in which the CPU, or a GPU (NVML's power-cap,
+thermal and hardware slowdown reasons), throttled; any swap-in. The service's own CPU share is reported apart
+and judges nothing. A figure this machine or run could not give is listed as unavailable and judges nothing:
+``fair`` says what was measured, never a guess.
 """
 
 from __future__ import annotations
@@ -12,7 +14,38 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from tsstats.figures.attribution import Attributed
+
 MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CpuShares:
+    """Who had the CPUs over a run, in % (NaN where unknown)."""
+
+    contention_pct: float = math.nan  # others' CPU time / the machine's capacity
+    wait_pct: float = math.nan  # the run's threads' waiting / (their CPU time + waiting)
+    denied_pct: float = math.nan  # min(waiting, others' CPU time) / (CPU time + waiting): waits others caused
+    service_pct: float = math.nan  # this service's CPU time / the machine's capacity
+
+
+def cpu_shares(attributed: Attributed) -> CpuShares:
+    """The shares of a followed window's reads. Others are the machine's busy time less steal, the run's trees
+    and this service. A run waits for a CPU also when it has more runnable threads than CPUs; it can only have
+    been denied what others used, so the waiting that counts against fairness is bounded by their CPU time."""
+    capacity = attributed.capacity_cpu
+    if not capacity > 0:
+        return CpuShares()
+    service = attributed.service_cpu if math.isfinite(attributed.service_cpu) else 0.0
+    others = max(attributed.busy_cpu - attributed.steal_cpu - attributed.tree_cpu - service, 0.0)
+    wanted = attributed.tree_cpu + attributed.tree_wait
+    wait = denied = math.nan
+    if math.isfinite(attributed.tree_wait) and wanted > 0:
+        wait = 100.0 * attributed.tree_wait / wanted
+        denied = 100.0 * min(attributed.tree_wait, others) / wanted
+    return CpuShares(contention_pct=100.0 * min(others / capacity, 1.0), wait_pct=wait, denied_pct=denied,
+                     service_pct=100.0 * min(attributed.service_cpu / capacity, 1.0)
+                     if math.isfinite(attributed.service_cpu) else math.nan)
 
 
 @dataclass(frozen=True)
@@ -25,7 +58,7 @@ class RunConditions:
     cpu_frequency_pct: float  # mean clock as a share of the maximum
     swap_in_bytes: float
     steal_pct: float
-    contention_pct: float  # NaN without pids
+    cpu: CpuShares  # unknown without pids
     gpu_throttled_s: float = math.nan  # the most of any GPU; NaN without GPU throttle reasons
     gpu_throttle_reasons: tuple[str, ...] = ()  # every reason seen while a GPU was throttled
     peak_gpu_memory_mib: float = math.nan  # of the run's processes (with pids and a GPU)
@@ -35,7 +68,9 @@ class RunConditions:
         values = {"peakCpuTemperatureC": self.peak_cpu_temperature_c,
                   "peakGpuTemperatureC": self.peak_gpu_temperature_c, "cpuThrottledS": self.cpu_throttled_s,
                   "cpuFrequencyPct": self.cpu_frequency_pct, "swapInBytes": self.swap_in_bytes,
-                  "stealPct": self.steal_pct, "contentionPct": self.contention_pct,
+                  "stealPct": self.steal_pct, "contentionPct": self.cpu.contention_pct,
+                  "cpuWaitPct": self.cpu.wait_pct, "cpuDeniedPct": self.cpu.denied_pct,
+                  "serviceCpuPct": self.cpu.service_pct,
                   "gpuThrottledS": self.gpu_throttled_s, "peakGpuMemoryMiB": self.peak_gpu_memory_mib,
                   "gpuContentionPct": max(self.gpu_contention_pct.values(), default=math.nan)}
         shown: dict[str, object] = {name: (round(value, 2) if math.isfinite(value) else None)
@@ -49,8 +84,10 @@ class RunConditions:
 
 def unfair_reasons(conditions: RunConditions, limit_pct: float) -> list[str]:
     reasons = []
-    if conditions.contention_pct > limit_pct:
-        reasons.append(f"contention {conditions.contention_pct:.0f} % > {limit_pct:g} %")
+    if conditions.cpu.contention_pct > limit_pct:
+        reasons.append(f"contention {conditions.cpu.contention_pct:.0f} % > {limit_pct:g} %")
+    if conditions.cpu.denied_pct > limit_pct:
+        reasons.append(f"cpu denied {conditions.cpu.denied_pct:.0f} % > {limit_pct:g} %")
     if conditions.steal_pct > limit_pct:
         reasons.append(f"steal {conditions.steal_pct:.0f} % > {limit_pct:g} %")
     for index, value in sorted(conditions.gpu_contention_pct.items()):
@@ -68,11 +105,5 @@ def unfair_reasons(conditions: RunConditions, limit_pct: float) -> list[str]:
 
 def gpu_contention(tree_use: dict[int, float], all_use: dict[int, float]) -> dict[int, float]:
     """By GPU, the share of its processes' SM samples that came from outside the run's tree, in %."""
-    return {index: contention_pct(tree_use.get(index, 0.0), total) for index, total in all_use.items() if total > 0}
-
-
-def contention_pct(tree_cpu: float, busy_cpu: float) -> float:
-    """Share of the machine's busy CPU time that was not the run's own, in %; NaN when nothing was busy."""
-    if not busy_cpu > 0:
-        return math.nan
-    return 100.0 * min(max((busy_cpu - tree_cpu) / busy_cpu, 0.0), 1.0)
+    return {index: 100.0 * min(max((total - tree_use.get(index, 0.0)) / total, 0.0), 1.0)
+            for index, total in all_use.items() if total > 0}

@@ -2,7 +2,9 @@
 the machine's busy CPU time and used memory to share them against.
 
 On Linux from procfs under ``proc_root`` (children from ``/proc/PID/task/*/children``, times from
-``/proc/PID/stat``); elsewhere through psutil. Only the named trees are read.
+``/proc/PID/stat``, the time each thread spent runnable but waiting for a CPU from
+``/proc/PID/task/*/schedstat``); elsewhere through psutil (no waiting time). Only the named trees are read, and
+the service's own process (its CPU time is reported apart from everyone else's).
 
 A tree's CPU time counts its live processes' own time and the time of children they have reaped
 (``cutime``/``cstime``): when a child exits and its parent reaps it, the child's time moves into the parent's,
@@ -11,6 +13,7 @@ so the tree's total carries on without a jump.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,12 +27,16 @@ class TreeUsage:
     rss_bytes: float
     members: frozenset[int]  # the processes read
     running: bool  # some named process runs (is not a zombie)
+    wait_ticks: float = math.nan  # runnable but waiting for a CPU, live threads only, in clock ticks (NaN: unknown)
 
 
 @dataclass(frozen=True)
 class MachineUsage:
     busy_ticks: float  # CPU time of all CPUs not idle, in clock ticks
     used_bytes: float  # total - available memory
+    total_ticks: float = math.nan  # CPU time of all CPUs, idle included: the machine's capacity
+    steal_ticks: float = 0.0  # time a hypervisor gave other guests (part of busy_ticks)
+    service_ticks: float = math.nan  # this service's own CPU time (NaN: unknown)
 
 
 class ProcessTrees(Protocol):
@@ -43,11 +50,13 @@ class ProcessTrees(Protocol):
 
 
 class ProcfsTrees:
-    """Process trees from procfs."""
+    """Process trees from procfs; ``service_pid``: this service's own process."""
 
-    def __init__(self, proc_root: str = "/proc"):
+    def __init__(self, proc_root: str = "/proc", service_pid: int | None = None):
         self.root = proc_root
+        self.service_pid = os.getpid() if service_pid is None else service_pid
         self.page_size = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        self.ticks_per_s = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
 
     def exists(self, pid: int) -> bool:
         try:
@@ -68,24 +77,33 @@ class ProcfsTrees:
         ticks = float(int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14]))
         return fields[0] != b"Z", ticks, float(int(fields[21])) * self.page_size
 
-    def _children(self, pid: int) -> list[int]:
+    def _threads(self, pid: int) -> tuple[list[int], float]:
+        """A process's children and its threads' time runnable but waiting for a CPU (ticks; NaN when no
+        thread gave one: a kernel without schedstats)."""
         children: list[int] = []
+        wait_ns, known = 0, False
         try:
             tasks = os.listdir(f"{self.root}/{pid}/task")
         except OSError:
-            return children
+            return children, math.nan
         for task in tasks:
             try:
                 with open(f"{self.root}/{pid}/task/{task}/children", "rb") as handle:
                     children.extend(int(child) for child in handle.read().split())
             except OSError:
+                pass
+            try:
+                with open(f"{self.root}/{pid}/task/{task}/schedstat", "rb") as handle:
+                    wait_ns += int(handle.read().split()[1])  # on-CPU ns, waiting ns, time slices
+                known = True
+            except (OSError, IndexError, ValueError):
                 continue
-        return children
+        return children, wait_ns / 1e9 * self.ticks_per_s if known else math.nan
 
     def tree(self, pids: tuple[int, ...]) -> TreeUsage:
         seen: set[int] = set()
         pending = list(pids)
-        ticks = rss = 0.0
+        ticks = rss = wait = 0.0
         running = False
         while pending and len(seen) < MAX_TREE:
             pid = pending.pop()
@@ -98,14 +116,18 @@ class ProcfsTrees:
             running = running or (stat[0] and pid in pids)
             ticks += stat[1]
             rss += stat[2]
-            pending.extend(self._children(pid))
-        return TreeUsage(ticks, rss, frozenset(seen), running)
+            children, waited = self._threads(pid)
+            wait += waited  # one process without schedstat makes the tree's unknown
+            pending.extend(children)
+        return TreeUsage(ticks, rss, frozenset(seen), running, wait if seen else math.nan)
 
     def machine(self) -> MachineUsage:
         with open(f"{self.root}/stat", "rb") as handle:
             values = [int(value) for value in handle.readline().split()[1:]]
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+        user, nice, system, idle, iowait, irq, softirq, steal = (values + [0] * 8)[:8]
         busy = float(user + nice + system + irq + softirq + steal)
+        service = self._stat(self.service_pid)
+        own = math.nan if service is None else service[1]
         memory = {}
         with open(f"{self.root}/meminfo", "rb") as handle:
             for line in handle:
@@ -113,7 +135,7 @@ class ProcfsTrees:
                 if key in (b"MemTotal", b"MemAvailable"):
                     memory[key] = int(rest.split()[0]) * 1024
         used = memory.get(b"MemTotal", 0) - memory.get(b"MemAvailable", 0)
-        return MachineUsage(busy, float(max(used, 0)))
+        return MachineUsage(busy, float(max(used, 0)), busy + idle + iowait, float(steal), own)
 
 
 def _import_psutil() -> Any:
@@ -125,8 +147,9 @@ def _import_psutil() -> Any:
 class PsutilTrees:
     """Process trees through psutil, where there is no procfs (times in seconds: the shares are ratios)."""
 
-    def __init__(self, psutil_module: Any = None):
+    def __init__(self, psutil_module: Any = None, service_pid: int | None = None):
         self.psutil = psutil_module if psutil_module is not None else _import_psutil()
+        self.service_pid = os.getpid() if service_pid is None else service_pid
 
     def exists(self, pid: int) -> bool:
         try:
@@ -161,6 +184,13 @@ class PsutilTrees:
     def machine(self) -> MachineUsage:
         times = self.psutil.cpu_times()
         memory = self.psutil.virtual_memory()
-        return MachineUsage(times.user + times.system + getattr(times, "nice", 0.0) + getattr(times, "irq", 0.0)
-                            + getattr(times, "softirq", 0.0) + getattr(times, "steal", 0.0),
-                            float(memory.total - memory.available))
+        steal = getattr(times, "steal", 0.0)
+        busy = (times.user + times.system + getattr(times, "nice", 0.0) + getattr(times, "irq", 0.0)
+                + getattr(times, "softirq", 0.0) + steal)
+        try:
+            own = self.psutil.Process(self.service_pid).cpu_times()
+            service = own.user + own.system
+        except (self.psutil.Error, ValueError):
+            service = math.nan
+        return MachineUsage(busy, float(memory.total - memory.available),
+                            busy + times.idle + getattr(times, "iowait", 0.0), steal, service)
