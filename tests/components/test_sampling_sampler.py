@@ -32,6 +32,22 @@ def test_snapshot_from_canned_procfs(tmp_path, proc_root):
     rig.close()
 
 
+def test_the_last_second_s_cpu_by_whom_and_the_temperatures_for_a_study_to_wait_on(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root, nvml=fake_nvml([FakeGpu(temperature=47)]))
+    try:
+        assert rig.sampler.parts.reader.now is None  # no whole second yet
+        for _ in range(10):  # a second at 50 % busy on 4 CPUs, of which the service used 0.1 CPU-second
+            rig.clock.process_cpu += 0.01
+            rig.tick(cpu_pct=50.0)
+        now = rig.sampler.parts.reader.now
+        assert now is not None and now.seconds == pytest.approx(1.0)
+        assert now.cpu_pct == pytest.approx(50.0) and now.service_pct == pytest.approx(2.5)
+        assert now.others_pct == pytest.approx(47.5) and now.gpu_temperature_c == {0: 47.0}
+        assert now.taken_ms == pytest.approx((START_WALL + 1.0) * 1000.0)
+    finally:
+        rig.close()
+
+
 def test_contract_shape_every_field_finite(tmp_path, proc_root):
     rig = Rig(tmp_path, proc_root)
     rig.tick(10)

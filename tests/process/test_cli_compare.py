@@ -34,12 +34,14 @@ def test_twice_the_work_costs_about_twice_the_energy_and_time(service, tmp_path)
     exports = {kind: tmp_path / f"study.{kind}" for kind in ("json", "csv", "md")}
     # fairness is not what this test is about: on a busy machine every short trial may be judged unfair
     result = compare(service.url, "--runs", "4", "--warmup", "1", "--seed", "3", "--items", "100", "--allow-unfair",
+                     "--max-wait", "0",
                      "--study", "work study", "--name", "single", "--name", "double",
                      "--export-json", str(exports["json"]), "--export-csv", str(exports["csv"]),
                      "--export-markdown", str(exports["md"]),
                      "--", sys.executable, "-c", WORK, "2500000", "--", sys.executable, "-c", WORK, "5000000")
     assert result.returncode == 0, result.stderr
-    assert "Energy per item (mean ± σ)" in result.stdout and "Time (mean ± σ)" in result.stdout
+    assert "Energy per item as measured (mean ± σ)" in result.stdout and "Time (mean ± σ)" in result.stdout
+    assert "net of idle" not in result.stdout  # no idle baseline was asked for
     assert "'single' used the least energy per item" in result.stdout and "'single' ran fastest" in result.stdout
     study = json.loads(exports["json"].read_text())
     energy, duration = study["ratios"]["energy"][0], study["ratios"]["time"][0]
@@ -56,6 +58,53 @@ def test_twice_the_work_costs_about_twice_the_energy_and_time(service, tmp_path)
     order = [item["metadata"]["command"] for item in sorted(trials, key=lambda item: item["id"])
              if not item["metadata"]["warmup"]]
     assert order != ["single", "double"] * 4 or order != ["double", "single"] * 4  # shuffled rounds
+
+
+def test_on_a_machine_that_is_never_quiet_it_waits_retries_and_says_so_plainly(service, tmp_path):
+    """Burners on every CPU outside the study: before each trial it waits --max-wait for a quiet machine and
+    says it started without one, each unfair trial is run again --retries times, and with every trial unfair
+    it prints the figures of all of them under a plain statement and exits 1 (a busier machine only adds)."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        result = compare(service.url, "--runs", "2", "--warmup", "0", "--max-wait", "1", "--retries", "1",
+                         "--study", "never quiet", "--export-json", str(tmp_path / "study.json"),
+                         "--", "sleep", "0.3", "--", "sleep", "0.4")
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "The machine was never quiet: every trial of" in result.stdout and "contention" in result.stdout
+    assert "started without one (contention" in result.stdout, result.stdout
+    study = json.loads((tmp_path / "study.json").read_text())
+    assert study["neverQuiet"] and all(len(command["trials"]) == 4 for command in study["commands"])  # 2 x 2 tries
+    assert all(trial["waited_s"] >= 1 and trial["unsettled"] for command in study["commands"]
+               for trial in command["trials"])
+    with service.client() as client:
+        stored = client.get("/api/studies/never quiet").json()
+    assert stored["neverQuiet"] and stored["commands"][0]["time"]["n"] == 4, stored
+    assert all(trial["waited_s"] >= 1 for command in stored["commands"] for trial in command["trials"])
+
+
+def test_an_idle_baseline_gives_each_energy_also_net_of_it_both_labelled(service, tmp_path):
+    result = compare(service.url, "--runs", "3", "--warmup", "0", "--max-wait", "0", "--allow-unfair",
+                     "--idle-baseline", "1", "--items", "10", "--study", "idle study",
+                     "--export-json", str(tmp_path / "study.json"), "--", "sleep", "0.1", "--", "sleep", "0.2")
+    assert result.returncode == 0, result.stderr
+    assert "Idle baseline: " in result.stdout and " W over " in result.stdout
+    assert "Energy per item as measured (mean ± σ)" in result.stdout
+    assert "Energy per item net of idle (mean ± σ)" in result.stdout
+    study = json.loads((tmp_path / "study.json").read_text())
+    idle_w = study["idleBaseline"]["powerW"]
+    assert idle_w > 0
+    for command in study["commands"]:  # net = as measured - idle power x the trial's time, per item
+        measured, net, duration = command["energy"]["mean"], command["energyNetOfIdle"]["mean"], command["time"]["mean"]
+        assert net == pytest.approx(measured - idle_w * duration / 10, rel=1e-9, abs=1e-12)
+    with service.client() as client:
+        stored = client.get("/api/studies/idle study").json()
+        assert stored["idleBaseline"]["powerW"] == pytest.approx(idle_w, rel=0.01)
+        assert [command["name"] for command in stored["commands"]] == ["sleep 0.1", "sleep 0.2"]  # not the baseline
+        assert "idle baseline" not in client.get("/api/studies").json()["items"][0]["contenders"]
 
 
 def test_without_a_service_the_commands_are_timed_with_one_warning():

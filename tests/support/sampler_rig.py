@@ -22,13 +22,14 @@ class FakeClock:
     def __init__(self):
         self.mono = 1000.0
         self.wall = START_WALL
+        self.process_cpu = 0.0  # the service's own CPU seconds
 
     def advance(self, seconds: float, wall: float | None = None) -> None:
         self.mono += seconds
         self.wall = self.wall + seconds if wall is None else wall
 
     def clocks(self) -> Clocks:
-        return Clocks(monotonic=lambda: self.mono, wall=lambda: self.wall)
+        return Clocks(monotonic=lambda: self.mono, wall=lambda: self.wall, process_cpu=lambda: self.process_cpu)
 
 
 def make_sampler(settings: Settings, store: Store, sources: Sources, clocks: Clocks) -> Sampler:

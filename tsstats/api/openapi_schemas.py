@@ -166,6 +166,13 @@ SCHEMAS: dict[str, Any] = {
         "parent": {"type": "integer", "minimum": 1, "description": "a running phase of the same comparison"}}}),
     "PhaseEnd": {"type": "object", "required": ["status"], "additionalProperties": False, "properties": {
         "status": {"enum": list(PHASE_FINISHED)}}},
+    "ConditionsNow": {"type": "object", "required": [
+        "takenAt", "takenAtMs", "windowS", "cpuPct", "contentionPct", "serviceCpuPct", "cpuTemperatureC",
+        "gpuTemperatureC", "quiet", "limits", "unavailable"], "properties": {
+        "takenAt": {"type": "string"}, "takenAtMs": {"type": "integer"}, "windowS": {"type": "number"},
+        **{name: NULLABLE_NUMBER for name in ("cpuPct", "contentionPct", "serviceCpuPct", "cpuTemperatureC")},
+        "gpuTemperatureC": {"type": "object", "additionalProperties": NULLABLE_NUMBER},
+        "quiet": {"type": "boolean"}, "limits": {"type": "object"}, "unavailable": TEXTS}},
     "Studies": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
         "type": "object", "required": ["id", "trials", "warmups", "firstAt", "lastAt", "contenders"], "properties": {
             "id": {"type": "string"}, "trials": {"type": "integer"}, "warmups": {"type": "integer"},

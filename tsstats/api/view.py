@@ -26,6 +26,7 @@ from tsstats.sampling.energy_sums import energy_between
 from tsstats.sampling.grid_feed import GridFeed, GridRemoval
 from tsstats.sampling.meter import current_methods
 from tsstats.sampling.publishing import Snapshot
+from tsstats.sampling.reading import MachineNow
 from tsstats.sampling.sampler import Sampler
 from tsstats.sources.advice import hardware_fixes
 from tsstats.storage.history_ring import PendingRows
@@ -129,6 +130,10 @@ class ServiceView:
         fixes = hardware_fixes(settings.powercap_root, sources.meter.rapl, sources.gpu, sources.dimms_known)
         return {"reasons": reasons, "fixes": fixes, "methods": self.current_methods().as_dict(),
                 "system": sources.host.name}
+
+    def machine_now(self) -> MachineNow | None:
+        """The last second's CPU by whom and the latest temperatures (None before the first whole second)."""
+        return self._sampler.parts.reader.now
 
     def tiers(self) -> TierState:
         return self._sampler.parts.rollups.state

@@ -6,8 +6,11 @@ command runs once, in an order shuffled for each round (``--seed`` makes it repr
 (heat, caches, other work) spreads over all commands instead of favouring the first. Each trial is a comparison of
 the service naming this process (so the command and its children are measured), with the study in its metadata.
 ``--runs auto`` adds rounds until every ratio's 95 % interval is within ``--target-ci`` % or ``--max-runs`` is
-reached. Trials the service judged unfair (docs/conditions.md) are left out of the statistics, and said, unless
-``--allow-unfair``. Without a service the commands still run and are timed, with one warning.
+reached. Before each trial it waits up to ``--max-wait`` for a quiet, cool machine; a trial the service judged
+unfair (docs/conditions.md) is run again up to ``--retries`` times, and the unfair ones are left out of the
+statistics, and said, unless ``--allow-unfair``; where every trial of a command was unfair, the figures of all
+are printed under a plain statement and the exit status is 1. ``--idle-baseline`` measures the idle power first
+and gives each energy also net of it. Without a service the commands still run and are timed, with one warning.
 
 It prints, per command, energy per item (or per run) and time as mean ± σ, the 95 % interval and the range,
 the runs used and those left out; then the command with the least energy and each other's ratio to it with its
@@ -95,7 +98,8 @@ def run_compare(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     options = StudyOptions(runs=args.runs, warmup=args.warmup, items=args.items, seed=args.seed,
                            allow_unfair=args.allow_unfair, study=args.study, min_runs=args.min_runs,
-                           max_runs=args.max_runs, target_ci=args.target_ci)
+                           max_runs=args.max_runs, target_ci=args.target_ci, max_wait=args.max_wait,
+                           retries=args.retries, idle_baseline=args.idle_baseline or 0.0)
     study = Study([Contender(name, command, command_trial(name, command)) for name, command in zip(names, commands,
                                                                                                    strict=True)],
                   options, service, who="tsstats compare")
@@ -108,6 +112,6 @@ def run_compare(args: argparse.Namespace) -> int:
     result = finish_study(study, stopped)
     print(result)
     write_exports(result.document, args.export_json, args.export_csv, args.export_markdown)
-    if code == 0 and not all(found.used for found in result.results):
-        return EXIT_FAILURE  # no verdict: every trial of a command was judged unfair
+    if code == 0 and not result.fair:
+        return EXIT_FAILURE  # no fair verdict: every trial of a command was judged unfair
     return code

@@ -192,7 +192,16 @@ def add_compare_parser(commands: argparse._SubParsersAction) -> None:
                          help="the seed of the trials' order (default: random)")
     compare.add_argument("--study", metavar="NAME", help="the study's name, in each trial's metadata")
     compare.add_argument("--allow-unfair", action="store_true",
-                         help="keep the trials the service judged unfair in the statistics")
+                         help="keep the trials the service judged unfair in the statistics (and run none again)")
+    compare.add_argument("--max-wait", type=_whole("max-wait", 0, 3600), default=30, metavar="SECONDS",
+                         help="before each trial, wait up to this long for a quiet machine (others' CPU within "
+                              "contention_limit_pct) and a cool one (temperatures within 3 °C of the study's first "
+                              "quiet reading); 0: do not wait (default 30)")
+    compare.add_argument("--retries", type=_whole("retries", 0, 100), default=2, metavar="N",
+                         help="run a trial the service judged unfair again, up to this many times (default 2)")
+    compare.add_argument("--idle-baseline", type=_positive("idle-baseline", 3600), metavar="SECONDS",
+                         help="measure the machine's idle power for this long before the study, and give each "
+                              "trial's energy also net of it (as measured stays the default figure)")
     compare.add_argument("--export-json", metavar="FILE", help="write every trial and figure as JSON")
     compare.add_argument("--export-csv", metavar="FILE", help="write each command's figures as CSV")
     compare.add_argument("--export-markdown", metavar="FILE", help="write a Markdown table")

@@ -1,8 +1,18 @@
 """A study: contenders (commands, or callables in this process) over warm-up trials and rounds in a shuffled order,
 each trial a run measured by the service, and what a reviewer reads of it: each contender's energy and time with
 spread and 95 % intervals, each ratio to the least with its interval and a verdict, the warnings, and exports as
-JSON, CSV and Markdown. ``tsstats compare`` (the command line) runs commands through it, ``tsstats.compare`` runs
-callables. Standard library only; the statistics are ``tsstats.client.statistics``. Runs on the caller's thread.
+JSON, CSV and Markdown.
+
+Fair trials: before each trial the study waits, up to ``max_wait`` seconds, for a reading of the service's
+``GET /api/conditions`` taken after the last trial ended that finds the machine quiet (others' CPU within the
+service's ``contention_limit_pct``) and cool (CPU and GPU temperatures within ``COOL_MARGIN_C`` of the study's
+first quiet reading, where they are known), and records how long it waited. A trial the service judges unfair
+is run again, up to ``retries`` times; the unfair ones are kept, left out of the statistics and named. With
+``idle_baseline`` seconds, the machine's idle power is measured first (a run naming no process, alone on the
+machine, gets the machine's whole energy) and each trial's energy is also given net of it, both labelled.
+
+``tsstats compare`` (the command line) runs commands through it, ``tsstats.compare`` runs callables. Standard
+library only; the statistics are ``tsstats.client.statistics``. Runs on the caller's thread.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from tsstats.client.service import Service, ServiceRefused, ServiceUnreachable, say
@@ -57,6 +67,13 @@ class StudyOptions:
     min_runs: int = 5
     max_runs: int = 30
     target_ci: float = 5.0
+    max_wait: float = 30.0  # seconds to wait for a quiet, cool machine before each trial (0: do not wait)
+    retries: int = 2  # times a trial judged unfair is run again
+    idle_baseline: float = 0.0  # seconds of idle power measured before the study (0: none)
+
+
+COOL_MARGIN_C = 3.0  # the cool-down: temperatures back within this of the study's first quiet reading
+POLL_S = 0.25  # between two readings of the machine while waiting (the service reads it once a second)
 
 
 @dataclass
@@ -71,6 +88,8 @@ class Trial:
     record_id: int | None = None
     fair: bool | None = None
     unfair_reasons: list[str] = field(default_factory=list)
+    waited_s: float = 0.0  # for a quiet, cool machine before it started
+    unsettled: str | None = None  # why the machine was not quiet or cool when it started anyway
 
 
 @dataclass
@@ -85,6 +104,8 @@ class Result:
     time: Description
     energy: Description | None
     energies: list[float] = field(default_factory=list)
+    net: Description | None = None  # energy net of the idle power over each trial's time, where measured
+    nets: list[float] = field(default_factory=list)
 
 
 class Study:
@@ -97,9 +118,81 @@ class Study:
         self.unmeasured_reason: str | None = None
         self.trials: list[Trial] = []
         self.label = options.study or f"study {time.strftime('%Y-%m-%dT%H:%M:%S')}"
+        self.watching = options.max_wait > 0  # the service answers GET /api/conditions
+        self.reference: dict[str, Any] | None = None  # the study's first quiet reading: its temperatures
+        self.idle_w: float | None = None  # the machine's idle power, when measured
+        self.idle_note = ""  # how it was measured, or why it was not
+
+    # -- waiting for a quiet, cool machine ------------------------------------------------------------------
+    def settle(self) -> tuple[float, str | None]:
+        """Wait, up to ``max_wait``, for a reading taken since now that finds the machine quiet and cool: the
+        seconds waited, and why it was not (None: it was, or nothing could tell)."""
+        if self.service is None or not self.watching:
+            return 0.0, None
+        started, since_ms, why = time.monotonic(), time.time() * 1000.0, None
+        while True:
+            try:
+                reading = self.service.call("GET", "/api/conditions")
+            except ServiceRefused as error:
+                if error.status != 503:  # a service without the route, or refusing it: do not wait
+                    self.watching = False
+                    return time.monotonic() - started, None
+                reading = None
+            except ServiceUnreachable:
+                return time.monotonic() - started, None
+            if isinstance(reading, dict) and float(reading.get("takenAtMs") or 0) >= since_ms:
+                why = self._unsettled(reading)
+                if why is None:
+                    if self.reference is None:
+                        self.reference = reading
+                    return time.monotonic() - started, None
+            waited = time.monotonic() - started
+            if waited >= self.options.max_wait:
+                return waited, why or "no reading of the machine"
+            time.sleep(POLL_S)
+
+    def _unsettled(self, reading: dict[str, Any]) -> str | None:
+        """Why ``reading`` is not a quiet, cool machine, or None."""
+        if reading.get("quiet") is False:
+            limit = (reading.get("limits") or {}).get("contentionPct")
+            return f"contention {float(reading.get('contentionPct') or 0):.0f} % > {limit} %"
+        if self.reference is None:
+            return None
+        pairs = [("cpu", reading.get("cpuTemperatureC"), self.reference.get("cpuTemperatureC"))]
+        now_gpus, first_gpus = reading.get("gpuTemperatureC") or {}, self.reference.get("gpuTemperatureC") or {}
+        pairs += [(f"gpu {index}", now_gpus.get(index), first_gpus.get(index)) for index in sorted(now_gpus)]
+        for what, now, first in pairs:
+            if isinstance(now, (int, float)) and isinstance(first, (int, float)) and now > first + COOL_MARGIN_C:
+                return f"{what} at {now:.0f} °C, above {first:.0f} + {COOL_MARGIN_C:g} °C of the first quiet reading"
+        return None
+
+    def measure_idle(self) -> None:
+        """The machine's idle power over ``idle_baseline`` seconds: a run naming no process, alone, is given
+        the machine's whole energy (docs/tracking.md)."""
+        seconds = self.options.idle_baseline
+        if seconds <= 0 or self.service is None:
+            return
+        body = {"name": f"{self.label} idle baseline"[:200], "models": ["idle baseline"], "status": "running",
+                "metadata": {"study": self.label, "idleBaseline": True}}
+        try:
+            record = self.service.call("POST", "/api/comparisons", body)
+            time.sleep(seconds)
+            finished = self.service.call("PATCH", f"/api/comparisons/{record['id']}", {"status": "completed"})
+        except (ServiceUnreachable, ServiceRefused) as error:
+            self.idle_note = f"not measured: {error}"
+            return
+        energy, duration = finished.get("energyJ"), finished.get("durationS")
+        if energy is None or not duration:
+            self.idle_note = "not measured: the service gave no energy for it"
+            return
+        self.idle_w = float(energy) / float(duration)
+        methods = finished.get("methods") or {}
+        self.idle_note = (f"{self.idle_w:.4g} W over {float(duration):.3g} s before the study "
+                          f"({', '.join(f'{part} {how}' for part, how in methods.items()) or 'methods unknown'})")
 
     def run_trial(self, index: int, number: int) -> Trial:
-        record = self._start(index, number)
+        waited, unsettled = self.settle()
+        record = self._start(index, number, waited)
         started = time.monotonic()
         try:
             code = self.contenders[index].run_once()
@@ -109,7 +202,7 @@ class Study:
         except BaseException as error:
             self._finish(record, "failed", f"{type(error).__name__}: {error}"[:4000])
             raise
-        trial = Trial(index, number, time.monotonic() - started, code)
+        trial = Trial(index, number, time.monotonic() - started, code, waited_s=waited, unsettled=unsettled)
         finished = self._finish(record, "completed" if code == 0 else "failed",
                                 None if code == 0 else f"exit status {code}")
         if finished is not None:
@@ -120,14 +213,14 @@ class Study:
         self.trials.append(trial)
         return trial
 
-    def _start(self, index: int, number: int) -> dict[str, Any] | None:
+    def _start(self, index: int, number: int, waited: float) -> dict[str, Any] | None:
         if self.service is None:
             return None
         name = self.contenders[index].name
         body: dict[str, Any] = {"name": f"{name} #{number or 'warm-up'}"[:200], "models": [name[:200]],
                                 "status": "running", "pids": [os.getpid()],
                                 "metadata": {"study": self.label, "command": name, "trial": number,
-                                             "warmup": number == 0}}
+                                             "warmup": number == 0, "waitedS": round(waited, 3)}}
         if self.options.items is not None:
             body["items"] = self.options.items
         try:
@@ -155,6 +248,9 @@ class Study:
         trial failed). KeyboardInterrupt propagates; the trials done stay."""
         order = random.Random(self.options.seed)
         count = len(self.contenders)
+        if self.options.idle_baseline > 0:
+            self.settle()
+            self.measure_idle()
         for _ in range(self.options.warmup):
             for index in order.sample(range(count), count):
                 if self.run_trial(index, 0).exit_code != 0:
@@ -163,8 +259,12 @@ class Study:
         while True:
             rounds += 1
             for index in order.sample(range(count), count):
-                if self.run_trial(index, rounds).exit_code != 0:
-                    return f"stopped in round {rounds}: a trial failed", True
+                for _ in range(1 + (0 if self.options.allow_unfair else self.options.retries)):
+                    trial = self.run_trial(index, rounds)
+                    if trial.exit_code != 0:
+                        return f"stopped in round {rounds}: a trial failed", True
+                    if trial.fair is not False:
+                        break  # an unfair one is run again, up to ``retries`` times
             stopped = done(self, rounds)
             if stopped:
                 return stopped, False
@@ -175,15 +275,18 @@ class Study:
             return None
         return trial.energy_j / self.options.items if self.options.items else trial.energy_j
 
-    def results(self) -> list[Result]:
+    def results(self, allow_unfair: bool | None = None) -> list[Result]:
         return analyse([(contender.name, contender.command) for contender in self.contenders], self.trials,
-                       self.per_unit, self.options.allow_unfair)
+                       self.per_unit, self.options.allow_unfair if allow_unfair is None else allow_unfair,
+                       self.idle_w)
 
 
 def analyse(contenders: list[tuple[str, list[str] | None]], trials: list[Trial],
-            unit_energy: Callable[[Trial], float | None], allow_unfair: bool) -> list[Result]:
+            unit_energy: Callable[[Trial], float | None], allow_unfair: bool,
+            idle_w: float | None = None) -> list[Result]:
     """Each contender's figures from its measured trials (``number`` above 0); those judged unfair are left out
-    unless ``allow_unfair``; ``unit_energy``: a trial's energy per item (or per run)."""
+    unless ``allow_unfair``; ``unit_energy``: a trial's energy per item (or per run). With ``idle_w``, also the
+    energy net of the idle power over each trial's time, per item (or per run) alike."""
     found = []
     for index, (name, command) in enumerate(contenders):
         measured = [trial for trial in trials if trial.command == index and trial.number > 0]
@@ -191,18 +294,23 @@ def analyse(contenders: list[tuple[str, list[str] | None]], trials: list[Trial],
         excluded = [trial for trial in measured if trial not in used]
         energies = [value for trial in used if (value := unit_energy(trial)) is not None]
         complete = bool(energies) and len(energies) == len(used)
+        nets = [unit_energy(replace(trial, energy_j=(trial.energy_j or 0.0) - idle_w * trial.wall_s)) or 0.0
+                for trial in used] if complete and idle_w is not None else []
         found.append(Result(name, command, used, excluded, describe([trial.wall_s for trial in used]),
-                            describe(energies) if complete else None, energies if complete else []))
+                            describe(energies) if complete else None, energies if complete else [],
+                            describe(nets) if nets else None, nets))
     return found
 
 
 def ranked(results: list[Result], quantity: str) -> tuple[int, list[tuple[int, Ratio]]] | None:
-    """The index of the command with the least mean of ``quantity`` ('energy' or 'time'), and each other's ratio
-    to it."""
-    values = {index: [trial.wall_s for trial in result.used] if quantity == "time" else result.energies
-              for index, result in enumerate(results)}
-    described = {index: (result.time if quantity == "time" else result.energy) for index, result in enumerate(results)}
-    if any(description is None or description.n == 0 for description in described.values()):
+    """The index of the command with the least mean of ``quantity`` ('energy', 'net' (energy net of idle) or
+    'time'), and each other's ratio to it; None where a command lacks it, or a net mean is not above 0."""
+    values = {index: [trial.wall_s for trial in result.used] if quantity == "time" else
+              result.nets if quantity == "net" else result.energies for index, result in enumerate(results)}
+    described = {index: result.time if quantity == "time" else result.net if quantity == "net" else result.energy
+                 for index, result in enumerate(results)}
+    if any(description is None or description.n == 0 or not description.mean > 0
+           for description in described.values()):
         return None
     best = min(described, key=lambda index: described[index].mean)  # type: ignore[union-attr]
     return best, [(index, ratio(values[best], values[index])) for index in described if index != best]
@@ -226,33 +334,45 @@ def description_lines(label: str, description: Description, unit: str) -> list[s
             f"  {'Range (min … max):':32s}{text(description.minimum)} … {text(description.maximum)}"]
 
 
-def report(results: list[Result], stopped: str, per_item: bool, unmeasured: str | None = None) -> list[str]:
+def report(results: list[Result], stopped: str, per_item: bool, unmeasured: str | None = None,
+           never_quiet: str | None = None, idle_note: str = "") -> list[str]:
     """The lines a reader reads first, as hyperfine prints them: each contender's figures, the ratios with their
-    verdicts, the warnings; ``unmeasured``: why there is no energy, where there is none."""
+    verdicts, the warnings; ``unmeasured``: why there is no energy, where there is none; ``never_quiet``: why
+    every trial of a command was unfair (the figures then include the unfair trials); ``idle_note``: the idle
+    baseline, measured or why not."""
     unit_name = "Energy per item" if per_item else "Energy per run"
     lines = []
+    if idle_note:
+        lines += [f"Idle baseline: {idle_note}", ""]
     for number, result in enumerate(results, start=1):
         lines.append(f"Command {number}: {result.name}")
         if result.energy is not None:
-            lines += description_lines(unit_name, result.energy, "J")
+            lines += description_lines(unit_name + " as measured", result.energy, "J")
+        if result.net is not None:
+            lines += description_lines(unit_name + " net of idle", result.net, "J")[:1]
         lines += description_lines("Time", result.time, "s")
         left_out = f", {len(result.excluded)} excluded as unfair ({unfair_kinds(result.excluded)})" \
             if result.excluded else ""
-        lines.append(f"  {'Runs:':32s}{len(result.used)} used{left_out}")
+        unfair_kept = [trial for trial in result.used if trial.fair is False]
+        kept = f" ({len(unfair_kept)} judged unfair: {unfair_kinds(unfair_kept)})" if unfair_kept else ""
+        lines.append(f"  {'Runs:':32s}{len(result.used)} used{kept}{left_out}")
+        lines += waited_lines(result.used + result.excluded)
         lines.append("")
-    if not all(result.used for result in results):
-        excluded = [trial for result in results for trial in result.excluded]
-        lines.append(f"Nothing to compare: every trial of {', '.join(repr(r.name) for r in results if not r.used)} was "
-                     f"judged unfair ({unfair_kinds(excluded)}): the machine was never quiet enough. Run on a "
-                     f"quieter machine, or keep the trials with --allow-unfair (docs/conditions.md).")
-        return lines
+    if never_quiet:
+        lines += [f"The machine was never quiet: {never_quiet}. The figures above and below include those unfair "
+                  f"trials: they are not a fair comparison. Run on a quieter machine (docs/conditions.md).", ""]
     lines.append(f"Summary ({stopped}; intervals are 95 %; verdicts by Welch's t-test at the {ALPHA * 100:g} % level)")
-    for quantity, least, times in (("energy", f"used the least {unit_name.lower()}", f"times the "
-                                   f"{unit_name.lower()}"), ("time", "ran fastest", "times as long")):
+    for quantity, least, times in (
+            ("energy", f"used the least {unit_name.lower()}", f"times the {unit_name.lower()}"),
+            ("net", f"used the least {unit_name.lower()} net of idle", f"times the {unit_name.lower()} net of idle"),
+            ("time", "ran fastest", "times as long")):
         found = ranked(results, quantity)
         if found is None:
             if quantity == "energy":
                 lines.append(f"  energy was not measured ({unmeasured or 'no figures from the service'})")
+            if quantity == "net" and all(result.net is not None for result in results):
+                lines.append("  energy net of idle: no ratio, a mean is not above 0 (the idle power measured before "
+                             "the study is above what a command used)")
             continue
         best, others = found
         lines.append(f"  {results[best].name!r} {least}")
@@ -278,6 +398,16 @@ def unfair_kinds(trials: list[Trial]) -> str:
                      f"({len(reasons)} trials)" for reasons in kinds.values()) or "no reason given"
 
 
+def waited_lines(trials: list[Trial]) -> list[str]:
+    """How long its trials waited for a quiet, cool machine, and those that started without one."""
+    waits = [trial.waited_s for trial in trials]
+    if not any(waits):
+        return []
+    unsettled = [trial.unsettled for trial in trials if trial.unsettled]
+    without = f"; {len(unsettled)} started without one ({min(unsettled)})" if unsettled else ""
+    return [f"  {'Waited for a quiet machine:':32s}{sum(waits):.3g} s in all, {max(waits):.3g} s at most{without}"]
+
+
 def warning_lines(results: list[Result]) -> list[str]:
     found = []
     for result in results:
@@ -300,12 +430,15 @@ def warning_lines(results: list[Result]) -> list[str]:
 
 # -- the exports --------------------------------------------------------------------------------------------
 def study_json(study: Study, results: list[Result], stopped: str) -> dict[str, Any]:
-    return study_document(study.label, study.options.seed, study.options.items, results, stopped)
+    return study_document(study.label, study.options.seed, study.options.items, results, stopped, study.idle_w,
+                          study.idle_note)
 
 
 def study_document(label: str, seed: int | None, items: float | None, results: list[Result],
-                   stopped: str) -> dict[str, Any]:
-    """The study as the exports and the service give it: each contender's figures and trials, and the ratios."""
+                   stopped: str, idle_w: float | None = None, idle_note: str = "") -> dict[str, Any]:
+    """The study as the exports and the service give it: each contender's figures and trials, and the ratios;
+    ``energy`` is as measured, ``energyNetOfIdle`` less the idle power over each trial's time (null without an
+    idle baseline)."""
     def ratios(quantity: str) -> list[dict[str, Any]]:
         found = ranked(results, quantity)
         if found is None:
@@ -316,11 +449,13 @@ def study_document(label: str, seed: int | None, items: float | None, results: l
 
     return {"study": label, "seed": seed, "items": items, "stopped": stopped,
             "energyUnit": "J per item" if items else "J per run", "timeUnit": "s",
+            "idleBaseline": {"powerW": idle_w, "how": idle_note} if idle_note else None,
             "commands": [{"name": result.name, "command": result.command,
                           "time": asdict(result.time), "energy": asdict(result.energy) if result.energy else None,
+                          "energyNetOfIdle": asdict(result.net) if result.net else None,
                           "trials": [asdict(trial) for trial in result.used],
                           "excluded": [asdict(trial) for trial in result.excluded]} for result in results],
-            "ratios": {"energy": ratios("energy"), "time": ratios("time")}}
+            "ratios": {"energy": ratios("energy"), "energyNetOfIdle": ratios("net"), "time": ratios("time")}}
 
 
 def write_exports(document: dict[str, Any], json_path: str | None = None, csv_path: str | None = None,
@@ -335,11 +470,12 @@ def write_exports(document: dict[str, Any], json_path: str | None = None, csv_pa
             writer = csv.writer(out)
             parts = ("mean", "stdev", "ci_low", "ci_high", "minimum", "maximum")
             writer.writerow(["command", "runs", "excluded", *(f"time_{part}_s" for part in parts),
-                             *(f"energy_{part}_J" for part in parts)])
+                             *(f"energy_{part}_J" for part in parts), *(f"energy_net_{part}_J" for part in parts)])
             for command in document["commands"]:
-                energy = command["energy"] or {}
+                energy, net = command["energy"] or {}, command["energyNetOfIdle"] or {}
                 writer.writerow([command["name"], command["time"]["n"], len(command["excluded"]),
-                                 *(command["time"][part] for part in parts), *(energy.get(part) for part in parts)])
+                                 *(command["time"][part] for part in parts), *(energy.get(part) for part in parts),
+                                 *(net.get(part) for part in parts)])
     if markdown_path:
         ratios = {entry["other"]: entry for entry in document["ratios"]["energy"]}
         times = {entry["other"]: entry for entry in document["ratios"]["time"]}
@@ -383,6 +519,7 @@ class StudyResult:
     stopped: str
     lines: list[str]
     document: dict[str, Any]
+    fair: bool = True  # False: every trial of a command was unfair, and the figures include them
 
     @property
     def ratios(self) -> dict[str, list[dict[str, Any]]]:
@@ -396,9 +533,19 @@ class StudyResult:
 
 
 def finish_study(study: Study, stopped: str) -> StudyResult:
-    results = study.results()
-    return StudyResult(results, stopped, report(results, stopped, bool(study.options.items), study.unmeasured_reason),
-                       study_json(study, results, stopped))
+    """The figures and the report; where every trial of a command was judged unfair, the figures of all the
+    trials, said plainly (``StudyResult.fair`` is then False)."""
+    results, never_quiet = study.results(), None
+    if not all(result.used for result in results):
+        excluded = [trial for result in results for trial in result.excluded]
+        never_quiet = (f"every trial of {', '.join(repr(result.name) for result in results if not result.used)} "
+                       f"was judged unfair ({unfair_kinds(excluded)})")
+        results = study.results(allow_unfair=True)
+    lines = report(results, stopped, bool(study.options.items), study.unmeasured_reason, never_quiet,
+                   study.idle_note)
+    document = study_json(study, results, stopped)
+    document["neverQuiet"] = never_quiet
+    return StudyResult(results, stopped, lines, document, fair=never_quiet is None)
 
 
 def _call(function: Callable[[], Any]) -> Callable[[], int]:
@@ -412,11 +559,15 @@ def _call(function: Callable[[], Any]) -> Callable[[], int]:
 def compare(contenders: dict[str, Callable[[], Any]], runs: int | str = 10, warmup: int = 1,
             items: float | None = None, seed: int | None = None, *, study: str | None = None,
             allow_unfair: bool = False, min_runs: int = 5, max_runs: int = 30, target_ci: float = 5.0,
+            max_wait: float = 30.0, retries: int = 2, idle_baseline: float = 0.0,
             url: str | None = None, token: str | None = None, token_file: str | None = None,
             quiet: bool = False) -> StudyResult:
     """Compare callables in this process as ``tsstats compare`` compares commands: ``warmup`` trials of each,
     then ``runs`` rounds (or "auto") in a shuffled order (``seed``), each trial a run of the service naming this
-    process; returns the figures and prints the report unless ``quiet``. A callable that raises stops the study
+    process; returns the figures and prints the report unless ``quiet``. Before each trial it waits up to
+    ``max_wait`` seconds for a quiet, cool machine; an unfair trial is run again up to ``retries`` times;
+    ``idle_baseline`` seconds of idle power are measured first where given (energy then also net of it). A
+    callable that raises stops the study
     and the exception is raised on (its trial is recorded failed). Without a service the trials are timed."""
     if not isinstance(contenders, dict) or len(contenders) < 2:
         raise ValueError("compare needs a dict of two or more named callables")
@@ -427,8 +578,13 @@ def compare(contenders: dict[str, Callable[[], Any]], runs: int | str = 10, warm
         raise ValueError(f"runs must be auto or a whole number of at least 1, not {runs!r}")
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError(f"warmup must be a whole number of at least 0, not {warmup!r}")
+    for name, value, high in (("max_wait", max_wait, 3600), ("retries", retries, 100),
+                              ("idle_baseline", idle_baseline, 3600)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
+            raise ValueError(f"{name} must be a number from 0 to {high}, not {value!r}")
     options = StudyOptions(runs=runs, warmup=warmup, items=items, seed=seed, allow_unfair=allow_unfair,
-                           study=study, min_runs=min_runs, max_runs=max_runs, target_ci=target_ci)
+                           study=study, min_runs=min_runs, max_runs=max_runs, target_ci=target_ci,
+                           max_wait=float(max_wait), retries=int(retries), idle_baseline=float(idle_baseline))
     running = Study([Contender(name, None, _call(function)) for name, function in contenders.items()], options,
                     Service.from_environment(url, token, token_file), who="tsstats.compare")
     try:

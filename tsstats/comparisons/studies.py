@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tsstats.client.study import Trial, analyse, report, study_document
+from tsstats.client.study import Trial, analyse, report, study_document, unfair_kinds
 from tsstats.core.inputs import InputError
 from tsstats.core.timeparse import rfc3339_ms
 from tsstats.core.units import JOULES_PER_KWH
@@ -23,6 +23,8 @@ MAX_STUDIES_LISTED = 500
 STUDY = "json_extract_string(metadata, '$.study')"
 WARMUP = "coalesce(TRY_CAST(json_extract(metadata, '$.warmup') AS BOOLEAN), false)"
 CONTENDER = "coalesce(json_extract_string(metadata, '$.command'), models[1], name)"
+BASELINE = "coalesce(TRY_CAST(json_extract(metadata, '$.idleBaseline') AS BOOLEAN), false)"
+WAITED = "TRY_CAST(json_extract(metadata, '$.waitedS') AS DOUBLE)"
 
 
 def check_study_id(text: str) -> str:
@@ -38,7 +40,7 @@ def list_studies(con: Connection) -> dict[str, Any]:
     rows = con.execute(
         f"SELECT {STUDY} AS study, count(*) FILTER (WHERE NOT {WARMUP}), count(*) FILTER (WHERE {WARMUP}), "
         f"min(created_ms), max(created_ms), list(DISTINCT {CONTENDER} ORDER BY {CONTENDER}) FROM comparisons "
-        f"WHERE {STUDY} IS NOT NULL GROUP BY study ORDER BY max(created_ms) DESC, study LIMIT ?",
+        f"WHERE {STUDY} IS NOT NULL AND NOT {BASELINE} GROUP BY study ORDER BY max(created_ms) DESC, study LIMIT ?",
         [MAX_STUDIES_LISTED]).fetchall()
     return {"items": [{"id": study, "trials": int(trials), "warmups": int(warmups), "firstAt": rfc3339_ms(first),
                        "lastAt": rfc3339_ms(last), "contenders": list(contenders)}
@@ -54,15 +56,23 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
     """One study's figures from its stored trials, and the report ``tsstats compare`` would print; None when no
     comparison names it."""
     rows = con.execute(
-        f"SELECT id, {CONTENDER}, status, {WARMUP}, started_ms, finished_ms, energy_kwh, items, fair, conditions "
-        f"FROM comparisons WHERE {STUDY} = ? ORDER BY id", [study_id]).fetchall()
+        f"SELECT id, {CONTENDER}, status, {WARMUP}, started_ms, finished_ms, energy_kwh, items, fair, conditions, "
+        f"{WAITED}, {BASELINE} FROM comparisons WHERE {STUDY} = ? ORDER BY id", [study_id]).fetchall()
     if not rows:
         return None
     names: list[str] = []
     trials: list[Trial] = []
     items_of: dict[int, float | None] = {}
     counted: dict[int, int] = {}
-    for record_id, contender, status, warmup, started, finished, energy_kwh, items, fair, conditions in rows:
+    idle_w, idle_note = None, ""
+    for (record_id, contender, status, warmup, started, finished, energy_kwh, items, fair, conditions, waited,
+         baseline) in rows:
+        if baseline:  # the idle power measured before the study, the last one measured
+            if status == "completed" and energy_kwh is not None and started is not None and finished and \
+                    finished > started:
+                idle_w = energy_kwh * JOULES_PER_KWH / ((finished - started) / 1000.0)
+                idle_note = f"{idle_w:.4g} W over {(finished - started) / 1000.0:.3g} s (comparison {record_id})"
+            continue
         if contender not in names:
             names.append(contender)
         index = names.index(contender)
@@ -72,7 +82,7 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
         judged = json.loads(conditions) if conditions else {}
         trial = Trial(index, 0 if warmup else counted[index], (finished - started) / 1000.0, 0,
                       None if energy_kwh is None else energy_kwh * JOULES_PER_KWH, record_id, fair,
-                      list(judged.get("unfairReasons") or []))
+                      list(judged.get("unfairReasons") or []), waited or 0.0)
         items_of[record_id] = items
         trials.append(trial)
     per_item = all(items_of[trial.record_id] for trial in trials if trial.record_id is not None) and bool(trials)
@@ -83,9 +93,15 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
         items = items_of.get(trial.record_id or -1)
         return trial.energy_j / items if per_item and items else trial.energy_j
 
-    results = analyse([(name, None) for name in names], trials, unit_energy, allow_unfair=False)
+    contenders: list[tuple[str, list[str] | None]] = [(name, None) for name in names]
+    results, never_quiet = analyse(contenders, trials, unit_energy, False, idle_w), None
+    if not all(result.used for result in results):
+        never_quiet = (f"every trial of {', '.join(repr(result.name) for result in results if not result.used)} "
+                       f"was judged unfair ({unfair_kinds([t for r in results for t in r.excluded])})")
+        results = analyse(contenders, trials, unit_energy, True, idle_w)
     stopped = f"{len(trials)} completed trials stored"
-    document = study_document(study_id, None, 1.0 if per_item else None, results, stopped)
+    document = study_document(study_id, None, 1.0 if per_item else None, results, stopped, idle_w, idle_note)
     document["items"] = "per trial" if per_item else None
-    document["report"] = report(results, stopped, per_item, "the trials have no energy")
+    document["neverQuiet"] = never_quiet
+    document["report"] = report(results, stopped, per_item, "the trials have no energy", never_quiet, idle_note)
     return document

@@ -38,6 +38,7 @@ class Clocks:
     monotonic: Callable[[], float] = field(default_factory=boot_clock)
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    process_cpu: Callable[[], float] = time.process_time  # this service's own CPU seconds, every thread
 
 
 @dataclass
@@ -50,6 +51,24 @@ class Sources:
     latency: LatencyMonitor
     dimms_known: bool = True  # the DIMM count came from the system or a setting, not the model's assumption
     conditions: ConditionsReader | None = None  # None: none of the conditions' readings (NaN)
+
+
+@dataclass(frozen=True)
+class MachineNow:
+    """Whether the machine is quiet and cool now: the last second's CPU by whom, in % of every CPU's time, and
+    the latest temperatures (NaN where unknown). What a study waits on before each trial."""
+
+    taken_ms: float  # wall clock, at the end of the second
+    seconds: float
+    cpu_pct: float  # busy, every process
+    service_pct: float  # this service's own
+    cpu_temperature_c: float = math.nan
+    gpu_temperature_c: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def others_pct(self) -> float:
+        """Busy time of everyone but this service (steal included: another guest took it)."""
+        return max(self.cpu_pct - self.service_pct, 0.0)
 
 
 @dataclass(frozen=True)
@@ -83,12 +102,16 @@ class TickReader:
         self._failures_logged: set[str] = set()
         self.last_gpus: list[GpuReading] = []  # the newest tick's GPU readings
         self.gpu_conditions: dict[int, GpuConditions] = {}  # the newest once-a-second reading, by GPU
+        self._second_cpu: tuple[CpuTimes, float, int] | None = None  # at the last slow read: CPU, own CPU, CPUs
+        self.now: MachineNow | None = None  # the last second's, once two slow reads were taken
 
     def prime(self, last_ts_ms: float | None) -> None:
         """Take the first counter readings (the next tick's differences start here); ``last_ts_ms`` is the
         newest stored timestamp."""
         self._last_ts_ms = last_ts_ms
-        self._prev_cpu = self.sources.host.read_fast().cpu
+        fast = self.sources.host.read_fast()
+        self._prev_cpu = fast.cpu
+        self._second_cpu = (fast.cpu, self.clocks.process_cpu(), fast.logical_cpus)
         self._prev_mono = self._slow_mono = self.clocks.monotonic()
         self._slow = self.sources.host.read_slow()
         self._net_rates = (math.nan, math.nan)  # no rate before the second reading
@@ -112,6 +135,19 @@ class TickReader:
             if what not in self._failures_logged:
                 self._failures_logged.add(what)
                 log.warning("%s cannot be read (%s): those readings are unavailable, the rest go on", what, error)
+
+    def _take_now(self, cpu: CpuTimes, logical_cpus: int, elapsed_s: float, wall_ms: float) -> None:
+        own = self.clocks.process_cpu()
+        if self._second_cpu is not None and elapsed_s > 0:
+            before, own_before, _ = self._second_cpu
+            conditions = self._conditions
+            self.now = MachineNow(
+                taken_ms=wall_ms, seconds=elapsed_s, cpu_pct=cpu_busy_pct(before, cpu),
+                service_pct=min(100.0 * max(own - own_before, 0.0) / (elapsed_s * max(logical_cpus, 1)), 100.0),
+                cpu_temperature_c=conditions.sensors.package_c if conditions is not None else math.nan,
+                gpu_temperature_c={g.index: g.temperature_c for g in self.last_gpus
+                                   if g.ok and math.isfinite(g.temperature_c)})
+        self._second_cpu = (cpu, own, logical_cpus)
 
     def read(self) -> Tick:
         sources = self.sources
@@ -137,6 +173,7 @@ class TickReader:
             self._net_rates = (max(self._slow.net_rx_bytes - previous.net_rx_bytes, 0) / elapsed,
                                max(self._slow.net_tx_bytes - previous.net_tx_bytes, 0) / elapsed)
             self._read_conditions(elapsed)
+            self._take_now(fast.cpu, fast.logical_cpus, elapsed, wall_ms)
         cpu = cpu_busy_pct(self._prev_cpu, fast.cpu)
         self._prev_cpu = fast.cpu
         gpus = sources.gpu.read() if sources.gpu.gpus else []

@@ -1,22 +1,52 @@
 """Studies: the comparisons whose metadata names a study, listed, one study's figures from its stored trials, and
-its deletion (every trial of it, through the one write path)."""
+its deletion (every trial of it, through the one write path); and whether the machine is quiet and cool now,
+what a study waits on before each trial."""
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Any
+from urllib.parse import unquote
 
 from sanic import Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
-from tsstats.api.bodies import NO_STORE, committed, query_values
+from tsstats.api.bodies import NO_STORE, committed, error_body, query_values
 from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.studies import check_study_id, list_studies, study_answer, study_trial_ids
 from tsstats.core.inputs import InputError
+from tsstats.core.timeparse import rfc3339_ms
+from tsstats.sampling.reading import MachineNow
+
+
+def machine_now_body(now: MachineNow, limit_pct: float) -> dict[str, Any]:
+    def shown(value: float) -> float | None:
+        return round(value, 2) if math.isfinite(value) else None
+
+    figures = {"cpuPct": now.cpu_pct, "contentionPct": now.others_pct, "serviceCpuPct": now.service_pct,
+               "cpuTemperatureC": now.cpu_temperature_c}
+    return {"takenAt": rfc3339_ms(now.taken_ms), "takenAtMs": int(now.taken_ms), "windowS": round(now.seconds, 3),
+            **{name: shown(value) for name, value in figures.items()},
+            "gpuTemperatureC": {str(index): shown(value) for index, value in sorted(now.gpu_temperature_c.items())},
+            "quiet": not now.others_pct > limit_pct, "limits": {"contentionPct": limit_pct},  # unknown: quiet
+            "unavailable": [name for name, value in figures.items() if not math.isfinite(value)]}
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
+    limit_pct = view.settings.contention_limit_pct
+
+    @router.route("/api/conditions", ("GET",))
+    async def conditions(request: Request):
+        query_values(request, ())
+        now = view.machine_now()
+        if now is None:
+            return json_response(error_body(503, "the first whole second is not read yet; retry in a second"),
+                                 status=503, headers={**NO_STORE, "Retry-After": "1"})
+        return json_response(machine_now_body(now, limit_pct), headers=NO_STORE)
+
     @router.route("/api/studies", ("GET",))
     async def studies(request: Request):
         query_values(request, ())
@@ -25,7 +55,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
     @router.route("/api/studies/<id:str>", ("GET", "DELETE"))
     async def study(request: Request, id: str):  # noqa: A002 (the path's own name)
         query_values(request, ())
-        study_id = check_study_id(id)
+        study_id = check_study_id(unquote(id))  # the router hands the path's segment over still %-encoded
         if request.method == "DELETE":
             def delete(con) -> int:
                 now_ms = int(time.time() * 1000)
