@@ -815,6 +815,8 @@ def test_models_give_the_spread_beside_each_mean_and_comparisons_filter_by_model
     assert per_item["n"] == 4 and per_item["ci95Low"] <= per_item["mean"] <= per_item["ci95High"]
     assert found["other"]["spread"]["accuracy"] == {"n": 0, "mean": None, "stdev": None, "ci95Low": None,
                                                     "ci95High": None}
+    # the same runs: neither dominates the other, so both are on the front; one without figures is on none
+    assert (found["m"]["pareto"], found["shared"]["pareto"], found["other"]["pareto"]) == (True, True, None)
     named = client.get("/api/comparisons", params={"model": "m"}).json()["items"]
     assert len(named) == 4 and all("m" in item["models"] for item in named)
     assert client.get("/api/comparisons", params={"model": "nobody"}).json()["items"] == []

@@ -183,8 +183,10 @@ SCHEMAS: dict[str, Any] = {
         "timeUnit": {"type": "string"}, "items": {"type": ["string", "null"]}, "seed": {"type": ["integer", "null"]},
         "commands": {"type": "array", "items": {"type": "object", "required": ["name", "time", "energy", "trials",
                                                                               "excluded"]}},
-        "ratios": {"type": "object", "required": ["energy", "time"], "properties": {
+        "idleBaseline": {"type": ["object", "null"]}, "neverQuiet": {"type": ["string", "null"]},
+        "ratios": {"type": "object", "required": ["energy", "energyNetOfIdle", "time"], "properties": {
             "energy": {"type": "array", "items": {"type": "object"}},
+            "energyNetOfIdle": {"type": "array", "items": {"type": "object"}},
             "time": {"type": "array", "items": {"type": "object"}}}},
         "report": {"type": "array", "items": {"type": "string"}}}},
     "Models": {"type": "object", "required": ["from", "to", "units", "models", "omitted", "items"], "properties": {
@@ -192,8 +194,12 @@ SCHEMAS: dict[str, Any] = {
         "from": {"type": "integer"}, "to": {"type": "integer"}, "units": {"type": "object"},
         "models": {"type": "integer", "description": "models with comparisons in the range"},
         "omitted": {"type": "integer", "description": "of them, not listed (beyond 1,000)"},
-        "items": {"type": "array", "items": {"type": "object", "required": ["model", "runs", "spread"], "properties": {
+        "items": {"type": "array", "items": {"type": "object", "required": ["model", "runs", "spread", "pareto"],
+                                             "properties": {
             "model": {"type": "string"}, "runs": {"type": "object"}, "accuracy": NULLABLE_NUMBER,
+            "pareto": {"type": ["boolean", "null"], "description": "on the front of accuracy against energy per "
+                       "item: no other model listed is both at least as accurate and at most as costly (and better "
+                       "in one); null without either figure"},
             "speed": NULLABLE_NUMBER, "latencyMs": NULLABLE_NUMBER, "energyPerRunJ": NULLABLE_NUMBER,
             "energyPerItemJ": NULLABLE_NUMBER, "carbonPerItemG": NULLABLE_NUMBER,
             "sciPerItemG": NULLABLE_NUMBER,

@@ -63,12 +63,27 @@ def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = Fal
                       "energyPerItemJ": rounded(per_item), "carbonPerItemG": rounded(carbon_item),
                       "sciPerItemG": rounded(sci_item),
                       "spread": {name: _spread(*found) for name, found in moments.items()}})
+    front = pareto_front([(item["accuracy"], item["energyPerItemJ"]) for item in items])
+    for index, item in enumerate(items):
+        item["pareto"] = None if index not in front and None in (item["accuracy"], item["energyPerItemJ"]) \
+            else index in front
     total = first(con.execute(
         "SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons WHERE created_ms >= ? "
         f"AND created_ms <= ?{unfair})", [from_ms, to_ms]).fetchall())[0] if len(items) == MAX_MODELS_LISTED \
         else len(items)
     return {"from": from_ms, "to": to_ms, "fairOnly": fair_only, "units": UNITS, "models": int(total),
             "omitted": int(total) - len(items), "items": items}
+
+
+def pareto_front(points: list[tuple[float | None, float | None]]) -> set[int]:
+    """The indices of the (accuracy, energy per item) points no other point dominates: none other is at least as
+    accurate and at most as costly, and better in one of the two. Points missing either figure are on no front."""
+    known = [(index, accuracy, energy) for index, (accuracy, energy) in enumerate(points)
+             if accuracy is not None and energy is not None]
+    return {index for index, accuracy, energy in known
+            if not any(other_accuracy >= accuracy and other_energy <= energy
+                       and (other_accuracy > accuracy or other_energy < energy)
+                       for _, other_accuracy, other_energy in known)}
 
 
 def _moments(expression: str, where: str) -> str:
