@@ -5,6 +5,7 @@ without data says so. A screenshot is saved (TSSTATS_SCREENSHOT names where, els
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -98,6 +99,16 @@ def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_f
     assert page.url.endswith("/?range=-24h")  # the range is in the URL: a reload or a link keeps it
     assert page.locator(".chart .empty").first.is_hidden()  # the CPU chart has its points in the 24 h range too
     assert int(page.locator(".chart").first.get_attribute("data-points")) > 250  # the synthetic day
+    # every value axis fits its widest tick, measured in the page with the axis' font; the network's bytes per
+    # second read with SI prefixes (the synthetic day moves megabytes), not as 9-digit numbers cut at the edge
+    for title in ("Network", "Disk", "CPU clock", "Power"):
+        axis = json.loads(page.get_attribute(f'.chart[data-title="{title}"]', "data-axisy"))
+        widths = page.evaluate("""(axis) => { const c = document.createElement('canvas').getContext('2d');
+            c.font = axis.font; return axis.labels.map((text) => c.measureText(text).width / devicePixelRatio); }""",
+                               axis)
+        assert all(len(label) <= 6 for label in axis["labels"]) and max(widths) + 10 <= axis["size"], (title, axis)
+    network = json.loads(page.get_attribute('.chart[data-title="Network"]', "data-axisy"))["labels"]
+    assert any(label.endswith(("k", "M")) for label in network), network
     shot = os.environ.get("TSSTATS_SCREENSHOT") or str(tmp_path / "page.png")
     page.screenshot(path=shot, full_page=True)
     assert os.path.getsize(shot) > 20_000
@@ -192,4 +203,52 @@ def test_the_range_in_the_url_a_narrow_window_and_figures_before_the_checks(brow
     assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     for route in held:
         route.continue_()
+    assert errors == [], errors
+
+
+def test_models_with_their_spread_and_front_and_a_study_with_error_bars(browser, server_factory):
+    """The models table's ± columns and Pareto marks as /api/models gives them, the front drawn on the accuracy
+    against energy chart, the comparisons' models and per-item energy in joules, and a study's bars with their
+    intervals as error bars and its ratio table."""
+    server = server_factory()
+    for model, accuracies, items in (("alpha", (70, 72, 71), 10), ("beta", (90, 91, 89), 1000), ("gamma", (80, 79, 81),
+                                                                                                 100)):
+        for accuracy in accuracies:
+            cid = httpx.post(server.url + "/api/comparisons", json={
+                "models": [model], "status": "running", "items": items,
+                "metadata": {"study": "page study", "command": model}}).json()["id"]
+            httpx.patch(server.url + f"/api/comparisons/{cid}", json={"status": "completed", "accuracy": accuracy})
+    models = {item["model"]: item for item in httpx.get(server.url + "/api/models").json()["items"]}
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors = watch_console(page)
+    page.goto(server.url + "/")
+    page.wait_for_selector('#models tr[data-model="gamma"]', timeout=10_000)
+    headers = page.locator("#models thead th").all_inner_texts()
+    assert headers.count("±") == 3 and "Pareto" in headers
+    row = page.locator('#models tr[data-model="beta"] td').all_inner_texts()
+    half = (models["beta"]["spread"]["accuracy"]["ci95High"] - models["beta"]["spread"]["accuracy"]["ci95Low"]) / 2
+    assert float(row[headers.index("±")]) == pytest.approx(half, rel=0.01)
+    front = {name for name, item in models.items() if item["pareto"]}
+    assert front and row[headers.index("Pareto")] == ("yes" if models["beta"]["pareto"] else "no")
+    page.wait_for_selector("#pareto circle", timeout=5_000)
+    drawn = {circle.get_attribute("data-model") for circle in page.locator("#pareto circle.front").all()}
+    assert drawn == front and page.locator("#pareto circle").count() == 3
+    labels = page.locator("#pareto text").all_text_contents()
+    assert "energy per item (J)" in labels and "accuracy (%)" in labels
+
+    page.wait_for_selector("#study-bars rect.bar", timeout=5_000)
+    assert page.locator("#study-select option").first.get_attribute("value") == "page study"
+    assert page.locator("#study-bars rect.bar").count() == 3
+    for error in page.locator("#study-bars line.error[data-low]").all():
+        name = error.get_attribute("data-name")
+        mean = float(page.get_attribute(f'#study-bars rect.bar[data-name="{name}"]', "data-mean"))
+        assert float(error.get_attribute("data-low")) <= mean <= float(error.get_attribute("data-high"))
+    assert page.locator("#study-bars line.error[data-low]").count() == 3  # three trials each: an interval each
+    ratios = page.locator("#study-ratios tbody tr")
+    assert ratios.count() >= 4 and "significant" in page.inner_text("#study-ratios")
+
+    comparisons = page.locator("#comparisons thead th").all_inner_texts()
+    assert comparisons[2] == "models" and "J per item" in comparisons and "energy J" in comparisons
+    first = page.locator("#comparisons tbody tr").first.locator("td").all_inner_texts()
+    assert first[2] in models and first[comparisons.index("J per item")].endswith("J")
     assert errors == [], errors

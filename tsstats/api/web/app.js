@@ -1,4 +1,6 @@
-// The tsstats page: the stats from the live stream, history charts (uPlot), comparisons and energy.
+// The tsstats page: the stats from the live stream, history charts (uPlot), models with their spread and
+// Pareto front, studies with error bars and ratios, comparisons and energy. In its tables each quantity has one
+// unit: energy in joules, carbon in grams of CO2e, with SI prefixes where the figure needs them.
 "use strict";
 (function () {
   const TOKEN_KEY = "tsstats-token";
@@ -86,7 +88,7 @@
   function format(value) {
     if (Math.abs(value) >= 1000 || value === 0 || Number.isInteger(value)) return value.toLocaleString("en");
     if (Math.abs(value) >= 1) return value.toFixed(2);
-    return String(Number(value.toPrecision(3)));
+    return value.toLocaleString("en", {maximumSignificantDigits: 3});  // 0.000000328, never 3.28e-7
   }
 
   // a quantity in the unit that reads best (units from the largest; the last one's limit is 0): energy from
@@ -96,10 +98,17 @@
     const [, unit, factor] = units.find(([limit]) => Math.abs(value) >= limit);
     return format(Number((value * factor).toPrecision(3))) + " " + unit;
   }
-  const energyText = (joules) => scaled(joules, [[3.6e9, "MWh", 1 / 3.6e9], [3.6e6, "kWh", 1 / 3.6e6],
-    [3600, "Wh", 1 / 3600], [0, "mWh", 1 / 3.6]]);
-  const carbonText = (grams) => scaled(grams, [[1e6, "t CO2e", 1e-6], [1000, "kg CO2e", 1e-3], [1, "g CO2e", 1],
-    [0, "mg CO2e", 1000]]);
+  const prefixed = (unit) => [[1e9, "G" + unit, 1e-9], [1e6, "M" + unit, 1e-6], [1e3, "k" + unit, 1e-3],
+    [1, unit, 1], [1e-3, "m" + unit, 1e3], [0, "µ" + unit, 1e6]];
+  const jouleText = (joules) => scaled(joules, prefixed("J"));
+  const carbonText = (grams) => scaled(grams, prefixed("g CO2e"));
+  // an axis' tick: short, with an SI prefix (1.2M, 350k, 0.5), so that no label is wider than its axis
+  function tickText(value) {
+    if (value === null || value === undefined) return "";
+    const [, prefix, factor] = [[1e9, "G", 1e-9], [1e6, "M", 1e-6], [1e3, "k", 1e-3], [0, "", 1]]
+      .find(([limit]) => Math.abs(value) >= limit);
+    return String(Number((value * factor).toPrecision(3))) + prefix;
+  }
 
   function estimateNote(sources) {
     const parts = ESTIMATED_PARTS.filter(([, key]) => MODEL_WORDS[sources[key]])
@@ -161,6 +170,7 @@
       state.lastCounts = counts;
       loadComparisons();
       loadModels();
+      loadStudies();
     }
   }
 
@@ -275,11 +285,27 @@
           scale: chart.spec.energy && i === 1 ? "g" : "y",
           width: 1.5, spanGaps: false, points: {show: (u, si, i0, i1) => i1 - i0 < 60 || undefined}}))),
         axes: [{stroke: palette.length ? getComputedStyle(document.body).color : undefined},
-          {stroke: getComputedStyle(document.body).color, size: 64, scale: "y"}].concat(chart.spec.energy
-          ? [{stroke: getComputedStyle(document.body).color, size: 64, scale: "g", side: 1, grid: {show: false}}]
-          : []),
+          valueAxis("y", 3)].concat(chart.spec.energy ? [Object.assign(valueAxis("g", 1), {grid: {show: false}})] : []),
       }, data, chart.box.querySelector(".plot"));
     }));
+  }
+
+  // a value axis whose ticks read tickText and whose width fits its widest tick (uPlot draws on a canvas: the
+  // width is measured with the axis' own font); the widths chosen are on the chart for the page's tests
+  function valueAxis(scale, side) {
+    return {scale, side, stroke: getComputedStyle(document.body).color,
+      values: (u, splits) => splits.map(tickText),
+      size(u, values, axisIndex) {
+        if (!values) return 40;
+        u.ctx.save();
+        u.ctx.font = u.axes[axisIndex].font[0];
+        const widest = Math.max(0, ...values.map((text) => u.ctx.measureText(text).width / devicePixelRatio));
+        const size = Math.ceil(widest) + 18;  // the tick (5 px), the gap (5 px) and room to spare
+        const box = u.root.closest(".chart");
+        if (box) box.dataset["axis" + scale] = JSON.stringify({size, labels: values, font: u.ctx.font});
+        u.ctx.restore();
+        return size;
+      }};
   }
 
   $("ranges").addEventListener("click", (event) => {
@@ -308,8 +334,8 @@
     for (const item of page.items) {
       const row = document.createElement("tr");
       row.dataset.id = String(item.id);
-      const cells = [item.id, item.name, item.status, item.accuracy, item.speed, item.latencyMs,
-        energyText(item.energyJ), carbonText(item.carbonG)];
+      const cells = [item.id, item.name, (item.models || []).join(", "), item.status, item.accuracy, item.speed,
+        item.latencyMs, jouleText(item.energyJ), jouleText(item.energyPerItemJ), carbonText(item.carbonG)];
       for (const cell of cells) {
         const td = document.createElement("td");
         td.textContent = cell === null || cell === undefined ? "–" : (typeof cell === "number" ? format(cell) : cell);
@@ -326,8 +352,15 @@
 
   const modelSort = {key: "model", descending: false};
 
+  // a column's value: a figure, the half-width of its mean's 95 % interval ("figure±"), or the front
   function modelValue(item, key) {
-    return key === "runs" ? item.runs.total : item[key];
+    if (key === "runs") return item.runs.total;
+    if (key === "pareto") return item.pareto === null ? null : (item.pareto ? "yes" : "no");
+    if (key.endsWith("±")) {
+      const spread = item.spread[key.slice(0, -1)];
+      return spread && spread.ci95High !== null ? (spread.ci95High - spread.ci95Low) / 2 : null;
+    }
+    return item[key];
   }
 
   async function loadModels() {
@@ -358,8 +391,8 @@
     for (const item of items) {
       const row = document.createElement("tr");
       row.dataset.model = item.model;
-      for (const column of ["model", "runs", "accuracy", "speed", "latencyMs", "energyPerRunJ", "energyPerItemJ",
-        "carbonPerItemG", "sciPerItemG"]) {
+      for (const column of ["model", "runs", "accuracy", "accuracy±", "speed", "latencyMs", "energyPerRunJ",
+        "energyPerRunJ±", "energyPerItemJ", "energyPerItemJ±", "carbonPerItemG", "sciPerItemG", "pareto"]) {
         const cell = modelValue(item, column);
         const td = document.createElement("td");
         td.textContent = cell === null || cell === undefined ? "–" : (typeof cell === "number" ? format(cell) : cell);
@@ -370,6 +403,152 @@
     for (const th of $("models").querySelectorAll("th")) {
       th.setAttribute("aria-sort", th.dataset.key === key ? (descending ? "descending" : "ascending") : "none");
     }
+    drawPareto(state.models || []);
+  }
+
+  // -- drawings: SVG, sized by their viewBox, each mark carrying its figures for the page's tests ------------
+  const SVG = "http://www.w3.org/2000/svg";
+
+  // an element under ``parent``, in its namespace (SVG inside an svg, HTML elsewhere)
+  function mark(parent, name, attributes, text) {
+    const node = parent.namespaceURI === SVG ? document.createElementNS(SVG, name) : document.createElement(name);
+    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+    if (text !== undefined) node.textContent = text;
+    parent.appendChild(node);
+    return node;
+  }
+
+  // round ticks (1, 2 or 5 x a power of ten apart) within [low, high], about ``count`` intervals of them
+  function ticks(low, high, count) {
+    const raw = (high - low) / count || 1;
+    const power = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 5, 10].map((times) => times * power).find((candidate) => candidate >= raw);
+    const found = [];
+    for (let value = Math.ceil(low / step) * step; value <= high + step * 1e-9; value += step) {
+      found.push(Number(value.toPrecision(12)));
+    }
+    return found;
+  }
+
+  // accuracy (y) against energy per item (x); the front's points filled and joined in order of energy
+  function drawPareto(items) {
+    const svg = $("pareto");
+    svg.textContent = "";
+    const points = items.filter((item) => item.accuracy !== null && item.energyPerItemJ !== null);
+    $("no-pareto").hidden = points.length > 0;
+    svg.hidden = points.length === 0;
+    if (!points.length) return;
+    const width = 640, height = 300, left = 64, right = 20, top = 12, bottom = 44;
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    const energies = points.map((item) => item.energyPerItemJ), accuracies = points.map((item) => item.accuracy);
+    const xMax = Math.max(...energies) * 1.1 || 1, yLow = Math.max(Math.min(...accuracies) - 5, 0);
+    const yHigh = Math.min(Math.max(...accuracies) + 5, 100) > yLow ? Math.min(Math.max(...accuracies) + 5, 100)
+      : yLow + 1;
+    const x = (value) => left + (width - left - right) * value / xMax;
+    const y = (value) => top + (height - top - bottom) * (1 - (value - yLow) / (yHigh - yLow));
+    mark(svg, "line", {class: "axis", x1: left, y1: height - bottom, x2: width - right, y2: height - bottom});
+    mark(svg, "line", {class: "axis", x1: left, y1: top, x2: left, y2: height - bottom});
+    for (const value of ticks(0, xMax, 4)) {
+      mark(svg, "text", {x: x(value), y: height - bottom + 16, "text-anchor": "middle"}, tickText(value));
+    }
+    for (const value of ticks(yLow, yHigh, 4)) {
+      mark(svg, "text", {x: left - 6, y: y(value) + 4, "text-anchor": "end"}, tickText(value));
+    }
+    mark(svg, "text", {x: (left + width - right) / 2, y: height - 6, "text-anchor": "middle"}, "energy per item (J)");
+    mark(svg, "text", {x: 14, y: (top + height - bottom) / 2, "text-anchor": "middle",
+      transform: `rotate(-90 14 ${(top + height - bottom) / 2})`}, "accuracy (%)");
+    const front = points.filter((item) => item.pareto).sort((a, b) => a.energyPerItemJ - b.energyPerItemJ);
+    mark(svg, "polyline", {class: "front-line", points: front.map((item) =>
+      `${x(item.energyPerItemJ)},${y(item.accuracy)}`).join(" ")});
+    for (const item of points) {
+      const dot = mark(svg, "circle", {class: "point" + (item.pareto ? " front" : ""), r: 5,
+        cx: x(item.energyPerItemJ), cy: y(item.accuracy), "data-model": item.model});
+      mark(dot, "title", {}, `${item.model}: ${format(item.accuracy)} %, ${jouleText(item.energyPerItemJ)} per item` +
+        (item.pareto ? " (on the front)" : ""));
+      if (points.length <= 30) {  // named beside its point while the names fit
+        mark(svg, "text", {x: x(item.energyPerItemJ) + 8, y: y(item.accuracy) - 6}, item.model.slice(0, 24));
+      }
+    }
+  }
+
+  // -- studies ---------------------------------------------------------------------------------------------
+  async function loadStudies() {
+    let list;
+    try { list = await api("/api/studies"); } catch (error) { return; }
+    const select = $("study-select");
+    const chosen = state.study && list.items.some((item) => item.id === state.study) ? state.study
+      : (list.items[0] || {}).id;
+    $("no-studies").hidden = list.items.length > 0;
+    $("study-view").hidden = list.items.length === 0;
+    select.textContent = "";
+    for (const item of list.items) {
+      mark(select, "option", {value: item.id}, `${item.id} (${item.contenders.length} contenders, ${item.trials} trials)`);
+    }
+    if (chosen === undefined) return;
+    select.value = chosen;
+    loadStudy(chosen);
+  }
+
+  $("study-select").addEventListener("change", () => loadStudy($("study-select").value));
+
+  async function loadStudy(id) {
+    state.study = id;
+    let study;
+    try { study = await api("/api/studies/" + encodeURIComponent(id)); } catch (error) { return; }
+    if (state.study !== id) return;  // another was chosen meanwhile
+    const withEnergy = study.commands.every((command) => command.energy);
+    const perItem = study.items ? "per item" : "per run";
+    $("study-bars-title").textContent = withEnergy ? `Energy ${perItem} (J: mean, 95 % interval)`
+      : "Time (s: mean, 95 % interval): no energy was measured";
+    $("study-note").textContent = study.neverQuiet ? "the machine was never quiet: " + study.neverQuiet
+      : (study.idleBaseline ? "idle baseline " + study.idleBaseline.how : "");
+    drawBars(study.commands.map((command) => [command.name, withEnergy ? command.energy : command.time]),
+      withEnergy ? "J" : "s");
+    const body = $("study-ratios").querySelector("tbody");
+    body.textContent = "";
+    const words = {energy: `energy ${perItem}`, energyNetOfIdle: `energy ${perItem} net of idle`, time: "time"};
+    for (const [quantity, ratios] of Object.entries(study.ratios)) {
+      for (const found of ratios) {
+        const row = mark(body, "tr", {"data-quantity": quantity, "data-other": found.other});
+        mark(row, "td", {}, words[quantity] || quantity);
+        mark(row, "td", {}, `${found.other} / ${found.base}`);
+        mark(row, "td", {}, `${found.value.toFixed(2)} ± ${found.spread.toFixed(2)}`);
+        mark(row, "td", {}, `${found.ci_low.toFixed(2)} – ${found.ci_high.toFixed(2)}`);
+        mark(row, "td", {class: found.significant ? "significant" : ""},
+          (found.significant ? "significant" : "not significant") + ` (p = ${Number(found.p.toPrecision(2))})`);
+      }
+    }
+  }
+
+  // a horizontal bar per contender from 0 to its mean, with its 95 % interval as an error bar
+  function drawBars(rows, unit) {
+    const svg = $("study-bars");
+    svg.textContent = "";
+    const width = 640, left = 180, right = 24, top = 10, band = 34, height = top + band * rows.length + 40;
+    svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    const high = Math.max(...rows.map(([, d]) => Math.max(d.ci_high ?? d.mean, d.mean))) * 1.1 || 1;
+    const x = (value) => left + (width - left - right) * Math.max(value, 0) / high;
+    const bottom = top + band * rows.length;
+    mark(svg, "line", {class: "axis", x1: left, y1: bottom, x2: width - right, y2: bottom});
+    for (const value of ticks(0, high, 4)) {
+      mark(svg, "text", {x: x(value), y: bottom + 16, "text-anchor": "middle"}, tickText(value));
+    }
+    mark(svg, "text", {x: (left + width - right) / 2, y: bottom + 34, "text-anchor": "middle"}, unit);
+    rows.forEach(([name, d], i) => {
+      const middle = top + band * i + band / 2;
+      const label = mark(svg, "text", {x: left - 8, y: middle + 4, "text-anchor": "end"},
+        name.length > 28 ? name.slice(0, 27) + "…" : name);
+      mark(label, "title", {}, name);
+      mark(svg, "rect", {class: "bar", x: left, y: middle - 10, width: x(d.mean) - left, height: 20,
+        "data-name": name, "data-mean": d.mean});
+      if (d.ci_low !== null && d.ci_high !== null) {
+        const error = {class: "error", "data-name": name, "data-low": d.ci_low, "data-high": d.ci_high};
+        mark(svg, "line", {...error, x1: x(d.ci_low), y1: middle, x2: x(d.ci_high), y2: middle});
+        for (const end of [d.ci_low, d.ci_high]) {
+          mark(svg, "line", {class: "error", x1: x(end), y1: middle - 6, x2: x(end), y2: middle + 6});
+        }
+      }
+    });
   }
 
   $("models").querySelector("thead").addEventListener("click", (event) => {
@@ -388,9 +567,9 @@
     const body = $("energy").querySelector("tbody");
     body.textContent = "";
     const joules = energy.energyJ;
-    const rows = [["CPU", energyText(joules.cpu), energy.methods.cpu],
-      ["GPU", energyText(joules.gpu), energy.methods.gpu], ["Memory", energyText(joules.memory), energy.methods.memory],
-      ["Total", energyText(joules.total), ""],
+    const rows = [["CPU", jouleText(joules.cpu), energy.methods.cpu],
+      ["GPU", jouleText(joules.gpu), energy.methods.gpu], ["Memory", jouleText(joules.memory), energy.methods.memory],
+      ["Total", jouleText(joules.total), ""],
       ["Carbon", carbonText(energy.carbonG), "at " + format(energy.gPerKwh) + " g/kWh"]];
     for (const [name, text, note] of rows) {
       if (name === "GPU" && note === "absent") continue;  // no GPU here: not a row of zeros
