@@ -40,7 +40,7 @@ def test_the_last_second_s_cpu_by_whom_and_the_temperatures_for_a_study_to_wait_
             rig.clock.process_cpu += 0.01
             rig.tick(cpu_pct=50.0)
         now = rig.sampler.parts.reader.now
-        assert now is not None and now.seconds == pytest.approx(1.0)
+        assert now is not None and 0.5 <= now.seconds <= 0.61  # the ticks of the last half second
         assert now.cpu_pct == pytest.approx(50.0) and now.service_pct == pytest.approx(2.5)
         assert now.others_pct == pytest.approx(47.5) and now.gpu_temperature_c == {0: 47.0}
         assert now.taken_ms == pytest.approx((START_WALL + 1.0) * 1000.0)

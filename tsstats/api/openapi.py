@@ -127,9 +127,9 @@ def openapi_document(token_set: bool = True) -> dict[str, Any]:
                      "responses": {"201": _json(ref("Offset"), "created, committed"),
                                    **_errors(400, 401, 413, 415, 503, 507)}}},
         "/api/conditions": {"get": {
-            "summary": "Whether the machine is quiet and cool now: the last second's CPU by whom, the latest "
+            "summary": "Whether the machine is quiet and cool now: the last half second's CPU by whom, the latest "
                        "temperatures (what a study waits on before each trial)", "operationId": "conditionsNow",
-            "responses": {"200": _json(ref("ConditionsNow"), "the last whole second"), **_errors(400, 401, 503)}}},
+            "responses": {"200": _json(ref("ConditionsNow"), "the last half second"), **_errors(400, 401, 503)}}},
         "/api/studies": {"get": {
             "summary": "Studies: the comparisons whose metadata names a study, most recently active first",
             "operationId": "listStudies",

@@ -132,7 +132,7 @@ class ServiceView:
                 "system": sources.host.name}
 
     def machine_now(self) -> MachineNow | None:
-        """The last second's CPU by whom and the latest temperatures (None before the first whole second)."""
+        """The last half second's CPU by whom and the latest temperatures (None before the first)."""
         return self._sampler.parts.reader.now
 
     def tiers(self) -> TierState:

@@ -90,6 +90,8 @@ class Trial:
     unfair_reasons: list[str] = field(default_factory=list)
     waited_s: float = 0.0  # for a quiet, cool machine before it started
     unsettled: str | None = None  # why the machine was not quiet or cool when it started anyway
+    machine_energy_j: float | None = None  # the whole machine's over the trial's window (with pids)
+    window_s: float | None = None  # the trial's window as the service measured it
 
 
 @dataclass
@@ -209,6 +211,9 @@ class Study:
             energy = finished.get("energyJ")
             trial.energy_j = float(energy) if energy is not None else None
             trial.record_id, trial.fair = finished.get("id"), finished.get("fair")
+            machine, window = finished.get("machineEnergyJ"), finished.get("durationS")
+            trial.machine_energy_j = float(machine) if machine is not None else None
+            trial.window_s = float(window) if window is not None else None
             trial.unfair_reasons = list(finished.get("unfairReasons") or [])
         self.trials.append(trial)
         return trial
@@ -294,12 +299,20 @@ def analyse(contenders: list[tuple[str, list[str] | None]], trials: list[Trial],
         excluded = [trial for trial in measured if trial not in used]
         energies = [value for trial in used if (value := unit_energy(trial)) is not None]
         complete = bool(energies) and len(energies) == len(used)
-        nets = [unit_energy(replace(trial, energy_j=(trial.energy_j or 0.0) - idle_w * trial.wall_s)) or 0.0
+        nets = [unit_energy(replace(trial, energy_j=net_of_idle(trial, idle_w))) or 0.0
                 for trial in used] if complete and idle_w is not None else []
         found.append(Result(name, command, used, excluded, describe([trial.wall_s for trial in used]),
                             describe(energies) if complete else None, energies if complete else [],
                             describe(nets) if nets else None, nets))
     return found
+
+
+def net_of_idle(trial: Trial, idle_w: float) -> float:
+    """What the machine used above its idle power while the trial ran: the whole machine's energy over the
+    trial's window (its processes' share where the service gave no machine figure) less the idle power over
+    that window. Not clamped: below 0, the trial used less than the idle baseline did."""
+    energy = trial.machine_energy_j if trial.machine_energy_j is not None else (trial.energy_j or 0.0)
+    return energy - idle_w * (trial.window_s if trial.window_s is not None else trial.wall_s)
 
 
 def ranked(results: list[Result], quantity: str) -> tuple[int, list[tuple[int, Ratio]]] | None:
@@ -327,11 +340,15 @@ def quantity_text(value: float, unit: str) -> str:
     return f"{value:.4g} {unit}"
 
 
+LABEL_WIDTH = 44  # the report's first column, as wide as its longest label
+
+
 def description_lines(label: str, description: Description, unit: str) -> list[str]:
     text = lambda value: quantity_text(value, unit)  # noqa: E731
     interval = f"[95 % CI {text(description.ci_low)} … {text(description.ci_high)}]" if description.n > 1 else ""
-    return [f"  {label + ' (mean ± σ):':32s}{text(description.mean)} ± {text(description.stdev)}    {interval}",
-            f"  {'Range (min … max):':32s}{text(description.minimum)} … {text(description.maximum)}"]
+    return [f"  {label + ' (mean ± σ):':{LABEL_WIDTH}s}{text(description.mean)} ± {text(description.stdev)}    "
+            f"{interval}".rstrip(),
+            f"  {'Range (min … max):':{LABEL_WIDTH}s}{text(description.minimum)} … {text(description.maximum)}"]
 
 
 def report(results: list[Result], stopped: str, per_item: bool, unmeasured: str | None = None,
@@ -355,7 +372,7 @@ def report(results: list[Result], stopped: str, per_item: bool, unmeasured: str 
             if result.excluded else ""
         unfair_kept = [trial for trial in result.used if trial.fair is False]
         kept = f" ({len(unfair_kept)} judged unfair: {unfair_kinds(unfair_kept)})" if unfair_kept else ""
-        lines.append(f"  {'Runs:':32s}{len(result.used)} used{kept}{left_out}")
+        lines.append(f"  {'Runs:':{LABEL_WIDTH}s}{len(result.used)} used{kept}{left_out}")
         lines += waited_lines(result.used + result.excluded)
         lines.append("")
     if never_quiet:
@@ -405,7 +422,8 @@ def waited_lines(trials: list[Trial]) -> list[str]:
         return []
     unsettled = [trial.unsettled for trial in trials if trial.unsettled]
     without = f"; {len(unsettled)} started without one ({min(unsettled)})" if unsettled else ""
-    return [f"  {'Waited for a quiet machine:':32s}{sum(waits):.3g} s in all, {max(waits):.3g} s at most{without}"]
+    return [f"  {'Waited for a quiet machine:':{LABEL_WIDTH}s}{sum(waits):.3g} s in all, {max(waits):.3g} s at most"
+            f"{without}"]
 
 
 def warning_lines(results: list[Result]) -> list[str]:

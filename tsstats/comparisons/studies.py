@@ -57,7 +57,7 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
     comparison names it."""
     rows = con.execute(
         f"SELECT id, {CONTENDER}, status, {WARMUP}, started_ms, finished_ms, energy_kwh, items, fair, conditions, "
-        f"{WAITED}, {BASELINE} FROM comparisons WHERE {STUDY} = ? ORDER BY id", [study_id]).fetchall()
+        f"{WAITED}, {BASELINE}, machine_kwh FROM comparisons WHERE {STUDY} = ? ORDER BY id", [study_id]).fetchall()
     if not rows:
         return None
     names: list[str] = []
@@ -66,7 +66,7 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
     counted: dict[int, int] = {}
     idle_w, idle_note = None, ""
     for (record_id, contender, status, warmup, started, finished, energy_kwh, items, fair, conditions, waited,
-         baseline) in rows:
+         baseline, machine_kwh) in rows:
         if baseline:  # the idle power measured before the study, the last one measured
             if status == "completed" and energy_kwh is not None and started is not None and finished and \
                     finished > started:
@@ -82,7 +82,8 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
         judged = json.loads(conditions) if conditions else {}
         trial = Trial(index, 0 if warmup else counted[index], (finished - started) / 1000.0, 0,
                       None if energy_kwh is None else energy_kwh * JOULES_PER_KWH, record_id, fair,
-                      list(judged.get("unfairReasons") or []), waited or 0.0)
+                      list(judged.get("unfairReasons") or []), waited or 0.0, None,
+                      None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, (finished - started) / 1000.0)
         items_of[record_id] = items
         trials.append(trial)
     per_item = all(items_of[trial.record_id] for trial in trials if trial.record_id is not None) and bool(trials)

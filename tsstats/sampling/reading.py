@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ from tsstats.sources.latency import LatencyMonitor
 
 log = logging.getLogger("tsstats.sampler")
 SLOW_READ_S = 1.0  # memory, load, TCP, network and the conditions: read once a second
+NOW_WINDOW_S = 0.5  # the span of ``TickReader.now``: a study after a trial waits about this for a clean reading
 
 
 @dataclass
@@ -54,9 +56,21 @@ class Sources:
 
 
 @dataclass(frozen=True)
+class CpuMark:
+    """The CPU counters at a tick: the machine's, this service's own, and when."""
+
+    mono: float
+    wall_ms: float
+    cpu: CpuTimes
+    own_s: float
+    logical_cpus: int
+
+
+@dataclass(frozen=True)
 class MachineNow:
-    """Whether the machine is quiet and cool now: the last second's CPU by whom, in % of every CPU's time, and
-    the latest temperatures (NaN where unknown). What a study waits on before each trial."""
+    """Whether the machine is quiet and cool now: the CPU by whom over the last ``NOW_WINDOW_S`` or more of
+    ticks, in % of every CPU's time, and the latest temperatures (NaN where unknown). What a study waits on
+    before each trial."""
 
     taken_ms: float  # wall clock, at the end of the second
     seconds: float
@@ -102,8 +116,8 @@ class TickReader:
         self._failures_logged: set[str] = set()
         self.last_gpus: list[GpuReading] = []  # the newest tick's GPU readings
         self.gpu_conditions: dict[int, GpuConditions] = {}  # the newest once-a-second reading, by GPU
-        self._second_cpu: tuple[CpuTimes, float, int] | None = None  # at the last slow read: CPU, own CPU, CPUs
-        self.now: MachineNow | None = None  # the last second's, once two slow reads were taken
+        self._marks: deque[CpuMark] = deque()  # the ticks' counters over the last NOW_WINDOW_S and one more
+        self._span: tuple[CpuMark, CpuMark] | None = None  # its ends, swapped whole (other threads read it)
 
     def prime(self, last_ts_ms: float | None) -> None:
         """Take the first counter readings (the next tick's differences start here); ``last_ts_ms`` is the
@@ -111,8 +125,9 @@ class TickReader:
         self._last_ts_ms = last_ts_ms
         fast = self.sources.host.read_fast()
         self._prev_cpu = fast.cpu
-        self._second_cpu = (fast.cpu, self.clocks.process_cpu(), fast.logical_cpus)
         self._prev_mono = self._slow_mono = self.clocks.monotonic()
+        self._marks.clear()
+        self._mark(self._prev_mono, self.clocks.wall() * 1000.0, fast.cpu, fast.logical_cpus)
         self._slow = self.sources.host.read_slow()
         self._net_rates = (math.nan, math.nan)  # no rate before the second reading
         self._read_conditions(0.0)
@@ -136,18 +151,30 @@ class TickReader:
                 self._failures_logged.add(what)
                 log.warning("%s cannot be read (%s): those readings are unavailable, the rest go on", what, error)
 
-    def _take_now(self, cpu: CpuTimes, logical_cpus: int, elapsed_s: float, wall_ms: float) -> None:
-        own = self.clocks.process_cpu()
-        if self._second_cpu is not None and elapsed_s > 0:
-            before, own_before, _ = self._second_cpu
-            conditions = self._conditions
-            self.now = MachineNow(
-                taken_ms=wall_ms, seconds=elapsed_s, cpu_pct=cpu_busy_pct(before, cpu),
-                service_pct=min(100.0 * max(own - own_before, 0.0) / (elapsed_s * max(logical_cpus, 1)), 100.0),
-                cpu_temperature_c=conditions.sensors.package_c if conditions is not None else math.nan,
-                gpu_temperature_c={g.index: g.temperature_c for g in self.last_gpus
-                                   if g.ok and math.isfinite(g.temperature_c)})
-        self._second_cpu = (cpu, own, logical_cpus)
+    def _mark(self, mono: float, wall_ms: float, cpu: CpuTimes, logical_cpus: int) -> None:
+        """Keep this tick's counters, and those of the ticks back to NOW_WINDOW_S before it."""
+        marks = self._marks
+        marks.append(CpuMark(mono, wall_ms, cpu, self.clocks.process_cpu(), logical_cpus))
+        while len(marks) > 2 and marks[1].mono <= mono - NOW_WINDOW_S:
+            marks.popleft()
+        self._span = (marks[0], marks[-1])
+
+    @property
+    def now(self) -> MachineNow | None:
+        """The CPU by whom since the tick NOW_WINDOW_S (or a little more) ago, and the latest temperatures;
+        None until the ticks span that long (any thread)."""
+        span = self._span
+        if span is None or span[1].mono - span[0].mono < NOW_WINDOW_S * 0.9:
+            return None
+        first, last = span
+        seconds = last.mono - first.mono
+        conditions = self._conditions
+        own_pct = 100.0 * max(last.own_s - first.own_s, 0.0) / (seconds * max(last.logical_cpus, 1))
+        return MachineNow(taken_ms=last.wall_ms, seconds=seconds, cpu_pct=cpu_busy_pct(first.cpu, last.cpu),
+                          service_pct=min(own_pct, 100.0),
+                          cpu_temperature_c=conditions.sensors.package_c if conditions is not None else math.nan,
+                          gpu_temperature_c={g.index: g.temperature_c for g in self.last_gpus
+                                             if g.ok and math.isfinite(g.temperature_c)})
 
     def read(self) -> Tick:
         sources = self.sources
@@ -173,9 +200,9 @@ class TickReader:
             self._net_rates = (max(self._slow.net_rx_bytes - previous.net_rx_bytes, 0) / elapsed,
                                max(self._slow.net_tx_bytes - previous.net_tx_bytes, 0) / elapsed)
             self._read_conditions(elapsed)
-            self._take_now(fast.cpu, fast.logical_cpus, elapsed, wall_ms)
         cpu = cpu_busy_pct(self._prev_cpu, fast.cpu)
         self._prev_cpu = fast.cpu
+        self._mark(mono_now, wall_ms, fast.cpu, fast.logical_cpus)
         gpus = sources.gpu.read() if sources.gpu.gpus else []
         power = sources.meter.measure(interval, cpu, gpus)
         utilizations = [g.utilization_pct for g in gpus if g.ok and math.isfinite(g.utilization_pct)]

@@ -43,7 +43,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
         query_values(request, ())
         now = view.machine_now()
         if now is None:
-            return json_response(error_body(503, "the first whole second is not read yet; retry in a second"),
+            return json_response(error_body(503, "the first half second is not read yet; retry in a second"),
                                  status=503, headers={**NO_STORE, "Retry-After": "1"})
         return json_response(machine_now_body(now, limit_pct), headers=NO_STORE)
 
