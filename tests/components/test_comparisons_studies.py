@@ -39,6 +39,7 @@ def test_a_study_is_listed_computed_from_its_trials_and_deleted_whole(inprocess)
                for command in study["commands"] if command["time"]["n"] >= 2 and command["trials"])
     assert study["ratios"]["energyNetOfIdle"] == [] and study["idleBaseline"] is None  # none measured
     assert set(study["ratios"]) == {"energy", "energyNetOfIdle", "time"}
+    assert all("contentionPct" in trial["conditions"] for command in study["commands"] for trial in command["trials"])
     assert any("Command 1: a" in line for line in study["report"])
 
     assert client.get("/api/studies/nobody").status_code == 404

@@ -92,6 +92,7 @@ class Trial:
     unsettled: str | None = None  # why the machine was not quiet or cool when it started anyway
     machine_energy_j: float | None = None  # the whole machine's over the trial's window (with pids)
     window_s: float | None = None  # the trial's window as the service measured it
+    conditions: dict[str, Any] | None = None  # as the service judged them (docs/conditions.md)
 
 
 @dataclass
@@ -213,6 +214,7 @@ class Study:
             trial.record_id, trial.fair = finished.get("id"), finished.get("fair")
             machine, window = finished.get("machineEnergyJ"), finished.get("durationS")
             trial.machine_energy_j = float(machine) if machine is not None else None
+            trial.conditions = finished.get("conditions")
             trial.window_s = float(window) if window is not None else None
             trial.unfair_reasons = list(finished.get("unfairReasons") or [])
         self.trials.append(trial)

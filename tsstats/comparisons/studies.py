@@ -83,7 +83,8 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
         trial = Trial(index, 0 if warmup else counted[index], (finished - started) / 1000.0, 0,
                       None if energy_kwh is None else energy_kwh * JOULES_PER_KWH, record_id, fair,
                       list(judged.get("unfairReasons") or []), waited or 0.0, None,
-                      None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, (finished - started) / 1000.0)
+                      None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, (finished - started) / 1000.0,
+                      judged.get("conditions"))
         items_of[record_id] = items
         trials.append(trial)
     per_item = all(items_of[trial.record_id] for trial in trials if trial.record_id is not None) and bool(trials)
