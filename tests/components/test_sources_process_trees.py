@@ -36,7 +36,7 @@ def canned(tmp_path):
     (proc / "meminfo").write_text("MemTotal: 1000 kB\nMemAvailable: 400 kB\n")
     add_process(proc, 10, utime=30, cutime=5, threads={10: 2 * 10**9, 11: 10**9}, children=(20,))
     add_process(proc, 20, utime=40, threads={20: 10**9})
-    add_process(proc, 99, utime=12)  # the service
+    add_process(proc, 99, utime=12, cutime=40)  # the service; the children it reaped are not its own time
     return proc
 
 

@@ -66,15 +66,16 @@ class ProcfsTrees:
         except (OSError, IndexError):
             return False
 
-    def _stat(self, pid: int) -> tuple[bool, float, float] | None:
-        """(whether it runs, not a zombie; its CPU ticks; its resident bytes), or None once it is gone."""
+    def _stat(self, pid: int, reaped: bool = True) -> tuple[bool, float, float] | None:
+        """(whether it runs, not a zombie; its CPU ticks, with those of the children it reaped unless not
+        ``reaped``; its resident bytes), or None once it is gone."""
         try:
             with open(f"{self.root}/{pid}/stat", "rb") as handle:
                 fields = handle.read().rsplit(b")", 1)[1].split()
         except OSError:
             return None
         # after the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14) ... rss(21)
-        ticks = float(int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14]))
+        ticks = float(int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0))
         return fields[0] != b"Z", ticks, float(int(fields[21])) * self.page_size
 
     def _threads(self, pid: int) -> tuple[list[int], float]:
@@ -126,7 +127,7 @@ class ProcfsTrees:
             values = [int(value) for value in handle.readline().split()[1:]]
         user, nice, system, idle, iowait, irq, softirq, steal = (values + [0] * 8)[:8]
         busy = float(user + nice + system + irq + softirq + steal)
-        service = self._stat(self.service_pid)
+        service = self._stat(self.service_pid, reaped=False)  # its own threads' time, as psutil gives it
         own = math.nan if service is None else service[1]
         memory = {}
         with open(f"{self.root}/meminfo", "rb") as handle:
