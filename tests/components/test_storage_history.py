@@ -277,6 +277,27 @@ def test_retention_removes_exactly_what_it_should(tmp_path):
     store.close()
 
 
+def test_a_retention_pass_deletes_the_oldest_rows_a_bounded_number_at_a_time(tmp_path, monkeypatch):
+    from tsstats.storage import retention
+
+    monkeypatch.setattr(retention, "RETENTION_ROWS", 1000)
+    store, rollups = fresh_store(tmp_path / "passes.duckdb")
+    now = HOUR0 + 2 * 86_400_000
+    ts = np.arange(HOUR0, now, 10_000.0)  # a sample every 10 s for two days: 17,280 rows
+    columns, gpu = make_columns(ts, np.random.default_rng(3))
+    write_batch(store, rollups, columns, gpu)
+    rollups.close(store, now)
+    settings = load_settings({"retention_raw": "1d"}, env={"HOME": "/h"})
+    passes = []
+    while deleted := store.transaction(lambda con: retention.enforce_retention(con, settings, now,
+                                                                                 rollups.minutes_until)):
+        passes.append(deleted)
+    left = store.read_now(lambda con: con.execute("SELECT min(ts_ms), count(*) FROM samples").fetchall()[0])
+    assert left == (now - 86_400_000, 8640) and sum(passes) == 2 * 8640  # samples and their GPU rows
+    assert len(passes) == 9 and max(passes) == 2 * 1000  # the oldest 1,000 of each table per pass
+    store.close()
+
+
 def test_size_cap_deletes_the_oldest_first(tmp_path):
     from tsstats.storage.retention import enforce_size_cap, used_bytes
 

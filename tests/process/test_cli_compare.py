@@ -76,6 +76,7 @@ def test_on_a_machine_that_is_never_quiet_it_waits_retries_and_says_so_plainly(s
     assert result.returncode == 1, result.stdout + result.stderr
     assert "The machine was never quiet: every trial of" in result.stdout and "contention" in result.stdout
     assert "started without one (contention" in result.stdout, result.stdout
+    assert result.stderr.count("the machine was not quiet and cool within 1 s (contention") == 1, result.stderr
     study = json.loads((tmp_path / "study.json").read_text())
     assert study["neverQuiet"] and all(len(command["trials"]) == 4 for command in study["commands"])  # 2 x 2 tries
     assert all(trial["waited_s"] >= 1 and trial["unsettled"] for command in study["commands"]

@@ -213,7 +213,8 @@ def test_compare_callables_in_this_process_and_a_tracked_run_of_a_study(service)
         import json, tsstats
         work = lambda n: sum(i * i for i in range(n))
         found = tsstats.compare({"small": lambda: work(1_000_000), "large": lambda: work(3_000_000)}, runs=3,
-                                warmup=1, items=10, seed=2, allow_unfair=True, study="callables", quiet=True)
+                                warmup=1, items=10, seed=2, allow_unfair=True, study="callables", quiet=True,
+                                max_wait=0)
         with tsstats.track(models=["by hand"], study="callables") as run:
             work(100_000)
         try:

@@ -125,6 +125,7 @@ class Study:
         self.reference: dict[str, Any] | None = None  # the study's first quiet reading: its temperatures
         self.idle_w: float | None = None  # the machine's idle power, when measured
         self.idle_note = ""  # how it was measured, or why it was not
+        self.said_unsettled = False  # a wait that ran out was said once
 
     # -- waiting for a quiet, cool machine ------------------------------------------------------------------
     def settle(self) -> tuple[float, str | None]:
@@ -151,7 +152,13 @@ class Study:
                     return time.monotonic() - started, None
             waited = time.monotonic() - started
             if waited >= self.options.max_wait:
-                return waited, why or "no reading of the machine"
+                why = why or "no reading of the machine"
+                if not self.said_unsettled:
+                    self.said_unsettled = True
+                    say(f"{self.who}: the machine was not quiet and cool within {self.options.max_wait:g} s "
+                        f"({why}); the trial runs anyway, and so may the next ones (each waits as long: "
+                        f"--max-wait, or max_wait=, sets it)")
+                return waited, why
             time.sleep(POLL_S)
 
     def _unsettled(self, reading: dict[str, Any]) -> str | None:

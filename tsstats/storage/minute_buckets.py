@@ -6,6 +6,10 @@ cost at 1 Hz; the values alone (one expression per metric, no aggregates) are a 
 min, max, sum, count and last per minute are a few ``reduceat`` calls (2 ms). Writing the row's 178 columns
 costs 12 ms either way. The hour tier still merges minute rows
 in SQL (once an hour, a few rows).
+
+A few rows go in as one ``INSERT ... VALUES`` (16 ms for the minute's one row); more, as when a day of samples is
+rolled up at once, as one list per column unnested by DuckDB (0.12 ms a row against 2 to 4 ms: a day's 1,440
+rows in 0.2 s, not 3 s; ten days' in 1.8 s, not 57).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from tsstats.storage.catalog import ENERGY_SUMS, Metric
 from tsstats.storage.sql import Connection, float_columns
 
+VALUES_ROWS = 16  # up to this many rows in one INSERT ... VALUES; more as unnested lists
 
 def values_select(source: str, metrics: tuple[Metric, ...], energy: bool, gpu: bool) -> str:
     """Each sample's bucket key and metric values in [?, ?), in key order (then time)."""
@@ -89,7 +94,11 @@ def insert_minutes(con: Connection, table: str, select: str, gpu: bool, energy: 
     if not len(columns[0]):
         return 0
     rows = bucket_rows(columns, step_ms, gpu, len(ENERGY_SUMS) if energy else 0)
-    placeholders = "(" + ", ".join("?" * len(names)) + ")"  # one statement; an appender costs twice as much
-    con.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([placeholders] * len(rows))}",
-                [value for row in rows for value in row])
+    if len(rows) <= VALUES_ROWS:
+        placeholders = "(" + ", ".join("?" * len(names)) + ")"  # one statement; an appender costs twice as much
+        con.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([placeholders] * len(rows))}",
+                    [value for row in rows for value in row])
+    else:
+        con.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(['unnest(?)'] * len(names))}",
+                    [list(column) for column in zip(*rows, strict=True)])
     return len(rows)

@@ -19,9 +19,7 @@ from tsstats.storage.sql import Connection, first
 from tsstats.storage.store import Store
 
 log = logging.getLogger("tsstats.retention")
-RETENTION_CHUNK_MS = {"samples": HOUR_MS, "gpu_samples": HOUR_MS, "rollup_1m": 24 * HOUR_MS,
-                      "gpu_rollup_1m": 24 * HOUR_MS, "rollup_1h": 720 * HOUR_MS, "gpu_rollup_1h": 720 * HOUR_MS,
-                      "outages": 720 * HOUR_MS}
+RETENTION_ROWS = 36_000  # of each table per pass at most: an hour of raw samples at 10 Hz
 RETENTION_INTERVAL_S = 60.0
 RETENTION_BACKLOG_S = 1.0  # while a backlog lasts: a pass a second
 
@@ -41,16 +39,18 @@ def retention_deletes(settings: Settings, now_ms: float, minutes_until: int | No
 
 
 def enforce_retention(con: Connection, settings: Settings, now_ms: float, minutes_until: int | None) -> int:
-    """Delete rows past their tier's retention, at most ``RETENTION_CHUNK_MS`` of each table per call so
-    that the writer never stalls for long (an hour of raw samples, a day of 1-minute rows, 30 days of 1-hour
-    rows); returns the rows deleted (0: nothing left to do)."""
+    """Delete rows past their tier's retention, the oldest ``RETENTION_ROWS`` of each table per call at most (an
+    hour of raw samples at 10 Hz; a sparse file's whole backlog), so that the writer never stalls for long;
+    returns the rows deleted (0: nothing left to do)."""
     deleted = 0
     for table, column, cut in retention_deletes(settings, now_ms, minutes_until):
-        oldest = first(con.execute(f"SELECT min({column}) FROM {table}").fetchall())[0]
-        if oldest is None or oldest >= cut:
-            continue
-        bound = min(cut, int(oldest) + RETENTION_CHUNK_MS[table])
-        deleted += first(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall())[0]
+        past = con.execute(f"SELECT {column} FROM {table} WHERE {column} < ? ORDER BY {column} LIMIT 1 OFFSET ?",
+                           [cut, RETENTION_ROWS]).fetchall()  # the first row a pass leaves, if the backlog is longer
+        bound = int(past[0][0]) if past else cut
+        gone = first(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall())[0]
+        if past and not gone:  # more rows than a pass at the oldest instant: take that instant whole
+            gone = first(con.execute(f"DELETE FROM {table} WHERE {column} <= ?", [bound]).fetchall())[0]
+        deleted += gone
     return deleted
 
 
