@@ -26,4 +26,6 @@ fi
 .venv/bin/ruff check .
 .venv/bin/lint-imports          # the layers of docs/architecture.md, and no circle between modules
 .venv/bin/mypy                  # the types of tsstats/ ([tool.mypy] in pyproject.toml)
-.venv/bin/python -m pytest "$@"
+# four workers (most tests wait on a process, a socket or a browser: 2 cores keep four busy), a test file's tests
+# in one worker (they share its servers); the 15 slowest tests at the end. TSSTATS_TEST_WORKERS=0: one process.
+.venv/bin/python -m pytest -n "${TSSTATS_TEST_WORKERS:-4}" --dist loadfile --durations=15 "$@"

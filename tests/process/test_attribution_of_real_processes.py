@@ -157,10 +157,10 @@ def test_many_comparisons_naming_one_tree_cost_one_walk_and_trees_are_bounded(tm
         assert client.get("/api/comparisons", params={"limit": 1}).json()["items"][0]["id"] == listed
         time.sleep(3.0)
         health = client.get("/healthz").json()
-        assert health["status"] == "ok" and health["lastSampleAgeS"] < 1.0, health
+        assert health["status"] == "ok" and health["lastSampleAgeS"] < 3.0, health  # sampling goes on (stalled: 5 s)
     again = ServerProcess(db, "--max-tracked-trees", "2")
     with again, again.client() as client:
         time.sleep(2.0)
         health = client.get("/healthz").json()
-        assert health["status"] == "ok" and health["lastSampleAgeS"] < 1.0, health
+        assert health["status"] == "ok" and health["lastSampleAgeS"] < 3.0, health  # sampling goes on (stalled: 5 s)
         assert client.get("/api/dashboard/stats").json()["liveStats"]["activeComparisons"] == 501
