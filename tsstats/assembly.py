@@ -35,8 +35,7 @@ from tsstats.core.settings import Settings, StartupError, default_of
 from tsstats.figures.grid import GridIntensity, resolve_grid
 from tsstats.figures.grid_rows import GridRow, GridRowsError, parse_csv
 from tsstats.sampling.availability import Availability
-from tsstats.sampling.clock_moves import StepMover
-from tsstats.sampling.clocksteps import ClockWatch
+from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
 from tsstats.sampling.current import CurrentFigures
 from tsstats.sampling.flushing import Flusher
 from tsstats.sampling.grid_feed import GridFeed, install_file_rows
@@ -44,14 +43,13 @@ from tsstats.sampling.ledger import EnergyLedger
 from tsstats.sampling.machine_energy import MachineEnergy
 from tsstats.sampling.meter import PowerMeter, current_methods
 from tsstats.sampling.publishing import StatsPublisher
-from tsstats.sampling.reading import Clocks, Sources, TickReader
+from tsstats.sampling.reading import Sources, TickReader
 from tsstats.sampling.ring import Ring
 from tsstats.sampling.sampler import STALL_S, Sampler, SamplerParts, ring_capacity
 from tsstats.sources.amdsmi_reader import AmdSmiReader
 from tsstats.sources.conditions import ConditionsReader, ProcfsConditions, PsutilConditions
 from tsstats.sources.cpu_model import count_dimms, match_tdp
-from tsstats.sources.gpu import GpuReader
-from tsstats.sources.gpus import AllGpus
+from tsstats.sources.gpu import AllGpus, GpuReader
 from tsstats.sources.host import HostReader
 from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
 from tsstats.sources.nvml import NvmlReader
@@ -263,7 +261,8 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
     watch = ClockWatch()
     period_s = 1.0 / settings.sample_hz
     flusher = Flusher(store, rollups, ring, gpu_ring, ledger, availability,
-                      max_gap_ms=max(2 * period_s, STALL_S) * 1000.0, clock_watch=watch)
+                      max_gap_ms=max(2 * period_s, STALL_S) * 1000.0, unsaved_segment=watch.unsaved,
+                      segment_saved=watch.saved)
     steps = StepMover(store, rollups, (ring, gpu_ring), availability, flusher, watch, period_s * 1000.0)
     reader = TickReader(sources, clocks, watch, steps.step_back)
     energy = MachineEnergy(sources.meter, sources.gpu, clocks.monotonic)

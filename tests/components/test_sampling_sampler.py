@@ -13,7 +13,7 @@ from support.sampler_rig import START_WALL, Rig, make_sampler
 
 from tsstats.assembly import build_sources, close_sources
 from tsstats.core.settings import load_settings
-from tsstats.sampling.reading import Clocks
+from tsstats.sampling.clocks import Clocks
 from tsstats.storage.store import Store
 
 

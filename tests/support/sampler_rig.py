@@ -11,7 +11,8 @@ from support.procfs import write_stat
 from tsstats.api.requests import RequestStats
 from tsstats.assembly import build_sampler, build_sources, close_sources, load_grid
 from tsstats.core.settings import Settings, load_settings
-from tsstats.sampling.reading import Clocks, Sources
+from tsstats.sampling.clocks import Clocks
+from tsstats.sampling.reading import Sources
 from tsstats.sampling.sampler import Sampler
 from tsstats.storage.store import Store
 

@@ -6,13 +6,13 @@ state and the availability record. A failed write changes none of them and keeps
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from tsstats.figures import formulas
 from tsstats.sampling.availability import Availability
-from tsstats.sampling.clocksteps import ClockWatch
 from tsstats.sampling.ledger import EnergyLedger
 from tsstats.sampling.ring import Ring
 from tsstats.storage.rollups import Rollups
@@ -62,14 +62,18 @@ class Flusher:
     """Writes the ring's pending rows (writer thread only)."""
 
     def __init__(self, store: Store, rollups: Rollups, ring: Ring, gpu_ring: Ring, ledger: EnergyLedger,
-                 availability: Availability, max_gap_ms: float, clock_watch: ClockWatch | None = None):
+                 availability: Availability, max_gap_ms: float,
+                 unsaved_segment: Callable[[], tuple[str, str] | None] = lambda: None,
+                 segment_saved: Callable[[tuple[str, str]], None] = lambda row: None):
+        """``unsaved_segment()``: the clock's segment as a ``schema_meta`` row when it changed since it was saved,
+        written with the samples; ``segment_saved(row)`` once it is committed."""
         self.store = store
         self.rollups = rollups
         self.ring = ring
         self.gpu_ring = gpu_ring
         self.ledger = ledger
         self.availability = availability
-        self.clock_watch = clock_watch  # its segment is saved with the samples
+        self.unsaved_segment, self.segment_saved = unsaved_segment, segment_saved
         self.max_gap_ms = max_gap_ms  # a longer gap between samples is an outage
         self.last_flushed_ms: float | None = None
         self.restarted = True  # the first flush of a run: the gap since the last stored sample was a restart
@@ -89,7 +93,7 @@ class Flusher:
         availability = self.availability
         first_due = availability.first_sample_ms if not availability.first_stored else None
         meta = {"first_sample_ms": repr(float(first_due))} if first_due is not None else {}
-        segment = self.clock_watch.unsaved() if self.clock_watch is not None else None
+        segment = self.unsaved_segment()
         if segment is not None:
             meta[segment[0]] = segment[1]
         try:
@@ -102,8 +106,8 @@ class Flusher:
         self.ledger.stored(columns, upto)
         self.gpu_ring.mark_flushed(gpu_upto)
         availability.first_stored = availability.first_stored or first_due is not None
-        if segment is not None and self.clock_watch is not None:
-            self.clock_watch.saved(segment)
+        if segment is not None:
+            self.segment_saved(segment)
         availability.stored(gaps)
         self.last_flushed_ms = float(columns["ts_ms"][-1])
         self.restarted = False

@@ -4,7 +4,7 @@ CPU, GPU and power are read every tick; memory, the load average (which the kern
 TCP count, the network counters and the conditions (``sources.conditions``) once a second, carried to the
 ticks between (repeated values cost next to nothing in DuckDB's run-length encoding, NULLs would not), the
 network as bytes per second over that second.
-Intervals come from the monotonic clock, timestamps from the wall clock, never decreasing (``clocksteps``: a
+Intervals come from the monotonic clock, timestamps from the wall clock, never decreasing (``clocks``: a
 step back moves what was stamped ahead).
 """
 
@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from tsstats.sampling.clocksteps import ClockWatch, StepBack
+from tsstats.sampling.clocks import Clocks, ClockWatch, StepBack
 from tsstats.sampling.conditions_row import condition_values
 from tsstats.sampling.meter import PowerMeter, PowerSample
-from tsstats.sources.clocks import boot_clock
 from tsstats.sources.conditions import Conditions, ConditionsReader
 from tsstats.sources.gpu import GpuConditions, GpuReader, GpuReading
 from tsstats.sources.host import CpuTimes, HostReader, SlowReading, cpu_busy_pct
@@ -31,16 +29,6 @@ from tsstats.sources.latency import LatencyMonitor
 log = logging.getLogger("tsstats.sampler")
 SLOW_READ_S = 1.0  # memory, load, TCP, network and the conditions: read once a second
 NOW_WINDOW_S = 0.5  # the span of ``TickReader.now``: a study after a trial waits about this for a clean reading
-
-
-@dataclass
-class Clocks:
-    """The clocks the sampler reads: monotonic for intervals, wall for timestamps."""
-
-    monotonic: Callable[[], float] = field(default_factory=boot_clock)
-    wall: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
-    process_cpu: Callable[[], float] = time.process_time  # this service's own CPU seconds, every thread
 
 
 @dataclass

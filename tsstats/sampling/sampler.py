@@ -1,6 +1,6 @@
 """The sampler thread: it only schedules. Each job lives in its own room, built by the assembly and handed in
 (``SamplerParts``): reading (``reading.TickReader``), flushing (``flushing.Flusher``), rollups, retention, the
-energy ledger, clock steps (``clock_moves.StepMover``), publishing (``publishing.StatsPublisher``) and the
+energy ledger, clock steps (``clocks.StepMover``), publishing (``publishing.StatsPublisher``) and the
 comparisons' hooks. The thread is the database's one writer: between ticks it runs the writes queued on the
 store, with a time budget so that sampling keeps its rate, and the stats builds asked for.
 """
@@ -16,15 +16,14 @@ import numpy as np
 
 from tsstats.core.settings import Settings
 from tsstats.sampling.availability import Availability
-from tsstats.sampling.clock_moves import StepMover
-from tsstats.sampling.clocksteps import ClockWatch
+from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
 from tsstats.sampling.flushing import Flusher
 from tsstats.sampling.guard import run_guarded
 from tsstats.sampling.hooks import ComparisonHooks
 from tsstats.sampling.ledger import EnergyLedger
 from tsstats.sampling.machine_energy import MachineEnergy
 from tsstats.sampling.publishing import StatsPublisher
-from tsstats.sampling.reading import Clocks, Sources, TickReader, gpu_rows
+from tsstats.sampling.reading import Sources, TickReader, gpu_rows
 from tsstats.sampling.ring import Ring
 from tsstats.storage.energy_sql import retained_energy
 from tsstats.storage.retention import RETENTION_INTERVAL_S, Retention

@@ -1,9 +1,12 @@
-"""What a GPU reader gives, and the one interface its implementations meet: ``nvml.NvmlReader`` (NVIDIA,
-through ``pynvml``), ``amdsmi_reader.AmdSmiReader`` (AMD, through ``amdsmi``), and ``gpus.AllGpus``, which
-reads every kind a machine has as one list."""
+"""GPUs: what a GPU reader gives, and the one interface its implementations meet (``nvml.NvmlReader``, NVIDIA
+through ``pynvml``; ``amdsmi_reader.AmdSmiReader``, AMD through ``amdsmi``); ``AllGpus``, which reads every kind
+a machine has as one list, numbered 0, 1, ... NVIDIA's first; and the GPUs no reader reads yet, found by PCI
+vendor under ``/sys/class/drm`` (``unread_gpus``). Read on the sampler thread; ``unread_gpus`` by ``tsstats
+check`` too."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -146,3 +149,87 @@ class GpuReader(Protocol):
         ...
 
     def energy_supported(self, index: int) -> bool: ...
+
+
+class AllGpus:
+    """Every GPU a machine has, of every kind, as one reader."""
+
+    def __init__(self, readers: list[GpuReader]):
+        self.readers = readers
+        self.first_index = 0
+        self.gpus: list[GpuInfo] = []
+        self._owner: dict[int, GpuReader] = {}
+        self.name = "absent"
+        self.driver_version = ""
+        self.error = ""
+
+    def start(self) -> bool:
+        """Start each reader; the GPUs of those that found some, numbered on from the previous reader's."""
+        errors, drivers, names = [], [], []
+        for reader in self.readers:
+            reader.first_index = self.first_index + len(self.gpus)
+            if not reader.start():
+                errors.append(reader.error)
+                continue
+            for info in reader.gpus:
+                self._owner[info.index] = reader
+                self.gpus.append(info)
+            names.append(reader.name)
+            if reader.driver_version:
+                drivers.append(f"{reader.name} {reader.driver_version}")
+        self.name = "+".join(names) or "absent"
+        self.driver_version = ", ".join(drivers)
+        self.error = "" if self.gpus else "; ".join(errors)
+        return bool(self.gpus)
+
+    def stop(self) -> None:
+        for reader in self.readers:
+            reader.stop()
+
+    def read(self) -> list[GpuReading]:
+        readings: list[GpuReading] = []
+        for reader in self.readers:
+            if reader.gpus:
+                readings.extend(reader.read())
+        return readings
+
+    def read_conditions(self) -> dict[int, GpuConditions]:
+        found: dict[int, GpuConditions] = {}
+        for reader in self.readers:
+            if reader.gpus:
+                found.update(reader.read_conditions())
+        return found
+
+    def process_use(self, index: int) -> ProcessGpuUse | None:
+        return self._owner[index].process_use(index)
+
+    def process_memory(self, index: int) -> dict[int, float]:
+        return self._owner[index].process_memory(index)
+
+    def energy_supported(self, index: int) -> bool:
+        return self._owner[index].energy_supported(index)
+
+
+VENDORS_NOT_READ = {"0x8086": "Intel"}
+INTEL_REASON = ("Intel GPUs are not read yet: their utilization and power come from the i915/xe PMU through "
+                "perf events (as intel_gpu_top reads them), which needs CAP_PERFMON; their energy shows in RAPL's "
+                "package domain")
+
+
+def unread_gpus(sys_root: str = "/sys") -> list[tuple[str, str]]:
+    """(device, vendor) of each display device (``cardN``) of a vendor no reader reads."""
+    drm = os.path.join(sys_root, "class", "drm")
+    try:
+        cards = sorted(name for name in os.listdir(drm) if name.startswith("card") and name[4:].isdigit())
+    except OSError:
+        return []
+    found = []
+    for card in cards:
+        try:
+            with open(os.path.join(drm, card, "device", "vendor"), encoding="ascii") as handle:
+                vendor = handle.read().strip().lower()
+        except OSError:
+            continue
+        if vendor in VENDORS_NOT_READ:
+            found.append((card, VENDORS_NOT_READ[vendor]))
+    return found

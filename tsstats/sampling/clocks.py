@@ -1,4 +1,6 @@
-"""Steps of the wall clock, found against the monotonic clock and undone in the stored timeline.
+"""The clocks: the ones the sampler reads (``Clocks``: a monotonic clock that counts suspend, the wall clock,
+this process's CPU time), this boot's identity, and the steps of the wall clock, found against the monotonic
+clock and undone in the stored timeline and in what the sampler holds (``StepMover``). Sampler thread.
 
 Samples are stamped with the wall clock. Between two ticks, the wall clock minus the monotonic one (CLOCK_BOOTTIME,
 which also runs through suspend) stays put but for drift; when it moves by more than ``STEP_MS`` the wall clock
@@ -20,16 +22,52 @@ new sample.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
+from tsstats.core.timeparse import rfc3339_ms
 from tsstats.core.units import HOUR_MS, MINUTE_MS
-from tsstats.sources.clocks import boot_id
-from tsstats.storage.rollups import TierState
+from tsstats.sampling.availability import Availability
+from tsstats.sampling.flushing import Flusher
+from tsstats.sampling.ring import Ring
+from tsstats.storage.rollups import Rollups, TierState
 from tsstats.storage.sql import Connection, first
+from tsstats.storage.store import Store
 
+log = logging.getLogger("tsstats.sampler")
 STEP_MS = 1000.0
 SEGMENT_KEY = "clock_segment"
+
+
+def boot_clock() -> Callable[[], float]:
+    """A monotonic clock that also counts time suspended (Linux's CLOCK_BOOTTIME), else Python's monotonic:
+    a machine asleep is an outage, a step of the wall clock is none."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is None:
+        return time.monotonic
+    return lambda: time.clock_gettime(boottime)
+
+
+@dataclass
+class Clocks:
+    """The clocks the sampler reads: monotonic for intervals, wall for timestamps."""
+
+    monotonic: Callable[[], float] = field(default_factory=boot_clock)
+    wall: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    process_cpu: Callable[[], float] = time.process_time  # this service's own CPU seconds, every thread
+
+
+def boot_id(path: str = "/proc/sys/kernel/random/boot_id") -> str:
+    """This boot's identity (Linux), or "" where there is none: a monotonic offset is only comparable within a
+    boot."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -149,3 +187,60 @@ def move_rows(con: Connection, step: StepBack, tiers: TierState) -> TierState:
     for table in ("rollup_1h", "gpu_rollup_1h"):
         con.execute(f"DELETE FROM {table} WHERE bucket_ms >= ?", [hour])
     return TierState(minute, hour)
+
+
+
+class StepMover:
+    def __init__(self, store: Store, rollups: Rollups, rings: tuple[Ring, ...], availability: Availability,
+                 flusher: Flusher, watch: ClockWatch, period_ms: float,
+                 reload: Callable[[Connection], None] = lambda con: None):
+        """``reload(connection)`` reloads what was computed from the moved rows (after a step while sampling;
+        the sampler sets it)."""
+        self.store = store
+        self.rollups = rollups
+        self.rings = rings
+        self.availability = availability
+        self.flusher = flusher
+        self.watch = watch
+        self.period_ms = period_ms
+        self.reload = reload
+        self._failure = ""  # why rows stamped ahead could not be moved, once said
+
+    def undo_while_stopped(self, con: Connection, now_ms: float, mono_s: float) -> None:
+        """Rows stamped ahead of the wall clock (it stepped back while the service was stopped) are moved back;
+        else the saved clock segment carries on if this is the same boot."""
+        saved = load_segment(con)
+        newest = first(con.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
+        step = step_at_start(None if newest is None else float(newest), now_ms, mono_s, saved,
+                                        self.watch.boot, self.period_ms)
+        if step is None:
+            self.watch.resume(saved)
+        elif self.move(step, reload=False):
+            self.watch.moved(step, now_ms - mono_s * 1000.0)
+
+    def step_back(self, step: StepBack) -> bool:
+        """The wall clock stepped back while sampling: move what was stamped ahead (a tick's callback)."""
+        return self.move(step, reload=True)
+
+    def move(self, step: StepBack, reload: bool) -> bool:
+        try:
+            tiers = self.store.transaction(lambda con: move_rows(con, step, self.rollups.state))
+        except Exception as error:
+            if str(error) != self._failure:  # said once, not every tick it is tried again
+                log.error("the wall clock stepped back %.3f s; moving the rows stamped since %s failed (tried "
+                          "again every tick): %s", -step.shift_ms / 1000.0, rfc3339_ms(int(step.since_ms)), error)
+            self._failure = str(error)
+            return False
+        self._failure = ""
+        log.warning("the wall clock stepped back %.3f s: moved the rows stamped since %s by that much",
+                    -step.shift_ms / 1000.0, rfc3339_ms(int(step.since_ms)))
+        self.rollups.commit(tiers)
+        for ring in self.rings:
+            ring.shift_times(step.since_ms, step.shift_ms)
+        self.availability.shift_times(step.since_ms, step.shift_ms)
+        last = self.flusher.last_flushed_ms
+        if last is not None and last >= step.since_ms:
+            self.flusher.last_flushed_ms = last + step.shift_ms
+        if reload:
+            self.reload(self.store.writer)
+        return True
