@@ -25,8 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from tsstats.comparisons.attributor import Attributor
 from tsstats.figures.energy import Totals
-from tsstats.sampling.ledger import EnergyLedger
-from tsstats.sampling.machine_energy import MachineEnergy
+from tsstats.sampling.energy import EnergyLedger, MachineEnergy
 from tsstats.sampling.meter import PowerMeter, PowerSample
 from tsstats.sampling.ring import Ring
 from tsstats.sources.cpu_model import match_tdp

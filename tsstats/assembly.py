@@ -37,10 +37,9 @@ from tsstats.figures.grid_rows import GridRow, GridRowsError, parse_csv
 from tsstats.sampling.availability import Availability
 from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
 from tsstats.sampling.current import CurrentFigures
+from tsstats.sampling.energy import EnergyLedger, MachineEnergy
 from tsstats.sampling.flushing import Flusher
 from tsstats.sampling.grid_feed import GridFeed, install_file_rows
-from tsstats.sampling.ledger import EnergyLedger
-from tsstats.sampling.machine_energy import MachineEnergy
 from tsstats.sampling.meter import PowerMeter, current_methods
 from tsstats.sampling.publishing import StatsPublisher
 from tsstats.sampling.reading import Sources, TickReader

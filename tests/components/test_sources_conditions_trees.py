@@ -20,8 +20,7 @@ from support.conditions import (
 )
 from support.procfs import write_stat
 
-from tsstats.sources.conditions import ProcfsConditions, whole_disks
-from tsstats.sources.conditions_parse import SECTOR_BYTES
+from tsstats.sources.conditions import SECTOR_BYTES, ProcfsConditions, whole_disks
 from tsstats.sources.cpu_sensors import CpuSensors, find_sensor_files
 
 

@@ -8,8 +8,7 @@ import math
 from prometheus_client.parser import text_string_to_metric_families
 
 from tsstats.api.prometheus import condition_families
-from tsstats.sources.conditions import Conditions
-from tsstats.sources.conditions_parse import CpuKinds, Disks
+from tsstats.sources.conditions import Conditions, CpuKinds, Disks
 from tsstats.sources.cpu_sensors import CpuSensorReading
 
 NAN = math.nan

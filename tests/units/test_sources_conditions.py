@@ -8,11 +8,12 @@ from types import SimpleNamespace
 import pytest
 
 from tsstats.sampling.conditions_row import CONDITION_FIELDS, condition_values
-from tsstats.sources.conditions import Conditions, PsutilConditions
-from tsstats.sources.conditions_parse import (
+from tsstats.sources.conditions import (
     SECTOR_BYTES,
+    Conditions,
     CpuKinds,
     Disks,
+    PsutilConditions,
     counter_rate,
     kind_shares,
     parse_core_lines,

@@ -22,14 +22,14 @@ from tsstats.figures.energy import EnergySums
 from tsstats.figures.grid import GridIntensity
 from tsstats.figures.grid_rows import GridRow
 from tsstats.figures.methods import Methods
-from tsstats.sampling.energy_sums import energy_between
+from tsstats.sampling.energy import energy_between
 from tsstats.sampling.grid_feed import GridFeed, GridRemoval
 from tsstats.sampling.meter import current_methods
 from tsstats.sampling.publishing import Snapshot
 from tsstats.sampling.reading import MachineNow
 from tsstats.sampling.sampler import Sampler
 from tsstats.sources.advice import hardware_fixes
-from tsstats.storage.history_ring import PendingRows
+from tsstats.storage.history import PendingRows
 from tsstats.storage.record_room import GRID_ROW_BYTES, RECORD_ROW_BYTES
 from tsstats.storage.rollups import TierState
 from tsstats.storage.rows import GPU_ROW, HOST_ROW

@@ -35,7 +35,7 @@ from tsstats.figures.attribution import Attributed, MachineJoules
 from tsstats.figures.grid import GridIntensity
 from tsstats.figures.methods import Method, Methods
 from tsstats.figures.moment import ComparisonFigures
-from tsstats.sampling.energy_sums import SharedEnergy, comparison_energy
+from tsstats.sampling.energy import SharedEnergy, comparison_energy
 from tsstats.storage.sql import Connection
 
 log = logging.getLogger("tsstats.comparisons")

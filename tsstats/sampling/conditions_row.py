@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tsstats.sources.conditions import Conditions
-from tsstats.sources.conditions_parse import busy_share, counter_rate, kind_shares
+from tsstats.sources.conditions import Conditions, busy_share, counter_rate, kind_shares
 
 NAN = math.nan
 CONDITION_FIELDS = (

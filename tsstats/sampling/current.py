@@ -9,9 +9,9 @@ from tsstats.figures.grid import GridIntensity
 from tsstats.figures.moment import Figures, RequestSummary, compute_figures
 from tsstats.sampling.availability import Availability
 from tsstats.sampling.clocks import Clocks
+from tsstats.sampling.energy import EnergyLedger
 from tsstats.sampling.guard import run_guarded
 from tsstats.sampling.hooks import ComparisonHooks
-from tsstats.sampling.ledger import EnergyLedger
 from tsstats.sampling.meter import current_methods
 from tsstats.sampling.reading import Sources, TickReader
 from tsstats.sampling.ring import Ring

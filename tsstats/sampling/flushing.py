@@ -13,7 +13,7 @@ import numpy as np
 
 from tsstats.figures import formulas
 from tsstats.sampling.availability import Availability
-from tsstats.sampling.ledger import EnergyLedger
+from tsstats.sampling.energy import EnergyLedger
 from tsstats.sampling.ring import Ring
 from tsstats.storage.rollups import Rollups
 from tsstats.storage.rows import GPU_ROW, HOST_ROW

@@ -17,11 +17,10 @@ import numpy as np
 from tsstats.core.settings import Settings
 from tsstats.sampling.availability import Availability
 from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
+from tsstats.sampling.energy import EnergyLedger, MachineEnergy
 from tsstats.sampling.flushing import Flusher
 from tsstats.sampling.guard import run_guarded
 from tsstats.sampling.hooks import ComparisonHooks
-from tsstats.sampling.ledger import EnergyLedger
-from tsstats.sampling.machine_energy import MachineEnergy
 from tsstats.sampling.publishing import StatsPublisher
 from tsstats.sampling.reading import Sources, TickReader, gpu_rows
 from tsstats.sampling.ring import Ring

@@ -3,6 +3,11 @@
 A query picks the coarsest tier whose buckets divide the step (1 h, 1 min, else raw samples) and answers
 each aligned bucket from that tier where it is complete, from the next finer tier after that, and from raw
 samples for the newest minute; the partial aggregates (sum, count, min, max, last) are merged per bucket.
+
+History reaches the last tick: the sample rows still in the sampler's ring (not flushed yet, ``PendingRows``)
+are read beside the stored ones, in the same buckets and aggregates, registered on the reading cursor for the
+one query; a row that a flush stored meanwhile is read once, from the table (the ring's rows count only after
+the newest stored time). Runs on a read pool's thread.
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,7 +37,6 @@ from tsstats.storage.catalog import (
     gpu_metric,
 )
 from tsstats.storage.energy_sql import retained_energy
-from tsstats.storage.history_ring import PendingRows, registered
 from tsstats.storage.sql import Connection, float_columns
 
 MAX_POINTS = 11_000
@@ -244,7 +250,7 @@ def tier_plan(tier: str, begin: int, end: int, minutes_until: int, hours_until: 
 def run_history(con: Connection, query: HistoryQuery, minutes_until: int | None, hours_until: int | None,
                 pending: PendingRows | None = None) -> dict:
     """The answer of ``GET /api/history`` as a dict (arrays as lists, None for empty buckets); ``pending``: the
-    rows not stored yet, read beside the stored ones (``history_ring``)."""
+    rows not stored yet, read beside the stored ones (``PendingRows``)."""
     buckets = query.buckets
     end = query.start_ms + buckets * query.step_ms
     begin = query.start_ms
@@ -330,3 +336,37 @@ def gpu_indexes(con: Connection) -> list[int]:
                        ).fetchall()
     return sorted(int(row[0]) for row in rows)
 
+
+RING_VIEWS = {"samples": "ring_samples", "gpu_samples": "ring_gpu_samples"}
+
+
+@dataclass(frozen=True)
+class PendingRows:
+    """Rows not stored yet, as the tables store them (``RowSpec.to_stored``; NaN reads as NULL)."""
+
+    host: dict[str, np.ndarray] = field(default_factory=dict)
+    gpu: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def ring_source(table: str, first_ts_ms: int) -> str:
+    """A FROM item of the ring's rows of ``table`` newer than anything stored in it."""
+    view = RING_VIEWS[table]
+    return (f"(SELECT * FROM {view} WHERE ts_ms > (SELECT coalesce(max(ts_ms), -1) FROM {table} "
+            f"WHERE ts_ms >= {first_ts_ms})) AS {view}_new")
+
+
+@contextmanager
+def registered(con: Connection, pending: PendingRows | None) -> Iterator[dict[str, str]]:
+    """Register the pending rows for one query; yields, per raw table with rows, the FROM item to read them."""
+    sources: dict[str, str] = {}
+    for table, columns in (("samples", pending.host if pending else {}), ("gpu_samples", pending.gpu if pending
+                                                                           else {})):
+        times = columns.get("ts_ms")
+        if times is not None and len(times):
+            con.register(RING_VIEWS[table], columns)
+            sources[table] = ring_source(table, int(np.nanmin(times)))
+    try:
+        yield sources
+    finally:
+        for table in sources:
+            con.unregister(RING_VIEWS[table])
