@@ -32,8 +32,7 @@ from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.lifecycle import ComparisonLife, RunClock
 from tsstats.comparisons.stats import ComparisonTracker
 from tsstats.core.settings import Settings, StartupError, default_of
-from tsstats.figures.grid import GridIntensity, resolve_grid
-from tsstats.figures.grid_rows import GridRow, GridRowsError, parse_csv
+from tsstats.figures.grid import GridIntensity, GridRow, GridRowsError, parse_csv, resolve_grid
 from tsstats.sampling.availability import Availability
 from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
 from tsstats.sampling.current import CurrentFigures
@@ -49,12 +48,10 @@ from tsstats.sources.amdsmi_reader import AmdSmiReader
 from tsstats.sources.conditions import ConditionsReader, ProcfsConditions, PsutilConditions
 from tsstats.sources.cpu_model import count_dimms, match_tdp
 from tsstats.sources.gpu import AllGpus, GpuReader
-from tsstats.sources.host import HostReader
+from tsstats.sources.host import HostReader, ProcfsHostReader, PsutilHostReader
 from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
 from tsstats.sources.nvml import NvmlReader
 from tsstats.sources.processes import ProcessTrees, ProcfsTrees, PsutilTrees
-from tsstats.sources.procfs import ProcfsHostReader
-from tsstats.sources.psutil_host import PsutilHostReader
 from tsstats.sources.rapl import RAPL_FIX, RaplReader
 from tsstats.storage.files import remove_leftovers
 from tsstats.storage.retention import Retention

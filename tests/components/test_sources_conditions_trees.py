@@ -20,8 +20,7 @@ from support.conditions import (
 )
 from support.procfs import write_stat
 
-from tsstats.sources.conditions import SECTOR_BYTES, ProcfsConditions, whole_disks
-from tsstats.sources.cpu_sensors import CpuSensors, find_sensor_files
+from tsstats.sources.conditions import SECTOR_BYTES, CpuSensors, ProcfsConditions, find_sensor_files, whole_disks
 
 
 def test_cpu_temperatures_come_from_the_cpu_chip_only(tmp_path):

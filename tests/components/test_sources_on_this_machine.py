@@ -12,10 +12,8 @@ from collections.abc import Iterator
 import pytest
 from support.procfs import read_all
 
-from tsstats.sources.host import cpu_busy_pct
+from tsstats.sources.host import ProcfsHostReader, PsutilHostReader, cpu_busy_pct, parse_snmp_curr_estab
 from tsstats.sources.latency import ConnectProbe, KernelRttReader
-from tsstats.sources.procfs import ProcfsHostReader, parse_snmp_curr_estab
-from tsstats.sources.psutil_host import PsutilHostReader
 
 
 def _proc_fields():

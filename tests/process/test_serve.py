@@ -17,8 +17,7 @@ import pytest
 from support.answers import error_of
 from support.server import ServerProcess
 
-from tsstats.sources.host import cpu_busy_pct
-from tsstats.sources.procfs import parse_snmp_curr_estab, parse_stat
+from tsstats.sources.host import cpu_busy_pct, parse_snmp_curr_estab, parse_stat
 
 
 @pytest.fixture(scope="module")

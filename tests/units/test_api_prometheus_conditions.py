@@ -8,8 +8,7 @@ import math
 from prometheus_client.parser import text_string_to_metric_families
 
 from tsstats.api.prometheus import condition_families
-from tsstats.sources.conditions import Conditions, CpuKinds, Disks
-from tsstats.sources.cpu_sensors import CpuSensorReading
+from tsstats.sources.conditions import Conditions, CpuKinds, CpuSensorReading, Disks
 
 NAN = math.nan
 

@@ -7,11 +7,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from tsstats.sampling.conditions_row import CONDITION_FIELDS, condition_values
+from tsstats.sampling.reading import CONDITION_FIELDS, condition_values
 from tsstats.sources.conditions import (
     SECTOR_BYTES,
     Conditions,
     CpuKinds,
+    CpuSensorReading,
     Disks,
     PsutilConditions,
     counter_rate,
@@ -23,7 +24,6 @@ from tsstats.sources.conditions import (
     parse_swap,
     parse_vmstat_swaps,
 )
-from tsstats.sources.cpu_sensors import CpuSensorReading
 
 NAN = math.nan
 

@@ -10,12 +10,13 @@ from sanic import Sanic
 from tsstats.api.bodies import MAX_BODY_BYTES
 from tsstats.api.hosts import HostCheck
 from tsstats.api.router import Router
-from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page, phases, studies
+from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page, studies
 from tsstats.api.view import ServiceView
 
 RESPONSE_TIMEOUT_S = 3600
 
-ROUTE_GROUPS = (dashboard, comparisons, phases, studies, history, grid, data, operations, page)
+ROUTE_GROUPS = (dashboard.add_routes, comparisons.add_routes, comparisons.add_phase_routes, studies.add_routes,
+                history.add_routes, grid.add_routes, data.add_routes, operations.add_routes, page.add_routes)
 
 
 def create_app(view: ServiceView, hosts: HostCheck, *, name: str = "tsstats") -> Sanic:
@@ -32,6 +33,6 @@ def create_app(view: ServiceView, hosts: HostCheck, *, name: str = "tsstats") ->
     # Sanic's touch-up rewrites its own handlers from their source, which a one-file executable does not carry
     app.config.TOUCHUP = not getattr(sys, "frozen", False)
     router = Router(app, settings.token, settings.cors_origins, view.requests, hosts)
-    for group in ROUTE_GROUPS:
-        group.add_routes(router, view)
+    for add_routes in ROUTE_GROUPS:
+        add_routes(router, view)
     return app

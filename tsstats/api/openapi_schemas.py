@@ -24,7 +24,7 @@ from tsstats.core.timeparse import (
     TIME_PATTERN,
     TIME_RANGE_TEXT,
 )
-from tsstats.figures.grid_rows import MAX_FEED_ROWS, MAX_G_PER_KWH
+from tsstats.figures.grid import MAX_FEED_ROWS, MAX_G_PER_KWH
 from tsstats.storage.catalog import ENERGY_METRICS, HOST_METRICS
 from tsstats.storage.export import TIERS
 

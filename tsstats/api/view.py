@@ -19,8 +19,7 @@ from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.validation import ComparisonUpdate, NewComparison
 from tsstats.core.settings import Settings
 from tsstats.figures.energy import EnergySums
-from tsstats.figures.grid import GridIntensity
-from tsstats.figures.grid_rows import GridRow
+from tsstats.figures.grid import GridIntensity, GridRow
 from tsstats.figures.methods import Methods
 from tsstats.sampling.energy import energy_between
 from tsstats.sampling.grid_feed import GridFeed, GridRemoval
@@ -30,7 +29,7 @@ from tsstats.sampling.reading import MachineNow
 from tsstats.sampling.sampler import Sampler
 from tsstats.sources.advice import hardware_fixes
 from tsstats.storage.history import PendingRows
-from tsstats.storage.record_room import GRID_ROW_BYTES, RECORD_ROW_BYTES
+from tsstats.storage.retention import GRID_ROW_BYTES, RECORD_ROW_BYTES
 from tsstats.storage.rollups import TierState
 from tsstats.storage.rows import GPU_ROW, HOST_ROW
 from tsstats.storage.sql import Connection

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from tsstats.figures.grid import GridIntensity, GridSeries
-from tsstats.figures.grid_rows import GridRow, last_end_ms
+from tsstats.figures.grid import GridIntensity, GridRow, GridSeries, last_end_ms
 from tsstats.sampling.energy import EnergyLedger
 from tsstats.storage.grid_table import load_series, log_unusable, remove_rows, replace_rows
 from tsstats.storage.sql import Connection

@@ -1,10 +1,24 @@
-"""What a host reader gives, and the one interface its two implementations meet: ``procfs.ProcfsHostReader``
-(Linux, the fast path) and ``psutil_host.PsutilHostReader`` (machines without procfs)."""
+"""The host's counters (CPU time, memory, load, TCP, network): what a host reader gives, the one interface its two
+implementations meet, and both. Read on the sampler thread.
 
+``ProcfsHostReader`` reads procfs (``proc_root`` is passed in): Linux, the fast path. ``PsutilHostReader`` reads
+through psutil, for machines without procfs (macOS and Windows workstations):
+
+- CPU time: all of ``cpu_times()`` but guest time (already in user time on Linux), busy being all but idle and
+  iowait, in seconds (only ratios of differences are used).
+- TCP connections: ``net_connections`` costs milliseconds and may need privileges (macOS): it is read with the
+  slow readings, once a second, and reads NaN when refused.
+- The load average: ``getloadavg`` (emulated on Windows, where it starts at 0).
+"""
 from __future__ import annotations
 
+import math
+import os
+import platform
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+from tsstats.sources.files import OpenFiles
 
 
 @dataclass(frozen=True)
@@ -54,3 +68,162 @@ class HostReader(Protocol):
     def cpu_model(self) -> str: ...
 
     def close(self) -> None: ...
+
+
+def parse_stat(text: str) -> tuple[CpuTimes, int]:
+    """Aggregate CPU times and the number of logical CPUs (online) from /proc/stat."""
+    if not text.startswith("cpu "):
+        raise ValueError("no aggregate cpu line at the start of /proc/stat")
+    first = text[:text.index("\n")] if "\n" in text else text
+    # user nice system idle iowait irq softirq steal (guest is already in user)
+    fields = ([int(x) for x in first.split()[1:9]] + [0] * 8)[:8]
+    idle = fields[3] + fields[4]
+    total = sum(fields)
+    logical = text.count("\ncpu")
+    return CpuTimes(busy=total - idle, total=total), max(logical, 1)
+
+
+def parse_meminfo(text: str) -> float:
+    """(total - available) / total physical memory, in %."""
+    values = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("MemTotal", "MemAvailable", "MemFree", "Buffers", "Cached"):
+            values[key] = int(rest.split()[0])
+            if key == "Cached" or "MemAvailable" in values and "MemTotal" in values:
+                break
+    total = values["MemTotal"]
+    available = values.get("MemAvailable")
+    if available is None:  # kernels before 3.14
+        available = values.get("MemFree", 0) + values.get("Buffers", 0) + values.get("Cached", 0)
+    return 100.0 * (total - available) / total if total > 0 else float("nan")
+
+
+def parse_loadavg(text: str) -> float:
+    return float(text.split()[0])
+
+
+def parse_snmp_curr_estab(text: str) -> int:
+    """CurrEstab of the Tcp MIB: connections now ESTABLISHED, IPv4 and IPv6 together on Linux."""
+    header = None
+    for line in text.splitlines():
+        if line.startswith("Tcp:"):
+            fields = line.split()[1:]
+            if header is None:
+                header = fields
+            else:
+                return int(fields[header.index("CurrEstab")])
+    raise ValueError("no Tcp lines in /proc/net/snmp")
+
+
+def parse_net_dev(text: str) -> tuple[int, int]:
+    """Received and transmitted bytes over all interfaces but loopback."""
+    rx = tx = 0
+    for line in text.splitlines()[2:]:
+        name, _, rest = line.partition(":")
+        if not rest or name.strip() == "lo":
+            continue
+        fields = rest.split()
+        rx += int(fields[0])
+        tx += int(fields[8])
+    return rx, tx
+
+
+def parse_cpu_model(text: str) -> str:
+    """The CPU's model name from /proc/cpuinfo, or '' when it says none."""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "cpu model"):
+            return value.strip()
+    return ""
+
+
+class ProcfsHostReader:
+    """Reads the host's counters from procfs; every path is under ``proc_root``. The fast path on Linux; the
+    assembly picks psutil's reader where there is no procfs.
+
+    The files read every tick are opened once and re-read with ``pread`` from offset 0, which procfs
+    answers with fresh contents; that saves an open and a close per file per tick.
+    """
+
+    name = "procfs"
+
+    def __init__(self, proc_root: str = "/proc"):
+        self.proc_root = proc_root
+        self._files = OpenFiles(proc_root)
+        self._read = self._files.read
+
+    def close(self) -> None:
+        self._files.close()
+
+    def read_fast(self) -> FastReading:
+        cpu, logical = parse_stat(self._read("stat"))
+        return FastReading(cpu=cpu, logical_cpus=logical)
+
+    def read_slow(self) -> SlowReading:
+        rx, tx = parse_net_dev(self._read("net/dev"))
+        return SlowReading(memory_used_pct=parse_meminfo(self._read("meminfo")),
+                           load1=parse_loadavg(self._read("loadavg")),
+                           tcp_established=parse_snmp_curr_estab(self._read("net/snmp")), net_rx_bytes=rx,
+                           net_tx_bytes=tx)
+
+    def cpu_model(self) -> str:
+        try:
+            with open(os.path.join(self.proc_root, "cpuinfo"), encoding="ascii", errors="replace") as handle:
+                return parse_cpu_model(handle.read())
+        except OSError:
+            return ""
+
+
+LOOPBACK_PREFIXES = ("lo", "Loopback")
+
+
+def _import_psutil() -> Any:
+    import psutil
+
+    return psutil
+
+
+def cpu_times_of(times: Any) -> CpuTimes:
+    """Busy and total CPU seconds from a ``psutil.cpu_times()`` tuple."""
+    fields = times._asdict()
+    total = sum(value for name, value in fields.items() if name not in ("guest", "guest_nice"))
+    idle = fields.get("idle", 0.0) + fields.get("iowait", 0.0)
+    return CpuTimes(busy=total - idle, total=total)
+
+
+class PsutilHostReader:
+    name = "psutil"
+
+    def __init__(self, psutil_module: Any = None):
+        self._psutil = psutil_module if psutil_module is not None else _import_psutil()
+
+    def read_fast(self) -> FastReading:
+        ps = self._psutil
+        return FastReading(cpu=cpu_times_of(ps.cpu_times()), logical_cpus=ps.cpu_count() or 1)
+
+    def read_slow(self) -> SlowReading:
+        ps = self._psutil
+        memory = ps.virtual_memory()
+        rx = tx = 0
+        for nic, counters in ps.net_io_counters(pernic=True).items():
+            if not nic.startswith(LOOPBACK_PREFIXES):
+                rx += counters.bytes_recv
+                tx += counters.bytes_sent
+        return SlowReading(memory_used_pct=100.0 * (memory.total - memory.available) / memory.total,
+                           load1=float(ps.getloadavg()[0]), tcp_established=self._established(),
+                           net_rx_bytes=rx, net_tx_bytes=tx)
+
+    def _established(self) -> float:
+        ps = self._psutil
+        try:
+            connections = ps.net_connections(kind="tcp")
+        except (ps.AccessDenied, OSError):
+            return math.nan
+        return float(sum(1 for connection in connections if connection.status == ps.CONN_ESTABLISHED))
+
+    def cpu_model(self) -> str:
+        return platform.processor() or ""
+
+    def close(self) -> None:
+        pass

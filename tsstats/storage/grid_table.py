@@ -13,8 +13,7 @@ import logging
 import numpy as np
 
 from tsstats.core.timeparse import rfc3339_ms
-from tsstats.figures.grid import GridSeries
-from tsstats.figures.grid_rows import LATEST_END_MS, MAX_G_PER_KWH, GridRow, with_ends
+from tsstats.figures.grid import LATEST_END_MS, MAX_G_PER_KWH, GridRow, GridSeries, with_ends
 from tsstats.storage.sql import Connection
 
 log = logging.getLogger("tsstats.grid")

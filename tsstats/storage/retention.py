@@ -1,20 +1,23 @@
-"""Retention and the size cap, on the writing connection, in bounded passes.
+"""Retention, the size cap and the records' room, on the writing connection (writer thread), in bounded passes.
 
-Each pass deletes at most ``RETENTION_CHUNK_MS`` of each table (an hour of raw samples, a day of 1-minute rows,
-30 days of 1-hour rows), so that the writer never stalls for long; while a backlog lasts a pass runs every
-second, else every minute. Raw samples go only once they are rolled up. Freed blocks are given back by a
-checkpoint once a backlog is done. Records are never deleted here: they have their share of the cap
-(``record_room``), measured on each pass.
+Each pass deletes the oldest ``RETENTION_ROWS`` of each table at most (an hour of raw samples at 10 Hz), so
+that the writer never stalls for long; while a backlog lasts a pass runs every second, else every minute. Raw
+samples go only once they are rolled up. Freed blocks are given back by a checkpoint once a backlog is done.
+
+Records (comparisons, phases, offsets, grid rows) are never deleted by the service, so within ``max_db_mb``
+they may take at most ``RECORDS_SHARE`` of the cap (``RecordRoom``). What they take is estimated from their rows
+and texts (``records_bytes``, measured on each retention pass), and each write adds what it brings; a write
+beyond the room is refused with ``InsufficientStorage`` (507) naming the figures. Without a cap there is no
+bound but the disk's (whose full state the store reports as 503).
 """
-
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 
 from tsstats.core.settings import Settings
-from tsstats.core.units import HOUR_MS
-from tsstats.storage.record_room import RecordRoom
+from tsstats.core.units import HOUR_MS, MIB
+from tsstats.storage.errors import InsufficientStorage
 from tsstats.storage.sql import Connection, first
 from tsstats.storage.store import Store
 
@@ -122,3 +125,44 @@ class Retention:
             return RETENTION_BACKLOG_S, False
         checkpoint, self.dirty = self.dirty, False
         return RETENTION_INTERVAL_S, checkpoint
+
+
+RECORDS_SHARE = 0.5
+RECORD_ROW_BYTES = 512  # a comparison's, a phase's or an offset's fixed columns, with room to spare
+GRID_ROW_BYTES = 48
+_MEASURE = (
+    f"SELECT (SELECT count(*) * {RECORD_ROW_BYTES} + coalesce(sum(length(metadata) + length(name) "
+    "+ coalesce(length(error), 0) + coalesce(length(accounting), 0)), 0) FROM comparisons) "
+    f"+ (SELECT count(*) * {RECORD_ROW_BYTES} + coalesce(sum(length(name)), 0) FROM phases) "
+    f"+ (SELECT count(*) * {RECORD_ROW_BYTES} + coalesce(sum(length(note)), 0) FROM offsets) "
+    f"+ (SELECT count(*) * {GRID_ROW_BYTES} FROM grid_intensity)"
+)
+
+
+def records_bytes(con: Connection) -> int:
+    return int(con.execute(_MEASURE).fetchall()[0][0])
+
+
+class RecordRoom:
+    """What the records take against their share of the cap (``used_bytes`` is set on the writer thread by
+    ``measure`` and raised on the event loop by ``charge``: a plain int, each step atomic)."""
+
+    def __init__(self, max_db_mb: float | None):
+        self.max_db_mb = max_db_mb
+        self.room_bytes = None if max_db_mb is None else max_db_mb * 1e6 * RECORDS_SHARE
+        self.used_bytes = 0
+
+    def measure(self, con: Connection) -> None:
+        self.used_bytes = records_bytes(con)
+
+    def charge(self, size_bytes: int) -> None:
+        """Count a record write of about ``size_bytes``; ``InsufficientStorage`` when it does not fit."""
+        if self.room_bytes is None:
+            return
+        if self.used_bytes + size_bytes > self.room_bytes:
+            raise InsufficientStorage(
+                f"the records (comparisons, phases, offsets, grid rows) take about {self.used_bytes / MIB:.1f} MiB, "
+                f"the most max_db_mb ({self.max_db_mb:g} MB) leaves them ({RECORDS_SHARE:.0%} of it); delete old "
+                "comparisons (DELETE /api/comparisons/{id}) or grid rows, or raise max_db_mb; nothing was written",
+                size_bytes, max(int(self.room_bytes - self.used_bytes), 0))
+        self.used_bytes += size_bytes

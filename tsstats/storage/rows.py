@@ -74,7 +74,7 @@ HOST_ROW = RowSpec("samples", (
     Field("gpu_idle_j", "gpu_idle_mj", 1000, "J", "INTEGER"),
     Field("mem_j", "mem_mj", 1000, "J", "INTEGER"),
     Field("methods", "methods", 1, "bits", "UTINYINT"),
-    # schema version 5: the conditions of the last second (sampling.conditions_row)
+    # schema version 5: the conditions of the last second (sampling.reading.condition_values)
     Field("cpu_user_pct", "cpu_user_pm", 10, "%", "SMALLINT"),
     Field("cpu_system_pct", "cpu_system_pm", 10, "%", "SMALLINT"),
     Field("cpu_iowait_pct", "cpu_iowait_pm", 10, "%", "SMALLINT"),

@@ -1,5 +1,6 @@
-"""Comparisons and offsets: created, updated and listed; every write through the one write path."""
-
+"""Comparisons and offsets: created, updated and listed; and their phases, named windows opened and closed inside a
+running comparison. Every write through the one write path; handlers on the event loop.
+"""
 from __future__ import annotations
 
 import time
@@ -13,6 +14,7 @@ from tsstats.api.router import Router
 from tsstats.api.view import ServiceView, record_bytes
 from tsstats.comparisons import records, validation
 from tsstats.comparisons.offsets import insert_offset, list_offsets, validate_offset
+from tsstats.comparisons.phases import validate_new_phase, validate_phase_end
 from tsstats.core.inputs import InputError
 
 
@@ -74,3 +76,33 @@ def add_routes(router: Router, view: ServiceView) -> None:
             return json_response(record, status=201, headers=NO_STORE)
         page = validation.validate_list_query(query_lists(request), ("limit", "before"))
         return json_response(await view.read(list_offsets, page), headers=NO_STORE)
+
+
+def add_phase_routes(router: Router, view: ServiceView) -> None:
+    def now_ms() -> int:
+        return int(time.time() * 1000)
+
+    def known(comparison_id: str) -> int:
+        number = validation.parse_comparison_id(comparison_id)
+        if number is None:
+            raise InputError(f"no comparison {comparison_id}", status=404)
+        return number
+
+    @router.route("/api/comparisons/<id:str>/phases", ("POST",))
+    async def phases(request: Request, id: str):  # noqa: A002
+        query_values(request, ())
+        new = validate_new_phase(parse_json_body(request))
+        number = known(id)
+        record = await committed(view.write(lambda con: view.open_phase(con, number, new, now_ms()),
+                                            record_bytes(request.body)))
+        return json_response(record, status=201, headers=NO_STORE)
+
+    @router.route("/api/comparisons/<id:str>/phases/<phase:str>", ("PATCH",))
+    async def phase(request: Request, id: str, phase: str):  # noqa: A002
+        query_values(request, ())
+        end = validate_phase_end(parse_json_body(request))
+        number, phase_id = known(id), validation.parse_comparison_id(phase)
+        if phase_id is None:
+            raise InputError(f"no phase {phase} in comparison {id}", status=404)
+        record = await committed(view.write(lambda con: view.close_phase(con, number, phase_id, end, now_ms())))
+        return json_response(record, headers=NO_STORE)

@@ -12,7 +12,7 @@ from tsstats.api.bodies import NO_STORE, committed, parse_json_body, query_value
 from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
 from tsstats.core.inputs import InputError, time_range
-from tsstats.figures.grid_rows import MAX_FEED_ROWS, GridRow, GridRowsError, parse_csv, parse_json_rows
+from tsstats.figures.grid import MAX_FEED_ROWS, GridRow, GridRowsError, parse_csv, parse_json_rows
 
 
 def add_routes(router: Router, view: ServiceView) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsstats.figures.grid import GridSeries
-from tsstats.figures.grid_rows import GridRowsError, parse_csv, with_ends
+from tsstats.figures.grid import GridRowsError, GridSeries, parse_csv, with_ends
 
 
 def test_rows_are_read_with_a_header_comments_and_any_step():
