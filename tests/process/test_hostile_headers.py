@@ -8,7 +8,7 @@ import socket
 import pytest
 from support.server import ServerProcess
 
-from tsstats.client.service import Service, ServiceUnauthorized
+from tsstats.client.service import ServiceClient, ServiceUnauthorized
 
 TOKEN = "tøken-✓-秘密"
 HOSTILE = [b"\xff", b"Bearer \xff", b"Bearer \xc3\x28", b"Bearer \xed\xa0\x80", b"\x00", b"Bearer " + b"\xfe" * 300,
@@ -69,7 +69,7 @@ def test_no_header_makes_a_500_nor_more_than_a_line_of_log(server):
 def test_a_token_of_any_characters_works_through_the_client(server):
     if server.process.poll() is not None:
         server.start()
-    assert Service(server.url, TOKEN).call("GET", "/api/comparisons")["next"] is not None  # more than a page
+    assert ServiceClient(server.url, TOKEN).call("GET", "/api/comparisons")["next"] is not None  # more than a page
     with pytest.raises(ServiceUnauthorized) as refused:  # for a script, as good as no service
-        Service(server.url, TOKEN + "x").call("GET", "/api/comparisons")
+        ServiceClient(server.url, TOKEN + "x").call("GET", "/api/comparisons")
     assert "refused the token (401" in str(refused.value)

@@ -3,7 +3,7 @@ first quiet reading (``Study._unsettled`` on readings as ``GET /api/conditions``
 
 from __future__ import annotations
 
-from tsstats.client.service import Service
+from tsstats.client.service import ServiceClient
 from tsstats.client.study import COOL_MARGIN_C, Contender, Study, StudyOptions
 
 
@@ -14,7 +14,7 @@ def reading(contention: float = 2.0, cpu_c: float | None = 50.0, gpus: dict[str,
 
 def study() -> Study:
     never = Contender("x", None, lambda: 0)
-    return Study([never, never], StudyOptions(), Service("http://127.0.0.1:9"))
+    return Study([never, never], StudyOptions(), ServiceClient("http://127.0.0.1:9"))
 
 
 def test_a_busy_machine_is_not_quiet_whatever_its_temperatures():

@@ -12,10 +12,17 @@ from collections.abc import Callable
 
 import duckdb
 
-from tsstats.cli.client import ByteProgress, ServiceError, download, with_query
 from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
 from tsstats.cli.locate import LocateError, locate
 from tsstats.cli.outputs import STDOUT, OutputError, atomic_output, output_format
+from tsstats.client.service import (
+    DestinationFailed,
+    ServiceClient,
+    ServiceRefused,
+    ServiceUnauthorized,
+    ServiceUnreachable,
+    with_query,
+)
 from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
 from tsstats.core.inputs import InputError
 from tsstats.core.settings import Settings
@@ -108,7 +115,8 @@ def _write_out(what: str, settings: Settings, args: argparse.Namespace, from_fil
         if source.url:
             progress = ByteProgress(what)
             with atomic_output(args.out, args.force) as temporary:
-                size = download(with_query(source.url, path, values), settings.token, temporary, progress)
+                size = ServiceClient(source.url, settings.token).download(with_query(path, values), temporary,
+                                                                          progress)
             progress.finish()
             message = f"{what}: wrote {size:,} bytes to {shown_out(args.out)} through the service at {source.url} " \
                       f"(database {source.db})"
@@ -129,7 +137,40 @@ def _write_out(what: str, settings: Settings, args: argparse.Namespace, from_fil
         return _fail(str(error), EXIT_USAGE)
     except (duckdb.Error, OSError) as error:
         return _fail(f"the {what} to {args.out} failed, nothing written: {error}")
-    except ServiceError as error:
-        return _fail(str(error), EXIT_USAGE if error.status == 400 else EXIT_FAILURE)
+    except ServiceRefused as error:
+        if error.status == 400:  # the same words as the same mistake made against the file
+            return _fail(error.message, EXIT_USAGE)
+        return _fail(error.message if error.status == 0 else f"the service answered {error.status}: "
+                     f"{error.message}")
+    except ServiceUnauthorized as error:
+        return _fail(str(error))
+    except (ServiceUnreachable, DestinationFailed) as error:
+        return _fail(f"the {what} to {args.out} failed, nothing written: {error}")
     print(message, file=sys.stderr if args.out == STDOUT else sys.stdout)  # stdout holds the data then
     return 0
+
+
+class ByteProgress:
+    """A byte counter redrawn in place on a terminal; silent on a pipe."""
+
+    def __init__(self, label: str, stream=None):
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.active = self.stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.active:
+            return
+        if total:
+            width = 30
+            filled = int(width * done / total)
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'-' * (width - filled)}] {done / 1e6:8.1f} of "
+                              f"{total / 1e6:.1f} MB")
+        else:
+            self.stream.write(f"\r{self.label} {done / 1e6:8.1f} MB")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.active:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -17,8 +17,8 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from tsstats.cli.client import ServiceError, service_database, service_url
 from tsstats.client.holder import drop_stale_holder, holder_path, read_holder
+from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, listening_url
 from tsstats.core.settings import Settings
 from tsstats.storage.errors import StoreLocked
 from tsstats.storage.sql import Connection
@@ -50,7 +50,10 @@ def same_file(a: str, b: str) -> bool:
 
 
 def through_service(url: str, settings: Settings, db: str | None, pid: int | None = None) -> Source:
-    held = service_database(url, settings.token)
+    try:
+        held = ServiceClient(url, settings.token).database_path()
+    except ServiceUnreachable as error:
+        raise ServiceRefused(0, f"no tsstats service answers at {url}: {error}") from None
     if pid is None and held is not None:  # the runtime file beside the file it holds names its process
         found = read_holder(held)
         pid = found.pid if found is not None else None
@@ -69,7 +72,7 @@ def locate(settings: Settings, args: argparse.Namespace, open_file) -> Source:
     (``StoreLocked`` when held)."""
     db_named = named(args, "db")
     if args.url or named(args, "port") or named(args, "host"):
-        url = args.url or service_url(settings.host, settings.port)
+        url = args.url or listening_url(settings.host, settings.port)
         return through_service(url.rstrip("/"), settings, settings.db if db_named else None)
     db = settings.db
     try:
@@ -83,7 +86,7 @@ def locate(settings: Settings, args: argparse.Namespace, open_file) -> Source:
                               f"the service that holds it") from None
         try:
             return through_service(holder.url, settings, db, holder.pid)
-        except ServiceError as error:
+        except (ServiceRefused, ServiceUnreachable) as error:
             raise LocateError(f"{db} is held by tsstats pid {holder.pid}, which does not answer at {holder.url} "
                               f"({error})") from None
     drop_stale_holder(db)  # no process holds the file: a runtime file beside it is left from a kill

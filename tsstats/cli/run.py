@@ -22,7 +22,7 @@ from typing import Any
 
 from tsstats.cli.exits import EXIT_USAGE
 from tsstats.cli.summary import summary_lines
-from tsstats.client.service import Service, ServiceRefused, ServiceUnreachable, say
+from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, say
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NOT_FOUND, NOT_EXECUTABLE = 127, 126
@@ -91,12 +91,12 @@ class Forwarder:
         self._done.set()
 
 
-def command_service(args: argparse.Namespace, who: str) -> Service | None:
+def command_service(args: argparse.Namespace, who: str) -> ServiceClient | None:
     """For a command that runs others (run, compare): descriptors 0-2 kept, and the service its flags name (None,
     with the reason said, when the token file cannot be read)."""
     keep_standard_descriptors()
     try:
-        return Service.from_environment(args.url, args.token, args.token_file)
+        return ServiceClient.from_environment(args.url, args.token, args.token_file)
     except ValueError as unreadable:
         say(f"{who}: {unreadable}")
         return None
@@ -147,7 +147,7 @@ def run_command(args: argparse.Namespace) -> int:
     return code
 
 
-def start(service: Service, name: str, models: list[str], items: float | None,
+def start(service: ServiceClient, name: str, models: list[str], items: float | None,
           required: bool) -> dict[str, Any] | None | bool:
     """The comparison, running; None when no service answers (the command runs unmeasured); False when
     ``required`` and none answers, or the service refused it."""
@@ -167,7 +167,7 @@ def start(service: Service, name: str, models: list[str], items: float | None,
     return None
 
 
-def finish(service: Service, run: Any, outcome: str, error: str | None,
+def finish(service: ServiceClient, run: Any, outcome: str, error: str | None,
            result_path: str | None) -> dict[str, Any] | None:
     body: dict[str, Any] = {"status": outcome, **read_result(result_path)}
     if error:

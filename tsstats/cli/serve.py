@@ -11,10 +11,10 @@ from sanic import Sanic
 
 from tsstats.api.exposure import tls_context
 from tsstats.assembly import StartupError, connection_protocol, open_service
-from tsstats.cli.client import service_url
 from tsstats.cli.exits import EXIT_FAILURE
 from tsstats.cli.stopping import StopSignals, stop_on_signals
 from tsstats.client.holder import remove_holder, write_holder
+from tsstats.client.service import listening_url
 from tsstats.core.settings import Settings
 from tsstats.storage.errors import StoreError
 
@@ -22,7 +22,7 @@ from tsstats.storage.errors import StoreError
 def announce(settings: Settings, tls: bool) -> None:
     """Write the runtime file by which a client command given only ``--db`` finds this service."""
     try:
-        write_holder(settings.db, service_url(settings.host, settings.port, "https" if tls else "http"))
+        write_holder(settings.db, listening_url(settings.host, settings.port, "https" if tls else "http"))
     except OSError as error:
         logging.getLogger("tsstats").warning("cannot write the runtime file beside %s (clients given only --db "
                                              "will not find this service): %s", settings.db, error)

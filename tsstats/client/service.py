@@ -1,5 +1,8 @@
-"""Calls to a running tsstats service: JSON over HTTP with the token, a short connection timeout (a script is
-never slowed by a service that is down) and the service's own error messages."""
+"""The one HTTP client of a running tsstats service, for the Python client (``track``, ``compare``) and the
+command line (``run``, ``compare``, ``export``, ``backup``): JSON calls with the token, downloads into a file,
+the database a service holds; a short connection timeout (a script is never slowed by a service that is down)
+and the service's own error messages. A redirect is followed only to the same scheme, host and port (the token
+never travels to another host). Standard library only; runs on the caller's thread."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import json
 import os
 import sys
 import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +20,19 @@ from tsstats.client.holder import local_service_url
 DEFAULT_URL = "http://127.0.0.1:8000"
 CONNECT_TIMEOUT_S = 0.25  # a service that is not there costs a script at most this, twice
 ANSWER_TIMEOUT_S = 30.0  # a service that is there answers a write once it has committed
+DOWNLOAD_TIMEOUT_S = 600.0  # an export or a backup is written whole before its first byte comes
+CHUNK_BYTES = 256 * 1024
+MAX_REDIRECTS = 5
+
+
+def listening_url(host: str, port: int, scheme: str = "http") -> str:
+    """Where a client reaches a service listening on ``host``:``port`` (a wildcard address through loopback)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"{scheme}://{shown}:{port}"
 
 
 def say(line: str) -> None:
@@ -31,6 +48,10 @@ class ServiceUnreachable(ConnectionError):
 
 class ServiceUnauthorized(ServiceUnreachable):
     """The service refused the token (401): for a script, as good as no service (it runs unmeasured)."""
+
+
+class DestinationFailed(RuntimeError):
+    """A download's file could not be written (a full disk, a folder gone): nothing to do with the service."""
 
 
 class ServiceRefused(RuntimeError):
@@ -56,7 +77,7 @@ def token_in_file(path: str) -> str:
 
 
 @dataclass(frozen=True)
-class Service:
+class ServiceClient:
     """Where the service is (``TSSTATS_URL``, default http://127.0.0.1:8000) and its token."""
 
     url: str = DEFAULT_URL
@@ -64,7 +85,7 @@ class Service:
 
     @classmethod
     def from_environment(cls, url: str | None = None, token: str | None = None,
-                         token_file: str | None = None) -> Service:
+                         token_file: str | None = None) -> ServiceClient:
         """The URL: ``url``, else ``TSSTATS_URL``, else the service holding ``TSSTATS_DB`` or the default database
         (its runtime file, as ``tsstats export`` finds it), else http://127.0.0.1:8000. The token: ``token``, else
         the file ``token_file``, else ``TSSTATS_TOKEN``, else the file
@@ -81,37 +102,108 @@ class Service:
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One request; the decoded JSON answer (None for an empty one). ServiceUnreachable when nothing
         answers within the connection timeout; ServiceRefused for an error answer."""
-        parts = urllib.parse.urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"TSSTATS_URL must be http://host:port or https://host:port, not {self.url!r}")
-        kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        connection = kind(parts.hostname, parts.port, timeout=CONNECT_TIMEOUT_S)
-        headers: dict[str, str | bytes] = {"Accept": "application/json", **bearer(self.token)}
-        payload = None
-        if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        try:
-            try:
-                connection.connect()
-            except (TimeoutError, OSError) as error:
-                raise ServiceUnreachable(f"no tsstats at {self.url}: {error}") from None
-            if connection.sock is not None:
-                connection.sock.settimeout(ANSWER_TIMEOUT_S)
-            try:
-                connection.request(method, parts.path.rstrip("/") + path, body=payload, headers=headers)
-                answer = connection.getresponse()
-                data = answer.read()
-            except (OSError, http.client.HTTPException) as error:
-                raise ServiceUnreachable(f"tsstats at {self.url} stopped answering: {error}") from None
-        finally:
-            connection.close()
-        if answer.status == 401:
-            raise ServiceUnauthorized(f"tsstats at {self.url} refused the token (401: {_refused(401, data).message}); "
-                                      f"set TSSTATS_TOKEN or TSSTATS_TOKEN_FILE to the service's token")
-        if answer.status >= 400:
-            raise _refused(answer.status, data)
+        payload = None if body is None else json.dumps(body).encode()
+        status, data = self._exchange(method, path, payload, lambda answer: answer.read())
+        if status >= 400:
+            raise _refused(status, data)
         return json.loads(data) if data else None
+
+    def download(self, path: str, destination: str, progress: Callable[[int, int], None] | None = None) -> int:
+        """GET ``path`` into the file ``destination``; the bytes written. ``progress(done, total)`` as chunks
+        arrive. ServiceRefused for an error answer or a short one; ServiceUnreachable when nothing answers;
+        DestinationFailed when the file cannot be written."""
+        def save(answer: http.client.HTTPResponse) -> bytes:
+            if answer.status >= 300:
+                return answer.read()
+            total, done = int(answer.headers.get("Content-Length") or 0), 0
+            try:
+                out = open(destination, "wb")
+            except OSError as error:
+                raise DestinationFailed(f"cannot write {destination}: {error}") from None
+            with out:
+                while chunk := answer.read(CHUNK_BYTES):
+                    try:
+                        out.write(chunk)
+                    except OSError as error:
+                        raise DestinationFailed(f"cannot write {destination}: {error}") from None
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+            if total and done != total:
+                raise ServiceRefused(answer.status, f"the service sent {done} of {total} bytes")
+            return str(done).encode()
+
+        status, data = self._exchange("GET", path, None, save, DOWNLOAD_TIMEOUT_S)
+        if status >= 400:
+            raise _refused(status, data)
+        return int(data)
+
+    def database_path(self) -> str | None:
+        """The database file this service holds, from ``GET /healthz`` (None when it does not say: a token is
+        needed to see it); ServiceUnreachable when nothing answers."""
+        _, data = self._exchange("GET", "/healthz", None, lambda answer: answer.read())  # 503 still says
+        try:
+            path = json.loads(data)["database"]["path"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return path if isinstance(path, str) else None
+
+    def _exchange(self, method: str, path: str, payload: bytes | None,
+                  take: Callable[[http.client.HTTPResponse], bytes],
+                  answer_timeout_s: float = ANSWER_TIMEOUT_S) -> tuple[int, bytes]:
+        """Send one request (following a redirect to the same scheme, host and port) and ``take`` its answer:
+        (status, what ``take`` returned). A 401 is ServiceUnauthorized."""
+        url = self.url.rstrip("/") + path
+        for _ in range(MAX_REDIRECTS + 1):
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"TSSTATS_URL must be http://host:port or https://host:port, not {self.url!r}")
+            kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            connection = kind(parts.hostname, parts.port, timeout=CONNECT_TIMEOUT_S)
+            headers: dict[str, str | bytes] = {"Accept": "application/json", **bearer(self.token)}
+            if payload is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                try:
+                    connection.connect()
+                except (TimeoutError, OSError) as error:
+                    raise ServiceUnreachable(f"no tsstats at {self.url}: {error}") from None
+                if connection.sock is not None:
+                    connection.sock.settimeout(answer_timeout_s)
+                try:
+                    target = parts.path + (f"?{parts.query}" if parts.query else "")
+                    connection.request(method, target, body=payload, headers=headers)
+                    answer = connection.getresponse()
+                    location = answer.headers.get("Location")
+                    if answer.status in (301, 302, 303, 307, 308) and location:
+                        answer.read()
+                        url = self._same_service(url, urllib.parse.urljoin(url, location), answer.status)
+                        continue
+                    data = take(answer)
+                except (OSError, http.client.HTTPException) as error:
+                    raise ServiceUnreachable(f"tsstats at {self.url} stopped answering: {error}") from None
+            finally:
+                connection.close()
+            if answer.status == 401:
+                raise ServiceUnauthorized(f"tsstats at {self.url} refused the token (401: "
+                                          f"{_refused(401, data).message}); set TSSTATS_TOKEN or TSSTATS_TOKEN_FILE "
+                                          f"to the service's token")
+            return answer.status, data
+        raise ServiceRefused(310, f"more than {MAX_REDIRECTS} redirects from {self.url}{path}")
+
+    @staticmethod
+    def _same_service(old: str, new: str, status: int) -> str:
+        before, after = urllib.parse.urlsplit(old), urllib.parse.urlsplit(new)
+        if (before.scheme, before.hostname, before.port) != (after.scheme, after.hostname, after.port):
+            raise ServiceRefused(status, f"the service at {old} redirected to {new}, another host; not following "
+                                         f"it (the token would go with it)")
+        return new
+
+
+def with_query(path: str, values: Mapping[str, str | None]) -> str:
+    """``path`` with the values that are not None as its query."""
+    query = urllib.parse.urlencode({key: value for key, value in values.items() if value is not None})
+    return path + (f"?{query}" if query else "")
 
 
 def bearer(token: str) -> dict[str, bytes]:

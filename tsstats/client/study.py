@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from tsstats.client.service import Service, ServiceRefused, ServiceUnreachable, say
+from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, say
 from tsstats.client.statistics import (
     ALPHA,
     OUTLIER_Z,
@@ -114,9 +114,10 @@ class Result:
 class Study:
     """The trials of a study, run one at a time, each measured by the service while it answers."""
 
-    def __init__(self, contenders: list[Contender], options: StudyOptions, service: Service, who: str = "tsstats"):
+    def __init__(self, contenders: list[Contender], options: StudyOptions, service: ServiceClient,
+                 who: str = "tsstats"):
         self.contenders, self.options = contenders, options
-        self.service: Service | None = service
+        self.service: ServiceClient | None = service
         self.who = who  # how its messages start
         self.unmeasured_reason: str | None = None
         self.trials: list[Trial] = []
@@ -613,7 +614,7 @@ def compare(contenders: dict[str, Callable[[], Any]], runs: int | str = 10, warm
                            study=study, min_runs=min_runs, max_runs=max_runs, target_ci=target_ci,
                            max_wait=float(max_wait), retries=int(retries), idle_baseline=float(idle_baseline))
     running = Study([Contender(name, None, _call(function)) for name, function in contenders.items()], options,
-                    Service.from_environment(url, token, token_file), who="tsstats.compare")
+                    ServiceClient.from_environment(url, token, token_file), who="tsstats.compare")
     try:
         stopped, _ = running.run()
     except KeyboardInterrupt:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from tsstats.client.service import Service, ServiceRefused, ServiceUnreachable, say
+from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, say
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_ERROR = 4000
@@ -66,7 +66,7 @@ class Phase:
 class Run:
     """One measured run: created by ``track``, finished when its block ends."""
 
-    def __init__(self, service: Service, models: list[str], name: str | None, items: float | None,
+    def __init__(self, service: ServiceClient, models: list[str], name: str | None, items: float | None,
                  metadata: dict[str, Any], required: bool):
         self.service = service
         self.models, self.name, self.items, self.metadata, self.required = models, name, items, metadata, required
@@ -172,7 +172,7 @@ class Run:
 class Tracker:
     """What ``track`` returns: a context manager (``with ... as run``) and a decorator (a run per call)."""
 
-    def __init__(self, service: Service, models: list[str], name: str | None, items: float | None,
+    def __init__(self, service: ServiceClient, models: list[str], name: str | None, items: float | None,
                  metadata: dict[str, Any], required: bool):
         self._arguments = (service, models, name, items, metadata, required)
         self._runs: list[Run] = []
@@ -228,7 +228,7 @@ def track(models: list[str] | tuple[str, ...] | None = None, name: str | None = 
     if not isinstance(required, bool):
         raise TsstatsError(f"required must be True or False, not {required!r}")
     try:
-        service = Service.from_environment(url, token, token_file)
+        service = ServiceClient.from_environment(url, token, token_file)
     except ValueError as error:
         raise TsstatsError(str(error)) from None
     return Tracker(service, list(models), name, checked_items, dict(metadata or {}), required)

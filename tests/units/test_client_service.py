@@ -1,4 +1,5 @@
-"""The command line's client of a running service never hands the token to another host."""
+"""The client of a running service (Python client and command line alike) never hands the token to another host,
+and a download is whole or an error."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 
 import pytest
 
-from tsstats.cli.client import ServiceError, download
+from tsstats.client.service import ServiceClient, ServiceRefused
 
 
 class Redirecting(http.server.BaseHTTPRequestHandler):
@@ -43,7 +44,11 @@ def server():
 
 def test_a_redirect_to_another_host_is_not_followed(server, tmp_path):
     Redirecting.seen.clear()
-    assert download(server + "/same", "s3cret", str(tmp_path / "a")) == 2  # the same service: followed
-    with pytest.raises(ServiceError, match="another host"):
-        download(server + "/away", "s3cret", str(tmp_path / "b"))
-    assert Redirecting.seen == ["Bearer s3cret", "Bearer s3cret", "Bearer s3cret"]  # nothing went to 127.0.0.2
+    client = ServiceClient(server, "s3cret")
+    assert client.download("/same", str(tmp_path / "a")) == 2 and (tmp_path / "a").read_bytes() == b"ok"  # followed
+    with pytest.raises(ServiceRefused, match="another host"):
+        client.download("/away", str(tmp_path / "b"))
+    with pytest.raises(ServiceRefused, match="another host"):
+        client.call("GET", "/away")
+    assert Redirecting.seen == ["Bearer s3cret"] * 4  # nothing went to 127.0.0.2
+    assert not (tmp_path / "b").exists()
