@@ -22,15 +22,11 @@ from typing import Any
 
 from tsstats.cli.exits import EXIT_USAGE
 from tsstats.cli.summary import summary_lines
-from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, say
+from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, say, warn
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NOT_FOUND, NOT_EXECUTABLE = 127, 126
 RESULT_FIELDS = ("accuracy", "speed", "latencyMs", "items", "metadata")
-
-
-def _warn(message: str) -> None:
-    say(f"tsstats: {message}")
 
 
 def keep_standard_descriptors() -> None:
@@ -123,10 +119,10 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         forwarder.child = subprocess.Popen(command, preexec_fn=forwarder.for_child)
     except FileNotFoundError:
-        _warn(f"{command[0]}: command not found")
+        warn(f"{command[0]}: command not found")
         code, error = NOT_FOUND, f"{command[0]}: command not found"
     except PermissionError:
-        _warn(f"{command[0]}: permission denied")
+        warn(f"{command[0]}: permission denied")
         code, error = NOT_EXECUTABLE, f"{command[0]}: permission denied"
     else:
         status = forwarder.child.wait()
@@ -143,7 +139,7 @@ def run_command(args: argparse.Namespace) -> int:
             with open(args.json_out, "w", encoding="utf-8") as out:
                 json.dump(record, out, indent=2)
         except OSError as problem:
-            _warn(f"--json {args.json_out}: {problem}")
+            warn(f"--json {args.json_out}: {problem}")
     return code
 
 
@@ -158,11 +154,11 @@ def start(service: ServiceClient, name: str, models: list[str], items: float | N
         return service.call("POST", "/api/comparisons", body)
     except ServiceUnreachable as error:
         if required:
-            _warn(f"{error}; not running the command (--required)")
+            warn(f"{error}; not running the command (--required)")
             return False
-        _warn(f"{error}; the command runs unmeasured")
+        warn(f"{error}; the command runs unmeasured")
     except ServiceRefused as error:
-        _warn(str(error))
+        warn(str(error))
         return False
     return None
 
@@ -175,7 +171,7 @@ def finish(service: ServiceClient, run: Any, outcome: str, error: str | None,
     try:
         return service.call("PATCH", f"/api/comparisons/{run['id']}", body)
     except (ServiceUnreachable, ServiceRefused) as problem:
-        _warn(f"{problem}; the run's figures are missing")
+        warn(f"{problem}; the run's figures are missing")
         return None
 
 
@@ -187,12 +183,12 @@ def read_result(path: str | None) -> dict[str, Any]:
         with open(path, encoding="utf-8") as handle:
             result = json.load(handle)
     except (OSError, ValueError) as problem:
-        _warn(f"--result {path}: {problem}; nothing reported from it")
+        warn(f"--result {path}: {problem}; nothing reported from it")
         return {}
     if not isinstance(result, dict):
-        _warn(f"--result {path}: expected a JSON object; nothing reported from it")
+        warn(f"--result {path}: expected a JSON object; nothing reported from it")
         return {}
     unknown = sorted(set(result) - set(RESULT_FIELDS))
     if unknown:
-        _warn(f"--result {path}: ignored {', '.join(unknown)} (known: {', '.join(RESULT_FIELDS)})")
+        warn(f"--result {path}: ignored {', '.join(unknown)} (known: {', '.join(RESULT_FIELDS)})")
     return {key: value for key, value in result.items() if key in RESULT_FIELDS}

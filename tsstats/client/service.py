@@ -42,6 +42,11 @@ def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+def warn(message: str) -> None:
+    """A warning of the client's on stderr, ``tsstats: ...``."""
+    say(f"tsstats: {message}")
+
+
 class ServiceUnreachable(ConnectionError):
     """No service answered at the URL."""
 

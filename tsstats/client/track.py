@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, say
+from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, warn
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_ERROR = 4000
@@ -34,10 +34,6 @@ class TsstatsError(ValueError):
 
 class TsstatsUnavailable(ConnectionError):
     """``required=True`` and no service answered."""
-
-
-def _warn(message: str) -> None:
-    say(f"tsstats: {message}")
 
 
 def _check_number(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float | None:
@@ -126,11 +122,11 @@ class Run:
         try:
             answer = self.service.call(method, path, body)
         except ServiceUnreachable as error:
-            _warn(f"{error}; this run's figures are missing")
+            warn(f"{error}; this run's figures are missing")
             self.measured = False
             return None
         except ServiceRefused as error:
-            _warn(f"{error}; this run's figures may be incomplete")
+            warn(f"{error}; this run's figures may be incomplete")
             return None
         return answer.get(key) if key is not None and isinstance(answer, dict) else answer
 
@@ -147,7 +143,7 @@ class Run:
         except ServiceUnreachable as error:
             if self.required:
                 raise TsstatsUnavailable(f"{error} (required=True)") from None
-            _warn(f"{error}; this run is not measured")
+            warn(f"{error}; this run is not measured")
             return
         except ServiceRefused as error:
             raise TsstatsError(str(error)) from None
