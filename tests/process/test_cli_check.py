@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 from support.powercap import FakePowercap
-from support.server import fake_hardware_env
+from support.server import run_cli
 
 
 def check(*args: str, gpus: list[dict] | None = None, host_hardware: bool = False) -> subprocess.CompletedProcess:
     """``tsstats check`` as a process; it sees the fake pynvml (``gpus``, default none) unless ``host_hardware``."""
-    env = {**os.environ, **({} if host_hardware else fake_hardware_env(gpus))}
-    return subprocess.run([sys.executable, "-m", "tsstats", "check", *args], capture_output=True, text=True,
-                          timeout=60, env=env)
+    return run_cli("check", *args, timeout=60, gpus=gpus, host_hardware=host_hardware)
 
 
 def test_check_json_without_gpu_or_rapl(tmp_path):
@@ -84,8 +81,7 @@ def test_bad_flags_exit_with_usage_errors(tmp_path):
 
 
 def tsstats_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tsstats", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **fake_hardware_env(), **(env or {})})
+    return run_cli(*args, env=env, timeout=60)
 
 
 @pytest.mark.parametrize("args", [

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from support.server import ServerProcess, free_port
+from support.server import ServerProcess, free_port, run_cli
 
 WORK = "import sys; sum(i * i for i in range(int(sys.argv[1])))"
 
@@ -25,9 +25,7 @@ def service(tmp_path_factory):
 
 
 def compare(url: str, *arguments: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TSSTATS_")}
-    return subprocess.run([sys.executable, "-m", "tsstats", "compare", "--url", url, *arguments],
-                          capture_output=True, text=True, timeout=timeout, env={**env, "TSSTATS_URL": url})
+    return run_cli("compare", "--url", url, *arguments, env={"TSSTATS_URL": url}, timeout=timeout)
 
 
 def test_twice_the_work_costs_about_twice_the_energy_and_time(service, tmp_path):

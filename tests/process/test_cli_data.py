@@ -16,16 +16,13 @@ from pathlib import Path
 import duckdb
 import pytest
 from support.disks import small_tmpfs
-from support.server import fake_hardware_env
+from support.server import fake_hardware_env, run_cli
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 
 
 def tsstats(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("TSSTATS_")}, **fake_hardware_env(),
-                **(env or {})}
-    return subprocess.run([sys.executable, "-m", "tsstats", *args], capture_output=True, text=True, timeout=300,
-                          env=full_env, cwd=cwd)
+    return run_cli(*args, env=env, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

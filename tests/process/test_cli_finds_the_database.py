@@ -4,7 +4,6 @@ the runtime file beside a served database, ``--port`` and ``--url`` alone, contr
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,15 +11,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from support.server import fake_hardware_env, free_port
+from support.server import free_port, run_cli
 
 
 def tsstats(*args: str, home: Path) -> subprocess.CompletedProcess:
     """The CLI as a user runs it, with its default database under ``home`` (not the one tested)."""
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TSSTATS_")}, **fake_hardware_env(),
-           "XDG_DATA_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "tsstats", *args], capture_output=True, text=True, timeout=300,
-                          env=env)
+    return run_cli(*args, env={"XDG_DATA_HOME": str(home)})
 
 
 def runtime_file(db: Path) -> Path:

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from support.server import ServerProcess, free_port
+from support.server import ServerProcess, free_port, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +21,7 @@ def service(tmp_path_factory):
 
 
 def tsstats_run(url: str, *arguments: str, **options) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TSSTATS_URL": url}
-    return subprocess.run([sys.executable, "-m", "tsstats", "run", *arguments], capture_output=True, text=True,
-                          timeout=60, env=env, **options)
+    return run_cli("run", *arguments, env={"TSSTATS_URL": url}, timeout=60, **options)
 
 
 def test_the_command_keeps_its_streams_and_status_and_the_summary_says_what_it_cost(service, tmp_path):

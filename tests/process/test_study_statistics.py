@@ -6,16 +6,14 @@ interval narrows as rounds are added."""
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
 from support.powercap import FakePowercap
-from support.server import ServerProcess
+from support.server import ServerProcess, run_cli
 
 from tsstats.client.statistics import ratio
 
@@ -56,9 +54,7 @@ def study(url: str, path, *commands: str, runs: int = 6) -> dict:
                  str(path)]
     for command in commands:
         arguments += ["--", "sh", "-c", command]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("TSSTATS_")}
-    result = subprocess.run([sys.executable, "-m", "tsstats", "compare", "--url", url, *arguments],
-                            capture_output=True, text=True, timeout=300, env=env)
+    result = run_cli("compare", "--url", url, *arguments)
     assert result.returncode == 0, result.stdout + result.stderr
     document = json.loads(path.read_text())
     assert all(trial["energy_j"] for command in document["commands"] for trial in command["trials"]), document

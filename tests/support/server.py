@@ -29,6 +29,21 @@ def fake_hardware_env(gpus: list[dict] | None = None) -> dict[str, str]:
     return {"PYTHONPATH": path, "FAKE_NVML_GPUS": json.dumps(gpus or []), "FAKE_AMDSMI_GPUS": "[]"}
 
 
+def clean_env(env: dict[str, str] | None = None, gpus: list[dict] | None = None,
+              host_hardware: bool = False) -> dict[str, str]:
+    """This process's environment without any ``TSSTATS_*`` variable (a developer's own would change what a test
+    sees), on the fake hardware unless ``host_hardware``, with ``env`` on top."""
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("TSSTATS_")}
+    return {**inherited, **({} if host_hardware else fake_hardware_env(gpus)), **(env or {})}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300, gpus: list[dict] | None = None,
+            host_hardware: bool = False, **options) -> subprocess.CompletedProcess[str]:
+    """``python -m tsstats ARGS`` as a user runs it, to its end: its output captured as text, in ``clean_env``."""
+    return subprocess.run([sys.executable, "-m", "tsstats", *args], capture_output=True, text=True, timeout=timeout,
+                          env=clean_env(env, gpus, host_hardware), **options)
+
+
 class ServerProcess:
     """``python -m tsstats serve`` on a free port with a real DuckDB file.
 
