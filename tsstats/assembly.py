@@ -30,7 +30,7 @@ from tsstats.api.requests import RequestStats
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.lifecycle import ComparisonLife, RunClock
-from tsstats.comparisons.stats import ComparisonTracker
+from tsstats.comparisons.stats import ComparisonFiguresCache
 from tsstats.core.settings import Settings, StartupError, default_of
 from tsstats.figures.grid import GridIntensity, GridRow, GridRowsError, parse_csv, resolve_grid
 from tsstats.sampling.availability import Availability
@@ -264,7 +264,7 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
     energy = MachineEnergy(sources.meter, sources.gpu, clocks.monotonic)
     attributor = Attributor(open_trees(settings.proc_root), sources.gpu, grid.intensity_at, energy.now,
                             energy.at_last_tick, settings.max_tracked_trees)
-    comparisons = ComparisonLife(attributor, ComparisonTracker(settings.activity_window),
+    comparisons = ComparisonLife(attributor, ComparisonFiguresCache(settings.activity_window),
                                  RunClock(clocks.monotonic, energy.now), settings, grid,
                                  lambda: ring.columns_of(ring.pending()),
                                  lambda: current_methods(sources.meter, sources.gpu),

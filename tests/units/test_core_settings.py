@@ -32,9 +32,9 @@ def test_flag_beats_environment_beats_file(tmp_path):
     config.write_text('port = 7000\nsample_hz = 5\ngrid_region = "fra"\nreport_window = "1h"\n')
     env = {"TSSTATS_PORT": "7500", "HOME": "/h"}
     settings = load_settings({"port": "7600"}, env=env, config_path=str(config))
-    assert settings.port == 7600 and settings.origin("port") == "flag --port"
+    assert settings.port == 7600 and settings.value_source("port") == "flag --port"
     settings = load_settings({}, env=env, config_path=str(config))
-    assert settings.port == 7500 and settings.origin("port") == "environment TSSTATS_PORT"
+    assert settings.port == 7500 and settings.value_source("port") == "environment TSSTATS_PORT"
     settings = load_settings({}, env={"HOME": "/h"}, config_path=str(config))
     assert settings.port == 7000 and settings.sample_hz == 5.0 and settings.grid_region == "FRA"
     assert settings.report_window == 3600
@@ -118,7 +118,7 @@ def test_parser_accepts_every_flag(tmp_path):
     args = build_parser().parse_args(argv)
     settings = load_settings({s.name: getattr(args, s.name) for s in SETTINGS}, env={"HOME": "/h"})
     for setting in SETTINGS:
-        assert settings.origin(setting.name) == f"flag {setting.flag}", setting.name
+        assert settings.value_source(setting.name) == f"flag {setting.flag}", setting.name
         value = special.get(setting.name, samples[setting.kind])
         expected = True if value is None else setting.convert(value)
         if setting.name == "grid_region":

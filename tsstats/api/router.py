@@ -41,7 +41,7 @@ class Router:
                  hosts: HostCheck):
         self.app = app
         self.token = token.encode() if token else None
-        self.origins = set(cors_origins)
+        self.cors_allowed = set(cors_origins)
         self.account = requests.record
         self.hosts = hosts
         app.exception(Exception)(self._outside_handlers)
@@ -66,7 +66,7 @@ class Router:
     def cors_headers(self, request: Request) -> dict[str, str]:
         """The CORS headers of an answer to an allowed origin (none for other origins)."""
         origin = request.headers.get("origin")
-        if origin is not None and origin in self.origins:
+        if origin is not None and origin in self.cors_allowed:
             return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
         return {}
 
@@ -89,7 +89,7 @@ class Router:
                                  status=421, headers=SECURITY_HEADERS)
         if request.method in WRITES:
             origin = request.headers.get("origin")
-            if origin is not None and origin not in self.origins and origin != f"{request.scheme}://{request.host}":
+            if origin is not None and origin not in self.cors_allowed and origin != f"{request.scheme}://{request.host}":
                 return json_response(error_body(403, f"a write from the origin {origin[:100]!r} is refused; allowed: "
                                                      "this service's own and cors_origins"),
                                      status=403, headers=SECURITY_HEADERS)

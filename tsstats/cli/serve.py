@@ -32,7 +32,7 @@ def run_serve(settings: Settings) -> int:
     log = logging.getLogger("tsstats")
     signals = StopSignals()
     signals.hold()  # first: every thread started from here on leaves the stop signals to the signal thread
-    if settings.origin("token") == "flag --token":
+    if settings.value_source("token") == "flag --token":
         log.warning("--token puts the token on the command line, which every local user can read (ps, "
                     "/proc/PID/cmdline); give it in a file instead: token_file (--token-file, TSSTATS_TOKEN_FILE)")
     try:

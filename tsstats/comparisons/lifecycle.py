@@ -25,7 +25,7 @@ from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.conditions import WindowSamples, run_conditions, window_samples
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.records import EXITED_UNREPORTED, Current, Finish
-from tsstats.comparisons.stats import ComparisonTracker
+from tsstats.comparisons.stats import ComparisonFiguresCache
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, NewComparison, check_transition
 from tsstats.core.inputs import InputError
 from tsstats.core.settings import Settings
@@ -75,7 +75,7 @@ class RunClock:
 
 
 class ComparisonLife:
-    def __init__(self, attributor: Attributor, tracker: ComparisonTracker, run_clock: RunClock, settings: Settings,
+    def __init__(self, attributor: Attributor, tracker: ComparisonFiguresCache, run_clock: RunClock, settings: Settings,
                  grid: GridIntensity, pending: Callable[[], dict[str, np.ndarray]], methods: Callable[[], Methods],
                  pending_gpu: Callable[[], dict[str, np.ndarray]] = dict):
         """``pending()``, ``pending_gpu()``: the sample rows (per-GPU rows) not yet stored, by ring column;
@@ -306,7 +306,7 @@ class ComparisonLife:
 
     # -- the sampler's hooks (sampling.hooks.ComparisonHooks) --------------------------------------------
     @property
-    def tracking(self) -> bool:
+    def follows_processes(self) -> bool:
         return bool(self.attributor.tracked)
 
     @property

@@ -39,7 +39,7 @@ def outcomes_since(con: Connection, since_ms: float) -> formulas.Outcomes:
                              int(row[6]), float(row[7]), int(row[8]), float(row[9]), float(row[10]))
 
 
-class ComparisonTracker:
+class ComparisonFiguresCache:
     """What the stats show of comparisons and offsets (writer thread). Reloaded when a build needs it after a
     write, or when the last load is older than REFRESH_MS (the activity window slides): a burst of writes costs
     one reload per build, not one per write, and nothing is held per comparison."""

@@ -228,16 +228,16 @@ class Settings:
                                      "int", 1, 4096)
     db_threads: int = setting(2, "DuckDB worker threads for queries (history, exports)", "int", 1, 64)
     log_level: str = setting("info", "log level: debug, info, warning or error")
-    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    value_sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)  # by setting
 
-    def origin(self, name: str) -> str:
+    def value_source(self, name: str) -> str:
         """Where a setting's value came from: a flag, the environment, the config file, the default or code."""
-        return self.origins.get(name, "default")
+        return self.value_sources.get(name, "default")
 
     def replace(self, **changes: Any) -> Settings:
         """These settings with ``changes`` (by code, for tests and tools)."""
-        origins = {**self.origins, **dict.fromkeys(changes, "code")}
-        return dataclasses.replace(self, **changes, origins=origins)
+        value_sources = {**self.value_sources, **dict.fromkeys(changes, "code")}
+        return dataclasses.replace(self, **changes, value_sources=value_sources)
 
 
 SETTINGS: tuple[Setting, ...] = tuple(
@@ -329,4 +329,4 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
         host, _, port = target.rpartition(":")
         if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ConfigError(f"{sources['latency_targets']}: {target!r} is not host:port")
-    return Settings(**values, origins=sources)
+    return Settings(**values, value_sources=sources)

@@ -13,7 +13,7 @@ class ComparisonHooks(Protocol):
     """Called on the sampler thread only."""
 
     @property
-    def tracking(self) -> bool:
+    def follows_processes(self) -> bool:
         """Whether a running comparison names processes (else nothing is attributed, nothing is read)."""
         ...
 

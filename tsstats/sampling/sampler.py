@@ -180,7 +180,7 @@ class Sampler:
             next_tick += self.period_s
             if next_tick < now:  # fell behind (suspend, overload): skip, never burst
                 next_tick = now + self.period_s
-            if attribution.due(now) and (parts.comparisons.tracking or parts.comparisons.waiting):
+            if attribution.due(now) and (parts.comparisons.follows_processes or parts.comparisons.waiting):
                 self.guarded(self.attribute, "attributing energy to processes")
             if flush.due(now) or (self.store.failure is not None and retry.due(now)):
                 self.flush()
@@ -218,7 +218,7 @@ class Sampler:
         """Give the processes followed their share; close the windows of the runs whose processes have all exited,
         and fail those whose report did not come within report_grace."""
         comparisons, now_ms = self.parts.comparisons, self.clocks.wall() * 1000.0
-        exited = comparisons.attribute(now_ms) if comparisons.tracking else []
+        exited = comparisons.attribute(now_ms) if comparisons.follows_processes else []
         if exited or comparisons.overdue(now_ms):
             self.store.transaction(lambda con: comparisons.settle(con, exited, now_ms))
             self._written(self.store.writer)
@@ -228,7 +228,7 @@ class Sampler:
         comparisons = self.parts.comparisons
         self.guarded(self.store.reopen, "reopening the database")  # only when a failure invalidated it
         self.parts.flusher.flush()
-        if comparisons.tracking:
+        if comparisons.follows_processes:
             self.guarded(lambda: self.store.transaction(comparisons.save),
                          "saving the energy attributed to processes")
 
