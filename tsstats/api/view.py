@@ -1,6 +1,8 @@
 """What the HTTP server sees of the service: the stats, health, the grid, the GPUs, the tiers, energy over an
-interval, and the one write path; nothing of the sampler's insides. Built by the assembly; called on the
-event loop (reads hand their work to the store's read pool, writes to the writer thread)."""
+interval, the machine's state now, and the one write path. The handlers see only this class; it reads, and
+never changes, the sampler's parts they report on (the publisher's snapshot, the flusher's health, the rings'
+pending rows, the tick reader's conditions, the rollups' tiers, the room for records). Built by the assembly;
+called on the event loop (reads hand their work to the store's read pool, writes to the writer thread)."""
 
 from __future__ import annotations
 

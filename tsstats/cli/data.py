@@ -10,8 +10,6 @@ import sys
 import time
 from collections.abc import Callable
 
-import duckdb
-
 from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
 from tsstats.cli.locate import LocateError, locate
 from tsstats.cli.outputs import STDOUT, OutputError, atomic_output, output_format
@@ -30,7 +28,7 @@ from tsstats.storage.backup import copy_database
 from tsstats.storage.errors import StoreError, StoreLocked
 from tsstats.storage.export import parse_export_query, write_export
 from tsstats.storage.history import gpu_indexes
-from tsstats.storage.sql import Connection, connect_read_only
+from tsstats.storage.sql import Connection, DatabaseError, connect_read_only
 
 
 def open_read_only(path: str) -> Connection:
@@ -135,7 +133,7 @@ def _write_out(what: str, settings: Settings, args: argparse.Namespace, from_fil
         return _fail(error.message if named else f"{error.field}: {error.message}", EXIT_USAGE)
     except OutputError as error:
         return _fail(str(error), EXIT_USAGE)
-    except (duckdb.Error, OSError) as error:
+    except (DatabaseError, OSError) as error:
         return _fail(f"the {what} to {args.out} failed, nothing written: {error}")
     except ServiceRefused as error:
         if error.status == 400:  # the same words as the same mistake made against the file

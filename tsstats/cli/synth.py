@@ -16,6 +16,7 @@ from tsstats.assembly import open_host_reader, open_store
 from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
 from tsstats.cli.outputs import OutputError, check_directory
 from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.units import DAY_MS, MS_PER_S
 from tsstats.figures.methods import METHOD_GPU_POWER
 from tsstats.figures.power_models import cpu_model_power_w, dimm_model_power_w
 from tsstats.sampling.flushing import write_batch
@@ -170,8 +171,8 @@ def synthesize(store: Store, days: float, hz: float, gpus: int = 0, end_s: float
                machine: Machine | None = None) -> int:
     """Write ``days`` of samples at ``hz`` ending at ``end_s`` (default now); returns the samples written.
     ``conditions=False`` leaves the conditions' columns empty (as a version before them wrote)."""
-    end_ms = (time.time() if end_s is None else end_s) * 1000.0
-    start_ms = end_ms - days * 86_400_000.0
+    end_ms = (time.time() if end_s is None else end_s) * MS_PER_S
+    start_ms = end_ms - days * DAY_MS
     newest = first(store.writer.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
     if newest is not None and newest >= start_ms:
         raise ValueError(f"{store.path} already holds samples up to {rfc3339_ms(newest)}, after the synthetic "
@@ -183,7 +184,7 @@ def synthesize(store: Store, days: float, hz: float, gpus: int = 0, end_s: float
     state = {"memory": 35.0, "load": 1.0}
     step_ms = 1000.0 / hz
     written = 0
-    chunk_ms = CHUNK_S * 1000.0
+    chunk_ms = CHUNK_S * MS_PER_S
     chunk_start = start_ms
     first_ms = None if store.get_meta("first_sample_ms") is not None else start_ms
     while chunk_start < end_ms:

@@ -29,7 +29,7 @@ from tsstats.comparisons.stats import ComparisonFiguresCache
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, NewComparison, check_transition
 from tsstats.core.inputs import InputError
 from tsstats.core.settings import Settings
-from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, MS_PER_S
 from tsstats.figures import fairness, formulas, sci
 from tsstats.figures.attribution import Attributed, MachineJoules
 from tsstats.figures.grid import GridIntensity
@@ -71,7 +71,7 @@ class RunClock:
             return max(now_ms, started_ms), None
         mono, mark_energy = mark
         now_energy = energy if energy is not None else self.energy_now()
-        return started_ms + round((self._monotonic() - mono) * 1000.0), now_energy - mark_energy
+        return started_ms + round((self._monotonic() - mono) * MS_PER_S), now_energy - mark_energy
 
 
 class ComparisonLife:
@@ -160,7 +160,7 @@ class ComparisonLife:
         embodied = None
         if self.settings.embodied_kg is not None:
             embodied = sci.embodied_g(self.settings.embodied_kg, self.settings.lifetime_years,
-                                      (finished_ms - started_ms) / 1000.0, energy_j / machine_j if machine_j else 0.0)
+                                      (finished_ms - started_ms) / MS_PER_S, energy_j / machine_j if machine_j else 0.0)
         return Finish(energy_kwh, carbon_kg, finished_ms, formulas.kwh(machine_j * pue) if pids else None,
                       attributed if pids else None, embodied, self._accounting(energy_kwh, carbon_kg), judged, fair)
 
@@ -281,7 +281,7 @@ class ComparisonLife:
 
     def overdue(self, now_ms: float) -> list[int]:
         """The runs whose processes exited more than ``report_grace`` ago and that have no final status yet."""
-        cut = now_ms - self.settings.report_grace * 1000.0
+        cut = now_ms - self.settings.report_grace * MS_PER_S
         return [comparison_id for comparison_id, exited_ms in self.awaiting.items() if exited_ms <= cut]
 
     def delete(self, con: Connection, comparison_id: int, now_ms: int) -> bool:

@@ -4,6 +4,7 @@ finished within the window, reloaded when a write changed them (sampler thread).
 from __future__ import annotations
 
 from tsstats.comparisons.offsets import offsets_total
+from tsstats.core.units import MS_PER_S
 from tsstats.figures import formulas
 from tsstats.figures.moment import ComparisonCounts, ComparisonFigures
 from tsstats.storage.sql import Connection, first
@@ -47,7 +48,7 @@ class ComparisonFiguresCache:
     REFRESH_MS = 10_000
 
     def __init__(self, activity_window_s: float):
-        self.window_ms = activity_window_s * 1000.0
+        self.window_ms = activity_window_s * MS_PER_S
         self.shown = ComparisonFigures()
         self.dirty = True
         self.loaded_ms: float | None = None

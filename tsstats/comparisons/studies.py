@@ -15,7 +15,7 @@ from typing import Any
 from tsstats.client.study import Trial, analyse, report, study_document, unfair_kinds
 from tsstats.core.inputs import InputError
 from tsstats.core.timeparse import rfc3339_ms
-from tsstats.core.units import JOULES_PER_KWH
+from tsstats.core.units import JOULES_PER_KWH, MS_PER_S
 from tsstats.storage.sql import Connection
 
 MAX_STUDY_NAME = 200
@@ -70,7 +70,7 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
         if baseline:  # the idle power measured before the study, the last one measured
             if status == "completed" and energy_kwh is not None and started is not None and finished and \
                     finished > started:
-                idle_w = energy_kwh * JOULES_PER_KWH / ((finished - started) / 1000.0)
+                idle_w = energy_kwh * JOULES_PER_KWH / ((finished - started) / MS_PER_S)
                 idle_note = f"{idle_w:.4g} W over {(finished - started) / 1000.0:.3g} s (comparison {record_id})"
             continue
         if contender not in names:
@@ -80,10 +80,10 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
             continue
         counted[index] = counted.get(index, 0) + (0 if warmup else 1)
         judged = json.loads(conditions) if conditions else {}
-        trial = Trial(index, 0 if warmup else counted[index], (finished - started) / 1000.0, 0,
+        trial = Trial(index, 0 if warmup else counted[index], (finished - started) / MS_PER_S, 0,
                       None if energy_kwh is None else energy_kwh * JOULES_PER_KWH, record_id, fair,
                       list(judged.get("unfairReasons") or []), waited or 0.0, None,
-                      None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, (finished - started) / 1000.0,
+                      None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, (finished - started) / MS_PER_S,
                       judged.get("conditions"))
         items_of[record_id] = items
         trials.append(trial)

@@ -14,9 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from tsstats.core.units import MIB
 from tsstats.figures.attribution import Attributed
-
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, SIGNIFICANT
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, MS_PER_S, SIGNIFICANT
 from tsstats.figures.grid import WORLD_INTENSITY
 
 
@@ -64,7 +64,7 @@ def find_outages(ts_ms: np.ndarray, interval_s: np.ndarray, restarted_after_ms: 
     (``restarted_after_ms``: the newest sample stored before it), the wall-clock gap to the first new sample
     is the only measure there is."""
     ts = np.asarray(ts_ms, dtype=float)
-    interval_ms = np.nan_to_num(np.asarray(interval_s, dtype=float) * 1000.0, nan=0.0)
+    interval_ms = np.nan_to_num(np.asarray(interval_s, dtype=float) * MS_PER_S, nan=0.0)
     long = interval_ms > max_gap_ms
     outages = np.column_stack((ts[long] - interval_ms[long], ts[long]))
     if restarted_after_ms is not None and ts.size and ts[0] - restarted_after_ms > max_gap_ms:

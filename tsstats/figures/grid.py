@@ -21,7 +21,7 @@ import numpy as np
 
 from tsstats.core.numbers import decimal_number, shown
 from tsstats.core.timeparse import LATEST_UNIX_SECONDS, TIME_RANGE_TEXT, rfc3339_ms, time_value
-from tsstats.core.units import HOUR_MS
+from tsstats.core.units import HOUR_MS, MS_PER_S
 
 WORLD = "WORLD"
 WORLD_INTENSITY = 473.0
@@ -138,7 +138,7 @@ class GridIntensity:
 
 MAX_G_PER_KWH = 5000.0
 MAX_FEED_ROWS = 10_000  # a feed's rows, in any format
-LATEST_END_MS = int(LATEST_UNIX_SECONDS * 1000) + 1000  # the end of the time range
+LATEST_END_MS = int(LATEST_UNIX_SECONDS * MS_PER_S) + 1000  # the end of the time range
 HEADER = ("time", "g_per_kwh", "renewable_pct")
 
 
@@ -166,7 +166,7 @@ class GridRow:
 def _time_ms(value: str | int | float) -> int:
     if isinstance(value, str) and (value.strip()[:1] == "-" or value.strip() == "now"):
         raise ValueError(f"{value.strip()!r} is relative; give RFC 3339 with a zone or Unix seconds")
-    return int(round(time_value(value, now=LATEST_UNIX_SECONDS) * 1000.0))
+    return int(round(time_value(value, now=LATEST_UNIX_SECONDS) * MS_PER_S))
 
 
 def _number(text, what: str, low: float, high: float) -> float:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsstats.core.settings import Settings
+from tsstats.core.units import MS_PER_S
 from tsstats.figures import formulas
 from tsstats.figures.energy import EnergyReport, EnergySums, Totals, report
 from tsstats.figures.grid import GridIntensity
@@ -140,7 +141,7 @@ def compute_figures(*, settings: Settings, now_s: float, current: dict[str, np.n
                            readings[info.index].power_w if info.index in readings else NAN, info.library)
                  for info in gpu_infos)
     return Figures(
-        generated_ms=int(now_s * 1000),
+        generated_ms=int(now_s * MS_PER_S),
         cpu_pct=formulas.finite_mean(current["cpu_pct"]),
         gpu_pct=formulas.finite_mean(current["gpu_pct"]) if gpu_infos else NAN,
         memory_pct=formulas.last_finite(current["mem_pct"]),

@@ -19,8 +19,9 @@ from typing import Any
 
 from tsstats.sources.gpu import GpuConditions, GpuInfo, GpuReading, LibraryGpuReader, ProcessGpuUse
 
+AMDSMI_MEMORY_UNIT = 1 << 20  # AMD SMI gives memory in MiB: bytes per its unit (sources may not import core)
+
 NOT_SUPPORTED = 2  # AMDSMI_STATUS_NOT_SUPPORTED
-MIB = 1024 * 1024
 
 
 def _import_amdsmi() -> Any:
@@ -125,7 +126,7 @@ class AmdSmiReader(LibraryGpuReader):
             vram = self._field(info, reading, "memory", lambda h=handle: _number(
                 smi.amdsmi_get_gpu_vram_usage(h).get("vram_used")))
             if vram is not None:
-                reading.memory_used_bytes = vram * MIB
+                reading.memory_used_bytes = vram * AMDSMI_MEMORY_UNIT
             power = self._field(info, reading, "power", self._power_w, handle)
             if power is not None:
                 reading.power_w = power

@@ -2,7 +2,11 @@
 definitions, the metrics catalog, rollups, retention and the size cap, the sums of stored energy, the grid's
 rows over time, history range queries, export and backup.
 
-Owns every SQL statement but those of comparisons and offsets (``comparisons.records``). Writes run on the
+Owns DuckDB (import-linter forbids every other layer to import it), the connections, the schema, and the SQL of
+samples, rollups, retention, energy sums, grid rows, history, exports and backups. The SQL of the records'
+tables (comparisons, phases, offsets, model counters) is in ``comparisons``, that of the sampler's own rows
+(outages, the clock's segment, stamped times moved back after a step of the wall clock) in ``sampling``, each
+run on a connection or inside a transaction of the store; ``cli.synth`` writes synthetic history. Writes run on the
 sampler thread, the database's one writer, inside ``Store.transaction`` or queued with ``Store.write``; reads run
 on the store's read pool (``Store.read``) or, for ``tsstats export`` and ``backup``, on a read-only connection of
 the command line's own. May import ``core`` and ``figures`` (the typed records its sums and grid rows come

@@ -24,7 +24,7 @@ import numpy as np
 from tsstats.core.inputs import InputError, single_values, time_range
 from tsstats.core.numbers import whole_number_text
 from tsstats.core.timeparse import parse_duration
-from tsstats.core.units import HOUR_MS, MINUTE_MS, SERIES_SIGNIFICANT
+from tsstats.core.units import DAY_MS, HOUR_MS, MINUTE_MS, MS_PER_S, SERIES_SIGNIFICANT
 from tsstats.figures.formulas import round_significant
 from tsstats.storage.catalog import (
     AGGREGATES,
@@ -76,8 +76,8 @@ def nice_step(span_ms: float, points: int) -> int:
     for step in NICE_STEPS_MS:
         if step >= wanted:
             return step
-    days = math.ceil(wanted / 86_400_000)
-    return days * 86_400_000
+    days = math.ceil(wanted / DAY_MS)
+    return days * DAY_MS
 
 
 def tier_for(step_ms: int) -> str:
@@ -127,7 +127,7 @@ def parse_history_query(args: dict[str, list[str]], now_s: float, known_gpus: se
             step_s = parse_duration(single["step"])
         except ValueError as error:
             raise InputError(f"step: {error}", field="step") from None
-        step_ms = int(round(step_s * 1000))
+        step_ms = int(round(step_s * MS_PER_S))
         if step_ms <= 0:
             raise InputError("step must be at least 1ms", field="step")
         limit_field = "step"

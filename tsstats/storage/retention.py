@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 
 from tsstats.core.settings import Settings
-from tsstats.core.units import HOUR_MS, MIB
+from tsstats.core.units import HOUR_MS, MIB, MS_PER_S
 from tsstats.storage.errors import InsufficientStorage
 from tsstats.storage.sql import Connection, first
 from tsstats.storage.store import Store
@@ -30,11 +30,11 @@ RETENTION_BACKLOG_S = 1.0  # while a backlog lasts: a pass a second
 def retention_deletes(settings: Settings, now_ms: float, minutes_until: int | None) -> list[tuple[str, str, int]]:
     """(table, time column, cut-off) for every table, older rows to delete. Raw samples go only once
     they are rolled up."""
-    raw_cut = int(now_ms - settings.retention_raw * 1000)
+    raw_cut = int(now_ms - settings.retention_raw * MS_PER_S)
     if minutes_until is not None:
         raw_cut = min(raw_cut, minutes_until)
-    minute_cut = int(now_ms - settings.retention_1m * 1000)
-    hour_cut = int(now_ms - settings.retention_1h * 1000)
+    minute_cut = int(now_ms - settings.retention_1m * MS_PER_S)
+    hour_cut = int(now_ms - settings.retention_1h * MS_PER_S)
     return [("samples", "ts_ms", raw_cut), ("gpu_samples", "ts_ms", raw_cut),
             ("rollup_1m", "bucket_ms", minute_cut), ("gpu_rollup_1m", "bucket_ms", minute_cut),
             ("rollup_1h", "bucket_ms", hour_cut), ("gpu_rollup_1h", "bucket_ms", hour_cut),

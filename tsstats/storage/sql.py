@@ -15,6 +15,7 @@ from tsstats.core.units import SIGNIFICANT
 from tsstats.storage.errors import StoreError, StoreLocked, lock_holder_pid, lock_message
 
 Connection = duckdb.DuckDBPyConnection
+DatabaseError = duckdb.Error  # what DuckDB raises, for the layers above, which do not import DuckDB
 
 
 def _open(path: str, **options: Any) -> Connection:

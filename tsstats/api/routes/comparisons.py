@@ -16,6 +16,7 @@ from tsstats.comparisons import records, validation
 from tsstats.comparisons.offsets import insert_offset, list_offsets, validate_offset
 from tsstats.comparisons.phases import validate_new_phase, validate_phase_end
 from tsstats.core.inputs import InputError
+from tsstats.core.units import MS_PER_S
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
@@ -25,7 +26,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
         return await committed(view.write(work, record_bytes(request.body) if request is not None else 0))
 
     def now_ms() -> int:
-        return int(time.time() * 1000)
+        return int(time.time() * MS_PER_S)
 
     def check_processes(pids: tuple[int, ...] | None) -> None:
         missing = [pid for pid in pids or () if not view.process_exists(pid)]
@@ -80,7 +81,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
 
 def add_phase_routes(router: Router, view: ServiceView) -> None:
     def now_ms() -> int:
-        return int(time.time() * 1000)
+        return int(time.time() * MS_PER_S)
 
     def known(comparison_id: str) -> int:
         number = validation.parse_comparison_id(comparison_id)

@@ -19,6 +19,7 @@ from tsstats.api.view import ServiceView
 from tsstats.comparisons.studies import check_study_id, list_studies, study_answer, study_trial_ids
 from tsstats.core.inputs import InputError
 from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.units import MS_PER_S
 from tsstats.sampling.reading import MachineNow
 
 
@@ -58,7 +59,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
         study_id = check_study_id(unquote(id))  # the router hands the path's segment over still %-encoded
         if request.method == "DELETE":
             def delete(con) -> int:
-                now_ms = int(time.time() * 1000)
+                now_ms = int(time.time() * MS_PER_S)
                 return sum(view.delete_comparison(con, trial, now_ms) for trial in study_trial_ids(con, study_id))
 
             if not await committed(view.write(delete)):
