@@ -24,8 +24,7 @@ from tsstats.api.connections import (
     raise_open_files_limit,
 )
 from tsstats.api.dashboard_json import dashboard_body
-from tsstats.api.exposure import allowed_host_names, check_exposure, tls_context
-from tsstats.api.hosts import HostCheck
+from tsstats.api.exposure import HostCheck, allowed_host_names, check_exposure, tls_context
 from tsstats.api.requests import RequestStats
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.attributor import Attributor

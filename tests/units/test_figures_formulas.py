@@ -103,3 +103,20 @@ def test_values_rounded_to_significant_digits_match_their_text_and_carry_no_nois
         else:
             assert got == float(f"{value:.10g}") and repr(got) == repr(float(f"{value:.10g}")), (value, got)
     assert repr(rounded[0]) in ("0.3", "np.float64(0.3)") and rounded[1] == 473.0
+
+
+def test_embodied_carbon_is_amortised_over_time_and_share():
+    year = 365.25 * 86400
+    assert formulas.embodied_g(400.0, 4.0, year, 1.0) == pytest.approx(100_000.0)  # a quarter of 400 kg
+    assert formulas.embodied_g(400.0, 4.0, year, 0.25) == pytest.approx(25_000.0)
+    assert formulas.embodied_g(400.0, 4.0, -1.0, 1.0) == 0.0 and formulas.embodied_g(400.0, 4.0, year, 7.0) == \
+        pytest.approx(100_000.0)
+
+
+def test_per_item_and_sci():
+    assert formulas.per_item(10.0, 4) == 2.5
+    assert formulas.per_item(10.0, None) is None and formulas.per_item(None, 4) is None
+    assert formulas.per_item(1.0, 0) is None
+    assert formulas.sci_per_item(8.0, 2.0, 5) == 2.0
+    assert formulas.sci_per_item(8.0, None, 4) == 2.0  # no embodied carbon declared: operational only
+    assert formulas.sci_per_item(None, 2.0, 4) is None

@@ -8,7 +8,7 @@ import sys
 from sanic import Sanic
 
 from tsstats.api.bodies import MAX_BODY_BYTES
-from tsstats.api.hosts import HostCheck
+from tsstats.api.exposure import HostCheck
 from tsstats.api.router import Router
 from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page, studies
 from tsstats.api.view import ServiceView

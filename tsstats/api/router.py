@@ -15,7 +15,7 @@ from sanic.response import json as json_response
 
 from tsstats.api.bodies import MAX_BODY_BYTES, error_body
 from tsstats.api.connections import EarlyAnswer, admit, answered_early, released
-from tsstats.api.hosts import HostCheck
+from tsstats.api.exposure import HostCheck
 from tsstats.api.prepared import PreparedResponse
 from tsstats.api.requests import RequestStats
 from tsstats.core.inputs import InputError

@@ -17,8 +17,7 @@ from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
 from tsstats.cli.outputs import OutputError, check_directory
 from tsstats.core.timeparse import rfc3339_ms
 from tsstats.core.units import DAY_MS, MS_PER_S
-from tsstats.figures.methods import METHOD_GPU_POWER
-from tsstats.figures.power_models import cpu_model_power_w, dimm_model_power_w
+from tsstats.figures.methods import METHOD_GPU_POWER, cpu_model_power_w, dimm_model_power_w
 from tsstats.sampling.flushing import write_batch
 from tsstats.sources.cpu_model import count_dimms, match_tdp
 from tsstats.storage.errors import StoreError

@@ -30,7 +30,7 @@ from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, NewCompar
 from tsstats.core.inputs import InputError
 from tsstats.core.settings import Settings
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, MS_PER_S
-from tsstats.figures import fairness, formulas, sci
+from tsstats.figures import fairness, formulas
 from tsstats.figures.attribution import Attributed, MachineJoules
 from tsstats.figures.grid import GridIntensity
 from tsstats.figures.methods import Method, Methods
@@ -159,7 +159,7 @@ class ComparisonLife:
         energy_kwh, carbon_kg = formulas.kwh(energy_j * pue), joule_g * pue / JOULES_PER_KWH / GRAMS_PER_KG
         embodied = None
         if self.settings.embodied_kg is not None:
-            embodied = sci.embodied_g(self.settings.embodied_kg, self.settings.lifetime_years,
+            embodied = formulas.embodied_g(self.settings.embodied_kg, self.settings.lifetime_years,
                                       (finished_ms - started_ms) / MS_PER_S, energy_j / machine_j if machine_j else 0.0)
         return Finish(energy_kwh, carbon_kg, finished_ms, formulas.kwh(machine_j * pue) if pids else None,
                       attributed if pids else None, embodied, self._accounting(energy_kwh, carbon_kg), judged, fair)

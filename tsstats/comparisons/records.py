@@ -13,8 +13,7 @@ from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, ListQuery
 from tsstats.core.timeparse import rfc3339_ms
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.attribution import Attributed
-from tsstats.figures.formulas import rounded
-from tsstats.figures.sci import per_item, sci_per_item
+from tsstats.figures.formulas import per_item, rounded, sci_per_item
 from tsstats.storage.sql import Connection, first
 
 RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms, accuracy, speed, latency_ms, "

@@ -1,10 +1,14 @@
 """How each component's energy is obtained: the method names the API reports, and the bit set each stored
-sample keeps of them."""
-
+sample keeps of them. The power models used where no energy
+counter can be read: the CPU's TDP curve and memory per DIMM. Pure.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import overload
+
+import numpy as np
 
 METHOD_CPU_RAPL = 1
 METHOD_GPU_ENERGY = 2
@@ -54,3 +58,30 @@ def methods_of(bits: int, has_gpu: bool) -> Methods:
         gpu = Method.NVML_POWER if has_gpu else Method.ABSENT
     return Methods(cpu=Method.RAPL if bits & METHOD_CPU_RAPL else Method.TDP_MODEL, gpu=gpu,
                    memory=Method.RAPL_DRAM if bits & METHOD_MEM_RAPL else Method.DIMM_MODEL)
+
+
+WATTS_PER_DIMM = 5.0
+MIN_DIMMS = 2
+
+
+@overload
+def cpu_model_power_w(tdp_w: float, utilization: float) -> float: ...
+
+
+@overload
+def cpu_model_power_w(tdp_w: float, utilization: np.ndarray) -> np.ndarray: ...
+
+
+def cpu_model_power_w(tdp_w: float, utilization: float | np.ndarray) -> float | np.ndarray:
+    """Modelled CPU power: TDP x (0.1 + 0.9 u^3), u the utilization in 0..1 (a number, or an array of them)."""
+    if isinstance(utilization, np.ndarray):
+        u = np.clip(utilization, 0.0, 1.0)
+    else:
+        u = min(max(utilization, 0.0), 1.0)
+    return tdp_w * (0.1 + 0.9 * u ** 3)
+
+
+def dimm_model_power_w(dimms: int | None) -> tuple[float, int]:
+    """Modelled memory power (5 W per DIMM, at least 2 DIMMs) and the DIMM count used."""
+    used = max(dimms or MIN_DIMMS, MIN_DIMMS)
+    return WATTS_PER_DIMM * used, used

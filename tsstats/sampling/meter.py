@@ -14,8 +14,9 @@ from tsstats.figures.methods import (
     METHOD_MEM_RAPL,
     Method,
     Methods,
+    cpu_model_power_w,
+    dimm_model_power_w,
 )
-from tsstats.figures.power_models import cpu_model_power_w, dimm_model_power_w
 from tsstats.sources.cpu_model import TdpMatch
 from tsstats.sources.gpu import GpuReader, GpuReading
 from tsstats.sources.rapl import RaplReader

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tsstats.figures.power_models import cpu_model_power_w, dimm_model_power_w
+from tsstats.figures.methods import cpu_model_power_w, dimm_model_power_w
 
 
 def test_tdp_model_on_exact_inputs():
