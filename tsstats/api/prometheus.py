@@ -28,7 +28,7 @@ from tsstats.figures.methods import ESTIMATED_METHODS, Method
 from tsstats.figures.moment import Figures
 from tsstats.sources.conditions import Conditions
 from tsstats.sources.gpu import THROTTLED, GpuConditions
-from tsstats.storage.memory import DatabaseMemory
+from tsstats.storage.reads import DatabaseMemory
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # the text format 0.0.4 of the contract
 

@@ -4,8 +4,12 @@ are not shared across threads). A reopen of the file lets running reads finish a
 Two lanes: light reads (a page of comparisons, one record, the offsets) have threads of their own, so heavy
 ones (history over days, energy and model reports, exports, backups) never make them wait; at most
 ``MAX_HEAVY_IN_FLIGHT`` heavy reads run or wait at once, and one more is refused with ``ReadsBusy`` (503 with
-``Retry-After``) instead of queueing without bound."""
+``Retry-After``) instead of queueing without bound.
 
+Also what DuckDB holds in memory now, by what holds it
+(its buffer manager's tags: the block cache of base tables, hash tables, the WAL, ...), read on a pool thread for
+``/metrics`` and the soak benchmark (``database_memory``).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -14,6 +18,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -125,3 +130,16 @@ class ReadPool:
         self._pool.shutdown(wait=True)
         self._heavy_pool.shutdown(wait=True)
         self.close_cursors()
+
+
+@dataclass(frozen=True)
+class DatabaseMemory:
+    tag: str
+    memory_bytes: int
+    temporary_bytes: int  # spilled to the temporary directory
+
+
+def database_memory(con: Connection) -> list[DatabaseMemory]:
+    rows = con.execute("SELECT tag, memory_usage_bytes, temporary_storage_bytes FROM duckdb_memory() "
+                       "ORDER BY tag").fetchall()
+    return [DatabaseMemory(str(tag), int(memory), int(temporary)) for tag, memory, temporary in rows]

@@ -9,8 +9,7 @@ from sanic import Request
 from sanic.response import json as json_response
 
 from tsstats.api.bodies import NO_STORE, error_body
-from tsstats.api.prepared import PreparedResponse, prepare_headers
-from tsstats.api.router import SECURITY_HEADERS, Router
+from tsstats.api.router import SECURITY_HEADERS, PreparedResponse, Router, prepare_headers
 from tsstats.api.view import ServiceView
 from tsstats.sampling.publishing import Snapshot
 

@@ -18,7 +18,7 @@ from tsstats.api.view import ServiceView
 from tsstats.comparisons.models import model_series
 from tsstats.sampling.publishing import FAILED_BUILDS_UNHEALTHY
 from tsstats.sampling.sampler import HOLD_S
-from tsstats.storage.memory import database_memory
+from tsstats.storage.reads import database_memory
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
