@@ -32,9 +32,10 @@ from tsstats.comparisons.lifecycle import ComparisonLife, RunClock
 from tsstats.comparisons.stats import ComparisonFiguresCache
 from tsstats.core.settings import Settings, StartupError, default_of
 from tsstats.figures.grid import GridIntensity, GridRow, GridRowsError, parse_csv, resolve_grid
+from tsstats.figures.moment import Accounting
 from tsstats.sampling.availability import Availability
 from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
-from tsstats.sampling.current import CurrentFigures
+from tsstats.sampling.current import CurrentFigures, FigureWindows
 from tsstats.sampling.energy import EnergyLedger, MachineEnergy
 from tsstats.sampling.flushing import Flusher
 from tsstats.sampling.grid_feed import GridFeed, install_file_rows
@@ -268,10 +269,13 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                                  lambda: ring.columns_of(ring.pending()),
                                  lambda: current_methods(sources.meter, sources.gpu),
                                  lambda: gpu_ring.columns_of(gpu_ring.pending()))
-    current = CurrentFigures(settings, store, sources, clocks, ring, reader, ledger, availability, comparisons, grid,
-                             requests.summary)
+    windows = FigureWindows(settings.current_window, settings.availability_window, settings.report_window,
+                            settings.activity_window, 1000.0 / settings.sample_hz)
+    current = CurrentFigures(windows,
+                             Accounting(settings.pue, settings.baseline_power_w, settings.baseline_intensity), store,
+                             sources, clocks, ring, reader, ledger, availability, comparisons, grid, requests.summary)
     publisher = StatsPublisher(settings.update_interval, clocks.monotonic, current.compute,
-                               lambda figures: dashboard_body(figures, settings), wake.set)
+                               dashboard_body, wake.set)
     parts = SamplerParts(ring=ring, gpu_ring=gpu_ring, rollups=rollups, ledger=ledger, availability=availability,
                          clock_watch=watch, flusher=flusher,
                          retention=Retention(settings, store, lambda: rollups.minutes_until), reader=reader,

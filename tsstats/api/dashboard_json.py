@@ -7,7 +7,6 @@ import json
 import math
 from typing import Any
 
-from tsstats.core.settings import Settings
 from tsstats.core.timeparse import rfc3339_ms
 from tsstats.figures.moment import LATENCY_WINDOW_S, Figures
 
@@ -43,7 +42,7 @@ def _optional(value: float) -> float | None:
     return round(value, 3) if math.isfinite(value) else None
 
 
-def render_dashboard(f: Figures, settings: Settings) -> dict[str, Any]:
+def render_dashboard(f: Figures) -> dict[str, Any]:
     unavailable: list[str] = []
     comparisons, energy, activity = f.comparisons, f.energy, f.activity
     stats: dict[str, Any] = {
@@ -88,22 +87,22 @@ def render_dashboard(f: Figures, settings: Settings) -> dict[str, Any]:
             "dataThroughput": _number(activity.items_per_s, unavailable, "enterpriseMetrics.dataThroughput", 3),
         },
     }
-    stats["meta"] = render_meta(f, settings, unavailable)
+    stats["meta"] = render_meta(f, unavailable)
     return stats
 
 
-def render_meta(f: Figures, settings: Settings, unavailable: list[str]) -> dict[str, Any]:
+def render_meta(f: Figures, unavailable: list[str]) -> dict[str, Any]:
     """``meta``: when and how each figure was obtained, what this machine cannot measure, the units."""
     tdp, service = f.tdp, f.service
     return {
         "generatedAt": rfc3339_ms(f.generated_ms),
-        "sampleIntervalMs": round(1000.0 / settings.sample_hz, 3),
+        "sampleIntervalMs": round(f.windows.sample_interval_ms, 3),
         "windows": {
-            "currentS": settings.current_window,
+            "currentS": f.windows.current_s,
             "networkLatencyS": LATENCY_WINDOW_S,
-            "reportS": settings.report_window,
-            "availabilityS": settings.availability_window,
-            "activityS": settings.activity_window,
+            "reportS": f.windows.report_s,
+            "availabilityS": f.windows.availability_s,
+            "activityS": f.windows.activity_s,
         },
         "sources": {
             "system": f.system_source,
@@ -115,8 +114,8 @@ def render_meta(f: Figures, settings: Settings, unavailable: list[str]) -> dict[
             "gpuPower": f.methods.gpu.value,
             "cpuModel": {"name": tdp.model, "tdpW": tdp.tdp_w, "matched": tdp.matched, "rule": tdp.rule},
             "grid": {**f.grid.meta(), "samplesOutside": f.grid_outside},
-            "pue": settings.pue,
-            "baseline": {"powerW": settings.baseline_power_w, "gPerKwh": settings.baseline_intensity},
+            "pue": f.accounting.pue,
+            "baseline": {"powerW": f.accounting.baseline_power_w, "gPerKwh": f.accounting.baseline_intensity},
             "responseTime": "latencyMs of finished comparisons",
             "errorRate": "failed / (completed + failed) comparisons",
         },
@@ -133,5 +132,5 @@ def render_meta(f: Figures, settings: Settings, unavailable: list[str]) -> dict[
     }
 
 
-def dashboard_body(figures: Figures, settings: Settings) -> bytes:
-    return json.dumps(render_dashboard(figures, settings), separators=(",", ":"), allow_nan=False).encode()
+def dashboard_body(figures: Figures) -> bytes:
+    return json.dumps(render_dashboard(figures), separators=(",", ":"), allow_nan=False).encode()

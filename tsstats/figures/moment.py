@@ -7,11 +7,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from tsstats.core.settings import Settings
 from tsstats.core.units import MS_PER_S
 from tsstats.figures import formulas
 from tsstats.figures.energy import EnergyReport, EnergySums, Totals, report
@@ -113,6 +112,9 @@ class Figures:
     condition_sources: tuple[tuple[str, str], ...] = ()  # each group of the conditions' readings: its source
     power: PowerNow = PowerNow()
 
+    accounting: Accounting = field(default_factory=lambda: Accounting())  # PUE and baseline applied
+    windows: FigureWindows = field(default_factory=lambda: FigureWindows())
+
     @property
     def estimated(self) -> tuple[str, ...]:
         """Fields that come from a model rather than a meter."""
@@ -122,19 +124,40 @@ class Figures:
         return ("energyConsumption", "carbonFootprint", "energyEfficiency", "greenScore", *saved)
 
 
-def compute_figures(*, settings: Settings, now_s: float, current: dict[str, np.ndarray], latency_ms: float,
+@dataclass(frozen=True)
+class FigureWindows:
+    """The spans the figures of now are taken over, in seconds, and the sample interval, in ms."""
+
+    current_s: float = 1.0
+    availability_s: float = 30 * 86_400.0
+    report_s: float = 86_400.0
+    activity_s: float = 3_600.0
+    sample_interval_ms: float = 100.0
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """What the figures apply: the PUE, and the declared baseline a saving is counted against (None: none)."""
+
+    pue: float = 1.0
+    baseline_power_w: float | None = None
+    baseline_intensity: float | None = None
+
+
+def compute_figures(*, accounting: Accounting, windows: FigureWindows, now_s: float, current: dict[str, np.ndarray],
+                    latency_ms: float,
                     latency_source: str, system_source: str, window: EnergySums, totals: Totals, uptime_pct: float,
                     comparisons: ComparisonFigures, service: RequestSummary, grid: GridIntensity, methods: Methods,
                     tdp: TdpMatch, gpu_infos: list[GpuInfo], gpu_readings: list[GpuReading],
                     condition_sources: dict[str, str] | None = None) -> Figures:
     """Every figure of the stats body from in-memory state: no I/O."""
-    pue = settings.pue
+    pue = accounting.pue
     intensity = window.g_per_kwh(grid.g_per_kwh)  # per sample, at the grid's value then
     renewable = window.renewable_pct(grid.renewable_pct)
     energy = report(window, pue, intensity)
     efficiency = formulas.energy_efficiency_pct(window.cpu_j, window.cpu_active_j, window.gpu_j, window.gpu_idle_j)
     saved = formulas.carbon_saved_kg(totals.total_j * pue, totals.covered_s, grid.g_per_kwh,
-                                    settings.baseline_power_w, settings.baseline_intensity)
+                                    accounting.baseline_power_w, accounting.baseline_intensity)
     readings = {reading.index: reading for reading in gpu_readings}
     gpus = tuple(GpuFigure(info.index, info.name, tuple(sorted(info.unsupported)),
                            readings[info.index].utilization_pct if info.index in readings else NAN,
@@ -171,4 +194,6 @@ def compute_figures(*, settings: Settings, now_s: float, current: dict[str, np.n
         service=service,
         grid=grid,
         tdp=tdp,
+        accounting=accounting,
+        windows=windows,
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tsstats.core.settings import Settings
+from tsstats.core.units import MS_PER_S
 from tsstats.figures.grid import GridIntensity
-from tsstats.figures.moment import Figures, RequestSummary, compute_figures
+from tsstats.figures.moment import Accounting, Figures, FigureWindows, RequestSummary, compute_figures
 from tsstats.sampling.availability import Availability
 from tsstats.sampling.clocks import Clocks
 from tsstats.sampling.energy import EnergyLedger
@@ -19,11 +19,12 @@ from tsstats.storage.store import Store
 
 
 class CurrentFigures:
-    def __init__(self, settings: Settings, store: Store, sources: Sources, clocks: Clocks, ring: Ring,
-                 reader: TickReader, ledger: EnergyLedger, availability: Availability, comparisons: ComparisonHooks,
-                 grid: GridIntensity, service: Callable[[], RequestSummary]):
+    def __init__(self, windows: FigureWindows, accounting: Accounting, store: Store, sources: Sources,
+                 clocks: Clocks, ring: Ring, reader: TickReader, ledger: EnergyLedger, availability: Availability,
+                 comparisons: ComparisonHooks, grid: GridIntensity, service: Callable[[], RequestSummary]):
         """``service()``: this service's own requests (the API counts them)."""
-        self.settings = settings
+        self.windows = windows
+        self.accounting = accounting
         self.store = store
         self.sources = sources
         self.clocks = clocks
@@ -36,20 +37,20 @@ class CurrentFigures:
         self.service = service
 
     def compute(self) -> Figures:
-        settings, sources = self.settings, self.sources
+        sources = self.sources
         now_s = self.clocks.wall()
-        now_ms = now_s * 1000.0
-        window = self.ring.since(now_ms - settings.current_window * 1000.0)
+        now_ms = now_s * MS_PER_S
+        window = self.ring.since(now_ms - self.windows.current_s * MS_PER_S)
         if not len(window):
             window = self.ring.latest(1)
         run_guarded(self.store, lambda: self.comparisons.refresh(self.store.writer, now_ms),
                     "reloading comparisons (the stats show the last ones loaded)")
         ledger = self.ledger.view()
         return compute_figures(
-            settings=settings, now_s=now_s, current=self.ring.columns_of(window),
+            accounting=self.accounting, windows=self.windows, now_s=now_s, current=self.ring.columns_of(window),
             latency_ms=sources.latency.median_ms(), latency_source=sources.latency.reader.name,
             system_source=sources.host.name, window=ledger.window, totals=ledger.totals,
-            uptime_pct=self.availability.uptime_pct(now_ms, settings.availability_window),
+            uptime_pct=self.availability.uptime_pct(now_ms, self.windows.availability_s),
             comparisons=self.comparisons.shown(), service=self.service(), grid=self.grid,
             methods=current_methods(sources.meter, sources.gpu), tdp=sources.meter.tdp,
             gpu_infos=sources.gpu.gpus, gpu_readings=self.reader.last_gpus,
