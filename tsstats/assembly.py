@@ -54,7 +54,7 @@ from tsstats.sources.nvml import NvmlReader
 from tsstats.sources.processes import ProcessTrees, ProcfsTrees, PsutilTrees
 from tsstats.sources.rapl import RAPL_FIX, RaplReader
 from tsstats.storage.files import remove_leftovers
-from tsstats.storage.retention import Retention
+from tsstats.storage.retention import Retention, RetentionPolicy
 from tsstats.storage.rollups import Rollups
 from tsstats.storage.rows import GPU_ROW, HOST_ROW
 from tsstats.storage.store import Store
@@ -276,9 +276,10 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                              sources, clocks, ring, reader, ledger, availability, comparisons, grid, requests.summary)
     publisher = StatsPublisher(settings.update_interval, clocks.monotonic, current.compute,
                                dashboard_body, wake.set)
+    policy = RetentionPolicy(settings.retention_raw, settings.retention_1m, settings.retention_1h, settings.max_db_mb)
     parts = SamplerParts(ring=ring, gpu_ring=gpu_ring, rollups=rollups, ledger=ledger, availability=availability,
                          clock_watch=watch, flusher=flusher,
-                         retention=Retention(settings, store, lambda: rollups.minutes_until), reader=reader,
+                         retention=Retention(policy, store, lambda: rollups.minutes_until), reader=reader,
                          steps=steps, publisher=publisher, comparisons=comparisons, energy=energy)
     sampler = Sampler(settings, store, sources, parts, clocks, wake)
     return sampler, comparisons, GridFeed(store, grid, ledger, clocks.wall)

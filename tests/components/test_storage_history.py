@@ -10,7 +10,6 @@ from support.nvml import FakeGpu, fake_nvml
 from support.sampler_rig import Rig
 
 from tsstats.core.inputs import InputError
-from tsstats.core.settings import load_settings
 from tsstats.core.units import HOUR_MS, MINUTE_MS
 from tsstats.sampling.flushing import write_batch
 from tsstats.storage.history import (
@@ -22,7 +21,7 @@ from tsstats.storage.history import (
     tier_plan,
     to_csv,
 )
-from tsstats.storage.retention import enforce_retention
+from tsstats.storage.retention import RetentionPolicy, enforce_retention
 from tsstats.storage.rollups import Rollups
 from tsstats.storage.rows import GPU_ROW, HOST_ROW, empty_columns
 from tsstats.storage.store import Store
@@ -272,8 +271,8 @@ def test_retention_removes_exactly_what_it_should(tmp_path):
     columns, gpu = make_columns(ts, rng)
     write_batch(store, rollups, columns, gpu)
     rollups.close(store, now)
-    settings = load_settings({"retention_raw": "3d", "retention_1m": "5d", "retention_1h": "8d"}, env={"HOME": "/h"})
-    while store.transaction(lambda con: enforce_retention(con, settings, now, rollups.minutes_until)):
+    policy = RetentionPolicy(raw_s=3 * 86_400, minute_s=5 * 86_400, hour_s=8 * 86_400)
+    while store.transaction(lambda con: enforce_retention(con, policy, now, rollups.minutes_until)):
         pass
 
     def oldest(table, column):
@@ -297,9 +296,9 @@ def test_a_retention_pass_deletes_the_oldest_rows_a_bounded_number_at_a_time(tmp
     columns, gpu = make_columns(ts, np.random.default_rng(3))
     write_batch(store, rollups, columns, gpu)
     rollups.close(store, now)
-    settings = load_settings({"retention_raw": "1d"}, env={"HOME": "/h"})
+    policy = retention.RetentionPolicy(raw_s=86_400, minute_s=90 * 86_400, hour_s=5 * 365 * 86_400)
     passes = []
-    while deleted := store.transaction(lambda con: retention.enforce_retention(con, settings, now,
+    while deleted := store.transaction(lambda con: retention.enforce_retention(con, policy, now,
                                                                                  rollups.minutes_until)):
         passes.append(deleted)
     left = store.read_now(lambda con: con.execute("SELECT min(ts_ms), count(*) FROM samples").fetchall()[0])

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from tsstats.core.settings import Settings
 from tsstats.core.units import HOUR_MS, MIB, MS_PER_S
 from tsstats.storage.errors import InsufficientStorage
 from tsstats.storage.sql import Connection, first
@@ -27,26 +27,37 @@ RETENTION_INTERVAL_S = 60.0
 RETENTION_BACKLOG_S = 1.0  # while a backlog lasts: a pass a second
 
 
-def retention_deletes(settings: Settings, now_ms: float, minutes_until: int | None) -> list[tuple[str, str, int]]:
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long each tier is kept, in seconds, and the file's cap in MB (None: no cap)."""
+
+    raw_s: float
+    minute_s: float
+    hour_s: float
+    max_db_mb: float | None = None
+
+
+def retention_deletes(policy: RetentionPolicy, now_ms: float,
+                      minutes_until: int | None) -> list[tuple[str, str, int]]:
     """(table, time column, cut-off) for every table, older rows to delete. Raw samples go only once
     they are rolled up."""
-    raw_cut = int(now_ms - settings.retention_raw * MS_PER_S)
+    raw_cut = int(now_ms - policy.raw_s * MS_PER_S)
     if minutes_until is not None:
         raw_cut = min(raw_cut, minutes_until)
-    minute_cut = int(now_ms - settings.retention_1m * MS_PER_S)
-    hour_cut = int(now_ms - settings.retention_1h * MS_PER_S)
+    minute_cut = int(now_ms - policy.minute_s * MS_PER_S)
+    hour_cut = int(now_ms - policy.hour_s * MS_PER_S)
     return [("samples", "ts_ms", raw_cut), ("gpu_samples", "ts_ms", raw_cut),
             ("rollup_1m", "bucket_ms", minute_cut), ("gpu_rollup_1m", "bucket_ms", minute_cut),
             ("rollup_1h", "bucket_ms", hour_cut), ("gpu_rollup_1h", "bucket_ms", hour_cut),
             ("outages", "end_ms", hour_cut)]
 
 
-def enforce_retention(con: Connection, settings: Settings, now_ms: float, minutes_until: int | None) -> int:
+def enforce_retention(con: Connection, policy: RetentionPolicy, now_ms: float, minutes_until: int | None) -> int:
     """Delete rows past their tier's retention, the oldest ``RETENTION_ROWS`` of each table per call at most (an
     hour of raw samples at 10 Hz; a sparse file's whole backlog), so that the writer never stalls for long;
     returns the rows deleted (0: nothing left to do)."""
     deleted = 0
-    for table, column, cut in retention_deletes(settings, now_ms, minutes_until):
+    for table, column, cut in retention_deletes(policy, now_ms, minutes_until):
         past = con.execute(f"SELECT {column} FROM {table} WHERE {column} < ? ORDER BY {column} LIMIT 1 OFFSET ?",
                            [cut, RETENTION_ROWS]).fetchall()  # the first row a pass leaves, if the backlog is longer
         bound = int(past[0][0]) if past else cut
@@ -89,26 +100,26 @@ def enforce_size_cap(con: Connection, cap_bytes: float, minutes_until: int | Non
 class Retention:
     """Schedules the bounded passes of retention and the size cap (writer thread only)."""
 
-    def __init__(self, settings: Settings, store: Store, minutes_until: Callable[[], int | None]):
-        self.settings = settings
+    def __init__(self, policy: RetentionPolicy, store: Store, minutes_until: Callable[[], int | None]):
+        self.policy = policy
         self.store = store
         self.minutes_until = minutes_until  # how far raw samples are rolled up: only those may go
         self.dirty = False  # rows were deleted: a checkpoint gives their blocks back
-        self.room = RecordRoom(settings.max_db_mb)  # the records' share of the cap
-        if settings.max_db_mb is not None:
+        self.room = RecordRoom(policy.max_db_mb)  # the records' share of the cap
+        if policy.max_db_mb is not None:
             self.room.measure(store.writer)
 
     def run_pass(self, now_ms: float) -> int:
         """One bounded pass of retention, then of the size cap; returns rows deleted (0: nothing to do)."""
-        settings, store = self.settings, self.store
-        deleted = store.transaction(lambda con: enforce_retention(con, settings, now_ms, self.minutes_until()))
-        if settings.max_db_mb is not None:
+        policy, store = self.policy, self.store
+        deleted = store.transaction(lambda con: enforce_retention(con, policy, now_ms, self.minutes_until()))
+        if policy.max_db_mb is not None:
             self.room.measure(store.writer)
-            cap_bytes = settings.max_db_mb * 1e6
+            cap_bytes = policy.max_db_mb * 1e6
             capped = store.transaction(lambda con: enforce_size_cap(con, cap_bytes, self.minutes_until()))
             if capped:
                 store.checkpoint()  # freed blocks count only once checkpointed: measure after that
-                log.info("database over %g MB: deleted the %d oldest rows", settings.max_db_mb, capped)
+                log.info("database over %g MB: deleted the %d oldest rows", policy.max_db_mb, capped)
             deleted += capped
         if deleted:
             self.dirty = True
