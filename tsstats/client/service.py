@@ -139,7 +139,7 @@ class ServiceClient:
             return str(done).encode()
 
         status, data = self._exchange("GET", path, None, save, DOWNLOAD_TIMEOUT_S)
-        if status >= 400:
+        if status >= 300:  # an error, or a redirect without a place to go
             raise _refused(status, data)
         return int(data)
 
