@@ -61,7 +61,7 @@ def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_f
     page.wait_for_selector('.figure[data-field="cpuUsage"] .value', timeout=10_000)
     first = page.inner_text("#generated")
     wait_until(page, "(seen) => document.getElementById('generated').textContent !== seen", arg=first,
-                           timeout=3_000)  # the stream brings new figures within 3 s
+                           timeout=8_000)  # the stream brings new figures every second; 8 s on a busy machine
     assert page.inner_text("#status") == "live"
     assert page.inner_text('.figure[data-field="cpuUsage"] .unit') == "%"
     assert page.inner_text('.figure[data-field="carbonFootprint"] .unit').startswith("g CO2e")

@@ -1,11 +1,14 @@
-"""A stand-in for the pynvml module over fake GPUs, for machines without an NVIDIA GPU (and to drive faults on
-those with one)."""
+"""The one stand-in for the pynvml module over fake GPUs, for machines without an NVIDIA GPU (and to drive faults
+on those with one): handed in to in-process services and readers as it is, and, for processes a test starts,
+loaded by ``fake_modules/pynvml.py`` from the GPUs that ``FAKE_NVML_GPUS`` describes (``FakeGpu.from_json``)."""
 
 from __future__ import annotations
 
 import types
 
 NOT_SUPPORTED = 3
+NOT_FOUND = 6
+DRIVER_NOT_LOADED = 9
 UNKNOWN_ERROR = 999
 
 
@@ -33,6 +36,19 @@ class FakeGpu:
         self.unsupported = set(unsupported)
         self.calls = {}
 
+    @classmethod
+    def from_json(cls, gpu: dict) -> FakeGpu:
+        """A GPU as ``FAKE_NVML_GPUS`` describes it: the constructor's names, ``processes`` as a list of {``pid``,
+        ``sm``, ``memory``}; no ``energy_mj`` or ``fan``: not supported; ``process_utilization: false``: a driver
+        that gives no per-process samples."""
+        unsupported = [field for field, key in (("energy", "energy_mj"), ("fan", "fan")) if key not in gpu]
+        if gpu.get("process_utilization", True) is False:
+            unsupported.append("process_utilization")
+        known = {key: gpu[key] for key in ("name", "util", "mem_used", "mem_total", "power_mw", "energy_mj",
+                                           "temperature", "sm_clock", "mem_clock", "fan", "throttle") if key in gpu}
+        processes = {p["pid"]: (p.get("sm", 0), p.get("memory", 0)) for p in gpu.get("processes", [])}
+        return cls(**known, unsupported=unsupported, processes=processes)
+
     def value(self, field, value):
         self.calls[field] = self.calls.get(field, 0) + 1
         if self.failing:
@@ -48,7 +64,15 @@ def fake_nvml(gpus: list[FakeGpu] | None, init_fails: bool = False) -> types.Sim
 
     def init():
         if init_fails:
-            raise FakeNVMLError(9)  # NVML_ERROR_DRIVER_NOT_LOADED
+            raise FakeNVMLError(DRIVER_NOT_LOADED)
+
+    def process_samples(g, since):
+        samples = g.value("process_utilization", [types.SimpleNamespace(pid=pid, smUtil=sm, memUtil=0,
+                                                                         timeStamp=since + 1)
+                                                   for pid, (sm, _) in g.processes.items()])
+        if not samples:
+            raise FakeNVMLError(NOT_FOUND)  # as the driver answers when no process has a sample since
+        return samples
 
     return types.SimpleNamespace(
         NVML_ERROR_NOT_SUPPORTED=NOT_SUPPORTED,
@@ -71,10 +95,9 @@ def fake_nvml(gpus: list[FakeGpu] | None, init_fails: bool = False) -> types.Sim
                                                       g.sm_clock if kind == 1 else g.mem_clock),
         nvmlDeviceGetFanSpeed=lambda g: g.value("fan", g.fan),
         nvmlDeviceGetCurrentClocksEventReasons=lambda g: g.value("throttle_reasons", g.throttle),
-        NVML_ERROR_NOT_FOUND=6,
-        nvmlDeviceGetProcessUtilization=lambda g, since: g.value("process_utilization", [
-            types.SimpleNamespace(pid=pid, smUtil=sm, memUtil=0, timeStamp=since + 1)
-            for pid, (sm, _) in g.processes.items()]),
+        NVML_ERROR_NOT_FOUND=NOT_FOUND,
+        NVML_ERROR_DRIVER_NOT_LOADED=DRIVER_NOT_LOADED,
+        nvmlDeviceGetProcessUtilization=process_samples,
         nvmlDeviceGetComputeRunningProcesses=lambda g: [
             types.SimpleNamespace(pid=pid, usedGpuMemory=memory) for pid, (_, memory) in g.processes.items()],
         nvmlDeviceGetGraphicsRunningProcesses=lambda g: [],

@@ -25,7 +25,8 @@ def free_port() -> int:
 def fake_hardware_env(gpus: list[dict] | None = None) -> dict[str, str]:
     """Environment for a process that must see the fake pynvml (``gpus``, default none) and a fake AMD SMI with
     no GPU instead of the host's."""
-    path = os.pathsep.join(filter(None, [str(FAKE_MODULES), os.environ.get("PYTHONPATH")]))
+    tests = str(FAKE_MODULES.parents[1])  # the fake module is support.nvml's
+    path = os.pathsep.join(filter(None, [str(FAKE_MODULES), tests, os.environ.get("PYTHONPATH")]))
     return {"PYTHONPATH": path, "FAKE_NVML_GPUS": json.dumps(gpus or []), "FAKE_AMDSMI_GPUS": "[]"}
 
 
