@@ -31,6 +31,7 @@ from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.lifecycle import ComparisonLife, RunClock
 from tsstats.comparisons.stats import ComparisonFiguresCache
 from tsstats.core.settings import Settings, StartupError, default_of
+from tsstats.core.units import MS_PER_S
 from tsstats.figures.grid import GridIntensity, GridRow, GridRowsError, parse_csv, resolve_grid
 from tsstats.figures.moment import Accounting
 from tsstats.sampling.availability import Availability
@@ -270,7 +271,7 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                                  lambda: current_methods(sources.meter, sources.gpu),
                                  lambda: gpu_ring.columns_of(gpu_ring.pending()))
     windows = FigureWindows(settings.current_window, settings.availability_window, settings.report_window,
-                            settings.activity_window, 1000.0 / settings.sample_hz)
+                            settings.activity_window, MS_PER_S / settings.sample_hz)
     current = CurrentFigures(windows,
                              Accounting(settings.pue, settings.baseline_power_w, settings.baseline_intensity), store,
                              sources, clocks, ring, reader, ledger, availability, comparisons, grid, requests.summary)

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from tsstats.core.timeparse import rfc3339_ms
+from tsstats.figures.formulas import finite_or_none
 from tsstats.figures.moment import LATENCY_WINDOW_S, Figures
 
 # every field of the four objects -> its unit (``meta.units``); the dashboard draws these units
@@ -39,7 +40,7 @@ def _number(value: float, unavailable: list[str], name: str, digits: int = 2) ->
 
 
 def _optional(value: float) -> float | None:
-    return round(value, 3) if math.isfinite(value) else None
+    return finite_or_none(value, 3)
 
 
 def render_dashboard(f: Figures) -> dict[str, Any]:

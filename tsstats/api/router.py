@@ -155,7 +155,8 @@ class Router:
                 return response
 
             wrapped.__name__ = handler.__name__
-            self.app.route(path, methods=list(methods) + ["OPTIONS"], name=handler.__name__)(wrapped)
+            # a path's parameters reach the handler %-decoded (a study named "two words" is /api/studies/two%20words)
+            self.app.route(path, methods=list(methods) + ["OPTIONS"], name=handler.__name__, unquote=True)(wrapped)
             return handler
 
         return register

@@ -22,7 +22,6 @@ Standard library and ``tsstats.client`` only. Runs on the main thread.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import shutil
 import subprocess
@@ -52,10 +51,8 @@ def split_commands(words: list[str]) -> list[list[str]]:
 
 
 def runnable(command: list[str]) -> bool:
-    program = command[0]
-    if os.sep in program:
-        return os.path.isfile(program) and os.access(program, os.X_OK)
-    return shutil.which(program) is not None
+    """Whether the program exists and may be run: found on PATH, or a path to an executable file."""
+    return shutil.which(command[0]) is not None
 
 
 def command_trial(name: str, command: list[str]) -> Callable[[], int]:

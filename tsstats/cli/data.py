@@ -151,8 +151,7 @@ def _write_out(what: str, settings: Settings, args: argparse.Namespace, from_fil
     except ServiceRefused as error:
         if error.status == 400:  # the same words as the same mistake made against the file
             return _fail(error.message, EXIT_USAGE)
-        return _fail(error.message if error.status == 0 else f"the service answered {error.status}: "
-                     f"{error.message}")
+        return _fail(f"the service answered {error.status}: {error.message}")
     except ServiceUnauthorized as error:
         return _fail(str(error))
     except (ServiceUnreachable, DestinationFailed) as error:
@@ -213,10 +212,7 @@ def same_file(a: str, b: str) -> bool:
 
 
 def through_service(url: str, settings: Settings, db: str | None, pid: int | None = None) -> Source:
-    try:
-        held = ServiceClient(url, settings.token).database_path()
-    except ServiceUnreachable as error:
-        raise ServiceRefused(0, f"no tsstats service answers at {url}: {error}") from None
+    held = ServiceClient(url, settings.token).database_path()  # ServiceUnreachable when nothing answers
     if pid is None and held is not None:  # the runtime file beside the file it holds names its process
         found = read_holder(held)
         pid = found.pid if found is not None else None
@@ -236,7 +232,10 @@ def locate(settings: Settings, args: argparse.Namespace, open_file) -> Source:
     db_named = named(args, "db")
     if args.url or named(args, "port") or named(args, "host"):
         url = args.url or listening_url(settings.host, settings.port)
-        return through_service(url.rstrip("/"), settings, settings.db if db_named else None)
+        try:
+            return through_service(url.rstrip("/"), settings, settings.db if db_named else None)
+        except ServiceUnreachable as error:  # named by the user: an error, never a fall-back to a file
+            raise LocateError(str(error)) from None
     db = settings.db
     try:
         connection = open_file(db)

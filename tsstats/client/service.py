@@ -172,7 +172,7 @@ class ServiceClient:
                 try:
                     connection.connect()
                 except (TimeoutError, OSError) as error:
-                    raise ServiceUnreachable(f"no tsstats at {self.url}: {error}") from None
+                    raise ServiceUnreachable(f"no tsstats service answers at {self.url}: {error}") from None
                 if connection.sock is not None:
                     connection.sock.settimeout(answer_timeout_s)
                 try:

@@ -117,6 +117,7 @@ class Study:
     def __init__(self, contenders: list[Contender], options: StudyOptions, service: ServiceClient,
                  who: str = "tsstats"):
         self.contenders, self.options = contenders, options
+        self.named = [(contender.name, contender.command) for contender in contenders]  # as ``analyse`` takes them
         self.service: ServiceClient | None = service
         self.who = who  # how its messages start
         self.unmeasured_reason: str | None = None
@@ -290,10 +291,9 @@ class Study:
             return None
         return trial.energy_j / self.options.items if self.options.items else trial.energy_j
 
-    def results(self, allow_unfair: bool | None = None) -> list[Result]:
-        return analyse([(contender.name, contender.command) for contender in self.contenders], self.trials,
-                       self.per_unit, self.options.allow_unfair if allow_unfair is None else allow_unfair,
-                       self.idle_w)
+    def results(self) -> tuple[list[Result], str | None]:
+        """The figures (``analyse_or_say``) and, where every trial of a command was unfair, why."""
+        return analyse_or_say(self.named, self.trials, self.per_unit, self.options.allow_unfair, self.idle_w)
 
 
 def analyse(contenders: list[tuple[str, list[str] | None]], trials: list[Trial],
@@ -315,6 +315,20 @@ def analyse(contenders: list[tuple[str, list[str] | None]], trials: list[Trial],
                             describe(energies) if complete else None, energies if complete else [],
                             describe(nets) if nets else None, nets))
     return found
+
+
+def analyse_or_say(contenders: list[tuple[str, list[str] | None]], trials: list[Trial],
+                   unit_energy: Callable[[Trial], float | None], allow_unfair: bool,
+                   idle_w: float | None = None) -> tuple[list[Result], str | None]:
+    """``analyse``, and where every trial of a contender was judged unfair, the figures of all the trials and
+    why, said plainly (None when there was a fair trial of each)."""
+    results = analyse(contenders, trials, unit_energy, allow_unfair, idle_w)
+    if all(result.used for result in results):
+        return results, None
+    excluded = [trial for result in results for trial in result.excluded]
+    never_quiet = (f"every trial of {', '.join(repr(result.name) for result in results if not result.used)} was "
+                   f"judged unfair ({unfair_kinds(excluded)})")
+    return analyse(contenders, trials, unit_energy, True, idle_w), never_quiet
 
 
 def net_of_idle(trial: Trial, idle_w: float) -> float:
@@ -526,7 +540,7 @@ def done(study: Study, rounds: int) -> str:
         return f"{rounds} runs each" if rounds >= int(options.runs) else ""
     if rounds < options.min_runs:
         return ""
-    results = study.results()
+    results = analyse(study.named, study.trials, study.per_unit, options.allow_unfair, study.idle_w)
     found = ranked(results, "energy") or ranked(results, "time")
     widest = max((found_ratio.relative_half_width for _, found_ratio in found[1]), default=0.0) if found else 0.0
     if widest * 100.0 <= options.target_ci:
@@ -563,12 +577,7 @@ class StudyResult:
 def finish_study(study: Study, stopped: str) -> StudyResult:
     """The figures and the report; where every trial of a command was judged unfair, the figures of all the
     trials, said plainly (``StudyResult.fair`` is then False)."""
-    results, never_quiet = study.results(), None
-    if not all(result.used for result in results):
-        excluded = [trial for result in results for trial in result.excluded]
-        never_quiet = (f"every trial of {', '.join(repr(result.name) for result in results if not result.used)} "
-                       f"was judged unfair ({unfair_kinds(excluded)})")
-        results = study.results(allow_unfair=True)
+    results, never_quiet = study.results()
     lines = report(results, stopped, bool(study.options.items), study.unmeasured_reason, never_quiet,
                    study.idle_note)
     document = study_json(study, results, stopped)

@@ -6,6 +6,7 @@ cursor."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,12 +79,20 @@ def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = Fal
 def pareto_front(points: list[tuple[float | None, float | None]]) -> set[int]:
     """The indices of the (accuracy, energy per item) points no other point dominates: none other is at least as
     accurate and at most as costly, and better in one of the two. Points missing either figure are on no front."""
-    known = [(index, accuracy, energy) for index, (accuracy, energy) in enumerate(points)
-             if accuracy is not None and energy is not None]
-    return {index for index, accuracy, energy in known
-            if not any(other_accuracy >= accuracy and other_energy <= energy
-                       and (other_accuracy > accuracy or other_energy < energy)
-                       for _, other_accuracy, other_energy in known)}
+    known = sorted((energy, accuracy, index) for index, (accuracy, energy) in enumerate(points)
+                   if accuracy is not None and energy is not None)
+    front: set[int] = set()
+    best = -math.inf  # the most accurate of the cheaper points seen so far
+    start = 0
+    while start < len(known):  # one pass in order of cost, a group of equal costs at a time: O(n log n)
+        end = start
+        while end < len(known) and known[end][0] == known[start][0]:
+            end += 1
+        group_best = max(accuracy for _, accuracy, _ in known[start:end])
+        if group_best > best:  # the group's most accurate ones are beaten neither by a cheaper point nor a peer
+            front.update(index for _, accuracy, index in known[start:end] if accuracy == group_best)
+        best, start = max(best, group_best), end
+    return front
 
 
 def _moments(expression: str, where: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tsstats.client.study import Trial, analyse, report, study_document, unfair_kinds
+from tsstats.client.study import Trial, analyse_or_say, report, study_document
 from tsstats.core.inputs import InputError
 from tsstats.core.timeparse import rfc3339_ms
 from tsstats.core.units import JOULES_PER_KWH, MS_PER_S
@@ -70,8 +70,9 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
         if baseline:  # the idle power measured before the study, the last one measured
             if status == "completed" and energy_kwh is not None and started is not None and finished and \
                     finished > started:
-                idle_w = energy_kwh * JOULES_PER_KWH / ((finished - started) / MS_PER_S)
-                idle_note = f"{idle_w:.4g} W over {(finished - started) / 1000.0:.3g} s (comparison {record_id})"
+                seconds = (finished - started) / MS_PER_S
+                idle_w = energy_kwh * JOULES_PER_KWH / seconds
+                idle_note = f"{idle_w:.4g} W over {seconds:.3g} s (comparison {record_id})"
             continue
         if contender not in names:
             names.append(contender)
@@ -80,11 +81,11 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
             continue
         counted[index] = counted.get(index, 0) + (0 if warmup else 1)
         judged = json.loads(conditions) if conditions else {}
-        trial = Trial(index, 0 if warmup else counted[index], (finished - started) / MS_PER_S, 0,
+        window_s = (finished - started) / MS_PER_S  # the record's window: its time and its energy's span alike
+        trial = Trial(index, 0 if warmup else counted[index], window_s, 0,
                       None if energy_kwh is None else energy_kwh * JOULES_PER_KWH, record_id, fair,
                       list(judged.get("unfairReasons") or []), waited or 0.0, None,
-                      None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, (finished - started) / MS_PER_S,
-                      judged.get("conditions"))
+                      None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, window_s, judged.get("conditions"))
         items_of[record_id] = items
         trials.append(trial)
     per_item = all(items_of[trial.record_id] for trial in trials if trial.record_id is not None) and bool(trials)
@@ -96,11 +97,7 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
         return trial.energy_j / items if per_item and items else trial.energy_j
 
     contenders: list[tuple[str, list[str] | None]] = [(name, None) for name in names]
-    results, never_quiet = analyse(contenders, trials, unit_energy, False, idle_w), None
-    if not all(result.used for result in results):
-        never_quiet = (f"every trial of {', '.join(repr(result.name) for result in results if not result.used)} "
-                       f"was judged unfair ({unfair_kinds([t for r in results for t in r.excluded])})")
-        results = analyse(contenders, trials, unit_energy, True, idle_w)
+    results, never_quiet = analyse_or_say(contenders, trials, unit_energy, False, idle_w)
     stopped = f"{len(trials)} completed trials stored"
     document = study_document(study_id, None, 1.0 if per_item else None, results, stopped, idle_w, idle_note)
     document["items"] = "per trial" if per_item else None

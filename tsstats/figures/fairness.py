@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from tsstats.core.units import MIB
 from tsstats.figures.attribution import Attributed
+from tsstats.figures.formulas import finite_or_none
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,7 @@ def cpu_shares(attributed: Attributed) -> CpuShares:
         wait = 100.0 * attributed.tree_wait / wanted
         denied = 100.0 * min(attributed.tree_wait, others) / wanted
     return CpuShares(contention_pct=100.0 * min(others / capacity, 1.0), wait_pct=wait, denied_pct=denied,
-                     service_pct=100.0 * min(attributed.service_cpu / capacity, 1.0)
-                     if math.isfinite(attributed.service_cpu) else math.nan)
+                     service_pct=100.0 * min(attributed.service_cpu / capacity, 1.0))  # NaN stays NaN
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class RunConditions:
                   "serviceCpuPct": self.cpu.service_pct,
                   "gpuThrottledS": self.gpu_throttled_s, "peakGpuMemoryMiB": self.peak_gpu_memory_mib,
                   "gpuContentionPct": max(self.gpu_contention_pct.values(), default=math.nan)}
-        shown: dict[str, object] = {name: (round(value, 2) if math.isfinite(value) else None)
+        shown: dict[str, object] = {name: finite_or_none(value, 2)
                                     for name, value in values.items()}
         shown["gpuThrottleReasons"] = list(self.gpu_throttle_reasons)
         shown["gpuContentionByGpu"] = {str(index): round(value, 2) for index, value in self.gpu_contention_pct.items()}

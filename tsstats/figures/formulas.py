@@ -217,6 +217,11 @@ def round_significant(values: np.ndarray, digits: int) -> np.ndarray:
     return out
 
 
+def finite_or_none(value: float, digits: int) -> float | None:
+    """A measured value to ``digits`` decimals for JSON; None (null) where it is NaN or infinite: unavailable."""
+    return round(value, digits) if math.isfinite(value) else None
+
+
 def rounded(value: float | None) -> float | None:
     """A derived figure to ``SIGNIFICANT`` digits (docs/api.md, Units and precision); None and non-finite values
     as they are."""

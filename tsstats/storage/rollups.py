@@ -225,9 +225,9 @@ def metric_parts(values: np.ndarray, starts: np.ndarray) -> list[list[Any]]:
     return [_or_none(lows), _or_none(highs), _or_none(sums), counts.tolist(), _or_none(lasts)]
 
 
-def bucket_rows(columns: list[np.ndarray], step_ms: int, gpu: bool, energy_sums: int) -> list[tuple[Any, ...]]:
-    """Rows of a rollup table (``tier_columns`` order) from the values of ``values_select``: the bucket, the GPU,
-    the sample count, the energy sums, then the five parts of each metric."""
+def bucket_columns(columns: list[np.ndarray], step_ms: int, gpu: bool, energy_sums: int) -> list[list[Any]]:
+    """The columns of a rollup table's new rows (``tier_columns`` order) from the values of ``values_select``: the
+    bucket, the GPU, the sample count, the energy sums, then the five parts of each metric."""
     times = columns[0]
     buckets = (times // step_ms) * step_ms
     keys = [columns[1], buckets] if gpu else [buckets]
@@ -241,7 +241,7 @@ def bucket_rows(columns: list[np.ndarray], step_ms: int, gpu: bool, energy_sums:
         head.append(_or_none(counts_and_sums(column, starts)[1]))
     for column in columns[first_value + energy_sums:]:
         head.extend(metric_parts(column, starts))
-    return list(zip(*head, strict=True))
+    return head
 
 
 def insert_minutes(con: Connection, table: str, select: str, gpu: bool, energy: bool, names: list[str],
@@ -252,12 +252,13 @@ def insert_minutes(con: Connection, table: str, select: str, gpu: bool, energy: 
     columns = float_columns(fetched)
     if not len(columns[0]):
         return 0
-    rows = bucket_rows(columns, step_ms, gpu, len(ENERGY_SUMS) if energy else 0)
-    if len(rows) <= VALUES_ROWS:
+    built = bucket_columns(columns, step_ms, gpu, len(ENERGY_SUMS) if energy else 0)
+    count = len(built[0])
+    if count <= VALUES_ROWS:
         placeholders = "(" + ", ".join("?" * len(names)) + ")"  # one statement; an appender costs twice as much
-        con.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([placeholders] * len(rows))}",
-                    [value for row in rows for value in row])
+        con.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES {', '.join([placeholders] * count)}",
+                    [value for row in zip(*built, strict=True) for value in row])
     else:
         con.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(['unnest(?)'] * len(names))}",
-                    [list(column) for column in zip(*rows, strict=True)])
-    return len(rows)
+                    built)
+    return count

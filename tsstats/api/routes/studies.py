@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import time
 from typing import Any
-from urllib.parse import unquote
 
 from sanic import Request
 from sanic.response import HTTPResponse
@@ -20,18 +19,17 @@ from tsstats.comparisons.studies import check_study_id, list_studies, study_answ
 from tsstats.core.inputs import InputError
 from tsstats.core.timeparse import rfc3339_ms
 from tsstats.core.units import MS_PER_S
+from tsstats.figures.formulas import finite_or_none
 from tsstats.sampling.reading import MachineNow
 
 
 def machine_now_body(now: MachineNow, limit_pct: float) -> dict[str, Any]:
-    def shown(value: float) -> float | None:
-        return round(value, 2) if math.isfinite(value) else None
-
     figures = {"cpuPct": now.cpu_pct, "contentionPct": now.others_pct, "serviceCpuPct": now.service_pct,
                "cpuTemperatureC": now.cpu_temperature_c}
     return {"takenAt": rfc3339_ms(now.taken_ms), "takenAtMs": int(now.taken_ms), "windowS": round(now.seconds, 3),
-            **{name: shown(value) for name, value in figures.items()},
-            "gpuTemperatureC": {str(index): shown(value) for index, value in sorted(now.gpu_temperature_c.items())},
+            **{name: finite_or_none(value, 2) for name, value in figures.items()},
+            "gpuTemperatureC": {str(index): finite_or_none(value, 2)
+                                for index, value in sorted(now.gpu_temperature_c.items())},
             "quiet": not now.others_pct > limit_pct, "limits": {"contentionPct": limit_pct},  # unknown: quiet
             "unavailable": [name for name, value in figures.items() if not math.isfinite(value)]}
 
@@ -56,7 +54,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
     @router.route("/api/studies/<id:str>", ("GET", "DELETE"))
     async def study(request: Request, id: str):  # noqa: A002 (the path's own name)
         query_values(request, ())
-        study_id = check_study_id(unquote(id))  # the router hands the path's segment over still %-encoded
+        study_id = check_study_id(id)
         if request.method == "DELETE":
             def delete(con) -> int:
                 now_ms = int(time.time() * MS_PER_S)
