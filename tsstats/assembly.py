@@ -45,15 +45,12 @@ from tsstats.sampling.publishing import StatsPublisher
 from tsstats.sampling.reading import Sources, TickReader
 from tsstats.sampling.ring import Ring
 from tsstats.sampling.sampler import STALL_S, Sampler, SamplerParts, ring_capacity
-from tsstats.sources.amdsmi_reader import AmdSmiReader
 from tsstats.sources.conditions import ConditionsReader, ProcfsConditions, PsutilConditions
-from tsstats.sources.cpu_model import count_dimms, match_tdp
-from tsstats.sources.gpu import AllGpus, GpuReader
+from tsstats.sources.gpu import AllGpus, AmdSmiReader, GpuReader, NvmlReader
 from tsstats.sources.host import HostReader, ProcfsHostReader, PsutilHostReader
 from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
-from tsstats.sources.nvml import NvmlReader
+from tsstats.sources.power import RAPL_FIX, RaplReader, count_dimms, match_tdp
 from tsstats.sources.processes import ProcessTrees, ProcfsTrees, PsutilTrees
-from tsstats.sources.rapl import RAPL_FIX, RaplReader
 from tsstats.storage.files import remove_leftovers
 from tsstats.storage.retention import Retention, RetentionPolicy
 from tsstats.storage.rollups import Rollups

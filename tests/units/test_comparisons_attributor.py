@@ -11,7 +11,7 @@ from tsstats.comparisons.attributor import Attributor
 from tsstats.core.inputs import InputError
 from tsstats.figures.attribution import MachineJoules, gpu_share, share
 from tsstats.figures.fairness import cpu_shares, gpu_contention
-from tsstats.sources.nvml import NvmlReader
+from tsstats.sources.gpu import NvmlReader
 from tsstats.sources.processes import MachineUsage, TreeUsage
 
 

@@ -9,8 +9,8 @@ from datetime import UTC
 import pytest
 
 from tsstats.cli.parser import build_parser
+from tsstats.core.inputs import parse_duration, parse_time
 from tsstats.core.settings import SETTINGS, ConfigError, load_settings
-from tsstats.core.timeparse import parse_duration, parse_time
 
 
 def test_defaults():

@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 from support.strategies import ANY_TEXT, NOW, TIME_TEXT, bodies, query_args
 
 from tsstats.comparisons import offsets, validation
-from tsstats.core.inputs import InputError
+from tsstats.core.inputs import LATEST_UNIX_SECONDS, InputError, parse_duration, parse_time
 from tsstats.core.settings import SETTINGS, ConfigError, load_settings
-from tsstats.core.timeparse import LATEST_UNIX_SECONDS, parse_duration, parse_time
 from tsstats.storage.export import parse_export_query
 from tsstats.storage.history import parse_history_query
 
@@ -114,7 +113,7 @@ def test_every_setting_takes_any_text_or_says_why(name, text):
 
 
 def test_a_stored_time_no_calendar_names_is_written_as_null():
-    from tsstats.core.timeparse import rfc3339_ms
+    from tsstats.core.inputs import rfc3339_ms
 
     assert rfc3339_ms(1_767_225_600_123) == "2026-01-01T00:00:00.123Z"
     assert rfc3339_ms(253_402_300_800_000) is None and rfc3339_ms(-10**20) is None

@@ -11,9 +11,8 @@ from support.powercap import FakePowercap
 
 from tsstats.figures.methods import METHOD_CPU_RAPL, METHOD_GPU_ENERGY, METHOD_GPU_POWER, METHOD_MEM_RAPL
 from tsstats.sampling.meter import GpuEnergy, PowerMeter
-from tsstats.sources.cpu_model import match_tdp
-from tsstats.sources.nvml import NvmlReader
-from tsstats.sources.rapl import RaplReader
+from tsstats.sources.gpu import NvmlReader
+from tsstats.sources.power import RaplReader, match_tdp
 
 
 def test_meter_at_known_wattages_with_a_wrapping_counter(tmp_path):

@@ -9,7 +9,7 @@ from support.amdsmi import fake_amdsmi
 from support.nvml import FakeGpu, fake_nvml
 
 from tsstats.assembly import open_gpus
-from tsstats.sources.amdsmi_reader import AmdSmiReader
+from tsstats.sources.gpu import AmdSmiReader
 
 
 def test_amd_smi_reads_every_field(monkeypatch):

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from support.powercap import FakePowercap
 
-from tsstats.sources.cpu_model import count_dimms, match_tdp, normalize_cpu_name
-from tsstats.sources.rapl import RaplReader, counter_delta
+from tsstats.sources.power import RaplReader, count_dimms, counter_delta, match_tdp, normalize_cpu_name
 
 
 def test_counter_delta_wraps():

@@ -10,9 +10,9 @@ from support.nvml import FakeGpu, fake_nvml
 from support.procfs import read_all, write_stat
 
 from tsstats.assembly import open_host_reader
+from tsstats.sources.gpu import NvmlReader
 from tsstats.sources.host import CpuTimes, ProcfsHostReader, cpu_busy_pct
 from tsstats.sources.latency import LatencyMonitor
-from tsstats.sources.nvml import NvmlReader
 
 
 def test_host_reader_on_canned_files(proc_root):

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.inputs import rfc3339_ms
 from tsstats.figures.formulas import finite_or_none
 from tsstats.figures.moment import LATENCY_WINDOW_S, Figures
 

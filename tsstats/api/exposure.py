@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from tsstats.core.inputs import InputError
 from tsstats.core.settings import Settings, StartupError
-from tsstats.sources.names import machine_names
+from tsstats.sources.host import machine_names
 
 log = logging.getLogger("tsstats")
 

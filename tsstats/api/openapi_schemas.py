@@ -18,7 +18,7 @@ from tsstats.comparisons.validation import (
     MIN_ITEMS,
     STATUSES,
 )
-from tsstats.core.timeparse import (
+from tsstats.core.inputs import (
     ABSOLUTE_TIME_PATTERN,
     LATEST_UNIX_SECONDS,
     TIME_PATTERN,

@@ -27,8 +27,7 @@ from tsstats.api.bodies import MAX_BODY_BYTES, error_body
 from tsstats.api.connections import EarlyAnswer, admit, answered_early, released
 from tsstats.api.exposure import HostCheck
 from tsstats.api.requests import RequestStats
-from tsstats.core.inputs import InputError
-from tsstats.core.numbers import shown
+from tsstats.core.inputs import InputError, shown
 from tsstats.storage.errors import InsufficientStorage, ReadsBusy, StoreUnavailable
 
 log = logging.getLogger("tsstats.server")

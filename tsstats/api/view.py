@@ -29,7 +29,7 @@ from tsstats.sampling.meter import current_methods
 from tsstats.sampling.publishing import Snapshot
 from tsstats.sampling.reading import MachineNow
 from tsstats.sampling.sampler import Sampler
-from tsstats.sources.advice import hardware_fixes
+from tsstats.sources.power import hardware_fixes
 from tsstats.storage.history import PendingRows
 from tsstats.storage.retention import GRID_ROW_BYTES, RECORD_ROW_BYTES
 from tsstats.storage.rollups import TierState

@@ -19,8 +19,8 @@ from tsstats.assembly import (
 from tsstats.cli.exits import EXIT_FAILURE
 from tsstats.core.settings import Settings
 from tsstats.figures.grid import GridIntensity
-from tsstats.sources.advice import LIBRARIES, hardware_fixes
 from tsstats.sources.gpu import INTEL_REASON, unread_gpus
+from tsstats.sources.power import LIBRARIES, hardware_fixes
 
 
 def describe_machine(settings: Settings, grid: GridIntensity, nvml: Any = None,

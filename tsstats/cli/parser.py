@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Callable
 
 from tsstats import __version__
-from tsstats.core.numbers import decimal_number, shown, whole_number_text
+from tsstats.core.inputs import decimal_number, shown, whole_number_text
 from tsstats.core.settings import SETTINGS
 
 CLIENT_FLAGS = (  # export and backup: where the data is, worded for a client (the settings' own text is the server's)

@@ -15,11 +15,11 @@ import numpy as np
 from tsstats.assembly import open_host_reader, open_store
 from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
 from tsstats.cli.outputs import OutputError, check_directory
-from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.inputs import rfc3339_ms
 from tsstats.core.units import DAY_MS, MS_PER_S
 from tsstats.figures.methods import METHOD_GPU_POWER, cpu_model_power_w, dimm_model_power_w
 from tsstats.sampling.flushing import write_batch
-from tsstats.sources.cpu_model import count_dimms, match_tdp
+from tsstats.sources.power import count_dimms, match_tdp
 from tsstats.storage.errors import StoreError
 from tsstats.storage.rollups import Rollups
 from tsstats.storage.rows import GPU_ROW, HOST_ROW, empty_columns

@@ -6,8 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from tsstats.comparisons.validation import ListQuery, page_answer
-from tsstats.core.inputs import InputError, number_field, reject_unknown, require_object, text_field
-from tsstats.core.timeparse import rfc3339_ms, time_value
+from tsstats.core.inputs import (
+    InputError,
+    number_field,
+    reject_unknown,
+    require_object,
+    rfc3339_ms,
+    text_field,
+    time_value,
+)
 from tsstats.core.units import GRAMS_PER_KG
 from tsstats.figures.formulas import rounded
 from tsstats.storage.sql import Connection, first

@@ -7,8 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from tsstats.core.inputs import InputError, reject_unknown, require_object, text_field, whole_number
-from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.inputs import InputError, reject_unknown, require_object, rfc3339_ms, text_field, whole_number
 from tsstats.figures.formulas import rounded
 from tsstats.storage.sql import Connection, first
 

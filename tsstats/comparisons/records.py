@@ -10,7 +10,7 @@ from typing import Any
 
 from tsstats.comparisons.phases import phases_of
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, ListQuery, NewComparison, page_answer
-from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.inputs import rfc3339_ms
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.attribution import Attributed
 from tsstats.figures.formulas import per_item, rounded, sci_per_item

@@ -13,8 +13,7 @@ import json
 from typing import Any
 
 from tsstats.client.study import Trial, analyse_or_say, report, study_document
-from tsstats.core.inputs import InputError
-from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.inputs import InputError, rfc3339_ms
 from tsstats.core.units import JOULES_PER_KWH, MS_PER_S
 from tsstats.storage.sql import Connection
 

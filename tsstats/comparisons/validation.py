@@ -19,8 +19,8 @@ from tsstats.core.inputs import (
     single_values,
     text_field,
     whole_number,
+    whole_number_text,
 )
-from tsstats.core.numbers import whole_number_text
 
 STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 CREATE_STATUSES = ("queued", "running")

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from tsstats.core.numbers import decimal_number, shown, whole_number_text
-from tsstats.core.timeparse import parse_duration
+from tsstats.core.inputs import decimal_number, parse_duration, shown, whole_number_text
 
 
 class ConfigError(ValueError):

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tsstats.core.numbers import decimal_number, shown
-from tsstats.core.timeparse import LATEST_UNIX_SECONDS, TIME_RANGE_TEXT, rfc3339_ms, time_value
+from tsstats.core.inputs import LATEST_UNIX_SECONDS, TIME_RANGE_TEXT, decimal_number, rfc3339_ms, shown, time_value
 from tsstats.core.units import HOUR_MS, MS_PER_S
 
 WORLD = "WORLD"

@@ -16,8 +16,8 @@ from tsstats.figures import formulas
 from tsstats.figures.energy import EnergyReport, EnergySums, Totals, report
 from tsstats.figures.grid import GridIntensity
 from tsstats.figures.methods import Methods
-from tsstats.sources.cpu_model import TdpMatch
 from tsstats.sources.gpu import GpuInfo, GpuReading
+from tsstats.sources.power import TdpMatch
 
 NAN = float("nan")
 LATENCY_WINDOW_S = 30

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.inputs import rfc3339_ms
 from tsstats.core.units import HOUR_MS, MINUTE_MS
 from tsstats.sampling.availability import Availability
 from tsstats.sampling.flushing import Flusher

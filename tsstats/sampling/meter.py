@@ -17,9 +17,8 @@ from tsstats.figures.methods import (
     cpu_model_power_w,
     dimm_model_power_w,
 )
-from tsstats.sources.cpu_model import TdpMatch
 from tsstats.sources.gpu import GpuReader, GpuReading
-from tsstats.sources.rapl import RaplReader
+from tsstats.sources.power import RaplReader, TdpMatch
 
 NAN = float("nan")
 

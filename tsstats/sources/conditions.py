@@ -24,8 +24,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from tsstats.sources.files import OpenFiles
-from tsstats.sources.host import CpuTimes, cpu_busy_pct
+from tsstats.sources.host import CpuTimes, OpenFiles, cpu_busy_pct
 
 SECTOR_BYTES = 512  # /proc/diskstats counts 512-byte sectors whatever the device's own sector size
 

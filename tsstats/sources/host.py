@@ -9,16 +9,21 @@ through psutil, for machines without procfs (macOS and Windows workstations):
 - TCP connections: ``net_connections`` costs milliseconds and may need privileges (macOS): it is read with the
   slow readings, once a second, and reads NaN when refused.
 - The load average: ``getloadavg`` (emulated on Windows, where it starts at 0).
+
+Files of procfs and sysfs are kept open and re-read with ``pread`` from offset 0 (``OpenFiles``, also used by
+the conditions' readers), which these filesystems answer with fresh contents: that saves an open and a close per
+file per reading. ``machine_names``: the names and addresses this machine is known by, for the Host allowlist
+of a service bound beyond loopback.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import platform
+import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from tsstats.sources.files import OpenFiles
 
 
 @dataclass(frozen=True)
@@ -227,3 +232,53 @@ class PsutilHostReader:
 
     def close(self) -> None:
         pass
+
+
+CHUNK_BYTES = 65536
+
+
+class OpenFiles:
+    """Files under ``root`` by relative path, opened on first read; one owner thread."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self._fds: dict[str, int] = {}
+
+    def read(self, relative: str) -> str:
+        fd = self._fds.get(relative)
+        if fd is None:
+            fd = self._fds[relative] = os.open(os.path.join(self.root, relative), os.O_RDONLY)
+        chunks = []
+        offset = 0
+        while True:
+            try:
+                chunk = os.pread(fd, CHUNK_BYTES, offset)
+            except OSError:  # a file that went away (an unplugged device): opened again next time
+                os.close(self._fds.pop(relative))
+                raise
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+            if len(chunk) < CHUNK_BYTES:
+                break
+        return b"".join(chunks).decode("ascii", "replace")
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def machine_names(psutil_module: Any = None) -> list[str]:
+    """This machine's host name, its fully qualified name, and the address of each of its interfaces."""
+    names = {socket.gethostname(), socket.getfqdn()}
+    try:
+        psutil = psutil_module if psutil_module is not None else _import_psutil()
+        for addresses in psutil.net_if_addrs().values():
+            for address in addresses:
+                if address.family in (socket.AF_INET, socket.AF_INET6):
+                    names.add(address.address.split("%")[0])  # an IPv6 link-local scope is no part of a Host
+    except (ImportError, OSError):
+        pass
+    return sorted(name for name in names if name)

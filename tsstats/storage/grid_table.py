@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.inputs import rfc3339_ms
 from tsstats.figures.grid import LATEST_END_MS, MAX_G_PER_KWH, GridRow, GridSeries, with_ends
 from tsstats.storage.sql import Connection
 

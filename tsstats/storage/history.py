@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tsstats.core.inputs import InputError, single_values, time_range
-from tsstats.core.numbers import whole_number_text
-from tsstats.core.timeparse import parse_duration
+from tsstats.core.inputs import InputError, parse_duration, single_values, time_range, whole_number_text
 from tsstats.core.units import DAY_MS, HOUR_MS, MINUTE_MS, MS_PER_S, SERIES_SIGNIFICANT
 from tsstats.figures.formulas import round_significant
 from tsstats.storage.catalog import (

@@ -16,8 +16,7 @@ from tsstats.api.bodies import NO_STORE, committed, error_body, query_values
 from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.studies import check_study_id, list_studies, study_answer, study_trial_ids
-from tsstats.core.inputs import InputError
-from tsstats.core.timeparse import rfc3339_ms
+from tsstats.core.inputs import InputError, rfc3339_ms
 from tsstats.core.units import MS_PER_S
 from tsstats.figures.formulas import finite_or_none
 from tsstats.sampling.reading import MachineNow
