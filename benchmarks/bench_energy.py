@@ -23,16 +23,17 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+from tsstats.sources.cpu_model import match_tdp
+from tsstats.sources.nvml import NvmlReader
+from tsstats.sources.rapl import RaplReader
+
 from tsstats.comparisons.attributor import Attributor
 from tsstats.figures.energy import Totals
 from tsstats.sampling.energy import EnergyLedger, MachineEnergy
 from tsstats.sampling.meter import PowerMeter, PowerSample
 from tsstats.sampling.ring import Ring
-from tsstats.sources.cpu_model import match_tdp
 from tsstats.sources.host import ProcfsHostReader
-from tsstats.sources.nvml import NvmlReader
 from tsstats.sources.processes import ProcfsTrees
-from tsstats.sources.rapl import RaplReader
 from tsstats.storage.rows import HOST_ROW, empty_columns
 from tsstats.storage.store import Store
 

@@ -28,8 +28,9 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from tsstats.sampling.meter import GpuEnergy
 from tsstats.sources.nvml import NvmlReader
+
+from tsstats.sampling.meter import GpuEnergy
 
 LOAD = r"""
 import sys, time

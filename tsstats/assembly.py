@@ -34,14 +34,11 @@ from tsstats.core.settings import Settings, StartupError, default_of
 from tsstats.core.units import MS_PER_S
 from tsstats.figures.grid import GridIntensity, GridRow, GridRowsError, parse_csv, resolve_grid
 from tsstats.figures.moment import Accounting
-from tsstats.sampling.availability import Availability
 from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
-from tsstats.sampling.current import CurrentFigures, FigureWindows
-from tsstats.sampling.energy import EnergyLedger, MachineEnergy
-from tsstats.sampling.flushing import Flusher
-from tsstats.sampling.grid_feed import GridFeed, install_file_rows
+from tsstats.sampling.energy import EnergyLedger, GridFeed, MachineEnergy, install_file_rows
+from tsstats.sampling.flushing import Availability, Flusher
 from tsstats.sampling.meter import PowerMeter, current_methods
-from tsstats.sampling.publishing import StatsPublisher
+from tsstats.sampling.publishing import CurrentFigures, FigureWindows, StatsPublisher
 from tsstats.sampling.reading import Sources, TickReader
 from tsstats.sampling.ring import Ring
 from tsstats.sampling.sampler import STALL_S, Sampler, SamplerParts, ring_capacity
@@ -51,7 +48,7 @@ from tsstats.sources.host import HostReader, ProcfsHostReader, PsutilHostReader
 from tsstats.sources.latency import ConnectProbe, KernelRttReader, LatencyMonitor
 from tsstats.sources.power import RAPL_FIX, RaplReader, count_dimms, match_tdp
 from tsstats.sources.processes import ProcessTrees, ProcfsTrees, PsutilTrees
-from tsstats.storage.files import remove_leftovers
+from tsstats.storage.export import remove_leftovers
 from tsstats.storage.retention import Retention, RetentionPolicy
 from tsstats.storage.rollups import Rollups
 from tsstats.storage.rows import GPU_ROW, HOST_ROW

@@ -6,7 +6,7 @@ import threading
 
 import duckdb
 
-from tsstats.storage.backup import copy_database
+from tsstats.storage.export import copy_database
 from tsstats.storage.store import Store
 
 ROWS = 2_000_000  # enough that one copy is still running when the other starts

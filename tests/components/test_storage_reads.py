@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from tsstats.storage.errors import ReadsBusy
 from tsstats.storage.reads import MAX_HEAVY_IN_FLIGHT
+from tsstats.storage.sql import ReadsBusy
 from tsstats.storage.store import Store
 
 

@@ -28,7 +28,7 @@ from tsstats.api.connections import EarlyAnswer, admit, answered_early, released
 from tsstats.api.exposure import HostCheck
 from tsstats.api.requests import RequestStats
 from tsstats.core.inputs import InputError, shown
-from tsstats.storage.errors import InsufficientStorage, ReadsBusy, StoreUnavailable
+from tsstats.storage.sql import InsufficientStorage, ReadsBusy, StoreUnavailable
 
 log = logging.getLogger("tsstats.server")
 WRITES = frozenset({"POST", "PATCH", "PUT", "DELETE"})

@@ -23,8 +23,7 @@ from tsstats.core.settings import Settings
 from tsstats.figures.energy import EnergySums
 from tsstats.figures.grid import GridIntensity, GridRow
 from tsstats.figures.methods import Methods
-from tsstats.sampling.energy import energy_between
-from tsstats.sampling.grid_feed import GridFeed, GridRemoval
+from tsstats.sampling.energy import GridFeed, GridRemoval, energy_between
 from tsstats.sampling.meter import current_methods
 from tsstats.sampling.publishing import Snapshot
 from tsstats.sampling.reading import MachineNow

@@ -37,11 +37,9 @@ from tsstats.client.service import (
 from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
 from tsstats.core.inputs import InputError
 from tsstats.core.settings import Settings
-from tsstats.storage.backup import copy_database
-from tsstats.storage.errors import StoreError, StoreLocked
-from tsstats.storage.export import parse_export_query, write_export
+from tsstats.storage.export import copy_database, parse_export_query, write_export
 from tsstats.storage.history import gpu_indexes
-from tsstats.storage.sql import Connection, DatabaseError, connect_read_only
+from tsstats.storage.sql import Connection, DatabaseError, StoreError, StoreLocked, connect_read_only
 
 
 def open_read_only(path: str) -> Connection:

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tsstats.storage.files import remove_partial
+from tsstats.storage.export import remove_partial
 
 
 class OutputError(ValueError):

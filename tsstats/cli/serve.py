@@ -16,7 +16,7 @@ from tsstats.cli.stopping import StopSignals, stop_on_signals
 from tsstats.client.holder import remove_holder, write_holder
 from tsstats.client.service import listening_url
 from tsstats.core.settings import Settings
-from tsstats.storage.errors import StoreError
+from tsstats.storage.sql import StoreError
 
 
 def announce(settings: Settings, tls: bool) -> None:

@@ -20,10 +20,9 @@ from tsstats.core.units import DAY_MS, MS_PER_S
 from tsstats.figures.methods import METHOD_GPU_POWER, cpu_model_power_w, dimm_model_power_w
 from tsstats.sampling.flushing import write_batch
 from tsstats.sources.power import count_dimms, match_tdp
-from tsstats.storage.errors import StoreError
 from tsstats.storage.rollups import Rollups
 from tsstats.storage.rows import GPU_ROW, HOST_ROW, empty_columns
-from tsstats.storage.sql import first
+from tsstats.storage.sql import StoreError, first
 from tsstats.storage.store import Store
 
 CHUNK_S = 3600.0  # one transaction per synthetic hour

@@ -5,7 +5,7 @@ Carbon intensity that changes over the day: rows of ``time, g_per_kwh, renewable
 (``grid_intensity_file``) or a live feed (``POST /api/grid``), each in force from its time to the next row's,
 parsed and checked here (a bad row is refused with its line or index). The last row of a batch is in force for
 the batch's usual step (the median gap between its rows; one hour for a single row). The rows live in the
-``grid_intensity`` table (``storage.grid_table``) so that stored samples' carbon can be summed in SQL; a feed's
+``grid_intensity`` table (``storage.energy``) so that stored samples' carbon can be summed in SQL; a feed's
 rows replace the rows they overlap.
 """
 from __future__ import annotations

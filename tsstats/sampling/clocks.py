@@ -29,8 +29,7 @@ from dataclasses import asdict, dataclass, field
 
 from tsstats.core.inputs import rfc3339_ms
 from tsstats.core.units import HOUR_MS, MINUTE_MS
-from tsstats.sampling.availability import Availability
-from tsstats.sampling.flushing import Flusher
+from tsstats.sampling.flushing import Availability, Flusher
 from tsstats.sampling.ring import Ring
 from tsstats.storage.rollups import Rollups, TierState
 from tsstats.storage.sql import Connection, first

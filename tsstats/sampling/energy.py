@@ -1,6 +1,6 @@
 """The machine's energy as the sampler keeps it, in one place:
 
-- over a time range, from both places samples live: stored (``storage.energy_sql``) and still held in the
+- over a time range, from both places samples live: stored (``storage.energy``) and still held in the
   sampler's ring (numpy over its columns, rounded as they will be stored, so a sum never moves when its rows
   are flushed), and a comparison's share of it (``comparison_energy``); read from any thread, the ring hands
   out copies;
@@ -14,7 +14,10 @@
   open and close their windows): a window that opens and closes between two ticks still gets the counters' own
   difference, ``now()`` adding to the sum at the last tick what RAPL and NVML's energy counter have moved since
   (or, without a counter, the power model over the time since), without moving the marks the next tick
-  measures from.
+  measures from;
+- the grid's rows over time put in force (``GridFeed``): the file's rows at start-up, and a live feed's rows
+  written (or removed) on the writer thread, after which the series in force and the report window's carbon are
+  reloaded.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,13 +33,14 @@ import numpy as np
 from tsstats.figures import formulas
 from tsstats.figures.attribution import MachineJoules
 from tsstats.figures.energy import EnergySums, Totals
-from tsstats.figures.grid import GridIntensity
+from tsstats.figures.grid import GridIntensity, GridRow, GridSeries, last_end_ms
 from tsstats.sampling.meter import PowerMeter, PowerSample
 from tsstats.sampling.ring import Ring
 from tsstats.sources.gpu import GpuReader
-from tsstats.storage.energy_sql import sample_energy, stored_sums
+from tsstats.storage.energy import load_series, log_unusable, remove_rows, replace_rows, sample_energy, stored_sums
 from tsstats.storage.rows import HOST_ROW
 from tsstats.storage.sql import Connection
+from tsstats.storage.store import Store
 
 
 def memory_sums(columns: dict[str, np.ndarray], grid: GridIntensity, from_ms: float = -np.inf,
@@ -232,3 +237,55 @@ class MachineEnergy:
 
 def _finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
+
+
+def install_file_rows(store: Store, grid: GridIntensity, file_rows: list[GridRow] | None) -> None:
+    """The file's rows replace the file rows stored before (none without a file); the feed's stay (at start-up,
+    before the sampler thread runs)."""
+    def write(con: Connection) -> None:
+        con.execute("DELETE FROM grid_intensity WHERE source = 'file'")
+        if file_rows:
+            replace_rows(con, file_rows, "file")
+    store.transaction(write)
+    log_unusable(store.writer)
+    grid.series = load_series(store.writer)
+
+
+@dataclass(frozen=True)
+class GridRemoval:
+    removed: int  # rows
+    series: GridSeries | None  # what is in force after
+
+
+class GridFeed:
+    def __init__(self, store: Store, grid: GridIntensity, ledger: EnergyLedger, wall: Callable[[], float]):
+        self.store = store
+        self.grid = grid
+        self.ledger = ledger
+        self.wall = wall
+
+    def feed(self, rows: list[GridRow]) -> Future[None]:
+        """Store a live feed's rows (they replace what they overlap), then carry on with them; resolves once
+        committed and in force."""
+        def write(con: Connection) -> GridSeries | None:
+            replace_rows(con, rows, "feed")
+            return load_series(con)
+
+        changed_to_ms = last_end_ms([row.start_ms for row in rows])
+        return self.store.write(write, then=lambda con, series: self._in_force(series, changed_to_ms))
+
+    def remove(self, from_ms: int, to_ms: int) -> Future[GridRemoval]:
+        """Remove the rows (of either source) that start in [from_ms, to_ms); resolves once committed and the
+        rest in force."""
+        def write(con: Connection) -> GridRemoval:
+            removed = remove_rows(con, from_ms, to_ms)
+            return GridRemoval(removed, load_series(con))
+
+        return self.store.write(write, then=lambda con, done: self._in_force(done.series, to_ms))
+
+    def _in_force(self, series: GridSeries | None, changed_to_ms: float) -> None:
+        """The rows in force from now; the report window is summed afresh within a second (coalesced, on the
+        writer thread) if the rows changed reach into it."""
+        self.grid.series = series
+        if changed_to_ms > self.wall() * 1000.0 - self.ledger.window.span_ms:
+            self.ledger.mark_window_stale()  # summed afresh within a second, shown by the next build

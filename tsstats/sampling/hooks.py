@@ -1,12 +1,17 @@
-"""What the sampler thread calls of the comparisons it does not know: the one interface between the sampler
-and ``comparisons.lifecycle``, which implements it."""
+"""What the sampler thread calls of code it does not own: the comparisons it does not know, through the one
+interface between the sampler and ``comparisons.lifecycle``, which implements it (``ComparisonHooks``); and any
+job that may fail, whose failure is logged while the thread goes on (``run_guarded``).
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from tsstats.figures.moment import ComparisonFigures
 from tsstats.storage.sql import Connection
+from tsstats.storage.store import Store
 
 
 class ComparisonHooks(Protocol):
@@ -49,3 +54,18 @@ class ComparisonHooks(Protocol):
 
     def shown(self) -> ComparisonFigures:
         """What the stats show of comparisons, as last loaded."""
+
+
+log = logging.getLogger("tsstats.sampler")
+
+
+def run_guarded(store: Store, job: Callable[[], object], what: str) -> None:
+    """Run ``job``; a failure is logged in full, or in one line while the store has said why it cannot be used
+    (the job runs again once it recovers)."""
+    try:
+        job()
+    except Exception as error:
+        if store.failure is not None:
+            log.warning("%s failed while the database cannot be used: %s", what, str(error).splitlines()[0])
+        else:
+            log.exception("%s failed", what)

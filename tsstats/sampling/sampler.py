@@ -15,16 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsstats.core.settings import Settings
-from tsstats.sampling.availability import Availability
 from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
 from tsstats.sampling.energy import EnergyLedger, MachineEnergy
-from tsstats.sampling.flushing import Flusher
-from tsstats.sampling.guard import run_guarded
-from tsstats.sampling.hooks import ComparisonHooks
+from tsstats.sampling.flushing import Availability, Flusher
+from tsstats.sampling.hooks import ComparisonHooks, run_guarded
 from tsstats.sampling.publishing import StatsPublisher
 from tsstats.sampling.reading import Sources, TickReader, gpu_rows
 from tsstats.sampling.ring import Ring
-from tsstats.storage.energy_sql import retained_energy
+from tsstats.storage.energy import retained_energy
 from tsstats.storage.retention import RETENTION_INTERVAL_S, Retention
 from tsstats.storage.rollups import Rollups
 from tsstats.storage.rows import GPU_ROW, HOST_ROW

@@ -1,6 +1,8 @@
-"""The DuckDB file: the store (one connection, one writer thread, a pool of read cursors), the schema, the row
-definitions, the metrics catalog, rollups, retention and the size cap, the sums of stored energy, the grid's
-rows over time, history range queries, export and backup.
+"""The DuckDB file: the store (``store``: one connection, one writer thread, a pool of read cursors), opening it
+and its errors (``sql``), the schema and upgrades (``schema``), the row definitions and batches (``rows``), the
+metrics catalog (``catalog``), rollups (``rollups``), retention and the size cap (``retention``), the sums of
+stored energy and the grid's rows over time (``energy``), history range queries (``history``), what DuckDB
+holds in memory with the reads (``reads``), exports and backups (``export``).
 
 Owns DuckDB (import-linter forbids every other layer to import it), the connections, the schema, and the SQL of
 samples, rollups, retention, energy sums, grid rows, history, exports and backups. The SQL of the records'

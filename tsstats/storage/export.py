@@ -1,4 +1,7 @@
-"""Export of samples or rollups to Parquet or CSV, with units in the column names.
+"""Data out of the file: exports of samples or rollups to Parquet or CSV with units in the column names, a
+consistent backup, and the room the files they write need.
+
+**Export.**
 
 Written by DuckDB's COPY to a file the caller names (a temporary one beside the destination, renamed into
 place once complete, so a failed or interrupted export leaves no partial file), a stretch of the range at a
@@ -8,20 +11,35 @@ Columns: ``time_utc`` (a timestamp), then per metric ``<name>_<unit>`` for raw s
 ``<name>_<agg>_<unit>`` (avg, min, max) for the 1-minute and 1-hour tiers; energy metrics are the joules of
 each sample or bucket (``<name>_J``). The tiers hold closed buckets only: the newest minute (and hour) is in
 the raw samples until it closes.
+
+**Room.** Files the store writes besides its own (exports, backups): the room they need is checked first, and
+what is left of one being written is removed.
+
+**Backup.** A consistent copy of the database, made in bounded memory while the service keeps sampling and
+writing.
+
+Two passes. First, inside one read transaction of the caller's cursor (one snapshot), every table is written to
+Parquet parts beside the destination, at most ``PART_VALUES`` values a part, with the sequences' positions; a
+read transaction writes no database, so nothing accumulates in memory. Then a database of its own opens the
+destination, creates the tables and sequences as the source declares them, and loads the parts one statement
+each, checkpointing as it goes. DuckDB's ``COPY FROM DATABASE`` (one statement) ran out of the 128 MB
+``db_memory_limit`` on a file with 90 days of 1-minute rollups: a row group of a 183-column table is built
+in memory whole. The copy opens as any tsstats database does (tables, data, sequences).
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from dataclasses import dataclass, replace
 
 from tsstats.core.inputs import InputError, single_values, time_range
-from tsstats.core.units import DAY_MS, HOUR_MS, SERIES_SIGNIFICANT
+from tsstats.core.units import DAY_MS, HOUR_MS, MIB, SERIES_SIGNIFICANT
 from tsstats.storage.catalog import ENERGY_METRICS, HOST_METRICS, energy_expression
 from tsstats.storage.history import Series, resolve_series
 from tsstats.storage.rows import GPU_ROW
-from tsstats.storage.sql import Connection, significant_sql, sql_text
+from tsstats.storage.sql import Connection, InsufficientStorage, connect, significant_sql, sql_text
 
 TIERS = ("raw", "1m", "1h")
 FORMATS = ("parquet", "csv")
@@ -179,3 +197,125 @@ def copy_chunks(con: Connection, selects: list[str], path: str, file_format: str
 def _copied(con: Connection, statement: str) -> int:
     found = con.execute(statement).fetchall()
     return int(found[0][0]) if found else 0
+
+
+SPACE_KEPT_BYTES = 16 * MIB  # left free for the database's own writes (WAL, checkpoints) when a file is made
+
+
+def free_bytes(directory: str) -> int:
+    """What an unprivileged writer may still write on the file system holding ``directory``."""
+    stats = os.statvfs(directory)
+    return stats.f_bavail * stats.f_frsize
+
+
+def check_room(directory: str, needed_bytes: int, what: str) -> None:
+    """Refuse (``InsufficientStorage``) a file of about ``needed_bytes`` that would leave less than
+    ``SPACE_KEPT_BYTES`` free beside the database."""
+    free = free_bytes(directory)
+    if needed_bytes + SPACE_KEPT_BYTES > free:
+        raise InsufficientStorage(
+            f"{what} would take about {needed_bytes / MIB:.1f} MiB and {free / MIB:.1f} MiB are free in {directory}, "
+            f"of which {SPACE_KEPT_BYTES / MIB:.0f} MiB stay for the database; free some space or ask for less "
+            f"(a shorter range, fewer metrics, a coarser tier, parquet)", needed_bytes, free)
+
+
+def scratch_prefix(database_path: str) -> str:
+    """The name every scratch file of the service holding ``database_path`` starts with: the database's own
+    name in it, so that only the service holding that file (it is locked) ever removes them."""
+    return f".tsstats-out-{os.path.basename(database_path)}-"
+
+
+def remove_leftovers(database_path: str) -> list[str]:
+    """Remove the scratch files (exports, backups) a crash left beside the database; the paths removed."""
+    pattern = os.path.join(os.path.dirname(os.path.abspath(database_path)),
+                           glob.escape(scratch_prefix(database_path)) + "*")
+    removed = []
+    for path in glob.glob(pattern):
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def remove_partial(path: str) -> None:
+    """Remove a file being written, the WAL beside it if it was a database, and its parts (``<path>.part<N>.*``,
+    written by chunked exports and backups); what is gone already is no error."""
+    for leftover in (path, path + ".wal", *glob.glob(glob.escape(path) + ".part*")):
+        try:
+            os.unlink(leftover)
+        except FileNotFoundError:
+            pass
+
+
+PART_VALUES = 2_000_000  # rows x columns in one Parquet part and one load statement (~16 MB of doubles)
+
+
+def backup_bytes(database_path: str) -> int:
+    """About what a copy takes: the file and its WAL (a copy holds the same data, checkpointed), and as much again
+    for the parts while it is made, at most."""
+    return 2 * sum(os.path.getsize(path) for path in (database_path, database_path + ".wal")
+                   if os.path.exists(path))
+
+
+@dataclass(frozen=True)
+class Part:
+    table: str
+    path: str
+
+
+def _snapshot(con: Connection, path: str, parts: list[Part]) -> tuple[list[str], list[str]]:
+    """(CREATE SEQUENCE statements at their positions, CREATE TABLE statements) of one snapshot, its rows written
+    to ``parts`` (each named there before it is written, so that a failure leaves none behind); the caller's
+    cursor is in a transaction."""
+    database = con.execute("SELECT current_database()").fetchall()[0][0]
+    sequences = []
+    for name, start, increment, last in con.execute(
+            "SELECT sequence_name, start_value, increment_by, last_value FROM duckdb_sequences() "
+            "WHERE database_name = ? AND schema_name = 'main' ORDER BY sequence_oid", [database]).fetchall():
+        following = start if last is None else last + increment
+        sequences.append(f'CREATE SEQUENCE "{name}" START {int(following)} INCREMENT BY {int(increment)}')
+    tables = con.execute("SELECT table_name, sql, column_count FROM duckdb_tables() WHERE database_name = ? "
+                         "AND schema_name = 'main' ORDER BY table_oid", [database]).fetchall()
+    for table, _, columns in tables:
+        rows_per_part = max(PART_VALUES // max(int(columns), 1), 1000)
+        low, high = con.execute(f'SELECT min(rowid), max(rowid) FROM "{table}"').fetchall()[0]
+        if low is None:
+            continue
+        for start in range(int(low), int(high) + 1, rows_per_part):
+            part = Part(table, f"{path}.part{len(parts)}.parquet")
+            parts.append(part)
+            con.execute(f'COPY (SELECT * FROM "{table}" WHERE rowid >= {start} AND rowid < {start + rows_per_part}) '
+                        f"TO {sql_text(part.path)} (FORMAT parquet, ROW_GROUP_SIZE {rows_per_part})")
+    return sequences, [sql for _, sql, _ in tables]
+
+
+def copy_database(con: Connection, path: str, memory_limit: str = "128MB", threads: int = 2) -> None:
+    """Copy the connection's database into a new file at ``path`` (which must not exist), from one snapshot.
+    ``memory_limit`` and ``threads``: the new database's, while it loads."""
+    parts: list[Part] = []
+    try:
+        con.execute("BEGIN TRANSACTION READ ONLY")
+        try:
+            sequences, tables = _snapshot(con, path, parts)
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        copy = connect(path, memory_limit, threads)
+        try:
+            for statement in sequences + tables:
+                copy.execute(statement)
+            for number, part in enumerate(parts):
+                copy.execute(f'INSERT INTO "{part.table}" SELECT * FROM read_parquet({sql_text(part.path)})')
+                os.unlink(part.path)
+                if number % 8 == 7:
+                    copy.execute("CHECKPOINT")  # committed rows leave memory for the file
+            copy.execute("CHECKPOINT")  # one self-contained file, no WAL beside it
+        finally:
+            copy.close()
+    finally:
+        for part in parts:
+            if os.path.exists(part.path):
+                os.unlink(part.path)

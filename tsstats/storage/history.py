@@ -34,7 +34,7 @@ from tsstats.storage.catalog import (
     energy_expression,
     gpu_metric,
 )
-from tsstats.storage.energy_sql import retained_energy
+from tsstats.storage.energy import retained_energy
 from tsstats.storage.sql import Connection, float_columns
 
 MAX_POINTS = 11_000

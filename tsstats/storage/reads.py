@@ -23,8 +23,7 @@ from typing import Any
 
 import duckdb
 
-from tsstats.storage.errors import ReadsBusy, StoreUnavailable
-from tsstats.storage.sql import Connection
+from tsstats.storage.sql import Connection, ReadsBusy, StoreUnavailable
 
 log = logging.getLogger("tsstats.store")
 REOPEN_WAIT_S = 10.0

@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tsstats.core.units import HOUR_MS, MIB, MS_PER_S
-from tsstats.storage.errors import InsufficientStorage
-from tsstats.storage.sql import Connection, first
+from tsstats.storage.sql import Connection, InsufficientStorage, first
 from tsstats.storage.store import Store
 
 log = logging.getLogger("tsstats.retention")

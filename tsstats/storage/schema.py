@@ -27,9 +27,8 @@ from importlib import resources
 import duckdb
 
 from tsstats.core.units import JOULES_PER_KWH
-from tsstats.storage.errors import StoreError
 from tsstats.storage.rollups import missing_column_statements
-from tsstats.storage.sql import Connection, first
+from tsstats.storage.sql import Connection, StoreError, first
 
 log = logging.getLogger("tsstats.store")
 

@@ -20,12 +20,10 @@ import duckdb
 import numpy as np
 
 from tsstats.core.settings import default_of
-from tsstats.storage.batches import BatchWriter
-from tsstats.storage.errors import StoreError, StoreUnavailable, storage_failure
 from tsstats.storage.reads import ReadPool
-from tsstats.storage.rows import RowSpec
+from tsstats.storage.rows import BatchWriter, RowSpec
 from tsstats.storage.schema import apply_schema
-from tsstats.storage.sql import Connection, connect, first
+from tsstats.storage.sql import Connection, StoreError, StoreUnavailable, connect, first, storage_failure
 
 log = logging.getLogger("tsstats.store")
 

@@ -19,13 +19,19 @@ from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.export import estimated_bytes as comparisons_bytes
 from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
-from tsstats.storage.backup import backup_bytes, copy_database
-from tsstats.storage.errors import ReadsBusy, StoreUnavailable
-from tsstats.storage.export import CONTENT_TYPES, parse_export_query, write_export
+from tsstats.storage.export import (
+    CONTENT_TYPES,
+    backup_bytes,
+    check_room,
+    copy_database,
+    parse_export_query,
+    remove_partial,
+    scratch_prefix,
+    write_export,
+)
 from tsstats.storage.export import estimated_bytes as export_bytes
-from tsstats.storage.files import check_room, remove_partial, scratch_prefix
 from tsstats.storage.history import gpu_indexes
-from tsstats.storage.sql import Connection
+from tsstats.storage.sql import Connection, ReadsBusy, StoreUnavailable
 
 CHUNK_BYTES = 256 * 1024
 
