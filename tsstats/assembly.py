@@ -25,7 +25,7 @@ from tsstats.api.connections import (
 )
 from tsstats.api.dashboard_json import dashboard_body
 from tsstats.api.exposure import HostCheck, allowed_host_names, check_exposure, tls_context
-from tsstats.api.requests import RequestStats
+from tsstats.api.router import RequestStats
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.lifecycle import ComparisonLife, RunClock

@@ -8,7 +8,7 @@ import threading
 
 from support.nvml import fake_nvml
 from support.procfs import write_stat
-from tsstats.api.requests import RequestStats
+from tsstats.api.router import RequestStats
 from tsstats.assembly import build_sampler, build_sources, close_sources, load_grid
 from tsstats.core.settings import Settings, load_settings
 from tsstats.sampling.clocks import Clocks

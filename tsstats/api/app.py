@@ -10,13 +10,14 @@ from sanic import Sanic
 from tsstats.api.bodies import MAX_BODY_BYTES
 from tsstats.api.exposure import HostCheck
 from tsstats.api.router import Router
-from tsstats.api.routes import comparisons, dashboard, data, grid, history, operations, page, studies
+from tsstats.api.routes import comparisons, dashboard, history, operations
 from tsstats.api.view import ServiceView
 
 RESPONSE_TIMEOUT_S = 3600
 
-ROUTE_GROUPS = (dashboard.add_routes, comparisons.add_routes, comparisons.add_phase_routes, studies.add_routes,
-                history.add_routes, grid.add_routes, data.add_routes, operations.add_routes, page.add_routes)
+ROUTE_GROUPS = (dashboard.add_routes, comparisons.add_routes, comparisons.add_phase_routes,
+                comparisons.add_study_routes, history.add_routes, history.add_grid_routes, operations.add_data_routes,
+                operations.add_routes, dashboard.add_page_routes)
 
 
 def create_app(view: ServiceView, hosts: HostCheck, *, name: str = "tsstats") -> Sanic:

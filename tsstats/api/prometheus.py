@@ -20,7 +20,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from tsstats.api.requests import RequestStats
+from tsstats.api.router import RequestStats
 from tsstats.comparisons.models import ModelSeries
 from tsstats.core.units import JOULES_PER_KWH
 from tsstats.figures.energy import Totals

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tsstats.api.prometheus import Scrape
-from tsstats.api.requests import RequestStats
+from tsstats.api.router import RequestStats
 from tsstats.comparisons.lifecycle import ComparisonLife
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.validation import ComparisonUpdate, NewComparison
