@@ -19,7 +19,7 @@ import sys
 
 import tsstats.cli.serve as serve
 from tsstats.cli import main
-from tsstats.cli.stopping import StopSignals
+from tsstats.cli.serve import StopSignals
 
 PHASES = ("open", "before_start", "after_start", "arming", "armed", "serving")
 

@@ -9,7 +9,7 @@ from support.nvml import FakeGpu, fake_nvml
 
 from tsstats.comparisons.attributor import Attributor
 from tsstats.core.inputs import InputError
-from tsstats.figures.attribution import MachineJoules, gpu_share, share
+from tsstats.figures.energy import MachineJoules, gpu_share, share
 from tsstats.figures.fairness import cpu_shares, gpu_contention
 from tsstats.sources.gpu import NvmlReader
 from tsstats.sources.processes import MachineUsage, TreeUsage

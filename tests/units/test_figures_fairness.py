@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tsstats.figures.attribution import Attributed
+from tsstats.figures.energy import Attributed
 from tsstats.figures.fairness import MIB, CpuShares, RunConditions, cpu_shares, gpu_contention, unfair_reasons
 
 NAN = math.nan

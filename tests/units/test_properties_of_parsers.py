@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.strategies import ANY_TEXT, NOW, TIME_TEXT, bodies, query_args
 
-from tsstats.comparisons import offsets, validation
+from tsstats.comparisons import records, validation
 from tsstats.core.inputs import LATEST_UNIX_SECONDS, InputError, parse_duration, parse_time
 from tsstats.core.settings import SETTINGS, ConfigError, load_settings
 from tsstats.storage.export import parse_export_query
@@ -60,7 +60,7 @@ def test_comparison_updates(body):
 @given(bodies())
 def test_offsets(body):
     try:
-        offset = offsets.validate_offset(body, NOW)
+        offset = records.validate_offset(body, NOW)
     except InputError as error:
         assert error.status == 400 and error.message
         return

@@ -14,8 +14,8 @@ import sys
 from collections.abc import Sequence
 
 from tsstats.cli import runtime  # noqa: F401  (before anything imports numpy)
-from tsstats.cli.exits import EXIT_USAGE
 from tsstats.cli.parser import attach_relative_times, build_parser
+from tsstats.cli.runtime import EXIT_USAGE
 from tsstats.core.settings import SETTINGS, ConfigError, Settings, load_settings
 
 

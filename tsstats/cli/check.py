@@ -16,7 +16,7 @@ from tsstats.assembly import (
     open_readers,
     path_warnings,
 )
-from tsstats.cli.exits import EXIT_FAILURE
+from tsstats.cli.runtime import EXIT_FAILURE
 from tsstats.core.settings import Settings
 from tsstats.figures.grid import GridIntensity
 from tsstats.sources.gpu import INTEL_REASON, unread_gpus

@@ -28,8 +28,8 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 
-from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
 from tsstats.cli.run import NOT_FOUND, command_service
+from tsstats.cli.runtime import EXIT_FAILURE, EXIT_USAGE
 from tsstats.client.service import say
 from tsstats.client.study import Contender, Study, StudyOptions, finish_study, write_exports
 

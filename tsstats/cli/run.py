@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from tsstats.cli.exits import EXIT_USAGE
+from tsstats.cli.runtime import EXIT_USAGE
 from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, say, warn
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -1,20 +1,38 @@
 """``tsstats serve``: sample this machine and serve the HTTP API until SIGTERM, SIGINT or SIGHUP; flushed and
-checkpointed on the way out."""
+checkpointed on the way out.
+
+Stop signals (SIGTERM, SIGINT, SIGHUP), none of them lost however early they come (``StopSignals``).
+
+The signals are blocked from the first moment of ``serve`` in the main thread, so in every thread started after
+it, and one thread takes them with ``sigwait``. A blocked signal is queued, never dropped: not while the server
+starts, and not in the instant when Sanic sets SIGTERM and SIGINT to "ignore" before installing its own
+handlers (a signal delivered then would be lost). A stop asked for before the server runs is carried out as
+soon as it does.
+
+Sanic stops by stopping the event loop, and it runs its start-up hooks on the same loop with
+``run_until_complete`` before it runs it for good: a stop that lands inside a hook's run ends that run, not the
+server's, and is lost. So the stop is armed by a callback that the last start-up hook schedules, which runs in the
+very iteration that ends the hooks' run: every stop from then on (and one asked for before) is queued after it,
+for the server's own run; and a stop that has not taken effect is asked again (``STOP_AGAIN_S``) until the server
+begins to stop.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import signal
 import sys
+import threading
+from collections.abc import Callable
 
 from sanic import Sanic
 
 from tsstats.api.exposure import tls_context
 from tsstats.assembly import StartupError, connection_protocol, open_service
-from tsstats.cli.exits import EXIT_FAILURE
-from tsstats.cli.stopping import StopSignals, stop_on_signals
-from tsstats.client.holder import remove_holder, write_holder
-from tsstats.client.service import listening_url
+from tsstats.cli.runtime import EXIT_FAILURE
+from tsstats.client.service import listening_url, remove_holder, write_holder
 from tsstats.core.settings import Settings
 from tsstats.storage.sql import StoreError
 
@@ -74,3 +92,76 @@ def run_serve(settings: Settings) -> int:
         remove_holder(settings.db)
         service.stop()  # idempotent: after_server_stop has usually done it
     return EXIT_FAILURE if service.unwritten else 0
+
+
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+STOP_AGAIN_S = 0.5  # a stop that has not ended the server by then is asked again
+log = logging.getLogger("tsstats")
+
+
+class StopSignals:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stop: Callable[[], None] | None = None
+        self._requested: signal.Signals | None = None
+
+    def hold(self) -> None:
+        """Block the stop signals and start the thread that takes them (main thread, before any other starts)."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        threading.Thread(target=self._take, name="tsstats-signals", daemon=True).start()
+
+    def serving(self, stop: Callable[[], None], early: Callable[[], object]) -> None:
+        """The server runs: ``stop()`` (callable from any thread) stops it; ``early()`` is called instead if a
+        signal came before."""
+        with self._lock:
+            self._stop = stop
+            requested = self._requested
+        if requested is not None:
+            early()
+
+    def _take(self) -> None:
+        while True:
+            number = signal.Signals(signal.sigwait(STOP_SIGNALS))
+            if number == signal.SIGHUP:
+                log.warning("SIGHUP: stopping as on SIGTERM (flush, checkpoint, exit 0); restart to apply new "
+                            "settings")
+            else:
+                log.info("%s: stopping (flush, checkpoint, exit 0)", number.name)
+            with self._lock:
+                self._requested = self._requested or number
+                stop = self._stop
+            if stop is not None:
+                stop()
+
+
+def stop_on_signals(app: Sanic, signals: StopSignals, started: Callable[[], None] = lambda: None) -> None:
+    """Register on ``app`` (after every other listener) what makes a stop signal end the server, whenever it
+    comes: SIGTERM, SIGINT and SIGHUP stop it (flushed and checkpointed, exit 0); ``started()`` runs once it
+    serves, before the stop is armed."""
+    stopping = threading.Event()  # the server has begun to stop: no more asking
+
+    @app.after_server_start
+    async def arm_stop(app: Sanic) -> None:
+        loop = asyncio.get_running_loop()
+
+        def stop_now() -> None:
+            if stopping.is_set():
+                return
+            app.stop(False)
+            loop.call_later(STOP_AGAIN_S, stop_now)
+
+        def stop() -> None:  # from the signal thread
+            try:
+                loop.call_soon_threadsafe(stop_now)
+            except RuntimeError:  # the loop has already closed: it is stopping anyway
+                pass
+
+        def arm() -> None:  # runs in the iteration that ends the start-up hooks' run of the loop
+            signals.serving(stop, early=lambda: loop.call_soon(stop_now))
+
+        started()
+        loop.call_soon(arm)  # last: nothing of this hook may run the loop after it
+
+    @app.before_server_stop
+    async def stop_began(app: Sanic) -> None:
+        stopping.set()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsstats.assembly import open_host_reader, open_store
-from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
-from tsstats.cli.outputs import OutputError, check_directory
+from tsstats.cli.data import OutputError, check_directory
+from tsstats.cli.runtime import EXIT_FAILURE, EXIT_USAGE
 from tsstats.core.inputs import rfc3339_ms
 from tsstats.core.units import DAY_MS, MS_PER_S
 from tsstats.figures.methods import METHOD_GPU_POWER, cpu_model_power_w, dimm_model_power_w

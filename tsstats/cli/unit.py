@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tsstats.cli.exits import EXIT_FAILURE, EXIT_USAGE
+from tsstats.cli.runtime import EXIT_FAILURE, EXIT_USAGE
 from tsstats.core.settings import SETTINGS, ConfigError, load_settings
 
 UNIT_NAME = "tsstats.service"

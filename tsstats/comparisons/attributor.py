@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
 
 from tsstats.core.inputs import InputError
-from tsstats.figures.attribution import Attributed, MachineJoules, gpu_share, share, tree_part
+from tsstats.figures.energy import Attributed, MachineJoules, gpu_share, share, tree_part
 from tsstats.sources.gpu import GpuReader, ProcessGpuUse
 from tsstats.sources.processes import MachineUsage, ProcessTrees, TreeUsage
 

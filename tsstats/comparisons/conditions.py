@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsstats.figures.attribution import Attributed
+from tsstats.figures.energy import Attributed
 from tsstats.figures.fairness import MIB, CpuShares, RunConditions, cpu_shares, gpu_contention
 from tsstats.sources.gpu import THROTTLED, reason_names
 from tsstats.storage.rows import GPU_ROW, HOST_ROW

@@ -31,7 +31,7 @@ from tsstats.core.inputs import InputError
 from tsstats.core.settings import Settings
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, MS_PER_S
 from tsstats.figures import fairness, formulas
-from tsstats.figures.attribution import Attributed, MachineJoules
+from tsstats.figures.energy import Attributed, MachineJoules
 from tsstats.figures.grid import GridIntensity
 from tsstats.figures.methods import Method, Methods
 from tsstats.figures.moment import ComparisonFigures

@@ -3,7 +3,7 @@ finished within the window, reloaded when a write changed them (sampler thread).
 
 from __future__ import annotations
 
-from tsstats.comparisons.offsets import offsets_total
+from tsstats.comparisons.records import offsets_total
 from tsstats.core.units import MS_PER_S
 from tsstats.figures import formulas
 from tsstats.figures.moment import ComparisonCounts, ComparisonFigures

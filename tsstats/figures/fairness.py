@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 
 from tsstats.core.units import MIB
-from tsstats.figures.attribution import Attributed
+from tsstats.figures.energy import Attributed
 from tsstats.figures.formulas import finite_or_none
 
 

@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsstats.figures import formulas
-from tsstats.figures.attribution import MachineJoules
-from tsstats.figures.energy import EnergySums, Totals
+from tsstats.figures.energy import EnergySums, MachineJoules, Totals
 from tsstats.figures.grid import GridIntensity, GridRow, GridSeries, last_end_ms
 from tsstats.sampling.meter import PowerMeter, PowerSample
 from tsstats.sampling.ring import Ring

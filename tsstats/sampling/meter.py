@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tsstats.figures.attribution import MachineJoules
+from tsstats.figures.energy import MachineJoules
 from tsstats.figures.methods import (
     METHOD_CPU_RAPL,
     METHOD_GPU_ENERGY,

@@ -20,8 +20,8 @@ from tsstats.api.bodies import NO_STORE, committed, error_body, parse_json_body,
 from tsstats.api.router import Router
 from tsstats.api.view import ServiceView, record_bytes
 from tsstats.comparisons import records, validation
-from tsstats.comparisons.offsets import insert_offset, list_offsets, validate_offset
 from tsstats.comparisons.phases import validate_new_phase, validate_phase_end
+from tsstats.comparisons.records import insert_offset, list_offsets, validate_offset
 from tsstats.comparisons.studies import check_study_id, list_studies, study_answer, study_trial_ids
 from tsstats.core.inputs import InputError, rfc3339_ms
 from tsstats.core.units import MS_PER_S
