@@ -94,17 +94,6 @@ def open_conditions(proc_root: str, sys_root: str, db_path: str, psutil_module: 
     return PsutilConditions(psutil_module, db_dir)
 
 
-@dataclass
-class Readers:
-    """The host, GPU and power readers with the roots and modules from settings (or passed in)."""
-
-    host: HostReader
-    logical_cpus: int
-    gpu: GpuReader
-    meter: PowerMeter
-    dimms_known: bool
-
-
 def open_gpus(nvml: Any = None, amdsmi: Any = None) -> AllGpus:
     """NVIDIA GPUs through NVML, then AMD GPUs through AMD SMI, started; ``nvml`` or ``amdsmi`` (fakes) given
     alone read that library alone: a test's GPUs are its fake's whatever the machine has."""
@@ -114,21 +103,19 @@ def open_gpus(nvml: Any = None, amdsmi: Any = None) -> AllGpus:
     return gpus
 
 
-def open_readers(settings: Settings, nvml: Any = None, sys_root: str = "/sys", amdsmi: Any = None) -> Readers:
+def open_sources(settings: Settings, nvml: Any = None, sys_root: str = "/sys", amdsmi: Any = None) -> Sources:
+    """Every reader of this machine, with the roots and modules from settings (or passed in), opened; the latency
+    monitor's thread is not started (the sampler starts it). ``close_sources`` closes them. Used by the service
+    and by ``tsstats check``."""
     host = open_host_reader(settings.proc_root)
-    logical_cpus = host.read_fast().logical_cpus
     gpu = open_gpus(nvml, amdsmi)
     rapl = RaplReader(settings.powercap_root).discover()
-    tdp = match_tdp(host.cpu_model(), logical_cpus)
+    tdp = match_tdp(host.cpu_model(), host.read_fast().logical_cpus)
     dimms = settings.dimm_count if settings.dimm_count is not None else count_dimms(sys_root)
     meter = PowerMeter(rapl, tdp, dimms, has_gpu=bool(gpu.gpus))
-    return Readers(host, logical_cpus, gpu, meter, dimms is not None)
-
-
-def close_readers(readers: Readers | Sources) -> None:
-    readers.gpu.stop()
-    readers.host.close()
-    readers.meter.rapl.close()
+    latency = ConnectProbe(settings.latency_targets) if settings.latency_targets else KernelRttReader()
+    return Sources(host=host, gpu=gpu, meter=meter, latency=LatencyMonitor(latency), dimms_known=dimms is not None,
+                   conditions=open_conditions(settings.proc_root, sys_root, settings.db))
 
 
 def kernel_rtt_readable() -> bool:
@@ -136,25 +123,24 @@ def kernel_rtt_readable() -> bool:
 
 
 def build_sources(settings: Settings, nvml: Any = None, sys_root: str = "/sys") -> Sources:
-    """The readers this machine offers, ready for the sampler; ``close_sources`` closes them."""
-    readers = open_readers(settings, nvml, sys_root)
-    if not readers.gpu.gpus:
-        log.info("no GPU readings: %s", readers.gpu.error)
-    unreadable = readers.meter.rapl.unreadable
+    """The readers this machine offers, ready for the sampler, with what they cannot read logged once."""
+    sources = open_sources(settings, nvml, sys_root)
+    if not sources.gpu.gpus:
+        log.info("no GPU readings: %s", sources.gpu.error)
+    unreadable = sources.meter.rapl.unreadable
     if unreadable:
         log.warning("RAPL counters %s cannot be read (%s). %s", ", ".join(d.name for d in unreadable),
                     unreadable[0].error, RAPL_FIX)
-    reader = ConnectProbe(settings.latency_targets) if settings.latency_targets else KernelRttReader()
-    return Sources(host=readers.host, gpu=readers.gpu, meter=readers.meter, latency=LatencyMonitor(reader),
-                   dimms_known=readers.dimms_known,
-                   conditions=open_conditions(settings.proc_root, sys_root, settings.db))
+    return sources
 
 
 def close_sources(sources: Sources) -> None:
     sources.latency.stop()
     if sources.conditions is not None:
         sources.conditions.close()
-    close_readers(sources)
+    sources.gpu.stop()
+    sources.host.close()
+    sources.meter.rapl.close()
 
 
 # -- the grid --------------------------------------------------------------------------------------------

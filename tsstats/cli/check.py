@@ -10,10 +10,9 @@ from typing import Any
 from tsstats.assembly import (
     StartupError,
     checked_settings,
-    close_readers,
+    close_sources,
     kernel_rtt_readable,
-    open_conditions,
-    open_readers,
+    open_sources,
     path_warnings,
 )
 from tsstats.cli.runtime import EXIT_FAILURE
@@ -27,8 +26,9 @@ def describe_machine(settings: Settings, grid: GridIntensity, nvml: Any = None,
                      sys_root: str = "/sys") -> dict[str, Any]:
     """What this machine can measure and how, with the fix for each thing that is missing (``grid``: the one
     ``checked_settings`` resolved)."""
-    readers = open_readers(settings, nvml, sys_root)
-    meter, gpu, rapl, tdp = readers.meter, readers.gpu, readers.meter.rapl, readers.meter.tdp
+    sources = open_sources(settings, nvml, sys_root)
+    meter, gpu, rapl, tdp = sources.meter, sources.gpu, sources.meter.rapl, sources.meter.tdp
+    logical_cpus = sources.host.read_fast().logical_cpus
     has_gpu = bool(gpu.gpus)
     gpus = []
     if has_gpu:
@@ -38,14 +38,14 @@ def describe_machine(settings: Settings, grid: GridIntensity, nvml: Any = None,
                          "energyCounter": "energy" not in info.unsupported,
                          "power": "power" not in info.unsupported,
                          "unsupported": sorted(info.unsupported)})
-    close_readers(readers)
-    conditions = open_conditions(settings.proc_root, sys_root, settings.db)
+    conditions = sources.conditions
+    assert conditions is not None  # open_sources always opens the conditions' reader
     condition_sources = conditions.sources()
-    conditions.close()
-    fixes = hardware_fixes(settings.powercap_root, rapl, gpu, readers.dimms_known)
+    close_sources(sources)
+    fixes = hardware_fixes(settings.powercap_root, rapl, gpu, sources.dimms_known)
     return {
-        "system": readers.host.name,
-        "cpu": {"model": tdp.model, "logicalCpus": readers.logical_cpus, "tdpW": tdp.tdp_w,
+        "system": sources.host.name,
+        "cpu": {"model": tdp.model, "logicalCpus": logical_cpus, "tdpW": tdp.tdp_w,
                 "tdpMatch": tdp.matched, "tdpRule": tdp.rule},
         "rapl": {
             "root": settings.powercap_root,
@@ -55,7 +55,7 @@ def describe_machine(settings: Settings, grid: GridIntensity, nvml: Any = None,
             "cpuMethod": meter.cpu_method,
             "memoryMethod": meter.memory_method,
         },
-        "memory": {"dimms": meter.dimms if readers.dimms_known else None, "modelW": meter.memory_model_w},
+        "memory": {"dimms": meter.dimms if sources.dimms_known else None, "modelW": meter.memory_model_w},
         "gpu": {"available": has_gpu, "readers": gpu.name, "driver": gpu.driver_version, "error": gpu.error or None,
                 "gpus": gpus, "notRead": [{"device": device, "vendor": vendor, "reason": INTEL_REASON}
                                           for device, vendor in unread_gpus(sys_root)]},

@@ -33,7 +33,8 @@ NOW_WINDOW_S = 0.5  # the span of ``TickReader.now``: a study after a trial wait
 
 @dataclass
 class Sources:
-    """The readers of this machine, opened and closed by the service."""
+    """Every reader of this machine, one bundle: opened by the assembly (``open_sources``) for the service and
+    ``tsstats check``, and closed by it."""
 
     host: HostReader
     gpu: GpuReader
