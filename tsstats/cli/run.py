@@ -22,6 +22,7 @@ from typing import Any
 
 from tsstats.cli.runtime import EXIT_USAGE
 from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, say, warn
+from tsstats.client.track import ended_body, running_body
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 NOT_FOUND, NOT_EXECUTABLE = 127, 126
@@ -146,11 +147,8 @@ def start(service: ServiceClient, name: str, models: list[str], items: float | N
           required: bool) -> dict[str, Any] | None | bool:
     """The comparison, running; None when no service answers (the command runs unmeasured); False when
     ``required`` and none answers, or the service refused it."""
-    body: dict[str, Any] = {"name": name, "models": models, "status": "running", "pids": [os.getpid()]}
-    if items is not None:
-        body["items"] = items
     try:
-        return service.call("POST", "/api/comparisons", body)
+        return service.call("POST", "/api/comparisons", running_body(models, name, items))
     except ServiceUnreachable as error:
         if required:
             warn(f"{error}; not running the command (--required)")
@@ -164,10 +162,8 @@ def start(service: ServiceClient, name: str, models: list[str], items: float | N
 
 def finish(service: ServiceClient, run: Any, outcome: str, error: str | None,
            result_path: str | None) -> dict[str, Any] | None:
-    body: dict[str, Any] = {"status": outcome, **read_result(result_path)}
-    if error:
-        body["error"] = error
     try:
+        body = ended_body(outcome, error, read_result(result_path))
         return service.call("PATCH", f"/api/comparisons/{run['id']}", body)
     except (ServiceUnreachable, ServiceRefused) as problem:
         warn(f"{problem}; the run's figures are missing")

@@ -36,6 +36,29 @@ class TsstatsUnavailable(ConnectionError):
     """``required=True`` and no service answered."""
 
 
+def running_body(models: list[str], name: str | None, items: float | None,
+                 metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body that opens a measured run of this process (and its children): ``tsstats.track``'s and
+    ``tsstats run``'s."""
+    body: dict[str, Any] = {"models": models, "status": "running", "pids": [os.getpid()]}
+    if metadata is not None:
+        body["metadata"] = metadata
+    if name is not None:
+        body["name"] = name
+    if items is not None:
+        body["items"] = items
+    return body
+
+
+def ended_body(status: str, error: str | None, reported: dict[str, Any]) -> dict[str, Any]:
+    """The body that ends a measured run: its status, the error that ended it (cut to ``MAX_ERROR``) and the
+    results reported."""
+    body: dict[str, Any] = {"status": status, **reported}
+    if error:
+        body["error"] = error[:MAX_ERROR]
+    return body
+
+
 def _check_number(name: str, value: Any, low: float, high: float, low_open: bool = False) -> float | None:
     if value is None:
         return None
@@ -132,14 +155,9 @@ class Run:
 
     def _start(self) -> None:
         self._started = time.perf_counter()
-        body: dict[str, Any] = {"models": self.models, "status": "running", "pids": [os.getpid()],
-                                "metadata": self.metadata}
-        if self.name is not None:
-            body["name"] = self.name
-        if self.items is not None:
-            body["items"] = self.items
         try:
-            self.record = self.service.call("POST", "/api/comparisons", body)
+            self.record = self.service.call("POST", "/api/comparisons",
+                                            running_body(self.models, self.name, self.items, self.metadata))
         except ServiceUnreachable as error:
             if self.required:
                 raise TsstatsUnavailable(f"{error} (required=True)") from None
@@ -153,10 +171,7 @@ class Run:
         self.duration_s = time.perf_counter() - self._started
         if not self.measured or self.id is None:
             return
-        body: dict[str, Any] = {"status": status, **self._reported}
-        if error:
-            body["error"] = error[:MAX_ERROR]
-        record = self._call("PATCH", f"/api/comparisons/{self.id}", body)
+        record = self._call("PATCH", f"/api/comparisons/{self.id}", ended_body(status, error, self._reported))
         if record is None:
             return
         self.record = record
