@@ -28,7 +28,7 @@ from tsstats.api.exposure import HostCheck, allowed_host_names, check_exposure, 
 from tsstats.api.router import RequestStats
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.attributor import Attributor
-from tsstats.comparisons.lifecycle import ComparisonLife, RunClock
+from tsstats.comparisons.lifecycle import ComparisonLife, RunClock, RunPolicy
 from tsstats.comparisons.stats import ComparisonFiguresCache
 from tsstats.core.settings import Settings, StartupError, default_of
 from tsstats.core.units import MS_PER_S
@@ -41,7 +41,7 @@ from tsstats.sampling.meter import PowerMeter, current_methods
 from tsstats.sampling.publishing import CurrentFigures, FigureWindows, StatsPublisher
 from tsstats.sampling.reading import Sources, TickReader
 from tsstats.sampling.ring import Ring
-from tsstats.sampling.sampler import STALL_S, Sampler, SamplerParts, ring_capacity
+from tsstats.sampling.sampler import STALL_S, Sampler, SamplerParts, Schedule, ring_capacity
 from tsstats.sources.conditions import ConditionsReader, ProcfsConditions, PsutilConditions
 from tsstats.sources.gpu import AllGpus, AmdSmiReader, GpuReader, NvmlReader
 from tsstats.sources.host import HostReader, ProcfsHostReader, PsutilHostReader
@@ -226,10 +226,16 @@ class Service:
         return self.unwritten
 
 
+def sampler_schedule(settings: Settings) -> Schedule:
+    return Schedule(settings.sample_hz, settings.flush_interval, settings.checkpoint_interval,
+                    settings.current_window, settings.report_window, settings.availability_window)
+
+
 def build_sampler(settings: Settings, store: Store, sources: Sources, grid: GridIntensity, requests: RequestStats,
                   clocks: Clocks, wake: threading.Event) -> tuple[Sampler, ComparisonLife, GridFeed]:
     """The sampler with its rooms, the owner of comparisons' lives, and the grid feed."""
-    capacity = ring_capacity(settings)
+    schedule = sampler_schedule(settings)
+    capacity = ring_capacity(schedule)
     ring = Ring(HOST_ROW.names, capacity)
     gpu_ring = Ring(GPU_ROW.names, capacity * max(len(sources.gpu.gpus), 1))
     rollups = Rollups()
@@ -245,8 +251,10 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
     energy = MachineEnergy(sources.meter, sources.gpu, clocks.monotonic)
     attributor = Attributor(open_trees(settings.proc_root), sources.gpu, grid.intensity_at, energy.now,
                             energy.at_last_tick, settings.max_tracked_trees)
+    run_policy = RunPolicy(settings.pue, settings.embodied_kg, settings.lifetime_years, settings.contention_limit_pct,
+                       settings.report_grace, settings.max_tracked_trees)
     comparisons = ComparisonLife(attributor, ComparisonFiguresCache(settings.activity_window),
-                                 RunClock(clocks.monotonic, energy.now), settings, grid,
+                                 RunClock(clocks.monotonic, energy.now), run_policy, grid,
                                  lambda: ring.columns_of(ring.pending()),
                                  lambda: current_methods(sources.meter, sources.gpu),
                                  lambda: gpu_ring.columns_of(gpu_ring.pending()))
@@ -262,7 +270,7 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                          clock_watch=watch, flusher=flusher,
                          retention=Retention(policy, store, lambda: rollups.minutes_until), reader=reader,
                          steps=steps, publisher=publisher, comparisons=comparisons, energy=energy)
-    sampler = Sampler(settings, store, sources, parts, clocks, wake)
+    sampler = Sampler(schedule, store, sources, parts, clocks, wake)
     return sampler, comparisons, GridFeed(store, grid, ledger, clocks.wall)
 
 

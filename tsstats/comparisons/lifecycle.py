@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,6 @@ from tsstats.comparisons.records import EXITED_UNREPORTED, Current, Finish
 from tsstats.comparisons.stats import ComparisonFiguresCache
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, NewComparison, check_transition
 from tsstats.core.inputs import InputError
-from tsstats.core.settings import Settings
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, MS_PER_S
 from tsstats.figures import fairness, formulas
 from tsstats.figures.energy import Attributed, MachineJoules
@@ -74,8 +74,20 @@ class RunClock:
         return started_ms + round((self._monotonic() - mono) * MS_PER_S), now_energy - mark_energy
 
 
+@dataclass(frozen=True)
+class RunPolicy:
+    """What a run's figures and its judgement take from the settings (built by the assembly)."""
+
+    pue: float
+    embodied_kg: float | None
+    lifetime_years: float
+    contention_limit_pct: float
+    report_grace_s: float  # how long a run whose processes exited waits for its report
+    max_tracked_trees: int
+
+
 class ComparisonLife:
-    def __init__(self, attributor: Attributor, tracker: ComparisonFiguresCache, run_clock: RunClock, settings: Settings,
+    def __init__(self, attributor: Attributor, tracker: ComparisonFiguresCache, run_clock: RunClock, policy: RunPolicy,
                  grid: GridIntensity, pending: Callable[[], dict[str, np.ndarray]], methods: Callable[[], Methods],
                  pending_gpu: Callable[[], dict[str, np.ndarray]] = dict):
         """``pending()``, ``pending_gpu()``: the sample rows (per-GPU rows) not yet stored, by ring column;
@@ -84,7 +96,7 @@ class ComparisonLife:
         self.attributor = attributor
         self.tracker = tracker
         self.run_clock = run_clock
-        self.settings = settings
+        self.policy = policy
         self.grid = grid
         self.pending = pending
         self.methods = methods
@@ -140,7 +152,7 @@ class ComparisonLife:
             return Finish(0.0, 0.0, finished_ms, accounting=self._accounting(0.0, 0.0))
         until_ms = max(now_ms, started_ms)
         judged, fair = self._judge(con, started_ms, until_ms, attributed)
-        pue = self.settings.pue
+        pue = self.policy.pue
         if pids:
             attributed = attributed or records.attribution_loaded(con, comparison_id)
             machine_j = machine.total_j if machine is not None else comparison_energy(
@@ -158,8 +170,8 @@ class ComparisonLife:
             machine_j, energy_j, joule_g = shared.total_j, shared.shared_j, shared.joule_g_per_kwh
         energy_kwh, carbon_kg = formulas.kwh(energy_j * pue), joule_g * pue / JOULES_PER_KWH / GRAMS_PER_KG
         embodied = None
-        if self.settings.embodied_kg is not None:
-            embodied = formulas.embodied_g(self.settings.embodied_kg, self.settings.lifetime_years,
+        if self.policy.embodied_kg is not None:
+            embodied = formulas.embodied_g(self.policy.embodied_kg, self.policy.lifetime_years,
                                       (finished_ms - started_ms) / MS_PER_S, energy_j / machine_j if machine_j else 0.0)
         return Finish(energy_kwh, carbon_kg, finished_ms, formulas.kwh(machine_j * pue) if pids else None,
                       attributed if pids else None, embodied, self._accounting(energy_kwh, carbon_kg), judged, fair)
@@ -169,7 +181,7 @@ class ComparisonLife:
         """A run's conditions over its window and whether it was fair (JSON for the record, and the verdict);
         contention only where its processes were followed in this process's life (not guessed otherwise).
         ``samples``: read already for a span holding the window."""
-        limit = self.settings.contention_limit_pct
+        limit = self.policy.contention_limit_pct
         found = run_conditions(con, self.pending(), from_ms, to_ms, self.pending_gpu(), attributed, samples)
         reasons = fairness.unfair_reasons(found, limit)
         return json.dumps({"conditions": found.as_dict(limit), "unfairReasons": reasons}), not reasons
@@ -247,7 +259,7 @@ class ComparisonLife:
         """(finish time, energy in J after PUE, carbon in g) of a phase: its processes' share like its run's
         (``attributed``, what it was given), or the machine's energy over its edges (``energy``: the counters
         now) shared among the ``running_runs`` comparisons running (None after a restart)."""
-        pue = self.settings.pue
+        pue = self.policy.pue
         finished_ms, machine = self.run_clock.finished(key, started_ms, now_ms, energy)
         if attributed is not None:
             return finished_ms, attributed.total_j * pue, attributed.joule_g_per_kwh * pue / JOULES_PER_KWH
@@ -267,7 +279,7 @@ class ComparisonLife:
             self.awaiting.pop(comparison_id, None)
             current = records.current_status(con, comparison_id)
             if current is not None and current.status == "running":
-                grace = self.settings.report_grace
+                grace = self.policy.report_grace_s
                 error = f"{EXITED_UNREPORTED} ({grace:g} s); a report (PATCH with a final status) still replaces this"
                 self.update(con, comparison_id, ComparisonUpdate("failed", None, None, None, error), int(now_ms),
                             ended_by="service")
@@ -281,7 +293,7 @@ class ComparisonLife:
 
     def overdue(self, now_ms: float) -> list[int]:
         """The runs whose processes exited more than ``report_grace`` ago and that have no final status yet."""
-        cut = now_ms - self.settings.report_grace * MS_PER_S
+        cut = now_ms - self.policy.report_grace_s * MS_PER_S
         return [comparison_id for comparison_id, exited_ms in self.awaiting.items() if exited_ms <= cut]
 
     def delete(self, con: Connection, comparison_id: int, now_ms: int) -> bool:
@@ -324,7 +336,7 @@ class ComparisonLife:
                 skipped += 1
         if skipped:
             log.warning("%d running comparisons name more process trees than max_tracked_trees (%d) allows; "
-                        "they are not followed further", skipped, self.settings.max_tracked_trees)
+                        "they are not followed further", skipped, self.policy.max_tracked_trees)
 
     def attribute(self, now_ms: float) -> list[int]:
         return [key for key in self.attributor.attribute(now_ms) if isinstance(key, int)]

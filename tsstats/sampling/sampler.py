@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsstats.core.settings import Settings
 from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
 from tsstats.sampling.energy import EnergyLedger, MachineEnergy
 from tsstats.sampling.flushing import Availability, Flusher
@@ -72,23 +71,35 @@ class SamplerParts:
     energy: MachineEnergy
 
 
-def ring_capacity(settings: Settings) -> int:
+@dataclass(frozen=True)
+class Schedule:
+    """How often the sampler does what (built by the assembly from the settings): seconds, and Hz for the rate."""
+
+    sample_hz: float
+    flush_interval_s: float
+    checkpoint_interval_s: float
+    current_window_s: float
+    report_window_s: float
+    availability_window_s: float
+
+
+def ring_capacity(schedule: Schedule) -> int:
     """Rows the ring holds: a flush's worth many times over, and what a full disk holds back (``HOLD_S``)."""
-    return max(int(settings.sample_hz * max(HOLD_S, 4 * settings.flush_interval, settings.current_window)), 64)
+    return max(int(schedule.sample_hz * max(HOLD_S, 4 * schedule.flush_interval_s, schedule.current_window_s)), 64)
 
 
 class Sampler:
-    def __init__(self, settings: Settings, store: Store, sources: Sources, parts: SamplerParts, clocks: Clocks,
+    def __init__(self, schedule: Schedule, store: Store, sources: Sources, parts: SamplerParts, clocks: Clocks,
                  wake: threading.Event):
         """``wake`` is set by the store when a write is queued and by the publisher when stats are asked for."""
-        self.settings = settings
+        self.schedule = schedule
         self.store = store
         self.sources = sources
         self.parts = parts
         self.clocks = clocks
-        self.period_s = 1.0 / settings.sample_hz
+        self.period_s = 1.0 / schedule.sample_hz
         # the energy window's lower edge moves in steps of at most 1/2000 of the window (5 s to 60 s)
-        self.figures_interval_s = min(max(settings.report_window / 2000.0, 5.0), 60.0)
+        self.figures_interval_s = min(max(schedule.report_window_s / 2000.0, 5.0), 60.0)
         self.last_tick_mono: float | None = None
         self._wake = wake
         parts.steps.reload = self.moved  # a step back undone while sampling: reload what came from the rows
@@ -102,7 +113,7 @@ class Sampler:
         now_ms = self.clocks.wall() * 1000.0
         parts.rollups.load(con)
         parts.steps.undo_while_stopped(con, now_ms, self.clocks.monotonic())
-        parts.availability.load(store, now_ms, self.settings.availability_window)
+        parts.availability.load(store, now_ms, self.schedule.availability_window_s)
         last = first(con.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
         if last is None:
             last = parts.rollups.minutes_until
@@ -156,13 +167,13 @@ class Sampler:
 
     # -- the loop: scheduling only -------------------------------------------------------------------
     def _run(self) -> None:
-        settings, mono, parts = self.settings, self.clocks.monotonic, self.parts
+        schedule, mono, parts = self.schedule, self.clocks.monotonic, self.parts
         now = mono()
         next_tick = now + self.period_s
-        flush = Every(settings.flush_interval, now + settings.flush_interval)
+        flush = Every(schedule.flush_interval_s, now + schedule.flush_interval_s)
         energy = Every(self.figures_interval_s, now + self.figures_interval_s)
         retention = Every(RETENTION_INTERVAL_S, now + RETENTION_INTERVAL_S)
-        checkpoint = Every(settings.checkpoint_interval, now + settings.checkpoint_interval)
+        checkpoint = Every(schedule.checkpoint_interval_s, now + schedule.checkpoint_interval_s)
         retry = Every(RETRY_EVERY_S, now)
         attribution = Every(ATTRIBUTE_EVERY_S, now + ATTRIBUTE_EVERY_S)
         regrid = Every(REGRID_EVERY_S, now)
