@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import site
 import subprocess
 import sys
@@ -59,7 +60,7 @@ def test_the_wheel_installs_and_serves_without_the_repository(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("TSSTATS_") and k != "PYTHONPATH"},
-           **fake_hardware_env(), "XDG_DATA_HOME": str(elsewhere)}
+           **fake_hardware_env(), "XDG_DATA_HOME": str(elsewhere), "PYTHONFAULTHANDLER": "1"}
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import tsstats; print(tsstats.__file__)"],
                            capture_output=True, text=True, cwd=elsewhere, env=env)
     assert where.stdout.startswith(str(venv)), where.stdout + where.stderr  # the wheel's copy, not the checkout's
@@ -78,5 +79,10 @@ def test_the_wheel_installs_and_serves_without_the_repository(tmp_path):
             time.sleep(0.2)
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:  # say where it hangs: faulthandler dumps every thread on SIGABRT
+            server.send_signal(signal.SIGABRT)
+            output = server.communicate(timeout=30)[0]
+            raise AssertionError(f"SIGTERM not handled within 30 s; the service said:\n{output}") from None
     assert (elsewhere / "tsstats" / "tsstats.duckdb").exists()
