@@ -41,7 +41,7 @@ from tsstats.sampling.meter import PowerMeter, current_methods
 from tsstats.sampling.publishing import CurrentFigures, FigureWindows, StatsPublisher
 from tsstats.sampling.reading import Sources, TickReader
 from tsstats.sampling.ring import Ring
-from tsstats.sampling.sampler import STALL_S, Sampler, SamplerParts, Schedule, ring_capacity
+from tsstats.sampling.sampler import Demand, Sampler, SamplerParts, Schedule, ring_capacity
 from tsstats.sources.conditions import ConditionsReader, ProcfsConditions, PsutilConditions
 from tsstats.sources.gpu import AllGpus, AmdSmiReader, GpuReader, NvmlReader
 from tsstats.sources.host import HostReader, ProcfsHostReader, PsutilHostReader
@@ -227,7 +227,7 @@ class Service:
 
 
 def sampler_schedule(settings: Settings) -> Schedule:
-    return Schedule(settings.sample_hz, settings.flush_interval, settings.checkpoint_interval,
+    return Schedule(settings.sample_hz, settings.idle_sample_hz, settings.flush_interval, settings.checkpoint_interval,
                     settings.current_window, settings.report_window, settings.availability_window)
 
 
@@ -244,7 +244,7 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
     watch = ClockWatch()
     period_s = 1.0 / settings.sample_hz
     flusher = Flusher(store, rollups, ring, gpu_ring, ledger, availability,
-                      max_gap_ms=max(2 * period_s, STALL_S) * 1000.0, unsaved_segment=watch.unsaved,
+                      max_gap_ms=schedule.stall_s(schedule.slow_period_s) * MS_PER_S, unsaved_segment=watch.unsaved,
                       segment_saved=watch.saved)
     steps = StepMover(store, rollups, (ring, gpu_ring), availability, flusher, watch, period_s * 1000.0)
     reader = TickReader(sources, clocks, watch, steps.step_back)
@@ -262,7 +262,8 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                             settings.activity_window, MS_PER_S / settings.sample_hz)
     current = CurrentFigures(windows,
                              Accounting(settings.pue, settings.baseline_power_w, settings.baseline_intensity), store,
-                             sources, clocks, ring, reader, ledger, availability, comparisons, grid, requests.summary)
+                             sources, clocks, ring, reader, ledger, availability, comparisons, grid, requests.summary,
+                             lambda: sampler.rate())
     publisher = StatsPublisher(settings.update_interval, clocks.monotonic, current.compute,
                                dashboard_body, wake.set)
     policy = RetentionPolicy(settings.retention_raw, settings.retention_1m, settings.retention_1h, settings.max_db_mb)
@@ -270,7 +271,7 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                          clock_watch=watch, flusher=flusher,
                          retention=Retention(policy, store, lambda: rollups.minutes_until), reader=reader,
                          steps=steps, publisher=publisher, comparisons=comparisons, energy=energy)
-    sampler = Sampler(schedule, store, sources, parts, clocks, wake)
+    sampler = Sampler(schedule, store, sources, parts, clocks, wake, Demand(clocks.monotonic, wake.set))
     return sampler, comparisons, GridFeed(store, grid, ledger, clocks.wall)
 
 

@@ -12,8 +12,10 @@ from support.procfs import write_stat
 from support.sampler_rig import START_WALL, Rig, make_sampler
 
 from tsstats.assembly import build_sources, close_sources
+from tsstats.comparisons.validation import validate_new_comparison, validate_update
 from tsstats.core.settings import load_settings
 from tsstats.sampling.clocks import Clocks
+from tsstats.storage.history import parse_history_query, run_history
 from tsstats.storage.store import Store
 
 
@@ -291,7 +293,8 @@ def test_energy_counters_never_dip_across_flushes(tmp_path, proc_root):
     """The sampler thread flushes every 100 ms while another thread reads the retained totals (what
     /metrics exports as counters) as fast as it can: they never decrease."""
     settings = load_settings({"proc_root": str(proc_root), "db": str(tmp_path / "dip.duckdb"), "sample_hz": "100",
-                              "flush_interval": "100ms", "powercap_root": str(tmp_path / "none")},
+                              "idle_sample_hz": "100", "flush_interval": "100ms",
+                              "powercap_root": str(tmp_path / "none")},
                              env={"HOME": str(tmp_path)})
     write_stat(proc_root, 0, 0)
     store = Store(settings.db)
@@ -348,4 +351,64 @@ def test_response_time_and_error_rate_follow_the_activity_window(tmp_path, proc_
     rig.tick(5, seconds=15.0)  # the window slides past the comparison finished 3,590 s ago
     live = rig.stats()["liveStats"]
     assert live["responseTime"] == pytest.approx(250.0) and live["errorRate"] == pytest.approx(50.0)
+    rig.close()
+
+
+def test_the_full_rate_only_while_something_needs_it(tmp_path, proc_root):
+    """Nobody looking and no run: the idle rate, with a flush holding as many rows; the stats, history or conditions
+    asked for, a stream client or a run measured: the full rate at once (a sample taken then), for a minute after
+    the last request; and each sample keeps the interval it was taken at."""
+    rig = Rig(tmp_path, proc_root)
+    sampler, clock, ring = rig.sampler, rig.clock, rig.sampler.parts.ring
+    rig.tick(5)
+
+    def pace_after(seconds: float) -> tuple[float, tuple[str, ...]]:
+        clock.advance(seconds)
+        sampler.pace(clock.mono)
+        rate = sampler.rate()
+        return rate.hz, rate.full_because
+
+    assert pace_after(0.0) == (1.0, ()) and sampler.flush_interval_s == 50.0
+    for _ in range(5):
+        rig.tick(5, seconds=1.0)
+    held = ring.total
+    sampler.demand.asked()
+    assert pace_after(0.3) == (10.0, ("asked",)) and sampler.flush_interval_s == 5.0
+    assert ring.total == held + 1  # sampled at once: the stats built next see now
+    assert pace_after(59.0) == (10.0, ("asked",))
+    assert pace_after(1.5) == (1.0, ())
+    sampler.demand.stream_opened()
+    assert pace_after(0.0) == (10.0, ("stream",))
+    sampler.demand.stream_closed()
+    assert pace_after(0.0) == (1.0, ())
+
+    comparisons, now_ms = sampler.parts.comparisons, lambda: int(clock.wall * 1000)
+    new = validate_new_comparison({"name": "a run", "models": ["m"], "status": "running"})
+    record = rig.store.transaction(lambda con: comparisons.create(con, new, now_ms()))
+    assert pace_after(0.0) == (10.0, ("measuring",))
+    done = validate_update({"status": "completed"})
+    rig.store.transaction(lambda con: comparisons.update(con, record["id"], done, now_ms()))
+    assert pace_after(0.0) == (1.0, ())
+
+    sampler.parts.flusher.flush()
+    intervals = rig.store.read_now(lambda con: con.execute("SELECT list(interval_ms ORDER BY ts_ms) FROM samples"
+                                                           ).fetchall()[0][0])
+    assert intervals[1:6] == [1000] * 5 and intervals[6] == 300  # the idle stretch, then the sample at the switch
+    rig.close()
+
+
+def test_a_stretch_at_the_idle_rate_is_no_outage_and_history_says_its_rate(tmp_path, proc_root):
+    rig = Rig(tmp_path, proc_root)
+    for _ in range(30):
+        rig.tick(5)  # 3 s at 10 Hz
+    for _ in range(60):
+        rig.tick(5, seconds=1.0)  # a minute at 1 Hz
+    rig.sampler.parts.flusher.flush()
+    assert rig.stats()["liveStats"]["uptime"] == 100
+    now = rig.clock.wall
+    query = parse_history_query({"metrics": ["sampleInterval"], "from": [str(now - 63)], "to": [str(now + 0.001)],
+                                 "step": ["3s"]}, now)
+    answer = rig.store.read_now(lambda con: run_history(con, query, None, None))
+    means = [value for value in answer["series"]["sampleInterval"]["avg"] if value is not None]
+    assert means[0] == pytest.approx(0.1, abs=0.05) and means[-1] == pytest.approx(1.0)
     rig.close()

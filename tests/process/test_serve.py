@@ -492,3 +492,31 @@ def test_uptime_reflects_a_restart_at_once(server_factory, tmp_path):
         live = client.get("/api/dashboard/stats").json()["liveStats"]
     assert live["uptime"] < 80, live  # about 2 s sampled in 8 s
     assert live["uptime"] == round(live["uptime"], 2)
+
+
+def rate_scraped(client) -> float:
+    """``tsstats_sample_rate_hertz`` from /metrics (a scrape does not raise the rate)."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("tsstats_sample_rate_hertz "):
+            return float(line.split()[1])
+    raise AssertionError("no tsstats_sample_rate_hertz in /metrics")
+
+
+def test_unpolled_it_samples_at_the_idle_rate_and_the_first_request_raises_it(server_factory):
+    """Nobody asks (the start-up waits on /healthz, the scrapes do not count): 1 sample a second. The first
+    request for the stats raises the rate at once, and the stats it gets say so and why; history says the rate
+    of each stretch."""
+    server = server_factory("--idle-sample-hz", "1")
+    with server.client() as client:
+        deadline = time.monotonic() + 10
+        while rate_scraped(client) != 1.0:
+            assert time.monotonic() < deadline, "the sampler never went down to its idle rate"
+            time.sleep(0.1)
+        time.sleep(3.0)  # a stretch at the idle rate
+        sampling = client.get("/api/dashboard/stats").json()["meta"]["sampling"]
+        assert sampling == {"hz": 10.0, "fullHz": 10.0, "idleHz": 1.0, "fullBecause": ["asked"]}
+        assert rate_scraped(client) == 10.0
+        time.sleep(1.0)
+        history = client.get("/api/history", params={"metrics": "sampleInterval", "from": "-4s", "step": "1s"}).json()
+        means = [value for value in history["series"]["sampleInterval"]["avg"] if value is not None]
+        assert [mean for mean in means if abs(mean - 1.0) < 0.05] and means[-1] == pytest.approx(0.1, abs=0.02)

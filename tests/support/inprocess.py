@@ -59,7 +59,11 @@ class InProcessClient:
 
 
 class InProcessService:
-    """A started service on canned procfs, a fake NVML and a fake (or no) powercap tree, with its app."""
+    """A started service on canned procfs, a fake NVML and a fake (or no) powercap tree, with its app.
+
+    It samples at the full rate throughout (``idle_sample_hz`` equal to ``sample_hz``) unless a test names its own
+    idle rate: these tests are about what the service does while someone looks at it; the idle rate has tests of
+    its own (``test_the_full_rate_only_while_something_needs_it``, ``test_unpolled_it_samples_at_the_idle_rate``)."""
 
     def __init__(self, root: Path, gpus: list[FakeGpu] | None = None, powercap: Path | None = None,
                  **settings: str):
@@ -74,6 +78,7 @@ class InProcessService:
             shutil.copytree(FIXTURES / "proc", proc)
         flags = {"db": str(root / "service.duckdb"), "proc_root": str(proc),
                  "powercap_root": str(powercap or root / "no-powercap"), **settings}
+        flags.setdefault("idle_sample_hz", flags.get("sample_hz", "10"))
         self.settings = load_settings(flags, env={"HOME": str(root)})
         self.service = open_service(self.settings, nvml=fake_nvml(gpus, init_fails=not gpus))
         self.service.start()

@@ -49,7 +49,9 @@ class ServerProcess:
     """``python -m tsstats serve`` on a free port with a real DuckDB file.
 
     By default it sees fake hardware, so that tests hold on any host: no GPU (the fake pynvml, or the GPUs in
-    ``gpus``) and no RAPL counters (an empty powercap root). ``host_hardware=True`` lets it read the host's."""
+    ``gpus``) and no RAPL counters (an empty powercap root). ``host_hardware=True`` lets it read the host's.
+    It samples at the full rate throughout (``--idle-sample-hz`` equal to ``--sample-hz``) unless a test names its
+    own idle rate, as ``InProcessService`` does and for the same reason."""
 
     def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None,
                  gpus: list[dict] | None = None, host_hardware: bool = False):
@@ -57,6 +59,8 @@ class ServerProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = ["--db", str(db), "--port", str(self.port), *args]
+        if "--idle-sample-hz" not in args:
+            self.args += ["--idle-sample-hz", args[args.index("--sample-hz") + 1] if "--sample-hz" in args else "10"]
         inherited = {key: value for key, value in os.environ.items() if not key.startswith("TSSTATS_")}
         hardware = {}
         if not host_hardware:

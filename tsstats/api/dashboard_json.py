@@ -98,6 +98,8 @@ def render_meta(f: Figures, unavailable: list[str]) -> dict[str, Any]:
     return {
         "generatedAt": rfc3339_ms(f.generated_ms),
         "sampleIntervalMs": round(f.windows.sample_interval_ms, 3),
+        "sampling": {"hz": f.rate.hz, "fullHz": f.rate.full_hz, "idleHz": f.rate.idle_hz,
+                     "fullBecause": list(f.rate.full_because)},
         "windows": {
             "currentS": f.windows.current_s,
             "networkLatencyS": LATENCY_WINDOW_S,

@@ -25,7 +25,7 @@ from tsstats.comparisons.models import ModelSeries
 from tsstats.core.units import JOULES_PER_KWH
 from tsstats.figures.energy import Totals
 from tsstats.figures.methods import ESTIMATED_METHODS, Method
-from tsstats.figures.moment import Figures
+from tsstats.figures.moment import Figures, SampleRate
 from tsstats.sources.conditions import Conditions
 from tsstats.sources.gpu import THROTTLED, GpuConditions
 from tsstats.storage.reads import DatabaseMemory
@@ -47,6 +47,7 @@ class Scrape:
     database_memory: list[DatabaseMemory] = field(default_factory=list)
     conditions: Conditions | None = None  # the latest reading, counters as read
     gpu_conditions: dict[int, GpuConditions] = field(default_factory=dict)  # clocks, fan, throttle, by GPU
+    rate: SampleRate = SampleRate()  # the sampler's rate at the scrape
 
 
 class FiguresCollector:
@@ -85,6 +86,9 @@ class FiguresCollector:
              "activity window.", f.activity.error_pct / 100),
             ("tsstats_last_sample_age_seconds", "Seconds since the sampler's last reading.",
              scrape.last_sample_age_s if scrape.last_sample_age_s is not None else math.nan),
+            ("tsstats_sample_rate_hertz", "The sampler's rate now: sample_hz while the stats, history or conditions "
+             "were asked for within the last minute, a stream client is connected or a run is measured, else "
+             "idle_sample_hz (a scrape does not raise it).", scrape.rate.hz),
         )
         for name, help_text, value in gauges:
             if math.isfinite(value):

@@ -74,6 +74,7 @@ class ServiceView:
         self._grid_feed = grid_feed
         self._publisher = sampler.parts.publisher
         self._room = sampler.parts.retention.room
+        self.demand = sampler.demand  # what needs the full sample rate: the routes that are looked at say so
 
     # stats
     @property
@@ -93,7 +94,7 @@ class ServiceView:
         return Scrape(figures=snapshot.figures, totals=parts.ledger.view().totals, pue=self.settings.pue,
                       requests=self.requests, samples_lost=parts.flusher.health.lost_rows,
                       last_sample_age_s=self.health().last_sample_age_s, conditions=parts.reader.conditions,
-                      gpu_conditions=parts.reader.gpu_conditions)
+                      gpu_conditions=parts.reader.gpu_conditions, rate=self._sampler.rate())
 
     def health(self) -> HealthReport:
         sampler, now = self._sampler, self.monotonic()

@@ -57,6 +57,11 @@ class RunClock:
     def started(self, key: Hashable) -> None:
         self._started[key] = (self._monotonic(), self.energy_now())
 
+    @property
+    def open(self) -> bool:
+        """Whether a window opened in this process' life is open (a run or phase being measured)."""
+        return bool(self._started)
+
     def forget(self, key: Hashable) -> None:
         self._started.pop(key, None)
 
@@ -324,6 +329,10 @@ class ComparisonLife:
     @property
     def waiting(self) -> bool:
         return bool(self.awaiting)
+
+    @property
+    def measuring(self) -> bool:
+        return self.run_clock.open or self.follows_processes or self.waiting
 
     def load(self, con: Connection, now_ms: float) -> None:
         self.tracker.refresh(con, now_ms)

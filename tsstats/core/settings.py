@@ -146,9 +146,14 @@ class Settings:
     port: int = setting(8000, "TCP port to listen on", "int", 1, 65535)
     db: str = setting(None, "DuckDB file that holds samples, comparisons and offsets", "str",
                       default_text="$XDG_DATA_HOME/tsstats/tsstats.duckdb")
-    sample_hz: float = setting(10.0, "samples per second taken by the sampler", "float", 0.1, 100)
-    flush_interval: float = setting(5.0, "seconds between writes of buffered samples to the database; a crash "
-                                    "loses at most this much", "duration", 0.1, 60)
+    sample_hz: float = setting(10.0, "samples per second taken while anything needs them: the stats, history or "
+                               "conditions asked for within the last minute, a stream client, a run being measured",
+                               "float", 0.1, 100)
+    idle_sample_hz: float = setting(1.0, "samples per second while nothing needs the full rate (at most sample_hz)",
+                                    "float", 0.1, 100)
+    flush_interval: float = setting(5.0, "seconds between writes of buffered samples to the database at sample_hz "
+                                    "(a crash loses at most this much); at idle_sample_hz a flush holds as many rows",
+                                    "duration", 0.1, 60)
     update_interval: float = setting(1.0, "the served stats and the live stream are rebuilt, on demand, when "
                                      "older than this", "duration", 0.1, 60)
     current_window: float = setting(1.0, "seconds of samples averaged for cpuUsage and gpuUsage", "duration", 0.1,

@@ -65,6 +65,18 @@ class ComparisonFigures:
 
 
 @dataclass(frozen=True)
+class SampleRate:
+    """The sampler's rate now and why: ``full_because`` names what needs the full rate (``asked``: the stats,
+    history or conditions asked for within the last minute; ``stream``: a stream client; ``measuring``: a run),
+    empty at the idle rate."""
+
+    hz: float = 10.0
+    full_hz: float = 10.0
+    idle_hz: float = 1.0
+    full_because: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PowerNow:
     """Each component's mean power over the current window (NaN: not measured here)."""
 
@@ -114,6 +126,7 @@ class Figures:
 
     accounting: Accounting = field(default_factory=lambda: Accounting())  # PUE and baseline applied
     windows: FigureWindows = field(default_factory=lambda: FigureWindows())
+    rate: SampleRate = SampleRate()
 
     @property
     def estimated(self) -> tuple[str, ...]:
@@ -149,7 +162,7 @@ def compute_figures(*, accounting: Accounting, windows: FigureWindows, now_s: fl
                     latency_source: str, system_source: str, window: EnergySums, totals: Totals, uptime_pct: float,
                     comparisons: ComparisonFigures, service: RequestSummary, grid: GridIntensity, methods: Methods,
                     tdp: TdpMatch, gpu_infos: list[GpuInfo], gpu_readings: list[GpuReading],
-                    condition_sources: dict[str, str] | None = None) -> Figures:
+                    condition_sources: dict[str, str] | None = None, rate: SampleRate = SampleRate()) -> Figures:
     """Every figure of the stats body from in-memory state: no I/O."""
     pue = accounting.pue
     intensity = window.g_per_kwh(grid.g_per_kwh)  # per sample, at the grid's value then
@@ -196,4 +209,5 @@ def compute_figures(*, accounting: Accounting, windows: FigureWindows, now_s: fl
         tdp=tdp,
         accounting=accounting,
         windows=windows,
+        rate=rate,
     )

@@ -27,6 +27,11 @@ class ComparisonHooks(Protocol):
         """Whether a running comparison's processes have exited and its report is waited for."""
         ...
 
+    @property
+    def measuring(self) -> bool:
+        """Whether a run is being measured now (the sampler keeps its full rate)."""
+        ...
+
     def load(self, con: Connection, now_ms: float) -> None:
         """At start: follow the running comparisons that name processes again."""
 

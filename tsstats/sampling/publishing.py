@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tsstats.core.units import MS_PER_S
 from tsstats.figures.grid import GridIntensity
-from tsstats.figures.moment import Accounting, Figures, FigureWindows, RequestSummary, compute_figures
+from tsstats.figures.moment import Accounting, Figures, FigureWindows, RequestSummary, SampleRate, compute_figures
 from tsstats.sampling.clocks import Clocks
 from tsstats.sampling.energy import EnergyLedger
 from tsstats.sampling.flushing import Availability
@@ -125,8 +125,9 @@ class StatsPublisher:
 class CurrentFigures:
     def __init__(self, windows: FigureWindows, accounting: Accounting, store: Store, sources: Sources,
                  clocks: Clocks, ring: Ring, reader: TickReader, ledger: EnergyLedger, availability: Availability,
-                 comparisons: ComparisonHooks, grid: GridIntensity, service: Callable[[], RequestSummary]):
-        """``service()``: this service's own requests (the API counts them)."""
+                 comparisons: ComparisonHooks, grid: GridIntensity, service: Callable[[], RequestSummary],
+                 rate: Callable[[], SampleRate] = SampleRate):
+        """``service()``: this service's own requests (the API counts them); ``rate()``: the sampler's rate now."""
         self.windows = windows
         self.accounting = accounting
         self.store = store
@@ -139,6 +140,7 @@ class CurrentFigures:
         self.comparisons = comparisons
         self.grid = grid
         self.service = service
+        self.rate = rate
 
     def compute(self) -> Figures:
         sources = self.sources
@@ -158,4 +160,5 @@ class CurrentFigures:
             comparisons=self.comparisons.shown(), service=self.service(), grid=self.grid,
             methods=current_methods(sources.meter, sources.gpu), tdp=sources.meter.tdp,
             gpu_infos=sources.gpu.gpus, gpu_readings=self.reader.last_gpus,
-            condition_sources=sources.conditions.sources() if sources.conditions is not None else {})
+            condition_sources=sources.conditions.sources() if sources.conditions is not None else {},
+            rate=self.rate())

@@ -1,19 +1,31 @@
-"""The sampler thread: it only schedules. Each job lives in its own room, built by the assembly and handed in
-(``SamplerParts``): reading (``reading.TickReader``), flushing (``flushing.Flusher``), rollups, retention, the
-energy ledger, clock steps (``clocks.StepMover``), publishing (``publishing.StatsPublisher``) and the
-comparisons' hooks. The thread is the database's one writer: between ticks it runs the writes queued on the
-store, with a time budget so that sampling keeps its rate, and the stats builds asked for.
+"""The sampler thread: it only schedules, at the rate that is needed (``Demand``, ``Sampler.pace``). Each job lives in
+its own room, built by the assembly and handed in (``SamplerParts``): reading (``reading.TickReader``), flushing
+(``flushing.Flusher``), rollups, retention, the energy ledger, clock steps (``clocks.StepMover``), publishing
+(``publishing.StatsPublisher``) and the comparisons' hooks. The thread is the database's one writer: between ticks
+it runs the writes queued on the store, with a time budget so that sampling keeps its rate, and the stats builds
+asked for.
+
+The rate: ``sample_hz`` while anything needs it (the stats, history or the machine's conditions asked for within
+``FULL_RATE_HOLD_S``, a stream client connected, a run being measured), else ``idle_sample_hz``. The switch up is
+immediate: the request or the run's write wakes the thread, which samples at once, so the stats built next see a
+fresh sample; a run's window reads the energy counters at its own edges whatever the rate. Each sample keeps its own
+interval (``interval_ms``), so history knows the rate of every stretch (``sampleInterval``), its energy sums are the
+counters' whatever the rate, and uptime counts a gap only beyond ``max(STALL_S, 2 x the slower period)``. A flush
+holds the same number of rows at either rate: every ``flush_interval`` at ``sample_hz``, every ``flush_interval x
+sample_hz / idle_sample_hz`` at the idle rate (docs/operations.md: what a crash may lose).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from tsstats.figures.moment import SampleRate
 from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
 from tsstats.sampling.energy import EnergyLedger, MachineEnergy
 from tsstats.sampling.flushing import Availability, Flusher
@@ -36,6 +48,42 @@ RETRY_EVERY_S = 2.0  # while the database cannot be written: how often to reopen
 ATTRIBUTE_EVERY_S = 1.0  # how often the processes that comparisons name are read
 REGRID_EVERY_S = 1.0  # the most often the report window is summed afresh after grid feeds
 WRITE_SHARE = 0.5  # of each sample period, at most this share runs queued writes (sampling keeps its rate)
+FULL_RATE_HOLD_S = 60.0  # a request for the stats, history or conditions keeps the full rate this long
+
+
+class Demand:
+    """Who needs the full sample rate now, apart from the runs being measured (``ComparisonHooks.measuring``):
+    a request for the stats, history or the machine's conditions within ``FULL_RATE_HOLD_S``, a stream client
+    connected. The API records them (event loop); the sampler thread reads them. A request that finds the
+    sampler at its idle rate wakes it, so that it samples at once."""
+
+    def __init__(self, monotonic: Callable[[], float], wake: Callable[[], None]):
+        self._monotonic = monotonic
+        self._wake = wake
+        self._lock = threading.Lock()
+        self.asked_mono = -math.inf
+        self.streams = 0
+        self.idle = False  # set by the sampler thread while it samples at the idle rate
+
+    def asked(self) -> None:
+        """The stats, history or conditions were asked for: the full rate for ``FULL_RATE_HOLD_S`` from now."""
+        self.asked_mono = self._monotonic()
+        if self.idle:
+            self._wake()
+
+    def stream_opened(self) -> None:
+        with self._lock:
+            self.streams += 1
+        if self.idle:
+            self._wake()
+
+    def stream_closed(self) -> None:
+        with self._lock:
+            self.streams = max(0, self.streams - 1)
+
+    def reasons(self, now: float) -> list[str]:
+        """Why the full rate is needed at ``now`` (monotonic), besides runs: ``asked``, ``stream``."""
+        return (["asked"] if now - self.asked_mono < FULL_RATE_HOLD_S else []) + (["stream"] if self.streams else [])
 
 
 @dataclass
@@ -76,11 +124,20 @@ class Schedule:
     """How often the sampler does what (built by the assembly from the settings): seconds, and Hz for the rate."""
 
     sample_hz: float
+    idle_sample_hz: float  # at most sample_hz
     flush_interval_s: float
     checkpoint_interval_s: float
     current_window_s: float
     report_window_s: float
     availability_window_s: float
+
+    @property
+    def slow_period_s(self) -> float:
+        return 1.0 / min(self.idle_sample_hz, self.sample_hz)
+
+    def stall_s(self, period_s: float) -> float:
+        """Longer than this without a sample at ``period_s``: stalled (health), and the gap is an outage."""
+        return max(STALL_S, 2 * period_s)
 
 
 def ring_capacity(schedule: Schedule) -> int:
@@ -90,14 +147,20 @@ def ring_capacity(schedule: Schedule) -> int:
 
 class Sampler:
     def __init__(self, schedule: Schedule, store: Store, sources: Sources, parts: SamplerParts, clocks: Clocks,
-                 wake: threading.Event):
-        """``wake`` is set by the store when a write is queued and by the publisher when stats are asked for."""
+                 wake: threading.Event, demand: Demand):
+        """``wake`` is set by the store when a write is queued, by the publisher when stats are asked for, and by
+        ``demand`` when the full rate is needed while sampling at the idle rate."""
         self.schedule = schedule
         self.store = store
         self.sources = sources
         self.parts = parts
         self.clocks = clocks
-        self.period_s = 1.0 / schedule.sample_hz
+        self.full_period_s = 1.0 / schedule.sample_hz
+        self.period_s = self.full_period_s  # the rate now; start() sets it from the demand
+        self.demand = demand
+        self.full_because: tuple[str, ...] = ()
+        self._flush = Every(schedule.flush_interval_s, math.inf)
+        self._next_tick = 0.0
         # the energy window's lower edge moves in steps of at most 1/2000 of the window (5 s to 60 s)
         self.figures_interval_s = min(max(schedule.report_window_s / 2000.0, 5.0), 60.0)
         self.last_tick_mono: float | None = None
@@ -136,7 +199,7 @@ class Sampler:
         """Load state, take the first sample and build the first stats, then start the latency monitor and the
         thread: once this returns, the stats route has a body to answer with."""
         self.prepare()
-        self.clocks.sleep(min(self.period_s, FIRST_TICK_S))
+        self.clocks.sleep(min(self.full_period_s, FIRST_TICK_S))
         self.tick()
         self.parts.publisher.build()
         self.sources.latency.start()
@@ -163,14 +226,48 @@ class Sampler:
     @property
     def stalled(self) -> bool:
         last = self.last_tick_mono
-        return last is None or self.clocks.monotonic() - last > STALL_S
+        return last is None or self.clocks.monotonic() - last > self.schedule.stall_s(self.period_s)
+
+    @property
+    def flush_interval_s(self) -> float:
+        """Seconds between flushes at the rate now: as many rows a flush at either rate."""
+        return self._flush.interval_s
+
+    def rate(self) -> SampleRate:
+        """The rate now and why (any thread)."""
+        return SampleRate(1.0 / self.period_s, self.schedule.sample_hz, 1.0 / self.schedule.slow_period_s,
+                    self.full_because)
+
+    def pace(self, now: float) -> None:
+        """Sample at the rate needed now: up at once (a sample taken now), down once nothing needs the full rate.
+        A flush holds the same number of rows at either rate."""
+        self.demand.idle = True  # from here on a request wakes the thread; cleared below while the full rate is due
+        because = self.demand.reasons(now) + (["measuring"] if self.parts.comparisons.measuring else [])
+        self.full_because = tuple(because)
+        period = self.full_period_s if because else self.schedule.slow_period_s
+        self.demand.idle = period > self.full_period_s
+        if period == self.period_s:
+            return
+        faster = period < self.period_s
+        self.period_s = period
+        flush_s = self.schedule.flush_interval_s * period / self.full_period_s
+        self._flush.interval_s = flush_s
+        if faster:
+            self._flush.next_s = min(self._flush.next_s, now + flush_s)
+            self.guarded(self.tick, "sampler tick")  # the stats built next see a sample of now
+            self._next_tick = now + period
+        else:
+            self._flush.next_s += flush_s - self.schedule.flush_interval_s  # from the last flush
+            self._next_tick = (self.last_tick_mono or now) + period
 
     # -- the loop: scheduling only -------------------------------------------------------------------
     def _run(self) -> None:
         schedule, mono, parts = self.schedule, self.clocks.monotonic, self.parts
         now = mono()
-        next_tick = now + self.period_s
-        flush = Every(schedule.flush_interval_s, now + schedule.flush_interval_s)
+        self._next_tick = now + self.period_s
+        flush = self._flush
+        flush.next_s = now + schedule.flush_interval_s
+        self.pace(now)
         energy = Every(self.figures_interval_s, now + self.figures_interval_s)
         retention = Every(RETENTION_INTERVAL_S, now + RETENTION_INTERVAL_S)
         checkpoint = Every(schedule.checkpoint_interval_s, now + schedule.checkpoint_interval_s)
@@ -178,17 +275,19 @@ class Sampler:
         attribution = Every(ATTRIBUTE_EVERY_S, now + ATTRIBUTE_EVERY_S)
         regrid = Every(REGRID_EVERY_S, now)
         while not self._stop.is_set():
-            self._wake.wait(max(0.0, next_tick - mono()))
+            self._wake.wait(max(0.0, self._next_tick - mono()))
             self._wake.clear()
-            self.run_writes(budget_s=self.period_s * WRITE_SHARE)
+            self.pace(mono())
+            self.run_writes(budget_s=self.full_period_s * WRITE_SHARE)
+            self.pace(mono())  # a write may have started a run
             parts.publisher.run_requested()
             now = mono()
-            if now < next_tick:
+            if now < self._next_tick:
                 continue
             self.guarded(self.tick, "sampler tick")
-            next_tick += self.period_s
-            if next_tick < now:  # fell behind (suspend, overload): skip, never burst
-                next_tick = now + self.period_s
+            self._next_tick += self.period_s
+            if self._next_tick < now:  # fell behind (suspend, overload): skip, never burst
+                self._next_tick = now + self.period_s
             if attribution.due(now) and (parts.comparisons.follows_processes or parts.comparisons.waiting):
                 self.guarded(self.attribute, "attributing energy to processes")
             if flush.due(now) or (self.store.failure is not None and retry.due(now)):

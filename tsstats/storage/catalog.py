@@ -85,6 +85,10 @@ HOST_METRICS: tuple[Metric, ...] = (
            HOST_ROW.sql("cpu_throttle_eps")),
     Metric("cpuBusiestCore", "coremax", "%", "busy share of the busiest core over the last second",
            HOST_ROW.sql("cpu_core_max_pct")),
+    # the sampler's own pace: 1/sample_hz while anything needs the full rate, 1/idle_sample_hz otherwise; a
+    # bucket's mean is its covered time over its samples, so its rate is exactly 1 / the mean
+    Metric("sampleInterval", "ivl", "s", "seconds between samples: the sampler's rate when they were taken",
+           HOST_ROW.sql("interval_s")),
 )
 GPU_METRICS: tuple[Metric, ...] = (
     Metric("Usage", "util", "%", "NVML utilization of GPU {i}", GPU_ROW.sql("util_pct")),

@@ -45,7 +45,7 @@ TIERS = ("raw", "1m", "1h")
 FORMATS = ("parquet", "csv")
 PARAMETERS = ("metrics", "from", "to", "tier", "format")
 UNIT_SUFFIX = {"%": "pct", "count": "count", "ms": "ms", "B/s": "Bps", "W": "W", "MiB": "MiB", "°C": "degC",
-               "J": "J", "MHz": "MHz", "ops/s": "opsps", "events/s": "eventsps"}  # every catalog unit has one
+               "J": "J", "MHz": "MHz", "ops/s": "opsps", "events/s": "eventsps", "s": "s"}  # every catalog unit has one
 EXPORT_BYTES = {"csv": (26, 14), "parquet": (8, 9)}  # a row's time and each value, at most, in each format
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
 

@@ -135,6 +135,7 @@ def add_study_routes(router: Router, view: ServiceView) -> None:
 
     @router.route("/api/conditions", ("GET",))
     async def conditions(request: Request):
+        view.demand.asked()
         query_values(request, ())
         now = view.machine_now()
         if now is None:

@@ -58,9 +58,11 @@ def add_routes(router: Router, view: ServiceView) -> None:
     rebuilt, current_snapshot = snapshot_source(view)
     monotonic = view.monotonic
     update_interval = view.settings.update_interval
+    asked = view.demand.asked
 
     @router.route("/api/dashboard/stats", ("GET",))
     async def stats(request: Request):
+        asked()
         snapshot = view.snapshot
         if snapshot is None or monotonic() >= view.snapshot_expires:  # current_snapshot(), inlined: hot path
             snapshot = await rebuilt()
@@ -75,17 +77,21 @@ def add_routes(router: Router, view: ServiceView) -> None:
         response = await request.respond(content_type="text/event-stream", headers=headers)
         last_version = None
         last_sent = time.monotonic()
-        while True:
-            snapshot = await current_snapshot()
-            now = time.monotonic()
-            if snapshot is not None and snapshot.version != last_version:
-                last_version = snapshot.version
-                await response.send(b"event: stats\ndata: " + snapshot.body + b"\n\n")
-                last_sent = now
-            elif now - last_sent >= STREAM_HEARTBEAT_S:
-                await response.send(b": heartbeat\n\n")
-                last_sent = now
-            await asyncio.sleep(update_interval)
+        view.demand.stream_opened()
+        try:
+            while True:
+                snapshot = await current_snapshot()
+                now = time.monotonic()
+                if snapshot is not None and snapshot.version != last_version:
+                    last_version = snapshot.version
+                    await response.send(b"event: stats\ndata: " + snapshot.body + b"\n\n")
+                    last_sent = now
+                elif now - last_sent >= STREAM_HEARTBEAT_S:
+                    await response.send(b": heartbeat\n\n")
+                    last_sent = now
+                await asyncio.sleep(update_interval)
+        finally:
+            view.demand.stream_closed()
 
 
 ASSETS = {  # served name -> (file under tsstats/api/web, content type)

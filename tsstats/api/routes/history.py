@@ -71,6 +71,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
 
     @router.route("/api/history", ("GET",))
     async def history_route(request: Request):
+        view.demand.asked()
         args = query_lists(request)
         known = None
         if "gpu" in "".join(args.get("metrics", [])):
