@@ -255,9 +255,9 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                        settings.report_grace, settings.max_tracked_trees)
     comparisons = ComparisonLife(attributor, ComparisonFiguresCache(settings.activity_window),
                                  RunClock(clocks.monotonic, energy.now), run_policy, grid,
-                                 lambda: ring.columns_of(ring.pending()),
+                                 ring.pending_columns,
                                  lambda: current_methods(sources.meter, sources.gpu),
-                                 lambda: gpu_ring.columns_of(gpu_ring.pending()))
+                                 gpu_ring.pending_columns)
     windows = FigureWindows(settings.current_window, settings.availability_window, settings.report_window,
                             settings.activity_window, MS_PER_S / settings.sample_hz)
     current = CurrentFigures(windows,

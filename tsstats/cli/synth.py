@@ -21,8 +21,8 @@ from tsstats.figures.methods import METHOD_GPU_POWER, cpu_model_power_w, dimm_mo
 from tsstats.sampling.flushing import write_batch
 from tsstats.sources.power import count_dimms, match_tdp
 from tsstats.storage.rollups import Rollups
-from tsstats.storage.rows import GPU_ROW, HOST_ROW, empty_columns
-from tsstats.storage.sql import StoreError, first
+from tsstats.storage.rows import GPU_ROW, HOST_ROW, empty_columns, newest_sample_ms
+from tsstats.storage.sql import StoreError
 from tsstats.storage.store import Store
 
 CHUNK_S = 3600.0  # one transaction per synthetic hour
@@ -171,7 +171,7 @@ def synthesize(store: Store, days: float, hz: float, gpus: int = 0, end_s: float
     ``conditions=False`` leaves the conditions' columns empty (as a version before them wrote)."""
     end_ms = (time.time() if end_s is None else end_s) * MS_PER_S
     start_ms = end_ms - days * DAY_MS
-    newest = first(store.writer.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
+    newest = newest_sample_ms(store.writer)
     if newest is not None and newest >= start_ms:
         raise ValueError(f"{store.path} already holds samples up to {rfc3339_ms(newest)}, after the synthetic "
                          f"start {rfc3339_ms(start_ms)}; use an empty file or fewer --days")

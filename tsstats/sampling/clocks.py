@@ -32,6 +32,7 @@ from tsstats.core.units import HOUR_MS, MINUTE_MS
 from tsstats.sampling.flushing import Availability, Flusher
 from tsstats.sampling.ring import Ring
 from tsstats.storage.rollups import Rollups, TierState
+from tsstats.storage.rows import newest_sample_ms
 from tsstats.storage.sql import Connection, first
 from tsstats.storage.store import Store
 
@@ -209,8 +210,7 @@ class StepMover:
         """Rows stamped ahead of the wall clock (it stepped back while the service was stopped) are moved back;
         else the saved clock segment carries on if this is the same boot."""
         saved = load_segment(con)
-        newest = first(con.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
-        step = step_at_start(None if newest is None else float(newest), now_ms, mono_s, saved,
+        step = step_at_start(newest_sample_ms(con), now_ms, mono_s, saved,
                                         self.watch.boot, self.period_ms)
         if step is None:
             self.watch.resume(saved)

@@ -202,7 +202,7 @@ class EnergyLedger:
 
     def view(self) -> LedgerView:
         with self._lock:
-            pending_columns = self.ring.columns_of(self.ring.pending())
+            pending_columns = self.ring.pending_columns()
             pending = memory_sums(pending_columns, self.grid)
             return LedgerView(window=self.window.sums + pending,
                               totals=self.totals.plus(pending, covered_s(pending_columns)))

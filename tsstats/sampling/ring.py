@@ -79,6 +79,10 @@ class Ring:
         with self._lock:
             return self._ordered(max(self._flushed, self._count - len(self)), self._count)
 
+    def pending_columns(self) -> dict[str, np.ndarray]:
+        """The rows not yet stored, by column (copies: any thread)."""
+        return self.columns_of(self.pending())
+
     def shift_times(self, since_ms: float, shift_ms: float, column: str = "ts_ms") -> None:
         """Move the held rows stamped at or after ``since_ms`` by ``shift_ms`` (a step of the wall clock)."""
         with self._lock:

@@ -36,8 +36,8 @@ from tsstats.sampling.ring import Ring
 from tsstats.storage.energy import retained_energy
 from tsstats.storage.retention import RETENTION_INTERVAL_S, Retention
 from tsstats.storage.rollups import Rollups
-from tsstats.storage.rows import GPU_ROW, HOST_ROW
-from tsstats.storage.sql import Connection, first
+from tsstats.storage.rows import GPU_ROW, HOST_ROW, newest_sample_ms
+from tsstats.storage.sql import Connection
 from tsstats.storage.store import Store
 
 log = logging.getLogger("tsstats.sampler")
@@ -177,10 +177,9 @@ class Sampler:
         parts.rollups.load(con)
         parts.steps.undo_while_stopped(con, now_ms, self.clocks.monotonic())
         parts.availability.load(store, now_ms, self.schedule.availability_window_s)
-        last = first(con.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
-        if last is None:
-            last = parts.rollups.minutes_until
-        last = float(last) if last is not None else None
+        last = newest_sample_ms(con)
+        if last is None and parts.rollups.minutes_until is not None:
+            last = float(parts.rollups.minutes_until)
         parts.flusher.last_flushed_ms = last
         parts.availability.restarted_after_ms, parts.availability.max_gap_ms = last, parts.flusher.max_gap_ms
         if last is not None:
@@ -356,10 +355,8 @@ class Sampler:
 
     def pending_columns(self) -> dict[str, np.ndarray]:
         """The sample rows not yet stored, by ring column (any thread)."""
-        ring = self.parts.ring
-        return ring.columns_of(ring.pending())
+        return self.parts.ring.pending_columns()
 
     def pending_gpu_columns(self) -> dict[str, np.ndarray]:
         """The per-GPU rows not yet stored, by ring column (any thread)."""
-        ring = self.parts.gpu_ring
-        return ring.columns_of(ring.pending())
+        return self.parts.gpu_ring.pending_columns()

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from tsstats.storage.sql import Connection
+from tsstats.storage.sql import Connection, first
 
 
 @dataclass(frozen=True)
@@ -176,3 +176,9 @@ class BatchWriter:
             self.con.execute(f"INSERT INTO {table} ({targets}) SELECT {targets} FROM {name}")
         finally:
             self.con.unregister(name)
+
+
+def newest_sample_ms(con: Connection) -> float | None:
+    """The time of the newest stored sample (epoch ms), None in an empty file."""
+    newest = first(con.execute("SELECT max(ts_ms) FROM samples").fetchall())[0]
+    return float(newest) if newest is not None else None
