@@ -37,6 +37,7 @@ from tsstats.figures.moment import Accounting
 from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
 from tsstats.sampling.energy import EnergyLedger, GridFeed, MachineEnergy, install_file_rows
 from tsstats.sampling.flushing import Availability, Flusher
+from tsstats.sampling.footprint import Footprint
 from tsstats.sampling.meter import PowerMeter, current_methods
 from tsstats.sampling.publishing import CurrentFigures, FigureWindows, StatsPublisher
 from tsstats.sampling.reading import Sources, TickReader
@@ -248,6 +249,8 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                       segment_saved=watch.saved)
     steps = StepMover(store, rollups, (ring, gpu_ring), availability, flusher, watch, period_s * 1000.0)
     reader = TickReader(sources, clocks, watch, steps.step_back)
+    footprint = Footprint(clocks.process_cpu, clocks.monotonic, lambda: reader.conditions_cpu_s,
+                          lambda: rollups.cpu_s)
     energy = MachineEnergy(sources.meter, sources.gpu, clocks.monotonic)
     attributor = Attributor(open_trees(settings.proc_root), sources.gpu, grid.intensity_at, energy.now,
                             energy.at_last_tick, settings.max_tracked_trees)
@@ -263,14 +266,15 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
     current = CurrentFigures(windows,
                              Accounting(settings.pue, settings.baseline_power_w, settings.baseline_intensity), store,
                              sources, clocks, ring, reader, ledger, availability, comparisons, grid, requests.summary,
-                             lambda: sampler.rate())
+                             lambda: sampler.rate(), footprint.view)
     publisher = StatsPublisher(settings.update_interval, clocks.monotonic, current.compute,
                                dashboard_body, wake.set)
     policy = RetentionPolicy(settings.retention_raw, settings.retention_1m, settings.retention_1h, settings.max_db_mb)
     parts = SamplerParts(ring=ring, gpu_ring=gpu_ring, rollups=rollups, ledger=ledger, availability=availability,
                          clock_watch=watch, flusher=flusher,
                          retention=Retention(policy, store, lambda: rollups.minutes_until), reader=reader,
-                         steps=steps, publisher=publisher, comparisons=comparisons, energy=energy)
+                         steps=steps, publisher=publisher, comparisons=comparisons, energy=energy,
+                         footprint=footprint)
     sampler = Sampler(schedule, store, sources, parts, clocks, wake, Demand(clocks.monotonic, wake.set))
     return sampler, comparisons, GridFeed(store, grid, ledger, clocks.wall)
 

@@ -129,8 +129,8 @@ def test_comparison_flow(client):
                             "gpuShare", "machineEnergyJ", "energyByComponentJ", "machineEnergyKwh",
                             "energyByComponentKwh", "durationS", "energyJ", "carbonG",
                             "items", "energyPerItemJ", "carbonPerItemG", "embodiedG", "sci", "sciIncludes",
-                            "unavailable", "methods", "estimated", "grid", "conditions", "fair", "unfairReasons",
-                            "endedBy", "processesExitedAt", "phases"]
+                            "unavailable", "methods", "estimated", "grid", "measurer", "conditions", "fair",
+                            "unfairReasons", "endedBy", "processesExitedAt", "phases"]
     assert record["status"] == "queued" and record["startedAt"] is None and record["metadata"] == {"suite": "mmlu"}
     cid = record["id"]
     assert client.get(f"/api/comparisons/{cid}").json() == record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -411,4 +412,40 @@ def test_a_stretch_at_the_idle_rate_is_no_outage_and_history_says_its_rate(tmp_p
     answer = rig.store.read_now(lambda con: run_history(con, query, None, None))
     means = [value for value in answer["series"]["sampleInterval"]["avg"] if value is not None]
     assert means[0] == pytest.approx(0.1, abs=0.05) and means[-1] == pytest.approx(1.0)
+    rig.close()
+
+
+def test_the_service_accounts_for_itself_as_it_accounts_for_a_run(tmp_path, proc_root):
+    """RAPL at 40 W of package and 4 W of DRAM, the machine 50 % busy on 4 CPUs, the service's own CPU time growing
+    0.02 s a 0.1 s tick (a tenth of the busy time) and its resident memory 1 % of the memory in use: it is given a
+    tenth of the CPU's energy and 1 % of the memory's, said in the stats' meta, and a run's record says what share
+    of the machine's energy over its window the service used."""
+    tree = FakePowercap(tmp_path / "powercap", packages=1)
+    (proc_root / "self").mkdir()
+    (proc_root / "self" / "statm").write_text(f"90000 {122_880_000 // os.sysconf('SC_PAGE_SIZE')} 0 0 0 0 0\n")
+    rig = Rig(tmp_path, proc_root, powercap=tmp_path / "powercap")
+    package = dram = 0
+    comparisons, now_ms = rig.sampler.parts.comparisons, lambda: int(rig.clock.wall * 1000)
+    new = validate_new_comparison({"name": "a run", "models": ["m"], "status": "running"})
+    done = validate_update({"status": "completed"})
+    records: list[dict] = []
+    for tick in range(50):
+        package, dram = package + 4_000_000, dram + 400_000  # 4 J and 0.4 J a tick
+        tree.set("intel-rapl:0", package)
+        tree.set("intel-rapl:0:2", dram)
+        rig.clock.process_cpu += 0.02
+        rig.tick(50)
+        if tick == 10:
+            records.append(rig.store.transaction(lambda con: comparisons.create(con, new, now_ms())))
+        if tick == 40:
+            records.append(rig.store.transaction(lambda con: comparisons.update(con, records[0]["id"], done,
+                                                                                now_ms())))  # noqa: B023
+    footprint = rig.stats()["meta"]["footprint"]
+    assert footprint["energyJ"] == pytest.approx(49 * (0.4 + 0.004), rel=0.01)  # the first tick has no CPU delta
+    assert footprint["cpuS"] == pytest.approx(1.0) and footprint["residentBytes"] == 122_880_000
+    assert sum(footprint["cpuByPartS"].values()) == pytest.approx(footprint["cpuS"], abs=1e-5)
+    assert footprint["cpuByPartS"]["ticks"] > 0 and footprint["cpuByPartS"]["conditions"] > 0
+    measurer = records[-1]["measurer"]
+    assert measurer["machineEnergyJ"] == pytest.approx(30 * 4.4, rel=0.01)
+    assert measurer["sharePct"] == pytest.approx(100 * 0.404 / 4.4, rel=0.01)
     rig.close()

@@ -26,6 +26,23 @@ def test_check_json_without_gpu_or_rapl(tmp_path):
     assert report["grid"]["region"] == "WORLD" and report["grid"]["gPerKwh"] == 473.0
     assert any("no RAPL package domain" in fix for fix in report["fixes"])
     assert any("NVIDIA or AMD" in fix for fix in report["fixes"])
+    assert report["service"] is None  # nothing holds that file
+
+
+def test_check_gives_the_footprint_of_the_service_holding_the_database(server_factory, tmp_path):
+    """With a service holding the database, check says what that service itself costs: CPU, memory, energy."""
+    db = tmp_path / "held.duckdb"
+    server = server_factory(db=db)
+    result = check("--json", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    service = json.loads(result.stdout)["service"]
+    assert service["url"] == server.url and service["sampleRateHz"] == 10.0
+    footprint = service["footprint"]
+    assert footprint["cpuS"] > 0 and footprint["residentBytes"] > 10e6 and footprint["energyJ"] >= 0
+    assert set(footprint["cpuByPartS"]) == {"ticks", "conditions", "flush", "rollups", "stats", "writes",
+                                             "housekeeping", "other"}
+    text = check("--db", str(db)).stdout
+    assert f"footprint    the service at {server.url} (sampling at 10 Hz now): " in text and "% of a core" in text
 
 
 def test_check_with_gpus(tmp_path):

@@ -47,6 +47,10 @@ def test_twice_the_work_costs_about_twice_the_energy_and_time(service, tmp_path)
     assert duration["other"] == "double" and duration["value"] > 1.1  # wall time: a busy machine blurs it
     assert energy["ci_low"] <= energy["value"] <= energy["ci_high"]
     assert [len(command["trials"]) for command in study["commands"]] == [4, 4]
+    measurer = study["measurer"]  # the measurer's own footprint beside the measured work
+    assert measurer["trials"] == 8 and 0 <= measurer["sharePct"] < 100 and measurer["machineEnergyJ"] > 0
+    assert "tsstats itself used " in result.stdout
+    assert "of the machine's energy over the trials' windows" in result.stdout
     assert exports["csv"].read_text().splitlines()[1].startswith("single,4,0,")
     assert exports["md"].read_text().startswith("| Command | Energy (J) |")
     with service.client() as client:

@@ -26,13 +26,18 @@ def test_metrics_pass_promtool(server_factory):
     text = response.text
     for name in ("tsstats_cpu_usage_ratio", "tsstats_memory_usage_ratio", "tsstats_energy_joules_total",
                  "tsstats_comparisons", "tsstats_http_requests_total", "tsstats_database_memory_bytes",
-                 "tsstats_cpu_seconds_total", "tsstats_filesystem_used_ratio"):
+                 "tsstats_cpu_seconds_total", "tsstats_filesystem_used_ratio", "tsstats_self_cpu_seconds_total",
+                 "tsstats_self_resident_memory_bytes", "tsstats_self_energy_joules_total", "tsstats_sample_rate_hertz"):
         assert f"# TYPE {name.removesuffix('_total')}" in text and f"\n{name}" in text, name
     held = {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
             if line.startswith("tsstats_database_memory_bytes{")}
     assert "BASE_TABLE" in held and all(value >= 0 for value in held.values())  # DuckDB's own tags
     modes = {line.split('"')[1] for line in text.splitlines() if line.startswith("tsstats_cpu_seconds_total{")}
     assert modes == {"user", "system", "iowait", "steal"}
+    parts = {line.split('"')[1]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+             if line.startswith("tsstats_self_cpu_seconds_total{")}
+    assert set(parts) == {"ticks", "conditions", "flush", "rollups", "stats", "writes", "housekeeping", "other"}
+    assert parts["ticks"] > 0 and all(value >= 0 for value in parts.values())
     checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 

@@ -8,8 +8,8 @@ import math
 from typing import Any
 
 from tsstats.core.inputs import rfc3339_ms
-from tsstats.figures.formulas import finite_or_none
-from tsstats.figures.moment import LATENCY_WINDOW_S, Figures
+from tsstats.figures.formulas import finite_or_none, rounded
+from tsstats.figures.moment import LATENCY_WINDOW_S, Figures, FootprintNow
 
 # every field of the four objects -> its unit (``meta.units``); the dashboard draws these units
 UNITS: dict[str, dict[str, str]] = {
@@ -100,6 +100,7 @@ def render_meta(f: Figures, unavailable: list[str]) -> dict[str, Any]:
         "sampleIntervalMs": round(f.windows.sample_interval_ms, 3),
         "sampling": {"hz": f.rate.hz, "fullHz": f.rate.full_hz, "idleHz": f.rate.idle_hz,
                      "fullBecause": list(f.rate.full_because)},
+        "footprint": render_footprint(f.footprint),
         "windows": {
             "currentS": f.windows.current_s,
             "networkLatencyS": LATENCY_WINDOW_S,
@@ -133,6 +134,16 @@ def render_meta(f: Figures, unavailable: list[str]) -> dict[str, Any]:
         "estimated": list(f.estimated),
         "units": UNITS,
     }
+
+
+def render_footprint(footprint: FootprintNow) -> dict[str, Any]:
+    """tsstats' own cost since its sampler was built: CPU (seconds, by part, and the mean % of one core), resident
+    memory, and energy by a run's attribution (joules before PUE, and the mean power)."""
+    return {"seconds": round(footprint.seconds, 3), "cpuS": round(footprint.cpu_s, 6),
+            "cpuPct": finite_or_none(footprint.cpu_pct, 4),
+            "cpuByPartS": {part: round(seconds, 6) for part, seconds in footprint.cpu_by_part_s},
+            "residentBytes": finite_or_none(footprint.resident_bytes, 0),
+            "energyJ": rounded(footprint.energy_j), "powerW": finite_or_none(footprint.power_w, 6)}
 
 
 def dashboard_body(figures: Figures) -> bytes:

@@ -118,6 +118,11 @@ def _comparison_schema() -> dict[str, Any]:
                            "sciIncludes": TEXTS, "unavailable": TEXTS,
                            "methods": {"type": ["object", "null"]}, "estimated": TEXTS,
                            "grid": {"type": ["object", "null"]},
+                           "measurer": {"type": ["object", "null"], "description": "what tsstats itself used of "
+                                        "the machine's energy over the run's window (energyJ, machineEnergyJ, "
+                                        "sharePct); null for a window opened before a restart", "properties": {
+                                            "energyJ": NUMBER, "machineEnergyJ": NUMBER,
+                                            "sharePct": NULLABLE_NUMBER}},
                            **JUDGED,
                            "endedBy": {"enum": ["client", "service", None],
                                        "description": "who gave the final status: the client's report, or the "
@@ -189,6 +194,8 @@ SCHEMAS: dict[str, Any] = {
         "commands": {"type": "array", "items": {"type": "object", "required": ["name", "time", "energy", "trials",
                                                                               "excluded"]}},
         "idleBaseline": {"type": ["object", "null"]}, "neverQuiet": {"type": ["string", "null"]},
+        "measurer": {"type": ["object", "null"], "description": "what tsstats itself used of the machine's energy "
+                     "over the trials' windows (energyJ, machineEnergyJ, sharePct, trials)"},
         "ratios": {"type": "object", "required": ["energy", "energyNetOfIdle", "time"], "properties": {
             "energy": {"type": "array", "items": {"type": "object"}},
             "energyNetOfIdle": {"type": "array", "items": {"type": "object"}},

@@ -25,7 +25,7 @@ from tsstats.comparisons.models import ModelSeries
 from tsstats.core.units import JOULES_PER_KWH
 from tsstats.figures.energy import Totals
 from tsstats.figures.methods import ESTIMATED_METHODS, Method
-from tsstats.figures.moment import Figures, SampleRate
+from tsstats.figures.moment import Figures, FootprintNow, SampleRate
 from tsstats.sources.conditions import Conditions
 from tsstats.sources.gpu import THROTTLED, GpuConditions
 from tsstats.storage.reads import DatabaseMemory
@@ -48,6 +48,7 @@ class Scrape:
     conditions: Conditions | None = None  # the latest reading, counters as read
     gpu_conditions: dict[int, GpuConditions] = field(default_factory=dict)  # clocks, fan, throttle, by GPU
     rate: SampleRate = SampleRate()  # the sampler's rate at the scrape
+    footprint: FootprintNow = FootprintNow()  # the service's own cost at the scrape
 
 
 class FiguresCollector:
@@ -106,6 +107,23 @@ class FiguresCollector:
         yield comparisons
         yield from gpu_families(f)
         yield from gpu_condition_families(f, scrape.gpu_conditions)
+        yield from footprint_families(scrape.footprint)
+
+
+def footprint_families(footprint: FootprintNow) -> Iterator[Metric]:
+    """tsstats' own cost: its CPU time by part, its resident memory, its energy by a run's attribution."""
+    cpu = CounterMetricFamily("tsstats_self_cpu_seconds", "This service's own CPU time since its sampler was "
+                              "built, by part of its work (other: the HTTP event loop and the latency thread).",
+                              labels=["part"])
+    for part, seconds in footprint.cpu_by_part_s:
+        cpu.add_metric([part], seconds)
+    yield cpu
+    if math.isfinite(footprint.resident_bytes):
+        yield GaugeMetricFamily("tsstats_self_resident_memory_bytes", "This service's resident memory.",
+                                value=footprint.resident_bytes)
+    yield CounterMetricFamily("tsstats_self_energy_joules", "This service's own energy since its sampler was built, "
+                              "by the attribution a run's processes get (CPU and memory shares), before PUE.",
+                              value=footprint.energy_j)
 
 
 def energy_families(f: Figures, scrape: Scrape) -> Iterator[Metric]:

@@ -23,6 +23,7 @@ from tsstats.core.settings import Settings
 from tsstats.figures.energy import EnergySums
 from tsstats.figures.grid import GridIntensity, GridRow
 from tsstats.figures.methods import Methods
+from tsstats.figures.moment import FootprintNow, SampleRate
 from tsstats.sampling.energy import GridFeed, GridRemoval, energy_between
 from tsstats.sampling.meter import current_methods
 from tsstats.sampling.publishing import Snapshot
@@ -94,7 +95,8 @@ class ServiceView:
         return Scrape(figures=snapshot.figures, totals=parts.ledger.view().totals, pue=self.settings.pue,
                       requests=self.requests, samples_lost=parts.flusher.health.lost_rows,
                       last_sample_age_s=self.health().last_sample_age_s, conditions=parts.reader.conditions,
-                      gpu_conditions=parts.reader.gpu_conditions, rate=self._sampler.rate())
+                      gpu_conditions=parts.reader.gpu_conditions, rate=self._sampler.rate(),
+                      footprint=parts.footprint.view())
 
     def health(self) -> HealthReport:
         sampler, now = self._sampler, self.monotonic()
@@ -107,6 +109,13 @@ class ServiceView:
             samples_held=len(sampler.parts.ring.pending()), samples_lost=flush.lost_rows, snapshot=snapshot,
             snapshot_age_s=None if snapshot is None else now - snapshot.built_mono,
             build_failures=self._publisher.failures, build_error=self._publisher.last_failure)
+
+    def footprint(self) -> FootprintNow:
+        """This service's own cost since its sampler was built."""
+        return self._sampler.parts.footprint.view()
+
+    def rate(self) -> SampleRate:
+        return self._sampler.rate()
 
     # what is measured
     def gpus_present(self) -> set[int]:

@@ -16,6 +16,7 @@ from tsstats.assembly import (
     path_warnings,
 )
 from tsstats.cli.runtime import EXIT_FAILURE
+from tsstats.client.service import ServiceClient, ServiceRefused, ServiceUnreachable, read_holder
 from tsstats.core.settings import Settings
 from tsstats.figures.grid import GridIntensity
 from tsstats.sources.gpu import INTEL_REASON, unread_gpus
@@ -67,7 +68,36 @@ def describe_machine(settings: Settings, grid: GridIntensity, nvml: Any = None,
         "databaseExists": os.path.exists(settings.db),
         "fixes": fixes,
         "warnings": path_warnings(settings),
+        "service": serving(settings.db),
     }
+
+
+def serving(db: str) -> dict[str, Any] | None:
+    """The service that holds ``db``, if one answers: where, its rate now and its own footprint (its
+    ``/healthz``, which needs no token and does not raise the rate); None when none holds it."""
+    holder = read_holder(db, drop_stale=False)
+    if holder is None:
+        return None
+    try:
+        health = ServiceClient(holder.url).call("GET", "/healthz")
+    except (ServiceUnreachable, ServiceRefused) as error:
+        return {"url": holder.url, "error": str(error)}
+    return {"url": holder.url, "sampleRateHz": health.get("sampleRateHz"), "footprint": health.get("footprint")}
+
+
+def footprint_line(service: dict[str, Any] | None) -> str:
+    if service is None:
+        return "footprint    no tsstats service holds this database now"
+    if "error" in service or not service.get("footprint"):
+        return f"footprint    the service at {service['url']} did not say ({service.get('error', 'no footprint')})"
+    footprint = service["footprint"]
+    hours = footprint["seconds"] / 3600.0
+    power = footprint["powerW"]
+    energy = f", {power:.3g} W ({power * 3.6:.3g} kJ an hour) by a run's attribution" if power is not None else ""
+    resident = footprint["residentBytes"]
+    memory = f", {resident / 1e6:.3g} MB resident" if resident is not None else ""
+    return (f"footprint    the service at {service['url']} (sampling at {service['sampleRateHz']:g} Hz now): "
+            f"{footprint['cpuPct'] or 0:.3g} % of a core over its {hours:.3g} h{memory}{energy}")
 
 
 def run_check(settings: Settings, as_json: bool) -> int:
@@ -118,6 +148,7 @@ def run_check(settings: Settings, as_json: bool) -> int:
     lines.append(f"grid         {grid_report['region']} ({grid_report['year']}): {grid_report['gPerKwh']:g} g/kWh, "
                  f"{grid_report['renewablePct']:g}% renewable — {grid_report['source']}")
     lines.append(f"database     {report['database']}{'' if report['databaseExists'] else ' (not created yet)'}")
+    lines.append(footprint_line(report["service"]))
     if report["fixes"]:
         lines.append("")
         lines.append("To measure more:")

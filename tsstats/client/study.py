@@ -93,6 +93,8 @@ class Trial:
     machine_energy_j: float | None = None  # the whole machine's over the trial's window (with pids)
     window_s: float | None = None  # the trial's window as the service measured it
     conditions: dict[str, Any] | None = None  # as the service judged them (docs/conditions.md)
+    measurer_energy_j: float | None = None  # what tsstats itself used over the trial's window
+    measurer_machine_j: float | None = None  # the machine's energy over that same window
 
 
 @dataclass
@@ -226,6 +228,7 @@ class Study:
             trial.conditions = finished.get("conditions")
             trial.window_s = float(window) if window is not None else None
             trial.unfair_reasons = list(finished.get("unfairReasons") or [])
+            trial.measurer_energy_j, trial.measurer_machine_j = measurer_of(finished.get("measurer"))
         self.trials.append(trial)
         return trial
 
@@ -399,6 +402,7 @@ def report(results: list[Result], stopped: str, per_item: bool, unmeasured: str 
         lines.append(f"  {'Runs:':{LABEL_WIDTH}s}{len(result.used)} used{kept}{left_out}")
         lines += waited_lines(result.used + result.excluded)
         lines.append("")
+    lines += measurer_lines(results)
     if never_quiet:
         lines += [f"The machine was never quiet: {never_quiet}. The figures above and below include those unfair "
                   f"trials: they are not a fair comparison. Run on a quieter machine (docs/conditions.md).", ""]
@@ -427,6 +431,35 @@ def report(results: list[Result], stopped: str, per_item: bool, unmeasured: str 
         lines.append("")
         lines += warnings
     return lines
+
+
+def measurer_of(kept: dict[str, Any] | None) -> tuple[float | None, float | None]:
+    """(what tsstats itself used, the machine's energy) over a trial's window, from its record's ``measurer``."""
+    if not isinstance(kept, dict) or kept.get("energyJ") is None or kept.get("machineEnergyJ") is None:
+        return None, None
+    return float(kept["energyJ"]), float(kept["machineEnergyJ"])
+
+
+def measurer_share(trials: list[Trial]) -> dict[str, float] | None:
+    """What tsstats itself used of the machine's energy over the windows of the trials that say (the measurer's
+    footprint beside the measured work); None where none says."""
+    pairs = [(trial.measurer_energy_j, trial.measurer_machine_j) for trial in trials
+             if trial.measurer_energy_j is not None and trial.measurer_machine_j is not None]
+    machine_j = sum(machine for _, machine in pairs)
+    if not pairs or machine_j <= 0:
+        return None
+    energy_j = sum(energy for energy, _ in pairs)
+    return {"energyJ": energy_j, "machineEnergyJ": machine_j, "sharePct": 100.0 * energy_j / machine_j,
+            "trials": len(pairs)}
+
+
+def measurer_lines(results: list[Result]) -> list[str]:
+    share = measurer_share([trial for result in results for trial in result.used + result.excluded])
+    if share is None:
+        return []
+    return [f"tsstats itself used {share['sharePct']:.3g} % of the machine's energy over the trials' windows "
+            f"({quantity_text(share['energyJ'], 'J')} of {quantity_text(share['machineEnergyJ'], 'J')}, "
+            f"{share['trials']} trials)", ""]
 
 
 def unfair_kinds(trials: list[Trial]) -> str:
@@ -497,7 +530,8 @@ def study_document(label: str, seed: int | None, items: float | None, results: l
                           "energyNetOfIdle": asdict(result.net) if result.net else None,
                           "trials": [asdict(trial) for trial in result.used],
                           "excluded": [asdict(trial) for trial in result.excluded]} for result in results],
-            "ratios": {"energy": ratios("energy"), "energyNetOfIdle": ratios("net"), "time": ratios("time")}}
+            "ratios": {"energy": ratios("energy"), "energyNetOfIdle": ratios("net"), "time": ratios("time")},
+            "measurer": measurer_share([trial for result in results for trial in result.used + result.excluded])}
 
 
 def write_exports(document: dict[str, Any], json_path: str | None = None, csv_path: str | None = None,

@@ -179,7 +179,8 @@ class ComparisonLife:
             embodied = formulas.embodied_g(self.policy.embodied_kg, self.policy.lifetime_years,
                                       (finished_ms - started_ms) / MS_PER_S, energy_j / machine_j if machine_j else 0.0)
         return Finish(energy_kwh, carbon_kg, finished_ms, formulas.kwh(machine_j * pue) if pids else None,
-                      attributed if pids else None, embodied, self._accounting(energy_kwh, carbon_kg), judged, fair)
+                      attributed if pids else None, embodied, self._accounting(energy_kwh, carbon_kg, machine), judged,
+                      fair)
 
     def _judge(self, con: Connection, from_ms: int, to_ms: int, attributed: Attributed | None,
                samples: WindowSamples | None = None) -> tuple[str, bool]:
@@ -191,8 +192,10 @@ class ComparisonLife:
         reasons = fairness.unfair_reasons(found, limit)
         return json.dumps({"conditions": found.as_dict(limit), "unfairReasons": reasons}), not reasons
 
-    def _accounting(self, energy_kwh: float, carbon_kg: float) -> str:
-        """How a run's figures were obtained: each component's method, the estimated ones, the grid used."""
+    def _accounting(self, energy_kwh: float, carbon_kg: float, machine: MachineJoules | None = None) -> str:
+        """How a run's figures were obtained: each component's method, the estimated ones, the grid used; and
+        beside them the measurer's own energy over the run's window (``machine``: the machine's energy over it,
+        read at its edges; None for a window opened before a restart, which has no such reading)."""
         methods = self.methods()
         grid = self.grid
         source = "+".join(grid.series.sources) if grid.series is not None else "yearly average"
@@ -201,6 +204,9 @@ class ComparisonLife:
             "methods": methods.as_dict(),
             "estimated": [name for name, method in methods.as_dict().items() if method in MODELLED],
             "grid": {"gPerKwh": round(mean, 3), "region": grid.average.region, "source": source},
+            "measurer": None if machine is None else {
+                "energyJ": machine.service_j, "machineEnergyJ": machine.total_j,
+                "sharePct": 100.0 * machine.service_j / machine.total_j if machine.total_j > 0 else None},
         })
 
     # -- phases ---------------------------------------------------------------------------------------------

@@ -108,7 +108,17 @@ def run_figures(started: int | None, finished: int | None, energy_kwh: float | N
         "methods": how.get("methods"),
         "estimated": how.get("estimated", []),
         "grid": how.get("grid"),
+        "measurer": _measurer(how.get("measurer")),
     }
+
+
+def _measurer(kept: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What tsstats itself used of the machine's energy over the run's window, as kept with its accounting."""
+    if not kept:
+        return None
+    share = kept.get("sharePct")
+    return {"energyJ": rounded(kept["energyJ"]), "machineEnergyJ": rounded(kept["machineEnergyJ"]),
+            "sharePct": None if share is None else round(share, 4)}
 
 
 def insert_comparison(con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tsstats.client.study import Trial, analyse_or_say, report, study_document
+from tsstats.client.study import Trial, analyse_or_say, measurer_of, report, study_document
 from tsstats.core.inputs import InputError, rfc3339_ms
 from tsstats.core.units import JOULES_PER_KWH, MS_PER_S
 from tsstats.storage.sql import Connection
@@ -56,7 +56,8 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
     comparison names it."""
     rows = con.execute(
         f"SELECT id, {CONTENDER}, status, {WARMUP}, started_ms, finished_ms, energy_kwh, items, fair, conditions, "
-        f"{WAITED}, {BASELINE}, machine_kwh FROM comparisons WHERE {STUDY} = ? ORDER BY id", [study_id]).fetchall()
+        f"{WAITED}, {BASELINE}, machine_kwh, accounting FROM comparisons WHERE {STUDY} = ? ORDER BY id",
+        [study_id]).fetchall()
     if not rows:
         return None
     names: list[str] = []
@@ -65,7 +66,7 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
     counted: dict[int, int] = {}
     idle_w, idle_note = None, ""
     for (record_id, contender, status, warmup, started, finished, energy_kwh, items, fair, conditions, waited,
-         baseline, machine_kwh) in rows:
+         baseline, machine_kwh, accounting) in rows:
         if baseline:  # the idle power measured before the study, the last one measured
             if status == "completed" and energy_kwh is not None and started is not None and finished and \
                     finished > started:
@@ -84,7 +85,8 @@ def study_answer(con: Connection, study_id: str) -> dict[str, Any] | None:
         trial = Trial(index, 0 if warmup else counted[index], window_s, 0,
                       None if energy_kwh is None else energy_kwh * JOULES_PER_KWH, record_id, fair,
                       list(judged.get("unfairReasons") or []), waited or 0.0, None,
-                      None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, window_s, judged.get("conditions"))
+                      None if machine_kwh is None else machine_kwh * JOULES_PER_KWH, window_s, judged.get("conditions"),
+                      *measurer_of(json.loads(accounting).get("measurer") if accounting else None))
         items_of[record_id] = items
         trials.append(trial)
     per_item = all(items_of[trial.record_id] for trial in trials if trial.record_id is not None) and bool(trials)

@@ -151,6 +151,7 @@ class MachineJoules:
     cpu_j: float = 0.0
     mem_j: float = 0.0
     gpu_j: Mapping[int, float] = field(default_factory=dict)
+    service_j: float = 0.0  # of these, what this service itself used (sampling.footprint); not added to total_j
 
     @property
     def gpu_total_j(self) -> float:
@@ -163,12 +164,14 @@ class MachineJoules:
     def __add__(self, other: MachineJoules) -> MachineJoules:
         gpus = {index: self.gpu_j.get(index, 0.0) + other.gpu_j.get(index, 0.0)
                 for index in set(self.gpu_j) | set(other.gpu_j)}
-        return MachineJoules(self.cpu_j + other.cpu_j, self.mem_j + other.mem_j, gpus)
+        return MachineJoules(self.cpu_j + other.cpu_j, self.mem_j + other.mem_j, gpus,
+                             self.service_j + other.service_j)
 
     def __sub__(self, other: MachineJoules) -> MachineJoules:
         gpus = {index: self.gpu_j.get(index, 0.0) - other.gpu_j.get(index, 0.0)
                 for index in set(self.gpu_j) | set(other.gpu_j)}
-        return MachineJoules(self.cpu_j - other.cpu_j, self.mem_j - other.mem_j, gpus)
+        return MachineJoules(self.cpu_j - other.cpu_j, self.mem_j - other.mem_j, gpus,
+                             self.service_j - other.service_j)
 
 
 def share(part: float, whole: float) -> float:

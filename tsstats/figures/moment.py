@@ -77,6 +77,28 @@ class SampleRate:
 
 
 @dataclass(frozen=True)
+class FootprintNow:
+    """tsstats' own cost since its sampler was built (``sampling.footprint``): its CPU seconds in all and by part,
+    its resident memory, and its energy by a run's attribution (joules before PUE)."""
+
+    seconds: float = 0.0
+    cpu_s: float = 0.0
+    cpu_by_part_s: tuple[tuple[str, float], ...] = ()
+    resident_bytes: float = NAN
+    energy_j: float = 0.0
+
+    @property
+    def cpu_pct(self) -> float:
+        """Mean CPU over its life, in % of one core."""
+        return 100.0 * self.cpu_s / self.seconds if self.seconds > 0 else NAN
+
+    @property
+    def power_w(self) -> float:
+        """Mean power attributed to it over its life (before PUE)."""
+        return self.energy_j / self.seconds if self.seconds > 0 else NAN
+
+
+@dataclass(frozen=True)
 class PowerNow:
     """Each component's mean power over the current window (NaN: not measured here)."""
 
@@ -127,6 +149,7 @@ class Figures:
     accounting: Accounting = field(default_factory=lambda: Accounting())  # PUE and baseline applied
     windows: FigureWindows = field(default_factory=lambda: FigureWindows())
     rate: SampleRate = SampleRate()
+    footprint: FootprintNow = FootprintNow()
 
     @property
     def estimated(self) -> tuple[str, ...]:
@@ -162,7 +185,8 @@ def compute_figures(*, accounting: Accounting, windows: FigureWindows, now_s: fl
                     latency_source: str, system_source: str, window: EnergySums, totals: Totals, uptime_pct: float,
                     comparisons: ComparisonFigures, service: RequestSummary, grid: GridIntensity, methods: Methods,
                     tdp: TdpMatch, gpu_infos: list[GpuInfo], gpu_readings: list[GpuReading],
-                    condition_sources: dict[str, str] | None = None, rate: SampleRate = SampleRate()) -> Figures:
+                    condition_sources: dict[str, str] | None = None, rate: SampleRate = SampleRate(),
+                    footprint: FootprintNow = FootprintNow()) -> Figures:
     """Every figure of the stats body from in-memory state: no I/O."""
     pue = accounting.pue
     intensity = window.g_per_kwh(grid.g_per_kwh)  # per sample, at the grid's value then
@@ -210,4 +234,5 @@ def compute_figures(*, accounting: Accounting, windows: FigureWindows, now_s: fl
         accounting=accounting,
         windows=windows,
         rate=rate,
+        footprint=footprint,
     )

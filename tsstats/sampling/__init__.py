@@ -1,7 +1,8 @@
 """What the sampler thread owns: the loop and its schedule (``sampler``), reading a tick (``reading``), power
 (``meter``), the rings of samples not yet stored (``ring``), flushing them and availability (``flushing``), the
 clocks and their steps (``clocks``), the machine's energy, its ledger and the grid's rows put in force
-(``energy``), the stats built on demand (``publishing``) and what it calls of others (``hooks``).
+(``energy``), the stats built on demand (``publishing``), its own footprint (``footprint``) and what it calls of
+others (``hooks``).
 
 Runs on the sampler thread (``tsstats-sampler``), which is also the database's one writer: between ticks it
 runs the writes queued on the store, within a time budget, and the stats builds asked for. Any thread may read

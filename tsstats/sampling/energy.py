@@ -217,10 +217,11 @@ class MachineEnergy:
         self._last_mono: float | None = None
         self._last_cpu_pct = math.nan
 
-    def ticked(self, mono_s: float, cpu_pct: float, power: PowerSample) -> None:
-        """A tick's energy (writer thread)."""
-        self._sum = self._sum + MachineJoules(_finite(power.cpu_j), _finite(power.mem_j),
-                                              {index: _finite(j) for index, j in power.gpu_each_j.items()})
+    def ticked(self, mono_s: float, cpu_pct: float, power: PowerSample, service_j: float = 0.0) -> None:
+        """A tick's energy, and what the service itself used of it (writer thread)."""
+        self._sum = self._sum + MachineJoules(finite_or_zero(power.cpu_j), finite_or_zero(power.mem_j),
+                                              {index: finite_or_zero(j) for index, j in power.gpu_each_j.items()},
+                                              service_j)
         self._last_mono, self._last_cpu_pct = mono_s, cpu_pct
 
     def at_last_tick(self) -> MachineJoules:
@@ -234,7 +235,8 @@ class MachineEnergy:
         return self._sum + self.meter.peek(self.monotonic() - self._last_mono, self._last_cpu_pct, readings)
 
 
-def _finite(value: float) -> float:
+def finite_or_zero(value: float) -> float:
+    """A reading, or 0 for none (NaN)."""
     return value if math.isfinite(value) else 0.0
 
 

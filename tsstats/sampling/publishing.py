@@ -16,7 +16,15 @@ from dataclasses import dataclass
 
 from tsstats.core.units import MS_PER_S
 from tsstats.figures.grid import GridIntensity
-from tsstats.figures.moment import Accounting, Figures, FigureWindows, RequestSummary, SampleRate, compute_figures
+from tsstats.figures.moment import (
+    Accounting,
+    Figures,
+    FigureWindows,
+    FootprintNow,
+    RequestSummary,
+    SampleRate,
+    compute_figures,
+)
 from tsstats.sampling.clocks import Clocks
 from tsstats.sampling.energy import EnergyLedger
 from tsstats.sampling.flushing import Availability
@@ -126,8 +134,9 @@ class CurrentFigures:
     def __init__(self, windows: FigureWindows, accounting: Accounting, store: Store, sources: Sources,
                  clocks: Clocks, ring: Ring, reader: TickReader, ledger: EnergyLedger, availability: Availability,
                  comparisons: ComparisonHooks, grid: GridIntensity, service: Callable[[], RequestSummary],
-                 rate: Callable[[], SampleRate] = SampleRate):
-        """``service()``: this service's own requests (the API counts them); ``rate()``: the sampler's rate now."""
+                 rate: Callable[[], SampleRate] = SampleRate, footprint: Callable[[], FootprintNow] = FootprintNow):
+        """``service()``: this service's own requests (the API counts them); ``rate()``: the sampler's rate now;
+        ``footprint()``: the service's own cost since start."""
         self.windows = windows
         self.accounting = accounting
         self.store = store
@@ -141,6 +150,7 @@ class CurrentFigures:
         self.grid = grid
         self.service = service
         self.rate = rate
+        self.footprint = footprint
 
     def compute(self) -> Figures:
         sources = self.sources
@@ -161,4 +171,4 @@ class CurrentFigures:
             methods=current_methods(sources.meter, sources.gpu), tdp=sources.meter.tdp,
             gpu_infos=sources.gpu.gpus, gpu_readings=self.reader.last_gpus,
             condition_sources=sources.conditions.sources() if sources.conditions is not None else {},
-            rate=self.rate())
+            rate=self.rate(), footprint=self.footprint())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ class Tick:
     gpus: list[GpuReading]
     power: PowerSample
     gpu_conditions: dict[int, GpuConditions]
+    own_cpu_s: float = math.nan  # this process' CPU seconds at the tick (its footprint)
+    own_resident_bytes: float = math.nan  # its resident memory, read once a second
+    memory_used_bytes: float = math.nan  # the machine's memory in use, read once a second
 
 
 class TickReader:
@@ -105,6 +109,7 @@ class TickReader:
         self._failures_logged: set[str] = set()
         self.last_gpus: list[GpuReading] = []  # the newest tick's GPU readings
         self.gpu_conditions: dict[int, GpuConditions] = {}  # the newest once-a-second reading, by GPU
+        self.conditions_cpu_s = 0.0  # this thread's CPU time spent on the conditions' readings (the footprint)
         self._marks: deque[CpuMark] = deque()  # the ticks' counters over the last NOW_WINDOW_S and one more
         self._span: tuple[CpuMark, CpuMark] | None = None  # its ends, swapped whole (other threads read it)
 
@@ -127,6 +132,13 @@ class TickReader:
         return self._conditions
 
     def _read_conditions(self, elapsed_s: float) -> None:
+        started = time.thread_time()
+        try:
+            self._read_each_condition(elapsed_s)
+        finally:
+            self.conditions_cpu_s += time.thread_time() - started
+
+    def _read_each_condition(self, elapsed_s: float) -> None:
         if self.sources.gpu.gpus:
             self.gpu_conditions = self.sources.gpu.read_conditions()
         reader = self.sources.conditions
@@ -197,7 +209,9 @@ class TickReader:
         utilizations = [g.utilization_pct for g in gpus if g.ok and math.isfinite(g.utilization_pct)]
         slow = self._slow
         self.last_gpus = gpus
-        return Tick(mono=mono_now, gpus=gpus, power=power, gpu_conditions=self.gpu_conditions, host={
+        return Tick(mono=mono_now, gpus=gpus, power=power, gpu_conditions=self.gpu_conditions,
+                    own_cpu_s=self._marks[-1].own_s, own_resident_bytes=slow.own_resident_bytes,
+                    memory_used_bytes=slow.memory_used_bytes, host={
             "ts_ms": wall_ms, "interval_s": interval, "cpu_pct": cpu, "mem_pct": slow.memory_used_pct,
             "load1": slow.load1, "logical_cpus": fast.logical_cpus, "tcp_estab": slow.tcp_established,
             "rx_bps": self._net_rates[0], "tx_bps": self._net_rates[1],

@@ -29,6 +29,7 @@ from tsstats.figures.moment import SampleRate
 from tsstats.sampling.clocks import Clocks, ClockWatch, StepMover
 from tsstats.sampling.energy import EnergyLedger, MachineEnergy
 from tsstats.sampling.flushing import Availability, Flusher
+from tsstats.sampling.footprint import Footprint
 from tsstats.sampling.hooks import ComparisonHooks, run_guarded
 from tsstats.sampling.publishing import StatsPublisher
 from tsstats.sampling.reading import Sources, TickReader, gpu_rows
@@ -117,6 +118,7 @@ class SamplerParts:
     publisher: StatsPublisher
     comparisons: ComparisonHooks
     energy: MachineEnergy
+    footprint: Footprint
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,7 @@ class Sampler:
     # -- the loop: scheduling only -------------------------------------------------------------------
     def _run(self) -> None:
         schedule, mono, parts = self.schedule, self.clocks.monotonic, self.parts
+        footprint = parts.footprint
         now = mono()
         self._next_tick = now + self.period_s
         flush = self._flush
@@ -279,7 +282,7 @@ class Sampler:
             self.pace(mono())
             self.run_writes(budget_s=self.full_period_s * WRITE_SHARE)
             self.pace(mono())  # a write may have started a run
-            parts.publisher.run_requested()
+            footprint.timed("stats", parts.publisher.run_requested)
             now = mono()
             if now < self._next_tick:
                 continue
@@ -288,36 +291,44 @@ class Sampler:
             if self._next_tick < now:  # fell behind (suspend, overload): skip, never burst
                 self._next_tick = now + self.period_s
             if attribution.due(now) and (parts.comparisons.follows_processes or parts.comparisons.waiting):
-                self.guarded(self.attribute, "attributing energy to processes")
+                self.housekeeping(self.attribute, "attributing energy to processes")
             if flush.due(now) or (self.store.failure is not None and retry.due(now)):
                 self.flush()
             if parts.ledger.window_stale and regrid.due(now):  # grid rows changed: at most once a second
-                self.guarded(lambda: parts.ledger.reload_window(self.store.writer, self.clocks.wall() * 1000.0),
-                             "summing the energy window at the grid's new rows")
+                self.housekeeping(lambda: parts.ledger.reload_window(self.store.writer, self.clocks.wall() * 1000.0),
+                                  "summing the energy window at the grid's new rows")
             if energy.due(now):
-                self.guarded(lambda: parts.ledger.advance(self.store.writer, self.clocks.wall() * 1000.0),
-                             "refreshing the energy window")
+                self.housekeeping(lambda: parts.ledger.advance(self.store.writer, self.clocks.wall() * 1000.0),
+                                  "refreshing the energy window")
             if retention.due(now):
-                wait_s, checkpoint_now = parts.retention.due_pass(self.clocks.wall() * 1000.0)
+                wait_s, checkpoint_now = footprint.timed(
+                    "housekeeping", lambda: parts.retention.due_pass(self.clocks.wall() * 1000.0))
                 retention.next_s = now + wait_s
                 if checkpoint_now:
                     checkpoint.next_s = now  # give the freed blocks back now that the backlog is done
             if checkpoint.due(now):
-                self.guarded(self.store.checkpoint, "checkpoint")
+                self.housekeeping(self.store.checkpoint, "checkpoint")
         self.run_writes()  # answer what is still queued so that no request waits forever
 
     def guarded(self, job: Callable[[], object], what: str) -> None:
         run_guarded(self.store, job, what)
 
+    def housekeeping(self, job: Callable[[], object], what: str) -> None:
+        """A job besides sampling, writing and the stats (its CPU time is the footprint's ``housekeeping``)."""
+        self.parts.footprint.timed("housekeeping", lambda: self.guarded(job, what))
+
     # -- the rooms' entry points -------------------------------------------------------------------
     def tick(self) -> None:
         """Read once into the rings."""
+        self.parts.footprint.timed("ticks", self._tick)
+
+    def _tick(self) -> None:
         parts = self.parts
         tick = parts.reader.read()
         parts.ring.append(HOST_ROW.row(tick.host))
         for row in gpu_rows(tick):
             parts.gpu_ring.append(GPU_ROW.row(row))
-        parts.energy.ticked(tick.mono, tick.host["cpu_pct"], tick.power)
+        parts.energy.ticked(tick.mono, tick.host["cpu_pct"], tick.power, parts.footprint.ticked(tick))
         parts.availability.sampled(tick.host["ts_ms"])
         self.last_tick_mono = tick.mono
 
@@ -332,6 +343,9 @@ class Sampler:
 
     def flush(self) -> None:
         """Write what the rings hold, and what the processes followed have been given."""
+        self.parts.footprint.timed("flush", self._write_held)
+
+    def _write_held(self) -> None:
         comparisons = self.parts.comparisons
         self.guarded(self.store.reopen, "reopening the database")  # only when a failure invalidated it
         self.parts.flusher.flush()
@@ -347,7 +361,7 @@ class Sampler:
 
     def run_writes(self, budget_s: float | None = None) -> None:
         """Run the writes queued on the store; after each, what the stats show of comparisons is reloaded."""
-        self.store.run_writes(budget_s, committed=self._written)
+        self.parts.footprint.timed("writes", lambda: self.store.run_writes(budget_s, committed=self._written))
 
     def _written(self, con: Connection) -> None:
         self.parts.comparisons.changed()

@@ -50,6 +50,8 @@ class SlowReading:
     tcp_established: float  # NaN where it cannot be read
     net_rx_bytes: int
     net_tx_bytes: int
+    memory_used_bytes: float = math.nan  # total - available
+    own_resident_bytes: float = math.nan  # this process' resident memory (its footprint), NaN where unknown
 
 
 def cpu_busy_pct(previous: CpuTimes, current: CpuTimes) -> float:
@@ -88,8 +90,8 @@ def parse_stat(text: str) -> tuple[CpuTimes, int]:
     return CpuTimes(busy=total - idle, total=total), max(logical, 1)
 
 
-def parse_meminfo(text: str) -> float:
-    """(total - available) / total physical memory, in %."""
+def parse_meminfo(text: str) -> tuple[float, float]:
+    """Memory in use: (total - available) / total physical memory in %, and total - available in bytes."""
     values = {}
     for line in text.splitlines():
         key, _, rest = line.partition(":")
@@ -101,7 +103,8 @@ def parse_meminfo(text: str) -> float:
     available = values.get("MemAvailable")
     if available is None:  # kernels before 3.14
         available = values.get("MemFree", 0) + values.get("Buffers", 0) + values.get("Cached", 0)
-    return 100.0 * (total - available) / total if total > 0 else float("nan")
+    used = float(total - available) * 1024  # meminfo counts kB
+    return (100.0 * (total - available) / total if total > 0 else float("nan")), used
 
 
 def parse_loadavg(text: str) -> float:
@@ -167,10 +170,17 @@ class ProcfsHostReader:
 
     def read_slow(self) -> SlowReading:
         rx, tx = parse_net_dev(self._read("net/dev"))
-        return SlowReading(memory_used_pct=parse_meminfo(self._read("meminfo")),
-                           load1=parse_loadavg(self._read("loadavg")),
+        used_pct, used_bytes = parse_meminfo(self._read("meminfo"))
+        return SlowReading(memory_used_pct=used_pct, load1=parse_loadavg(self._read("loadavg")),
                            tcp_established=parse_snmp_curr_estab(self._read("net/snmp")), net_rx_bytes=rx,
-                           net_tx_bytes=tx)
+                           net_tx_bytes=tx, memory_used_bytes=used_bytes, own_resident_bytes=self._own_resident())
+
+    def _own_resident(self) -> float:
+        """This process' resident memory from ``self/statm`` (pages); NaN where the root has none (a canned tree)."""
+        try:
+            return float(self._read("self/statm").split()[1]) * PAGE_BYTES
+        except (OSError, IndexError, ValueError):
+            return math.nan
 
     def cpu_model(self) -> str:
         try:
@@ -181,6 +191,7 @@ class ProcfsHostReader:
 
 
 LOOPBACK_PREFIXES = ("lo", "Loopback")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _import_psutil() -> Any:
@@ -215,9 +226,14 @@ class PsutilHostReader:
             if not nic.startswith(LOOPBACK_PREFIXES):
                 rx += counters.bytes_recv
                 tx += counters.bytes_sent
+        try:
+            own = float(ps.Process().memory_info().rss)
+        except Exception:  # psutil.Error where the process table cannot be read
+            own = math.nan
         return SlowReading(memory_used_pct=100.0 * (memory.total - memory.available) / memory.total,
                            load1=float(ps.getloadavg()[0]), tcp_established=self._established(),
-                           net_rx_bytes=rx, net_tx_bytes=tx)
+                           net_rx_bytes=rx, net_tx_bytes=tx, memory_used_bytes=float(memory.total - memory.available),
+                           own_resident_bytes=own)
 
     def _established(self) -> float:
         ps = self._psutil

@@ -17,6 +17,7 @@ against 2 to 4 ms: a day's 1,440 rows in 0.2 s, not 3 s; ten days' in 1.8 s, not
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -110,6 +111,7 @@ class Rollups:
 
     def __init__(self) -> None:
         self.state = TierState()
+        self.cpu_s = 0.0  # thread CPU seconds spent closing buckets
 
     @property
     def minutes_until(self) -> int | None:
@@ -144,7 +146,15 @@ class Rollups:
     def close_buckets(self, con: Connection, latest_ts_ms: float, earliest_ts_ms: float | None = None) -> TierState:
         """Write every bucket that ended before the minute of ``latest_ts_ms`` (inside the caller's
         transaction) and return the state to ``commit`` after it. ``earliest_ts_ms`` is the oldest sample just
-        written, which starts the tiers of an empty database."""
+        written, which starts the tiers of an empty database. The thread CPU time it takes adds to ``cpu_s``
+        (tsstats' own footprint)."""
+        started = time.thread_time()
+        try:
+            return self._close_buckets(con, latest_ts_ms, earliest_ts_ms)
+        finally:
+            self.cpu_s += time.thread_time() - started
+
+    def _close_buckets(self, con: Connection, latest_ts_ms: float, earliest_ts_ms: float | None) -> TierState:
         minute_start = int(latest_ts_ms) // MINUTE_MS * MINUTE_MS
         minutes_until, hours_until = self.state.minutes_until, self.state.hours_until
         if minutes_until is None:

@@ -19,6 +19,7 @@ from sanic.response import json as json_response
 from sanic.response import raw
 
 from tsstats.api.bodies import NO_STORE, query_values
+from tsstats.api.dashboard_json import render_footprint
 from tsstats.api.openapi import openapi_document
 from tsstats.api.prometheus import CONTENT_TYPE, render_metrics
 from tsstats.api.router import Router
@@ -88,6 +89,8 @@ def add_routes(router: Router, view: ServiceView) -> None:
                          "reopens": health.reopens},
             "samplesHeld": health.samples_held,
             "samplesLost": health.samples_lost,
+            "footprint": render_footprint(view.footprint()),
+            "sampleRateHz": view.rate().hz,
             "stats": None if health.snapshot is None else {
                 "builds": health.snapshot.version, "ageS": round(health.snapshot_age_s or 0.0, 3),
                 "failedBuilds": health.build_failures, "lastError": health.build_error or None},
