@@ -29,7 +29,7 @@ from tsstats.api.router import RequestStats
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.lifecycle import ComparisonLife, RunClock, RunPolicy
-from tsstats.comparisons.stats import ComparisonFiguresCache
+from tsstats.comparisons.stats import ComparisonTally
 from tsstats.core.settings import Settings, StartupError, default_of
 from tsstats.core.units import MS_PER_S
 from tsstats.figures.grid import GridIntensity, GridRow, GridRowsError, parse_csv, resolve_grid
@@ -256,7 +256,7 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                             energy.at_last_tick, settings.max_tracked_trees)
     run_policy = RunPolicy(settings.pue, settings.embodied_kg, settings.lifetime_years, settings.contention_limit_pct,
                        settings.report_grace, settings.max_tracked_trees)
-    comparisons = ComparisonLife(attributor, ComparisonFiguresCache(settings.activity_window),
+    comparisons = ComparisonLife(attributor, ComparisonTally(settings.activity_window),
                                  RunClock(clocks.monotonic, energy.now), run_policy, grid,
                                  ring.pending_columns,
                                  lambda: current_methods(sources.meter, sources.gpu),

@@ -88,7 +88,8 @@ def test_the_page_live_charts_comparisons_ranges_and_a_restart(browser, server_f
     ended = httpx.post(server.url + "/api/comparisons", json={"models": ["llama"], "name": "judged run",
                                                              "status": "running"}).json()
     record = httpx.patch(server.url + f"/api/comparisons/{ended['id']}", json={"status": "completed"}).json()
-    page.wait_for_selector('#comparisons tr:has-text("judged run")', timeout=5_000)
+    # the row may first show the run as it was when the table loaded (running, not judged): wait for its end
+    page.wait_for_selector('#comparisons tr:has-text("judged run") td.fair:not(:text-is("–"))', timeout=5_000)
     cell = page.locator('#comparisons tr:has-text("judged run") td.fair')
     assert cell.inner_text() == ("yes" if record["fair"] else "no")
     assert (cell.get_attribute("title") or "") == "; ".join(record["unfairReasons"])

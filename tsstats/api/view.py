@@ -18,6 +18,7 @@ from tsstats.api.prometheus import Scrape
 from tsstats.api.router import RequestStats
 from tsstats.comparisons.lifecycle import ComparisonLife
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
+from tsstats.comparisons.records import NewOffset
 from tsstats.comparisons.validation import ComparisonUpdate, NewComparison
 from tsstats.core.settings import Settings
 from tsstats.figures.energy import EnergySums
@@ -183,6 +184,9 @@ class ServiceView:
 
     def delete_comparison(self, con: Connection, comparison_id: int, now_ms: int) -> bool:
         return self._comparisons.delete(con, comparison_id, now_ms)
+
+    def add_offset(self, con: Connection, offset: NewOffset, now_ms: int) -> dict[str, Any]:
+        return self._comparisons.add_offset(con, offset, now_ms)
 
     def open_phase(self, con: Connection, comparison_id: int, new: NewPhase, now_ms: int) -> dict[str, Any]:
         return self._comparisons.open_phase(con, comparison_id, new, now_ms)

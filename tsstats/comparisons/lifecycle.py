@@ -26,7 +26,7 @@ from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.conditions import WindowSamples, run_conditions, window_samples
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.records import EXITED_UNREPORTED, Current, Finish
-from tsstats.comparisons.stats import ComparisonFiguresCache
+from tsstats.comparisons.stats import ComparisonTally, tally_row
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, NewComparison, check_transition
 from tsstats.core.inputs import InputError
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, MS_PER_S
@@ -92,14 +92,14 @@ class RunPolicy:
 
 
 class ComparisonLife:
-    def __init__(self, attributor: Attributor, tracker: ComparisonFiguresCache, run_clock: RunClock, policy: RunPolicy,
+    def __init__(self, attributor: Attributor, tally: ComparisonTally, run_clock: RunClock, policy: RunPolicy,
                  grid: GridIntensity, pending: Callable[[], dict[str, np.ndarray]], methods: Callable[[], Methods],
                  pending_gpu: Callable[[], dict[str, np.ndarray]] = dict):
         """``pending()``, ``pending_gpu()``: the sample rows (per-GPU rows) not yet stored, by ring column;
         ``methods()``: how each component's energy is obtained now."""
         self.pending_gpu = pending_gpu
         self.attributor = attributor
-        self.tracker = tracker
+        self.tally = tally
         self.run_clock = run_clock
         self.policy = policy
         self.grid = grid
@@ -111,6 +111,7 @@ class ComparisonLife:
     def create(self, con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
         """A new comparison; one created running is timed from now, and followed at once if it names pids."""
         record = records.insert_comparison(con, new, now_ms)
+        self.tally.replace(None, tally_row(con, record["id"]))
         models.count_created(con, list(new.models), new.status, now_ms)
         if new.status == "running":
             self._open(record["id"], new.pids)
@@ -127,6 +128,7 @@ class ComparisonLife:
         if current is None:
             raise InputError(f"no comparison {comparison_id}", status=404)
         check_transition(current.status, update.status, current.ended_by)
+        before = tally_row(con, comparison_id)
         pids = update.pids or current.pids
         finish = Finish()
         if update.status == "running":
@@ -142,6 +144,7 @@ class ComparisonLife:
         record = records.apply_update(con, comparison_id, update, now_ms, finish,
                                       ended_by if update.status in FINISHED else None, error_replaced=replacing)
         models.count_moved(con, current.models, current.status, update.status, record["energyJ"], now_ms)
+        self.tally.replace(before, tally_row(con, comparison_id))
         return record
 
     def _open(self, key: Hashable, pids: tuple[int, ...] | None) -> None:
@@ -299,7 +302,9 @@ class ComparisonLife:
         finish = self._finish(con, comparison_id, current.started_ms, current.pids, now_ms)
         self._close_phases(con, comparison_id, None, "running", now_ms, finish.finished_ms)
         exited_ms = finish.finished_ms if finish.finished_ms is not None else now_ms  # the window's own end
+        before = tally_row(con, comparison_id)
         records.close_window(con, comparison_id, finish, exited_ms)
+        self.tally.replace(before, tally_row(con, comparison_id))
         self.awaiting[comparison_id] = exited_ms
 
     def overdue(self, now_ms: float) -> list[int]:
@@ -320,9 +325,16 @@ class ComparisonLife:
         self.attributor.untrack(comparison_id, now_ms)
         self.run_clock.forget(comparison_id)
         self.awaiting.pop(comparison_id, None)
+        self.tally.replace(tally_row(con, comparison_id), None)
         phases.delete_phases(con, comparison_id)
         records.delete_comparison(con, comparison_id)
         return True
+
+    def add_offset(self, con: Connection, offset: records.NewOffset, now_ms: int) -> dict[str, Any]:
+        """A carbon offset, counted in the stats' total once committed."""
+        record = records.insert_offset(con, offset, now_ms)
+        self.tally.offset_added(float(offset.kg))
+        return record
 
     def process_exists(self, pid: int) -> bool:
         return self.attributor.exists(pid)
@@ -341,7 +353,7 @@ class ComparisonLife:
         return self.run_clock.open or self.follows_processes or self.waiting
 
     def load(self, con: Connection, now_ms: float) -> None:
-        self.tracker.refresh(con, now_ms)
+        self.tally.refresh(con, now_ms)
         self.awaiting = records.awaiting_reports(con)
         skipped = 0
         for comparison_id, (pids, given) in records.running_with_pids(con).items():
@@ -361,10 +373,16 @@ class ComparisonLife:
                                        if isinstance(key, int)})
 
     def changed(self) -> None:
-        self.tracker.changed()
+        self.tally.changed()
+
+    def committed(self) -> None:
+        self.tally.committed()
+
+    def rolled_back(self) -> None:
+        self.tally.rolled_back()
 
     def refresh(self, con: Connection, now_ms: float) -> None:
-        self.tracker.refresh(con, now_ms)
+        self.tally.refresh(con, now_ms)
 
     def shown(self) -> ComparisonFigures:
-        return self.tracker.shown
+        return self.tally.shown

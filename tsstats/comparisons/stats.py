@@ -1,67 +1,179 @@
-"""What the stats show of comparisons: counts by status, averages of the completed, and the activity of those
-finished within the window, reloaded when a write changed them (sampler thread)."""
+"""What the stats show of comparisons, kept current write by write (writer thread): counts by status, the
+averages of the completed, the number of models, the activity of those finished within the activity window,
+and the offsets' total.
+
+A write of a comparison hands its row as it was and as it is (``TallyRow``, one primary-key read each, inside
+its transaction) to ``ComparisonTally.replace``, which takes the old row's part out and puts the new one's in:
+O(1) a write (O(models) for the models it names), whatever the table holds. The parts of a transaction are
+applied once it has committed (``committed``) and dropped if it rolled back (``rolled_back``: the tally is then
+rebuilt, as it is at start and after a step of the wall clock moved stamped times: one pass over the table).
+
+The activity window is counted by whole seconds of ``finished_ms``: a second's outcomes are summed in one bucket,
+and buckets older than the window are dropped as it slides, so memory is bounded by the window's seconds, not by
+the comparisons.
+"""
 
 from __future__ import annotations
 
-from tsstats.comparisons.records import offsets_total
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from tsstats.comparisons.validation import FINISHED
 from tsstats.core.units import MS_PER_S
 from tsstats.figures import formulas
 from tsstats.figures.moment import ComparisonCounts, ComparisonFigures
 from tsstats.storage.sql import Connection, first
 
-
-def comparison_counts(con: Connection) -> ComparisonCounts:
-    counts = dict(con.execute("SELECT status, count(*) FROM comparisons GROUP BY status").fetchall())
-    averages = first(con.execute(
-        "SELECT coalesce(avg(accuracy), 0), coalesce(avg(speed), 0) FROM comparisons "
-        "WHERE status = 'completed'").fetchall())
-    models = first(con.execute("SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons)"
-                               ).fetchall())[0]
-    return ComparisonCounts(running=counts.get("running", 0), queued=counts.get("queued", 0),
-                            completed=counts.get("completed", 0), models=models, accuracy_pct=float(averages[0]),
-                            speed=float(averages[1]))
+TALLY_COLUMNS = "status, models, accuracy, speed, latency_ms, items, started_ms, finished_ms"
+OUTCOME_FIELDS = len(formulas.Outcomes.__dataclass_fields__)
 
 
-def outcomes_since(con: Connection, since_ms: float) -> formulas.Outcomes:
-    """Counts of the comparisons finished after ``since_ms``."""
-    row = first(con.execute(
-        "SELECT count(*), count(latency_ms), coalesce(sum(latency_ms), 0), "
-        "count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed'), "
-        "coalesce(sum(accuracy) FILTER (WHERE status = 'completed'), 0), "
-        "count(accuracy) FILTER (WHERE status = 'completed'), "
-        "coalesce(sum(speed) FILTER (WHERE status = 'completed'), 0), "
-        "count(speed) FILTER (WHERE status = 'completed'), "
-        "coalesce(sum(items) FILTER (WHERE status = 'completed' AND finished_ms > started_ms), 0), "
-        "coalesce(sum(finished_ms - started_ms) FILTER (WHERE status = 'completed' AND items IS NOT NULL "
-        "AND finished_ms > started_ms), 0) / 1000.0 "
-        "FROM comparisons WHERE finished_ms > ? AND status IN ('completed', 'failed', 'cancelled')",
-        [int(since_ms)]).fetchall())
-    return formulas.Outcomes(int(row[0]), int(row[1]), float(row[2]), int(row[3]), int(row[4]), float(row[5]),
-                             int(row[6]), float(row[7]), int(row[8]), float(row[9]), float(row[10]))
+@dataclass(frozen=True)
+class TallyRow:
+    """What the stats count of one comparison."""
+
+    status: str
+    models: tuple[str, ...]
+    accuracy: float | None
+    speed: float | None
+    latency_ms: float | None
+    items: float | None
+    started_ms: int | None
+    finished_ms: int | None
+
+    def outcome(self) -> tuple[float, ...] | None:
+        """Its part of ``formulas.Outcomes`` once finished (field by field), else None."""
+        if self.status not in FINISHED or self.finished_ms is None:
+            return None
+        completed = self.status == "completed"
+        ran = completed and self.started_ms is not None and self.finished_ms > self.started_ms
+        return (1.0, float(self.latency_ms is not None), self.latency_ms or 0.0, float(completed),
+                float(self.status == "failed"),
+                (self.accuracy or 0.0) if completed else 0.0, float(completed and self.accuracy is not None),
+                (self.speed or 0.0) if completed else 0.0, float(completed and self.speed is not None),
+                (self.items or 0.0) if ran else 0.0,
+                (self.finished_ms - (self.started_ms or 0)) / MS_PER_S if ran and self.items is not None else 0.0)
 
 
-class ComparisonFiguresCache:
-    """What the stats show of comparisons and offsets (writer thread). Reloaded when a build needs it after a
-    write, or when the last load is older than REFRESH_MS (the activity window slides): a burst of writes costs
-    one reload per build, not one per write, and nothing is held per comparison."""
+def tally_row(con: Connection, comparison_id: int) -> TallyRow | None:
+    """The row as the tally counts it (inside the caller's transaction); None when there is none."""
+    row = first(con.execute(f"SELECT {TALLY_COLUMNS} FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
+    return _row(row) if row is not None else None
 
-    REFRESH_MS = 10_000
+
+def _row(row: tuple) -> TallyRow:
+    status, models, accuracy, speed, latency_ms, items, started_ms, finished_ms = row
+    return TallyRow(status, tuple(models), accuracy, speed, latency_ms, items, started_ms, finished_ms)
+
+
+class ComparisonTally:
+    """What the stats show of comparisons and offsets (writer thread)."""
 
     def __init__(self, activity_window_s: float):
         self.window_ms = activity_window_s * MS_PER_S
+        self.statuses: Counter[str] = Counter()
+        self.models: Counter[str] = Counter()
+        self.accuracy = [0.0, 0]  # sum and count over the completed that reported one
+        self.speed = [0.0, 0]
+        self.seconds: dict[int, list[float]] = {}  # finished second -> its outcomes, field by field
+        self.offsets_kg = 0.0
+        self.stale = True  # rebuild from the table before the next figures
+        self.rebuilds = 0  # passes over the table since start
+        self._unsaved: list[tuple[TallyRow | None, TallyRow | None] | float] = []
         self.shown = ComparisonFigures()
-        self.dirty = True
-        self.loaded_ms: float | None = None
+
+    # -- writes ---------------------------------------------------------------------------------------------
+    def replace(self, before: TallyRow | None, after: TallyRow | None) -> None:
+        """A comparison's row changed inside the current transaction: counted once it commits."""
+        self._unsaved.append((before, after))
+
+    def offset_added(self, kg: float) -> None:
+        self._unsaved.append(kg)
+
+    def committed(self) -> None:
+        for change in self._unsaved:
+            if isinstance(change, float):
+                self.offsets_kg += change
+            else:
+                self._count(change[0], -1)
+                self._count(change[1], +1)
+        self._unsaved.clear()
+
+    def rolled_back(self) -> None:
+        self._unsaved.clear()
+        self.stale = True
 
     def changed(self) -> None:
-        """A write happened: reload before the next build."""
-        self.dirty = True
+        """Rows changed outside the write path (a step of the wall clock moved them): rebuild."""
+        self.stale = True
 
-    def refresh(self, con: Connection, now_ms: float) -> None:
-        if not self.dirty and self.loaded_ms is not None and now_ms - self.loaded_ms < self.REFRESH_MS:
+    def _count(self, row: TallyRow | None, sign: int) -> None:
+        if row is None:
             return
+        self.statuses[row.status] += sign
+        for model in set(row.models):
+            self.models[model] += sign
+            if self.models[model] <= 0:
+                del self.models[model]
+        if row.status == "completed":
+            for total, value in ((self.accuracy, row.accuracy), (self.speed, row.speed)):
+                if value is not None:
+                    total[0] += sign * value
+                    total[1] += sign
+        self._count_outcome(row, sign)
+
+    def _count_outcome(self, row: TallyRow, sign: int) -> None:
+        outcome = row.outcome()
+        if outcome is not None:
+            assert row.finished_ms is not None  # an outcome is a finished row's
+            second = self.seconds.setdefault(row.finished_ms // 1000, [0.0] * OUTCOME_FIELDS)
+            for index, value in enumerate(outcome):
+                second[index] += sign * value
+
+    # -- figures --------------------------------------------------------------------------------------------
+    def refresh(self, con: Connection, now_ms: float) -> None:
+        """The figures of now: rebuilt from the table when stale, else from the tally (no query)."""
+        if self.stale:
+            self.rebuild(con, now_ms)
+        cut_s = math.floor((now_ms - self.window_ms) / 1000)
+        for second in [second for second in self.seconds if second <= cut_s]:
+            del self.seconds[second]
+        outcomes = _outcomes([sum(values) for values in zip(*self.seconds.values(), strict=True)]) \
+            if self.seconds else formulas.Outcomes()
+        accuracy_sum, accuracy_n = self.accuracy
+        speed_sum, speed_n = self.speed
         self.shown = ComparisonFigures(
-            counts=comparison_counts(con),
-            activity=formulas.comparison_activity(outcomes_since(con, now_ms - self.window_ms)),
-            offsets_kg=offsets_total(con))
-        self.dirty, self.loaded_ms = False, now_ms
+            counts=ComparisonCounts(running=self.statuses["running"], queued=self.statuses["queued"],
+                                    completed=self.statuses["completed"], models=len(self.models),
+                                    accuracy_pct=accuracy_sum / accuracy_n if accuracy_n else 0.0,
+                                    speed=speed_sum / speed_n if speed_n else 0.0),
+            activity=formulas.comparison_activity(outcomes), offsets_kg=self.offsets_kg)
+
+    def rebuild(self, con: Connection, now_ms: float) -> None:
+        """Everything from the table: one pass (at start, after a rollback or a step of the wall clock)."""
+        self.statuses = Counter(dict(con.execute("SELECT status, count(*) FROM comparisons GROUP BY status")
+                                     .fetchall()))
+        self.models = Counter(dict(con.execute(
+            "SELECT model, count(*) FROM (SELECT DISTINCT id, unnest(models) AS model FROM comparisons) "
+            "GROUP BY model").fetchall()))
+        row = first(con.execute("SELECT coalesce(sum(accuracy), 0), count(accuracy), coalesce(sum(speed), 0), "
+                                "count(speed) FROM comparisons WHERE status = 'completed'").fetchall())
+        self.accuracy, self.speed = [float(row[0]), int(row[1])], [float(row[2]), int(row[3])]
+        self.seconds = {}
+        for values in con.execute(f"SELECT {TALLY_COLUMNS} FROM comparisons WHERE finished_ms > ? AND status IN "
+                                  f"('completed', 'failed', 'cancelled')",
+                                  [int(now_ms - self.window_ms) // 1000 * 1000]).fetchall():
+            self._count_outcome(_row(values), +1)
+        self.offsets_kg = float(first(con.execute("SELECT coalesce(sum(kg), 0) FROM offsets").fetchall())[0])
+        self._unsaved.clear()
+        self.stale = False
+        self.rebuilds += 1
+
+
+def _outcomes(summed: list[float]) -> formulas.Outcomes:
+    """The window's outcomes from the fields summed over its seconds (counts back to whole numbers)."""
+    count = [round(summed[index]) for index in (0, 1, 3, 4, 6, 8)]
+    return formulas.Outcomes(finished=count[0], with_latency=count[1], latency_sum_ms=summed[2], completed=count[2],
+                             failed=count[3], accuracy_sum=summed[5], with_accuracy=count[4], speed_sum=summed[7],
+                             with_speed=count[5], items=summed[9], items_s=summed[10])

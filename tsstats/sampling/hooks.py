@@ -52,7 +52,13 @@ class ComparisonHooks(Protocol):
         """With each flush, in its own transaction: keep what has been attributed so far."""
 
     def changed(self) -> None:
-        """A write or a clock step changed what the stats show of comparisons."""
+        """A clock step moved stamped times: what the stats show of comparisons is counted afresh."""
+
+    def committed(self) -> None:
+        """A write committed: what it changed of comparisons counts from now on."""
+
+    def rolled_back(self) -> None:
+        """A write rolled back: nothing of it counts (what the stats show is counted afresh)."""
 
     def refresh(self, con: Connection, now_ms: float) -> None:
         """Reload what the stats show, if a write changed it or it has aged."""

@@ -338,7 +338,11 @@ class Sampler:
         comparisons, now_ms = self.parts.comparisons, self.clocks.wall() * 1000.0
         exited = comparisons.attribute(now_ms) if comparisons.follows_processes else []
         if exited or comparisons.overdue(now_ms):
-            self.store.transaction(lambda con: comparisons.settle(con, exited, now_ms))
+            try:
+                self.store.transaction(lambda con: comparisons.settle(con, exited, now_ms))
+            except BaseException:
+                self._rolled_back()
+                raise
             self._written(self.store.writer)
 
     def flush(self) -> None:
@@ -361,11 +365,15 @@ class Sampler:
 
     def run_writes(self, budget_s: float | None = None) -> None:
         """Run the writes queued on the store; after each, what the stats show of comparisons is reloaded."""
-        self.parts.footprint.timed("writes", lambda: self.store.run_writes(budget_s, committed=self._written))
+        self.parts.footprint.timed("writes", lambda: self.store.run_writes(budget_s, committed=self._written,
+                                                                           rolled_back=self._rolled_back))
 
     def _written(self, con: Connection) -> None:
-        self.parts.comparisons.changed()
+        self.parts.comparisons.committed()
         self.parts.publisher.invalidate()
+
+    def _rolled_back(self) -> None:
+        self.parts.comparisons.rolled_back()
 
     def pending_columns(self) -> dict[str, np.ndarray]:
         """The sample rows not yet stored, by ring column (any thread)."""

@@ -102,10 +102,12 @@ class Store:
         self._notify()
         return future
 
-    def run_writes(self, budget_s: float | None = None, committed: Callable[[Connection], None] | None = None) -> int:
+    def run_writes(self, budget_s: float | None = None, committed: Callable[[Connection], None] | None = None,
+                   rolled_back: Callable[[], None] | None = None) -> int:
         """Run queued writes, each in its own transaction, until none is left or ``budget_s`` has passed
         (writer thread only); returns how many ran. ``committed(connection)`` runs after each commit, before its
-        writer hears of it, so that whatever the writer asks next already sees the write."""
+        writer hears of it, so that whatever the writer asks next already sees the write; ``rolled_back()`` after
+        each that failed."""
         deadline = None if budget_s is None else time.monotonic() + budget_s
         done = 0
         while deadline is None or time.monotonic() < deadline or done == 0:
@@ -119,6 +121,8 @@ class Store:
             try:
                 result = self.transaction(work)
             except BaseException as error:
+                if rolled_back is not None:
+                    rolled_back()
                 future.set_exception(error)
                 continue
             if then is not None:

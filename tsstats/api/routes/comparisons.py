@@ -21,7 +21,7 @@ from tsstats.api.router import Router
 from tsstats.api.view import ServiceView, record_bytes
 from tsstats.comparisons import records, validation
 from tsstats.comparisons.phases import validate_new_phase, validate_phase_end
-from tsstats.comparisons.records import insert_offset, list_offsets, validate_offset
+from tsstats.comparisons.records import list_offsets, validate_offset
 from tsstats.comparisons.studies import check_study_id, list_studies, study_answer, study_trial_ids
 from tsstats.core.inputs import InputError, rfc3339_ms
 from tsstats.core.units import MS_PER_S
@@ -83,7 +83,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
         if request.method == "POST":
             query_values(request, ())
             offset = validate_offset(parse_json_body(request), time.time())
-            record = await write(lambda con: insert_offset(con, offset, now_ms()), request)
+            record = await write(lambda con: view.add_offset(con, offset, now_ms()), request)
             return json_response(record, status=201, headers=NO_STORE)
         page = validation.validate_list_query(query_lists(request), ("limit", "before"))
         return json_response(await view.read(list_offsets, page), headers=NO_STORE)
