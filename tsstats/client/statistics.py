@@ -10,6 +10,7 @@ ratio with Welch-Satterthwaite degrees of freedom: asymmetric, always positive, 
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass
@@ -63,8 +64,11 @@ def t_two_sided_p(t: float, df: float) -> float:
     return incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
 
 
+@functools.lru_cache(maxsize=1024)
 def t_quantile(probability: float, df: float) -> float:
-    """The ``probability`` quantile of Student's t (0.5 < probability < 1), by bisection of the two-sided tail."""
+    """The ``probability`` quantile of Student's t (0.5 < probability < 1), by bisection of the two-sided tail;
+    kept for the last 1,024 (probability, df) asked (a models table asks the same few degrees of freedom for
+    every model and figure: 63 incomplete beta functions each)."""
     tail = 2.0 * (1.0 - probability)
     low, high = 0.0, 1.0
     while t_two_sided_p(high, df) > tail:
