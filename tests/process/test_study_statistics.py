@@ -62,9 +62,15 @@ def study(url: str, path, *commands: str, runs: int = 6) -> dict:
 
 
 def test_the_same_command_twice_is_not_called_different(measured, tmp_path):
-    """Three A/A studies: at 5 %, two or more false verdicts of three would happen about once in 140 tries."""
-    verdicts = [study(measured.url, tmp_path / f"aa{index}.json", WORK, WORK + " ")["ratios"]["energy"][0]
-                for index in range(3)]
+    """Three A/A studies: at 5 %, two or more false verdicts of three would happen about once in 140 tries on a
+    machine whose load holds still. A trial's energy is its share of the machine's busy CPU time, so when other
+    work comes and goes during a study (the rest of this suite, on 2 cores) the two commands' trials may really
+    differ: a second set of three then decides, and a broken statistic fails both (about once in 20,000 tries)."""
+    for attempt in range(2):
+        verdicts = [study(measured.url, tmp_path / f"aa{attempt}{index}.json", WORK, WORK + " ")["ratios"]["energy"][0]
+                    for index in range(3)]
+        if sum(verdict["significant"] for verdict in verdicts) <= 1:
+            break
     assert sum(verdict["significant"] for verdict in verdicts) <= 1, verdicts
     assert all(verdict["ci_low"] <= 1.0 or verdict["significant"] for verdict in verdicts), verdicts
 
