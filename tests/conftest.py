@@ -64,3 +64,21 @@ try:
     _hypothesis_settings.register_profile("deep", max_examples=3000, deadline=None)
 except ImportError:  # pragma: no cover - hypothesis comes with the test extras
     pass
+
+
+def pytest_addoption(parser):
+    parser.addoption("--quiet-tests", choices=("all", "skip", "only"), default="all",
+                     help="the tests marked quiet (statistics of measured trials, which other load sways): run them "
+                          "with the rest (all), leave them out (skip) or run only them (only); scripts/test.sh runs "
+                          "the rest in parallel, then these alone")
+
+
+def pytest_collection_modifyitems(config, items):
+    mode = config.getoption("--quiet-tests")
+    if mode == "all":
+        return
+    kept = [item for item in items if (item.get_closest_marker("quiet") is not None) == (mode == "only")]
+    left = [item for item in items if item not in kept]
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept

@@ -28,6 +28,7 @@ def compare(url: str, *arguments: str, timeout: float = 240) -> subprocess.Compl
     return run_cli("compare", "--url", url, *arguments, env={"TSSTATS_URL": url}, timeout=timeout)
 
 
+@pytest.mark.quiet  # its verdicts are statistics of measured trials: run alone, after the rest (scripts/test.sh)
 def test_twice_the_work_costs_about_twice_the_energy_and_time(service, tmp_path):
     exports = {kind: tmp_path / f"study.{kind}" for kind in ("json", "csv", "md")}
     # fairness is not what this test is about: on a busy machine every short trial may be judged unfair

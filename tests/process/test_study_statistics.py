@@ -17,6 +17,8 @@ from support.server import ServerProcess, run_cli
 
 from tsstats.client.statistics import ratio
 
+pytestmark = pytest.mark.quiet  # run alone, after the rest (scripts/test.sh)
+
 WORK = f"{sys.executable} -c 'sum(i * i for i in range(600000))'"
 LONG_WORK = WORK.replace("600000", "4000000")  # a trial's fixed costs (its record, a shell) small beside it
 POWER_W = 20.0
