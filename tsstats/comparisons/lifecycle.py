@@ -26,7 +26,7 @@ from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.conditions import WindowSamples, run_conditions, window_samples
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.records import EXITED_UNREPORTED, Current, Finish
-from tsstats.comparisons.stats import ComparisonTally, tally_row
+from tsstats.comparisons.stats import ComparisonTally
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, NewComparison, check_transition
 from tsstats.core.inputs import InputError
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, MS_PER_S
@@ -110,8 +110,8 @@ class ComparisonLife:
     # -- writes (the work of Store.write, on the writer thread) -----------------------------------------
     def create(self, con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
         """A new comparison; one created running is timed from now, and followed at once if it names pids."""
-        record = records.insert_comparison(con, new, now_ms)
-        self.tally.replace(None, tally_row(con, record["id"]))
+        record, counted = records.insert_comparison(con, new, now_ms)
+        self.tally.replace(None, counted)
         models.count_created(con, list(new.models), new.status, now_ms)
         if new.status == "running":
             self._open(record["id"], new.pids)
@@ -128,7 +128,6 @@ class ComparisonLife:
         if current is None:
             raise InputError(f"no comparison {comparison_id}", status=404)
         check_transition(current.status, update.status, current.ended_by)
-        before = tally_row(con, comparison_id)
         pids = update.pids or current.pids
         finish = Finish()
         if update.status == "running":
@@ -141,10 +140,11 @@ class ComparisonLife:
         if update.status in FINISHED and not replacing:
             self._close_phases(con, comparison_id, None, update.status, now_ms, finish.finished_ms)
             self.awaiting.pop(comparison_id, None)
-        record = records.apply_update(con, comparison_id, update, now_ms, finish,
-                                      ended_by if update.status in FINISHED else None, error_replaced=replacing)
+        record, counted = records.apply_update(con, comparison_id, update, now_ms, finish,
+                                               ended_by if update.status in FINISHED else None,
+                                               error_replaced=replacing)
         models.count_moved(con, current.models, current.status, update.status, record["energyJ"], now_ms)
-        self.tally.replace(before, tally_row(con, comparison_id))
+        self.tally.replace(current.tally, counted)
         return record
 
     def _open(self, key: Hashable, pids: tuple[int, ...] | None) -> None:
@@ -302,9 +302,7 @@ class ComparisonLife:
         finish = self._finish(con, comparison_id, current.started_ms, current.pids, now_ms)
         self._close_phases(con, comparison_id, None, "running", now_ms, finish.finished_ms)
         exited_ms = finish.finished_ms if finish.finished_ms is not None else now_ms  # the window's own end
-        before = tally_row(con, comparison_id)
-        records.close_window(con, comparison_id, finish, exited_ms)
-        self.tally.replace(before, tally_row(con, comparison_id))
+        records.close_window(con, comparison_id, finish, exited_ms)  # still running: nothing the stats count moves
         self.awaiting[comparison_id] = exited_ms
 
     def overdue(self, now_ms: float) -> list[int]:
@@ -325,7 +323,7 @@ class ComparisonLife:
         self.attributor.untrack(comparison_id, now_ms)
         self.run_clock.forget(comparison_id)
         self.awaiting.pop(comparison_id, None)
-        self.tally.replace(tally_row(con, comparison_id), None)
+        self.tally.replace(current.tally, None)
         phases.delete_phases(con, comparison_id)
         records.delete_comparison(con, comparison_id)
         return True

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tsstats.comparisons.phases import phases_of
+from tsstats.comparisons.stats import TALLY_COLUMNS, TallyRow
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, ListQuery, NewComparison, page_answer
 from tsstats.core.inputs import (
     InputError,
@@ -31,6 +32,7 @@ RECORD_COLUMNS = ("id, name, models, status, created_ms, started_ms, finished_ms
                   "error, metadata, energy_kwh, carbon_kg, pids, gpu_share, machine_kwh, "
                   "attributed_cpu_j, attributed_gpu_j, attributed_mem_j, items, embodied_g, accounting, conditions, "
                   "fair, ended_by, exited_ms")
+_AT = {name.strip(): index for index, name in enumerate(RECORD_COLUMNS.split(","))}
 EXITED_UNREPORTED = "its processes exited and no final status was reported within report_grace"
 
 
@@ -121,14 +123,20 @@ def _measurer(kept: dict[str, Any] | None) -> dict[str, Any] | None:
             "sharePct": None if share is None else round(share, 4)}
 
 
-def insert_comparison(con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
+def insert_comparison(con: Connection, new: NewComparison, now_ms: int) -> tuple[dict[str, Any], TallyRow]:
+    """A new record: as the API gives it, and what the stats count of it."""
     started = now_ms if new.status == "running" else None
     pids = list(new.pids) if new.pids else None
     row = first(con.execute(
         f"INSERT INTO comparisons (name, models, status, created_ms, started_ms, metadata, pids, items) "
         f"VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {RECORD_COLUMNS}",
         [new.name, list(new.models), new.status, now_ms, started, new.metadata, pids, new.items]).fetchall())
-    return record_from_row(row)
+    return record_from_row(row), tally_of(row)
+
+
+def tally_of(row: tuple) -> TallyRow:
+    """What the stats count of a record, from its row of ``RECORD_COLUMNS``."""
+    return TallyRow.of(tuple(row[_AT[name.strip()]] for name in TALLY_COLUMNS.split(",")))
 
 
 def fetch_comparison(con: Connection, comparison_id: int) -> dict[str, Any] | None:
@@ -149,13 +157,23 @@ class Current:
     exited_ms: int | None
     finished_ms: int | None
     models: list[str]
+    accuracy: float | None = None
+    speed: float | None = None
+    latency_ms: float | None = None
+    items: float | None = None
+
+    @property
+    def tally(self) -> TallyRow:
+        """What the stats count of it as it stands."""
+        return TallyRow(self.status, tuple(self.models), self.accuracy, self.speed, self.latency_ms, self.items,
+                        self.started_ms, self.finished_ms)
 
 
 def current_status(con: Connection, comparison_id: int) -> Current | None:
-    row = first(con.execute("SELECT status, started_ms, pids, ended_by, exited_ms, finished_ms, models "
-                            "FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
+    row = first(con.execute("SELECT status, started_ms, pids, ended_by, exited_ms, finished_ms, models, accuracy, "
+                            "speed, latency_ms, items FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
     return Current(row[0], row[1], tuple(row[2]) if row[2] else None, row[3], row[4], row[5],
-                   list(row[6])) if row else None
+                   list(row[6]), *row[7:]) if row else None
 
 
 @dataclass(frozen=True)
@@ -176,9 +194,10 @@ class Finish:
 
 def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, now_ms: int,
                  finish: Finish = Finish(), ended_by: str | None = None, error_replaced: bool = False
-                 ) -> dict[str, Any]:
-    """Write a transition; ``ended_by``: who gave a final status; ``error_replaced``: the update's error (None
-    included) replaces the record's, as a client's verdict replaces the service's."""
+                 ) -> tuple[dict[str, Any], TallyRow]:
+    """Write a transition, and give the record as the API gives it and what the stats count of it; ``ended_by``:
+    who gave a final status; ``error_replaced``: the update's error (None included) replaces the record's, as a
+    client's verdict replaces the service's."""
     started = now_ms if update.status == "running" else None
     finished = (finish.finished_ms if finish.finished_ms is not None else now_ms) \
         if update.status in FINISHED else None
@@ -198,7 +217,7 @@ def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, 
          finish.energy_kwh, finish.carbon_kg, pids, finish.machine_kwh, update.items, finish.embodied_g,
          finish.accounting, update.metadata, finish.conditions, finish.fair, *_attributed_values(finish.attributed),
          comparison_id]).fetchall())
-    return record_from_row(row, phases_of(con, [comparison_id]).get(comparison_id))
+    return record_from_row(row, phases_of(con, [comparison_id]).get(comparison_id)), tally_of(row)
 
 
 def close_window(con: Connection, comparison_id: int, finish: Finish, exited_ms: int) -> None:

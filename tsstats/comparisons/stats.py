@@ -1,16 +1,17 @@
-"""What the stats show of comparisons, kept current write by write (writer thread): counts by status, the
-averages of the completed, the number of models, the activity of those finished within the activity window,
-and the offsets' total.
+"""What the stats show of comparisons, kept current write by write (writer thread): counts by status, the averages of
+the completed, the number of models, the activity of those finished within the activity window, and the offsets'
+total.
 
-A write of a comparison hands its row as it was and as it is (``TallyRow``, one primary-key read each, inside
-its transaction) to ``ComparisonTally.replace``, which takes the old row's part out and puts the new one's in:
-O(1) a write (O(models) for the models it names), whatever the table holds. The parts of a transaction are
-applied once it has committed (``committed``) and dropped if it rolled back (``rolled_back``: the tally is then
-rebuilt, as it is at start and after a step of the wall clock moved stamped times: one pass over the table).
+A write of a comparison hands its row as it was and as it is (``TallyRow``, from the reads the write makes anyway:
+``records.current_status`` before, the ``RETURNING`` of its insert or update after) to ``ComparisonTally.replace``,
+which takes the old row's part out and puts the new one's in: O(1) a write (O(models) for the models it names),
+whatever the table holds. The parts of a transaction are applied once it has committed (``committed``) and dropped
+if it rolled back (``rolled_back``: the tally is then rebuilt, as it is at start and after a step of the wall clock
+moved stamped times: one pass over the table).
 
 The activity window is counted by whole seconds of ``finished_ms``: a second's outcomes are summed in one bucket,
-and buckets older than the window are dropped as it slides, so memory is bounded by the window's seconds, not by
-the comparisons.
+and buckets older than the window are dropped as it slides (taken out of the running sum of those held, so a build
+adds nothing up), so memory is bounded by the window's seconds, not by the comparisons.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ class TallyRow:
     started_ms: int | None
     finished_ms: int | None
 
+    @classmethod
+    def of(cls, row: tuple) -> TallyRow:
+        """From a row of ``TALLY_COLUMNS``."""
+        status, models, accuracy, speed, latency_ms, items, started_ms, finished_ms = row
+        return cls(status, tuple(models), accuracy, speed, latency_ms, items, started_ms, finished_ms)
+
     def outcome(self) -> tuple[float, ...] | None:
         """Its part of ``formulas.Outcomes`` once finished (field by field), else None."""
         if self.status not in FINISHED or self.finished_ms is None:
@@ -56,17 +63,6 @@ class TallyRow:
                 (self.finished_ms - (self.started_ms or 0)) / MS_PER_S if ran and self.items is not None else 0.0)
 
 
-def tally_row(con: Connection, comparison_id: int) -> TallyRow | None:
-    """The row as the tally counts it (inside the caller's transaction); None when there is none."""
-    row = first(con.execute(f"SELECT {TALLY_COLUMNS} FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
-    return _row(row) if row is not None else None
-
-
-def _row(row: tuple) -> TallyRow:
-    status, models, accuracy, speed, latency_ms, items, started_ms, finished_ms = row
-    return TallyRow(status, tuple(models), accuracy, speed, latency_ms, items, started_ms, finished_ms)
-
-
 class ComparisonTally:
     """What the stats show of comparisons and offsets (writer thread)."""
 
@@ -77,10 +73,12 @@ class ComparisonTally:
         self.accuracy = [0.0, 0]  # sum and count over the completed that reported one
         self.speed = [0.0, 0]
         self.seconds: dict[int, list[float]] = {}  # finished second -> its outcomes, field by field
+        self.held = [0.0] * OUTCOME_FIELDS  # the sum over the seconds held, kept as they change
         self.offsets_kg = 0.0
         self.stale = True  # rebuild from the table before the next figures
         self.rebuilds = 0  # passes over the table since start
-        self._unsaved: list[tuple[TallyRow | None, TallyRow | None] | float] = []
+        self._unsaved: list[tuple[TallyRow | None, TallyRow | None]] = []
+        self._unsaved_kg = 0.0
         self.shown = ComparisonFigures()
 
     # -- writes ---------------------------------------------------------------------------------------------
@@ -89,19 +87,19 @@ class ComparisonTally:
         self._unsaved.append((before, after))
 
     def offset_added(self, kg: float) -> None:
-        self._unsaved.append(kg)
+        self._unsaved_kg += kg
 
     def committed(self) -> None:
-        for change in self._unsaved:
-            if isinstance(change, float):
-                self.offsets_kg += change
-            else:
-                self._count(change[0], -1)
-                self._count(change[1], +1)
+        for before, after in self._unsaved:
+            self._count(before, -1)
+            self._count(after, +1)
+        self.offsets_kg += self._unsaved_kg
         self._unsaved.clear()
+        self._unsaved_kg = 0.0
 
     def rolled_back(self) -> None:
         self._unsaved.clear()
+        self._unsaved_kg = 0.0
         self.stale = True
 
     def changed(self) -> None:
@@ -130,6 +128,7 @@ class ComparisonTally:
             second = self.seconds.setdefault(row.finished_ms // 1000, [0.0] * OUTCOME_FIELDS)
             for index, value in enumerate(outcome):
                 second[index] += sign * value
+                self.held[index] += sign * value
 
     # -- figures --------------------------------------------------------------------------------------------
     def refresh(self, con: Connection, now_ms: float) -> None:
@@ -138,9 +137,9 @@ class ComparisonTally:
             self.rebuild(con, now_ms)
         cut_s = math.floor((now_ms - self.window_ms) / 1000)
         for second in [second for second in self.seconds if second <= cut_s]:
-            del self.seconds[second]
-        outcomes = _outcomes([sum(values) for values in zip(*self.seconds.values(), strict=True)]) \
-            if self.seconds else formulas.Outcomes()
+            for index, value in enumerate(self.seconds.pop(second)):
+                self.held[index] -= value
+        outcomes = _outcomes(self.held) if self.seconds else formulas.Outcomes()
         accuracy_sum, accuracy_n = self.accuracy
         speed_sum, speed_n = self.speed
         self.shown = ComparisonFigures(
@@ -161,12 +160,14 @@ class ComparisonTally:
                                 "count(speed) FROM comparisons WHERE status = 'completed'").fetchall())
         self.accuracy, self.speed = [float(row[0]), int(row[1])], [float(row[2]), int(row[3])]
         self.seconds = {}
+        self.held = [0.0] * OUTCOME_FIELDS
         for values in con.execute(f"SELECT {TALLY_COLUMNS} FROM comparisons WHERE finished_ms > ? AND status IN "
                                   f"('completed', 'failed', 'cancelled')",
                                   [int(now_ms - self.window_ms) // 1000 * 1000]).fetchall():
-            self._count_outcome(_row(values), +1)
+            self._count_outcome(TallyRow.of(values), +1)
         self.offsets_kg = float(first(con.execute("SELECT coalesce(sum(kg), 0) FROM offsets").fetchall())[0])
         self._unsaved.clear()
+        self._unsaved_kg = 0.0
         self.stale = False
         self.rebuilds += 1
 

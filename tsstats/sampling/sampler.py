@@ -237,7 +237,7 @@ class Sampler:
     def rate(self) -> SampleRate:
         """The rate now and why (any thread)."""
         return SampleRate(1.0 / self.period_s, self.schedule.sample_hz, 1.0 / self.schedule.slow_period_s,
-                    self.full_because)
+                          self.full_because)
 
     def pace(self, now: float) -> None:
         """Sample at the rate needed now: up at once (a sample taken now), down once nothing needs the full rate.
@@ -280,8 +280,8 @@ class Sampler:
             self._wake.wait(max(0.0, self._next_tick - mono()))
             self._wake.clear()
             self.pace(mono())
-            self.run_writes(budget_s=self.full_period_s * WRITE_SHARE)
-            self.pace(mono())  # a write may have started a run
+            if self.run_writes(budget_s=self.full_period_s * WRITE_SHARE):
+                self.pace(mono())  # a write may have started a run
             footprint.timed("stats", parts.publisher.run_requested)
             now = mono()
             if now < self._next_tick:
@@ -363,10 +363,11 @@ class Sampler:
         self.parts.comparisons.changed()
         self.parts.publisher.invalidate()
 
-    def run_writes(self, budget_s: float | None = None) -> None:
-        """Run the writes queued on the store; after each, what the stats show of comparisons is reloaded."""
-        self.parts.footprint.timed("writes", lambda: self.store.run_writes(budget_s, committed=self._written,
-                                                                           rolled_back=self._rolled_back))
+    def run_writes(self, budget_s: float | None = None) -> int:
+        """Run the writes queued on the store (returns how many ran); after each, what it changed of comparisons
+        counts, and the stats are built afresh when next asked for."""
+        return self.parts.footprint.timed("writes", lambda: self.store.run_writes(budget_s, committed=self._written,
+                                                                                  rolled_back=self._rolled_back))
 
     def _written(self, con: Connection) -> None:
         self.parts.comparisons.committed()
