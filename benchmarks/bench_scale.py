@@ -10,8 +10,7 @@ opens it; while a steady writer creates and completes comparisons through the AP
 stats (every write makes the next GET build them afresh), ``/metrics`` and ``/api/models`` (the page's
 ``-30d``) are asked for in turn, back to back, for ``--seconds`` each. Printed per size: p50 and p95 of each,
 the age of the stats body when it arrived (now less its ``generatedAt``), the service's start-up, and each p50's
-ratio to the 1,000's. Target: the stats and /metrics alike at every size (ratio <= 1.5); ``/api/models`` is
-printed beside them.
+ratio to the 1,000's. Target: the stats, /metrics and /api/models alike at every size (ratio <= 1.5).
 """
 
 from __future__ import annotations
@@ -143,8 +142,9 @@ def main() -> int:
             ratios = "  ".join(f"{path} {results[size][f'{path} p50'] / base[f'{path} p50']:.2f}x" for path in ROUTES)
             print(f"  {size:>9,}: {ratios}")
         worst = max(results[size][f"{path} p50"] / base[f"{path} p50"] for size in sizes[1:]
-                    for path in ROUTES[:2]) if len(sizes) > 1 else 1.0
-        print(f"stats and /metrics, worst ratio {worst:.2f} (target <= 1.5): {'met' if worst <= 1.5 else 'missed'}")
+                    for path in ROUTES) if len(sizes) > 1 else 1.0
+        print(f"stats, /metrics and /api/models, worst ratio {worst:.2f} (target <= 1.5): "
+              f"{'met' if worst <= 1.5 else 'missed'}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0

@@ -287,6 +287,8 @@ def test_retention_removes_exactly_what_it_should(tmp_path):
 
 
 def test_a_retention_pass_deletes_the_oldest_rows_a_bounded_number_at_a_time(tmp_path, monkeypatch):
+    """A pass deletes the oldest span of time that held about RETENTION_ROWS rows the pass before (an hour at
+    first), and finds each table's oldest time once, not on every pass."""
     from tsstats.storage import retention
 
     monkeypatch.setattr(retention, "RETENTION_ROWS", 1000)
@@ -297,14 +299,16 @@ def test_a_retention_pass_deletes_the_oldest_rows_a_bounded_number_at_a_time(tmp
     write_batch(store, rollups, columns, gpu)
     rollups.close(store, now)
     policy = retention.RetentionPolicy(raw_s=86_400, minute_s=90 * 86_400, hour_s=5 * 365 * 86_400)
+    floors = retention.Floors()
     passes = []
     while deleted := store.transaction(lambda con: retention.enforce_retention(con, policy, now,
-                                                                                 rollups.minutes_until)):
+                                                                                 rollups.minutes_until, floors)):
         passes.append(deleted)
     left = store.read_now(lambda con: con.execute("SELECT min(ts_ms), count(*) FROM samples").fetchall()[0])
     assert left == (now - 86_400_000, 8640) and sum(passes) == 2 * 8640  # samples and their GPU rows
-    assert len(passes) == 9 and max(passes) == 2 * 1000  # the oldest 1,000 of each table per pass
-    store.close()
+    assert passes[0] == 2 * 360  # an hour of samples and of their GPU rows
+    assert max(passes[1:]) <= 2 * 1010 and len(passes) <= 11  # then about the oldest 1,000 of each table a pass
+    assert floors.scans == len(retention.retention_deletes(policy, now, None))  # one scan a table, at the first
 
 
 def test_size_cap_deletes_the_oldest_first(tmp_path):

@@ -17,6 +17,7 @@ import numpy as np
 from tsstats.api.prometheus import Scrape
 from tsstats.api.router import RequestStats
 from tsstats.comparisons.lifecycle import ComparisonLife
+from tsstats.comparisons.models import model_table
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.records import NewOffset
 from tsstats.comparisons.validation import ComparisonUpdate, NewComparison
@@ -162,6 +163,10 @@ class ServiceView:
         """The sample rows not stored yet, as the tables store them (any thread): history to the last tick."""
         return PendingRows(host=HOST_ROW.to_stored(self._sampler.pending_columns()),
                            gpu=GPU_ROW.to_stored(self._sampler.pending_gpu_columns()))
+
+    def model_table(self, con: Connection, from_ms: int, to_ms: int, fair_only: bool) -> dict[str, Any]:
+        """The models table over [from_ms, to_ms]: its whole hours from the parts kept write by write (a read)."""
+        return model_table(con, from_ms, to_ms, fair_only, self._comparisons.hours)
 
     def energy_between(self, con: Connection, from_ms: float, to_ms: float) -> EnergySums:
         """Energy over [from_ms, to_ms) from stored rows and those still in memory (a read, any thread)."""

@@ -26,7 +26,7 @@ from tsstats.comparisons.attributor import Attributor
 from tsstats.comparisons.conditions import WindowSamples, run_conditions, window_samples
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.records import EXITED_UNREPORTED, Current, Finish
-from tsstats.comparisons.stats import ComparisonTally
+from tsstats.comparisons.stats import ComparisonTally, TallyRow
 from tsstats.comparisons.validation import FINISHED, ComparisonUpdate, NewComparison, check_transition
 from tsstats.core.inputs import InputError
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH, MS_PER_S
@@ -100,6 +100,7 @@ class ComparisonLife:
         self.pending_gpu = pending_gpu
         self.attributor = attributor
         self.tally = tally
+        self.hours = models.ModelHours()  # the models table's parts, kept by the same writes
         self.run_clock = run_clock
         self.policy = policy
         self.grid = grid
@@ -111,7 +112,7 @@ class ComparisonLife:
     def create(self, con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
         """A new comparison; one created running is timed from now, and followed at once if it names pids."""
         record, counted = records.insert_comparison(con, new, now_ms)
-        self.tally.replace(None, counted)
+        self._counted(None, counted)
         models.count_created(con, list(new.models), new.status, now_ms)
         if new.status == "running":
             self._open(record["id"], new.pids)
@@ -144,8 +145,13 @@ class ComparisonLife:
                                                ended_by if update.status in FINISHED else None,
                                                error_replaced=replacing)
         models.count_moved(con, current.models, current.status, update.status, record["energyJ"], now_ms)
-        self.tally.replace(current.tally, counted)
+        self._counted(current.tally, counted)
         return record
+
+    def _counted(self, before: TallyRow | None, after: TallyRow | None) -> None:
+        """A comparison's row as it was and as it is, for the stats' tally and the models table's parts."""
+        self.tally.replace(before, after)
+        self.hours.replace(before, after)
 
     def _open(self, key: Hashable, pids: tuple[int, ...] | None) -> None:
         if pids:
@@ -302,7 +308,7 @@ class ComparisonLife:
         finish = self._finish(con, comparison_id, current.started_ms, current.pids, now_ms)
         self._close_phases(con, comparison_id, None, "running", now_ms, finish.finished_ms)
         exited_ms = finish.finished_ms if finish.finished_ms is not None else now_ms  # the window's own end
-        records.close_window(con, comparison_id, finish, exited_ms)  # still running: nothing the stats count moves
+        self._counted(current.tally, records.close_window(con, comparison_id, finish, exited_ms))  # still running
         self.awaiting[comparison_id] = exited_ms
 
     def overdue(self, now_ms: float) -> list[int]:
@@ -323,7 +329,7 @@ class ComparisonLife:
         self.attributor.untrack(comparison_id, now_ms)
         self.run_clock.forget(comparison_id)
         self.awaiting.pop(comparison_id, None)
-        self.tally.replace(current.tally, None)
+        self._counted(current.tally, None)
         phases.delete_phases(con, comparison_id)
         records.delete_comparison(con, comparison_id)
         return True
@@ -352,6 +358,7 @@ class ComparisonLife:
 
     def load(self, con: Connection, now_ms: float) -> None:
         self.tally.refresh(con, now_ms)
+        self.hours.refresh(con)
         self.awaiting = records.awaiting_reports(con)
         skipped = 0
         for comparison_id, (pids, given) in records.running_with_pids(con).items():
@@ -372,15 +379,19 @@ class ComparisonLife:
 
     def changed(self) -> None:
         self.tally.changed()
+        self.hours.changed()
 
     def committed(self) -> None:
         self.tally.committed()
+        self.hours.committed()
 
     def rolled_back(self) -> None:
         self.tally.rolled_back()
+        self.hours.rolled_back()
 
     def refresh(self, con: Connection, now_ms: float) -> None:
         self.tally.refresh(con, now_ms)
+        self.hours.refresh(con)
 
     def shown(self) -> ComparisonFigures:
         return self.tally.shown

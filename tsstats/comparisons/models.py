@@ -1,22 +1,37 @@
 """The models table: per model, its runs by status, mean accuracy, speed and latency of those completed, and
 energy and carbon per run, per item and as SCI (``GET /api/models``); and the per-model counters behind
 ``/metrics`` (table ``model_counters``), kept by each write of a comparison inside its transaction on the writer
-thread, so that a scrape reads one row a model and a kept model's counters never go down. Reads on a pool
-cursor."""
+thread, so that a scrape reads one row a model and a kept model's counters never go down.
+
+The table over a range is the sum of its parts: per model, the counts, the sums behind the per-item figures, and
+each figure's moments (runs, mean, sum of squared deviations, merged by Chan's formula). ``ModelHours`` keeps these
+parts per model and hour of creation (and whether the run was judged unfair), write by write like the stats'
+tally (``TallyRow`` before and after, applied once committed), so that ``model_table`` reads the whole hours of
+its range from memory and asks SQL only for its two partial hours at the edges: its cost follows the models and
+hours, not the comparisons. Until the parts are built (once, on the writer thread, at start or after a step of the
+wall clock moved stamped times), and beyond ``MAX_MODEL_HOURS`` of them, the whole range is read from SQL. Reads
+on a pool cursor."""
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from tsstats.client.statistics import half_width
+from tsstats.comparisons.stats import TallyRow
 from tsstats.comparisons.validation import FINISHED, STATUSES
-from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
+from tsstats.core.units import GRAMS_PER_KG, HOUR_MS, JOULES_PER_KWH
 from tsstats.figures.formulas import rounded
 from tsstats.storage.sql import Connection, first
 
+log = logging.getLogger("tsstats.models")
 MAX_MODELS_LISTED = 1000
+MAX_MODEL_HOURS = 100_000  # parts held in memory (about 400 bytes each); beyond, the table is read from SQL
 UNITS = {"runs": "count", "accuracy": "%", "speed": "as reported", "latencyMs": "ms", "energyPerRunJ": "J",
          "energyPerItemJ": "J", "carbonPerItemG": "g CO2e", "sciPerItemG": "g CO2e"}
 _FINISHED_WITH_ITEMS = "status IN ('completed', 'failed', 'cancelled') AND items IS NOT NULL AND energy_kwh IS NOT NULL"
@@ -31,49 +46,238 @@ SPREAD_OF = {
     "speed": ("speed", "status = 'completed'"),
     "latencyMs": ("latency_ms", "status = 'completed'"),
 }
+# A part's columns: runs, runs by status, then over the finished runs with items and energy: items, energy (J),
+# carbon (g), how many of them have carbon, carbon plus embodied (g); then each figure's runs, mean and sum of
+# squared deviations
+_COUNTED = 1 + len(STATUSES)
+_SUMMED = 5
+_MOMENTS = _COUNTED + _SUMMED
+WIDTH = _MOMENTS + 3 * len(SPREAD_OF)
+_PART_SQL = ", ".join([
+    "count(*)", *(f"count(*) FILTER (WHERE status = '{status}')" for status in STATUSES),
+    f"coalesce(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0)",
+    f"coalesce(sum(energy_kwh * {JOULES_PER_KWH!r}) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0)",
+    f"coalesce(sum(carbon_kg * {GRAMS_PER_KG!r}) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0)",
+    f"count(carbon_kg) FILTER (WHERE {_FINISHED_WITH_ITEMS})",
+    f"coalesce(sum(carbon_kg * {GRAMS_PER_KG!r} + coalesce(embodied_g, 0)) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0)",
+    *(f"count({expression}) FILTER (WHERE {where}), coalesce(avg({expression}) FILTER (WHERE {where}), 0), "
+      f"coalesce(var_pop({expression}) FILTER (WHERE {where}) * count({expression}) FILTER (WHERE {where}), 0)"
+      for expression, where in SPREAD_OF.values())])
 
 
-def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = False) -> dict[str, Any]:
+def part_of(row: TallyRow) -> tuple[list[float], list[float | None]]:
+    """One comparison's part, for each model it names: its counts and sums (the additive columns), and its own
+    value of each figure (None where it has none), as ``_PART_SQL`` counts them."""
+    counted = [1.0, *(float(row.status == status) for status in STATUSES)]
+    finished = row.status in FINISHED
+    completed = row.status == "completed"
+    with_energy = finished and row.energy_kwh is not None
+    with_items = with_energy and row.items is not None
+    summed = [0.0] * _SUMMED
+    energy_j = (row.energy_kwh or 0.0) * JOULES_PER_KWH
+    carbon_g = None if row.carbon_kg is None else row.carbon_kg * GRAMS_PER_KG
+    if with_items:
+        assert row.items is not None
+        summed = [row.items, energy_j, carbon_g or 0.0, float(carbon_g is not None),
+                  0.0 if carbon_g is None else carbon_g + (row.embodied_g or 0.0)]
+    items = row.items or 0.0
+    values = [energy_j if with_energy else None, energy_j / items if with_items and items else None,
+              carbon_g / items if with_items and carbon_g is not None and items else None,
+              row.accuracy if completed else None, row.speed if completed else None,
+              row.latency_ms if completed else None]
+    return counted + summed, values
+
+
+class ModelHours:
+    """The models table's parts per (model, hour of creation, judged unfair), kept write by write (writer thread),
+    read by ``model_table`` under a lock (any thread)."""
+
+    def __init__(self, max_parts: int = MAX_MODEL_HOURS):
+        self.max_parts = max_parts
+        self.ready = False  # the parts equal the table: whole hours may be read from them
+        self.rebuilds = 0
+        self._lock = threading.Lock()
+        self._unsaved: list[tuple[TallyRow | None, TallyRow | None]] = []
+        self._clear()
+
+    def _clear(self) -> None:
+        self._at: dict[tuple[str, int, bool], int] = {}
+        self._names: dict[str, int] = {}
+        self._parts = np.zeros((64, WIDTH))
+        self._keys = np.zeros((64, 3), dtype=np.int64)  # model number, hour (ms), judged unfair
+
+    # -- writes (writer thread) ---------------------------------------------------------------------------
+    def replace(self, before: TallyRow | None, after: TallyRow | None) -> None:
+        """A comparison's row changed inside the current transaction: counted once it commits."""
+        self._unsaved.append((before, after))
+
+    def committed(self) -> None:
+        if self.ready:
+            with self._lock:
+                for before, after in self._unsaved:
+                    self._count(before, -1)
+                    self._count(after, +1)
+        self._unsaved.clear()
+
+    def rolled_back(self) -> None:
+        self._unsaved.clear()  # nothing of it was applied
+
+    def changed(self) -> None:
+        """Rows changed outside the write path (a step of the wall clock moved them): rebuild."""
+        with self._lock:
+            self.ready = False
+
+    def refresh(self, con: Connection) -> None:
+        """Build the parts from the table if they are not (one pass)."""
+        if not self.ready:
+            self.rebuild(con)
+
+    def rebuild(self, con: Connection) -> None:
+        rows = con.execute(
+            f"SELECT model, created_ms // {HOUR_MS} * {HOUR_MS} AS hour, coalesce(fair = false, false) AS unfair, "
+            f"{_PART_SQL} FROM (SELECT unnest(models) AS model, * FROM comparisons) GROUP BY model, hour, unfair "
+            f"LIMIT {self.max_parts + 1}").fetchall()
+        self.rebuilds += 1
+        self._unsaved.clear()
+        with self._lock:
+            self._clear()
+            self.ready = len(rows) <= self.max_parts
+            if not self.ready:
+                log.warning("the models table has more than %d model-hours: it is read from SQL", self.max_parts)
+                return
+            self._grow(len(rows))
+            for number, (model, hour, unfair, *part) in enumerate(rows):
+                self._at[(model, int(hour), bool(unfair))] = number
+                self._keys[number] = (self._names.setdefault(model, len(self._names)), hour, unfair)
+                self._parts[number] = part
+
+    def _grow(self, needed: int) -> None:
+        if needed > len(self._parts):
+            size = max(needed, 2 * len(self._parts))
+            self._parts = np.concatenate([self._parts, np.zeros((size - len(self._parts), WIDTH))])
+            self._keys = np.concatenate([self._keys, np.zeros((size - len(self._keys), 3), dtype=np.int64)])
+
+    def _count(self, row: TallyRow | None, sign: int) -> None:
+        if row is None or not self.ready:
+            return
+        additive, values = part_of(row)
+        hour = row.created_ms // HOUR_MS * HOUR_MS
+        for model in row.models:
+            key = (model, hour, row.fair is False)
+            number = self._at.get(key)
+            if number is None:
+                if len(self._at) >= self.max_parts:
+                    log.warning("the models table has more than %d model-hours: it is read from SQL", self.max_parts)
+                    self.ready = False
+                    return
+                number = self._at[key] = len(self._at)
+                self._grow(number + 1)
+                self._keys[number] = (self._names.setdefault(model, len(self._names)), hour, key[2])
+            part = self._parts[number]
+            part[:_MOMENTS] += sign * np.asarray(additive)
+            for figure, value in enumerate(values):
+                if value is not None:
+                    _welford(part, _MOMENTS + 3 * figure, value, sign)
+
+    # -- reads (any thread) ---------------------------------------------------------------------------------
+    def whole_hours(self, from_ms: int, to_ms: int, fair_only: bool) -> tuple[int, int, list[str], np.ndarray] | None:
+        """The hours [first, end) that lie whole within [from_ms, to_ms], and per model their parts summed
+        (names, rows of ``WIDTH``); None when the parts cannot be read (not built, or no whole hour)."""
+        first_hour = -(-from_ms // HOUR_MS) * HOUR_MS
+        end = (to_ms + 1) // HOUR_MS * HOUR_MS
+        if end <= first_hour:
+            return None
+        with self._lock:
+            if not self.ready:
+                return None
+            held = len(self._at)
+            keys = self._keys[:held]
+            chosen = (keys[:, 1] >= first_hour) & (keys[:, 1] < end)
+            if fair_only:
+                chosen &= keys[:, 2] == 0
+            parts, numbers = self._parts[:held][chosen].copy(), keys[chosen, 0]
+            names = list(self._names)
+        summed, present = merge_parts(numbers, parts, len(names))
+        return first_hour, end, [names[number] for number in present], summed
+
+
+def _welford(part: np.ndarray, at: int, value: float, sign: int) -> None:
+    """Add (sign +1) or take out (-1) one value of a figure's runs, mean and sum of squared deviations."""
+    n, mean, m2 = part[at], part[at + 1], part[at + 2]
+    count = n + sign
+    if count <= 0:
+        part[at:at + 3] = 0.0
+        return
+    moved = mean + sign * (value - mean) / count
+    part[at:at + 3] = count, moved, max(m2 + sign * (value - mean) * (value - moved), 0.0)
+
+
+def merge_parts(numbers: np.ndarray, parts: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per group number, the parts summed (counts and sums added, moments merged by Chan's formula); returns the
+    merged rows and the group numbers they belong to (those present, ascending)."""
+    present, inverse = np.unique(numbers, return_inverse=True)
+    merged = np.zeros((len(present), WIDTH))
+    for column in range(_MOMENTS):
+        merged[:, column] = np.bincount(inverse, parts[:, column], len(present))
+    for at in range(_MOMENTS, WIDTH, 3):
+        n, mean = parts[:, at], parts[:, at + 1]
+        total = np.bincount(inverse, n, len(present))
+        grand = np.divide(np.bincount(inverse, n * mean, len(present)), total, out=np.zeros(len(present)),
+                          where=total > 0)
+        spread = parts[:, at + 2] + n * (mean - grand[inverse]) ** 2
+        merged[:, at], merged[:, at + 1], merged[:, at + 2] = total, grand, np.bincount(inverse, spread, len(present))
+    return merged, present
+
+
+def model_table(con: Connection, from_ms: int, to_ms: int, fair_only: bool = False,
+                hours: ModelHours | None = None) -> dict[str, Any]:
     """Per model, over the comparisons created in [from_ms, to_ms] that name it (a run naming two models counts
     for both; with ``fair_only``, the runs judged unfair are left out); sorted by name, at most 1,000 models:
-    ``models`` says how many there are, ``omitted`` how many are not listed."""
+    ``models`` says how many there are, ``omitted`` how many are not listed. With ``hours``, the whole hours of
+    the range come from its parts and SQL reads the edges."""
+    held = hours.whole_hours(from_ms, to_ms, fair_only) if hours is not None else None
+    ranges = [(from_ms, to_ms)] if held is None else [(from_ms, held[0] - 1), (held[1], to_ms)]
+    within = " OR ".join("created_ms BETWEEN ? AND ?" for _ in ranges)
     unfair = " AND fair IS NOT false" if fair_only else ""
-    counts = ", ".join(f"count(*) FILTER (WHERE status = '{status}')" for status in STATUSES)
-    rows = con.execute(
-        f"SELECT model, count(*), {counts}, "
-        f"sum(energy_kwh) FILTER (WHERE {_FINISHED_WITH_ITEMS}) * {JOULES_PER_KWH!r} "
-        f"/ nullif(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0), "
-        f"sum(carbon_kg) FILTER (WHERE {_FINISHED_WITH_ITEMS}) * {GRAMS_PER_KG!r} "
-        f"/ nullif(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0), "
-        f"sum(carbon_kg * {GRAMS_PER_KG!r} + coalesce(embodied_g, 0)) FILTER (WHERE {_FINISHED_WITH_ITEMS}) "
-        f"/ nullif(sum(items) FILTER (WHERE {_FINISHED_WITH_ITEMS}), 0), "
-        f"{', '.join(_moments(expression, where) for expression, where in SPREAD_OF.values())} "
-        "FROM (SELECT unnest(models) AS model, * FROM comparisons WHERE created_ms >= ? AND created_ms <= ?"
-        f"{unfair}) "
-        f"GROUP BY model ORDER BY model LIMIT {MAX_MODELS_LISTED}", [from_ms, to_ms]).fetchall()
-    items = []
-    figures = 2 + len(STATUSES) + 3
-    for row in rows:
-        model, total, *by_status = row[:2 + len(STATUSES)]
-        per_item, carbon_item, sci_item = row[2 + len(STATUSES):figures]
-        moments = {name: row[figures + 3 * number:figures + 3 * number + 3] for number, name in enumerate(SPREAD_OF)}
-        means = {name: found[1] for name, found in moments.items()}  # each run's own figure, averaged
-        items.append({"model": model, "runs": {"total": total, **dict(zip(STATUSES, by_status, strict=True))},
-                      "accuracy": rounded(means["accuracy"]), "speed": means["speed"],
-                      "latencyMs": rounded(means["latencyMs"]), "energyPerRunJ": rounded(means["energyPerRunJ"]),
-                      "energyPerItemJ": rounded(per_item), "carbonPerItemG": rounded(carbon_item),
-                      "sciPerItemG": rounded(sci_item),
-                      "spread": {name: _spread(*found) for name, found in moments.items()}})
+    rows = con.execute(f"SELECT model, {_PART_SQL} FROM (SELECT unnest(models) AS model, * FROM comparisons "
+                       f"WHERE ({within}){unfair}) GROUP BY model",
+                       [bound for edges in ranges for bound in edges]).fetchall()
+    names = [row[0] for row in rows] + (held[2] if held else [])
+    parts = np.array([row[1:] for row in rows], dtype=float).reshape(len(rows), WIDTH)
+    if held:
+        parts = np.concatenate([parts, held[3]])
+    listed = sorted(set(names))
+    number = {name: index for index, name in enumerate(listed)}
+    merged, present = merge_parts(np.array([number[name] for name in names], dtype=np.int64), parts, len(listed))
+    items = [_model_row(listed[index], part) for index, part in zip(present[:MAX_MODELS_LISTED],
+                                                                     merged[:MAX_MODELS_LISTED], strict=False)]
     front = pareto_front([(item["accuracy"], item["energyPerItemJ"]) for item in items])
     for index, item in enumerate(items):
         item["pareto"] = None if index not in front and None in (item["accuracy"], item["energyPerItemJ"]) \
             else index in front
-    total = first(con.execute(
-        "SELECT count(DISTINCT model) FROM (SELECT unnest(models) AS model FROM comparisons WHERE created_ms >= ? "
-        f"AND created_ms <= ?{unfair})", [from_ms, to_ms]).fetchall())[0] if len(items) == MAX_MODELS_LISTED \
-        else len(items)
-    return {"from": from_ms, "to": to_ms, "fairOnly": fair_only, "units": UNITS, "models": int(total),
-            "omitted": int(total) - len(items), "items": items}
+    return {"from": from_ms, "to": to_ms, "fairOnly": fair_only, "units": UNITS, "models": len(present),
+            "omitted": len(present) - len(items), "items": items}
+
+
+def _model_row(model: str, part: np.ndarray) -> dict[str, Any]:
+    """A model's row of the table from its merged part."""
+    total, *by_status = (int(round(value)) for value in part[:_COUNTED])
+    items, energy_j, carbon_g, with_carbon, sci_g = part[_COUNTED:_MOMENTS]
+    moments = {name: (int(round(part[at])), float(part[at + 1]), float(part[at + 2]))
+               for name, at in zip(SPREAD_OF, range(_MOMENTS, WIDTH, 3), strict=True)}
+    means = {name: mean if n else None for name, (n, mean, _) in moments.items()}  # each run's own figure, averaged
+    per_item = items > 0
+
+    def of_items(value: float, known: bool = True) -> float | None:
+        return rounded(float(value / items)) if per_item and known else None
+
+    return {"model": model, "runs": {"total": total, **dict(zip(STATUSES, by_status, strict=True))},
+            "accuracy": rounded(means["accuracy"]), "speed": means["speed"],
+            "latencyMs": rounded(means["latencyMs"]), "energyPerRunJ": rounded(means["energyPerRunJ"]),
+            "energyPerItemJ": of_items(energy_j), "carbonPerItemG": of_items(carbon_g, with_carbon > 0.5),
+            "sciPerItemG": of_items(sci_g, with_carbon > 0.5),
+            "spread": {name: _spread(n, means[name], math.sqrt(m2 / (n - 1)) if n >= 2 else None)
+                       for name, (n, _, m2) in moments.items()}}
 
 
 def pareto_front(points: list[tuple[float | None, float | None]]) -> set[int]:
@@ -93,11 +297,6 @@ def pareto_front(points: list[tuple[float | None, float | None]]) -> set[int]:
             front.update(index for _, accuracy, index in known[start:end] if accuracy == group_best)
         best, start = max(best, group_best), end
     return front
-
-
-def _moments(expression: str, where: str) -> str:
-    return (f"count({expression}) FILTER (WHERE {where}), avg({expression}) FILTER (WHERE {where}), "
-            f"stddev_samp({expression}) FILTER (WHERE {where})")
 
 
 def _spread(n: int, mean: float | None, stdev: float | None) -> dict[str, Any]:

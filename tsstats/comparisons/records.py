@@ -161,17 +161,24 @@ class Current:
     speed: float | None = None
     latency_ms: float | None = None
     items: float | None = None
+    created_ms: int = 0
+    fair: bool | None = None
+    energy_kwh: float | None = None
+    carbon_kg: float | None = None
+    embodied_g: float | None = None
 
     @property
     def tally(self) -> TallyRow:
-        """What the stats count of it as it stands."""
+        """What the stats and the models table count of it as it stands."""
         return TallyRow(self.status, tuple(self.models), self.accuracy, self.speed, self.latency_ms, self.items,
-                        self.started_ms, self.finished_ms)
+                        self.started_ms, self.finished_ms, self.created_ms, self.fair, self.energy_kwh,
+                        self.carbon_kg, self.embodied_g)
 
 
 def current_status(con: Connection, comparison_id: int) -> Current | None:
     row = first(con.execute("SELECT status, started_ms, pids, ended_by, exited_ms, finished_ms, models, accuracy, "
-                            "speed, latency_ms, items FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
+                            "speed, latency_ms, items, created_ms, fair, energy_kwh, carbon_kg, embodied_g "
+                            "FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
     return Current(row[0], row[1], tuple(row[2]) if row[2] else None, row[3], row[4], row[5],
                    list(row[6]), *row[7:]) if row else None
 
@@ -220,14 +227,17 @@ def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, 
     return record_from_row(row, phases_of(con, [comparison_id]).get(comparison_id)), tally_of(row)
 
 
-def close_window(con: Connection, comparison_id: int, finish: Finish, exited_ms: int) -> None:
+def close_window(con: Connection, comparison_id: int, finish: Finish, exited_ms: int) -> TallyRow:
     """Keep a running comparison's figures over its window, which closed when its processes were all seen gone
-    at ``exited_ms``; its status waits for the client's report (or ``report_grace``)."""
-    con.execute(
+    at ``exited_ms``; its status waits for the client's report (or ``report_grace``). Gives what is counted of
+    it now (its verdict on fairness may have changed)."""
+    return tally_of(first(con.execute(
         f"UPDATE comparisons SET exited_ms = ?, finished_ms = ?, energy_kwh = ?, carbon_kg = ?, machine_kwh = ?, "
-        f"embodied_g = ?, accounting = ?, conditions = ?, fair = ?, {_ATTRIBUTED_SET} WHERE id = ?",
+        f"embodied_g = ?, accounting = ?, conditions = ?, fair = ?, {_ATTRIBUTED_SET} WHERE id = ? "
+        f"RETURNING {RECORD_COLUMNS}",
         [exited_ms, finish.finished_ms, finish.energy_kwh, finish.carbon_kg, finish.machine_kwh, finish.embodied_g,
-         finish.accounting, finish.conditions, finish.fair, *_attributed_values(finish.attributed), comparison_id])
+         finish.accounting, finish.conditions, finish.fair, *_attributed_values(finish.attributed), comparison_id]
+    ).fetchall()))
 
 
 def awaiting_reports(con: Connection) -> dict[int, int]:

@@ -26,13 +26,14 @@ from tsstats.figures import formulas
 from tsstats.figures.moment import ComparisonCounts, ComparisonFigures
 from tsstats.storage.sql import Connection, first
 
-TALLY_COLUMNS = "status, models, accuracy, speed, latency_ms, items, started_ms, finished_ms"
+TALLY_COLUMNS = ("status, models, accuracy, speed, latency_ms, items, started_ms, finished_ms, created_ms, fair, "
+                 "energy_kwh, carbon_kg, embodied_g")
 OUTCOME_FIELDS = len(formulas.Outcomes.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
 class TallyRow:
-    """What the stats count of one comparison."""
+    """What the stats and the models table count of one comparison."""
 
     status: str
     models: tuple[str, ...]
@@ -42,12 +43,17 @@ class TallyRow:
     items: float | None
     started_ms: int | None
     finished_ms: int | None
+    created_ms: int = 0
+    fair: bool | None = None
+    energy_kwh: float | None = None
+    carbon_kg: float | None = None
+    embodied_g: float | None = None
 
     @classmethod
     def of(cls, row: tuple) -> TallyRow:
         """From a row of ``TALLY_COLUMNS``."""
-        status, models, accuracy, speed, latency_ms, items, started_ms, finished_ms = row
-        return cls(status, tuple(models), accuracy, speed, latency_ms, items, started_ms, finished_ms)
+        status, models, *rest = row
+        return cls(status, tuple(models), *rest)
 
     def outcome(self) -> tuple[float, ...] | None:
         """Its part of ``formulas.Outcomes`` once finished (field by field), else None."""

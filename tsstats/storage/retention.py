@@ -1,8 +1,13 @@
 """Retention, the size cap and the records' room, on the writing connection (writer thread), in bounded passes.
 
-Each pass deletes the oldest ``RETENTION_ROWS`` of each table at most (an hour of raw samples at 10 Hz), so
-that the writer never stalls for long; while a backlog lasts a pass runs every second, else every minute. Raw
-samples go only once they are rolled up. Freed blocks are given back by a checkpoint once a backlog is done.
+Each pass deletes about the oldest ``RETENTION_ROWS`` of each table (an hour of raw samples at 10 Hz), so that the
+writer never stalls for long; while a backlog lasts a pass runs every second, else every minute. Raw samples go
+only once they are rolled up. Freed blocks are given back by a checkpoint once a backlog is done.
+
+A pass costs what it deletes, not what the table holds: ``Floors`` remembers each table's oldest time (found by
+one scan, again after a gap and once an hour) and the span of time that last held ``RETENTION_ROWS`` rows, so a
+pass deletes ``time < floor + span`` (DuckDB skips the row groups past it) and moves the floor; no pass sorts or
+counts the backlog.
 
 Records (comparisons, phases, offsets, grid rows) are never deleted by the service, so within ``max_db_mb``
 they may take at most ``RECORDS_SHARE`` of the cap (``RecordRoom``). What they take is estimated from their rows
@@ -24,6 +29,8 @@ log = logging.getLogger("tsstats.retention")
 RETENTION_ROWS = 36_000  # of each table per pass at most: an hour of raw samples at 10 Hz
 RETENTION_INTERVAL_S = 60.0
 RETENTION_BACKLOG_S = 1.0  # while a backlog lasts: a pass a second
+FIRST_SPAN_MS = RETENTION_ROWS * 100  # a first pass's span: RETENTION_ROWS rows at 10 Hz
+FLOOR_HOLD_MS = 3_600_000  # a floor is found again after this long (rows written older than it, by a clock step)
 
 
 @dataclass(frozen=True)
@@ -51,18 +58,56 @@ def retention_deletes(policy: RetentionPolicy, now_ms: float,
             ("outages", "end_ms", hour_cut)]
 
 
-def enforce_retention(con: Connection, policy: RetentionPolicy, now_ms: float, minutes_until: int | None) -> int:
-    """Delete rows past their tier's retention, the oldest ``RETENTION_ROWS`` of each table per call at most (an
-    hour of raw samples at 10 Hz; a sparse file's whole backlog), so that the writer never stalls for long;
-    returns the rows deleted (0: nothing left to do)."""
+class Floors:
+    """Per table, the oldest time it holds (every row is at or after it) and the span of time the last pass found
+    to hold about ``RETENTION_ROWS`` rows; forgotten after ``FLOOR_HOLD_MS`` (writer thread)."""
+
+    def __init__(self) -> None:
+        self.floor: dict[str, int | None] = {}
+        self.span: dict[str, int] = {}
+        self.found_ms: dict[str, float] = {}
+        self.scans = 0  # scans of a whole table for its oldest time
+
+    def oldest(self, con: Connection, table: str, column: str, now_ms: float, after: int | None = None) -> int | None:
+        """The table's oldest time (at or after ``after``), from memory while it holds."""
+        if after is None and table in self.floor and now_ms - self.found_ms[table] < FLOOR_HOLD_MS:
+            return self.floor[table]
+        where = "" if after is None else f" WHERE {column} >= {int(after)}"
+        found = first(con.execute(f"SELECT min({column}) FROM {table}{where}").fetchall())[0]
+        self.scans += 1
+        self.floor[table] = None if found is None else int(found)
+        self.found_ms[table] = now_ms
+        return self.floor[table]
+
+    def moved(self, table: str, bound: int, spanned: int, deleted: int) -> None:
+        """A pass deleted ``deleted`` rows before ``bound`` over ``spanned`` ms: the next span holds about
+        ``RETENTION_ROWS`` (at most four times this one, at least a quarter)."""
+        self.floor[table] = bound
+        if deleted:
+            self.span[table] = max(1, int(spanned * min(max(RETENTION_ROWS / deleted, 0.25), 4.0)))
+
+
+def enforce_retention(con: Connection, policy: RetentionPolicy, now_ms: float, minutes_until: int | None,
+                      floors: Floors | None = None) -> int:
+    """Delete rows past their tier's retention, about the oldest ``RETENTION_ROWS`` of each table per call (an
+    hour of raw samples at 10 Hz), so that the writer never stalls for long; returns the rows deleted (0: nothing
+    left to do). ``floors`` is what the last passes learnt (a call without it finds each table's oldest time)."""
+    floors = floors or Floors()
     deleted = 0
     for table, column, cut in retention_deletes(policy, now_ms, minutes_until):
-        past = con.execute(f"SELECT {column} FROM {table} WHERE {column} < ? ORDER BY {column} LIMIT 1 OFFSET ?",
-                           [cut, RETENTION_ROWS]).fetchall()  # the first row a pass leaves, if the backlog is longer
-        bound = int(past[0][0]) if past else cut
+        oldest = floors.oldest(con, table, column, now_ms)
+        if oldest is None or oldest >= cut:
+            continue
+        span = floors.span.get(table, FIRST_SPAN_MS)
+        bound = min(cut, oldest + span)
         gone = first(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall())[0]
-        if past and not gone:  # more rows than a pass at the oldest instant: take that instant whole
-            gone = first(con.execute(f"DELETE FROM {table} WHERE {column} <= ?", [bound]).fetchall())[0]
+        if not gone:  # a gap: from the next oldest row on
+            oldest = floors.oldest(con, table, column, now_ms, after=bound)
+            if oldest is None or oldest >= cut:
+                continue
+            bound = min(cut, oldest + span)
+            gone = first(con.execute(f"DELETE FROM {table} WHERE {column} < ?", [bound]).fetchall())[0]
+        floors.moved(table, bound, bound - oldest, gone)
         deleted += gone
     return deleted
 
@@ -105,13 +150,15 @@ class Retention:
         self.minutes_until = minutes_until  # how far raw samples are rolled up: only those may go
         self.dirty = False  # rows were deleted: a checkpoint gives their blocks back
         self.room = RecordRoom(policy.max_db_mb)  # the records' share of the cap
+        self.floors = Floors()  # each table's oldest time, so that a pass reads no more than it deletes
         if policy.max_db_mb is not None:
             self.room.measure(store.writer)
 
     def run_pass(self, now_ms: float) -> int:
         """One bounded pass of retention, then of the size cap; returns rows deleted (0: nothing to do)."""
         policy, store = self.policy, self.store
-        deleted = store.transaction(lambda con: enforce_retention(con, policy, now_ms, self.minutes_until()))
+        deleted = store.transaction(lambda con: enforce_retention(con, policy, now_ms, self.minutes_until(),
+                                                                      self.floors))
         if policy.max_db_mb is not None:
             self.room.measure(store.writer)
             cap_bytes = policy.max_db_mb * 1e6

@@ -15,7 +15,6 @@ from sanic.response import json as json_response
 from tsstats.api.bodies import NO_STORE, committed, parse_json_body, query_lists, query_values
 from tsstats.api.router import Router
 from tsstats.api.view import ServiceView
-from tsstats.comparisons.models import model_table
 from tsstats.core.inputs import InputError, boolean_value, time_range
 from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.figures.energy import report
@@ -45,7 +44,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
         values = query_values(request, ("from", "to", "fair"))
         from_ms, to_ms = time_range(values, "-30d", time.time())
         fair_only = boolean_value(values, "fair") is True  # true: leave out the runs judged unfair
-        return json_response(await view.heavy_read(model_table, from_ms, to_ms, fair_only), headers=NO_STORE)
+        return json_response(await view.heavy_read(view.model_table, from_ms, to_ms, fair_only), headers=NO_STORE)
 
     @router.route("/api/energy", ("GET",))
     async def energy(request: Request):
