@@ -28,7 +28,7 @@ from tsstats.api.exposure import HostCheck, allowed_host_names, check_exposure, 
 from tsstats.api.router import RequestStats
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.attributor import Attributor
-from tsstats.comparisons.lifecycle import ComparisonLife, RunClock, RunPolicy
+from tsstats.comparisons.lifecycle import ComparisonLife, Machine, RunClock, RunPolicy
 from tsstats.comparisons.stats import ComparisonTally
 from tsstats.core.settings import Settings, StartupError, default_of
 from tsstats.core.units import MS_PER_S
@@ -260,7 +260,9 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
                                  RunClock(clocks.monotonic, energy.now), run_policy, grid,
                                  ring.pending_columns,
                                  lambda: current_methods(sources.meter, sources.gpu),
-                                 gpu_ring.pending_columns)
+                                 gpu_ring.pending_columns,
+                                 Machine(sources.host.cpu_model() or None,
+                                         tuple(info.name for info in sources.gpu.gpus)))
     windows = FigureWindows(settings.current_window, settings.availability_window, settings.report_window,
                             settings.activity_window, MS_PER_S / settings.sample_hz)
     current = CurrentFigures(windows,

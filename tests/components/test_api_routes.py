@@ -770,9 +770,11 @@ def test_metrics_keep_the_most_recently_active_models_and_their_counters_never_g
     client = inprocess(metrics_max_models="5").client()
     ids = {}
     for number in range(12):
-        record = client.post("/api/comparisons", json={"models": [f"m{number:02d}"], "status": "running"}).json()
+        record = client.post("/api/comparisons", json={"models": [f"m{number:02d}"], "status": "running",
+                                                       "items": 10 + number}).json()
         ids[number] = record["id"]
         assert client.patch(f"/api/comparisons/{record['id']}", json={"status": "completed"}).status_code == 200
+    ended = {record["models"][0]: record for record in client.get("/api/comparisons").json()["items"]}
 
     def series(text: str, name: str) -> dict[str, float]:
         found = {}
@@ -786,6 +788,10 @@ def test_metrics_keep_the_most_recently_active_models_and_their_counters_never_g
     assert sorted(series(metrics, "tsstats_model_runs_finished_total")) == ["m07", "m08", "m09", "m10", "m11"]
     assert "tsstats_model_series_omitted 7.0" in metrics
     energy = series(metrics, "tsstats_model_energy_joules_total")
+    assert series(metrics, "tsstats_model_items_total") == {f"m{n:02d}": 10.0 + n for n in range(7, 12)}
+    carbon = series(metrics, "tsstats_model_carbon_grams_total")
+    assert carbon == {model: pytest.approx(ended[model]["carbonG"], rel=1e-6) for model in carbon}
+    assert energy == {model: pytest.approx(ended[model]["energyJ"], rel=1e-6) for model in energy}
     assert client.delete(f"/api/comparisons/{ids[11]}").status_code == 204
     after = client.get("/metrics").text
     assert series(after, "tsstats_model_runs_finished_total")["m11"] == 1.0  # a delete takes nothing back

@@ -36,7 +36,9 @@ def test_a_chunked_export_is_the_same_as_one_statement(store, tmp_path, monkeypa
     if file_format == "csv":
         header = chunked.read_text().splitlines()[0].split(",")
         assert chunked.read_text().count("host,id,") == 1  # one header
-        assert header[-5:] == ["fair", "unfair_reasons_json", "conditions_json", "study", "ended_by"]
+        assert header[-11:] == ["fair", "unfair_reasons_json", "conditions_json", "study", "ended_by", "cpu_model",
+                                "gpu_model", "cpu_energy_method", "gpu_energy_method", "memory_energy_method",
+                                "grid_region"]
 
 
 def test_chunks_follow_the_phases(store):

@@ -1,7 +1,8 @@
 """Database files of every earlier schema version, filled with rows, for the upgrade tests and the bulk benchmark.
 
 ``fixtures/schemas/vN.sql`` is the schema.sql that each earlier release applied, as it stood at these commits:
-v1 7938287, v2 2b37e3c, v3 4a27a1b, v4 d36ecea, v5 the last commit before version 6. ``build`` applies one, stamps
+v1 7938287, v2 2b37e3c, v3 4a27a1b, v4 d36ecea, v5 the last commit before version 6, v6
+the last commit before version 7. ``build`` applies one, stamps
 its version as that release did, and fills every table it has with rows made by SQL (samples at 10 Hz over
 ``days``, one GPU's rows, rollups, comparisons with phases, offsets, grid rows, outages), so a file of a week of
 samples takes a few seconds. ``fingerprint`` sums each table's rows column by column, to compare a file before
@@ -17,7 +18,7 @@ import duckdb
 from tsstats.storage.rollups import ROLLUP_TABLES, tier_columns
 
 SCHEMAS = Path(__file__).parent / "fixtures" / "schemas"
-VERSIONS = (1, 2, 3, 4, 5)
+VERSIONS = (1, 2, 3, 4, 5, 6)
 START_MS = 1_759_996_800_000  # 2025-10-09 08:00 UTC, on the hour
 TICK_MS = 100
 

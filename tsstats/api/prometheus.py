@@ -237,9 +237,9 @@ def condition_families(c: Conditions) -> Iterator[Metric]:
 def model_families(series: ModelSeries) -> Iterator[Metric]:
     """Per model, so that one Prometheus sums a lab's machines: its runs by status now (a gauge: a run moves
     between statuses), and counters that only grow while the service runs (and across restarts, kept in the
-    database): the runs that reached a final status and their energy (a run naming two models counts for both; a
-    deleted record takes nothing back). Only the ``metrics_max_models`` most recently active models have series;
-    ``tsstats_model_series_omitted`` says how many others there are."""
+    database): the runs that reached a final status, their energy, items and carbon (a run naming two models
+    counts for both; a deleted record takes nothing back). Only the ``metrics_max_models`` most recently active
+    models have series; ``tsstats_model_series_omitted`` says how many others there are."""
     omitted = GaugeMetricFamily("tsstats_model_series_omitted", "Models with comparisons that have no series here "
                                 "(beyond metrics_max_models, the least recently active).")
     omitted.add_metric([], series.omitted)
@@ -252,14 +252,22 @@ def model_families(series: ModelSeries) -> Iterator[Metric]:
                                    "final status.", labels=["model"])
     energy = CounterMetricFamily("tsstats_model_energy_joules", "Energy of the finished comparisons naming the "
                                  "model, PUE applied.", labels=["model"])
-    for model, by_status, ended, joules in series.rows:
+    items = CounterMetricFamily("tsstats_model_items", "Items (prompts, images, tokens) the finished comparisons "
+                                "naming the model reported: energy / items is its energy per item.", labels=["model"])
+    carbon = CounterMetricFamily("tsstats_model_carbon_grams", "Emissions of the finished comparisons naming the "
+                                 "model (g CO2e, the grid's intensity over each run).", labels=["model"])
+    for model, by_status, ended, joules, counted_items, grams in series.rows:
         for status, count in by_status.items():
             runs.add_metric([model, status], count)
         finished.add_metric([model], ended)
         energy.add_metric([model], joules)
+        items.add_metric([model], counted_items)
+        carbon.add_metric([model], grams)
     yield runs
     yield finished
     yield energy
+    yield items
+    yield carbon
 
 
 def database_families(memory: list[DatabaseMemory]) -> Iterator[Metric]:

@@ -104,7 +104,7 @@ def run_comparisons_export(settings: Settings, args: argparse.Namespace) -> int:
               if value is not None}
 
     def from_file(con: Connection, temporary: str) -> str:
-        query = parse_comparisons_export(values, time.time())
+        query = parse_comparisons_export(values, time.time(), settings.host_name or None)
         rows = write_comparisons(con, query, temporary)
         return (f"wrote {rows:,} comparisons ({query.format}, host {query.host}) from {settings.db} to "
                 f"{shown_out(args.out)}")

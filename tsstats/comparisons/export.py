@@ -1,5 +1,6 @@
 """Comparisons out, for reading results of many machines together (DuckDB, pandas): one row a comparison,
-with the host it ran on, its figures in units named in the columns, per item and as SCI, its phases and its
+with the host it ran on and what makes machines comparable (the CPU and GPU models, each component's energy
+method, the grid region), its figures in units named in the columns, per item and as SCI, its phases and its
 accounting as JSON. Written by DuckDB's COPY (Parquet or CSV) to the path the caller names."""
 
 from __future__ import annotations
@@ -65,7 +66,15 @@ def comparisons_sql(query: ComparisonsExport, first_id: int = 0, last_id: int = 
         "c.metadata AS metadata_json", "c.accounting AS accounting_json", "ph.phases_json",
         "c.fair", "CAST(json_extract(c.conditions, '$.unfairReasons') AS VARCHAR) AS unfair_reasons_json",
         "CAST(json_extract(c.conditions, '$.conditions') AS VARCHAR) AS conditions_json",
-        "json_extract_string(c.metadata, '$.study') AS study", "c.ended_by"]
+        "json_extract_string(c.metadata, '$.study') AS study", "c.ended_by",
+        # what makes machines comparable, as each run recorded it (NULL for runs recorded before it was)
+        "json_extract_string(c.accounting, '$.machine.cpu') AS cpu_model",
+        "nullif(array_to_string(from_json(json_extract(c.accounting, '$.machine.gpus'), '[\"VARCHAR\"]'), '; '), '') "
+        "AS gpu_model",
+        "json_extract_string(c.accounting, '$.methods.cpu') AS cpu_energy_method",
+        "json_extract_string(c.accounting, '$.methods.gpu') AS gpu_energy_method",
+        "json_extract_string(c.accounting, '$.methods.memory') AS memory_energy_method",
+        "json_extract_string(c.accounting, '$.grid.region') AS grid_region"]
     return (f"SELECT {', '.join(columns)} FROM comparisons c LEFT JOIN (SELECT p.comparison_id, "
             f"{_phases_json(n)} AS phases_json FROM phases p WHERE p.comparison_id {ids} GROUP BY p.comparison_id) "
             f"ph ON ph.comparison_id = c.id WHERE c.id {ids} AND c.created_ms >= {int(query.from_ms)} "

@@ -91,13 +91,23 @@ class RunPolicy:
     max_tracked_trees: int
 
 
+@dataclass(frozen=True)
+class Machine:
+    """What a run ran on: the CPU's model and each GPU's name (none: no GPU read)."""
+
+    cpu: str | None = None
+    gpus: tuple[str, ...] = ()
+
+
 class ComparisonLife:
     def __init__(self, attributor: Attributor, tally: ComparisonTally, run_clock: RunClock, policy: RunPolicy,
                  grid: GridIntensity, pending: Callable[[], dict[str, np.ndarray]], methods: Callable[[], Methods],
-                 pending_gpu: Callable[[], dict[str, np.ndarray]] = dict):
+                 pending_gpu: Callable[[], dict[str, np.ndarray]] = dict, machine: Machine | None = None):
         """``pending()``, ``pending_gpu()``: the sample rows (per-GPU rows) not yet stored, by ring column;
-        ``methods()``: how each component's energy is obtained now."""
+        ``methods()``: how each component's energy is obtained now; ``machine``: what it runs on, recorded with
+        each run's accounting so that results of many machines can be read together."""
         self.pending_gpu = pending_gpu
+        self.machine = machine or Machine()
         self.attributor = attributor
         self.tally = tally
         self.hours = models.ModelHours()  # the models table's parts, kept by the same writes
@@ -144,7 +154,7 @@ class ComparisonLife:
         record, counted = records.apply_update(con, comparison_id, update, now_ms, finish,
                                                ended_by if update.status in FINISHED else None,
                                                error_replaced=replacing)
-        models.count_moved(con, current.models, current.status, update.status, record["energyJ"], now_ms)
+        models.count_moved(con, current.models, current.status, update.status, record, now_ms)
         self._counted(current.tally, counted)
         return record
 
@@ -213,6 +223,7 @@ class ComparisonLife:
             "methods": methods.as_dict(),
             "estimated": [name for name, method in methods.as_dict().items() if method in MODELLED],
             "grid": {"gPerKwh": round(mean, 3), "region": grid.average.region, "source": source},
+            "machine": {"cpu": self.machine.cpu, "gpus": list(self.machine.gpus)},
             "measurer": None if machine is None else {
                 "energyJ": machine.service_j, "machineEnergyJ": machine.total_j,
                 "sharePct": 100.0 * machine.service_j / machine.total_j if machine.total_j > 0 else None},

@@ -320,17 +320,20 @@ def count_created(con: Connection, models: list[str], status: str, now_ms: int) 
                 "WHERE model IN (SELECT unnest(?::VARCHAR[]))", [now_ms, models])
 
 
-def count_moved(con: Connection, models: list[str], before: str, after: str, energy_j: float | None,
+def count_moved(con: Connection, models: list[str], before: str, after: str, record: dict[str, Any],
                 now_ms: int) -> None:
-    """A comparison naming ``models`` moved from ``before`` to ``after``; the first final status adds it and its
-    energy to the counters (a final status replaced by another does not count it again)."""
+    """A comparison naming ``models`` moved from ``before`` to ``after``; the first final status adds it, its
+    energy, items and carbon (of ``record``, as the API gives it) to the counters (a final status replaced by
+    another does not count it again)."""
     if not models or before == after:
         return
     first_end = after in FINISHED and before not in FINISHED
+    added = [record.get(name) or 0.0 if first_end else 0.0 for name in ("energyJ", "items", "carbonG")]
     con.execute(f"UPDATE model_counters SET {before} = {before} - 1, {after} = {after} + 1, "
                 "finished_total = finished_total + ?, energy_j_total = energy_j_total + ?, "
+                "items_total = items_total + ?, carbon_g_total = carbon_g_total + ?, "
                 "active_ms = greatest(active_ms, ?) WHERE model IN (SELECT unnest(?::VARCHAR[]))",
-                [int(first_end), (energy_j or 0.0) if first_end else 0.0, now_ms, models])
+                [int(first_end), *added, now_ms, models])
 
 
 def count_deleted(con: Connection, models: list[str], status: str) -> None:
@@ -343,16 +346,16 @@ def count_deleted(con: Connection, models: list[str], status: str) -> None:
 @dataclass(frozen=True)
 class ModelSeries:
     """The models ``/metrics`` shows (the most recently active, at most ``limit``) and how many it leaves out:
-    (model, runs by status, runs finished, energy in J after PUE)."""
+    (model, runs by status, runs finished, energy in J after PUE, items, carbon in g CO2e)."""
 
-    rows: list[tuple[str, dict[str, int], int, float]]
+    rows: list[tuple[str, dict[str, int], int, float, float, float]]
     omitted: int
 
 
 def model_series(con: Connection, limit: int) -> ModelSeries:
-    rows = con.execute(f"SELECT model, {', '.join(STATUSES)}, finished_total, energy_j_total FROM model_counters "
-                       "ORDER BY active_ms DESC, model LIMIT ?", [limit]).fetchall()
+    rows = con.execute(f"SELECT model, {', '.join(STATUSES)}, finished_total, energy_j_total, items_total, "
+                       "carbon_g_total FROM model_counters ORDER BY active_ms DESC, model LIMIT ?", [limit]).fetchall()
     total = first(con.execute("SELECT count(*) FROM model_counters").fetchall())[0]
-    kept = [(row[0], dict(zip(STATUSES, row[1:1 + len(STATUSES)], strict=True)), int(row[-2]), float(row[-1]))
-            for row in sorted(rows)]
+    kept = [(row[0], dict(zip(STATUSES, row[1:1 + len(STATUSES)], strict=True)), int(row[-4]), float(row[-3]),
+             float(row[-2]), float(row[-1])) for row in sorted(rows)]
     return ModelSeries(kept, int(total) - len(kept))

@@ -179,6 +179,8 @@ class Settings:
     latency_targets: tuple[str, ...] = setting((), "comma-separated host:port probed by TCP connect for "
                                                "networkLatency; empty: the kernel's smoothed RTT of established "
                                                "connections", "list")
+    host_name: str = setting("", "the name this machine's runs carry in exports (their host column), to read a "
+                             "lab's files together; empty: the machine's host name")
     proc_root: str = setting("/proc", "procfs root read for CPU, memory, load and network")
     powercap_root: str = setting("/sys/class/powercap", "sysfs powercap root read for RAPL energy counters")
     grid_region: str = setting("WORLD", "grid region, ISO 3166-1 alpha-3 code or WORLD")

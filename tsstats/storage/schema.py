@@ -26,13 +26,13 @@ from importlib import resources
 
 import duckdb
 
-from tsstats.core.units import JOULES_PER_KWH
+from tsstats.core.units import GRAMS_PER_KG, JOULES_PER_KWH
 from tsstats.storage.rollups import missing_column_statements
 from tsstats.storage.sql import Connection, StoreError, first
 
 log = logging.getLogger("tsstats.store")
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 UPGRADE_SUFFIX = "__upgrade"
 
 # A column of today's schema that an earlier file holds under another name or in another unit: its value from
@@ -56,8 +56,11 @@ FILLED_FROM_EARLIER: dict[str, str] = {
         "count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')), "
         "coalesce(sum(energy_kwh) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')), 0) "
         f"* {JOULES_PER_KWH!r}, "
-        "max(greatest(created_ms, coalesce(finished_ms, 0))) "
-        "FROM (SELECT unnest(models) AS model, status, energy_kwh, created_ms, finished_ms FROM comparisons) "
+        "max(greatest(created_ms, coalesce(finished_ms, 0))), "
+        "coalesce(sum(items) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')), 0), "
+        f"coalesce(sum(carbon_kg) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')), 0) * {GRAMS_PER_KG!r} "
+        "FROM (SELECT unnest(models) AS model, status, energy_kwh, created_ms, finished_ms, items, carbon_kg "
+        "FROM comparisons) "
         "GROUP BY model"),
 }
 

@@ -241,5 +241,9 @@ CREATE TABLE IF NOT EXISTS model_counters (
     cancelled      BIGINT NOT NULL DEFAULT 0,
     finished_total BIGINT NOT NULL DEFAULT 0,
     energy_j_total DOUBLE NOT NULL DEFAULT 0,
-    active_ms      BIGINT NOT NULL
+    active_ms      BIGINT NOT NULL,
+    -- schema version 7: the items of those runs and their carbon (g CO2e), counted from the upgrade on, so that
+    -- Prometheus divides energy by items (a lab's energy per item per model)
+    items_total    DOUBLE NOT NULL DEFAULT 0,
+    carbon_g_total DOUBLE NOT NULL DEFAULT 0
 );

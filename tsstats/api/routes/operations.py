@@ -184,7 +184,8 @@ def add_data_routes(router: Router, view: ServiceView) -> None:
 
     @router.route("/api/export/comparisons", ("GET",), accounted=False)
     async def export_comparisons(request: Request):
-        query = parse_comparisons_export(query_values(request, ("from", "to", "format")), time.time())
+        query = parse_comparisons_export(query_values(request, ("from", "to", "format")), time.time(),
+                                         view.settings.host_name or None)
         await serve_written(request, lambda con, target: write_comparisons(con, query, target), query.format,
                             f"tsstats-comparisons.{query.format}", lambda con: comparisons_bytes(con, query))
 
