@@ -81,6 +81,8 @@ class FiguresCollector:
             ("tsstats_energy_window_joules", "Energy over the reporting window, PUE applied.",
              f.energy.total_kwh * JOULES_PER_KWH),
             ("tsstats_carbon_window_grams", "Emissions of the energy over the reporting window.", f.energy.carbon_g),
+            ("tsstats_grid_intensity_grams_per_kwh", "Grid carbon intensity over the reporting window (g CO2e per "
+             "kWh, each sample at the grid's value then): energy times it is carbon.", f.energy.g_per_kwh),
             ("tsstats_comparison_response_seconds", "Mean model response time of the comparisons finished within "
              "the activity window.", f.activity.response_ms / 1000),
             ("tsstats_comparison_error_ratio", "Failed / (completed + failed) comparisons finished within the "
@@ -99,15 +101,26 @@ class FiguresCollector:
         if scrape.models is not None:
             yield from model_families(scrape.models)
         yield from database_families(scrape.database_memory)
-        comparisons = GaugeMetricFamily("tsstats_comparisons", "Comparisons by status (completed: ever).",
-                                        labels=["status"])
-        comparisons.add_metric(["queued"], f.comparisons.queued)
-        comparisons.add_metric(["running"], f.comparisons.running)
-        comparisons.add_metric(["completed"], f.comparisons.completed)
-        yield comparisons
+        yield from comparison_families(f)
         yield from gpu_families(f)
         yield from gpu_condition_families(f, scrape.gpu_conditions)
         yield from footprint_families(scrape.footprint)
+
+
+def comparison_families(f: Figures) -> Iterator[Metric]:
+    """Comparisons by status, and the finished by the verdict on their conditions."""
+    comparisons = GaugeMetricFamily("tsstats_comparisons", "Comparisons by status (completed: ever).",
+                                    labels=["status"])
+    comparisons.add_metric(["queued"], f.comparisons.queued)
+    comparisons.add_metric(["running"], f.comparisons.running)
+    comparisons.add_metric(["completed"], f.comparisons.completed)
+    yield comparisons
+    judged = GaugeMetricFamily("tsstats_comparisons_finished", "Finished comparisons (completed, failed, "
+                               "cancelled) by the verdict on their conditions: fair, unfair (contention, "
+                               "throttling, ...), unjudged (never started).", labels=["verdict"])
+    for name in ("fair", "unfair", "unjudged"):
+        judged.add_metric([name], getattr(f.comparisons, name))
+    yield judged
 
 
 def footprint_families(footprint: FootprintNow) -> Iterator[Metric]:
@@ -175,6 +188,9 @@ def gpu_condition_families(f: Figures, found: dict[int, GpuConditions]) -> Itera
                         for domain, value in (("sm", c.sm_clock_mhz), ("memory", c.memory_clock_mhz))])
     yield from _finite(GaugeMetricFamily("tsstats_gpu_fan_ratio", "GPU fan speed, of its maximum.", labels=labels),
                        [(key, c.fan_pct / 100) for key, c in rows])
+    yield from _finite(GaugeMetricFamily("tsstats_gpu_temperature_celsius", "GPU temperature (its core sensor) at "
+                                         "the last tick.", labels=labels),
+                       [([str(gpu.index), gpu.name], gpu.temperature_c) for gpu in f.gpus])
     yield from _finite(GaugeMetricFamily("tsstats_gpu_throttled", "1 while a power-cap, thermal or hardware "
                                          "slowdown holds the GPU's clocks down.", labels=labels),
                        [(key, float(int(c.throttle_mask) & THROTTLED != 0) if math.isfinite(c.throttle_mask)

@@ -75,6 +75,7 @@ class ComparisonTally:
     def __init__(self, activity_window_s: float):
         self.window_ms = activity_window_s * MS_PER_S
         self.statuses: Counter[str] = Counter()
+        self.verdicts: Counter[str] = Counter()  # the finished by verdict: fair, unfair, unjudged
         self.models: Counter[str] = Counter()
         self.accuracy = [0.0, 0]  # sum and count over the completed that reported one
         self.speed = [0.0, 0]
@@ -116,6 +117,8 @@ class ComparisonTally:
         if row is None:
             return
         self.statuses[row.status] += sign
+        if row.status in FINISHED:
+            self.verdicts[verdict(row.fair)] += sign
         for model in set(row.models):
             self.models[model] += sign
             if self.models[model] <= 0:
@@ -152,13 +155,18 @@ class ComparisonTally:
             counts=ComparisonCounts(running=self.statuses["running"], queued=self.statuses["queued"],
                                     completed=self.statuses["completed"], models=len(self.models),
                                     accuracy_pct=accuracy_sum / accuracy_n if accuracy_n else 0.0,
-                                    speed=speed_sum / speed_n if speed_n else 0.0),
+                                    speed=speed_sum / speed_n if speed_n else 0.0,
+                                    fair=self.verdicts["fair"], unfair=self.verdicts["unfair"],
+                                    unjudged=self.verdicts["unjudged"]),
             activity=formulas.comparison_activity(outcomes), offsets_kg=self.offsets_kg)
 
     def rebuild(self, con: Connection, now_ms: float) -> None:
         """Everything from the table: one pass (at start, after a rollback or a step of the wall clock)."""
         self.statuses = Counter(dict(con.execute("SELECT status, count(*) FROM comparisons GROUP BY status")
                                      .fetchall()))
+        self.verdicts = Counter(dict(con.execute(
+            "SELECT CASE WHEN fair THEN 'fair' WHEN NOT fair THEN 'unfair' ELSE 'unjudged' END, count(*) "
+            "FROM comparisons WHERE status IN ('completed', 'failed', 'cancelled') GROUP BY 1").fetchall()))
         self.models = Counter(dict(con.execute(
             "SELECT model, count(*) FROM (SELECT DISTINCT id, unnest(models) AS model FROM comparisons) "
             "GROUP BY model").fetchall()))
@@ -176,6 +184,11 @@ class ComparisonTally:
         self._unsaved_kg = 0.0
         self.stale = False
         self.rebuilds += 1
+
+
+def verdict(fair: bool | None) -> str:
+    """A finished run's verdict on its conditions, as the stats count it."""
+    return "unjudged" if fair is None else "fair" if fair else "unfair"
 
 
 def _outcomes(summed: list[float]) -> formulas.Outcomes:

@@ -31,6 +31,7 @@ class GpuFigure:
     utilization_pct: float
     power_w: float
     library: str = "nvml"  # the reader's: nvml or amdsmi
+    temperature_c: float = NAN
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class ComparisonCounts:
     models: int = 0
     accuracy_pct: float = 0.0
     speed: float = 0.0
+    fair: int = 0  # of the finished: judged fair, unfair, or not judged (a run that never started)
+    unfair: int = 0
+    unjudged: int = 0
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,8 @@ def compute_figures(*, accounting: Accounting, windows: FigureWindows, now_s: fl
     readings = {reading.index: reading for reading in gpu_readings}
     gpus = tuple(GpuFigure(info.index, info.name, tuple(sorted(info.unsupported)),
                            readings[info.index].utilization_pct if info.index in readings else NAN,
-                           readings[info.index].power_w if info.index in readings else NAN, info.library)
+                           readings[info.index].power_w if info.index in readings else NAN, info.library,
+                           readings[info.index].temperature_c if info.index in readings else NAN)
                  for info in gpu_infos)
     return Figures(
         generated_ms=int(now_s * MS_PER_S),
