@@ -14,6 +14,7 @@ from typing import Any
 
 from sanic import Sanic
 
+from tsstats import __version__
 from tsstats.api.app import create_app
 from tsstats.api.connections import (
     BODY_BUDGET_BYTES,
@@ -25,6 +26,7 @@ from tsstats.api.connections import (
 )
 from tsstats.api.dashboard_json import dashboard_body
 from tsstats.api.exposure import HostCheck, allowed_host_names, check_exposure, tls_context
+from tsstats.api.otlp import OtlpConfig, OtlpPush, require_sdk
 from tsstats.api.router import RequestStats
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.attributor import Attributor
@@ -200,6 +202,7 @@ class Service:
     grid_feed: GridFeed
     requests: RequestStats
     unwritten: int = field(default=0)  # samples the final flush could not write
+    otlp: OtlpPush | None = None  # the push to an OpenTelemetry collector, while otlp_endpoint is set
 
     def view(self) -> ServiceView:
         return ServiceView(self.settings, self.store, self.sampler, self.comparisons, self.grid, self.grid_feed,
@@ -211,12 +214,17 @@ class Service:
 
     def start(self) -> None:
         self.sampler.start()
+        if self.settings.otlp_endpoint:
+            self.otlp = OtlpPush(OtlpConfig.of(self.settings, __version__), self.view().scrape_now).start()
 
     def stop(self) -> int:
         """Stop sampling, flush and checkpoint, close the readers this service opened and the database.
         Returns how many samples could not be written (again on a second call: 0 after a clean stop)."""
         if self.store.closed:
             return self.unwritten
+        if self.otlp is not None:
+            self.otlp.close()
+            self.otlp = None
         try:
             self.unwritten = self.sampler.stop()
         finally:
@@ -284,6 +292,8 @@ def build_sampler(settings: Settings, store: Store, sources: Sources, grid: Grid
 def open_service(settings: Settings, nvml: Any = None, clocks: Clocks | None = None) -> Service:
     """Open the database and the readers and build the sampler; raises StoreLocked/StoreError/StartupError."""
     grid, file_rows = checked_settings(settings)
+    if settings.otlp_endpoint:
+        require_sdk()  # before anything is opened: the error says what to install
     for warning in path_warnings(settings):
         log.warning("%s", warning)
     wake = threading.Event()  # the store rings it when a write is queued; the sampler thread answers

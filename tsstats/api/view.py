@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ import numpy as np
 from tsstats.api.prometheus import Scrape
 from tsstats.api.router import RequestStats
 from tsstats.comparisons.lifecycle import ComparisonLife
-from tsstats.comparisons.models import model_table
+from tsstats.comparisons.models import model_series, model_table
 from tsstats.comparisons.phases import NewPhase, PhaseEnd
 from tsstats.comparisons.records import NewOffset
 from tsstats.comparisons.validation import ComparisonUpdate, NewComparison
@@ -33,6 +33,7 @@ from tsstats.sampling.reading import MachineNow
 from tsstats.sampling.sampler import Sampler
 from tsstats.sources.power import hardware_fixes
 from tsstats.storage.history import PendingRows
+from tsstats.storage.reads import database_memory
 from tsstats.storage.retention import GRID_ROW_BYTES, RECORD_ROW_BYTES
 from tsstats.storage.rollups import TierState
 from tsstats.storage.rows import GPU_ROW, HOST_ROW
@@ -99,6 +100,16 @@ class ServiceView:
                       last_sample_age_s=self.health().last_sample_age_s, conditions=parts.reader.conditions,
                       gpu_conditions=parts.reader.gpu_conditions, rate=self._sampler.rate(),
                       footprint=parts.footprint.view())
+
+    def full_scrape(self, con: Connection, snapshot: Snapshot) -> Scrape:
+        """A scrape with the per-model series and the database's memory (a read: any thread)."""
+        return replace(self.scrape(snapshot), models=model_series(con, self.settings.metrics_max_models),
+                       database_memory=database_memory(con))
+
+    def scrape_now(self) -> Scrape | None:
+        """A whole scrape of the latest stats, read on the calling thread (None before the first stats)."""
+        snapshot = self._publisher.snapshot
+        return None if snapshot is None else self._store.read_now(self.full_scrape, snapshot)
 
     def health(self) -> HealthReport:
         sampler, now = self._sampler, self.monotonic()

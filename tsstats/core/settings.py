@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -227,6 +228,12 @@ class Settings:
                                   "then), how long its report (a PATCH with a final status) is waited for before "
                                   "the service fails it; a later report still replaces that verdict", "duration", 0,
                                   7 * 86400)
+    otlp_endpoint: str = setting("", "OTLP/HTTP metrics endpoint the metrics of /metrics are pushed to (e.g. "
+                                 "http://localhost:4318/v1/metrics); empty: no push; needs pip install "
+                                 "'tsstats[otlp]'")
+    otlp_headers: tuple[str, ...] = setting((), "comma-separated key=value headers sent with each OTLP push (an "
+                                            "API key)", "list")
+    otlp_interval: float = setting(15.0, "seconds between OTLP pushes", "duration", 1, 3600)
     metrics_max_models: int = setting(500, "models with series in /metrics: the most recently active ones; "
                                       "tsstats_model_series_omitted counts the others", "int", 0, 100_000)
     max_tracked_trees: int = setting(32, "different process trees (the pids comparisons name) followed at once for "
@@ -331,6 +338,11 @@ def load_settings(flags: Mapping[str, Any] | None = None, env: Mapping[str, str]
         if values["token"]:
             raise ConfigError(f"{sources['token_file']}: give token or token_file, not both")
         values["token"] = read_token_file(values["token_file"], sources["token_file"])
+    if values["otlp_endpoint"] and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", values["otlp_endpoint"]):
+        raise ConfigError(f"{sources['otlp_endpoint']}: {values['otlp_endpoint']!r} is not an http:// or https:// URL")
+    for header in values["otlp_headers"]:
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+=.*", header):
+            raise ConfigError(f"{sources['otlp_headers']}: {header!r} is not key=value")
     for target in values["latency_targets"]:
         host, _, port = target.rpartition(":")
         if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:

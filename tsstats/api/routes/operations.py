@@ -11,7 +11,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from sanic import Request
 from sanic.exceptions import SanicException
@@ -27,7 +26,6 @@ from tsstats.api.routes.dashboard import snapshot_source
 from tsstats.api.view import ServiceView
 from tsstats.comparisons.export import estimated_bytes as comparisons_bytes
 from tsstats.comparisons.export import parse_comparisons_export, write_comparisons
-from tsstats.comparisons.models import model_series
 from tsstats.sampling.publishing import FAILED_BUILDS_UNHEALTHY
 from tsstats.sampling.sampler import HOLD_S
 from tsstats.storage.export import (
@@ -42,14 +40,12 @@ from tsstats.storage.export import (
 )
 from tsstats.storage.export import estimated_bytes as export_bytes
 from tsstats.storage.history import gpu_indexes
-from tsstats.storage.reads import database_memory
 from tsstats.storage.sql import Connection, ReadsBusy, StoreUnavailable
 
 
 def add_routes(router: Router, view: ServiceView) -> None:
     _, current_snapshot = snapshot_source(view)
     document = openapi_document(token_set=router.token is not None)
-    max_models = view.settings.metrics_max_models
 
     @router.route("/openapi.json", ("GET",))
     async def openapi(request: Request):
@@ -60,8 +56,7 @@ def add_routes(router: Router, view: ServiceView) -> None:
         snapshot = await current_snapshot()
         if snapshot is None:
             return raw(b"", content_type=CONTENT_TYPE, status=503, headers=NO_STORE)
-        models, memory = await view.read(lambda con: (model_series(con, max_models), database_memory(con)))
-        scrape = replace(view.scrape(snapshot), models=models, database_memory=memory)
+        scrape = await view.read(view.full_scrape, snapshot)
         body = await asyncio.get_running_loop().run_in_executor(None, render_metrics, scrape)  # off the loop
         return raw(body, content_type=CONTENT_TYPE, headers=NO_STORE)
 
