@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from sanic import Sanic
 
@@ -84,7 +85,7 @@ def run_serve(settings: Settings) -> int:
     stop_on_signals(app, signals, lambda: announce(settings, tls is not None))  # after the other listeners
     try:
         app.run(host=settings.host, port=settings.port, single_process=True, access_log=False,
-                debug=False, motd=False, ssl=tls, protocol=protocol, backlog=1024)
+                debug=False, motd=False, ssl=tls, protocol=protocol, backlog=1024, register_sys_signals=False)
     except OSError as error:
         print(f"tsstats: cannot listen on {settings.host}:{settings.port}: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -106,8 +107,10 @@ class StopSignals:
         self._requested: signal.Signals | None = None
 
     def hold(self) -> None:
-        """Block the stop signals and start the thread that takes them (main thread, before any other starts)."""
+        """Block the stop signals and start the thread that takes them (main thread, before any other starts);
+        keep Sanic from ignoring them as its server starts (``keep_pending``)."""
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        keep_pending()
         threading.Thread(target=self._take, name="tsstats-signals", daemon=True).start()
 
     def serving(self, stop: Callable[[], None], early: Callable[[], object]) -> None:
@@ -132,6 +135,27 @@ class StopSignals:
                 stop = self._stop
             if stop is not None:
                 stop()
+
+
+def keep_pending() -> None:
+    """Sanic sets SIGINT and SIGTERM to SIG_IGN as its server starts (``sanic.server.runners``, before it installs
+    handlers of its own), and setting SIG_IGN discards a signal already pending (POSIX): a SIGTERM sent as the
+    first answer left, not yet taken by the signal thread on a busy machine, was lost and the service went on
+    serving (1 start in 10 beside three CPU burners). Here the stop signals are blocked and taken by the signal
+    thread alone, so Sanic's calls for them are skipped (and ``app.run`` registers no handlers of its own)."""
+    from sanic.server import runners
+
+    if getattr(runners.signal_func, "keeps_stop_signals", False):
+        return
+    original = runners.signal_func
+
+    def signal_func(number: int, handler: Any) -> Any:
+        if number in STOP_SIGNALS:
+            return None
+        return original(number, handler)
+
+    signal_func.keeps_stop_signals = True  # type: ignore[attr-defined]
+    runners.signal_func = signal_func  # type: ignore[assignment]
 
 
 def stop_on_signals(app: Sanic, signals: StopSignals, started: Callable[[], None] = lambda: None) -> None:
