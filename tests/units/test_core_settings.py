@@ -107,7 +107,8 @@ def test_parser_accepts_every_flag(tmp_path):
                "latency_targets": "example.org:443,10.0.0.1:22", "db_memory_limit": "1GB", "port": "7",
                "sample_hz": "7.5", "pue": "1.5", "renewable_share": "50", "grid_intensity": "100",
                "max_db_mb": "100", "retention_raw": "2h", "retention_1m": "2d", "retention_1h": "30d",
-               "token": "", "token_file": str(token_file), "max_connections": "64"}
+               "token": "", "token_file": str(token_file), "max_connections": "64",
+               "otlp_endpoint": "http://collector:4318/v1/metrics", "otlp_headers": "x-api-key=k,tenant=lab"}
     for setting in SETTINGS:
         if setting.kind == "duration" and setting.name not in special:
             special[setting.name] = f"{setting.minimum * 2:g}s"  # within every duration's bounds
