@@ -158,3 +158,29 @@ def test_a_run_during_which_a_gpu_throttled_names_the_reason(tmp_path, proc_root
     rows = stored(rig, "SELECT max(sm_clock_mhz), max(fan_pct), bit_or(throttle_mask) FROM gpu_samples")
     assert rows[0] == (1980, 40, 0x41)
     rig.close()
+
+
+def test_a_window_reads_the_stored_samples_unless_every_one_of_it_is_still_held(tmp_path, proc_root):
+    """A run's window after the oldest sample held in memory reads no table; one reaching back before it reads the
+    stored rows too: either way the window's host and GPU samples are exactly those of its span."""
+    from tsstats.comparisons.conditions import window_samples
+
+    rig = Rig(tmp_path, proc_root, nvml=fake_nvml([FakeGpu(util=30)]))
+    for _ in range(30):
+        rig.tick(cpu_pct=40)
+    rig.sampler.parts.flusher.flush()
+    for _ in range(20):
+        rig.tick(cpu_pct=40)
+    parts = rig.sampler.parts
+    stored_ts = [row[0] for row in stored(rig, "SELECT ts_ms FROM samples ORDER BY ts_ms")]
+    held_ts = [float(ts) for ts in parts.ring.pending_columns()["ts_ms"]]
+    every = [float(ts) for ts in stored_ts] + held_ts
+    assert len(stored_ts) == 30 and len(held_ts) == 20
+    for from_ms in (every[5], every[29], every[30], every[31], every[40]):
+        to_ms = int(every[-1]) + 1
+        window = rig.store.read_now(lambda con, start=from_ms: window_samples(
+            con, parts.ring.pending_columns(), parts.gpu_ring.pending_columns(), int(start), int(to_ms)))
+        expected = [ts for ts in every if from_ms <= ts <= to_ms]
+        assert list(window.host["ts_ms"]) == expected, from_ms
+        assert list(window.gpu["ts_ms"]) == expected, from_ms  # one GPU: a row a tick
+    rig.close()

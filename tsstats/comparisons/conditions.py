@@ -41,10 +41,13 @@ def _between(columns: dict[str, np.ndarray], from_ms: int, to_ms: int) -> dict[s
 
 
 def _read(con: Connection, table: str, spec, names: tuple[str, ...], pending: dict[str, np.ndarray], from_ms: int,
-          to_ms: int) -> dict[str, np.ndarray]:
-    select = ", ".join(spec.sql(name) for name in names)
-    stored = float_columns(con.execute(f"SELECT {select} FROM {table} WHERE ts_ms >= ? AND ts_ms <= ?",
-                                       [from_ms, to_ms]).fetchnumpy())
+          to_ms: int, held_only: bool) -> dict[str, np.ndarray]:
+    if held_only:
+        stored = [np.empty(0)] * len(names)
+    else:
+        select = ", ".join(spec.sql(name) for name in names)
+        stored = float_columns(con.execute(f"SELECT {select} FROM {table} WHERE ts_ms >= ? AND ts_ms <= ?",
+                                           [from_ms, to_ms]).fetchnumpy())
     merged = {name: np.concatenate([stored[i], _pending(pending, name, from_ms, to_ms)])
               for i, name in enumerate(names)}
     order = np.argsort(merged["ts_ms"], kind="stable")
@@ -53,9 +56,13 @@ def _read(con: Connection, table: str, spec, names: tuple[str, ...], pending: di
 
 def window_samples(con: Connection, pending: dict[str, np.ndarray], pending_gpu: dict[str, np.ndarray],
                    from_ms: int, to_ms: int) -> WindowSamples:
-    """The samples of [from_ms, to_ms]: one read for every window inside it."""
-    return WindowSamples(_read(con, "samples", HOST_ROW, COLUMNS, pending, from_ms, to_ms),
-                         _read(con, "gpu_samples", GPU_ROW, GPU_COLUMNS, pending_gpu, from_ms, to_ms))
+    """The samples of [from_ms, to_ms]: one read for every window inside it. A window that begins after the oldest
+    row still in memory reads no table: a flush stores host and GPU rows together, oldest first, so every stored
+    row is older than it (a short run's end costs no query)."""
+    held = np.asarray(pending.get("ts_ms", np.empty(0)), dtype=float)
+    held_only = bool(len(held)) and float(held.min()) < from_ms
+    return WindowSamples(_read(con, "samples", HOST_ROW, COLUMNS, pending, from_ms, to_ms, held_only),
+                         _read(con, "gpu_samples", GPU_ROW, GPU_COLUMNS, pending_gpu, from_ms, to_ms, held_only))
 
 
 def _max(values: np.ndarray) -> float:
