@@ -117,11 +117,15 @@ class ComparisonLife:
         self.pending = pending
         self.methods = methods
         self.awaiting: dict[int, int] = {}  # runs whose processes exited: when, until their report comes
+        # comparisons created by this process, not yet ended, that have never had a phase: their end reads no
+        # phase (two queries fewer); bounded by the comparisons queued or running
+        self.phaseless: set[int] = set()
 
     # -- writes (the work of Store.write, on the writer thread) -----------------------------------------
     def create(self, con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
         """A new comparison; one created running is timed from now, and followed at once if it names pids."""
         record, counted = records.insert_comparison(con, new, now_ms)
+        self.phaseless.add(record["id"])
         self._counted(None, counted)
         models.count_created(con, list(new.models), new.status, now_ms)
         if new.status == "running":
@@ -148,12 +152,16 @@ class ComparisonLife:
             finish = Finish(finished_ms=current.finished_ms)  # the window closed already: its figures are kept
         elif update.status in FINISHED:
             finish = self._finish(con, comparison_id, current.started_ms, pids, now_ms)
+        phaseless = comparison_id in self.phaseless
         if update.status in FINISHED and not replacing:
-            self._close_phases(con, comparison_id, None, update.status, now_ms, finish.finished_ms)
+            if not phaseless:
+                self._close_phases(con, comparison_id, None, update.status, now_ms, finish.finished_ms)
             self.awaiting.pop(comparison_id, None)
         record, counted = records.apply_update(con, comparison_id, update, now_ms, finish,
                                                ended_by if update.status in FINISHED else None,
-                                               error_replaced=replacing)
+                                               error_replaced=replacing, phases=not phaseless)
+        if update.status in FINISHED:
+            self.phaseless.discard(comparison_id)
         models.count_moved(con, current.models, current.status, update.status, record, now_ms)
         self._counted(current.tally, counted)
         return record
@@ -238,6 +246,7 @@ class ComparisonLife:
             state = current.status if current.exited_ms is None else "running, but its processes have exited"
             raise InputError(f"phases open in a running comparison; {comparison_id} is {state}",
                              field="status", status=409)
+        self.phaseless.discard(comparison_id)  # first: a phase it may have is always read
         record = phases.insert_phase(con, comparison_id, new, now_ms)
         self._open(("phase", record["id"]), current.pids)
         return record
@@ -317,7 +326,8 @@ class ComparisonLife:
 
     def _processes_exited(self, con: Connection, comparison_id: int, current: Current, now_ms: int) -> None:
         finish = self._finish(con, comparison_id, current.started_ms, current.pids, now_ms)
-        self._close_phases(con, comparison_id, None, "running", now_ms, finish.finished_ms)
+        if comparison_id not in self.phaseless:
+            self._close_phases(con, comparison_id, None, "running", now_ms, finish.finished_ms)
         exited_ms = finish.finished_ms if finish.finished_ms is not None else now_ms  # the window's own end
         self._counted(current.tally, records.close_window(con, comparison_id, finish, exited_ms))  # still running
         self.awaiting[comparison_id] = exited_ms
@@ -333,6 +343,7 @@ class ComparisonLife:
         if current is None:
             return False
         models.count_deleted(con, current.models, current.status)
+        self.phaseless.discard(comparison_id)
         windows = [("phase", phase_id) for phase_id, *_ in phases.running_phases(con, comparison_id)]
         self.attributor.untrack_many(windows, now_ms)  # one read for them all, as when they close
         for window in windows:

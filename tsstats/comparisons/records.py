@@ -200,11 +200,11 @@ class Finish:
 
 
 def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, now_ms: int,
-                 finish: Finish = Finish(), ended_by: str | None = None, error_replaced: bool = False
-                 ) -> tuple[dict[str, Any], TallyRow]:
+                 finish: Finish = Finish(), ended_by: str | None = None, error_replaced: bool = False,
+                 phases: bool = True) -> tuple[dict[str, Any], TallyRow]:
     """Write a transition, and give the record as the API gives it and what the stats count of it; ``ended_by``:
     who gave a final status; ``error_replaced``: the update's error (None included) replaces the record's, as a
-    client's verdict replaces the service's."""
+    client's verdict replaces the service's; ``phases`` False: the comparison is known to have none (not read)."""
     started = now_ms if update.status == "running" else None
     finished = (finish.finished_ms if finish.finished_ms is not None else now_ms) \
         if update.status in FINISHED else None
@@ -224,7 +224,8 @@ def apply_update(con: Connection, comparison_id: int, update: ComparisonUpdate, 
          finish.energy_kwh, finish.carbon_kg, pids, finish.machine_kwh, update.items, finish.embodied_g,
          finish.accounting, update.metadata, finish.conditions, finish.fair, *_attributed_values(finish.attributed),
          comparison_id]).fetchall())
-    return record_from_row(row, phases_of(con, [comparison_id]).get(comparison_id)), tally_of(row)
+    held = phases_of(con, [comparison_id]).get(comparison_id) if phases else None
+    return record_from_row(row, held), tally_of(row)
 
 
 def close_window(con: Connection, comparison_id: int, finish: Finish, exited_ms: int) -> TallyRow:
