@@ -176,8 +176,8 @@ def test_a_window_reads_the_stored_samples_unless_every_one_of_it_is_still_held(
     held_ts = [float(ts) for ts in parts.ring.pending_columns()["ts_ms"]]
     every = [float(ts) for ts in stored_ts] + held_ts
     assert len(stored_ts) == 30 and len(held_ts) == 20
+    to_ms = int(every[-1]) + 1
     for from_ms in (every[5], every[29], every[30], every[31], every[40]):
-        to_ms = int(every[-1]) + 1
         window = rig.store.read_now(lambda con, start=from_ms: window_samples(
             con, parts.ring.pending_columns(), parts.gpu_ring.pending_columns(), int(start), int(to_ms)))
         expected = [ts for ts in every if from_ms <= ts <= to_ms]
