@@ -120,6 +120,10 @@ class ComparisonLife:
         # comparisons created by this process, not yet ended, that have never had a phase: their end reads no
         # phase (two queries fewer); bounded by the comparisons queued or running
         self.phaseless: set[int] = set()
+        # the rows the current transaction changed (as they were, as they are) and the offsets it added: given to
+        # the stats' tally and the models table's parts once it has committed, dropped if it rolls back
+        self._unsaved: list[tuple[TallyRow | None, TallyRow | None]] = []
+        self._unsaved_kg = 0.0
 
     # -- writes (the work of Store.write, on the writer thread) -----------------------------------------
     def create(self, con: Connection, new: NewComparison, now_ms: int) -> dict[str, Any]:
@@ -168,8 +172,7 @@ class ComparisonLife:
 
     def _counted(self, before: TallyRow | None, after: TallyRow | None) -> None:
         """A comparison's row as it was and as it is, for the stats' tally and the models table's parts."""
-        self.tally.replace(before, after)
-        self.hours.replace(before, after)
+        self._unsaved.append((before, after))
 
     def _open(self, key: Hashable, pids: tuple[int, ...] | None) -> None:
         if pids:
@@ -359,7 +362,7 @@ class ComparisonLife:
     def add_offset(self, con: Connection, offset: records.NewOffset, now_ms: int) -> dict[str, Any]:
         """A carbon offset, counted in the stats' total once committed."""
         record = records.insert_offset(con, offset, now_ms)
-        self.tally.offset_added(float(offset.kg))
+        self._unsaved_kg += float(offset.kg)
         return record
 
     def process_exists(self, pid: int) -> bool:
@@ -380,7 +383,6 @@ class ComparisonLife:
 
     def load(self, con: Connection, now_ms: float) -> None:
         self.tally.refresh(con, now_ms)
-        self.hours.refresh(con)
         self.awaiting = records.awaiting_reports(con)
         skipped = 0
         for comparison_id, (pids, given) in records.running_with_pids(con).items():
@@ -404,12 +406,13 @@ class ComparisonLife:
         self.hours.changed()
 
     def committed(self) -> None:
-        self.tally.committed()
-        self.hours.committed()
+        self.tally.apply(self._unsaved, self._unsaved_kg)
+        self.hours.apply(self._unsaved)
+        self.rolled_back()
 
     def rolled_back(self) -> None:
-        self.tally.rolled_back()
-        self.hours.rolled_back()
+        self._unsaved = []
+        self._unsaved_kg = 0.0
 
     def refresh(self, con: Connection, now_ms: float) -> None:
         self.tally.refresh(con, now_ms)

@@ -8,9 +8,9 @@ each figure's moments (runs, mean, sum of squared deviations, merged by Chan's f
 parts per model and hour of creation (and whether the run was judged unfair), write by write like the stats'
 tally (``TallyRow`` before and after, applied once committed), so that ``model_table`` reads the whole hours of
 its range from memory and asks SQL only for its two partial hours at the edges: its cost follows the models and
-hours, not the comparisons. Until the parts are built (once, on the writer thread, at start or after a step of the
-wall clock moved stamped times), and beyond ``MAX_MODEL_HOURS`` of them, the whole range is read from SQL. Reads
-on a pool cursor."""
+hours, not the comparisons. The parts are built in one pass on the writer thread once the table is first asked
+for (not at start), and again after a step of the wall clock moved stamped times; until then, and beyond
+``MAX_MODEL_HOURS`` of them, the whole range is read from SQL. Reads on a pool cursor."""
 
 from __future__ import annotations
 
@@ -95,9 +95,10 @@ class ModelHours:
     def __init__(self, max_parts: int = MAX_MODEL_HOURS):
         self.max_parts = max_parts
         self.ready = False  # the parts equal the table: whole hours may be read from them
+        self.stale = True  # the parts are to be built from the table (once they are asked for)
+        self.wanted = False  # the table was asked for: build the parts at the next refresh
         self.rebuilds = 0
         self._lock = threading.Lock()
-        self._unsaved: list[tuple[TallyRow | None, TallyRow | None]] = []
         self._clear()
 
     def _clear(self) -> None:
@@ -107,29 +108,22 @@ class ModelHours:
         self._keys = np.zeros((64, 3), dtype=np.int64)  # model number, hour (ms), judged unfair
 
     # -- writes (writer thread) ---------------------------------------------------------------------------
-    def replace(self, before: TallyRow | None, after: TallyRow | None) -> None:
-        """A comparison's row changed inside the current transaction: counted once it commits."""
-        self._unsaved.append((before, after))
-
-    def committed(self) -> None:
+    def apply(self, rows: list[tuple[TallyRow | None, TallyRow | None]]) -> None:
+        """A committed transaction's comparisons, each as it was and as it is."""
         if self.ready:
             with self._lock:
-                for before, after in self._unsaved:
+                for before, after in rows:
                     self._count(before, -1)
                     self._count(after, +1)
-        self._unsaved.clear()
-
-    def rolled_back(self) -> None:
-        self._unsaved.clear()  # nothing of it was applied
 
     def changed(self) -> None:
         """Rows changed outside the write path (a step of the wall clock moved them): rebuild."""
         with self._lock:
-            self.ready = False
+            self.ready, self.stale = False, True
 
     def refresh(self, con: Connection) -> None:
-        """Build the parts from the table if they are not (one pass)."""
-        if not self.ready:
+        """Build the parts from the table (one pass) once asked for, if they are to be built."""
+        if self.stale and self.wanted:
             self.rebuild(con)
 
     def rebuild(self, con: Connection) -> None:
@@ -138,18 +132,23 @@ class ModelHours:
             f"{_PART_SQL} FROM (SELECT unnest(models) AS model, * FROM comparisons) GROUP BY model, hour, unfair "
             f"LIMIT {self.max_parts + 1}").fetchall()
         self.rebuilds += 1
-        self._unsaved.clear()
         with self._lock:
             self._clear()
-            self.ready = len(rows) <= self.max_parts
-            if not self.ready:
-                log.warning("the models table has more than %d model-hours: it is read from SQL", self.max_parts)
+            self.stale = False
+            if len(rows) > self.max_parts:
+                self._overflowed()
                 return
+            self.ready = True
             self._grow(len(rows))
             for number, (model, hour, unfair, *part) in enumerate(rows):
                 self._at[(model, int(hour), bool(unfair))] = number
                 self._keys[number] = (self._names.setdefault(model, len(self._names)), hour, unfair)
                 self._parts[number] = part
+
+    def _overflowed(self) -> None:
+        """More model-hours than ``max_parts``: read from SQL alone until the next rebuild."""
+        log.warning("the models table has more than %d model-hours: it is read from SQL", self.max_parts)
+        self.ready = False
 
     def _grow(self, needed: int) -> None:
         if needed > len(self._parts):
@@ -167,8 +166,7 @@ class ModelHours:
             number = self._at.get(key)
             if number is None:
                 if len(self._at) >= self.max_parts:
-                    log.warning("the models table has more than %d model-hours: it is read from SQL", self.max_parts)
-                    self.ready = False
+                    self._overflowed()
                     return
                 number = self._at[key] = len(self._at)
                 self._grow(number + 1)
@@ -189,6 +187,7 @@ class ModelHours:
             return None
         with self._lock:
             if not self.ready:
+                self.wanted = True  # built by the writer at its next refresh; SQL answers meanwhile
                 return None
             held = len(self._at)
             keys = self._keys[:held]

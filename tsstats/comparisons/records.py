@@ -146,41 +146,36 @@ def fetch_comparison(con: Connection, comparison_id: int) -> dict[str, Any] | No
 
 @dataclass(frozen=True)
 class Current:
-    """Where a comparison stands: its status, start, named processes, who ended it (a final status), and when
-    its processes were all seen gone (its measured window closed then; None while they run or when none are
-    named) with the window's end."""
+    """Where a comparison stands: what the stats count of it (``tally``: its status, start, end, models, figures),
+    its named processes, who ended it (a final status), and when its processes were all seen gone (its measured
+    window closed then; None while they run or when none are named)."""
 
-    status: str
-    started_ms: int | None
+    tally: TallyRow
     pids: tuple[int, ...] | None
     ended_by: str | None
     exited_ms: int | None
-    finished_ms: int | None
-    models: list[str]
-    accuracy: float | None = None
-    speed: float | None = None
-    latency_ms: float | None = None
-    items: float | None = None
-    created_ms: int = 0
-    fair: bool | None = None
-    energy_kwh: float | None = None
-    carbon_kg: float | None = None
-    embodied_g: float | None = None
 
     @property
-    def tally(self) -> TallyRow:
-        """What the stats and the models table count of it as it stands."""
-        return TallyRow(self.status, tuple(self.models), self.accuracy, self.speed, self.latency_ms, self.items,
-                        self.started_ms, self.finished_ms, self.created_ms, self.fair, self.energy_kwh,
-                        self.carbon_kg, self.embodied_g)
+    def status(self) -> str:
+        return self.tally.status
+
+    @property
+    def started_ms(self) -> int | None:
+        return self.tally.started_ms
+
+    @property
+    def finished_ms(self) -> int | None:
+        return self.tally.finished_ms
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.tally.models)
 
 
 def current_status(con: Connection, comparison_id: int) -> Current | None:
-    row = first(con.execute("SELECT status, started_ms, pids, ended_by, exited_ms, finished_ms, models, accuracy, "
-                            "speed, latency_ms, items, created_ms, fair, energy_kwh, carbon_kg, embodied_g "
-                            "FROM comparisons WHERE id = ?", [comparison_id]).fetchall())
-    return Current(row[0], row[1], tuple(row[2]) if row[2] else None, row[3], row[4], row[5],
-                   list(row[6]), *row[7:]) if row else None
+    row = first(con.execute(f"SELECT pids, ended_by, exited_ms, {TALLY_COLUMNS} FROM comparisons WHERE id = ?",
+                            [comparison_id]).fetchall())
+    return Current(TallyRow.of(row[3:]), tuple(row[0]) if row[0] else None, row[1], row[2]) if row else None
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 the completed, the number of models, the activity of those finished within the activity window, and the offsets'
 total.
 
-A write of a comparison hands its row as it was and as it is (``TallyRow``, from the reads the write makes anyway:
-``records.current_status`` before, the ``RETURNING`` of its insert or update after) to ``ComparisonTally.replace``,
-which takes the old row's part out and puts the new one's in: O(1) a write (O(models) for the models it names),
-whatever the table holds. The parts of a transaction are applied once it has committed (``committed``) and dropped
-if it rolled back (``rolled_back``: the tally is then rebuilt, as it is at start and after a step of the wall clock
-moved stamped times: one pass over the table).
+A write of a comparison gives its row as it was and as it is (``TallyRow``, from the reads the write makes anyway:
+``records.current_status`` before, the ``RETURNING`` of its insert or update after); once its transaction has
+committed, ``ComparisonTally.apply`` takes each old row's part out and puts the new one's in: O(1) a write (O(models)
+for the models it names), whatever the table holds. A transaction that rolled back is never applied, so nothing is
+undone. The tally is built in one pass over the table at start and after a step of the wall clock moved stamped
+times (``changed``).
 
 The activity window is counted by whole seconds of ``finished_ms``: a second's outcomes are summed in one bucket,
 and buckets older than the window are dropped as it slides (taken out of the running sum of those held, so a build
@@ -84,30 +84,15 @@ class ComparisonTally:
         self.offsets_kg = 0.0
         self.stale = True  # rebuild from the table before the next figures
         self.rebuilds = 0  # passes over the table since start
-        self._unsaved: list[tuple[TallyRow | None, TallyRow | None]] = []
-        self._unsaved_kg = 0.0
         self.shown = ComparisonFigures()
 
     # -- writes ---------------------------------------------------------------------------------------------
-    def replace(self, before: TallyRow | None, after: TallyRow | None) -> None:
-        """A comparison's row changed inside the current transaction: counted once it commits."""
-        self._unsaved.append((before, after))
-
-    def offset_added(self, kg: float) -> None:
-        self._unsaved_kg += kg
-
-    def committed(self) -> None:
-        for before, after in self._unsaved:
+    def apply(self, rows: list[tuple[TallyRow | None, TallyRow | None]], offsets_kg: float) -> None:
+        """A committed transaction's comparisons, each as it was and as it is, and the offsets it added."""
+        for before, after in rows:
             self._count(before, -1)
             self._count(after, +1)
-        self.offsets_kg += self._unsaved_kg
-        self._unsaved.clear()
-        self._unsaved_kg = 0.0
-
-    def rolled_back(self) -> None:
-        self._unsaved.clear()
-        self._unsaved_kg = 0.0
-        self.stale = True
+        self.offsets_kg += offsets_kg
 
     def changed(self) -> None:
         """Rows changed outside the write path (a step of the wall clock moved them): rebuild."""
@@ -161,7 +146,7 @@ class ComparisonTally:
             activity=formulas.comparison_activity(outcomes), offsets_kg=self.offsets_kg)
 
     def rebuild(self, con: Connection, now_ms: float) -> None:
-        """Everything from the table: one pass (at start, after a rollback or a step of the wall clock)."""
+        """Everything from the table: one pass (at start, and after a step of the wall clock)."""
         self.statuses = Counter(dict(con.execute("SELECT status, count(*) FROM comparisons GROUP BY status")
                                      .fetchall()))
         self.verdicts = Counter(dict(con.execute(
@@ -180,8 +165,6 @@ class ComparisonTally:
                                   [int(now_ms - self.window_ms) // 1000 * 1000]).fetchall():
             self._count_outcome(TallyRow.of(values), +1)
         self.offsets_kg = float(first(con.execute("SELECT coalesce(sum(kg), 0) FROM offsets").fetchall())[0])
-        self._unsaved.clear()
-        self._unsaved_kg = 0.0
         self.stale = False
         self.rebuilds += 1
 

@@ -58,10 +58,10 @@ class ComparisonHooks(Protocol):
         """A write committed: what it changed of comparisons counts from now on."""
 
     def rolled_back(self) -> None:
-        """A write rolled back: nothing of it counts (what the stats show is counted afresh)."""
+        """A write rolled back: nothing of it counts (nothing of it was counted yet)."""
 
     def refresh(self, con: Connection, now_ms: float) -> None:
-        """Reload what the stats show, if a write changed it or it has aged."""
+        """Bring what the stats show up to now (the activity window slides; counted afresh after a clock step)."""
 
     def shown(self) -> ComparisonFigures:
         """What the stats show of comparisons, as last loaded."""
