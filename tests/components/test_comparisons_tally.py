@@ -85,8 +85,6 @@ def test_the_models_table_from_parts_kept_write_by_write_equals_one_pass_over_th
     service = inprocess()
     client = service.client()
     hours = service.service.comparisons.hours
-    assert client.get("/api/models").status_code == 200  # asked for: the parts are built by the writer
-    service.service.sampler.parts.publisher.request().result(10)
     rng = random.Random(11)
     ids: list[int] = []
     for _ in range(120):
@@ -138,7 +136,7 @@ def test_the_models_table_reads_whole_hours_from_the_parts_and_the_edges_from_sq
 
     store.transaction(fill)
     hours = ModelHours()
-    assert hours.whole_hours(base, base + 10 * hour, False) is None  # not built yet: asked for
+    assert hours.whole_hours(base, base + 10 * hour, False) is None  # not built yet
     store.read_now(hours.refresh)
     assert hours.ready and hours.rebuilds == 1
     written = []

@@ -383,6 +383,7 @@ class ComparisonLife:
 
     def load(self, con: Connection, now_ms: float) -> None:
         self.tally.refresh(con, now_ms)
+        self.hours.refresh(con)
         self.awaiting = records.awaiting_reports(con)
         skipped = 0
         for comparison_id, (pids, given) in records.running_with_pids(con).items():

@@ -8,9 +8,9 @@ each figure's moments (runs, mean, sum of squared deviations, merged by Chan's f
 parts per model and hour of creation (and whether the run was judged unfair), write by write like the stats'
 tally (``TallyRow`` before and after, applied once committed), so that ``model_table`` reads the whole hours of
 its range from memory and asks SQL only for its two partial hours at the edges: its cost follows the models and
-hours, not the comparisons. The parts are built in one pass on the writer thread once the table is first asked
-for (not at start), and again after a step of the wall clock moved stamped times; until then, and beyond
-``MAX_MODEL_HOURS`` of them, the whole range is read from SQL. Reads on a pool cursor."""
+hours, not the comparisons. The parts are built in one pass on the writer thread at start, and again after a step
+of the wall clock moved stamped times; until then, and beyond ``MAX_MODEL_HOURS`` of them, the whole range is read
+from SQL. Reads on a pool cursor."""
 
 from __future__ import annotations
 
@@ -95,8 +95,7 @@ class ModelHours:
     def __init__(self, max_parts: int = MAX_MODEL_HOURS):
         self.max_parts = max_parts
         self.ready = False  # the parts equal the table: whole hours may be read from them
-        self.stale = True  # the parts are to be built from the table (once they are asked for)
-        self.wanted = False  # the table was asked for: build the parts at the next refresh
+        self.stale = True  # the parts are to be built from the table
         self.rebuilds = 0
         self._lock = threading.Lock()
         self._clear()
@@ -122,8 +121,8 @@ class ModelHours:
             self.ready, self.stale = False, True
 
     def refresh(self, con: Connection) -> None:
-        """Build the parts from the table (one pass) once asked for, if they are to be built."""
-        if self.stale and self.wanted:
+        """Build the parts from the table (one pass) if they are to be built."""
+        if self.stale:
             self.rebuild(con)
 
     def rebuild(self, con: Connection) -> None:
@@ -187,7 +186,6 @@ class ModelHours:
             return None
         with self._lock:
             if not self.ready:
-                self.wanted = True  # built by the writer at its next refresh; SQL answers meanwhile
                 return None
             held = len(self._at)
             keys = self._keys[:held]
